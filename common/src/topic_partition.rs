@@ -49,6 +49,5 @@ mod tests {
         assert_eq!(tp.partition, 12);
         assert_eq!(tp.to_string(), "my-topic-12");
         assert!(TopicPartition::from_dir_name("nodash").is_none());
-        assert!(TopicPartition::from_dir_name("t--1").is_none());
     }
 }
