@@ -20,6 +20,7 @@ pub struct SystemClock {
 
 impl SystemClock {
     /// A shareable system clock.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new() -> Arc<dyn Clock> {
         Arc::new(SystemClock {
             start: Instant::now(),

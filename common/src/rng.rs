@@ -27,6 +27,7 @@ pub struct SeededRng {
 
 impl SeededRng {
     /// Same seed, same sequence.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(seed: u64) -> Arc<dyn Rng> {
         Arc::new(SeededRng {
             inner: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
