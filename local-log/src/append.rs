@@ -1,0 +1,412 @@
+//! The append path of [`Log`]: validation (formats.md §1.5), offset assignment by patching only the
+//! 61-byte header (§1.6–1.8), producer-state checks (§4.4), roll, vectored write, indexing and
+//! flush policy.
+//!
+//! Records are never re-encoded: the header copy is patched (base offset, leader epoch, and for
+//! LogAppendTime or a wrong max timestamp the timestamp fields + CRC) and written together with
+//! the untouched body `Bytes` in one vectored write. Uncompressed batches are validated in place
+//! with `for_each_record` (no per-record allocation); compressed ones are decompressed once.
+//! `compression.type` other than `producer` is validated but not applied (no recompression):
+//! batches keep the producer's codec.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use shale_protocol::record_batch::{batches, BatchError, BatchHeader, RecordBatch, TimestampType};
+
+use crate::config::LogConfig;
+use crate::error::{LogError, Result};
+use crate::log::{AppendInfo, AppendOrigin, Inner, Log};
+use crate::producer_state::ProducerCheck;
+
+/// One batch ready to be written: patched header + original body.
+struct Prepared {
+    header: BatchHeader,
+    body: Bytes,
+}
+
+/// What an append will write and report.
+struct Plan {
+    prepared: Vec<Prepared>,
+    /// LEO after the append.
+    next: i64,
+    max_ts: i64,
+    /// Last offset of the batch holding `max_ts` (the time index's "shallow" offset).
+    offset_of_max: i64,
+    log_append_time: i64,
+    records_total: i64,
+}
+
+/// Client batch: base offset := LEO, leader epoch stamped; for LogAppendTime (or a max timestamp
+/// that does not match the records) the timestamp fields change and the CRC is recomputed.
+fn plan_client(
+    b: &RecordBatch,
+    leader_epoch: i32,
+    leo: i64,
+    config: &LogConfig,
+    now: i64,
+    record_max: i64,
+) -> Plan {
+    let mut h = b.header();
+    h.set_base_offset(leo);
+    h.set_partition_leader_epoch(leader_epoch);
+    let log_append = config.message_timestamp_type == TimestampType::LogAppendTime;
+    let want = if log_append {
+        (TimestampType::LogAppendTime, now)
+    } else {
+        (TimestampType::CreateTime, record_max)
+    };
+    if h.timestamp_type() != want.0 || h.max_timestamp() != want.1 {
+        h.set_timestamp_type(want.0);
+        h.set_max_timestamp(want.1);
+        let crc = h.compute_crc(&b.body());
+        h.set_crc(crc);
+    }
+    Plan {
+        next: h.last_offset() + 1,
+        max_ts: want.1,
+        offset_of_max: h.last_offset(),
+        log_append_time: if log_append { now } else { -1 },
+        records_total: i64::from(b.record_count()),
+        prepared: vec![Prepared {
+            header: h,
+            body: b.body(),
+        }],
+    }
+}
+
+/// KRaft leader batches: sequential offsets from LEO, everything else kept as written.
+fn plan_raft(input: &[RecordBatch], leo: i64) -> Plan {
+    let mut plan = Plan {
+        prepared: Vec::with_capacity(input.len()),
+        next: leo,
+        max_ts: -1,
+        offset_of_max: leo,
+        log_append_time: -1,
+        records_total: 0,
+    };
+    for b in input {
+        let mut h = b.header();
+        h.set_base_offset(plan.next);
+        plan.next = h.last_offset() + 1;
+        if h.max_timestamp() > plan.max_ts {
+            plan.max_ts = h.max_timestamp();
+            plan.offset_of_max = h.last_offset();
+        }
+        plan.records_total += i64::from(h.record_count());
+        plan.prepared.push(Prepared {
+            header: h,
+            body: b.body(),
+        });
+    }
+    plan
+}
+
+impl Log {
+    fn corrupt(&self, e: &BatchError) -> LogError {
+        if e.is_corrupt_message() {
+            LogError::CorruptRecord {
+                tp: self.tp.clone(),
+                reason: e.to_string(),
+            }
+        } else {
+            LogError::InvalidRecord {
+                tp: self.tp.clone(),
+                reason: e.to_string(),
+            }
+        }
+    }
+
+    fn invalid(&self, reason: impl Into<String>) -> LogError {
+        LogError::InvalidRecord {
+            tp: self.tp.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Splits the request buffer into complete batches (a truncated tail is dropped) and applies
+    /// the framing, size and CRC checks common to every origin.
+    fn split_batches(&self, records: Bytes, config: &LogConfig) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        for item in batches(records) {
+            let b = item.map_err(|e| self.corrupt(&e))?;
+            if b.size() > config.max_message_bytes.max(0) as usize {
+                return Err(LogError::RecordTooLarge {
+                    tp: self.tp.clone(),
+                    size: b.size(),
+                    max: config.max_message_bytes.max(0) as usize,
+                });
+            }
+            b.verify_crc().map_err(|e| self.corrupt(&e))?;
+            out.push(b);
+        }
+        Ok(out)
+    }
+
+    /// LogValidator checks for one client batch; returns its max record timestamp.
+    fn validate_client_batch(&self, b: &RecordBatch, config: &LogConfig, now: i64) -> Result<i64> {
+        if b.base_offset() != 0 {
+            return Err(self.invalid(format!(
+                "base offset {} of a client batch must be 0",
+                b.base_offset()
+            )));
+        }
+        let count = i64::from(b.record_count());
+        let span = i64::from(b.last_offset_delta()) + 1;
+        if span <= 0 || count <= 0 || span != count {
+            return Err(self.invalid(format!(
+                "record count {count} does not match last offset delta {}",
+                b.last_offset_delta()
+            )));
+        }
+        if b.is_control() {
+            return Err(self.invalid("control batches are not accepted from clients"));
+        }
+        if b.producer_id() >= 0 && b.base_sequence() < 0 {
+            return Err(self.invalid(format!(
+                "producer id {} without a base sequence",
+                b.producer_id()
+            )));
+        }
+        let compact = config.cleanup_policy.compact;
+        let create_time = config.message_timestamp_type == TimestampType::CreateTime;
+        let batch_log_append = b.timestamp_type() == TimestampType::LogAppendTime;
+        let mut max_ts = -1i64;
+        let mut ts_error: Option<(i64, String)> = None;
+        let mut key_error: Option<String> = None;
+        let mut index = 0usize;
+        b.for_each_record(|r| {
+            let ts = b.record_timestamp(r);
+            if compact && r.key.is_none() && key_error.is_none() {
+                key_error = Some(format!(
+                    "record {index} has no key but the topic is compacted"
+                ));
+            }
+            if create_time && ts != -1 {
+                let before = now.saturating_sub(ts);
+                let after = ts.saturating_sub(now);
+                if ts_error.is_none()
+                    && (before > config.message_timestamp_before_max_ms
+                        || after > config.message_timestamp_after_max_ms)
+                {
+                    ts_error = Some((
+                        ts,
+                        format!(
+                            "record {index} timestamp is outside the allowed window around {now}"
+                        ),
+                    ));
+                }
+            } else if batch_log_append && ts_error.is_none() {
+                ts_error = Some((
+                    ts,
+                    format!("record {index} has LogAppendTime on a CreateTime topic"),
+                ));
+            }
+            max_ts = max_ts.max(ts);
+            index += 1;
+            Ok(())
+        })
+        .map_err(|e| self.corrupt(&e))?;
+        if let Some((timestamp, reason)) = ts_error {
+            return Err(LogError::InvalidTimestamp {
+                tp: self.tp.clone(),
+                timestamp,
+                reason,
+            });
+        }
+        if let Some(reason) = key_error {
+            return Err(self.invalid(reason));
+        }
+        Ok(max_ts)
+    }
+
+    /// Checks done before taking the append lock (they do not depend on the log's state):
+    /// record-level validation of a client batch, including the one decompression of a
+    /// compressed batch. Returns the client batch's max record timestamp (-1 otherwise).
+    fn pre_validate(
+        &self,
+        input: &[RecordBatch],
+        origin: AppendOrigin,
+        config: &LogConfig,
+        now: i64,
+    ) -> Result<i64> {
+        match origin {
+            AppendOrigin::Client { .. } if input.is_empty() => Ok(-1),
+            AppendOrigin::Client { .. } => {
+                if input.len() != 1 {
+                    return Err(self.invalid(format!(
+                        "expected exactly one record batch, found {}",
+                        input.len()
+                    )));
+                }
+                self.validate_client_batch(&input[0], config, now)
+            }
+            AppendOrigin::RaftLeader => {
+                if let Some(b) = input.iter().find(|b| b.last_offset_delta() < 0) {
+                    return Err(self.invalid(format!(
+                        "negative last offset delta {}",
+                        b.last_offset_delta()
+                    )));
+                }
+                Ok(-1)
+            }
+        }
+    }
+
+    /// The answer for an input without a complete batch.
+    fn nothing_appended(&self) -> AppendInfo {
+        AppendInfo {
+            first_offset: -1,
+            last_offset: -1,
+            log_append_time: -1,
+            log_start_offset: self.log_start_offset(),
+            max_timestamp: -1,
+            record_count: 0,
+            duplicate: false,
+        }
+    }
+
+    /// Producer-state check of an idempotent client batch: `Some(info)` for a duplicate (nothing
+    /// is written; the original offsets are returned), errors for fencing/sequence problems.
+    fn check_producer(
+        &self,
+        inner: &Inner,
+        b: &RecordBatch,
+        config: &LogConfig,
+    ) -> Result<Option<AppendInfo>> {
+        if b.producer_id() < 0 {
+            return Ok(None);
+        }
+        let ProducerCheck::Duplicate(meta) = inner.producers.check(&self.tp, &b.header())? else {
+            return Ok(None);
+        };
+        let lat = config.message_timestamp_type == TimestampType::LogAppendTime;
+        Ok(Some(AppendInfo {
+            first_offset: meta.first_offset(),
+            last_offset: meta.last_offset,
+            log_append_time: if lat { meta.timestamp } else { -1 },
+            log_start_offset: self.log_start_offset(),
+            max_timestamp: meta.timestamp,
+            record_count: i64::from(b.record_count()),
+            duplicate: true,
+        }))
+    }
+
+    /// Validates, assigns offsets in the header only, appends, indexes, rolls and flushes.
+    /// `records` may hold several batches (RaftLeader); a truncated trailing batch is ignored.
+    pub fn append(&self, records: Bytes, origin: AppendOrigin) -> Result<AppendInfo> {
+        let config = self.config_arc();
+        let input = self.split_batches(records, &config)?;
+        let now = self.clock.now_ms();
+        // Record-level validation (and the one decompression of a compressed batch) happens
+        // before taking the append lock; it does not depend on the log's state.
+        let record_max = self.pre_validate(&input, origin, &config, now)?;
+        let mut inner = self.lock_open()?;
+        let leo = self.log_end_offset();
+        if input.is_empty() {
+            return Ok(self.nothing_appended());
+        }
+        let plan = match origin {
+            AppendOrigin::Client { leader_epoch } => {
+                let b = &input[0];
+                if let Some(dup) = self.check_producer(&inner, b, &config)? {
+                    return Ok(dup);
+                }
+                plan_client(b, leader_epoch, leo, &config, now, record_max)
+            }
+            AppendOrigin::RaftLeader => plan_raft(&input, leo),
+        };
+        let Plan {
+            prepared,
+            next,
+            max_ts,
+            offset_of_max,
+            log_append_time,
+            records_total,
+        } = plan;
+        let total: u64 = prepared.iter().map(|p| p.header.size() as u64).sum();
+        if total > config.segment_bytes.max(0) as u64 {
+            return Err(LogError::RecordListTooLarge {
+                tp: self.tp.clone(),
+                size: total as usize,
+                max: config.segment_bytes.max(0) as usize,
+            });
+        }
+        self.write_prepared(
+            &mut inner,
+            &config,
+            &prepared,
+            total,
+            max_ts,
+            offset_of_max,
+            now,
+        )?;
+        self.log_end_offset.store(next, Ordering::Release);
+        inner.unflushed_messages += records_total;
+        if inner.unflushed_messages >= config.flush_messages {
+            self.flush_locked(&mut inner)?;
+        }
+        Ok(AppendInfo {
+            first_offset: leo,
+            last_offset: next - 1,
+            log_append_time,
+            log_start_offset: self.log_start_offset(),
+            max_timestamp: max_ts,
+            record_count: records_total,
+            duplicate: false,
+        })
+    }
+
+    /// Rolls if needed, writes header copies + bodies with one vectored write, then updates
+    /// producer state and the epoch cache.
+    #[allow(clippy::too_many_arguments)]
+    fn write_prepared(
+        &self,
+        inner: &mut Inner,
+        config: &LogConfig,
+        prepared: &[Prepared],
+        total: u64,
+        max_ts: i64,
+        offset_of_max: i64,
+        now: i64,
+    ) -> Result<()> {
+        let last_offset = prepared.last().map_or(0, |p| p.header.last_offset());
+        let needs_roll = self
+            .segments_snapshot()
+            .last()
+            .is_none_or(|a| a.should_roll(config, total, max_ts, last_offset, now));
+        if needs_roll {
+            self.roll_locked(inner)?;
+        }
+        let segs = self.segments_snapshot();
+        let Some(active) = segs.last() else {
+            return Err(LogError::Closed {
+                tp: self.tp.clone(),
+            });
+        };
+        let mut slices: Vec<&[u8]> = Vec::with_capacity(prepared.len() * 2);
+        for p in prepared {
+            slices.push(p.header.as_bytes());
+            slices.push(&p.body);
+        }
+        let first_ts = prepared.first().map_or(-1, |p| p.header.max_timestamp());
+        active.append(
+            &slices,
+            total,
+            last_offset,
+            max_ts,
+            offset_of_max,
+            first_ts,
+            config.index_interval_bytes,
+        )?;
+        let mut epochs = self.epochs.lock();
+        for p in prepared {
+            inner.producers.update(&p.header, p.header.base_offset());
+            let e = p.header.partition_leader_epoch();
+            if e >= 0 {
+                epochs.assign(e, p.header.base_offset())?;
+            }
+        }
+        Ok(())
+    }
+}

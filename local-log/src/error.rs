@@ -1,0 +1,195 @@
+//! The crate's single error type. Variants carry the identifiers (topic-partition, offset, path)
+//! needed to act on them; the broker maps them to Kafka error codes at its edge (see [`ErrorKind`]).
+
+use std::path::{Path, PathBuf};
+
+use shale_common::TopicPartition;
+
+/// Everything that can go wrong in the local log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// A filesystem operation failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A batch is corrupt (bad CRC, bad length, bad magic, undecodable payload).
+    #[error("corrupt record batch for {tp}: {reason}")]
+    CorruptRecord {
+        /// Partition being appended to.
+        tp: TopicPartition,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A batch is well-formed but violates a rule (base offset, counts, control, keys…).
+    #[error("invalid record for {tp}: {reason}")]
+    InvalidRecord {
+        /// Partition being appended to.
+        tp: TopicPartition,
+        /// What was wrong.
+        reason: String,
+    },
+    /// One batch is bigger than `max.message.bytes`.
+    #[error("record batch of {size} bytes for {tp} exceeds max.message.bytes {max}")]
+    RecordTooLarge {
+        /// Partition being appended to.
+        tp: TopicPartition,
+        /// Batch size including the 12-byte prefix.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The whole append is bigger than `segment.bytes`.
+    #[error("record set of {size} bytes for {tp} exceeds segment.bytes {max}")]
+    RecordListTooLarge {
+        /// Partition being appended to.
+        tp: TopicPartition,
+        /// Set size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A record timestamp is out of the allowed window or of the wrong type.
+    #[error("invalid timestamp {timestamp} for {tp}: {reason}")]
+    InvalidTimestamp {
+        /// Partition being appended to.
+        tp: TopicPartition,
+        /// The offending timestamp.
+        timestamp: i64,
+        /// Which rule it broke.
+        reason: String,
+    },
+    /// Idempotent producer sent a sequence that does not follow the last one.
+    #[error("out of order sequence for producer {producer_id} on {tp}: expected {expected}, found {found}")]
+    OutOfOrderSequence {
+        /// Partition being appended to.
+        tp: TopicPartition,
+        /// Producer id.
+        producer_id: i64,
+        /// Sequence the log expected.
+        expected: i32,
+        /// Sequence in the batch.
+        found: i32,
+    },
+    /// Producer epoch older than the one the log knows (fenced producer).
+    #[error(
+        "producer {producer_id} on {tp} has epoch {found}, older than current epoch {current}"
+    )]
+    InvalidProducerEpoch {
+        /// Partition being appended to.
+        tp: TopicPartition,
+        /// Producer id.
+        producer_id: i64,
+        /// Epoch the log knows.
+        current: i16,
+        /// Epoch in the batch.
+        found: i16,
+    },
+    /// Offset outside `[log_start, log_end]`.
+    #[error("offset {offset} out of range for {tp}: log start {log_start}, log end {log_end}")]
+    OffsetOutOfRange {
+        /// Partition read from.
+        tp: TopicPartition,
+        /// Requested offset.
+        offset: i64,
+        /// Current log start offset.
+        log_start: i64,
+        /// Current log end offset.
+        log_end: i64,
+    },
+    /// A topic config key or value is not acceptable.
+    #[error("invalid config {key}={value}: {reason}")]
+    InvalidConfig {
+        /// Config name.
+        key: String,
+        /// Offending value.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// An on-disk file (checkpoint, snapshot, index, metadata…) cannot be understood.
+    #[error("corrupt file {path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The log was closed or deleted.
+    #[error("log {tp} is closed")]
+    Closed {
+        /// The partition.
+        tp: TopicPartition,
+    },
+}
+
+/// Coarse classification for callers deciding what to do (the broker maps these, plus the
+/// variant itself where it matters, to Kafka error codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad input from a client: reject the request, the log is fine.
+    Invalid,
+    /// Producer fencing / sequencing problem.
+    Fenced,
+    /// The requested offset is not in the log.
+    NotFound,
+    /// On-disk data is damaged.
+    Corrupt,
+    /// I/O failure or closed log: the log may be unusable.
+    Fatal,
+}
+
+impl LogError {
+    /// The coarse kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            LogError::Io { .. } | LogError::Closed { .. } => ErrorKind::Fatal,
+            LogError::Corrupt { .. } => ErrorKind::Corrupt,
+            LogError::OffsetOutOfRange { .. } => ErrorKind::NotFound,
+            LogError::OutOfOrderSequence { .. } | LogError::InvalidProducerEpoch { .. } => {
+                ErrorKind::Fenced
+            }
+            LogError::CorruptRecord { .. }
+            | LogError::InvalidRecord { .. }
+            | LogError::RecordTooLarge { .. }
+            | LogError::RecordListTooLarge { .. }
+            | LogError::InvalidTimestamp { .. }
+            | LogError::InvalidConfig { .. } => ErrorKind::Invalid,
+        }
+    }
+
+    /// Wraps an I/O error with the path it concerns.
+    pub(crate) fn io(path: impl AsRef<Path>, source: std::io::Error) -> LogError {
+        LogError::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    /// A corrupt-file error.
+    pub(crate) fn corrupt(path: impl AsRef<Path>, reason: impl Into<String>) -> LogError {
+        LogError::Corrupt {
+            path: path.as_ref().to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The crate's result alias.
+pub type Result<T> = std::result::Result<T, LogError>;
+
+/// Attaches a path to `std::io::Result`s.
+pub(crate) trait IoContext<T> {
+    /// Maps the error to [`LogError::Io`] naming `path`.
+    fn ctx(self, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, path: &Path) -> Result<T> {
+        self.map_err(|e| LogError::io(path, e))
+    }
+}

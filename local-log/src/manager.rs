@@ -1,0 +1,270 @@
+//! The set of partition logs in the broker's `log.dirs` and the log-dir level files:
+//! `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`,
+//! `replication-offset-checkpoint` and the `.kafka_cleanshutdown` marker (formats.md §3).
+//! New partitions go to the log dir holding the fewest partitions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use shale_common::{Clock, TopicPartition};
+use uuid::Uuid;
+
+use crate::checkpoint::{read_offset_checkpoint, sync_dir, write_atomic, write_offset_checkpoint};
+use crate::config::LogConfig;
+use crate::error::{IoContext, LogError, Result};
+use crate::log::{Log, LogOpenOptions};
+use crate::meta_properties::{CLEAN_SHUTDOWN_CONTENT, CLEAN_SHUTDOWN_MARKER};
+
+/// `recovery-point-offset-checkpoint`.
+pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+/// `log-start-offset-checkpoint`.
+pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// `replication-offset-checkpoint`.
+pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
+/// The KRaft metadata partition dir, owned by the raft crate.
+pub const METADATA_PARTITION_DIR: &str = "__cluster_metadata-0";
+
+/// Options of the log manager.
+#[derive(Clone, Debug)]
+pub struct LogManagerOptions {
+    /// The broker's `log.dirs`.
+    pub log_dirs: Vec<PathBuf>,
+    /// Config for partitions of unknown topics.
+    pub default_config: LogConfig,
+}
+
+#[derive(Debug)]
+struct Entry {
+    log: Arc<Log>,
+    log_dir: PathBuf,
+}
+
+/// All partition logs of the broker.
+#[derive(Debug)]
+pub struct LogManager {
+    opts: LogManagerOptions,
+    clock: Arc<dyn Clock>,
+    logs: RwLock<BTreeMap<TopicPartition, Entry>>,
+    strays: RwLock<Vec<TopicPartition>>,
+}
+
+fn is_partition_dir_name(name: &str) -> Option<TopicPartition> {
+    if name == METADATA_PARTITION_DIR || name.starts_with('.') {
+        return None;
+    }
+    if name.ends_with("-delete") || name.ends_with("-future") || name.ends_with("-stray") {
+        return None;
+    }
+    TopicPartition::from_dir_name(name)
+}
+
+impl LogManager {
+    /// Reads (and deletes) each dir's clean-shutdown marker and checkpoints, removes `*-delete`
+    /// dirs, and loads every `<topic>-<partition>` dir (not `__cluster_metadata-0`). Topics
+    /// unknown to `configs` load with the default config and are listed as strays.
+    pub fn open(
+        opts: LogManagerOptions,
+        clock: Arc<dyn Clock>,
+        configs: &dyn Fn(&str) -> Option<(Uuid, LogConfig)>,
+    ) -> Result<LogManager> {
+        let mut logs = BTreeMap::new();
+        let mut strays = Vec::new();
+        for log_dir in &opts.log_dirs {
+            fs::create_dir_all(log_dir).ctx(log_dir)?;
+            let marker = log_dir.join(CLEAN_SHUTDOWN_MARKER);
+            let clean = marker.exists();
+            if clean {
+                fs::remove_file(&marker).ctx(&marker)?;
+                sync_dir(log_dir)?;
+            }
+            let recovery = read_offset_checkpoint(&log_dir.join(RECOVERY_POINT_CHECKPOINT))?;
+            let starts = read_offset_checkpoint(&log_dir.join(LOG_START_OFFSET_CHECKPOINT))?;
+            for e in fs::read_dir(log_dir).ctx(log_dir)? {
+                let e = e.ctx(log_dir)?;
+                if !e.file_type().ctx(&e.path())?.is_dir() {
+                    continue;
+                }
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with("-delete") {
+                    fs::remove_dir_all(e.path()).ctx(&e.path())?;
+                    continue;
+                }
+                let Some(tp) = is_partition_dir_name(&name) else {
+                    continue;
+                };
+                let (topic_id, config, known) = match configs(&tp.topic) {
+                    Some((id, c)) => (Some(id), c, true),
+                    None => (None, opts.default_config.clone(), false),
+                };
+                let open_opts = LogOpenOptions {
+                    topic_id,
+                    recovery_point: recovery.get(&tp).copied().unwrap_or(0),
+                    log_start_offset: starts.get(&tp).copied().unwrap_or(0),
+                    had_clean_shutdown: clean,
+                };
+                let log = Log::open(e.path(), tp.clone(), config, open_opts, clock.clone())?;
+                if !known {
+                    strays.push(tp.clone());
+                }
+                logs.insert(
+                    tp,
+                    Entry {
+                        log: Arc::new(log),
+                        log_dir: log_dir.clone(),
+                    },
+                );
+            }
+        }
+        Ok(LogManager {
+            opts,
+            clock,
+            logs: RwLock::new(logs),
+            strays: RwLock::new(strays),
+        })
+    }
+
+    /// The log of `tp`, if loaded.
+    pub fn get(&self, tp: &TopicPartition) -> Option<Arc<Log>> {
+        self.logs.read().get(tp).map(|e| e.log.clone())
+    }
+
+    /// Returns the existing log or creates the partition dir (in the log dir with the fewest
+    /// partitions) with `partition.metadata`.
+    pub fn get_or_create(
+        &self,
+        tp: &TopicPartition,
+        topic_id: Uuid,
+        config: LogConfig,
+    ) -> Result<Arc<Log>> {
+        let mut logs = self.logs.write();
+        if let Some(e) = logs.get(tp) {
+            return Ok(e.log.clone());
+        }
+        let mut counts: HashMap<&Path, usize> = self
+            .opts
+            .log_dirs
+            .iter()
+            .map(|d| (d.as_path(), 0))
+            .collect();
+        for e in logs.values() {
+            if let Some(c) = counts.get_mut(e.log_dir.as_path()) {
+                *c += 1;
+            }
+        }
+        let log_dir = self
+            .opts
+            .log_dirs
+            .iter()
+            .min_by_key(|d| counts.get(d.as_path()).copied().unwrap_or(0))
+            .cloned()
+            .ok_or_else(|| LogError::InvalidConfig {
+                key: "log.dirs".into(),
+                value: String::new(),
+                reason: "no log directory configured".into(),
+            })?;
+        let dir = log_dir.join(tp.to_string());
+        let opts = LogOpenOptions {
+            topic_id: Some(topic_id),
+            recovery_point: 0,
+            log_start_offset: 0,
+            had_clean_shutdown: true,
+        };
+        let log = Arc::new(Log::open(
+            dir,
+            tp.clone(),
+            config,
+            opts,
+            self.clock.clone(),
+        )?);
+        sync_dir(&log_dir)?;
+        logs.insert(
+            tp.clone(),
+            Entry {
+                log: log.clone(),
+                log_dir,
+            },
+        );
+        Ok(log)
+    }
+
+    /// Deletes the partition's directory and forgets the log.
+    pub fn delete(&self, tp: &TopicPartition) -> Result<()> {
+        let entry = self.logs.write().remove(tp);
+        self.strays.write().retain(|s| s != tp);
+        if let Some(e) = entry {
+            e.log.delete()?;
+        }
+        Ok(())
+    }
+
+    /// All loaded logs.
+    pub fn all_logs(&self) -> Vec<Arc<Log>> {
+        self.logs.read().values().map(|e| e.log.clone()).collect()
+    }
+
+    /// Partitions found on disk whose topic `configs` did not know.
+    pub fn stray_partitions(&self) -> Vec<TopicPartition> {
+        self.strays.read().clone()
+    }
+
+    /// The configured log dirs.
+    pub fn log_dirs(&self) -> Vec<PathBuf> {
+        self.opts.log_dirs.clone()
+    }
+
+    /// The log dir holding `tp`.
+    pub fn dir_of(&self, tp: &TopicPartition) -> Option<PathBuf> {
+        self.logs.read().get(tp).map(|e| e.log_dir.clone())
+    }
+
+    /// Writes the three offset checkpoints of every log dir (HW = LEO on a single node).
+    pub fn write_checkpoints(&self) -> Result<()> {
+        let logs = self.logs.read();
+        for log_dir in &self.opts.log_dirs {
+            let mut recovery = Vec::new();
+            let mut starts = Vec::new();
+            let mut hws = Vec::new();
+            for (tp, e) in logs.iter().filter(|(_, e)| &e.log_dir == log_dir) {
+                recovery.push((tp.clone(), e.log.recovery_point()));
+                hws.push((tp.clone(), e.log.log_end_offset()));
+                if e.log.log_start_offset() > e.log.first_segment_base_offset() {
+                    starts.push((tp.clone(), e.log.log_start_offset()));
+                }
+            }
+            write_offset_checkpoint(&log_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
+            write_offset_checkpoint(&log_dir.join(LOG_START_OFFSET_CHECKPOINT), &starts)?;
+            write_offset_checkpoint(&log_dir.join(REPLICATION_OFFSET_CHECKPOINT), &hws)?;
+        }
+        Ok(())
+    }
+
+    /// Retention + tick for every log (errors of one log are logged, the first is returned).
+    pub fn housekeeping(&self) -> Result<()> {
+        let mut first_err = None;
+        for log in self.all_logs() {
+            if let Err(e) = log.enforce_retention().and_then(|_| log.tick()) {
+                if matches!(e, LogError::Closed { .. }) {
+                    continue;
+                }
+                tracing::warn!(tp = %log.topic_partition(), err = %e, "housekeeping failed");
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Clean shutdown: close every log, write checkpoints, then the marker in each dir.
+    pub fn shutdown(&self) -> Result<()> {
+        for log in self.all_logs() {
+            log.close()?;
+        }
+        self.write_checkpoints()?;
+        for log_dir in &self.opts.log_dirs {
+            write_atomic(&log_dir.join(CLEAN_SHUTDOWN_MARKER), CLEAN_SHUTDOWN_CONTENT)?;
+        }
+        Ok(())
+    }
+}

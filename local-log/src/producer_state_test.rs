@@ -1,0 +1,149 @@
+//! Unit tests of the producer-state rules and the snapshot file format.
+
+use super::*;
+
+fn hdr(pid: i64, epoch: i16, seq: i32, count: i32, ts: i64) -> BatchHeader {
+    let mut h = BatchHeader::default();
+    h.set_producer(pid, epoch, seq);
+    h.set_last_offset_delta(count - 1);
+    h.set_record_count(count);
+    h.set_max_timestamp(ts);
+    h
+}
+
+fn tp() -> TopicPartition {
+    TopicPartition::new("t", 0)
+}
+
+#[test]
+fn empty_snapshot_bytes_match_kafka() {
+    let d = tempfile::tempdir().unwrap();
+    let mut m = ProducerStateManager::new(d.path()).unwrap();
+    assert_eq!(
+        m.encode(),
+        vec![0x00, 0x01, 0x48, 0x67, 0x4B, 0xC7, 0, 0, 0, 0]
+    );
+    m.take_snapshot().unwrap();
+    assert_eq!(
+        fs::read(d.path().join("00000000000000000000.snapshot")).unwrap(),
+        vec![0x00, 0x01, 0x48, 0x67, 0x4B, 0xC7, 0, 0, 0, 0]
+    );
+}
+
+#[test]
+fn sequence_rules() {
+    let d = tempfile::tempdir().unwrap();
+    let mut m = ProducerStateManager::new(d.path()).unwrap();
+    // Unknown producer: any sequence accepted.
+    let h = hdr(7, 0, 0, 3, 100);
+    assert_eq!(m.check(&tp(), &h).unwrap(), ProducerCheck::Ok);
+    m.update(&h, 10);
+    // Duplicate of the cached batch.
+    match m.check(&tp(), &h).unwrap() {
+        ProducerCheck::Duplicate(b) => {
+            assert_eq!((b.first_offset(), b.last_offset), (10, 12));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Gap.
+    let gap = hdr(7, 0, 5, 1, 100);
+    assert!(matches!(
+        m.check(&tp(), &gap),
+        Err(LogError::OutOfOrderSequence {
+            expected: 3,
+            found: 5,
+            ..
+        })
+    ));
+    // Next in sequence.
+    let next = hdr(7, 0, 3, 2, 101);
+    assert_eq!(m.check(&tp(), &next).unwrap(), ProducerCheck::Ok);
+    m.update(&next, 13);
+    // Epoch bump must restart at 0.
+    assert!(matches!(
+        m.check(&tp(), &hdr(7, 1, 5, 1, 0)),
+        Err(LogError::OutOfOrderSequence { .. })
+    ));
+    let bumped = hdr(7, 1, 0, 1, 102);
+    assert_eq!(m.check(&tp(), &bumped).unwrap(), ProducerCheck::Ok);
+    m.update(&bumped, 15);
+    // Old epoch is fenced (even for what used to be a duplicate).
+    assert!(matches!(
+        m.check(&tp(), &h),
+        Err(LogError::InvalidProducerEpoch {
+            current: 1,
+            found: 0,
+            ..
+        })
+    ));
+    assert_eq!(m.map_end_offset(), 16);
+    let e = m.entries();
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        (e[0].producer_epoch, e[0].last_sequence, e[0].last_offset),
+        (1, 0, 15)
+    );
+}
+
+#[test]
+fn only_five_batches_are_cached() {
+    let d = tempfile::tempdir().unwrap();
+    let mut m = ProducerStateManager::new(d.path()).unwrap();
+    for i in 0..6 {
+        m.update(&hdr(1, 0, i, 1, 0), i64::from(i));
+    }
+    assert!(matches!(
+        m.check(&tp(), &hdr(1, 0, 0, 1, 0)),
+        Err(LogError::OutOfOrderSequence { .. })
+    ));
+    assert!(matches!(
+        m.check(&tp(), &hdr(1, 0, 1, 1, 0)).unwrap(),
+        ProducerCheck::Duplicate(_)
+    ));
+}
+
+#[test]
+fn snapshot_round_trip_and_corruption() {
+    let d = tempfile::tempdir().unwrap();
+    let now = 1_000_000;
+    let mut m = ProducerStateManager::new(d.path()).unwrap();
+    m.update(&hdr(9, 2, 0, 4, now), 0);
+    m.take_snapshot().unwrap();
+    let bytes = fs::read(d.path().join(snapshot_file_name(4))).unwrap();
+    assert_eq!(bytes.len(), 10 + 46);
+    let e = decode_snapshot(Path::new("x"), &bytes).unwrap();
+    assert_eq!(
+        e[0],
+        SnapshotEntry {
+            producer_id: 9,
+            epoch: 2,
+            last_seq: 3,
+            last_offset: 3,
+            offset_delta: 3,
+            timestamp: now,
+            coordinator_epoch: -1,
+            txn_first_offset: -1
+        }
+    );
+    let mut m2 = ProducerStateManager::new(d.path()).unwrap();
+    assert_eq!(m2.load_latest(100, now).unwrap(), Some(4));
+    assert!(matches!(
+        m2.check(&tp(), &hdr(9, 2, 0, 4, now)).unwrap(),
+        ProducerCheck::Duplicate(_)
+    ));
+    // Expired producers are dropped on load.
+    let mut m3 = ProducerStateManager::new(d.path()).unwrap();
+    m3.load_latest(100, now + PRODUCER_ID_EXPIRATION_MS)
+        .unwrap();
+    assert!(m3.entries().is_empty());
+    // A corrupt snapshot is deleted and an older one used.
+    let mut m4 = ProducerStateManager::new(d.path()).unwrap();
+    m4.set_map_end_offset(2);
+    m4.take_snapshot().unwrap();
+    let mut bad = bytes.clone();
+    bad[20] ^= 0xFF;
+    fs::write(d.path().join(snapshot_file_name(4)), bad).unwrap();
+    let mut m5 = ProducerStateManager::new(d.path()).unwrap();
+    assert_eq!(m5.load_latest(100, now).unwrap(), Some(2));
+    assert!(!d.path().join(snapshot_file_name(4)).exists());
+}

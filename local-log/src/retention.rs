@@ -1,0 +1,232 @@
+//! Deleting data from a [`Log`]: time/size/log-start retention (Kafka's `deleteOldSegments`),
+//! DeleteRecords, follower-style truncation, and housekeeping (`tick`): physical removal of
+//! `.deleted` files after `file.delete.delay.ms`, producer expiry, `flush.ms`, `segment.ms`.
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::error::{LogError, Result};
+use crate::log::{Inner, Log};
+use crate::producer_state::snapshot_file_name;
+use crate::segment::Segment;
+
+impl Log {
+    /// Removes `doomed` (a prefix or suffix of the segment list) from the log, renames their files
+    /// (and same-base producer snapshots) `.deleted` and schedules the physical delete.
+    fn delete_segments(&self, inner: &mut Inner, doomed: &[Arc<Segment>]) -> Result<()> {
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        let segs = self.segments_snapshot();
+        let keep: Vec<Arc<Segment>> = segs
+            .iter()
+            .filter(|s| !doomed.iter().any(|d| Arc::ptr_eq(d, s)))
+            .cloned()
+            .collect();
+        *self.segments.write() = Arc::new(keep);
+        let deadline = self
+            .clock
+            .now_ms()
+            .saturating_add(self.config.read().file_delete_delay_ms);
+        let dir = self.dir();
+        for seg in doomed {
+            let mut files = seg.rename_with_suffix(".deleted")?;
+            if let Some(p) = inner.producers.detach_snapshot(seg.base_offset) {
+                let target = dir.join(format!("{}.deleted", snapshot_file_name(seg.base_offset)));
+                if fs::rename(&p, &target).is_ok() {
+                    files.push(target);
+                }
+            }
+            inner.pending_deletes.push((deadline, files));
+        }
+        Ok(())
+    }
+
+    /// Segments from the oldest on while `pred(segment, next)` holds; the active segment only if
+    /// non-empty.
+    fn deletable(
+        &self,
+        mut pred: impl FnMut(&Segment, Option<&Arc<Segment>>) -> bool,
+    ) -> Vec<Arc<Segment>> {
+        let segs = self.segments_snapshot();
+        let mut out = Vec::new();
+        for (i, s) in segs.iter().enumerate() {
+            let next = segs.get(i + 1);
+            let last_and_empty = next.is_none() && s.size() == 0;
+            if last_and_empty || !pred(s, next) {
+                break;
+            }
+            out.push(s.clone());
+        }
+        out
+    }
+
+    /// Deletes `doomed`, rolling first if it covers every segment, and raises the log start.
+    fn delete_prefix(&self, inner: &mut Inner, doomed: Vec<Arc<Segment>>) -> Result<usize> {
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        if doomed.len() == self.segment_count() {
+            self.roll_locked(inner)?;
+        }
+        self.delete_segments(inner, &doomed)?;
+        let first = self.first_segment_base_offset();
+        let new_start = self
+            .log_start_offset
+            .fetch_max(first, Ordering::AcqRel)
+            .max(first);
+        self.epochs.lock().truncate_from_start(new_start)?;
+        Ok(doomed.len())
+    }
+
+    /// retention.ms / retention.bytes / log-start breaches: deletes old segments (renamed
+    /// `.deleted`, removed after `file.delete.delay.ms` by [`Log::tick`]). Returns how many.
+    pub fn enforce_retention(&self) -> Result<usize> {
+        let mut inner = self.lock_open()?;
+        let config = self.config_arc();
+        let now = self.clock.now_ms();
+        let mut deleted = 0;
+        if config.cleanup_policy.delete {
+            if config.retention_ms >= 0 {
+                let doomed = self.deletable(|s, _| {
+                    now.saturating_sub(s.largest_timestamp()) > config.retention_ms
+                });
+                deleted += self.delete_prefix(&mut inner, doomed)?;
+            }
+            if config.retention_bytes >= 0 {
+                let mut diff = self.size_in_bytes() as i64 - config.retention_bytes;
+                let doomed = self.deletable(|s, _| {
+                    if diff - s.size() as i64 >= 0 {
+                        diff -= s.size() as i64;
+                        true
+                    } else {
+                        false
+                    }
+                });
+                deleted += self.delete_prefix(&mut inner, doomed)?;
+            }
+        }
+        let log_start = self.log_start_offset();
+        let doomed = self.deletable(|_, next| next.is_some_and(|n| n.base_offset <= log_start));
+        deleted += self.delete_prefix(&mut inner, doomed)?;
+        Ok(deleted)
+    }
+
+    /// DeleteRecords: raises the log start offset to `offset` (must be <= LEO; -1 means LEO) and
+    /// deletes the segments wholly below it. Returns the new log start offset.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64> {
+        let mut inner = self.lock_open()?;
+        let leo = self.log_end_offset();
+        let offset = if offset == -1 { leo } else { offset };
+        if offset < 0 || offset > leo {
+            return Err(LogError::OffsetOutOfRange {
+                tp: self.tp.clone(),
+                offset,
+                log_start: self.log_start_offset(),
+                log_end: leo,
+            });
+        }
+        if offset > self.log_start_offset() {
+            self.log_start_offset.store(offset, Ordering::Release);
+            self.epochs.lock().truncate_from_start(offset)?;
+            let doomed = self.deletable(|_, next| next.is_some_and(|n| n.base_offset <= offset));
+            self.delete_prefix(&mut inner, doomed)?;
+        }
+        Ok(self.log_start_offset())
+    }
+
+    /// Housekeeping: removes expired `.deleted` files, expires idle producers, honours `flush.ms`
+    /// and rolls the active segment once it is older than `segment.ms`.
+    pub fn tick(&self) -> Result<()> {
+        let mut inner = self.lock_open()?;
+        let now = self.clock.now_ms();
+        let config = self.config_arc();
+        let (due, keep): (Vec<_>, Vec<_>) = inner
+            .pending_deletes
+            .drain(..)
+            .partition(|(d, _)| *d <= now);
+        inner.pending_deletes = keep;
+        for (_, files) in due {
+            remove_files(&files)?;
+        }
+        inner.producers.expire(now);
+        if now.saturating_sub(inner.last_flush_ms) >= config.flush_ms {
+            self.flush_locked(&mut inner)?;
+        }
+        if self
+            .segments_snapshot()
+            .last()
+            .is_some_and(|a| a.time_to_roll(&config, now))
+        {
+            self.roll_locked(&mut inner)?;
+        }
+        Ok(())
+    }
+
+    /// Drops everything at and above `offset` (follower truncation). No-op if `offset >= LEO`.
+    pub fn truncate_to(&self, offset: i64) -> Result<()> {
+        let mut inner = self.lock_open()?;
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        let config = self.config_arc();
+        let segs = self.segments_snapshot();
+        let offset = offset.max(0);
+        if offset < self.log_start_offset() || segs.first().is_none_or(|s| offset < s.base_offset) {
+            let all: Vec<Arc<Segment>> = segs.iter().cloned().collect();
+            self.delete_segments(&mut inner, &all)?;
+            let seg = Segment::create(&self.dir(), offset, &config, self.clock.now_ms())?;
+            *self.segments.write() = Arc::new(vec![Arc::new(seg)]);
+            self.log_start_offset.store(offset, Ordering::Release);
+        } else {
+            let doomed: Vec<Arc<Segment>> = segs
+                .iter()
+                .filter(|s| s.base_offset > offset)
+                .cloned()
+                .collect();
+            self.delete_segments(&mut inner, &doomed)?;
+            let segs = self.segments_snapshot();
+            if let Some(active) = segs.last() {
+                active.truncate_to(offset)?;
+                active.state.lock().next_offset = offset;
+                active.resize_indexes(config.segment_index_bytes)?;
+            }
+        }
+        self.log_end_offset.store(offset, Ordering::Release);
+        self.recovery_point.fetch_min(offset, Ordering::AcqRel);
+        self.epochs.lock().truncate_from_end(offset)?;
+        let segs = self.segments_snapshot();
+        let stale: Vec<i64> = inner
+            .producers
+            .snapshot_offsets()
+            .into_iter()
+            .filter(|&o| o > offset)
+            .collect();
+        for o in stale {
+            inner.producers.delete_snapshot(o)?;
+        }
+        let now = self.clock.now_ms();
+        crate::recovery::rebuild_producer_state(
+            &mut inner.producers,
+            &segs,
+            self.log_start_offset(),
+            offset,
+            now,
+        )?;
+        inner.producers.set_map_end_offset(offset);
+        Ok(())
+    }
+}
+
+fn remove_files(files: &[PathBuf]) -> Result<()> {
+    for f in files {
+        match fs::remove_file(f) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LogError::io(f, e)),
+        }
+    }
+    Ok(())
+}

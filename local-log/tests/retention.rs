@@ -1,0 +1,169 @@
+//! Retention by time, size and log start offset; DeleteRecords; truncation.
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use shale_common::ManualClock;
+use shale_local_log::{LogConfig, LogError};
+
+fn cfg(extra: &[(&str, &str)]) -> LogConfig {
+    LogConfig::default()
+        .with_overrides([("segment.bytes", "400"), ("file.delete.delay.ms", "1000")])
+        .unwrap()
+        .with_overrides(extra.iter().copied())
+        .unwrap()
+}
+
+fn fill(log: &shale_local_log::Log, n: i64, ts: i64) {
+    for i in 0..n {
+        log.append(batch(1, ts + i, 100), client()).unwrap();
+    }
+}
+
+fn deleted_files(dir: &std::path::Path) -> usize {
+    files(dir)
+        .iter()
+        .filter(|f| f.ends_with(".deleted"))
+        .count()
+}
+
+#[test]
+fn retention_by_time_renames_then_removes_after_delay() {
+    let d = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let log = open(d.path(), cfg(&[("retention.ms", "10000")]), &clock, true);
+    fill(&log, 6, T0); // 2 batches per segment: segments 0, 2, 4
+    assert_eq!(log.segment_base_offsets(), vec![0, 2, 4]);
+    assert_eq!(log.enforce_retention().unwrap(), 0);
+    clock.set_ms(T0 + 10_002); // segment 0 (max ts T0+1) is now older than retention.ms
+    assert_eq!(log.enforce_retention().unwrap(), 1);
+    assert_eq!(log.segment_base_offsets(), vec![2, 4]);
+    assert_eq!(log.log_start_offset(), 2);
+    assert!(d.path().join("00000000000000000000.log.deleted").exists());
+    assert!(matches!(
+        log.read(0, 100, 6, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    log.tick().unwrap();
+    assert!(deleted_files(d.path()) > 0);
+    clock.advance(Duration::from_millis(1000));
+    log.tick().unwrap();
+    assert_eq!(deleted_files(d.path()), 0);
+    // Everything expired: the active segment goes too after a roll; log stays usable.
+    clock.set_ms(T0 + 100_000);
+    assert_eq!(log.enforce_retention().unwrap(), 2);
+    assert_eq!(log.segment_base_offsets(), vec![6]);
+    assert!(d
+        .path()
+        .join("00000000000000000002.snapshot.deleted")
+        .exists());
+    assert!(d.path().join("00000000000000000006.snapshot").exists());
+    assert_eq!(log.log_start_offset(), 6);
+    assert_eq!(log.log_end_offset(), 6);
+    assert_eq!(
+        log.append(batch(1, T0 + 100_000, 1), client())
+            .unwrap()
+            .first_offset,
+        6
+    );
+}
+
+#[test]
+fn retention_by_bytes() {
+    let d = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let seg_size = 2 * batch(1, T0, 100).len() as u64;
+    let log = open(
+        d.path(),
+        cfg(&[("retention.bytes", &*(seg_size * 2).to_string())]),
+        &clock,
+        true,
+    );
+    fill(&log, 7, T0); // segments 0,2,4 full + active 6 with one batch
+    assert_eq!(log.segment_base_offsets(), vec![0, 2, 4, 6]);
+    // size = 3.5 segs, limit 2 segs: delete while the rest stays >= limit -> one segment.
+    assert_eq!(log.enforce_retention().unwrap(), 1);
+    assert_eq!(log.segment_base_offsets(), vec![2, 4, 6]);
+    assert!(log.size_in_bytes() >= seg_size * 2);
+}
+
+#[test]
+fn delete_records_and_log_start_retention() {
+    let d = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let log = open(d.path(), cfg(&[]), &clock, true);
+    fill(&log, 6, T0);
+    assert_eq!(log.delete_records_before(3).unwrap(), 3);
+    assert_eq!(log.segment_base_offsets(), vec![2, 4]);
+    assert_eq!(log.log_start_offset(), 3);
+    assert!(matches!(
+        log.read(2, 100, 6, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    // Reading at the log start returns the batch containing it.
+    let r = parse(log.read(3, 1, 6, true).unwrap().records);
+    assert_eq!(r[0].base_offset(), 3);
+    assert!(matches!(
+        log.delete_records_before(7),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    // Lower than current: no change.
+    assert_eq!(log.delete_records_before(1).unwrap(), 3);
+    log.close().unwrap();
+    // The log start survives a restart through the checkpoint value passed back in.
+    let mut o = opts(true);
+    o.log_start_offset = 3;
+    let log = shale_local_log::Log::open(d.path().to_path_buf(), tp(), cfg(&[]), o, clock.clone())
+        .unwrap();
+    assert_eq!(log.log_start_offset(), 3);
+}
+
+#[test]
+fn truncate_to_drops_tail_and_producer_state() {
+    let d = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let log = open(d.path(), cfg(&[]), &clock, true);
+    for i in 0..6 {
+        log.append(pbatch(5, 0, i, 1, T0), client()).unwrap();
+    }
+    let before = log.segment_count();
+    log.truncate_to(3).unwrap();
+    assert_eq!(log.log_end_offset(), 3);
+    assert!(log.segment_count() <= before);
+    assert_eq!(all_batches(&log).len(), 3);
+    // The producer state was rebuilt to sequence 2: next sequence must be 3.
+    assert!(matches!(
+        log.append(pbatch(5, 0, 6, 1, T0), client()),
+        Err(LogError::OutOfOrderSequence { expected: 3, .. })
+    ));
+    assert_eq!(
+        log.append(pbatch(5, 0, 3, 1, T0), client())
+            .unwrap()
+            .first_offset,
+        3
+    );
+    log.truncate_to(0).unwrap();
+    assert_eq!(log.log_end_offset(), 0);
+    assert_eq!(
+        log.append(batch(1, T0, 1), client()).unwrap().first_offset,
+        0
+    );
+}
+
+#[test]
+fn truncate_below_log_start_starts_over() {
+    let d = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let log = open(d.path(), cfg(&[]), &clock, true);
+    fill(&log, 6, T0);
+    log.delete_records_before(3).unwrap();
+    log.truncate_to(2).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (2, 2));
+    assert_eq!(log.segment_base_offsets(), vec![2]);
+    assert_eq!(
+        log.append(batch(1, T0, 1), client()).unwrap().first_offset,
+        2
+    );
+    assert_eq!(all_batches(&log).len(), 1);
+}
