@@ -1,0 +1,253 @@
+//! Building and parsing the v2 record batches of the metadata log and of snapshot files
+//! (formats.md §6.2, §6.4): data batches whose records have a null key and a framed
+//! [`MetadataRecord`] value, and control batches whose single record has the 4-byte key
+//! `00 00 00 <type>` and a version-0 control message value (no version prefix).
+
+use bytes::{Bytes, BytesMut};
+use shale_protocol::kafka_protocol::messages::leader_change_message::Voter;
+use shale_protocol::kafka_protocol::messages::{
+    LeaderChangeMessage, SnapshotFooterRecord, SnapshotHeaderRecord,
+};
+use shale_protocol::kafka_protocol::protocol::{Decodable, Encodable};
+use shale_protocol::record::BatchBuilder;
+use shale_protocol::record_batch::{RecordBatch, TimestampType};
+
+use crate::error::RaftError;
+use crate::quorum::LeaderChange;
+use crate::records::MetadataRecord;
+
+/// Control record type of a LeaderChangeMessage.
+pub const CONTROL_LEADER_CHANGE: i16 = 2;
+/// Control record type of a SnapshotHeaderRecord.
+pub const CONTROL_SNAPSHOT_HEADER: i16 = 3;
+/// Control record type of a SnapshotFooterRecord.
+pub const CONTROL_SNAPSHOT_FOOTER: i16 = 4;
+
+/// A batch of the metadata log (or a snapshot file), decoded.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetadataBatch {
+    /// A control batch; `types` lists its records' control types.
+    Control {
+        base_offset: i64,
+        last_offset: i64,
+        epoch: i32,
+        types: Vec<i16>,
+        timestamp: i64,
+    },
+    /// A data batch of metadata records.
+    Data {
+        base_offset: i64,
+        last_offset: i64,
+        epoch: i32,
+        timestamp: i64,
+        records: Vec<MetadataRecord>,
+    },
+}
+
+impl MetadataBatch {
+    /// The raft epoch the batch was written in.
+    pub fn epoch(&self) -> i32 {
+        match self {
+            MetadataBatch::Control { epoch, .. } | MetadataBatch::Data { epoch, .. } => *epoch,
+        }
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        match self {
+            MetadataBatch::Control { last_offset, .. }
+            | MetadataBatch::Data { last_offset, .. } => *last_offset,
+        }
+    }
+}
+
+fn builder(base_offset: i64, epoch: i32, timestamp: i64) -> BatchBuilder {
+    let mut b = BatchBuilder::new(timestamp);
+    b.base_offset = base_offset;
+    b.partition_leader_epoch = epoch;
+    b.timestamp_type = TimestampType::CreateTime;
+    b
+}
+
+/// A data batch: CreateTime, base/max timestamp = `timestamp`, no producer, null keys.
+pub fn data_batch(
+    base_offset: i64,
+    epoch: i32,
+    timestamp: i64,
+    records: &[MetadataRecord],
+) -> Result<RecordBatch, RaftError> {
+    let mut b = builder(base_offset, epoch, timestamp);
+    for r in records {
+        b.push(timestamp, None, Some(r.encode()), Vec::new());
+    }
+    Ok(b.build()?)
+}
+
+/// A control batch holding one record of `control_type` with `value`.
+pub fn control_batch(
+    base_offset: i64,
+    epoch: i32,
+    timestamp: i64,
+    control_type: i16,
+    value: Bytes,
+) -> Result<RecordBatch, RaftError> {
+    let mut b = builder(base_offset, epoch, timestamp);
+    b.is_control = true;
+    let mut key = BytesMut::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&control_type.to_be_bytes());
+    b.push(timestamp, Some(key.freeze()), Some(value), Vec::new());
+    Ok(b.build()?)
+}
+
+fn encode_message(m: &impl Encodable, what: &str) -> Result<Bytes, RaftError> {
+    let mut buf = BytesMut::new();
+    m.encode(&mut buf, 0)
+        .map_err(|e| RaftError::Decode(format!("encoding {what}: {e}")))?;
+    Ok(buf.freeze())
+}
+
+/// LeaderChangeMessage v0 value.
+pub fn leader_change_value(change: &LeaderChange) -> Result<Bytes, RaftError> {
+    let voter = |id: &i32| Voter::default().with_voter_id(*id);
+    let msg = LeaderChangeMessage::default()
+        .with_version(0)
+        .with_leader_id(change.leader_id.into())
+        .with_voters(change.voters.iter().map(voter).collect())
+        .with_granting_voters(change.granting_voters.iter().map(voter).collect());
+    encode_message(&msg, "LeaderChangeMessage")
+}
+
+/// Parses a LeaderChangeMessage v0 value.
+pub fn decode_leader_change(mut value: Bytes) -> Result<LeaderChange, RaftError> {
+    let msg = LeaderChangeMessage::decode(&mut value, 0)
+        .map_err(|e| RaftError::Decode(format!("LeaderChangeMessage: {e}")))?;
+    Ok(LeaderChange {
+        leader_id: msg.leader_id.0,
+        voters: msg.voters.iter().map(|v| v.voter_id).collect(),
+        granting_voters: msg.granting_voters.iter().map(|v| v.voter_id).collect(),
+    })
+}
+
+/// SnapshotHeaderRecord v0 value (11 bytes).
+pub fn snapshot_header_value(last_contained_log_timestamp: i64) -> Result<Bytes, RaftError> {
+    let msg = SnapshotHeaderRecord::default()
+        .with_version(0)
+        .with_last_contained_log_timestamp(last_contained_log_timestamp);
+    encode_message(&msg, "SnapshotHeaderRecord")
+}
+
+/// SnapshotFooterRecord v0 value (3 bytes).
+pub fn snapshot_footer_value() -> Result<Bytes, RaftError> {
+    encode_message(&SnapshotFooterRecord::default(), "SnapshotFooterRecord")
+}
+
+/// Decodes one batch (CRC checked).
+pub fn decode_batch(batch: &RecordBatch) -> Result<MetadataBatch, RaftError> {
+    batch.verify_crc()?;
+    let base_offset = batch.base_offset();
+    let last_offset = batch.last_offset();
+    let epoch = batch.partition_leader_epoch();
+    let timestamp = batch.max_timestamp();
+    let records = batch.records()?;
+    if batch.is_control() {
+        let mut types = Vec::with_capacity(records.len());
+        for r in &records {
+            let key = r.key.as_deref().unwrap_or_default();
+            if key.len() < 4 {
+                return Err(RaftError::Decode(format!(
+                    "control record at offset {} has a {}-byte key",
+                    base_offset + i64::from(r.offset_delta),
+                    key.len()
+                )));
+            }
+            types.push(i16::from_be_bytes([key[2], key[3]]));
+        }
+        return Ok(MetadataBatch::Control {
+            base_offset,
+            last_offset,
+            epoch,
+            types,
+            timestamp,
+        });
+    }
+    let mut decoded = Vec::with_capacity(records.len());
+    for r in &records {
+        let offset = base_offset + i64::from(r.offset_delta);
+        let value = r.value.as_deref().ok_or_else(|| {
+            RaftError::Decode(format!(
+                "metadata record at offset {offset} has a null value"
+            ))
+        })?;
+        decoded.push(
+            MetadataRecord::decode(value).map_err(|e| {
+                RaftError::Decode(format!("metadata record at offset {offset}: {e}"))
+            })?,
+        );
+    }
+    Ok(MetadataBatch::Data {
+        base_offset,
+        last_offset,
+        epoch,
+        timestamp,
+        records: decoded,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_values_match_kafka_sizes() {
+        assert_eq!(&snapshot_header_value(0).unwrap()[..], &[0u8; 11]);
+        assert_eq!(&snapshot_footer_value().unwrap()[..], &[0u8; 3]);
+        let change = LeaderChange {
+            leader_id: 1,
+            voters: vec![1],
+            granting_voters: vec![1],
+        };
+        let v = leader_change_value(&change).unwrap();
+        // version, leader id, [voter 1 + tags], [voter 1 + tags], tags
+        assert_eq!(
+            &v[..],
+            &[0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 1, 0, 2, 0, 0, 0, 1, 0, 0]
+        );
+        assert_eq!(decode_leader_change(v).unwrap(), change);
+    }
+
+    #[test]
+    fn data_and_control_batches_round_trip() {
+        let recs = vec![MetadataRecord::NoOp, MetadataRecord::EndTransaction];
+        let b = data_batch(10, 3, 1_700_000_000_000, &recs).unwrap();
+        assert_eq!(b.partition_leader_epoch(), 3);
+        assert_eq!(b.producer_id(), -1);
+        assert_eq!(b.base_timestamp(), 1_700_000_000_000);
+        assert_eq!(b.max_timestamp(), 1_700_000_000_000);
+        assert!(!b.is_control());
+        assert_eq!(
+            decode_batch(&b).unwrap(),
+            MetadataBatch::Data {
+                base_offset: 10,
+                last_offset: 11,
+                epoch: 3,
+                timestamp: 1_700_000_000_000,
+                records: recs
+            }
+        );
+        let value = snapshot_footer_value().unwrap();
+        let c = control_batch(0, 2, 5, CONTROL_SNAPSHOT_FOOTER, value).unwrap();
+        assert!(c.is_control());
+        let rec = &c.records().unwrap()[0];
+        assert_eq!(rec.key.as_deref(), Some(&[0u8, 0, 0, 4][..]));
+        assert_eq!(
+            decode_batch(&c).unwrap(),
+            MetadataBatch::Control {
+                base_offset: 0,
+                last_offset: 0,
+                epoch: 2,
+                types: vec![4],
+                timestamp: 5
+            }
+        );
+    }
+}

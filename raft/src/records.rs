@@ -1,0 +1,724 @@
+//! Kafka's KRaft metadata records (formats.md §6.2–6.3), byte-exact.
+//!
+//! A framed record is `uvarint frameVersion(=1) | uvarint apiKey | uvarint version | body`, the
+//! body being the flexible generated encoding of that record version (tagged fields written only
+//! when they differ from their default). [`MetadataRecord::encode`] and
+//! [`MetadataRecord::decode`] are exact inverses for every version listed in the table of each
+//! record; decoding rejects frame version 0, unknown api keys, unsupported versions and trailing
+//! bytes.
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use crate::error::RaftError;
+use crate::flex::{tagged, FlexReader, FlexWriter};
+
+/// The only frame version Kafka writes and accepts.
+pub const FRAME_VERSION: u32 = 1;
+
+/// ConfigRecord resource type of a topic.
+pub const CONFIG_RESOURCE_TOPIC: i8 = 2;
+/// ConfigRecord resource type of a broker (or the cluster default, resource name "").
+pub const CONFIG_RESOURCE_BROKER: i8 = 4;
+
+/// RegisterBrokerRecord (api key 0, versions 0-3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisterBrokerRecord {
+    pub version: i16,
+    pub broker_id: i32,
+    /// v2+.
+    pub is_migrating_zk_broker: bool,
+    pub incarnation_id: Uuid,
+    pub broker_epoch: i64,
+    pub end_points: Vec<BrokerEndpoint>,
+    pub features: Vec<BrokerFeature>,
+    pub rack: Option<String>,
+    pub fenced: bool,
+    /// v1+.
+    pub in_controlled_shutdown: bool,
+    /// v3+, tag 0 (written only when non-empty).
+    pub log_dirs: Vec<Uuid>,
+}
+
+/// One listener of a registered broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub security_protocol: i16,
+}
+
+/// A feature range a broker supports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerFeature {
+    pub name: String,
+    pub min_supported_version: i16,
+    pub max_supported_version: i16,
+}
+
+/// UnregisterBrokerRecord (api key 1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnregisterBrokerRecord {
+    pub broker_id: i32,
+    pub broker_epoch: i64,
+}
+
+/// TopicRecord (api key 2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicRecord {
+    pub name: String,
+    pub topic_id: Uuid,
+}
+
+/// PartitionRecord (api key 3, versions 0-2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionRecord {
+    pub version: i16,
+    pub partition_id: i32,
+    pub topic_id: Uuid,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub removing_replicas: Vec<i32>,
+    pub adding_replicas: Vec<i32>,
+    pub leader: i32,
+    /// Tag 0, default 0.
+    pub leader_recovery_state: i8,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    /// v1+, one directory id per replica.
+    pub directories: Vec<Uuid>,
+    /// v2+, tag 1.
+    pub eligible_leader_replicas: Option<Vec<i32>>,
+    /// v2+, tag 2.
+    pub last_known_elr: Option<Vec<i32>>,
+}
+
+/// ConfigRecord (api key 4). `value` None deletes the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigRecord {
+    pub resource_type: i8,
+    pub resource_name: String,
+    pub name: String,
+    pub value: Option<String>,
+}
+
+/// PartitionChangeRecord (api key 5, versions 0-2). Every field but the ids is tagged; `None` /
+/// the sentinel defaults mean "unchanged".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionChangeRecord {
+    pub version: i16,
+    pub partition_id: i32,
+    pub topic_id: Uuid,
+    /// Tag 0.
+    pub isr: Option<Vec<i32>>,
+    /// Tag 1; -2 = unchanged, -1 = no leader.
+    pub leader: i32,
+    /// Tag 2.
+    pub replicas: Option<Vec<i32>>,
+    /// Tag 3.
+    pub removing_replicas: Option<Vec<i32>>,
+    /// Tag 4.
+    pub adding_replicas: Option<Vec<i32>>,
+    /// Tag 5; -1 = unchanged.
+    pub leader_recovery_state: i8,
+    /// Tag 6, v2+.
+    pub eligible_leader_replicas: Option<Vec<i32>>,
+    /// Tag 7, v2+.
+    pub last_known_elr: Option<Vec<i32>>,
+    /// Tag 8, v1+.
+    pub directories: Option<Vec<Uuid>>,
+}
+
+/// The "leader unchanged" sentinel of [`PartitionChangeRecord::leader`].
+pub const NO_LEADER_CHANGE: i32 = -2;
+
+impl PartitionChangeRecord {
+    /// A change record that changes nothing yet.
+    pub fn new(version: i16, topic_id: Uuid, partition_id: i32) -> Self {
+        PartitionChangeRecord {
+            version,
+            partition_id,
+            topic_id,
+            isr: None,
+            leader: NO_LEADER_CHANGE,
+            replicas: None,
+            removing_replicas: None,
+            adding_replicas: None,
+            leader_recovery_state: -1,
+            eligible_leader_replicas: None,
+            last_known_elr: None,
+            directories: None,
+        }
+    }
+}
+
+/// FenceBrokerRecord (7) and UnfenceBrokerRecord (8) share this shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerIdEpoch {
+    pub id: i32,
+    pub epoch: i64,
+}
+
+/// FeatureLevelRecord (api key 12).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeatureLevelRecord {
+    pub name: String,
+    pub feature_level: i16,
+}
+
+/// ProducerIdsRecord (api key 15).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerIdsRecord {
+    pub broker_id: i32,
+    pub broker_epoch: i64,
+    /// The first producer id not yet handed out.
+    pub next_producer_id: i64,
+}
+
+/// BrokerRegistrationChangeRecord (api key 17, versions 0-2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerRegistrationChangeRecord {
+    pub version: i16,
+    pub broker_id: i32,
+    pub broker_epoch: i64,
+    /// Tag 0: -1 unfenced, 0 unchanged, 1 fenced.
+    pub fenced: i8,
+    /// Tag 1 (v1+): 0 unchanged.
+    pub in_controlled_shutdown: i8,
+    /// Tag 2 (v2+).
+    pub log_dirs: Vec<Uuid>,
+}
+
+/// One decoded metadata record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MetadataRecord {
+    RegisterBroker(RegisterBrokerRecord),
+    UnregisterBroker(UnregisterBrokerRecord),
+    Topic(TopicRecord),
+    Partition(PartitionRecord),
+    Config(ConfigRecord),
+    PartitionChange(PartitionChangeRecord),
+    FenceBroker(BrokerIdEpoch),
+    UnfenceBroker(BrokerIdEpoch),
+    RemoveTopic {
+        topic_id: Uuid,
+    },
+    FeatureLevel(FeatureLevelRecord),
+    ProducerIds(ProducerIdsRecord),
+    BrokerRegistrationChange(BrokerRegistrationChangeRecord),
+    NoOp,
+    ZkMigrationState {
+        state: i8,
+    },
+    /// Tag 0 = name.
+    BeginTransaction {
+        name: Option<String>,
+    },
+    EndTransaction,
+    /// Tag 0 = reason.
+    AbortTransaction {
+        reason: Option<String>,
+    },
+}
+
+impl MetadataRecord {
+    /// Kafka's api key of this record type (formats.md §6.3).
+    pub fn api_key(&self) -> u32 {
+        use MetadataRecord::*;
+        match self {
+            RegisterBroker(_) => 0,
+            UnregisterBroker(_) => 1,
+            Topic(_) => 2,
+            Partition(_) => 3,
+            Config(_) => 4,
+            PartitionChange(_) => 5,
+            FenceBroker(_) => 7,
+            UnfenceBroker(_) => 8,
+            RemoveTopic { .. } => 9,
+            FeatureLevel(_) => 12,
+            ProducerIds(_) => 15,
+            BrokerRegistrationChange(_) => 17,
+            NoOp => 20,
+            ZkMigrationState { .. } => 21,
+            BeginTransaction { .. } => 23,
+            EndTransaction => 24,
+            AbortTransaction { .. } => 25,
+        }
+    }
+
+    /// The schema version this record is encoded at.
+    pub fn version(&self) -> i16 {
+        match self {
+            MetadataRecord::RegisterBroker(r) => r.version,
+            MetadataRecord::Partition(r) => r.version,
+            MetadataRecord::PartitionChange(r) => r.version,
+            MetadataRecord::BrokerRegistrationChange(r) => r.version,
+            _ => 0,
+        }
+    }
+
+    /// The framed value written into a metadata batch record.
+    pub fn encode(&self) -> Bytes {
+        let mut w = FlexWriter::new();
+        w.uvarint(FRAME_VERSION);
+        w.uvarint(self.api_key());
+        w.uvarint(self.version() as u32);
+        self.write_body(&mut w);
+        w.finish()
+    }
+
+    /// Parses a framed record value; the whole slice must be consumed.
+    pub fn decode(buf: &[u8]) -> Result<MetadataRecord, RaftError> {
+        let mut r = FlexReader::new(buf, "metadata record frame");
+        let frame = r.uvarint()?;
+        if frame != FRAME_VERSION {
+            return Err(RaftError::Decode(format!(
+                "unsupported metadata record frame version {frame}"
+            )));
+        }
+        let api_key = r.uvarint()?;
+        let raw_version = r.uvarint()?;
+        let version = i16::try_from(raw_version).map_err(|_| RaftError::UnsupportedVersion {
+            api_key,
+            version: raw_version,
+        })?;
+        let max = max_version(api_key).ok_or(RaftError::UnknownRecordType { api_key })?;
+        if version > max {
+            return Err(RaftError::UnsupportedVersion {
+                api_key,
+                version: raw_version,
+            });
+        }
+        let rec = read_body(&mut r, api_key, version)?;
+        r.expect_end()?;
+        Ok(rec)
+    }
+
+    fn write_body(&self, w: &mut FlexWriter) {
+        use MetadataRecord::*;
+        match self {
+            RegisterBroker(r) => r.write(w),
+            UnregisterBroker(r) => {
+                w.i32(r.broker_id);
+                w.i64(r.broker_epoch);
+                w.no_tags();
+            }
+            Topic(r) => {
+                w.string(&r.name);
+                w.uuid(&r.topic_id);
+                w.no_tags();
+            }
+            Partition(r) => r.write(w),
+            Config(r) => {
+                w.i8(r.resource_type);
+                w.string(&r.resource_name);
+                w.string(&r.name);
+                w.nullable_string(r.value.as_deref());
+                w.no_tags();
+            }
+            PartitionChange(r) => r.write(w),
+            FenceBroker(r) | UnfenceBroker(r) => {
+                w.i32(r.id);
+                w.i64(r.epoch);
+                w.no_tags();
+            }
+            RemoveTopic { topic_id } => {
+                w.uuid(topic_id);
+                w.no_tags();
+            }
+            FeatureLevel(r) => {
+                w.string(&r.name);
+                w.i16(r.feature_level);
+                w.no_tags();
+            }
+            ProducerIds(r) => {
+                w.i32(r.broker_id);
+                w.i64(r.broker_epoch);
+                w.i64(r.next_producer_id);
+                w.no_tags();
+            }
+            BrokerRegistrationChange(r) => r.write(w),
+            NoOp | EndTransaction => w.no_tags(),
+            ZkMigrationState { state } => {
+                w.i8(*state);
+                w.no_tags();
+            }
+            BeginTransaction { name: text } | AbortTransaction { reason: text } => {
+                let tags: Vec<(u32, Bytes)> =
+                    text.iter().map(|t| (0, tagged(|w| w.string(t)))).collect();
+                w.tags(&tags);
+            }
+        }
+    }
+}
+
+/// Highest version we decode of each known api key.
+fn max_version(api_key: u32) -> Option<i16> {
+    Some(match api_key {
+        0 => 3,
+        3 | 5 | 17 => 2,
+        1 | 2 | 4 | 7 | 8 | 9 | 12 | 15 | 20 | 21 | 23 | 24 | 25 => 0,
+        _ => return None,
+    })
+}
+
+/// Reads a body with no known tagged fields: `fields`, then a skipped tag section.
+fn plain<T>(
+    r: &mut FlexReader<'_>,
+    fields: impl FnOnce(&mut FlexReader<'_>) -> Result<T, RaftError>,
+) -> Result<T, RaftError> {
+    let out = fields(r)?;
+    r.skip_tags()?;
+    Ok(out)
+}
+
+fn broker_id_epoch(r: &mut FlexReader<'_>) -> Result<BrokerIdEpoch, RaftError> {
+    plain(r, |r| {
+        Ok(BrokerIdEpoch {
+            id: r.i32()?,
+            epoch: r.i64()?,
+        })
+    })
+}
+
+fn read_body(
+    r: &mut FlexReader<'_>,
+    api_key: u32,
+    version: i16,
+) -> Result<MetadataRecord, RaftError> {
+    use MetadataRecord as M;
+    Ok(match api_key {
+        0 => M::RegisterBroker(RegisterBrokerRecord::read(r, version)?),
+        1 => M::UnregisterBroker(plain(r, |r| {
+            Ok(UnregisterBrokerRecord {
+                broker_id: r.i32()?,
+                broker_epoch: r.i64()?,
+            })
+        })?),
+        2 => M::Topic(plain(r, |r| {
+            Ok(TopicRecord {
+                name: r.string()?,
+                topic_id: r.uuid()?,
+            })
+        })?),
+        3 => M::Partition(PartitionRecord::read(r, version)?),
+        4 => M::Config(plain(r, |r| {
+            Ok(ConfigRecord {
+                resource_type: r.i8()?,
+                resource_name: r.string()?,
+                name: r.string()?,
+                value: r.nullable_string()?,
+            })
+        })?),
+        5 => M::PartitionChange(PartitionChangeRecord::read(r, version)?),
+        7 => M::FenceBroker(broker_id_epoch(r)?),
+        8 => M::UnfenceBroker(broker_id_epoch(r)?),
+        9 => M::RemoveTopic {
+            topic_id: plain(r, |r| r.uuid())?,
+        },
+        12 => M::FeatureLevel(plain(r, |r| {
+            Ok(FeatureLevelRecord {
+                name: r.string()?,
+                feature_level: r.i16()?,
+            })
+        })?),
+        15 => M::ProducerIds(plain(r, |r| {
+            Ok(ProducerIdsRecord {
+                broker_id: r.i32()?,
+                broker_epoch: r.i64()?,
+                next_producer_id: r.i64()?,
+            })
+        })?),
+        17 => M::BrokerRegistrationChange(BrokerRegistrationChangeRecord::read(r, version)?),
+        20 => plain(r, |_| Ok(M::NoOp))?,
+        21 => M::ZkMigrationState {
+            state: plain(r, |r| r.i8())?,
+        },
+        23 => M::BeginTransaction {
+            name: read_tag0_string(r)?,
+        },
+        24 => plain(r, |_| Ok(M::EndTransaction))?,
+        25 => M::AbortTransaction {
+            reason: read_tag0_string(r)?,
+        },
+        _ => return Err(RaftError::UnknownRecordType { api_key }),
+    })
+}
+
+/// A tag section whose only known field is a nullable string at tag 0.
+fn read_tag0_string(r: &mut FlexReader<'_>) -> Result<Option<String>, RaftError> {
+    let mut text = None;
+    r.tags(|tag, sub| {
+        if tag == 0 {
+            text = sub.nullable_string()?;
+            return Ok(true);
+        }
+        Ok(false)
+    })?;
+    Ok(text)
+}
+
+impl RegisterBrokerRecord {
+    fn write(&self, w: &mut FlexWriter) {
+        w.i32(self.broker_id);
+        if self.version >= 2 {
+            w.bool(self.is_migrating_zk_broker);
+        }
+        w.uuid(&self.incarnation_id);
+        w.i64(self.broker_epoch);
+        w.struct_array(&self.end_points, |w, e| {
+            w.string(&e.name);
+            w.string(&e.host);
+            w.u16(e.port);
+            w.i16(e.security_protocol);
+            w.no_tags();
+        });
+        w.struct_array(&self.features, |w, f| {
+            w.string(&f.name);
+            w.i16(f.min_supported_version);
+            w.i16(f.max_supported_version);
+            w.no_tags();
+        });
+        w.nullable_string(self.rack.as_deref());
+        w.bool(self.fenced);
+        if self.version >= 1 {
+            w.bool(self.in_controlled_shutdown);
+        }
+        let mut tags = Vec::new();
+        if self.version >= 3 && !self.log_dirs.is_empty() {
+            tags.push((0, tagged(|w| w.uuid_array(&self.log_dirs))));
+        }
+        w.tags(&tags);
+    }
+
+    fn read(r: &mut FlexReader<'_>, version: i16) -> Result<Self, RaftError> {
+        let broker_id = r.i32()?;
+        let is_migrating_zk_broker = if version >= 2 { r.bool()? } else { false };
+        let incarnation_id = r.uuid()?;
+        let broker_epoch = r.i64()?;
+        let end_points = r.struct_array(|r| {
+            let e = BrokerEndpoint {
+                name: r.string()?,
+                host: r.string()?,
+                port: r.u16()?,
+                security_protocol: r.i16()?,
+            };
+            r.skip_tags()?;
+            Ok(e)
+        })?;
+        let features = r.struct_array(|r| {
+            let f = BrokerFeature {
+                name: r.string()?,
+                min_supported_version: r.i16()?,
+                max_supported_version: r.i16()?,
+            };
+            r.skip_tags()?;
+            Ok(f)
+        })?;
+        let rack = r.nullable_string()?;
+        let fenced = r.bool()?;
+        let in_controlled_shutdown = if version >= 1 { r.bool()? } else { false };
+        let mut log_dirs = Vec::new();
+        r.tags(|tag, sub| {
+            if tag == 0 && version >= 3 {
+                log_dirs = sub.uuid_array()?;
+                return Ok(true);
+            }
+            Ok(false)
+        })?;
+        Ok(RegisterBrokerRecord {
+            version,
+            broker_id,
+            is_migrating_zk_broker,
+            incarnation_id,
+            broker_epoch,
+            end_points,
+            features,
+            rack,
+            fenced,
+            in_controlled_shutdown,
+            log_dirs,
+        })
+    }
+}
+
+impl PartitionRecord {
+    fn write(&self, w: &mut FlexWriter) {
+        w.i32(self.partition_id);
+        w.uuid(&self.topic_id);
+        w.i32_array(&self.replicas);
+        w.i32_array(&self.isr);
+        w.i32_array(&self.removing_replicas);
+        w.i32_array(&self.adding_replicas);
+        w.i32(self.leader);
+        w.i32(self.leader_epoch);
+        w.i32(self.partition_epoch);
+        if self.version >= 1 {
+            w.uuid_array(&self.directories);
+        }
+        let mut tags = Vec::new();
+        if self.leader_recovery_state != 0 {
+            tags.push((0, tagged(|w| w.i8(self.leader_recovery_state))));
+        }
+        if self.version >= 2 {
+            if let Some(elr) = &self.eligible_leader_replicas {
+                tags.push((1, tagged(|w| w.i32_array(elr))));
+            }
+            if let Some(lke) = &self.last_known_elr {
+                tags.push((2, tagged(|w| w.i32_array(lke))));
+            }
+        }
+        w.tags(&tags);
+    }
+
+    fn read(r: &mut FlexReader<'_>, version: i16) -> Result<Self, RaftError> {
+        let partition_id = r.i32()?;
+        let topic_id = r.uuid()?;
+        let replicas = r.i32_array()?;
+        let isr = r.i32_array()?;
+        let removing_replicas = r.nullable_i32_array()?.unwrap_or_default();
+        let adding_replicas = r.nullable_i32_array()?.unwrap_or_default();
+        let leader = r.i32()?;
+        let leader_epoch = r.i32()?;
+        let partition_epoch = r.i32()?;
+        let directories = if version >= 1 {
+            r.uuid_array()?
+        } else {
+            Vec::new()
+        };
+        let mut rec = PartitionRecord {
+            version,
+            partition_id,
+            topic_id,
+            replicas,
+            isr,
+            removing_replicas,
+            adding_replicas,
+            leader,
+            leader_recovery_state: 0,
+            leader_epoch,
+            partition_epoch,
+            directories,
+            eligible_leader_replicas: None,
+            last_known_elr: None,
+        };
+        r.tags(|tag, sub| {
+            match (tag, version >= 2) {
+                (0, _) => rec.leader_recovery_state = sub.i8()?,
+                (1, true) => rec.eligible_leader_replicas = sub.nullable_i32_array()?,
+                (2, true) => rec.last_known_elr = sub.nullable_i32_array()?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(rec)
+    }
+}
+
+impl PartitionChangeRecord {
+    fn write(&self, w: &mut FlexWriter) {
+        w.i32(self.partition_id);
+        w.uuid(&self.topic_id);
+        let mut tags = Vec::new();
+        let arr = |v: &Vec<i32>| tagged(|w| w.i32_array(v));
+        if let Some(v) = &self.isr {
+            tags.push((0, arr(v)));
+        }
+        if self.leader != NO_LEADER_CHANGE {
+            tags.push((1, tagged(|w| w.i32(self.leader))));
+        }
+        if let Some(v) = &self.replicas {
+            tags.push((2, arr(v)));
+        }
+        if let Some(v) = &self.removing_replicas {
+            tags.push((3, arr(v)));
+        }
+        if let Some(v) = &self.adding_replicas {
+            tags.push((4, arr(v)));
+        }
+        if self.leader_recovery_state != -1 {
+            tags.push((5, tagged(|w| w.i8(self.leader_recovery_state))));
+        }
+        if self.version >= 2 {
+            if let Some(v) = &self.eligible_leader_replicas {
+                tags.push((6, arr(v)));
+            }
+            if let Some(v) = &self.last_known_elr {
+                tags.push((7, arr(v)));
+            }
+        }
+        if self.version >= 1 {
+            if let Some(v) = &self.directories {
+                tags.push((8, tagged(|w| w.uuid_array(v))));
+            }
+        }
+        w.tags(&tags);
+    }
+
+    fn read(r: &mut FlexReader<'_>, version: i16) -> Result<Self, RaftError> {
+        let partition_id = r.i32()?;
+        let topic_id = r.uuid()?;
+        let mut rec = PartitionChangeRecord::new(version, topic_id, partition_id);
+        r.tags(|tag, sub| {
+            match tag {
+                0 => rec.isr = sub.nullable_i32_array()?,
+                1 => rec.leader = sub.i32()?,
+                2 => rec.replicas = sub.nullable_i32_array()?,
+                3 => rec.removing_replicas = sub.nullable_i32_array()?,
+                4 => rec.adding_replicas = sub.nullable_i32_array()?,
+                5 => rec.leader_recovery_state = sub.i8()?,
+                6 if version >= 2 => rec.eligible_leader_replicas = sub.nullable_i32_array()?,
+                7 if version >= 2 => rec.last_known_elr = sub.nullable_i32_array()?,
+                8 if version >= 1 => rec.directories = sub.nullable_uuid_array()?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(rec)
+    }
+}
+
+impl BrokerRegistrationChangeRecord {
+    fn write(&self, w: &mut FlexWriter) {
+        w.i32(self.broker_id);
+        w.i64(self.broker_epoch);
+        let mut tags = Vec::new();
+        if self.fenced != 0 {
+            tags.push((0, tagged(|w| w.i8(self.fenced))));
+        }
+        if self.version >= 1 && self.in_controlled_shutdown != 0 {
+            tags.push((1, tagged(|w| w.i8(self.in_controlled_shutdown))));
+        }
+        if self.version >= 2 && !self.log_dirs.is_empty() {
+            tags.push((2, tagged(|w| w.uuid_array(&self.log_dirs))));
+        }
+        w.tags(&tags);
+    }
+
+    fn read(r: &mut FlexReader<'_>, version: i16) -> Result<Self, RaftError> {
+        let mut rec = BrokerRegistrationChangeRecord {
+            version,
+            broker_id: r.i32()?,
+            broker_epoch: r.i64()?,
+            fenced: 0,
+            in_controlled_shutdown: 0,
+            log_dirs: Vec::new(),
+        };
+        r.tags(|tag, sub| {
+            match tag {
+                0 => rec.fenced = sub.i8()?,
+                1 if version >= 1 => rec.in_controlled_shutdown = sub.i8()?,
+                2 if version >= 2 => rec.log_dirs = sub.uuid_array()?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(rec)
+    }
+}
+
+#[cfg(test)]
+#[path = "records_test.rs"]
+mod tests;

@@ -1,0 +1,231 @@
+//! Kafka's checks on metadata changes, as pure functions over the current image: topic names
+//! (`Topic.validate` and the '.'/'_' collision rule), partition counts, replication factors,
+//! manual replica assignments and topic config values. Messages follow Kafka's wording because
+//! clients show them to users.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use shale_local_log::{topic_config_def, validate_topic_config, ConfigKind, LogError};
+
+use crate::error::ControllerError;
+use crate::image::MetadataImage;
+
+/// Longest legal topic name.
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Kafka's topic-name rules.
+pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
+    if name.is_empty() {
+        return Err(ControllerError::InvalidTopic(
+            "Topic name is illegal, it can't be empty".into(),
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(ControllerError::InvalidTopic(
+            "Topic name cannot be \".\" or \"..\"".into(),
+        ));
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return Err(ControllerError::InvalidTopic(format!(
+            "Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LEN} characters, topic name: {name}"
+        )));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(ControllerError::InvalidTopic(format!(
+            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// Rejects a new topic whose name equals an existing one once '.' is read as '_'.
+pub fn check_collision(image: &MetadataImage, name: &str) -> Result<(), ControllerError> {
+    let unified = name.replace('.', "_");
+    if let Some(other) = image
+        .topics
+        .keys()
+        .find(|t| t.as_str() != name && t.replace('.', "_") == unified)
+    {
+        return Err(ControllerError::InvalidTopic(format!(
+            "Topic '{name}' collides with existing topic: {other}"
+        )));
+    }
+    Ok(())
+}
+
+/// Brokers that can host replicas (registered and unfenced), ascending.
+pub fn usable_brokers(image: &MetadataImage) -> Vec<i32> {
+    image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| b.id)
+        .collect()
+}
+
+pub fn check_partition_count(n: i32) -> Result<(), ControllerError> {
+    if n <= 0 {
+        return Err(ControllerError::InvalidPartitions(
+            "Number of partitions was set to an invalid non-positive value.".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_replication_factor(rf: i16, brokers: usize) -> Result<(), ControllerError> {
+    if rf <= 0 {
+        return Err(ControllerError::InvalidReplicationFactor(
+            "Replication factor must be larger than 0, or -1 to use the default value.".into(),
+        ));
+    }
+    if rf as usize > brokers {
+        return Err(ControllerError::InvalidReplicationFactor(format!(
+            "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {brokers} broker(s) are registered."
+        )));
+    }
+    Ok(())
+}
+
+/// Places `count` partitions starting at `first` with `rf` replicas each, striping leaders
+/// over `brokers` as Kafka's striped placer does for a single rack.
+pub fn place_replicas(brokers: &[i32], first: i32, count: i32, rf: i16) -> Vec<(i32, Vec<i32>)> {
+    let n = brokers.len().max(1);
+    (first..first + count)
+        .map(|p| {
+            let replicas = (0..rf as usize)
+                .filter_map(|i| brokers.get((p as usize + i) % n).copied())
+                .collect();
+            (p, replicas)
+        })
+        .collect()
+}
+
+/// Checks a manual assignment: partitions 0..n in any order, non-empty replica lists without
+/// duplicates, registered brokers only, one replication factor. Returns it sorted.
+pub fn check_assignment(
+    image: &MetadataImage,
+    mut assignment: Vec<(i32, Vec<i32>)>,
+    first: i32,
+) -> Result<Vec<(i32, Vec<i32>)>, ControllerError> {
+    assignment.sort_by_key(|(p, _)| *p);
+    let bad = |m: String| Err(ControllerError::InvalidReplicaAssignment(m));
+    let mut rf = None;
+    for (i, (p, replicas)) in assignment.iter().enumerate() {
+        if *p != first + i as i32 {
+            return bad(format!(
+                "Partitions should be a consecutive 0-based integer sequence, but partition {p} was found where {} was expected.",
+                first + i as i32
+            ));
+        }
+        if replicas.is_empty() {
+            return bad("The manual partition assignment includes an empty replica list.".into());
+        }
+        let mut seen = BTreeSet::new();
+        for b in replicas {
+            if !seen.insert(*b) {
+                return bad(format!(
+                    "The manual partition assignment includes the broker {b} more than once."
+                ));
+            }
+            if !image.brokers.contains_key(b) {
+                return bad(format!(
+                    "The manual partition assignment includes broker {b}, but no such broker is registered."
+                ));
+            }
+        }
+        if *rf.get_or_insert(replicas.len()) != replicas.len() {
+            return bad(format!(
+                "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {} replica(s).",
+                replicas.len(),
+                rf.unwrap_or_default()
+            ));
+        }
+    }
+    Ok(assignment)
+}
+
+/// Validates one topic config value.
+pub fn check_topic_config(key: &str, value: &str) -> Result<(), ControllerError> {
+    validate_topic_config(key, value).map_err(|e| match e {
+        LogError::InvalidConfig { key, reason, .. } => {
+            ControllerError::InvalidConfig { key, reason }
+        }
+        other => ControllerError::InvalidConfig {
+            key: key.to_owned(),
+            reason: other.to_string(),
+        },
+    })
+}
+
+/// Validates a whole set of topic config overrides; duplicate keys are an error.
+pub fn check_topic_configs(
+    configs: &[(String, String)],
+) -> Result<BTreeMap<String, String>, ControllerError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in configs {
+        check_topic_config(k, v)?;
+        if out.insert(k.clone(), v.clone()).is_some() {
+            return Err(ControllerError::InvalidRequest(format!(
+                "Duplicate config key {k}"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// True if `key` is a list-typed topic config (the only kind APPEND/SUBTRACT accept).
+pub fn is_list_config(key: &str) -> bool {
+    topic_config_def(key).is_some_and(|d| matches!(d.kind, ConfigKind::List))
+}
+
+/// The default value of a topic config, as Kafka renders it.
+pub fn topic_config_default(key: &str) -> Option<&'static str> {
+    topic_config_def(key).map(|d| d.default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names() {
+        assert!(validate_topic_name("a.b_c-D9").is_ok());
+        for bad in ["", ".", "..", "a b", "é", "x/y"] {
+            assert!(
+                matches!(
+                    validate_topic_name(bad),
+                    Err(ControllerError::InvalidTopic(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(validate_topic_name(&"a".repeat(249)).is_ok());
+        assert!(validate_topic_name(&"a".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn replication_factor_message_is_kafkas() {
+        let e = check_replication_factor(3, 1).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Unable to replicate the partition 3 time(s): The target replication factor of 3 cannot be reached because only 1 broker(s) are registered."
+        );
+        assert!(check_replication_factor(0, 1).is_err());
+        assert!(check_replication_factor(1, 1).is_ok());
+    }
+
+    #[test]
+    fn placement_stripes_leaders() {
+        assert_eq!(
+            place_replicas(&[1, 2, 3], 0, 3, 2),
+            vec![(0, vec![1, 2]), (1, vec![2, 3]), (2, vec![3, 1])]
+        );
+        assert_eq!(
+            place_replicas(&[1], 2, 2, 1),
+            vec![(2, vec![1]), (3, vec![1])]
+        );
+    }
+}
