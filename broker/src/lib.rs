@@ -1,1 +1,21 @@
-//! placeholder
+//! The Shale broker: configuration, the network server, the Kafka API handlers and the wiring of
+//! the storage crates (`shale-local-log`, `shale-raft`) behind them.
+//!
+//! Layout:
+//! * [`config`] — `server.properties` keys, defaults and validation.
+//! * [`server`] — start-up, the accept loop, one task per connection, graceful shutdown.
+//! * [`state`] — the running broker: metadata controller, logs, partitions and their fetch waiters.
+//! * [`api`] — one module per API family; [`api::dispatch`] is the routing table.
+//! * [`errors`] — the one place internal errors become Kafka error codes.
+//! * [`metrics`] — Prometheus registry and the `/metrics` HTTP endpoint.
+
+pub mod api;
+pub mod config;
+pub mod errors;
+pub mod fetch_session;
+pub mod metrics;
+pub mod server;
+pub mod state;
+
+pub use config::BrokerConfig;
+pub use server::{run, start, RunningBroker};

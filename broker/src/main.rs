@@ -1,1 +1,121 @@
-fn main() {}
+//! The `shale` binary: parse the command line, set up logging, hand over to the library.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use shale_broker::BrokerConfig;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "shale",
+    version,
+    about = "A Kafka-compatible, object-storage-first broker"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: ConfigArgs,
+}
+
+#[derive(Args, Clone, Default)]
+struct ConfigArgs {
+    /// Kafka server.properties file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// key=value pairs applied over the file (repeatable).
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker (the default).
+    Run(ConfigArgs),
+    /// Format the log directories, like kafka-storage.sh format.
+    Format {
+        #[arg(long)]
+        cluster_id: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Print a new random cluster id, like kafka-storage.sh random-uuid.
+    RandomUuid,
+    /// Print the contents of log, index, time-index, snapshot or checkpoint files.
+    DumpLog {
+        files: Vec<PathBuf>,
+        /// Also print every record of .log files.
+        #[arg(long)]
+        print_data_log: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run(cli.run)) {
+        Command::Run(args) => run(args),
+        Command::Format { cluster_id, config } => {
+            let cfg = load(&config)?;
+            let mut dirs = cfg.log_dirs.clone();
+            dirs.push(cfg.metadata_log_dir.clone());
+            dirs.dedup();
+            let rng = shale_common::SeededRng::from_entropy();
+            shale_raft::format::format_dirs(&dirs, &cluster_id, cfg.node_id, rng.as_ref())?;
+            println!(
+                "Formatted {} director{} with cluster id {cluster_id}",
+                dirs.len(),
+                if dirs.len() == 1 { "y" } else { "ies" }
+            );
+            Ok(())
+        }
+        Command::RandomUuid => {
+            println!(
+                "{}",
+                shale_raft::format::random_uuid(shale_common::SeededRng::from_entropy().as_ref())
+            );
+            Ok(())
+        }
+        Command::DumpLog {
+            files,
+            print_data_log,
+        } => {
+            let mut out = std::io::stdout().lock();
+            for f in files {
+                shale_local_log::dump::dump_file(&f, print_data_log, &mut out)
+                    .with_context(|| format!("dumping {}", f.display()))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn load(args: &ConfigArgs) -> anyhow::Result<BrokerConfig> {
+    Ok(BrokerConfig::load(args.config.as_deref(), &args.overrides)?)
+}
+
+fn run(args: ConfigArgs) -> anyhow::Result<()> {
+    let config = load(&args)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(shale_broker::run(config, shutdown_signal()))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,243 @@
+//! CreateTopics, DeleteTopics, CreatePartitions and DeleteRecords.
+//!
+//! Metadata changes go through the controller (which validates names, counts and configs the
+//! way Kafka does); the broker then reconciles its local logs with the new image.
+
+use super::admin_configs::topic_config_entries;
+use super::blocking;
+use crate::errors::{controller_error, log_error_code};
+use crate::state::Broker;
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use shale_common::TopicPartition;
+use shale_raft::CreateTopicSpec;
+use std::sync::Arc;
+
+/// Creates (or, with `validate_only`, checks) each topic.
+pub async fn create_topics(
+    broker: &Arc<Broker>,
+    req: &CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
+    let mut resp = CreateTopicsResponse::default();
+    let validate_only = req.validate_only;
+    for t in &req.topics {
+        let spec = CreateTopicSpec {
+            name: t.name.0.to_string(),
+            num_partitions: t.num_partitions,
+            replication_factor: t.replication_factor,
+            assignments: t
+                .assignments
+                .iter()
+                .map(|a| {
+                    (
+                        a.partition_index,
+                        a.broker_ids.iter().map(|b| b.0).collect(),
+                    )
+                })
+                .collect(),
+            configs: t
+                .configs
+                .iter()
+                .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                .collect(),
+        };
+        let result = blocking(broker, move |b| {
+            let r = b.controller.create_topic(spec, validate_only);
+            if r.is_ok() && !validate_only {
+                if let Err(e) = b.reconcile() {
+                    tracing::error!(error = %e, "creating logs for a new topic failed");
+                }
+            }
+            r
+        })
+        .await;
+        let mut out = CreatableTopicResult::default();
+        out.name = t.name.clone();
+        match result {
+            Ok(created) => {
+                tracing::info!(topic = %t.name.0, partitions = created.num_partitions, validate_only, "created topic");
+                out.topic_id = created.topic_id;
+                out.num_partitions = created.num_partitions;
+                out.replication_factor = created.replication_factor;
+                if version >= 5 {
+                    let entries = topic_config_entries(broker, &created.configs);
+                    out.configs = Some(
+                        entries
+                            .into_iter()
+                            .map(|e| {
+                                let mut c = CreatableTopicConfigs::default();
+                                c.name = StrBytes::from_string(e.name);
+                                c.value = e.value.map(StrBytes::from_string);
+                                c.config_source = e.source;
+                                c
+                            })
+                            .collect(),
+                    );
+                }
+            }
+            Err(e) => {
+                let (code, msg) = controller_error(&e);
+                out.error_code = code;
+                out.error_message = Some(StrBytes::from_string(msg));
+                out.num_partitions = -1;
+                out.replication_factor = -1;
+            }
+        }
+        if version < 7 {
+            out.topic_id = uuid::Uuid::nil();
+        }
+        if version < 5 {
+            out.num_partitions = -1;
+            out.replication_factor = -1;
+        }
+        if version < 1 {
+            out.error_message = None;
+        }
+        resp.topics.push(out);
+    }
+    resp
+}
+
+/// Deletes topics by name (all versions) or id (v6+).
+pub async fn delete_topics(
+    broker: &Arc<Broker>,
+    req: &DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    let mut resp = DeleteTopicsResponse::default();
+    let image = broker.image();
+    let mut targets: Vec<(Option<TopicName>, uuid::Uuid)> = req
+        .topic_names
+        .iter()
+        .map(|n| (Some(n.clone()), uuid::Uuid::nil()))
+        .collect();
+    targets.extend(req.topics.iter().map(|t| (t.name.clone(), t.topic_id)));
+    for (name, id) in targets {
+        let mut out = DeletableTopicResult::default();
+        out.name = name.clone();
+        out.topic_id = id;
+        let resolved = match &name {
+            Some(n) => Some(n.0.to_string()),
+            None => image.topic_by_id(&id).map(|t| t.name.clone()),
+        };
+        let Some(topic) = resolved else {
+            out.error_code = E::UnknownTopicId.code();
+            resp.responses.push(out);
+            continue;
+        };
+        if !broker.config.delete_topic_enable {
+            out.error_code = E::TopicDeletionDisabled.code();
+            resp.responses.push(out);
+            continue;
+        }
+        let result = blocking(broker, move |b| {
+            let r = b.controller.delete_topic(&topic);
+            if r.is_ok() {
+                if let Err(e) = b.reconcile() {
+                    tracing::error!(error = %e, "deleting logs of a topic failed");
+                }
+            }
+            r
+        })
+        .await;
+        match result {
+            Ok(deleted_id) => {
+                out.topic_id = deleted_id;
+                if out.name.is_none() {
+                    out.name = image
+                        .topic_by_id(&deleted_id)
+                        .map(|t| TopicName(StrBytes::from_string(t.name.clone())));
+                }
+            }
+            Err(e) => {
+                let (code, msg) = controller_error(&e);
+                out.error_code = code;
+                out.error_message = Some(StrBytes::from_string(msg));
+            }
+        }
+        if version < 6 {
+            out.topic_id = uuid::Uuid::nil();
+        }
+        if version < 5 {
+            out.error_message = None;
+        }
+        resp.responses.push(out);
+    }
+    resp
+}
+
+/// Raises a topic's partition count.
+pub async fn create_partitions(
+    broker: &Arc<Broker>,
+    req: &CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut resp = CreatePartitionsResponse::default();
+    let validate_only = req.validate_only;
+    for t in &req.topics {
+        let (name, count) = (t.name.0.to_string(), t.count);
+        let result = blocking(broker, move |b| {
+            let r = b.controller.create_partitions(&name, count, validate_only);
+            if r.is_ok() && !validate_only {
+                if let Err(e) = b.reconcile() {
+                    tracing::error!(error = %e, "creating logs for new partitions failed");
+                }
+            }
+            r
+        })
+        .await;
+        let mut out = CreatePartitionsTopicResult::default();
+        out.name = t.name.clone();
+        if let Err(e) = result {
+            let (code, msg) = controller_error(&e);
+            out.error_code = code;
+            out.error_message = Some(StrBytes::from_string(msg));
+        }
+        resp.results.push(out);
+    }
+    resp
+}
+
+/// Raises log start offsets (offset -1 means the high watermark).
+pub fn delete_records(broker: &Broker, req: &DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let mut resp = DeleteRecordsResponse::default();
+    for t in &req.topics {
+        let mut out = DeleteRecordsTopicResult::default();
+        out.name = t.name.clone();
+        for p in &t.partitions {
+            let mut r = DeleteRecordsPartitionResult::default();
+            r.partition_index = p.partition_index;
+            r.low_watermark = -1;
+            match broker.partition(&TopicPartition::new(t.name.0.as_str(), p.partition_index)) {
+                None => r.error_code = E::UnknownTopicOrPartition.code(),
+                Some(part) => {
+                    let target = if p.offset == -1 {
+                        part.high_watermark()
+                    } else {
+                        p.offset
+                    };
+                    if target < 0 || target > part.high_watermark() {
+                        r.error_code = E::OffsetOutOfRange.code();
+                    } else {
+                        match part.log.delete_records_before(target) {
+                            Ok(low) => r.low_watermark = low,
+                            Err(e) => r.error_code = log_error_code(&e),
+                        }
+                    }
+                }
+            }
+            out.partitions.push(r);
+        }
+        resp.topics.push(out);
+    }
+    resp
+}

@@ -1,0 +1,258 @@
+//! Fetch: sessions (KIP-227), long-poll woken by appends, byte limits, and the zero-copy writer.
+//!
+//! Reads honour the request's `max_bytes` across partitions and each partition's own limit; the
+//! first partition that has data may exceed them by one whole batch (Kafka's "at least one batch"
+//! rule). When fewer than `min_bytes` are available the request waits until an append to one of
+//! its partitions or `max_wait_ms`, whichever comes first — no polling.
+
+use super::Response;
+use crate::errors::log_error_code;
+use crate::fetch_session::{FetchTarget, Reported, SessionError, SessionPlan};
+use crate::state::Broker;
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::FetchRequest;
+use kafka_protocol::protocol::StrBytes;
+use shale_common::TopicPartition;
+use shale_protocol::fetch_writer::{
+    encode_fetch_response, FetchPartitionData, FetchResponseData, FetchTopicData,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Serves one Fetch request.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    req: &FetchRequest,
+    version: i16,
+    correlation_id: i32,
+) -> Result<Response, String> {
+    let image = broker.image();
+    let mut unknown = Vec::new();
+    let mut requested = Vec::new();
+    for t in &req.topics {
+        let (name, id) = if version >= 13 {
+            match image.topic_by_id(&t.topic_id) {
+                Some(ti) => (ti.name.clone(), t.topic_id),
+                None => {
+                    unknown.extend(t.partitions.iter().map(|p| (t.topic_id, p.partition)));
+                    continue;
+                }
+            }
+        } else {
+            let name = t.topic.0.to_string();
+            let id = image.topic(&name).map(|ti| ti.id).unwrap_or_default();
+            (name, id)
+        };
+        for p in &t.partitions {
+            requested.push(FetchTarget {
+                topic: name.clone(),
+                topic_id: id,
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
+            });
+        }
+    }
+    let forgotten: Vec<(String, i32)> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|f| {
+            let name = if version >= 13 {
+                image
+                    .topic_by_id(&f.topic_id)
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default()
+            } else {
+                f.topic.0.to_string()
+            };
+            f.partitions.iter().map(move |p| (name.clone(), *p))
+        })
+        .collect();
+    let mut data = FetchResponseData::default();
+    let plan =
+        match broker
+            .fetch_sessions
+            .plan(req.session_id, req.session_epoch, requested, &forgotten)
+        {
+            Ok(plan) => plan,
+            Err(e) => {
+                data.error_code = match e {
+                    SessionError::NotFound => E::FetchSessionIdNotFound.code(),
+                    SessionError::InvalidEpoch => E::InvalidFetchSessionEpoch.code(),
+                };
+                return chunks(version, correlation_id, &data);
+            }
+        };
+    let read = read_with_wait(broker, req, &plan).await;
+    data.session_id = plan.session_id;
+    let mut reports = Vec::new();
+    for (target, out) in read {
+        let report = Reported {
+            high_watermark: out.high_watermark,
+            log_start_offset: out.log_start_offset,
+        };
+        let has_news = out.error_code != 0 || !out.records.is_empty();
+        let previously = plan
+            .targets
+            .iter()
+            .find(|(t, _)| t.topic == target.topic && t.partition == target.partition)
+            .and_then(|(_, r)| *r);
+        if plan.incremental && !has_news && previously == Some(report) {
+            continue;
+        }
+        reports.push((target.topic.clone(), target.partition, report));
+        push_partition(&mut data, &target, out);
+    }
+    for (id, partition) in unknown {
+        let mut p = FetchPartitionData {
+            partition_index: partition,
+            error_code: E::UnknownTopicId.code(),
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+            preferred_read_replica: -1,
+            ..Default::default()
+        };
+        p.records = Vec::new();
+        data.topics.push(FetchTopicData {
+            topic: StrBytes::default(),
+            topic_id: id,
+            partitions: vec![p],
+        });
+    }
+    broker.fetch_sessions.record(plan.session_id, &reports);
+    chunks(version, correlation_id, &data)
+}
+
+fn chunks(version: i16, correlation_id: i32, data: &FetchResponseData) -> Result<Response, String> {
+    encode_fetch_response(version, correlation_id, data)
+        .map(Response::Chunks)
+        .map_err(|e| format!("cannot encode Fetch v{version} response: {e}"))
+}
+
+fn push_partition(data: &mut FetchResponseData, target: &FetchTarget, out: FetchPartitionData) {
+    match data.topics.last_mut() {
+        Some(t) if t.topic.as_str() == target.topic && t.topic_id == target.topic_id => {
+            t.partitions.push(out)
+        }
+        _ => data.topics.push(FetchTopicData {
+            topic: StrBytes::from_string(target.topic.clone()),
+            topic_id: target.topic_id,
+            partitions: vec![out],
+        }),
+    }
+}
+
+/// Reads every target, waiting for appends while fewer than `min_bytes` are available.
+async fn read_with_wait(
+    broker: &Arc<Broker>,
+    req: &FetchRequest,
+    plan: &SessionPlan,
+) -> Vec<(FetchTarget, FetchPartitionData)> {
+    let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let deadline = tokio::time::Instant::now() + wait;
+    let waiter = Arc::new(Notify::new());
+    loop {
+        // Register before reading so an append between the read and the wait still wakes us.
+        for (t, _) in &plan.targets {
+            if let Some(p) = broker.partition(&TopicPartition::new(t.topic.as_str(), t.partition)) {
+                p.add_waiter(&waiter);
+            }
+        }
+        let results = read_all(broker, req, plan);
+        let bytes: usize = results
+            .iter()
+            .map(|(_, p)| p.records.iter().map(|b| b.len()).sum::<usize>())
+            .sum();
+        let errors = results.iter().any(|(_, p)| p.error_code != 0);
+        let done = bytes >= req.min_bytes.max(0) as usize || errors || plan.targets.is_empty();
+        if done
+            || tokio::time::timeout_at(deadline, waiter.notified())
+                .await
+                .is_err()
+        {
+            let served: usize = bytes;
+            broker.metrics.bytes_out.inc_by(served as u64);
+            return results;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return read_all(broker, req, plan);
+        }
+    }
+}
+
+fn read_all(
+    broker: &Broker,
+    req: &FetchRequest,
+    plan: &SessionPlan,
+) -> Vec<(FetchTarget, FetchPartitionData)> {
+    let mut budget = if req.max_bytes <= 0 {
+        i32::MAX as usize
+    } else {
+        req.max_bytes as usize
+    };
+    let mut any = false;
+    plan.targets
+        .iter()
+        .map(|(t, _)| {
+            let out = read_one(broker, t, budget, !any, req.isolation_level);
+            let n: usize = out.records.iter().map(|b| b.len()).sum();
+            budget = budget.saturating_sub(n);
+            any |= n > 0;
+            (t.clone(), out)
+        })
+        .collect()
+}
+
+fn read_one(
+    broker: &Broker,
+    t: &FetchTarget,
+    budget: usize,
+    min_one: bool,
+    _isolation: i8,
+) -> FetchPartitionData {
+    let mut out = FetchPartitionData {
+        partition_index: t.partition,
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        preferred_read_replica: -1,
+        ..Default::default()
+    };
+    let tp = TopicPartition::new(t.topic.as_str(), t.partition);
+    let Some(partition) = broker.partition(&tp) else {
+        out.error_code = E::UnknownTopicOrPartition.code();
+        return out;
+    };
+    let epoch = partition.leader_epoch();
+    if t.current_leader_epoch >= 0 && t.current_leader_epoch != epoch {
+        out.error_code = if t.current_leader_epoch < epoch {
+            E::FencedLeaderEpoch.code()
+        } else {
+            E::UnknownLeaderEpoch.code()
+        };
+        return out;
+    }
+    let hw = partition.high_watermark();
+    out.high_watermark = hw;
+    out.last_stable_offset = hw;
+    out.log_start_offset = partition.log.log_start_offset();
+    let max = (t.max_bytes.max(0) as usize).min(budget);
+    match partition.log.read(t.fetch_offset, max, hw, min_one) {
+        Ok(info) => {
+            out.log_start_offset = info.log_start_offset;
+            if !info.records.is_empty() {
+                out.records = vec![info.records];
+            }
+        }
+        Err(e) => {
+            out.error_code = log_error_code(&e);
+            if out.error_code == E::KafkaStorageError.code() {
+                tracing::error!(partition = %tp, error = %e, "fetch read failed");
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,163 @@
+//! Metadata: brokers, topics and partitions from the metadata image, with auto-creation of
+//! requested topics when `auto.create.topics.enable` and the request allow it.
+
+use super::blocking;
+use crate::errors::controller_error;
+use crate::state::Broker;
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use shale_raft::{CreateTopicSpec, MetadataImage, TopicImage};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Internal topics, flagged `is_internal` as Kafka does.
+pub fn is_internal(topic: &str) -> bool {
+    matches!(topic, "__consumer_offsets" | "__transaction_state")
+}
+
+/// Builds the Metadata response, creating missing topics first when allowed.
+pub async fn handle(broker: &Arc<Broker>, req: &MetadataRequest, version: i16) -> MetadataResponse {
+    let all = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && version == 0,
+    };
+    let allow_create =
+        broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let mut create_errors = Vec::new();
+    if !all && allow_create {
+        let image = broker.image();
+        for t in req.topics.iter().flatten() {
+            let Some(name) = &t.name else { continue };
+            if image.topic(name.as_str()).is_none() {
+                if let Err(code) = auto_create(broker, name.as_str()).await {
+                    create_errors.push((name.clone(), code));
+                }
+            }
+        }
+    }
+    let image = broker.image();
+    let mut resp = MetadataResponse::default();
+    resp.brokers = brokers(broker, &image);
+    if version >= 2 {
+        resp.cluster_id = Some(StrBytes::from_string(image.cluster_id.clone()));
+    }
+    if version >= 1 {
+        resp.controller_id = BrokerId(broker.config.node_id);
+    }
+    resp.cluster_authorized_operations = i32::MIN;
+    if all {
+        resp.topics = image.topics.values().map(|t| topic(t, version)).collect();
+        return resp;
+    }
+    for t in req.topics.iter().flatten() {
+        let found = match &t.name {
+            Some(name) => image.topic(name.as_str()),
+            None => image.topic_by_id(&t.topic_id),
+        };
+        let entry = match (found, &t.name) {
+            (Some(ti), _) => topic(ti, version),
+            (None, Some(name)) => {
+                let code = create_errors
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, c)| *c)
+                    .unwrap_or_else(|| E::UnknownTopicOrPartition.code());
+                error_topic(Some(name.clone()), Uuid::nil(), code)
+            }
+            (None, None) => error_topic(None, t.topic_id, E::UnknownTopicId.code()),
+        };
+        resp.topics.push(entry);
+    }
+    resp
+}
+
+/// Creates a topic with the broker defaults; the error code to report otherwise.
+pub async fn auto_create(broker: &Arc<Broker>, name: &str) -> Result<(), i16> {
+    let spec = CreateTopicSpec {
+        name: name.to_string(),
+        num_partitions: -1,
+        replication_factor: -1,
+        assignments: vec![],
+        configs: vec![],
+    };
+    let result = blocking(broker, move |b| {
+        let created = b.controller.create_topic(spec, false);
+        if created.is_ok() {
+            if let Err(e) = b.reconcile() {
+                tracing::error!(error = %e, "creating logs for an auto-created topic failed");
+            }
+        }
+        created
+    })
+    .await;
+    match result {
+        Ok(_) => {
+            tracing::info!(topic = name, "auto-created topic");
+            Ok(())
+        }
+        Err(shale_raft::ControllerError::TopicAlreadyExists(_)) => Ok(()),
+        Err(e) => Err(controller_error(&e).0),
+    }
+}
+
+fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+    let listener = &broker.config.advertised_listeners[0];
+    image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| {
+            let ep = b
+                .endpoints
+                .iter()
+                .find(|e| e.name == listener.name)
+                .or(b.endpoints.first());
+            let mut m = MetadataResponseBroker::default();
+            m.node_id = BrokerId(b.id);
+            m.host = StrBytes::from_string(ep.map(|e| e.host.clone()).unwrap_or_default());
+            m.port = ep.map(|e| e.port as i32).unwrap_or(0);
+            m.rack = b.rack.clone().map(StrBytes::from_string);
+            m
+        })
+        .collect()
+}
+
+/// One topic, with only the fields `version` has (kafka-protocol refuses to encode others).
+fn topic(t: &TopicImage, version: i16) -> MetadataResponseTopic {
+    let mut m = MetadataResponseTopic::default();
+    m.name = Some(TopicName(StrBytes::from_string(t.name.clone())));
+    if version >= 10 {
+        m.topic_id = t.id;
+    }
+    m.is_internal = version >= 1 && is_internal(&t.name);
+    m.topic_authorized_operations = i32::MIN;
+    m.partitions = t
+        .partitions
+        .iter()
+        .map(|(&index, p)| {
+            let mut mp = MetadataResponsePartition::default();
+            mp.partition_index = index;
+            mp.leader_id = BrokerId(p.leader);
+            if version >= 7 {
+                mp.leader_epoch = p.leader_epoch;
+            }
+            mp.replica_nodes = p.replicas.iter().map(|&r| BrokerId(r)).collect();
+            mp.isr_nodes = p.isr.iter().map(|&r| BrokerId(r)).collect();
+            mp
+        })
+        .collect();
+    m
+}
+
+fn error_topic(name: Option<TopicName>, id: uuid::Uuid, code: i16) -> MetadataResponseTopic {
+    let mut m = MetadataResponseTopic::default();
+    m.name = name;
+    m.topic_id = id;
+    m.error_code = code;
+    m.topic_authorized_operations = i32::MIN;
+    m
+}

@@ -1,0 +1,211 @@
+//! Request routing: one module per API family, and [`dispatch`], the only place that maps an API
+//! key to its handler. [`SUPPORTED`] is the same table seen from ApiVersions.
+//!
+//! Every handler decodes nothing itself (the codec did), validates, calls one domain service
+//! (the controller or a partition's log) and builds a kafka-protocol response; Fetch is the
+//! exception and returns chunks from our own writer so record bytes are never copied.
+
+mod admin_configs;
+mod admin_topics;
+mod api_versions;
+mod cluster;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod producers;
+
+use crate::state::Broker;
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::Encodable;
+use shale_protocol::codec::{self, CodecError, Request, RequestHeader};
+use std::sync::Arc;
+
+/// What goes back on the wire for one request.
+#[derive(Debug)]
+pub enum Response {
+    /// Nothing (Produce with acks=0).
+    None,
+    /// One encoded frame, size prefix included.
+    Frame(Bytes),
+    /// A frame in chunks (Fetch), written with vectored I/O.
+    Chunks(Vec<Bytes>),
+}
+
+/// The APIs this broker serves, at the version ranges kafka-protocol 0.18 supports.
+/// Produce is advertised from v0 (librdkafka only compresses when min is 0) but v0–2 are refused.
+pub const SUPPORTED: &[ApiKey] = &[
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::Metadata,
+    ApiKey::ApiVersions,
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::DeleteRecords,
+    ApiKey::InitProducerId,
+    ApiKey::OffsetForLeaderEpoch,
+    ApiKey::DescribeConfigs,
+    ApiKey::AlterConfigs,
+    ApiKey::DescribeLogDirs,
+    ApiKey::CreatePartitions,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::DescribeCluster,
+    ApiKey::DescribeProducers,
+    ApiKey::DescribeTopicPartitions,
+];
+
+/// `(api_key, min, max)` for ApiVersions.
+pub fn supported_versions() -> Vec<(i16, i16, i16)> {
+    SUPPORTED
+        .iter()
+        .map(|k| {
+            let v = Request::supported_versions(*k).unwrap_or_else(|| k.valid_versions());
+            let min = if *k == ApiKey::Produce { 0 } else { v.min };
+            (*k as i16, min, v.max)
+        })
+        .collect()
+}
+
+/// Handles one request frame. `Err` means the connection must be closed (the reason is logged).
+pub async fn handle(broker: &Arc<Broker>, frame: Bytes) -> Result<Response, String> {
+    let (api_key, version, correlation_id) =
+        codec::peek_header(&frame).map_err(|e| format!("unreadable request header: {e}"))?;
+    let started = broker.clock.monotonic();
+    let result = match codec::decode_request(frame.clone()) {
+        Ok((header, request)) => dispatch(broker, header, request).await,
+        Err(CodecError::UnsupportedVersion { api_key: 18, .. }) => Ok(Response::Frame(
+            codec::encode_api_versions_fallback(correlation_id, &supported_versions()),
+        )),
+        Err(CodecError::UnsupportedVersion {
+            api_key: 0,
+            version,
+        }) if version < 3 => produce_v0_2(&frame, version, correlation_id),
+        Err(e) => Err(format!(
+            "cannot decode request api_key={api_key} version={version}: {e}"
+        )),
+    };
+    let name = ApiKey::try_from(api_key)
+        .map(|k| format!("{k:?}"))
+        .unwrap_or_else(|_| api_key.to_string());
+    let elapsed = broker.clock.monotonic().saturating_sub(started);
+    broker.metrics.observe(&name, elapsed.as_secs_f64());
+    result
+}
+
+/// Produce v0–2 is advertised (librdkafka's compression check) but refused: every partition gets
+/// UNSUPPORTED_VERSION, and acks=0 requests get no response at all.
+fn produce_v0_2(frame: &Bytes, version: i16, correlation_id: i32) -> Result<Response, String> {
+    let (_, body) =
+        codec::split_request_header(frame).map_err(|e| format!("produce v{version}: {e}"))?;
+    if body.get(..2) == Some(&[0, 0]) {
+        return Ok(Response::None);
+    }
+    codec::encode_produce_v0_2_unsupported(version, correlation_id, &body)
+        .map(Response::Frame)
+        .map_err(|e| format!("produce v{version}: {e}"))
+}
+
+async fn dispatch(
+    broker: &Arc<Broker>,
+    header: RequestHeader,
+    request: Request,
+) -> Result<Response, String> {
+    let v = header.api_version;
+    let c = header.correlation_id;
+    macro_rules! reply {
+        ($key:ident, $body:expr) => {
+            encode(ApiKey::$key, v, c, &$body)
+        };
+    }
+    match request {
+        Request::ApiVersions(r) => reply!(ApiVersions, api_versions::handle(broker, &r, v)),
+        Request::Metadata(r) => reply!(Metadata, metadata::handle(broker, &r, v).await),
+        Request::Produce(r) => match produce::handle(broker, &r, v).await {
+            Some(resp) => reply!(Produce, resp),
+            None => Ok(Response::None),
+        },
+        Request::Fetch(r) => fetch::handle(broker, &r, v, c).await,
+        Request::ListOffsets(r) => reply!(ListOffsets, list_offsets::handle(broker, &r, v)),
+        Request::CreateTopics(r) => {
+            reply!(
+                CreateTopics,
+                admin_topics::create_topics(broker, &r, v).await
+            )
+        }
+        Request::DeleteTopics(r) => {
+            reply!(
+                DeleteTopics,
+                admin_topics::delete_topics(broker, &r, v).await
+            )
+        }
+        Request::CreatePartitions(r) => {
+            reply!(
+                CreatePartitions,
+                admin_topics::create_partitions(broker, &r).await
+            )
+        }
+        Request::DeleteRecords(r) => {
+            reply!(DeleteRecords, admin_topics::delete_records(broker, &r))
+        }
+        Request::DescribeConfigs(r) => {
+            reply!(DescribeConfigs, admin_configs::describe(broker, &r, v))
+        }
+        Request::AlterConfigs(r) => reply!(AlterConfigs, admin_configs::alter(broker, &r).await),
+        Request::IncrementalAlterConfigs(r) => reply!(
+            IncrementalAlterConfigs,
+            admin_configs::incremental_alter(broker, &r).await
+        ),
+        Request::DescribeCluster(r) => {
+            reply!(DescribeCluster, cluster::describe_cluster(broker, &r))
+        }
+        Request::DescribeTopicPartitions(r) => reply!(
+            DescribeTopicPartitions,
+            cluster::describe_topic_partitions(broker, &r)
+        ),
+        Request::DescribeLogDirs(r) => {
+            reply!(DescribeLogDirs, cluster::describe_log_dirs(broker, &r))
+        }
+        Request::InitProducerId(r) => {
+            reply!(
+                InitProducerId,
+                producers::init_producer_id(broker, &r).await
+            )
+        }
+        Request::DescribeProducers(r) => {
+            reply!(DescribeProducers, producers::describe_producers(broker, &r))
+        }
+        Request::OffsetForLeaderEpoch(r) => reply!(
+            OffsetForLeaderEpoch,
+            list_offsets::offset_for_leader_epoch(broker, &r)
+        ),
+        other => Err(format!(
+            "API {:?} is not served by this broker",
+            other.api_key()
+        )),
+    }
+}
+
+fn encode<M: Encodable>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &M,
+) -> Result<Response, String> {
+    codec::encode_response(key, version, correlation_id, body)
+        .map(Response::Frame)
+        .map_err(|e| format!("cannot encode {key:?} v{version} response: {e}"))
+}
+
+/// Runs blocking storage work (fsyncs in the metadata log) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    broker: &Arc<Broker>,
+    f: impl FnOnce(&Broker) -> T + Send + 'static,
+) -> T {
+    let b = broker.clone();
+    match tokio::task::spawn_blocking(move || f(&b)).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}

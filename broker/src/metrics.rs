@@ -1,0 +1,128 @@
+//! Prometheus metrics and the `/metrics` HTTP endpoint.
+//!
+//! Request counts and latency per API, bytes in (produce payloads) and out (fetch payloads),
+//! connection, partition and log-size gauges. The endpoint is a deliberately tiny HTTP/1.1
+//! responder: it answers `GET /metrics` and 404s everything else, then closes the connection.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// The broker's metrics.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests handled, by API name.
+    pub requests: IntCounterVec,
+    /// Request latency in seconds, by API name.
+    pub latency: HistogramVec,
+    /// Record bytes accepted by Produce.
+    pub bytes_in: IntCounter,
+    /// Record bytes served by Fetch.
+    pub bytes_out: IntCounter,
+    /// Open client connections.
+    pub connections: IntGauge,
+    /// Partitions led by this broker.
+    pub partitions: IntGauge,
+    /// Total size of all local logs.
+    pub log_size_bytes: IntGauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("shale_requests_total", "Requests handled, by API"),
+            &["api"],
+        )
+        .expect("static metric definition");
+        let latency = HistogramVec::new(
+            HistogramOpts::new("shale_request_latency_seconds", "Request latency, by API").buckets(
+                vec![0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
+            ),
+            &["api"],
+        )
+        .expect("static metric definition");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("static metric");
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("static metric");
+        let m = Metrics {
+            requests,
+            latency,
+            bytes_in: counter("shale_bytes_in_total", "Record bytes accepted by Produce"),
+            bytes_out: counter("shale_bytes_out_total", "Record bytes served by Fetch"),
+            connections: gauge("shale_connections", "Open client connections"),
+            partitions: gauge("shale_partitions", "Partitions led by this broker"),
+            log_size_bytes: gauge("shale_log_size_bytes", "Total size of the local logs"),
+            registry,
+        };
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(m.requests.clone()),
+            Box::new(m.latency.clone()),
+            Box::new(m.bytes_in.clone()),
+            Box::new(m.bytes_out.clone()),
+            Box::new(m.connections.clone()),
+            Box::new(m.partitions.clone()),
+            Box::new(m.log_size_bytes.clone()),
+        ];
+        for c in collectors {
+            m.registry.register(c).expect("unique metric names");
+        }
+        m
+    }
+
+    /// Records one handled request.
+    pub fn observe(&self, api: &str, seconds: f64) {
+        self.requests.with_label_values(&[api]).inc();
+        self.latency.with_label_values(&[api]).observe(seconds);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::warn!(error = %e, "metrics encoding failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Serves `GET /metrics` until the listener's task is dropped.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let n = match sock.read(&mut buf).await {
+                Ok(n) => n,
+                Err(_) => return,
+            };
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let ok = request.starts_with("GET /metrics ");
+            let (status, body) = if ok {
+                ("200 OK", metrics.render())
+            } else {
+                ("404 Not Found", "not found\n".to_string())
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(response.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        });
+    }
+}

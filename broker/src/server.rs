@@ -1,0 +1,326 @@
+//! Start-up, the accept loop, connections and graceful shutdown.
+//!
+//! ```text
+//!  start ─ format-if-empty ─ Controller::open ─ LogManager::open ─ Broker::new (reconcile)
+//!        └ bind listeners ─ accept loop ──► one task per connection
+//!                          housekeeping task (retention, checkpoints, log size)
+//!                          /metrics task
+//!  shutdown signal ─ stop accepting ─ connections finish their current request ─
+//!        LogManager::shutdown (snapshots, checkpoints, clean marker) ─ Controller::shutdown
+//! ```
+//!
+//! A connection has a reader task that frames requests (rejecting a size prefix above
+//! `socket.request.max.bytes` before allocating) into a bounded queue, and a processing loop that
+//! handles them one at a time, in order, as Kafka does: responses leave in request order and a
+//! client may pipeline up to `queued.max.requests` requests.
+
+use crate::api::{self, Response};
+use crate::config::BrokerConfig;
+use crate::state::Broker;
+use anyhow::Context;
+use bytes::{Bytes, BytesMut};
+use shale_common::{Clock, SeededRng, SystemClock};
+use shale_local_log::{LogManager, LogManagerOptions};
+use shale_raft::{Controller, ControllerOptions, Endpoint};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+/// A broker started by [`start`].
+#[derive(Debug)]
+pub struct RunningBroker {
+    /// The address the first listener is bound to.
+    pub addr: SocketAddr,
+    /// The metrics endpoint, if enabled.
+    pub metrics_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningBroker {
+    /// Stops the broker cleanly and waits for it.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.done.await.context("broker task panicked")?
+    }
+}
+
+/// Runs a broker until `shutdown` completes, then stops it cleanly.
+pub async fn run(config: BrokerConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    tracing::info!(addr = %running.addr, "started");
+    shutdown.await;
+    tracing::info!("shutting down");
+    running.shutdown().await
+}
+
+/// Opens storage, binds the listeners and serves in the background.
+pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
+    let clock = SystemClock::new();
+    let broker = Arc::new(open_broker(config, clock)?);
+    let first = &broker.config.listeners[0];
+    let listener = TcpListener::bind((first.host.as_str(), first.port))
+        .await
+        .with_context(|| format!("binding listener {}:{}", first.host, first.port))?;
+    let addr = listener.local_addr()?;
+    let metrics_addr = match broker.config.metrics_address {
+        Some(a) => {
+            let l = TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding metrics endpoint {a}"))?;
+            let bound = l.local_addr()?;
+            tokio::spawn(crate::metrics::serve(l, Arc::new(broker.metrics.clone())));
+            Some(bound)
+        }
+        None => None,
+    };
+    let (stop, stop_rx) = watch::channel(false);
+    let done = tokio::spawn(serve(broker, listener, stop_rx));
+    Ok(RunningBroker {
+        addr,
+        metrics_addr,
+        stop,
+        done,
+    })
+}
+
+fn open_broker(config: BrokerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Broker> {
+    let rng = SeededRng::from_entropy();
+    let mut dirs = config.log_dirs.clone();
+    if !dirs.contains(&config.metadata_log_dir) {
+        dirs.push(config.metadata_log_dir.clone());
+    }
+    shale_raft::format::ensure_formatted(&dirs, config.node_id, rng.as_ref())
+        .context("formatting the data directories")?;
+    let endpoints = config
+        .advertised_listeners
+        .iter()
+        .map(|l| Endpoint {
+            name: l.name.clone(),
+            host: l.host.clone(),
+            port: l.port,
+            security_protocol: 0,
+        })
+        .collect();
+    let controller = Controller::open(
+        ControllerOptions {
+            metadata_log_dir: config.metadata_log_dir.clone(),
+            node_id: config.node_id,
+            endpoints,
+            rack: None,
+            default_num_partitions: config.num_partitions,
+            default_replication_factor: config.default_replication_factor,
+            snapshot_every_records: 20_000,
+        },
+        clock.clone(),
+        rng,
+    )
+    .context("opening the metadata log")?;
+    let image = controller.image();
+    let defaults = config.log_config.clone();
+    let configs = |topic: &str| {
+        image.topic(topic).map(|t| {
+            let cfg = defaults
+                .with_overrides(t.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .unwrap_or_else(|_| defaults.clone());
+            (t.id, cfg)
+        })
+    };
+    let logs = LogManager::open(
+        LogManagerOptions {
+            log_dirs: config.log_dirs.clone(),
+            default_config: config.log_config.clone(),
+        },
+        clock.clone(),
+        &configs,
+    )
+    .context("loading the logs")?;
+    Ok(Broker::new(config, clock, controller, logs)?)
+}
+
+async fn serve(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let housekeeping = tokio::spawn(housekeeping(broker.clone(), stop.clone()));
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(connection(broker.clone(), stream, peer, stop.clone()));
+                }
+                Err(e) => tracing::warn!(error = %e, "accept failed"),
+            },
+            _ = stop.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(30), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections did not finish within 30 s; closing them");
+        connections.abort_all();
+    }
+    let _ = housekeeping.await;
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        b.logs.shutdown().context("closing the logs")?;
+        b.controller
+            .shutdown()
+            .context("closing the metadata log")?;
+        Ok(())
+    })
+    .await??;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Periodic retention, checkpoints and gauges.
+async fn housekeeping(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let every = broker
+        .config
+        .retention_check_interval_ms
+        .min(broker.config.checkpoint_interval_ms)
+        .max(100);
+    let mut tick = tokio::time::interval(Duration::from_millis(every));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let b = broker.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            b.logs.housekeeping()?;
+            b.logs.write_checkpoints()?;
+            let size: u64 = b.logs.all_logs().iter().map(|l| l.size_in_bytes()).sum();
+            b.metrics.log_size_bytes.set(size as i64);
+            Ok::<_, shale_local_log::LogError>(())
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "housekeeping failed"),
+            Err(e) => tracing::error!(error = %e, "housekeeping panicked"),
+        }
+    }
+}
+
+async fn connection(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    broker.metrics.connections.inc();
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(broker.config.queued_max_requests.clamp(1, 1024));
+    let max = broker.config.socket_request_max_bytes;
+    let reader = tokio::spawn(async move {
+        loop {
+            match read_frame(&mut rd, max).await {
+                Ok(Some(frame)) => {
+                    if tx.send(frame).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(reason) => {
+                    tracing::warn!(%peer, %reason, "closing connection");
+                    break;
+                }
+            }
+        }
+    });
+    loop {
+        let frame = tokio::select! {
+            f = rx.recv() => match f { Some(f) => f, None => break },
+            _ = stop.changed() => break,
+        };
+        match api::handle(&broker, frame).await {
+            Ok(Response::None) => {}
+            Ok(Response::Frame(bytes)) => {
+                if wr.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            Ok(Response::Chunks(chunks)) => {
+                if write_chunks(&mut wr, chunks).await.is_err() {
+                    break;
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(%peer, %reason, "closing connection after a bad request");
+                break;
+            }
+        }
+    }
+    reader.abort();
+    let _ = wr.shutdown().await;
+    broker.metrics.connections.dec();
+}
+
+/// Reads one size-prefixed frame; `Ok(None)` on a clean end of stream.
+async fn read_frame(
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    max: usize,
+) -> Result<Option<Bytes>, String> {
+    let mut prefix = [0u8; 4];
+    match rd.read_exact(&mut prefix).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    }
+    let size = i32::from_be_bytes(prefix);
+    if size < 0 || size as usize > max {
+        return Err(format!(
+            "request size {size} is outside 0..={max} (socket.request.max.bytes)"
+        ));
+    }
+    let mut buf = BytesMut::zeroed(size as usize);
+    rd.read_exact(&mut buf)
+        .await
+        .map_err(|e| format!("truncated request: {e}"))?;
+    Ok(Some(buf.freeze()))
+}
+
+/// Writes response chunks with vectored writes; record chunks are never copied.
+async fn write_chunks(wr: &mut OwnedWriteHalf, chunks: Vec<Bytes>) -> std::io::Result<()> {
+    let mut chunks: std::collections::VecDeque<Bytes> = chunks.into();
+    while !chunks.is_empty() {
+        let slices: Vec<std::io::IoSlice<'_>> = chunks
+            .iter()
+            .take(64)
+            .map(|c| std::io::IoSlice::new(c))
+            .collect();
+        let mut written = wr.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let Some(front) = chunks.front_mut() else {
+                break;
+            };
+            if written >= front.len() {
+                written -= front.len();
+                chunks.pop_front();
+            } else {
+                let _ = front.split_to(written);
+                written = 0;
+            }
+        }
+    }
+    Ok(())
+}

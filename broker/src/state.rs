@@ -1,0 +1,237 @@
+//! The running broker's state: the metadata controller, the log manager, and the partitions this
+//! node leads, each with the waiters of long-polling fetches.
+//!
+//! Metadata is the source of truth. After every metadata change (and at start-up) the broker
+//! reconciles its partitions with the image: logs are created for new partitions, re-configured
+//! when topic configs change, and deleted when their topic is gone. Appends to different
+//! partitions never share a lock: each `Partition` owns its `Log`, whose append lock is its own.
+
+use crate::config::BrokerConfig;
+use crate::fetch_session::FetchSessions;
+use crate::metrics::Metrics;
+use parking_lot::{Mutex, RwLock};
+use shale_common::{Clock, TopicPartition};
+use shale_local_log::{Log, LogConfig, LogManager};
+use shale_raft::{Controller, MetadataImage, TopicImage};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// A partition led by this broker.
+#[derive(Debug)]
+pub struct Partition {
+    /// Identity.
+    pub tp: TopicPartition,
+    /// The topic's id.
+    pub topic_id: Uuid,
+    /// Its log.
+    pub log: Arc<Log>,
+    leader_epoch: AtomicI32,
+    waiters: Mutex<Vec<Arc<Notify>>>,
+}
+
+impl Partition {
+    /// The current leader epoch.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Relaxed)
+    }
+
+    /// The high watermark. With a single replica every appended record is committed.
+    pub fn high_watermark(&self) -> i64 {
+        self.log.log_end_offset()
+    }
+
+    /// Registers a long-polling fetch to be woken by the next append.
+    pub fn add_waiter(&self, waiter: &Arc<Notify>) {
+        self.waiters.lock().push(waiter.clone());
+    }
+
+    /// Wakes every fetch waiting on this partition.
+    pub fn notify_appended(&self) {
+        let waiters = std::mem::take(&mut *self.waiters.lock());
+        for w in waiters {
+            w.notify_one();
+        }
+    }
+}
+
+/// Everything a request handler can reach.
+#[derive(Debug)]
+pub struct Broker {
+    /// Static configuration.
+    pub config: BrokerConfig,
+    /// Injected time.
+    pub clock: Arc<dyn Clock>,
+    /// The metadata controller (single voter).
+    pub controller: Controller,
+    /// Local partition logs.
+    pub logs: LogManager,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// KIP-227 incremental fetch sessions.
+    pub fetch_sessions: FetchSessions,
+    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    producer_ids: Mutex<(i64, i64)>,
+    reconcile_lock: Mutex<()>,
+}
+
+impl Broker {
+    /// Assembles a broker from its opened parts and reconciles partitions with the metadata.
+    pub fn new(
+        config: BrokerConfig,
+        clock: Arc<dyn Clock>,
+        controller: Controller,
+        logs: LogManager,
+    ) -> Result<Broker, shale_local_log::LogError> {
+        let fetch_sessions = FetchSessions::new(config.fetch_session_slots);
+        let broker = Broker {
+            config,
+            clock,
+            controller,
+            logs,
+            metrics: Metrics::new(),
+            fetch_sessions,
+            partitions: RwLock::new(HashMap::new()),
+            producer_ids: Mutex::new((0, 0)),
+            reconcile_lock: Mutex::new(()),
+        };
+        for tp in broker.logs.stray_partitions() {
+            tracing::info!(partition = %tp, "deleting log of a topic absent from metadata");
+            broker.logs.delete(&tp)?;
+        }
+        broker.reconcile()?;
+        Ok(broker)
+    }
+
+    /// The current metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.controller.image()
+    }
+
+    /// A partition this broker leads.
+    pub fn partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
+        self.partitions.read().get(tp).cloned()
+    }
+
+    /// Every partition this broker leads.
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().values().cloned().collect()
+    }
+
+    /// The effective log config of a topic: broker defaults, dynamic broker defaults, then the
+    /// topic's own overrides.
+    pub fn log_config_for(&self, image: &MetadataImage, topic: &TopicImage) -> LogConfig {
+        self.effective_log_config(image, &topic.configs)
+    }
+
+    /// Broker defaults, then dynamic cluster-wide defaults, then `overrides`.
+    pub fn effective_log_config(
+        &self,
+        image: &MetadataImage,
+        overrides: &std::collections::BTreeMap<String, String>,
+    ) -> LogConfig {
+        let mut cfg = self.config.log_config.clone();
+        if let Some(dynamic) = image.broker_configs.get("") {
+            let pairs = dynamic_topic_defaults(dynamic);
+            if let Ok(c) = cfg.with_overrides(pairs.iter().map(|(k, v)| (*k, v.as_str()))) {
+                cfg = c;
+            }
+        }
+        match cfg.with_overrides(overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "invalid stored topic config");
+                cfg
+            }
+        }
+    }
+
+    /// Brings local partitions in line with the metadata image.
+    pub fn reconcile(&self) -> Result<(), shale_local_log::LogError> {
+        let _guard = self.reconcile_lock.lock();
+        let image = self.image();
+        let mut wanted: HashMap<TopicPartition, (Uuid, i32, LogConfig)> = HashMap::new();
+        for topic in image.topics.values() {
+            let cfg = self.log_config_for(&image, topic);
+            for (&p, part) in &topic.partitions {
+                if part.leader == self.config.node_id {
+                    let tp = TopicPartition::new(topic.name.as_str(), p);
+                    wanted.insert(tp, (topic.id, part.leader_epoch, cfg.clone()));
+                }
+            }
+        }
+        let current: Vec<(TopicPartition, Arc<Partition>)> = self
+            .partitions
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (tp, part) in current {
+            match wanted.get(&tp) {
+                Some((id, _, _)) if *id == part.topic_id => {}
+                _ => {
+                    self.partitions.write().remove(&tp);
+                    part.notify_appended();
+                    self.logs.delete(&tp)?;
+                    tracing::info!(partition = %tp, "deleted partition");
+                }
+            }
+        }
+        for (tp, (topic_id, epoch, cfg)) in wanted {
+            let existing = self.partition(&tp);
+            match existing {
+                Some(p) => {
+                    if p.log.config() != cfg {
+                        p.log.update_config(cfg);
+                    }
+                    p.leader_epoch.store(epoch, Ordering::Relaxed);
+                }
+                None => {
+                    let log = self.logs.get_or_create(&tp, topic_id, cfg)?;
+                    let part = Arc::new(Partition {
+                        tp: tp.clone(),
+                        topic_id,
+                        log,
+                        leader_epoch: AtomicI32::new(epoch),
+                        waiters: Mutex::new(Vec::new()),
+                    });
+                    self.partitions.write().insert(tp, part);
+                }
+            }
+        }
+        self.metrics
+            .partitions
+            .set(self.partitions.read().len() as i64);
+        Ok(())
+    }
+
+    /// Hands out a producer id, fetching a new block from the controller when needed.
+    pub fn next_producer_id(&self) -> Result<i64, shale_raft::ControllerError> {
+        let mut ids = self.producer_ids.lock();
+        if ids.0 >= ids.1 {
+            let (first, len) = self.controller.allocate_producer_ids(self.config.node_id)?;
+            *ids = (first, first + len as i64);
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
+    }
+}
+
+/// Dynamic cluster-wide broker configs that are topic defaults (`log.retention.ms`, …), mapped to
+/// topic config names.
+fn dynamic_topic_defaults(
+    dynamic: &std::collections::BTreeMap<String, String>,
+) -> Vec<(&'static str, String)> {
+    shale_local_log::TOPIC_CONFIGS
+        .iter()
+        .filter_map(|def| {
+            def.broker_synonyms
+                .iter()
+                .find_map(|s| dynamic.get(*s))
+                .map(|v| (def.name, v.clone()))
+        })
+        .collect()
+}
