@@ -161,7 +161,7 @@ async fn read_with_wait(
                 p.add_waiter(&waiter);
             }
         }
-        let results = read_all(broker, req, plan);
+        let results = super::storage_io(|| read_all(broker, req, plan));
         let bytes: usize = results
             .iter()
             .map(|(_, p)| p.records.iter().map(|b| b.len()).sum::<usize>())
@@ -178,7 +178,7 @@ async fn read_with_wait(
             return results;
         }
         if tokio::time::Instant::now() >= deadline {
-            return read_all(broker, req, plan);
+            return super::storage_io(|| read_all(broker, req, plan));
         }
     }
 }

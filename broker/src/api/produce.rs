@@ -12,11 +12,7 @@ use shale_local_log::AppendOrigin;
 use std::sync::Arc;
 
 /// Appends every partition's batches; `None` when acks=0 (no response is sent).
-pub async fn handle(
-    broker: &Arc<Broker>,
-    req: &ProduceRequest,
-    version: i16,
-) -> Option<ProduceResponse> {
+pub fn handle(broker: &Arc<Broker>, req: &ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks_valid = matches!(req.acks, -1..=1);
     let image = broker.image();
     let mut resp = ProduceResponse::default();
@@ -33,7 +29,9 @@ pub async fn handle(
             let mut r = match (&name, acks_valid) {
                 (_, false) => error(p.index, E::InvalidRequiredAcks.code(), None),
                 (None, _) => error(p.index, E::UnknownTopicId.code(), None),
-                (Some(name), true) => append(broker, name, p.index, p.records.as_ref()),
+                (Some(name), true) => {
+                    super::storage_io(|| append(broker, name, p.index, p.records.as_ref()))
+                }
             };
             fit_to_version(&mut r, version);
             out.partition_responses.push(r);
