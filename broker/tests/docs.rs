@@ -14,3 +14,22 @@ fn configuration_reference_matches_the_code() {
         "docs/configuration.md is stale: run SHALE_WRITE_DOCS=1 cargo test -p shale-broker --test docs"
     );
 }
+
+/// The API table of docs/compatibility.md lists exactly what ApiVersions advertises.
+#[test]
+fn compatibility_table_matches_api_versions() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/compatibility.md");
+    let doc = std::fs::read_to_string(path).unwrap_or_default();
+    let mut expected = Vec::new();
+    for (key, min, max) in shale_broker::api::supported_versions() {
+        let name = format!("{:?}", kafka_protocol::messages::ApiKey::try_from(key).unwrap());
+        expected.push(format!("| {name} | {key} | {min}–{max} |"));
+    }
+    let missing: Vec<&String> = expected.iter().filter(|row| !doc.contains(row.as_str())).collect();
+    let rows = doc.lines().filter(|l| l.starts_with("| ") && l.matches('|').count() >= 5 && l.contains('–')).count();
+    assert!(
+        missing.is_empty() && rows == expected.len(),
+        "docs/compatibility.md API table is stale; expected rows:\n{}",
+        expected.join("\n")
+    );
+}
