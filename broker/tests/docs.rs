@@ -22,11 +22,20 @@ fn compatibility_table_matches_api_versions() {
     let doc = std::fs::read_to_string(path).unwrap_or_default();
     let mut expected = Vec::new();
     for (key, min, max) in shale_broker::api::supported_versions() {
-        let name = format!("{:?}", kafka_protocol::messages::ApiKey::try_from(key).unwrap());
+        let name = format!(
+            "{:?}",
+            kafka_protocol::messages::ApiKey::try_from(key).unwrap()
+        );
         expected.push(format!("| {name} | {key} | {min}–{max} |"));
     }
-    let missing: Vec<&String> = expected.iter().filter(|row| !doc.contains(row.as_str())).collect();
-    let rows = doc.lines().filter(|l| l.starts_with("| ") && l.matches('|').count() >= 5 && l.contains('–')).count();
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|row| !doc.contains(row.as_str()))
+        .collect();
+    let rows = doc
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.matches('|').count() >= 5 && l.contains('–'))
+        .count();
     assert!(
         missing.is_empty() && rows == expected.len(),
         "docs/compatibility.md API table is stale; expected rows:\n{}",

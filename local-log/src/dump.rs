@@ -196,7 +196,7 @@ fn dump_records(path: &Path, b: &RecordBatch, out: &mut dyn Write) -> Result<()>
             .iter()
             .map(|h| String::from_utf8_lossy(&h.key).into_owned())
             .collect();
-        lines.push(format!(
+        let mut line = format!(
             "| offset: {} {}: {} keySize: {} valueSize: {} sequence: {} headerKeys: [{}]",
             b.base_offset() + i64::from(r.offset_delta),
             ts_label(b),
@@ -205,7 +205,15 @@ fn dump_records(path: &Path, b: &RecordBatch, out: &mut dyn Write) -> Result<()>
             r.value.as_ref().map_or(-1, |v| v.len() as i64),
             seq,
             keys.join(",")
-        ));
+        );
+        // As kafka-dump-log --print-data-log: key and payload, when present, as text.
+        if let Some(k) = &r.key {
+            line.push_str(&format!(" key: {}", String::from_utf8_lossy(k)));
+        }
+        if let Some(v) = &r.value {
+            line.push_str(&format!(" payload: {}", String::from_utf8_lossy(v)));
+        }
+        lines.push(line);
         Ok(())
     });
     for l in lines {

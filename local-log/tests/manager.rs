@@ -171,11 +171,11 @@ fn dump_formats() {
     assert!(lines[2].ends_with(" isvalid: true"), "{}", lines[2]);
     assert_eq!(
         lines[3],
-        "| offset: 0 CreateTime: 1700000000000 keySize: 1 valueSize: 1 sequence: 0 headerKeys: []"
+        "| offset: 0 CreateTime: 1700000000000 keySize: 1 valueSize: 1 sequence: 0 headerKeys: [] key: k payload: v"
     );
     assert_eq!(
         lines[4],
-        "| offset: 1 CreateTime: 1700000000000 keySize: 1 valueSize: 1 sequence: 1 headerKeys: []"
+        "| offset: 1 CreateTime: 1700000000000 keySize: 1 valueSize: 1 sequence: 1 headerKeys: [] key: k payload: v"
     );
     assert!(lines[5].starts_with("baseOffset: 2 lastOffset: 2 count: 1"));
 

@@ -190,13 +190,9 @@ fn decode_frame(
     let body = Request::decode_body(api_key, buf, version)
         .ok_or(CodecError::UnknownApiKey(key))?
         .map_err(|e| buf.classify(key, version, e))?;
-    if buf.inner.has_remaining() {
-        return Err(CodecError::Malformed {
-            api_key: key,
-            version,
-            reason: format!("{} trailing bytes after the body", buf.inner.remaining()),
-        });
-    }
+    // Bytes after the body are ignored, as Kafka ignores them (AbstractRequest.parseRequest reads
+    // the message and never checks the rest). librdkafka 2.16 sends three such bytes after an
+    // "all topics" Metadata v13 request.
     Ok((header, body))
 }
 

@@ -320,19 +320,28 @@ fn unsupported_and_unknown_requests() {
 }
 
 #[test]
-fn trailing_bytes_are_malformed() {
+fn trailing_bytes_are_ignored_as_kafka_does() {
     let mut frame = BytesMut::from(
         &request_frame(ApiKey::Heartbeat, 4, 1, &km::HeartbeatRequest::default())[..],
     );
     frame.put_u8(0);
-    assert!(matches!(
-        decode_request(frame.freeze()),
-        Err(CodecError::Malformed {
-            api_key: 12,
-            version: 4,
-            ..
-        })
-    ));
+    let (header, req) = decode_request(frame.freeze()).unwrap();
+    assert_eq!(header.correlation_id, 1);
+    assert_eq!(req.api_key(), ApiKey::Heartbeat);
+}
+
+#[test]
+fn librdkafka_all_topics_metadata_v13_decodes() {
+    // Captured from confluent-kafka 2.16 (librdkafka 2.16) list_topics(): a null topic array,
+    // allow_auto_topic_creation=false, include_topic_authorized_operations=false, no tags, then
+    // three more bytes that Kafka ignores.
+    let frame = hex("0003000d00000003000772646b61666b610000000000010000");
+    let (header, req) = decode_request(Bytes::from(frame)).unwrap();
+    assert_eq!(header.correlation_id, 3);
+    match req {
+        Request::Metadata(m) => assert!(m.topics.is_none()),
+        other => panic!("decoded as {:?}", other.api_key()),
+    }
 }
 
 /// Real frames of many kinds, used for truncation and mutation fuzzing.
@@ -779,4 +788,11 @@ fn many_large_int_fields_take_the_replay_path_and_decode_exactly() {
             Request::Fetch(Box::new(body.clone())),
         );
     }
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }

@@ -451,5 +451,30 @@ async fn every_advertised_version_is_served() {
     )
     .await;
 
+    each(
+        &mut c,
+        ApiKey::FindCoordinator,
+        |v| {
+            let mut r = FindCoordinatorRequest::default();
+            if v >= 4 {
+                r.coordinator_keys = vec![s("group")];
+            } else {
+                r.key = s("group");
+            }
+            r
+        },
+        |v, r| {
+            let code = r
+                .coordinators
+                .first()
+                .map_or(r.error_code, |c| c.error_code);
+            assert_eq!(
+                code, 15,
+                "FindCoordinator v{v} (COORDINATOR_NOT_AVAILABLE until groups exist)"
+            );
+        },
+    )
+    .await;
+
     broker.shutdown().await.unwrap();
 }

@@ -9,6 +9,7 @@ mod admin_configs;
 mod admin_topics;
 mod api_versions;
 mod cluster;
+mod coordinator;
 mod fetch;
 mod list_offsets;
 mod metadata;
@@ -40,6 +41,7 @@ pub const SUPPORTED: &[ApiKey] = &[
     ApiKey::Fetch,
     ApiKey::ListOffsets,
     ApiKey::Metadata,
+    ApiKey::FindCoordinator,
     ApiKey::ApiVersions,
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
@@ -127,6 +129,7 @@ async fn dispatch(
             None => Ok(Response::None),
         },
         Request::Fetch(r) => fetch::handle(broker, &r, v, c).await,
+        Request::FindCoordinator(r) => reply!(FindCoordinator, coordinator::handle(&r, v)),
         Request::ListOffsets(r) => reply!(ListOffsets, list_offsets::handle(broker, &r, v)),
         Request::CreateTopics(r) => {
             reply!(

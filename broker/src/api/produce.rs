@@ -3,15 +3,18 @@
 
 use crate::errors::log_error_code;
 use crate::state::Broker;
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use shale_common::TopicPartition;
 use shale_local_log::AppendOrigin;
+use shale_protocol::compression::Compression;
+use shale_protocol::record_batch::{batches, BatchError};
 use std::sync::Arc;
 
-/// Appends every partition's batches; `None` when acks=0 (no response is sent).
+/// Appends every partition's batch; `None` when acks=0 (no response is sent).
 pub fn handle(broker: &Arc<Broker>, req: &ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks_valid = matches!(req.acks, -1..=1);
     let image = broker.image();
@@ -29,9 +32,10 @@ pub fn handle(broker: &Arc<Broker>, req: &ProduceRequest, version: i16) -> Optio
             let mut r = match (&name, acks_valid) {
                 (_, false) => error(p.index, E::InvalidRequiredAcks.code(), None),
                 (None, _) => error(p.index, E::UnknownTopicId.code(), None),
-                (Some(name), true) => {
-                    super::storage_io(|| append(broker, name, p.index, p.records.as_ref()))
-                }
+                (Some(name), true) => match validate_records(version, p.records.as_ref()) {
+                    Ok(records) => super::storage_io(|| append(broker, name, p.index, records)),
+                    Err((code, msg)) => error(p.index, code, Some(msg)),
+                },
             };
             fit_to_version(&mut r, version);
             out.partition_responses.push(r);
@@ -41,25 +45,43 @@ pub fn handle(broker: &Arc<Broker>, req: &ProduceRequest, version: i16) -> Optio
     (req.acks != 0).then_some(resp)
 }
 
-fn append(
-    broker: &Broker,
-    topic: &str,
-    index: i32,
-    records: Option<&bytes::Bytes>,
-) -> PartitionProduceResponse {
+/// Kafka's request-level rule (ProduceRequest.validateRecords): from v3 a partition carries
+/// exactly one complete v2 batch, and zstd needs v7. A truncated trailing batch is ignored.
+fn validate_records(version: i16, records: Option<&Bytes>) -> Result<Bytes, (i16, String)> {
+    let records = records.cloned().unwrap_or_default();
+    let invalid = |what: &str| {
+        let msg = format!("Produce requests with version {version} {what}");
+        (E::InvalidRecord.code(), msg)
+    };
+    let mut iter = batches(records.clone());
+    let first = match iter.next() {
+        None => return Err(invalid("must have at least one record batch per partition")),
+        Some(Err(BatchError::UnsupportedMagic(_))) => {
+            return Err(invalid(
+                "are only allowed to contain record batches with magic version 2",
+            ))
+        }
+        Some(Err(e)) => return Err((E::CorruptMessage.code(), e.to_string())),
+        Some(Ok(batch)) => batch,
+    };
+    if version < 7 && matches!(first.compression(), Ok(Compression::Zstd)) {
+        let msg = format!(
+            "Produce requests with version {version} are not allowed to use ZStandard compression"
+        );
+        return Err((E::UnsupportedCompressionType.code(), msg));
+    }
+    if iter.next().is_some() {
+        return Err(invalid(
+            "are only allowed to contain exactly one record batch per partition",
+        ));
+    }
+    Ok(records)
+}
+
+fn append(broker: &Broker, topic: &str, index: i32, records: Bytes) -> PartitionProduceResponse {
     let tp = TopicPartition::new(topic, index);
     let Some(partition) = broker.partition(&tp) else {
         return error(index, E::UnknownTopicOrPartition.code(), None);
-    };
-    let records = match records {
-        Some(r) if !r.is_empty() => r.clone(),
-        _ => {
-            return error(
-                index,
-                E::InvalidRecord.code(),
-                Some("produce requests must carry at least one record batch".into()),
-            )
-        }
     };
     let size = records.len() as u64;
     let origin = AppendOrigin::Client {
