@@ -434,53 +434,13 @@ impl BrokerConfig {
             })
         };
         let int = |k: &str| -> i64 { get(k).and_then(|v| v.parse().ok()).unwrap_or(0) };
-        let invalid = |key: &str, value: &str, reason: &str| ConfigError::Invalid {
-            key: key.into(),
-            value: value.into(),
-            reason: reason.into(),
-        };
-
-        let listeners = parse_listeners("listeners", &get("listeners").unwrap_or_default())?;
-        if listeners.is_empty() {
-            return Err(invalid(
-                "listeners",
-                "",
-                "at least one listener is required",
-            ));
-        }
-        let advertised_listeners = match props.get("advertised.listeners") {
-            Some(v) => parse_listeners("advertised.listeners", v)?,
-            None => listeners.clone(),
-        };
-        let log_dirs: Vec<PathBuf> = match props.get("log.dirs").or(props.get("log.dir")) {
-            Some(v) => split_list(v).into_iter().map(PathBuf::from).collect(),
-            None => vec![PathBuf::from("./shale-data")],
-        };
-        if log_dirs.is_empty() {
-            return Err(invalid(
-                "log.dirs",
-                "",
-                "at least one directory is required",
-            ));
-        }
-        let metadata_log_dir = props
-            .get("metadata.log.dir")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| log_dirs[0].clone());
+        let (listeners, advertised_listeners) = listeners(&props)?;
+        let (log_dirs, metadata_log_dir) = directories(&props)?;
         let node_id = int("node.id");
         if !(0..=i32::MAX as i64).contains(&node_id) {
             return Err(invalid("node.id", &node_id.to_string(), "must be >= 0"));
         }
-        let roles = get("process.roles").unwrap_or_default();
-        let mut roles: Vec<String> = split_list(&roles);
-        roles.sort();
-        if roles != ["broker", "controller"] {
-            return Err(invalid(
-                "process.roles",
-                &roles.join(","),
-                "only combined mode (broker,controller) is supported",
-            ));
-        }
+        check_roles(&get("process.roles").unwrap_or_default())?;
         let positive = |k: &str| -> Result<i64, ConfigError> {
             let v = int(k);
             if v <= 0 {
@@ -530,6 +490,68 @@ impl BrokerConfig {
                 .and_then(|d| d.default.map(str::to_string))
         })
     }
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+/// `listeners` and `advertised.listeners` (which defaults to the former).
+fn listeners(
+    props: &BTreeMap<String, String>,
+) -> Result<(Vec<Listener>, Vec<Listener>), ConfigError> {
+    let default = "PLAINTEXT://127.0.0.1:9092".to_string();
+    let listeners = parse_listeners("listeners", props.get("listeners").unwrap_or(&default))?;
+    if listeners.is_empty() {
+        return Err(invalid(
+            "listeners",
+            "",
+            "at least one listener is required",
+        ));
+    }
+    let advertised = match props.get("advertised.listeners") {
+        Some(v) => parse_listeners("advertised.listeners", v)?,
+        None => listeners.clone(),
+    };
+    Ok((listeners, advertised))
+}
+
+/// `log.dirs` (or `log.dir`) and `metadata.log.dir` (which defaults to the first log dir).
+fn directories(props: &BTreeMap<String, String>) -> Result<(Vec<PathBuf>, PathBuf), ConfigError> {
+    let log_dirs: Vec<PathBuf> = match props.get("log.dirs").or(props.get("log.dir")) {
+        Some(v) => split_list(v).into_iter().map(PathBuf::from).collect(),
+        None => vec![PathBuf::from("./shale-data")],
+    };
+    let Some(first) = log_dirs.first() else {
+        return Err(invalid(
+            "log.dirs",
+            "",
+            "at least one directory is required",
+        ));
+    };
+    let metadata = props
+        .get("metadata.log.dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| first.clone());
+    Ok((log_dirs, metadata))
+}
+
+/// Only combined mode exists today.
+fn check_roles(roles: &str) -> Result<(), ConfigError> {
+    let mut roles: Vec<String> = split_list(roles);
+    roles.sort();
+    if roles != ["broker", "controller"] {
+        return Err(invalid(
+            "process.roles",
+            &roles.join(","),
+            "only combined mode (broker,controller) is supported",
+        ));
+    }
+    Ok(())
 }
 
 /// Kafka-style properties: `key=value` or `key: value`, `#`/`!` comments, blank lines.

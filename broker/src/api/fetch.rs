@@ -16,18 +16,17 @@ use shale_common::TopicPartition;
 use shale_protocol::fetch_writer::{
     encode_fetch_response, FetchPartitionData, FetchResponseData, FetchTopicData,
 };
+use shale_raft::MetadataImage;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+use uuid::Uuid;
 
-/// Serves one Fetch request.
-pub async fn handle(
-    broker: &Arc<Broker>,
-    req: &FetchRequest,
-    version: i16,
-    correlation_id: i32,
-) -> Result<Response, String> {
-    let image = broker.image();
+/// The partitions a request names, resolved to topic names: (targets, unknown topic ids,
+/// forgotten partitions).
+type Resolved = (Vec<FetchTarget>, Vec<(Uuid, i32)>, Vec<(String, i32)>);
+
+fn resolve(image: &MetadataImage, req: &FetchRequest, version: i16) -> Resolved {
     let mut unknown = Vec::new();
     let mut requested = Vec::new();
     for t in &req.topics {
@@ -44,18 +43,16 @@ pub async fn handle(
             let id = image.topic(&name).map(|ti| ti.id).unwrap_or_default();
             (name, id)
         };
-        for p in &t.partitions {
-            requested.push(FetchTarget {
-                topic: name.clone(),
-                topic_id: id,
-                partition: p.partition,
-                fetch_offset: p.fetch_offset,
-                max_bytes: p.partition_max_bytes,
-                current_leader_epoch: p.current_leader_epoch,
-            });
-        }
+        requested.extend(t.partitions.iter().map(|p| FetchTarget {
+            topic: name.clone(),
+            topic_id: id,
+            partition: p.partition,
+            fetch_offset: p.fetch_offset,
+            max_bytes: p.partition_max_bytes,
+            current_leader_epoch: p.current_leader_epoch,
+        }));
     }
-    let forgotten: Vec<(String, i32)> = req
+    let forgotten = req
         .forgotten_topics_data
         .iter()
         .flat_map(|f| {
@@ -70,21 +67,29 @@ pub async fn handle(
             f.partitions.iter().map(move |p| (name.clone(), *p))
         })
         .collect();
+    (requested, unknown, forgotten)
+}
+
+/// Serves one Fetch request.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    req: &FetchRequest,
+    version: i16,
+    correlation_id: i32,
+) -> Result<Response, String> {
+    let (requested, unknown, forgotten) = resolve(&broker.image(), req, version);
     let mut data = FetchResponseData::default();
-    let plan =
-        match broker
-            .fetch_sessions
-            .plan(req.session_id, req.session_epoch, requested, &forgotten)
-        {
-            Ok(plan) => plan,
-            Err(e) => {
-                data.error_code = match e {
-                    SessionError::NotFound => E::FetchSessionIdNotFound.code(),
-                    SessionError::InvalidEpoch => E::InvalidFetchSessionEpoch.code(),
-                };
-                return chunks(version, correlation_id, &data);
-            }
-        };
+    let sessions = &broker.fetch_sessions;
+    let plan = match sessions.plan(req.session_id, req.session_epoch, requested, &forgotten) {
+        Ok(plan) => plan,
+        Err(e) => {
+            data.error_code = match e {
+                SessionError::NotFound => E::FetchSessionIdNotFound.code(),
+                SessionError::InvalidEpoch => E::InvalidFetchSessionEpoch.code(),
+            };
+            return chunks(version, correlation_id, &data);
+        }
+    };
     let read = read_with_wait(broker, req, &plan).await;
     data.session_id = plan.session_id;
     let mut reports = Vec::new();
@@ -105,24 +110,22 @@ pub async fn handle(
         reports.push((target.topic.clone(), target.partition, report));
         push_partition(&mut data, &target, out);
     }
-    for (id, partition) in unknown {
-        let mut p = FetchPartitionData {
-            partition_index: partition,
-            error_code: E::UnknownTopicId.code(),
-            high_watermark: -1,
-            last_stable_offset: -1,
-            log_start_offset: -1,
-            preferred_read_replica: -1,
-            ..Default::default()
-        };
-        p.records = Vec::new();
+    for (topic_id, partition) in unknown {
         data.topics.push(FetchTopicData {
             topic: StrBytes::default(),
-            topic_id: id,
-            partitions: vec![p],
+            topic_id,
+            partitions: vec![FetchPartitionData {
+                partition_index: partition,
+                error_code: E::UnknownTopicId.code(),
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                preferred_read_replica: -1,
+                ..Default::default()
+            }],
         });
     }
-    broker.fetch_sessions.record(plan.session_id, &reports);
+    sessions.record(plan.session_id, &reports);
     chunks(version, correlation_id, &data)
 }
 
