@@ -317,6 +317,66 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         Str,
         "Log filter (tracing syntax); RUST_LOG overrides it."
     ),
+    def!(
+        "offsets.topic.num.partitions",
+        Some("50"),
+        Int,
+        "Partitions of __consumer_offsets when it is created."
+    ),
+    def!(
+        "offsets.topic.replication.factor",
+        Some("3"),
+        Int,
+        "Replication factor of __consumer_offsets, capped by the number of brokers."
+    ),
+    def!(
+        "offsets.topic.segment.bytes",
+        Some("104857600"),
+        Int,
+        "segment.bytes of __consumer_offsets."
+    ),
+    def!(
+        "offsets.retention.minutes",
+        Some("10080"),
+        Int,
+        "How long committed offsets of an empty group (or a simple consumer) are kept."
+    ),
+    def!(
+        "offsets.retention.check.interval.ms",
+        Some("600000"),
+        Long,
+        "How often expired offsets are looked for."
+    ),
+    def!(
+        "offset.metadata.max.bytes",
+        Some("4096"),
+        Int,
+        "Largest metadata string an offset commit may carry."
+    ),
+    def!(
+        "group.initial.rebalance.delay.ms",
+        Some("3000"),
+        Int,
+        "How long the first rebalance of an empty group waits for more members."
+    ),
+    def!(
+        "group.min.session.timeout.ms",
+        Some("6000"),
+        Int,
+        "Smallest session timeout a member may ask for."
+    ),
+    def!(
+        "group.max.session.timeout.ms",
+        Some("1800000"),
+        Int,
+        "Largest session timeout a member may ask for."
+    ),
+    def!(
+        "group.max.size",
+        Some("2147483647"),
+        Int,
+        "Largest number of members in one consumer group."
+    ),
 ];
 
 /// A configuration problem that stops start-up.
@@ -392,6 +452,8 @@ pub struct BrokerConfig {
     pub log_level: String,
     /// Topic defaults derived from the `log.*` keys.
     pub log_config: LogConfig,
+    /// The group coordinator's keys (`group.*`, `offsets.*`).
+    pub groups: crate::group::GroupConfig,
 }
 
 impl BrokerConfig {
@@ -477,6 +539,20 @@ impl BrokerConfig {
             metrics_address,
             log_level: get("shale.log.level").unwrap_or_else(|| "info".into()),
             log_config,
+            groups: crate::group::GroupConfig {
+                offsets_partitions: positive("offsets.topic.num.partitions")? as i32,
+                offsets_replication_factor: positive("offsets.topic.replication.factor")? as i16,
+                offsets_segment_bytes: positive("offsets.topic.segment.bytes")?,
+                offsets_retention_ms: positive("offsets.retention.minutes")?.saturating_mul(60_000),
+                offsets_retention_check_interval_ms: positive(
+                    "offsets.retention.check.interval.ms",
+                )?,
+                offset_metadata_max_bytes: int("offset.metadata.max.bytes").max(0) as usize,
+                initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms").max(0),
+                min_session_timeout_ms: int("group.min.session.timeout.ms"),
+                max_session_timeout_ms: int("group.max.session.timeout.ms"),
+                max_size: positive("group.max.size")? as usize,
+            },
             explicit: props,
         })
     }

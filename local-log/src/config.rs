@@ -450,6 +450,90 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<()> {
     apply(&mut c, name, value)
 }
 
+/// Cross-key validation of a merged (broker defaults + topic overrides) config on create/alter,
+/// as Kafka's `validateTopicLogConfigValues` (kip-405.md §1.4): compaction lag order and the
+/// tiered-storage rules. `previous` is the config before an alter (`None` on create);
+/// `system_enabled` is the broker's `remote.log.storage.system.enable`. Messages are Kafka's.
+pub fn validate_merged(
+    config: &LogConfig,
+    previous: Option<&LogConfig>,
+    system_enabled: bool,
+) -> Result<()> {
+    let c = config;
+    if c.min_compaction_lag_ms > c.max_compaction_lag_ms {
+        return Err(bad(
+            "min.compaction.lag.ms",
+            &c.min_compaction_lag_ms.to_string(),
+            format!(
+                "conflict topic config setting min.compaction.lag.ms ({}) > max.compaction.lag.ms ({})",
+                c.min_compaction_lag_ms, c.max_compaction_lag_ms
+            ),
+        ));
+    }
+    if !c.remote_storage_enable {
+        if previous.is_some_and(|p| p.remote_storage_enable) && !c.remote_log_delete_on_disable {
+            return Err(bad(
+                "remote.storage.enable",
+                "false",
+                "It is invalid to disable remote storage without deleting remote data. If you want to keep the remote data and turn to read only, please set `remote.storage.enable=true,remote.log.copy.disable=true`. If you want to disable remote storage and delete all remote data, please set `remote.storage.enable=false,remote.log.delete.on.disable=true`.",
+            ));
+        }
+        return Ok(());
+    }
+    if !system_enabled {
+        return Err(bad(
+            "remote.storage.enable",
+            "true",
+            "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.",
+        ));
+    }
+    if c.cleanup_policy.compact {
+        return Err(bad(
+            "cleanup.policy",
+            &c.cleanup_policy.render(),
+            "Remote log storage is unsupported for the compacted topics",
+        ));
+    }
+    let pairs = [
+        ("local.retention.bytes", "retention.bytes", c.local_retention_bytes, c.retention_bytes, c.retention_bytes > -1),
+        ("local.retention.ms", "retention.ms", c.local_retention_ms, c.retention_ms, c.retention_ms != -1),
+    ];
+    for (local_key, total_key, local, total, bounded) in pairs {
+        if bounded && local != -2 {
+            if local == -1 {
+                let msg = format!("Value must not be -1 as {total_key} value is set as {total}.");
+                return Err(bad(local_key, &local.to_string(), msg));
+            }
+            if local > total {
+                let msg = format!("Value must not be more than {total_key} property value: {total}");
+                return Err(bad(local_key, &local.to_string(), msg));
+            }
+        }
+    }
+    if c.remote_log_copy_disable {
+        for (local_key, total_key, local, total, _) in pairs {
+            if local != -2 && local != total {
+                let msg = format!("When `remote.log.copy.disable` is set to true, the `{local_key}` and `{total_key}` must be set to the identical value because there will be no more logs copied to the remote storage.");
+                return Err(bad(local_key, &local.to_string(), msg));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Validation of a config received from the metadata store by a broker whose tiering flag is
+/// off (Kafka's "receiving config from store" variant).
+pub fn validate_received(config: &LogConfig, system_enabled: bool) -> Result<()> {
+    if config.remote_storage_enable && !system_enabled {
+        return Err(bad(
+            "remote.storage.enable",
+            "true",
+            "You have to delete all topics with the property remote.storage.enable=true before disabling tiered storage cluster-wide",
+        ));
+    }
+    Ok(())
+}
+
 fn bad(key: &str, value: &str, reason: impl Into<String>) -> LogError {
     LogError::InvalidConfig {
         key: key.to_string(),

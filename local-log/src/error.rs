@@ -101,6 +101,17 @@ pub enum LogError {
         /// Current log end offset.
         log_end: i64,
     },
+    /// The offset is in `[log_start, local_log_start)`: its data lives only in remote storage
+    /// (the broker reads it from the remote tier).
+    #[error("offset {offset} of {tp} has moved to tiered storage: local log start {local_log_start}")]
+    OffsetMovedToTieredStorage {
+        /// Partition read from.
+        tp: TopicPartition,
+        /// Requested offset.
+        offset: i64,
+        /// First offset still held locally.
+        local_log_start: i64,
+    },
     /// A topic config key or value is not acceptable.
     #[error("invalid config {key}={value}: {reason}")]
     InvalidConfig {
@@ -149,7 +160,9 @@ impl LogError {
         match self {
             LogError::Io { .. } | LogError::Closed { .. } => ErrorKind::Fatal,
             LogError::Corrupt { .. } => ErrorKind::Corrupt,
-            LogError::OffsetOutOfRange { .. } => ErrorKind::NotFound,
+            LogError::OffsetOutOfRange { .. } | LogError::OffsetMovedToTieredStorage { .. } => {
+                ErrorKind::NotFound
+            }
             LogError::OutOfOrderSequence { .. } | LogError::InvalidProducerEpoch { .. } => {
                 ErrorKind::Fenced
             }

@@ -26,11 +26,12 @@ mod producer_state;
 mod recovery;
 mod retention;
 mod segment;
+mod tiering;
 mod time_index;
 
 pub use checkpoint::{read_offset_checkpoint, write_offset_checkpoint};
 pub use config::{
-    topic_config_def, validate_topic_config, CleanupPolicy, ConfigKind, LogConfig, TopicConfigDef,
+    topic_config_def, validate_merged, validate_received, validate_topic_config, CleanupPolicy, ConfigKind, LogConfig, TopicConfigDef,
     TOPIC_CONFIGS,
 };
 pub use dump::dump_file;
@@ -40,3 +41,4 @@ pub use manager::{LogManager, LogManagerOptions};
 pub use meta_properties::{uuid_from_base64, uuid_to_base64, MetaProperties};
 pub use producer_state::ProducerStateEntry;
 pub use shale_common::TopicPartition;
+pub use tiering::{SegmentForCopy, NEVER_TIERED_TOPICS};

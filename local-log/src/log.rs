@@ -113,6 +113,8 @@ pub struct Log {
     pub(crate) inner: Mutex<Inner>,
     pub(crate) epochs: Mutex<EpochCache>,
     pub(crate) log_start_offset: AtomicI64,
+    /// Last offset known to be copied to remote storage (-1 = none); in memory only.
+    pub(crate) highest_remote_offset: AtomicI64,
     pub(crate) log_end_offset: AtomicI64,
     pub(crate) recovery_point: AtomicI64,
     pub(crate) closed: AtomicBool,
@@ -158,6 +160,7 @@ impl Log {
             }),
             epochs: Mutex::new(loaded.epochs),
             log_start_offset: AtomicI64::new(loaded.log_start_offset),
+            highest_remote_offset: AtomicI64::new(-1),
             log_end_offset: AtomicI64::new(loaded.log_end_offset),
             recovery_point: AtomicI64::new(loaded.recovery_point),
             closed: AtomicBool::new(false),
@@ -305,6 +308,14 @@ impl Log {
         if fetch_offset < log_start || fetch_offset > leo {
             return Err(self.out_of_range(fetch_offset));
         }
+        let local_start = segs.first().map_or(log_start, |s| s.base_offset.max(log_start));
+        if fetch_offset < local_start {
+            return Err(LogError::OffsetMovedToTieredStorage {
+                tp: self.tp.clone(),
+                offset: fetch_offset,
+                local_log_start: local_start,
+            });
+        }
         let max_offset = max_offset.min(leo);
         if fetch_offset >= max_offset {
             return Ok(info(Bytes::new()));
@@ -320,7 +331,8 @@ impl Log {
         Ok(info(Bytes::new()))
     }
 
-    /// ListOffsets by timestamp: first offset whose record timestamp is >= `ts`.
+    /// ListOffsets by timestamp: first local offset whose record timestamp is >= `ts` (local
+    /// segments only; for tiered logs the broker consults remote storage first).
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<TimestampOffset>> {
         let segs = self.segments_snapshot();
         let log_start = self.log_start_offset();
@@ -342,7 +354,8 @@ impl Log {
         Ok(None)
     }
 
-    /// ListOffsets MAX_TIMESTAMP: the record with the largest timestamp (first one if tied).
+    /// ListOffsets MAX_TIMESTAMP: the local record with the largest timestamp (first one if tied;
+    /// local segments only).
     pub fn offset_of_max_timestamp(&self) -> Result<Option<TimestampOffset>> {
         let segs = self.segments_snapshot();
         let log_start = self.log_start_offset();

@@ -230,7 +230,10 @@ impl LogManager {
             for (tp, e) in logs.iter().filter(|(_, e)| &e.log_dir == log_dir) {
                 recovery.push((tp.clone(), e.log.recovery_point()));
                 hws.push((tp.clone(), e.log.log_end_offset()));
-                if e.log.log_start_offset() > e.log.first_segment_base_offset() {
+                // Tiered logs always (invariant 4): their start cannot be derived from local files.
+                if e.log.is_tiered()
+                    || e.log.log_start_offset() > e.log.first_segment_base_offset()
+                {
                     starts.push((tp.clone(), e.log.log_start_offset()));
                 }
             }

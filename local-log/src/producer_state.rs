@@ -373,6 +373,31 @@ impl ProducerStateManager {
         Ok(())
     }
 
+    /// Path of the snapshot file at exactly `offset`, if tracked.
+    pub(crate) fn snapshot_path(&self, offset: i64) -> Option<PathBuf> {
+        self.snapshots.get(&offset).cloned()
+    }
+
+    /// Starts tracking a snapshot file written by someone else at `offset`.
+    pub(crate) fn register_snapshot(&mut self, offset: i64, path: PathBuf) {
+        self.snapshots.insert(offset, path);
+    }
+
+    /// An empty manager over the same dir that knows only the snapshots at or below `max_offset`
+    /// (used to rebuild the state at a past offset without touching this one).
+    pub(crate) fn fork_below(&self, max_offset: i64) -> ProducerStateManager {
+        ProducerStateManager {
+            dir: self.dir.clone(),
+            producers: HashMap::new(),
+            map_end_offset: 0,
+            snapshots: self
+                .snapshots
+                .range(..=max_offset)
+                .map(|(o, p)| (*o, p.clone()))
+                .collect(),
+        }
+    }
+
     /// Forgets the snapshot at `offset` and returns its path (the caller renames it `.deleted`).
     pub(crate) fn detach_snapshot(&mut self, offset: i64) -> Option<PathBuf> {
         self.snapshots.remove(&offset)

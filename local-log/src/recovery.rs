@@ -145,7 +145,12 @@ pub(crate) fn load(
         }
     }
     segments[n - 1].resize_indexes(config.segment_index_bytes)?;
-    let log_start = opts.log_start_offset.max(segments[0].base_offset);
+    // Tiered logs keep a log start below the first local segment (remote data, invariant 5).
+    let log_start = if crate::tiering::is_tiered(tp, config) {
+        opts.log_start_offset.max(0)
+    } else {
+        opts.log_start_offset.max(segments[0].base_offset)
+    };
     epochs.truncate_from_end(log_end)?;
     epochs.truncate_from_start(log_start)?;
     let recovery_point = if opts.had_clean_shutdown {

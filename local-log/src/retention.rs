@@ -44,27 +44,51 @@ impl Log {
         Ok(())
     }
 
-    /// Segments from the oldest on while `pred(segment, next)` holds; the active segment only if
-    /// non-empty.
-    fn deletable(
+    /// Segments from the oldest on while `pred(segment, next)` holds (Kafka's
+    /// `deletableSegments`); the active segment only if non-empty. For tiered logs with copy
+    /// enabled a segment also needs `next base - 1 <= highest offset in remote storage` or the
+    /// log start offset at/after the next base (invariant 2). The flag says a tiered log's
+    /// non-empty active segment matched `pred` and should be rolled so it can be uploaded.
+    pub(crate) fn deletable(
         &self,
         mut pred: impl FnMut(&Segment, Option<&Arc<Segment>>) -> bool,
-    ) -> Vec<Arc<Segment>> {
+    ) -> (Vec<Arc<Segment>>, bool) {
         let segs = self.segments_snapshot();
+        let tiered = self.is_tiered();
+        let guard = self.is_tiered_and_copy_enabled();
+        let highest = self.highest_offset_in_remote_storage();
+        let log_start = self.log_start_offset();
+        let leo = self.log_end_offset();
         let mut out = Vec::new();
+        let mut roll = false;
         for (i, s) in segs.iter().enumerate() {
             let next = segs.get(i + 1);
             let last_and_empty = next.is_none() && s.size() == 0;
-            if last_and_empty || !pred(s, next) {
+            let upper = next.map_or(leo, |n| n.base_offset);
+            let matched = pred(s, next);
+            if matched && tiered && next.is_none() && s.size() > 0 {
+                roll = true;
+            }
+            let eligible = !guard
+                || (upper > 0 && upper - 1 <= highest)
+                || next.is_some_and(|n| log_start >= n.base_offset);
+            if !matched || last_and_empty || !eligible {
                 break;
             }
             out.push(s.clone());
         }
-        out
+        (out, roll)
     }
 
-    /// Deletes `doomed`, rolling first if it covers every segment, and raises the log start.
-    fn delete_prefix(&self, inner: &mut Inner, doomed: Vec<Arc<Segment>>) -> Result<usize> {
+    /// Deletes `doomed`, rolling first if it covers every segment. With `advance_log_start` the
+    /// log start offset is raised to the first remaining base (non-tiered logs, DeleteRecords);
+    /// without, only the local log start moves (tiered local retention).
+    pub(crate) fn delete_prefix(
+        &self,
+        inner: &mut Inner,
+        doomed: Vec<Arc<Segment>>,
+        advance_log_start: bool,
+    ) -> Result<usize> {
         if doomed.is_empty() {
             return Ok(0);
         }
@@ -72,32 +96,72 @@ impl Log {
             self.roll_locked(inner)?;
         }
         self.delete_segments(inner, &doomed)?;
-        let first = self.first_segment_base_offset();
-        let new_start = self
-            .log_start_offset
-            .fetch_max(first, Ordering::AcqRel)
-            .max(first);
-        self.epochs.lock().truncate_from_start(new_start)?;
+        if advance_log_start {
+            let first = self.first_segment_base_offset();
+            let new_start = self
+                .log_start_offset
+                .fetch_max(first, Ordering::AcqRel)
+                .max(first);
+            self.epochs.lock().truncate_from_start(new_start)?;
+        }
         Ok(doomed.len())
     }
 
-    /// retention.ms / retention.bytes / log-start breaches: deletes old segments (renamed
-    /// `.deleted`, removed after `file.delete.delay.ms` by [`Log::tick`]). Returns how many.
+    /// Effective `(retention.ms, retention.bytes)` for local deletion: `local.retention.*` (-2 =
+    /// `retention.*`) for tiered logs with copy enabled, else `retention.*`.
+    pub fn effective_local_retention(&self) -> (i64, i64) {
+        let c = self.config_arc();
+        if self.is_tiered_and_copy_enabled() {
+            let ms = if c.local_retention_ms == -2 {
+                c.retention_ms
+            } else {
+                c.local_retention_ms
+            };
+            let bytes = if c.local_retention_bytes == -2 {
+                c.retention_bytes
+            } else {
+                c.local_retention_bytes
+            };
+            (ms, bytes)
+        } else {
+            (c.retention_ms, c.retention_bytes)
+        }
+    }
+
+    /// Deletes `doomed` and rolls the active segment if asked (see [`Log::deletable`]).
+    fn apply_deletion(
+        &self,
+        inner: &mut Inner,
+        (doomed, roll): (Vec<Arc<Segment>>, bool),
+        advance: bool,
+    ) -> Result<usize> {
+        if roll {
+            tracing::info!(tp = %self.tp, "rolling the active segment so it can be tiered");
+            self.roll_locked(inner)?;
+        }
+        self.delete_prefix(inner, doomed, advance)
+    }
+
+    /// Time / size / log-start retention (Kafka's `deleteOldSegments`): deletes old segments
+    /// (renamed `.deleted`, removed after `file.delete.delay.ms` by [`Log::tick`]). Tiered logs
+    /// with copy enabled use `local.retention.*`, delete only copied segments and move only the
+    /// local log start offset (total retention is enforced by the remote side). Returns how many.
     pub fn enforce_retention(&self) -> Result<usize> {
         let mut inner = self.lock_open()?;
         let config = self.config_arc();
         let now = self.clock.now_ms();
+        let advance = !self.is_tiered_and_copy_enabled();
+        let (retention_ms, retention_bytes) = self.effective_local_retention();
         let mut deleted = 0;
         if config.cleanup_policy.delete {
-            if config.retention_ms >= 0 {
-                let doomed = self.deletable(|s, _| {
-                    now.saturating_sub(s.largest_timestamp()) > config.retention_ms
-                });
-                deleted += self.delete_prefix(&mut inner, doomed)?;
+            if retention_ms >= 0 {
+                let d = self
+                    .deletable(|s, _| now.saturating_sub(s.largest_timestamp()) > retention_ms);
+                deleted += self.apply_deletion(&mut inner, d, advance)?;
             }
-            if config.retention_bytes >= 0 {
-                let mut diff = self.size_in_bytes() as i64 - config.retention_bytes;
-                let doomed = self.deletable(|s, _| {
+            if retention_bytes >= 0 {
+                let mut diff = self.size_in_bytes() as i64 - retention_bytes;
+                let d = self.deletable(|s, _| {
                     if diff - s.size() as i64 >= 0 {
                         diff -= s.size() as i64;
                         true
@@ -105,19 +169,20 @@ impl Log {
                         false
                     }
                 });
-                deleted += self.delete_prefix(&mut inner, doomed)?;
+                deleted += self.apply_deletion(&mut inner, d, advance)?;
             }
         }
         let log_start = self.log_start_offset();
-        let doomed = self.deletable(|_, next| next.is_some_and(|n| n.base_offset <= log_start));
-        deleted += self.delete_prefix(&mut inner, doomed)?;
+        let (doomed, _) =
+            self.deletable(|_, next| next.is_some_and(|n| n.base_offset <= log_start));
+        deleted += self.delete_prefix(&mut inner, doomed, true)?;
         Ok(deleted)
     }
 
     /// DeleteRecords: raises the log start offset to `offset` (must be <= LEO; -1 means LEO) and
-    /// deletes the segments wholly below it. Returns the new log start offset.
+    /// deletes the segments wholly below it. For tiered logs `offset` may lie in the remote range
+    /// (below the local log start). Returns the new log start offset.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64> {
-        let mut inner = self.lock_open()?;
         let leo = self.log_end_offset();
         let offset = if offset == -1 { leo } else { offset };
         if offset < 0 || offset > leo {
@@ -128,13 +193,7 @@ impl Log {
                 log_end: leo,
             });
         }
-        if offset > self.log_start_offset() {
-            self.log_start_offset.store(offset, Ordering::Release);
-            self.epochs.lock().truncate_from_start(offset)?;
-            let doomed = self.deletable(|_, next| next.is_some_and(|n| n.base_offset <= offset));
-            self.delete_prefix(&mut inner, doomed)?;
-        }
-        Ok(self.log_start_offset())
+        self.advance_log_start_offset(offset)
     }
 
     /// Housekeeping: removes expired `.deleted` files, expires idle producers, honours `flush.ms`

@@ -57,8 +57,10 @@ def test_compression_roundtrip(broker, compression):
     kh.assert_matches(kp, by_part, offsets, what=f"kafka-python/{compression}")
     # The batches really are compressed on disk (librdkafka silently sends uncompressed
     # batches to a broker that does not advertise Produce from version 0).
+    # A batch that would not shrink may legitimately go uncompressed.
     broker.stop()
-    assert broker.segment_codecs(topic, 0) == {compression}
+    codecs = broker.segment_codecs(topic, 0)
+    assert compression in codecs and codecs <= {compression, "none"}, codecs
 
 
 @pytest.mark.parametrize("acks", ["0", "1", "all"])
