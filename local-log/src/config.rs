@@ -3,8 +3,8 @@
 //! rules. Values are rendered the way Kafka renders them in DescribeConfigs.
 //!
 //! Stored but not acted upon by this crate yet: `compression.type` other than `producer` (batches
-//! are kept as the producer compressed them, see `log.rs`), `preallocate`, the compaction knobs and
-//! the remote-storage keys (used by later tiering work).
+//! are kept as the producer compressed them, see `log.rs`) and `preallocate`. Cross-key checks of
+//! a merged config (compaction lags, tiered storage, kip-405 §1.4) are in [`validate_merged`].
 
 use shale_protocol::record_batch::TimestampType;
 
@@ -495,8 +495,20 @@ pub fn validate_merged(
         ));
     }
     let pairs = [
-        ("local.retention.bytes", "retention.bytes", c.local_retention_bytes, c.retention_bytes, c.retention_bytes > -1),
-        ("local.retention.ms", "retention.ms", c.local_retention_ms, c.retention_ms, c.retention_ms != -1),
+        (
+            "local.retention.bytes",
+            "retention.bytes",
+            c.local_retention_bytes,
+            c.retention_bytes,
+            c.retention_bytes > -1,
+        ),
+        (
+            "local.retention.ms",
+            "retention.ms",
+            c.local_retention_ms,
+            c.retention_ms,
+            c.retention_ms != -1,
+        ),
     ];
     for (local_key, total_key, local, total, bounded) in pairs {
         if bounded && local != -2 {
@@ -505,7 +517,8 @@ pub fn validate_merged(
                 return Err(bad(local_key, &local.to_string(), msg));
             }
             if local > total {
-                let msg = format!("Value must not be more than {total_key} property value: {total}");
+                let msg =
+                    format!("Value must not be more than {total_key} property value: {total}");
                 return Err(bad(local_key, &local.to_string(), msg));
             }
         }

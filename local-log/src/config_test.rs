@@ -63,7 +63,9 @@ fn synonyms_are_listed() {
 }
 
 fn merged(kv: &[(&str, &str)]) -> LogConfig {
-    LogConfig::default().with_overrides(kv.iter().copied()).unwrap()
+    LogConfig::default()
+        .with_overrides(kv.iter().copied())
+        .unwrap()
 }
 
 fn reason(r: Result<()>) -> String {
@@ -82,7 +84,10 @@ fn tiering_validation_matrix() {
     assert!(reason(validate_received(&merged(&on), false)).starts_with("You have to delete all"));
     assert!(validate_received(&merged(&on), true).is_ok());
     for policy in ["compact", "compact,delete"] {
-        let c = merged(&[("remote.storage.enable", "true"), ("cleanup.policy", policy)]);
+        let c = merged(&[
+            ("remote.storage.enable", "true"),
+            ("cleanup.policy", policy),
+        ]);
         assert_eq!(
             reason(validate_merged(&c, None, true)),
             "Remote log storage is unsupported for the compacted topics"
@@ -101,18 +106,27 @@ fn tiering_validation_matrix() {
         "Value must not be -1 as retention.ms value is set as 1000."
     );
     assert_eq!(
-        reason(t(&[("retention.ms", "1000"), ("local.retention.ms", "1001")])),
+        reason(t(&[
+            ("retention.ms", "1000"),
+            ("local.retention.ms", "1001")
+        ])),
         "Value must not be more than retention.ms property value: 1000"
     );
     assert!(t(&[("retention.ms", "-1"), ("local.retention.ms", "-1")]).is_ok());
     assert!(t(&[("retention.ms", "-1"), ("local.retention.ms", "99999")]).is_ok());
     assert!(t(&[("retention.bytes", "-1"), ("local.retention.bytes", "5")]).is_ok());
     assert_eq!(
-        reason(t(&[("retention.bytes", "10"), ("local.retention.bytes", "-1")])),
+        reason(t(&[
+            ("retention.bytes", "10"),
+            ("local.retention.bytes", "-1")
+        ])),
         "Value must not be -1 as retention.bytes value is set as 10."
     );
     assert_eq!(
-        reason(t(&[("retention.bytes", "10"), ("local.retention.bytes", "11")])),
+        reason(t(&[
+            ("retention.bytes", "10"),
+            ("local.retention.bytes", "11")
+        ])),
         "Value must not be more than retention.bytes property value: 10"
     );
     // Copy disabled: local must be -2 or equal to total.
@@ -145,6 +159,9 @@ fn tiering_validation_matrix() {
     assert!(validate_merged(&off, Some(&off), false).is_ok());
     assert!(validate_merged(&off, None, false).is_ok());
     // Compaction lags.
-    let lag = merged(&[("min.compaction.lag.ms", "10"), ("max.compaction.lag.ms", "5")]);
+    let lag = merged(&[
+        ("min.compaction.lag.ms", "10"),
+        ("max.compaction.lag.ms", "5"),
+    ]);
     assert!(reason(validate_merged(&lag, None, false)).starts_with("conflict topic config setting"));
 }

@@ -103,7 +103,9 @@ pub enum LogError {
     },
     /// The offset is in `[log_start, local_log_start)`: its data lives only in remote storage
     /// (the broker reads it from the remote tier).
-    #[error("offset {offset} of {tp} has moved to tiered storage: local log start {local_log_start}")]
+    #[error(
+        "offset {offset} of {tp} has moved to tiered storage: local log start {local_log_start}"
+    )]
     OffsetMovedToTieredStorage {
         /// Partition read from.
         tp: TopicPartition,

@@ -6,6 +6,8 @@
 //! close), `append.rs` (validation and the append path), `retention.rs` (retention, DeleteRecords,
 //! truncation, housekeeping), `recovery.rs` (load and crash recovery), `segment.rs`,
 //! `offset_index.rs`, `time_index.rs`, `producer_state.rs`, `epoch_cache.rs`, `checkpoint`,
+//! `tiering.rs` (tiered-storage hooks), `cleaner` + `offset_map.rs` (compaction), `swap.rs`
+//! (crash-safe completion of cleaner swaps),
 //! `meta_properties`, `manager` (all logs of the broker) and `dump` (`shale dump-log`).
 //!
 //! No mmap (`unsafe` is forbidden): the active segment's indexes are kept in memory and written
@@ -14,6 +16,7 @@
 
 mod append;
 pub mod checkpoint;
+pub mod cleaner;
 pub mod config;
 pub mod dump;
 mod epoch_cache;
@@ -22,17 +25,20 @@ pub mod log;
 pub mod manager;
 pub mod meta_properties;
 mod offset_index;
+mod offset_map;
 mod producer_state;
 mod recovery;
 mod retention;
 mod segment;
+mod swap;
 mod tiering;
 mod time_index;
 
 pub use checkpoint::{read_offset_checkpoint, write_offset_checkpoint};
+pub use cleaner::CleanStats;
 pub use config::{
-    topic_config_def, validate_merged, validate_received, validate_topic_config, CleanupPolicy, ConfigKind, LogConfig, TopicConfigDef,
-    TOPIC_CONFIGS,
+    topic_config_def, validate_merged, validate_received, validate_topic_config, CleanupPolicy,
+    ConfigKind, LogConfig, TopicConfigDef, TOPIC_CONFIGS,
 };
 pub use dump::dump_file;
 pub use error::{ErrorKind, LogError, Result};

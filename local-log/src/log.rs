@@ -115,6 +115,10 @@ pub struct Log {
     pub(crate) log_start_offset: AtomicI64,
     /// Last offset known to be copied to remote storage (-1 = none); in memory only.
     pub(crate) highest_remote_offset: AtomicI64,
+    /// Cleaner checkpoint: offsets below it have been compacted.
+    pub(crate) cleaner_checkpoint: AtomicI64,
+    /// Earliest delete horizon of a cleaned batch still holding tombstones (-1 = none).
+    pub(crate) delete_horizon: AtomicI64,
     pub(crate) log_end_offset: AtomicI64,
     pub(crate) recovery_point: AtomicI64,
     pub(crate) closed: AtomicBool,
@@ -161,6 +165,8 @@ impl Log {
             epochs: Mutex::new(loaded.epochs),
             log_start_offset: AtomicI64::new(loaded.log_start_offset),
             highest_remote_offset: AtomicI64::new(-1),
+            cleaner_checkpoint: AtomicI64::new(0),
+            delete_horizon: AtomicI64::new(-1),
             log_end_offset: AtomicI64::new(loaded.log_end_offset),
             recovery_point: AtomicI64::new(loaded.recovery_point),
             closed: AtomicBool::new(false),
@@ -308,7 +314,9 @@ impl Log {
         if fetch_offset < log_start || fetch_offset > leo {
             return Err(self.out_of_range(fetch_offset));
         }
-        let local_start = segs.first().map_or(log_start, |s| s.base_offset.max(log_start));
+        let local_start = segs
+            .first()
+            .map_or(log_start, |s| s.base_offset.max(log_start));
         if fetch_offset < local_start {
             return Err(LogError::OffsetMovedToTieredStorage {
                 tp: self.tp.clone(),

@@ -24,6 +24,8 @@ pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
 /// `replication-offset-checkpoint`.
 pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
+/// `cleaner-offset-checkpoint` (compacted logs: offset up to which each was cleaned).
+pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 /// The KRaft metadata partition dir, owned by the raft crate.
 pub const METADATA_PARTITION_DIR: &str = "__cluster_metadata-0";
 
@@ -82,6 +84,7 @@ impl LogManager {
             }
             let recovery = read_offset_checkpoint(&log_dir.join(RECOVERY_POINT_CHECKPOINT))?;
             let starts = read_offset_checkpoint(&log_dir.join(LOG_START_OFFSET_CHECKPOINT))?;
+            let cleaned = read_offset_checkpoint(&log_dir.join(CLEANER_OFFSET_CHECKPOINT))?;
             for e in fs::read_dir(log_dir).ctx(log_dir)? {
                 let e = e.ctx(log_dir)?;
                 if !e.file_type().ctx(&e.path())?.is_dir() {
@@ -106,6 +109,9 @@ impl LogManager {
                     had_clean_shutdown: clean,
                 };
                 let log = Log::open(e.path(), tp.clone(), config, open_opts, clock.clone())?;
+                if let Some(&c) = cleaned.get(&tp) {
+                    log.set_cleaner_checkpoint(c);
+                }
                 if !known {
                     strays.push(tp.clone());
                 }
@@ -231,8 +237,7 @@ impl LogManager {
                 recovery.push((tp.clone(), e.log.recovery_point()));
                 hws.push((tp.clone(), e.log.log_end_offset()));
                 // Tiered logs always (invariant 4): their start cannot be derived from local files.
-                if e.log.is_tiered()
-                    || e.log.log_start_offset() > e.log.first_segment_base_offset()
+                if e.log.is_tiered() || e.log.log_start_offset() > e.log.first_segment_base_offset()
                 {
                     starts.push((tp.clone(), e.log.log_start_offset()));
                 }
@@ -241,18 +246,54 @@ impl LogManager {
             write_offset_checkpoint(&log_dir.join(LOG_START_OFFSET_CHECKPOINT), &starts)?;
             write_offset_checkpoint(&log_dir.join(REPLICATION_OFFSET_CHECKPOINT), &hws)?;
         }
+        drop(logs);
+        self.write_cleaner_checkpoints()
+    }
+
+    /// Writes `cleaner-offset-checkpoint` in every log dir (compacted logs with a checkpoint).
+    pub fn write_cleaner_checkpoints(&self) -> Result<()> {
+        let logs = self.logs.read();
+        for log_dir in &self.opts.log_dirs {
+            let entries: Vec<(TopicPartition, i64)> = logs
+                .iter()
+                .filter(|(_, e)| &e.log_dir == log_dir)
+                .filter(|(_, e)| e.log.config_arc().cleanup_policy.compact)
+                .filter(|(_, e)| e.log.cleaner_checkpoint() > 0)
+                .map(|(tp, e)| (tp.clone(), e.log.cleaner_checkpoint()))
+                .collect();
+            let path = log_dir.join(CLEANER_OFFSET_CHECKPOINT);
+            if entries.is_empty() && !path.exists() {
+                continue;
+            }
+            write_offset_checkpoint(&path, &entries)?;
+        }
         Ok(())
     }
 
-    /// Retention + tick for every log (errors of one log are logged, the first is returned).
+    /// Retention + tick for every log, then one cleaner pass for each compacted log that is due
+    /// (writing `cleaner-offset-checkpoint` if any ran). Errors of one log are logged, the first
+    /// is returned.
     pub fn housekeeping(&self) -> Result<()> {
         let mut first_err = None;
+        let mut cleaned = false;
         for log in self.all_logs() {
-            if let Err(e) = log.enforce_retention().and_then(|_| log.tick()) {
+            let res = log
+                .enforce_retention()
+                .and_then(|_| log.tick())
+                .and_then(|_| {
+                    cleaned |= log.clean(false)?.is_some();
+                    Ok(())
+                });
+            if let Err(e) = res {
                 if matches!(e, LogError::Closed { .. }) {
                     continue;
                 }
                 tracing::warn!(tp = %log.topic_partition(), err = %e, "housekeeping failed");
+                first_err.get_or_insert(e);
+            }
+        }
+        if cleaned {
+            if let Err(e) = self.write_cleaner_checkpoints() {
                 first_err.get_or_insert(e);
             }
         }

@@ -87,6 +87,7 @@ pub(crate) fn load(
     opts: &LogOpenOptions,
     now_ms: i64,
 ) -> Result<Loaded> {
+    crate::swap::complete_swaps(dir)?;
     let bases = clean_dir(dir)?;
     let mut segments = Vec::with_capacity(bases.len());
     let mut needs_recovery = Vec::with_capacity(bases.len());

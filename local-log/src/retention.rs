@@ -1,6 +1,8 @@
 //! Deleting data from a [`Log`]: time/size/log-start retention (Kafka's `deleteOldSegments`),
 //! DeleteRecords, follower-style truncation, and housekeeping (`tick`): physical removal of
 //! `.deleted` files after `file.delete.delay.ms`, producer expiry, `flush.ms`, `segment.ms`.
+//! Tiered logs (kip-405 §4.3): `local.retention.*`, only segments already copied to remote
+//! storage, only the local log start moves, and a breaching active segment is rolled.
 
 use std::fs;
 use std::path::PathBuf;
@@ -155,8 +157,8 @@ impl Log {
         let mut deleted = 0;
         if config.cleanup_policy.delete {
             if retention_ms >= 0 {
-                let d = self
-                    .deletable(|s, _| now.saturating_sub(s.largest_timestamp()) > retention_ms);
+                let d =
+                    self.deletable(|s, _| now.saturating_sub(s.largest_timestamp()) > retention_ms);
                 deleted += self.apply_deletion(&mut inner, d, advance)?;
             }
             if retention_bytes >= 0 {

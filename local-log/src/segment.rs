@@ -91,7 +91,19 @@ impl Segment {
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<Segment> {
-        let log_path = dir.join(file_name(base, ".log"));
+        Segment::create_with_suffix(dir, base, "", config, now_ms)
+    }
+
+    /// Creates a fresh, empty segment whose three files carry `suffix` after their usual names
+    /// (the cleaner writes `<base>.log.cleaned` etc.).
+    pub(crate) fn create_with_suffix(
+        dir: &Path,
+        base: i64,
+        suffix: &str,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<Segment> {
+        let log_path = dir.join(file_name(base, &format!(".log{suffix}")));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -99,13 +111,13 @@ impl Segment {
             .truncate(true)
             .open(&log_path)
             .ctx(&log_path)?;
-        for suffix in [".index", ".timeindex"] {
-            let p = dir.join(file_name(base, suffix));
+        for ext in [".index", ".timeindex"] {
+            let p = dir.join(file_name(base, &format!("{ext}{suffix}")));
             if p.exists() {
                 fs::remove_file(&p).ctx(&p)?;
             }
         }
-        let mut seg = Segment::from_parts(dir, base, file, log_path, 0, config, now_ms)?;
+        let mut seg = Segment::from_parts(dir, base, suffix, file, log_path, 0, config, now_ms)?;
         seg.state
             .get_mut()
             .offset_index
@@ -133,7 +145,7 @@ impl Segment {
             .open(&log_path)
             .ctx(&log_path)?;
         let size = file.metadata().ctx(&log_path)?.len();
-        let seg = Segment::from_parts(dir, base, file, log_path, size, config, now_ms)?;
+        let seg = Segment::from_parts(dir, base, "", file, log_path, size, config, now_ms)?;
         {
             let mut st = seg.state.lock();
             let (ts, off) = st.time_index.last_entry()?;
@@ -166,9 +178,11 @@ impl Segment {
         Ok((seg, needs_recovery))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn from_parts(
         dir: &Path,
         base: i64,
+        suffix: &str,
         file: File,
         log_path: PathBuf,
         size: u64,
@@ -176,13 +190,13 @@ impl Segment {
         now_ms: i64,
     ) -> Result<Segment> {
         let offset_index = OffsetIndex::open(
-            &dir.join(file_name(base, ".index")),
+            &dir.join(file_name(base, &format!(".index{suffix}"))),
             base,
             config.segment_index_bytes,
             size,
         )?;
         let time_index = TimeIndex::open(
-            &dir.join(file_name(base, ".timeindex")),
+            &dir.join(file_name(base, &format!(".timeindex{suffix}"))),
             base,
             config.segment_index_bytes,
         )?;
@@ -497,15 +511,49 @@ impl Segment {
         }
     }
 
+    /// Max timestamp of the first batch, if the segment has one.
+    pub(crate) fn first_batch_timestamp(&self) -> Option<i64> {
+        self.state.lock().first_batch_timestamp
+    }
+
+    /// Sets the `.log` file's modification time (the cleaner keeps the replaced segment's).
+    pub(crate) fn set_modified(&self, t: std::time::SystemTime) -> Result<()> {
+        self.file
+            .set_modified(t)
+            .map_err(|e| LogError::io(self.log_path(), e))
+    }
+
+    /// Modification time of the `.log` file.
+    pub(crate) fn modified(&self) -> Result<std::time::SystemTime> {
+        self.file
+            .metadata()
+            .and_then(|m| m.modified())
+            .map_err(|e| LogError::io(self.log_path(), e))
+    }
+
     /// Renames all files of this segment by appending `suffix`; returns the new paths.
     pub(crate) fn rename_with_suffix(&self, suffix: &str) -> Result<Vec<PathBuf>> {
-        let mut st = self.state.lock();
-        let mut out = Vec::new();
-        let add = |p: &Path| -> PathBuf {
+        self.rename_files(|p| {
             let mut s = p.as_os_str().to_owned();
             s.push(suffix);
-            PathBuf::from(s)
-        };
+            Some(PathBuf::from(s))
+        })
+    }
+
+    /// Renames all files of this segment by replacing the trailing `from` with `to` in their names.
+    pub(crate) fn replace_suffix(&self, from: &str, to: &str) -> Result<Vec<PathBuf>> {
+        self.rename_files(|p| {
+            let s = p.to_str()?;
+            s.strip_suffix(from)
+                .map(|stem| PathBuf::from(format!("{stem}{to}")))
+        })
+    }
+
+    /// Renames each existing file to `new_name(path)` (left alone when `None`); returns new paths.
+    fn rename_files(&self, new_name: impl Fn(&Path) -> Option<PathBuf>) -> Result<Vec<PathBuf>> {
+        let mut st = self.state.lock();
+        let mut out = Vec::new();
+        let add = |p: &Path| -> PathBuf { new_name(p).unwrap_or_else(|| p.to_path_buf()) };
         let new_log = add(&st.log_path);
         fs::rename(&st.log_path, &new_log).ctx(&st.log_path)?;
         st.log_path = new_log.clone();
