@@ -5,17 +5,27 @@
 //! the topic-based manager over an abstract metadata topic with a local snapshot ([`manager`]).
 //!
 //! Layering: depends only on shale-common (clock) and shale-protocol; the broker implements
-//! [`manager::MetadataTopic`] on its local logs.
+//! [`manager::MetadataTopic`] on its local logs. [`testing`] has an in-memory topic for tests.
 
+pub mod cache;
 pub mod error;
+pub mod manager;
 pub mod metadata;
+pub mod partitioner;
 pub mod serde;
+mod snapshot;
 pub mod state;
+pub mod store;
+pub mod testing;
 mod wire;
 
+pub use cache::RemoteLogMetadataCache;
 pub use error::{ErrorKind, Result, RlmmError};
+pub use manager::{MetadataTopic, RlmmConfig, StartupInfo, TopicBasedRemoteLogMetadataManager};
 pub use metadata::{
     uuid_to_base64url, RemoteLogMetadata, RemoteLogSegmentId, RemoteLogSegmentMetadata,
     RemoteLogSegmentMetadataUpdate, RemotePartitionDeleteMetadata, TopicIdPartition,
 };
+pub use partitioner::metadata_partition;
 pub use state::{RemoteLogSegmentState, RemotePartitionDeleteState};
+pub use store::{ApplyOutcome, RemotePartitionMetadataStore};
