@@ -1,0 +1,152 @@
+//! The copy task (KIP-405 §4.2): upload rolled segments below the last stable offset, oldest
+//! first, one at a time, each attempt under a fresh segment id.
+
+use super::{
+    CopyState, LocalSegment, RemoteLogManager, TaskError, TieredPartition, FIRST_BACKOFF,
+    MAX_BACKOFF,
+};
+use shale_rlmm::RemoteLogSegmentState::{
+    CopySegmentFinished, CopySegmentStarted, DeleteSegmentStarted,
+};
+use shale_rlmm::{RemoteLogSegmentId, RemoteLogSegmentMetadata};
+use std::sync::atomic::Ordering;
+
+impl RemoteLogManager {
+    /// Uploads every eligible segment of `p` (until the copy quota or a failure stops the round).
+    /// Returns the number of segments copied.
+    pub async fn copy_round(&self, p: &dyn TieredPartition) -> Result<usize, TaskError> {
+        let tp = p.topic_id_partition();
+        let state = self.copy_state.lock().get(&tp).copied().unwrap_or_default();
+        if p.retention().copy_disabled || state.cancelled || self.now() < state.retry_at_ms {
+            return Ok(0);
+        }
+        if !state.cleaned_up {
+            self.clean_dangling(&tp).await?;
+            self.set_state(&tp, |s| s.cleaned_up = true);
+        }
+        let copied = self.highest_copied(&tp);
+        p.set_highest_offset_in_remote_storage(copied);
+        let lso = p.last_stable_offset();
+        if lso <= 0 || copied >= lso {
+            return Ok(0);
+        }
+        let from = (copied + 1).max(p.log_start_offset());
+        let mut count = 0;
+        for segment in p.segments_to_copy(from, lso) {
+            if !self.copy_quota.try_acquire(segment.size_bytes) {
+                break;
+            }
+            match self.copy_segment(&tp, &segment).await {
+                Ok(()) => {
+                    p.set_highest_offset_in_remote_storage(segment.end_offset);
+                    self.set_state(&tp, |s| s.failures = 0);
+                    count += 1;
+                }
+                Err(e) => {
+                    self.stats.copy_errors.fetch_add(1, Ordering::Relaxed);
+                    self.back_off(&tp, matches!(e, TaskError::CustomMetadataTooLarge { .. }));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// The highest end offset over COPY_SEGMENT_FINISHED segments, or -1.
+    pub fn highest_copied(&self, tp: &shale_rlmm::TopicIdPartition) -> i64 {
+        self.metadata
+            .segments(tp)
+            .iter()
+            .filter(|m| m.state == CopySegmentFinished)
+            .map(|m| m.end_offset)
+            .max()
+            .unwrap_or(-1)
+    }
+
+    async fn copy_segment(
+        &self,
+        tp: &shale_rlmm::TopicIdPartition,
+        segment: &LocalSegment,
+    ) -> Result<(), TaskError> {
+        let id = RemoteLogSegmentId::new(tp.clone(), self.new_segment_id());
+        let size = i32::try_from(segment.size_bytes).unwrap_or(i32::MAX);
+        let meta = RemoteLogSegmentMetadata::new(
+            id,
+            segment.base_offset,
+            segment.end_offset,
+            segment.largest_timestamp,
+            self.broker_id,
+            self.now(),
+            size,
+            segment.leader_epochs.clone(),
+        )
+        .map_err(|e| TaskError::Metadata(e.to_string()))?;
+        self.metadata
+            .add(meta.clone())
+            .map_err(TaskError::Metadata)?;
+        self.stats.copy_requests.fetch_add(1, Ordering::Relaxed);
+        let custom = match self.rsm.copy_log_segment(&meta, &segment.data).await {
+            Ok(custom) => custom,
+            Err(e) => {
+                self.discard_attempt(&meta).await;
+                return Err(e.into());
+            }
+        };
+        let mut finished = meta.clone();
+        finished.custom_metadata = custom;
+        if let Some(c) = &finished.custom_metadata {
+            if c.len() > self.custom_metadata_max {
+                self.discard_attempt(&finished).await;
+                return Err(TaskError::CustomMetadataTooLarge {
+                    size: c.len(),
+                    max: self.custom_metadata_max,
+                });
+            }
+        }
+        self.metadata
+            .update(self.update_for(&finished, CopySegmentFinished))
+            .map_err(TaskError::Metadata)?;
+        self.stats
+            .copy_bytes
+            .fetch_add(segment.size_bytes, Ordering::Relaxed);
+        tracing::debug!(partition = %tp, base = segment.base_offset, end = segment.end_offset, "segment copied");
+        Ok(())
+    }
+
+    /// Best-effort removal of a failed attempt; whatever is left is found by [`Self::clean_dangling`].
+    async fn discard_attempt(&self, meta: &RemoteLogSegmentMetadata) {
+        if let Err(e) = self.delete_segment(meta).await {
+            tracing::warn!(segment = %meta.id.id, error = %e, "could not clean up a failed upload; it will be retried");
+        }
+    }
+
+    /// Attempts left in COPY_SEGMENT_STARTED or DELETE_SEGMENT_STARTED by a crash or a failure are
+    /// deleted before copying resumes. Copies of one partition never overlap, so at the start of a
+    /// round nothing else owns them.
+    async fn clean_dangling(&self, tp: &shale_rlmm::TopicIdPartition) -> Result<(), TaskError> {
+        for m in self.metadata.segments(tp) {
+            if m.state == CopySegmentStarted || m.state == DeleteSegmentStarted {
+                tracing::info!(partition = %tp, segment = %m.id.id, state = ?m.state, "cleaning up an unfinished remote segment");
+                self.delete_segment(&m).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn back_off(&self, tp: &shale_rlmm::TopicIdPartition, cancel: bool) {
+        let now = self.now();
+        self.set_state(tp, |s| {
+            s.failures = s.failures.saturating_add(1);
+            let factor = 1u32 << s.failures.min(16).saturating_sub(1);
+            let wait = FIRST_BACKOFF.saturating_mul(factor).min(MAX_BACKOFF);
+            s.retry_at_ms = now.saturating_add(wait.as_millis() as i64);
+            s.cancelled |= cancel;
+            // The next round starts by cleaning what the failed attempt left behind.
+            s.cleaned_up = false;
+        });
+    }
+
+    fn set_state(&self, tp: &shale_rlmm::TopicIdPartition, f: impl FnOnce(&mut CopyState)) {
+        f(self.copy_state.lock().entry(tp.clone()).or_default());
+    }
+}

@@ -1,0 +1,369 @@
+//! Deterministic tests of the tiering tasks: the real rlmm manager over an in-memory metadata
+//! topic, the real object RSM over an in-memory store behind a fault injector, a manual clock.
+
+use super::*;
+use crate::instrumented::OpKind;
+use crate::object_rsm::ObjectRsm;
+use crate::testing::{fixture_timestamp, test_tp, FaultStore, FixtureSpec, SegmentFixture};
+use futures::TryStreamExt;
+use object_store::memory::InMemory;
+use object_store::ObjectStore;
+use shale_common::{ManualClock, SeededRng};
+use shale_rlmm::manager::{RlmmConfig, TopicBasedRemoteLogMetadataManager};
+use shale_rlmm::testing::InMemoryMetadataTopic;
+use shale_rlmm::RemoteLogSegmentState::CopySegmentFinished;
+use std::sync::atomic::AtomicI64;
+
+const SEGMENTS: usize = 3; // offsets 0-19, 20-39, 40-59
+
+#[derive(Debug)]
+struct FakePartition {
+    tp: TopicIdPartition,
+    segments: Vec<SegmentFixture>,
+    log_start: AtomicI64,
+    highest_remote: AtomicI64,
+    lso: AtomicI64,
+    retention: Mutex<Retention>,
+}
+
+impl FakePartition {
+    fn new() -> Self {
+        let tp = test_tp("tiered", 0);
+        let segments = (0..SEGMENTS)
+            .map(|i| {
+                let spec = FixtureSpec {
+                    base_offset: i as i64 * 20,
+                    batches: 4,
+                    records_per_batch: 5,
+                    ..FixtureSpec::default()
+                };
+                SegmentFixture::build(&tp, &spec)
+            })
+            .collect();
+        FakePartition {
+            tp,
+            segments,
+            log_start: AtomicI64::new(0),
+            highest_remote: AtomicI64::new(-1),
+            lso: AtomicI64::new(60),
+            retention: Mutex::new(Retention {
+                retention_ms: -1,
+                retention_bytes: -1,
+                copy_disabled: false,
+            }),
+        }
+    }
+
+    fn size(&self, i: usize) -> u64 {
+        self.segments[i].log.len() as u64
+    }
+}
+
+impl TieredPartition for FakePartition {
+    fn topic_id_partition(&self) -> TopicIdPartition {
+        self.tp.clone()
+    }
+    fn log_start_offset(&self) -> i64 {
+        self.log_start.load(Ordering::SeqCst)
+    }
+    fn last_stable_offset(&self) -> i64 {
+        self.lso.load(Ordering::SeqCst)
+    }
+    fn local_only_size_bytes(&self) -> u64 {
+        0
+    }
+    fn segments_to_copy(&self, from: i64, lso: i64) -> Vec<LocalSegment> {
+        self.segments
+            .iter()
+            .filter(|s| s.meta.end_offset >= from && s.meta.end_offset < lso)
+            .map(|s| LocalSegment {
+                base_offset: s.meta.start_offset,
+                end_offset: s.meta.end_offset,
+                size_bytes: s.log.len() as u64,
+                largest_timestamp: s.meta.max_timestamp_ms,
+                leader_epochs: s.meta.segment_leader_epochs.clone(),
+                data: s.data.clone(),
+            })
+            .collect()
+    }
+    fn set_highest_offset_in_remote_storage(&self, offset: i64) {
+        self.highest_remote.fetch_max(offset, Ordering::SeqCst);
+    }
+    fn advance_log_start_offset(&self, offset: i64) -> Result<(), String> {
+        self.log_start.fetch_max(offset, Ordering::SeqCst);
+        Ok(())
+    }
+    fn retention(&self) -> Retention {
+        *self.retention.lock()
+    }
+}
+
+struct Harness {
+    clock: Arc<ManualClock>,
+    memory: Arc<InMemory>,
+    faults: Arc<FaultStore>,
+    rlmm: Arc<TopicBasedRemoteLogMetadataManager>,
+    rlm: RemoteLogManager,
+}
+
+fn harness_with_quota(bytes_per_second: u64) -> Harness {
+    let clock = ManualClock::new(fixture_timestamp(60) + 1_000);
+    let memory = Arc::new(InMemory::new());
+    let faults = Arc::new(FaultStore::new(memory.clone()));
+    let rsm = Arc::new(ObjectRsm::new(faults.clone(), "tiered"));
+    let topic = InMemoryMetadataTopic::new();
+    let config = RlmmConfig {
+        num_partitions: 3,
+        snapshot_path: None,
+    };
+    let rlmm =
+        Arc::new(TopicBasedRemoteLogMetadataManager::start(config, topic, clock.clone()).unwrap());
+    let rlm = RemoteLogManager::new(
+        rsm,
+        rlmm.clone(),
+        clock.clone(),
+        SeededRng::new(42),
+        1,
+        bytes_per_second,
+    );
+    Harness {
+        clock,
+        memory,
+        faults,
+        rlmm,
+        rlm,
+    }
+}
+
+fn harness() -> Harness {
+    harness_with_quota(u64::MAX)
+}
+
+impl Harness {
+    async fn objects(&self) -> Vec<String> {
+        let listed: Vec<_> = self.memory.list(None).try_collect().await.unwrap();
+        let mut keys: Vec<String> = listed.into_iter().map(|m| m.location.to_string()).collect();
+        keys.sort();
+        keys
+    }
+
+    fn finished(&self, p: &FakePartition) -> Vec<RemoteLogSegmentMetadata> {
+        self.rlmm
+            .list_remote_log_segments(&p.tp)
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.state == CopySegmentFinished)
+            .collect()
+    }
+
+    fn all_segments(&self, p: &FakePartition) -> Vec<RemoteLogSegmentMetadata> {
+        self.rlmm.list_remote_log_segments(&p.tp).unwrap()
+    }
+
+    /// Every object belongs to a finished segment: nothing orphaned, nothing missing.
+    async fn assert_no_orphans(&self, p: &FakePartition) {
+        let objects = self.objects().await;
+        let finished = self.finished(p);
+        assert_eq!(
+            objects.len(),
+            2 * finished.len(),
+            "objects {objects:?} vs {} finished segments",
+            finished.len()
+        );
+        for m in &finished {
+            let id = crate::layout::uuid_to_b64(&m.id.id);
+            assert_eq!(
+                objects.iter().filter(|k| k.contains(&id)).count(),
+                2,
+                "{id} in {objects:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn copies_rolled_segments_below_the_last_stable_offset_in_order() {
+    let h = harness();
+    let p = FakePartition::new();
+    p.lso.store(40, Ordering::SeqCst); // the third segment is not stable yet
+    assert_eq!(h.rlm.copy_round(&p).await.unwrap(), 2);
+    let finished = h.finished(&p);
+    assert_eq!(
+        finished
+            .iter()
+            .map(|m| (m.start_offset, m.end_offset))
+            .collect::<Vec<_>>(),
+        vec![(0, 19), (20, 39)]
+    );
+    assert!(finished
+        .iter()
+        .all(|m| m.custom_metadata.as_ref().is_some_and(|c| c.len() <= 128)));
+    assert_eq!(p.highest_remote.load(Ordering::SeqCst), 39);
+    h.assert_no_orphans(&p).await;
+    // Nothing new to do until the last stable offset moves.
+    assert_eq!(h.rlm.copy_round(&p).await.unwrap(), 0);
+    p.lso.store(60, Ordering::SeqCst);
+    assert_eq!(h.rlm.copy_round(&p).await.unwrap(), 1);
+    assert_eq!(p.highest_remote.load(Ordering::SeqCst), 59);
+    assert_eq!(
+        h.rlm.stats.copy_bytes.load(Ordering::SeqCst),
+        (0..3).map(|i| p.size(i)).sum::<u64>()
+    );
+}
+
+#[tokio::test]
+async fn a_failed_upload_is_cleaned_up_and_retried_with_a_new_id_after_a_backoff() {
+    let h = harness();
+    let p = FakePartition::new();
+    h.faults.fail_nth(OpKind::Put, 1);
+    assert!(h.rlm.copy_round(&p).await.is_err());
+    assert!(h.finished(&p).is_empty());
+    assert!(
+        h.all_segments(&p).is_empty(),
+        "the failed attempt reached DELETE_SEGMENT_FINISHED"
+    );
+    h.assert_no_orphans(&p).await;
+    let failed_attempts = h.rlm.stats.copy_errors.load(Ordering::SeqCst);
+    assert_eq!(failed_attempts, 1);
+    // Within the backoff nothing happens; after it, all three are copied.
+    assert_eq!(h.rlm.copy_round(&p).await.unwrap(), 0);
+    h.clock.advance(Duration::from_millis(600));
+    assert_eq!(h.rlm.copy_round(&p).await.unwrap(), 3);
+    h.assert_no_orphans(&p).await;
+}
+
+#[tokio::test]
+async fn a_put_whose_response_is_lost_leaves_no_orphan() {
+    let h = harness();
+    let p = FakePartition::new();
+    h.faults.lose_nth_put_response(1); // the object lands, the caller sees an error
+    assert!(h.rlm.copy_round(&p).await.is_err());
+    h.assert_no_orphans(&p).await;
+    h.clock.advance(Duration::from_secs(1));
+    assert_eq!(h.rlm.copy_round(&p).await.unwrap(), 3);
+    h.assert_no_orphans(&p).await;
+}
+
+#[tokio::test]
+async fn an_attempt_interrupted_by_a_crash_is_deleted_before_copying_resumes() {
+    let h = harness();
+    let p = FakePartition::new();
+    // A broker died between COPY_SEGMENT_STARTED + upload and COPY_SEGMENT_FINISHED.
+    let s = &p.segments[0];
+    h.rlmm
+        .add_remote_log_segment_metadata(s.meta.clone())
+        .unwrap();
+    let rsm = ObjectRsm::new(h.faults.clone(), "tiered");
+    rsm.copy_log_segment(&s.meta, &s.data).await.unwrap();
+    assert_eq!(h.objects().await.len(), 2);
+    // A fresh manager (the restarted broker) cleans it up, then copies everything.
+    let restarted = RemoteLogManager::new(
+        Arc::new(rsm),
+        h.rlmm.clone(),
+        h.clock.clone(),
+        SeededRng::new(1),
+        1,
+        u64::MAX,
+    );
+    assert_eq!(restarted.copy_round(&p).await.unwrap(), 3);
+    assert!(h.all_segments(&p).iter().all(|m| m.id.id != s.meta.id.id));
+    h.assert_no_orphans(&p).await;
+}
+
+#[tokio::test]
+async fn the_copy_quota_defers_segments_to_later_rounds() {
+    let p = FakePartition::new();
+    let h = harness_with_quota(p.size(0)); // one segment per second
+    assert_eq!(
+        h.rlm.copy_round(&p).await.unwrap(),
+        1,
+        "a full bucket admits one segment"
+    );
+    assert_eq!(h.rlm.copy_round(&p).await.unwrap(), 0);
+    h.clock.advance(Duration::from_secs(1));
+    assert_eq!(h.rlm.copy_round(&p).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn retention_by_time_raises_the_log_start_then_deletes() {
+    let h = harness();
+    let p = FakePartition::new();
+    h.rlm.copy_round(&p).await.unwrap();
+    // Segment 0-19's newest record is older than retention; the others are not.
+    let cutoff_age = h.clock.now_ms() - fixture_timestamp(25);
+    p.retention.lock().retention_ms = cutoff_age;
+    assert_eq!(h.rlm.expire_round(&p).await.unwrap(), 1);
+    assert_eq!(p.log_start_offset(), 20);
+    assert_eq!(
+        h.finished(&p)
+            .iter()
+            .map(|m| m.start_offset)
+            .collect::<Vec<_>>(),
+        vec![20, 40]
+    );
+    h.assert_no_orphans(&p).await;
+}
+
+#[tokio::test]
+async fn retention_by_size_keeps_the_newest_segments_within_budget() {
+    let h = harness();
+    let p = FakePartition::new();
+    h.rlm.copy_round(&p).await.unwrap();
+    p.retention.lock().retention_bytes = (p.size(1) + p.size(2)) as i64;
+    assert_eq!(h.rlm.expire_round(&p).await.unwrap(), 1);
+    assert_eq!(p.log_start_offset(), 20);
+    assert_eq!(
+        h.rlm.expire_round(&p).await.unwrap(),
+        0,
+        "within budget now"
+    );
+    h.assert_no_orphans(&p).await;
+}
+
+#[tokio::test]
+async fn segments_below_a_raised_log_start_are_deleted() {
+    let h = harness();
+    let p = FakePartition::new();
+    h.rlm.copy_round(&p).await.unwrap();
+    p.log_start.store(45, Ordering::SeqCst); // DeleteRecords(45)
+    assert_eq!(h.rlm.expire_round(&p).await.unwrap(), 2);
+    assert_eq!(p.log_start_offset(), 45);
+    assert_eq!(h.finished(&p).len(), 1);
+    h.assert_no_orphans(&p).await;
+}
+
+#[tokio::test]
+async fn deleting_a_partition_leaves_nothing_even_after_a_crash_midway() {
+    let h = harness();
+    let p = FakePartition::new();
+    h.rlm.copy_round(&p).await.unwrap();
+    // The broker wrote the marker and died before deleting anything.
+    let rsm = ObjectRsm::new(h.faults.clone(), "tiered");
+    rsm.put_delete_marker(&p.tp).await.unwrap();
+    assert!(h.objects().await.len() > 6);
+    let restarted = RemoteLogManager::new(
+        Arc::new(rsm),
+        h.rlmm.clone(),
+        h.clock.clone(),
+        SeededRng::new(2),
+        1,
+        u64::MAX,
+    );
+    assert_eq!(restarted.sweep_deleted().await.unwrap(), 1);
+    assert!(h.objects().await.is_empty(), "{:?}", h.objects().await);
+    assert!(h.all_segments(&p).is_empty());
+    assert_eq!(restarted.sweep_deleted().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_failing_delete_is_finished_by_a_later_round() {
+    let h = harness();
+    let p = FakePartition::new();
+    h.rlm.copy_round(&p).await.unwrap();
+    p.log_start.store(20, Ordering::SeqCst);
+    h.faults.fail_all(OpKind::Delete, true);
+    assert!(h.rlm.expire_round(&p).await.is_err());
+    h.faults.fail_all(OpKind::Delete, false);
+    assert_eq!(h.rlm.expire_round(&p).await.unwrap(), 1);
+    h.assert_no_orphans(&p).await;
+}
