@@ -306,6 +306,78 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Idle time after which producer state expires."
     ),
     def!(
+        "remote.log.storage.system.enable",
+        Some("true"),
+        Bool,
+        "Tiered storage master switch. Shale defaults to on (Kafka: off); with no S3 configured the remote tier is a local directory."
+    ),
+    def!(
+        "remote.log.storage.manager.impl.prefix",
+        Some("rsm.config."),
+        Str,
+        "Prefix of the remote storage settings (see docs/tiered-storage.md)."
+    ),
+    def!(
+        "remote.log.metadata.manager.impl.prefix",
+        Some("rlmm.config."),
+        Str,
+        "Prefix of the remote log metadata settings."
+    ),
+    def!(
+        "remote.log.manager.task.interval.ms",
+        Some("30000"),
+        Long,
+        "Interval of the per-partition copy and expiration tasks."
+    ),
+    def!(
+        "remote.fetch.max.wait.ms",
+        Some("500"),
+        Int,
+        "How long a fetch waits for remote data before answering without it (the read goes on and fills the cache)."
+    ),
+    def!(
+        "remote.log.reader.threads",
+        Some("10"),
+        Int,
+        "Accepted for compatibility; remote reads are asynchronous."
+    ),
+    def!(
+        "remote.log.reader.max.pending.tasks",
+        Some("100"),
+        Int,
+        "Remote reads in flight before further ones are refused."
+    ),
+    def!(
+        "remote.log.manager.copy.max.bytes.per.second",
+        Some("9223372036854775807"),
+        Long,
+        "Broker-wide upload rate limit."
+    ),
+    def!(
+        "remote.log.manager.fetch.max.bytes.per.second",
+        Some("9223372036854775807"),
+        Long,
+        "Broker-wide remote read rate limit."
+    ),
+    def!(
+        "remote.log.metadata.custom.metadata.max.bytes",
+        Some("128"),
+        Int,
+        "Largest custom metadata a segment upload may return."
+    ),
+    def!(
+        "log.local.retention.ms",
+        Some("-2"),
+        Long,
+        "Default local retention time of tiered topics (topic: local.retention.ms); -2 = log.retention.ms."
+    ),
+    def!(
+        "log.local.retention.bytes",
+        Some("-2"),
+        Long,
+        "Default local retention size of tiered topics (topic: local.retention.bytes); -2 = log.retention.bytes."
+    ),
+    def!(
         "shale.metrics.address",
         Some("127.0.0.1:9308"),
         Str,
@@ -418,6 +490,8 @@ pub struct Listener {
 pub struct BrokerConfig {
     /// Every key that was set explicitly (file, then overrides), as text.
     pub explicit: BTreeMap<String, String>,
+    /// Keys that were set but are not Shale configuration; logged as ignored at start-up.
+    pub ignored: Vec<String>,
     /// `node.id`.
     pub node_id: i32,
     /// Listeners to bind.
@@ -480,11 +554,12 @@ impl BrokerConfig {
 
     /// Validates a full key/value map.
     pub fn from_props(props: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut ignored = Vec::new();
         for (k, v) in &props {
             match BROKER_CONFIGS.iter().find(|d| d.name == k) {
                 Some(def) => check_kind(def, v)?,
                 None if k.starts_with("rsm.config.") || k.starts_with("rlmm.config.") => {}
-                None => tracing::warn!(key = %k, "ignoring unknown configuration key"),
+                None => ignored.push(k.clone()),
             }
         }
         let get = |k: &str| -> Option<String> {
@@ -554,6 +629,7 @@ impl BrokerConfig {
                 max_size: positive("group.max.size")? as usize,
             },
             explicit: props,
+            ignored,
         })
     }
 

@@ -8,14 +8,17 @@
 //! * [`api`] — one module per API family; [`api::dispatch`] is the routing table.
 //! * [`errors`] — the one place internal errors become Kafka error codes.
 //! * [`metrics`] — Prometheus registry and the `/metrics` HTTP endpoint.
+//! * [`tiering`] — KIP-405 tiered storage: remote storage, metadata, reads and tasks.
 
 pub mod api;
 pub mod config;
 pub mod errors;
 pub mod fetch_session;
+pub mod group;
 pub mod metrics;
 pub mod server;
 pub mod state;
+pub mod tiering;
 
 pub use config::BrokerConfig;
 pub use server::{run, start, RunningBroker};

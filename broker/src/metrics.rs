@@ -97,13 +97,13 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` until the listener's task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+/// Serves `GET /metrics` with the text `render` produces, until the listener's task is dropped.
+pub async fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send + Sync>) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             continue;
         };
-        let metrics = metrics.clone();
+        let render = render.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             let n = match sock.read(&mut buf).await {
@@ -113,7 +113,7 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
             let request = String::from_utf8_lossy(&buf[..n]);
             let ok = request.starts_with("GET /metrics ");
             let (status, body) = if ok {
-                ("200 OK", metrics.render())
+                ("200 OK", render())
             } else {
                 ("404 Not Found", "not found\n".to_string())
             };

@@ -17,6 +17,7 @@
 use crate::api::{self, Response};
 use crate::config::BrokerConfig;
 use crate::state::Broker;
+use crate::tiering::{Tiering, TieringSettings, TopicPolicy};
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use shale_common::{Clock, SeededRng, SystemClock};
@@ -62,8 +63,13 @@ pub async fn run(config: BrokerConfig, shutdown: impl Future<Output = ()>) -> an
 
 /// Opens storage, binds the listeners and serves in the background.
 pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
+    for key in &config.ignored {
+        tracing::warn!(key = %key, "ignoring unknown configuration key");
+    }
     let clock = SystemClock::new();
-    let broker = Arc::new(open_broker(config, clock)?);
+    let broker = Arc::new(open_broker(config, clock.clone())?);
+    crate::group::store::replay(&broker);
+    start_tiering(&broker, clock).await?;
     let first = &broker.config.listeners[0];
     let listener = TcpListener::bind((first.host.as_str(), first.port))
         .await
@@ -75,7 +81,13 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
                 .await
                 .with_context(|| format!("binding metrics endpoint {a}"))?;
             let bound = l.local_addr()?;
-            tokio::spawn(crate::metrics::serve(l, Arc::new(broker.metrics.clone())));
+            let weak = Arc::downgrade(&broker);
+            let render = move || {
+                weak.upgrade()
+                    .map(|b| b.render_metrics())
+                    .unwrap_or_default()
+            };
+            tokio::spawn(crate::metrics::serve(l, Arc::new(render)));
             Some(bound)
         }
         None => None,
@@ -150,6 +162,8 @@ async fn serve(
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let housekeeping = tokio::spawn(housekeeping(broker.clone(), stop.clone()));
+    let group_timers = tokio::spawn(group_timers(broker.clone(), stop.clone()));
+    let tiering = tokio::spawn(tiering_tasks(broker.clone(), stop.clone()));
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -165,6 +179,7 @@ async fn serve(
         }
     }
     drop(listener);
+    broker.groups.with(|g| g.fail_waiters());
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(30), drain)
         .await
@@ -174,6 +189,13 @@ async fn serve(
         connections.abort_all();
     }
     let _ = housekeeping.await;
+    let _ = group_timers.await;
+    let _ = tiering.await;
+    if let Some(t) = broker.tiering() {
+        if let Err(e) = t.rlmm.snapshot() {
+            tracing::warn!(error = %e, "could not write the remote log metadata snapshot");
+        }
+    }
     let b = broker.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         b.logs.shutdown().context("closing the logs")?;
@@ -185,6 +207,52 @@ async fn serve(
     .await??;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Installs the topic-config policy and, when enabled, starts tiered storage.
+async fn start_tiering(broker: &Arc<Broker>, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    let settings = TieringSettings::from_config(&broker.config)?;
+    let policy = TopicPolicy::new(broker.config.log_config.clone(), settings.enabled);
+    broker.controller.set_topic_config_policy(Arc::new(policy));
+    if let Some(tiering) = Tiering::start(broker, clock, SeededRng::from_entropy()).await? {
+        broker.set_tiering(tiering);
+    }
+    Ok(())
+}
+
+/// The tiering tasks, every `remote.log.manager.task.interval.ms`.
+async fn tiering_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let Some(tiering) = broker.tiering().cloned() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(tiering.settings.task_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        tokio::select! {
+            _ = tiering.run_round(&broker) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// The group coordinator's timers (sessions, rebalances, offset expiry), every 100 ms.
+async fn group_timers(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let b = broker.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || crate::group::store::tick(&b)).await {
+            tracing::error!(error = %e, "group coordinator timers panicked");
+        }
+    }
 }
 
 /// Periodic retention, checkpoints and gauges.

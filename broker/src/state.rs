@@ -72,6 +72,10 @@ pub struct Broker {
     pub metrics: Metrics,
     /// KIP-227 incremental fetch sessions.
     pub fetch_sessions: FetchSessions,
+    /// The classic group coordinator.
+    pub groups: crate::group::GroupCoordinator,
+    /// Tiered storage, once started (absent when `remote.log.storage.system.enable=false`).
+    tiering: std::sync::OnceLock<Arc<crate::tiering::Tiering>>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     producer_ids: Mutex<(i64, i64)>,
     reconcile_lock: Mutex<()>,
@@ -86,6 +90,10 @@ impl Broker {
         logs: LogManager,
     ) -> Result<Broker, shale_local_log::LogError> {
         let fetch_sessions = FetchSessions::new(config.fetch_session_slots);
+        let groups = crate::group::GroupCoordinator::new(
+            config.groups.clone(),
+            clock.now_ms() as u64 ^ (u64::from(config.node_id as u32) << 48),
+        );
         let broker = Broker {
             config,
             clock,
@@ -93,6 +101,8 @@ impl Broker {
             logs,
             metrics: Metrics::new(),
             fetch_sessions,
+            groups,
+            tiering: std::sync::OnceLock::new(),
             partitions: RwLock::new(HashMap::new()),
             producer_ids: Mutex::new((0, 0)),
             reconcile_lock: Mutex::new(()),
@@ -103,6 +113,25 @@ impl Broker {
         }
         broker.reconcile()?;
         Ok(broker)
+    }
+
+    /// Tiered storage, if enabled and started.
+    pub fn tiering(&self) -> Option<&Arc<crate::tiering::Tiering>> {
+        self.tiering.get()
+    }
+
+    /// Installs the started tiered storage (once).
+    pub fn set_tiering(&self, tiering: Arc<crate::tiering::Tiering>) {
+        let _ = self.tiering.set(tiering);
+    }
+
+    /// Every metric in Prometheus text form.
+    pub fn render_metrics(&self) -> String {
+        let mut text = self.metrics.render();
+        if let Some(t) = self.tiering() {
+            text.push_str(&t.render_metrics());
+        }
+        text
     }
 
     /// The current metadata image.
@@ -132,20 +161,7 @@ impl Broker {
         image: &MetadataImage,
         overrides: &std::collections::BTreeMap<String, String>,
     ) -> LogConfig {
-        let mut cfg = self.config.log_config.clone();
-        if let Some(dynamic) = image.broker_configs.get("") {
-            let pairs = dynamic_topic_defaults(dynamic);
-            if let Ok(c) = cfg.with_overrides(pairs.iter().map(|(k, v)| (*k, v.as_str()))) {
-                cfg = c;
-            }
-        }
-        match cfg.with_overrides(overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "invalid stored topic config");
-                cfg
-            }
-        }
+        effective_log_config(&self.config.log_config, image, overrides)
     }
 
     /// Brings local partitions in line with the metadata image.
@@ -217,6 +233,29 @@ impl Broker {
         let id = ids.0;
         ids.0 += 1;
         Ok(id)
+    }
+}
+
+/// A topic's effective log config: the broker's static defaults, then dynamic cluster-wide
+/// defaults (`log.retention.ms`, … set through AlterConfigs), then the topic's own overrides.
+pub fn effective_log_config(
+    static_defaults: &LogConfig,
+    image: &MetadataImage,
+    overrides: &std::collections::BTreeMap<String, String>,
+) -> LogConfig {
+    let mut cfg = static_defaults.clone();
+    if let Some(dynamic) = image.broker_configs.get("") {
+        let pairs = dynamic_topic_defaults(dynamic);
+        if let Ok(c) = cfg.with_overrides(pairs.iter().map(|(k, v)| (*k, v.as_str()))) {
+            cfg = c;
+        }
+    }
+    match cfg.with_overrides(overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid stored topic config");
+            cfg
+        }
     }
 }
 

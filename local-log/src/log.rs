@@ -218,6 +218,14 @@ impl Log {
             .collect()
     }
 
+    /// `(base offset, .log size)` of every local segment, oldest first.
+    pub fn segment_sizes(&self) -> Vec<(i64, u64)> {
+        self.segments_snapshot()
+            .iter()
+            .map(|s| (s.base_offset, s.size()))
+            .collect()
+    }
+
     /// Total bytes of all `.log` files.
     pub fn size_in_bytes(&self) -> u64 {
         self.segments_snapshot().iter().map(|s| s.size()).sum()

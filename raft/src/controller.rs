@@ -163,9 +163,24 @@ struct Inner {
     stopped: Option<String>,
 }
 
+/// A check of a topic's complete set of overrides before they are written, with the image they
+/// apply to (`previous` is `None` at creation). The broker installs one to enforce rules that
+/// depend on its defaults, as Kafka's LogConfig validation does on the merged config.
+pub trait TopicConfigPolicy: Send + Sync + std::fmt::Debug {
+    /// `Err` refuses the change.
+    fn validate(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        previous: Option<&BTreeMap<String, String>>,
+        new: &BTreeMap<String, String>,
+    ) -> Result<(), ControllerError>;
+}
+
 /// The metadata controller (single voter).
 #[derive(Debug)]
 pub struct Controller {
+    policy: RwLock<Option<Arc<dyn TopicConfigPolicy>>>,
     opts: ControllerOptions,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Rng>,
@@ -209,6 +224,7 @@ impl Controller {
         snapshot::remove_partial_files(log.dir())?;
         let inner = load(log, &meta.cluster_id, opts.node_id)?;
         let controller = Controller {
+            policy: RwLock::new(None),
             image: RwLock::new(inner.loader.image()),
             opts,
             clock,
@@ -470,6 +486,26 @@ impl Controller {
         inner.log.close()?;
         inner.stopped = Some("the metadata controller is shut down".into());
         Ok(())
+    }
+
+    /// Installs the check every new or changed set of topic overrides must pass (the broker's,
+    /// which knows its defaults: merged-config rules such as tiered storage's).
+    pub fn set_topic_config_policy(&self, policy: Arc<dyn TopicConfigPolicy>) {
+        *self.policy.write() = Some(policy);
+    }
+
+    /// Runs the installed policy, if any.
+    pub(crate) fn check_policy(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        previous: Option<&BTreeMap<String, String>>,
+        new: &BTreeMap<String, String>,
+    ) -> Result<(), ControllerError> {
+        match self.policy.read().clone() {
+            Some(p) => p.validate(image, topic, previous, new),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn options(&self) -> &ControllerOptions {

@@ -85,6 +85,7 @@ impl Controller {
                 check_assignment(image, spec.assignments.clone(), 0)?
             };
             let configs = check_topic_configs(&spec.configs)?;
+            self.check_policy(image, &spec.name, None, &configs)?;
             let created = CreatedTopic {
                 topic_id: if validate_only { Uuid::nil() } else { topic_id },
                 num_partitions: assignment.len() as i32,
@@ -183,6 +184,9 @@ impl Controller {
                 }
                 apply_op(rtype, &mut target, op)?;
             }
+            if rtype == CONFIG_RESOURCE_TOPIC {
+                self.check_policy(image, &rname, Some(&current), &target)?;
+            }
             let records = diff_records(rtype, &rname, &current, &target);
             Ok((if validate_only { Vec::new() } else { records }, ()))
         })
@@ -198,7 +202,9 @@ impl Controller {
         self.write(|image| {
             let (rtype, rname, current) = resolve(image, &resource)?;
             let target = if rtype == CONFIG_RESOURCE_TOPIC {
-                check_topic_configs(&configs)?
+                let target = check_topic_configs(&configs)?;
+                self.check_policy(image, &rname, Some(&current), &target)?;
+                target
             } else {
                 configs.into_iter().collect()
             };

@@ -29,7 +29,7 @@ pub mod validation;
 
 pub use controller::{
     AlterConfigOp, ConfigOpType, ConfigResource, Controller, ControllerOptions, CreateTopicSpec,
-    CreatedTopic, MetadataLogTuning,
+    CreatedTopic, MetadataLogTuning, TopicConfigPolicy,
 };
 pub use controller_ops::PRODUCER_ID_BLOCK_SIZE;
 pub use error::{ControllerError, ErrorKind, RaftError};

@@ -50,3 +50,11 @@ def test_invalid_config_value_stops_startup_naming_the_key(shale_bin, tmp_path):
     res = run(shale_bin, "--override", f"log.dirs={tmp_path}", "--override", "num.partitions=lots")
     assert res.returncode != 0
     assert "num.partitions" in res.stderr
+
+
+def test_unknown_key_is_logged_and_ignored(broker_factory):
+    broker = broker_factory(overrides={"no.such.setting": "1"})
+    kh.ck_admin(broker.bootstrap).list_topics(timeout=10)
+    broker.stop()
+    log = "".join(p.read_text() for p in broker.log_paths)
+    assert "ignoring unknown configuration key" in log and "no.such.setting" in log, log

@@ -3,9 +3,17 @@
 
 use anyhow::{bail, Context};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    BrokerId, CreateTopicsRequest, FetchRequest, ProduceRequest, ProduceResponse, TopicName,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use shale_broker::{BrokerConfig, RunningBroker};
+use shale_protocol::record::{BatchBuilder, Header};
+use shale_protocol::record_batch::RecordBatch;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -118,4 +126,97 @@ pub fn frame_header(api_key: i16, version: i16, correlation_id: i32) -> BytesMut
 /// Reads the correlation id at the front of a v0 response frame.
 pub fn correlation_of(mut frame: Bytes) -> i32 {
     frame.get_i32()
+}
+
+// ---- request helpers shared by the wire-level tests ----
+
+/// Record timestamps near the wall clock, so the default 7-day retention keeps them.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn topic_name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+pub fn batch(n: usize, ts: i64) -> RecordBatch {
+    let mut b = BatchBuilder::new(ts);
+    for i in 0..n {
+        let headers = vec![
+            Header {
+                key: Bytes::from_static(b"dup"),
+                value: Some(Bytes::from_static(b"1")),
+            },
+            Header {
+                key: Bytes::from_static(b"dup"),
+                value: Some(Bytes::from_static(b"2")),
+            },
+        ];
+        b.push(
+            ts + i as i64,
+            Some(Bytes::from(format!("k{i}"))),
+            Some(Bytes::from(format!("value-{i}"))),
+            headers,
+        );
+    }
+    b.build().expect("batch")
+}
+
+pub async fn create_topic(c: &mut Client, name: &str, partitions: i32) {
+    let mut t = CreatableTopic::default();
+    t.name = topic_name(name);
+    t.num_partitions = partitions;
+    t.replication_factor = 1;
+    let mut req = CreateTopicsRequest::default();
+    req.topics = vec![t];
+    req.timeout_ms = 10_000;
+    let resp = c.send(&req, 7).await.expect("create topics");
+    assert_eq!(
+        resp.topics[0].error_code, 0,
+        "{:?}",
+        resp.topics[0].error_message
+    );
+}
+
+pub async fn produce(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+) -> ProduceResponse {
+    let mut p = PartitionProduceData::default();
+    p.index = partition;
+    p.records = Some(records);
+    let mut t = TopicProduceData::default();
+    t.name = topic_name(topic);
+    t.partition_data = vec![p];
+    let mut req = ProduceRequest::default();
+    req.acks = -1;
+    req.timeout_ms = 10_000;
+    req.topic_data = vec![t];
+    c.send(&req, 9).await.expect("produce")
+}
+
+pub fn fetch_request(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    let mut p = FetchPartition::default();
+    p.partition = 0;
+    p.fetch_offset = offset;
+    p.partition_max_bytes = 1 << 20;
+    p.current_leader_epoch = -1;
+    p.last_fetched_epoch = -1;
+    p.log_start_offset = -1;
+    let mut t = FetchTopic::default();
+    t.topic = topic_name(topic);
+    t.partitions = vec![p];
+    let mut req = FetchRequest::default();
+    req.replica_id = BrokerId(-1);
+    req.max_wait_ms = max_wait_ms;
+    req.min_bytes = 1;
+    req.max_bytes = 50 << 20;
+    req.session_epoch = -1;
+    req.topics = vec![t];
+    req
 }

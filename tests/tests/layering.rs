@@ -8,6 +8,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("common", &[]),
     ("protocol", &["shale-common"]),
     ("local-log", &["shale-common", "shale-protocol"]),
+    ("rlmm", &["shale-common", "shale-protocol"]),
+    (
+        "remote-log",
+        &["shale-common", "shale-protocol", "shale-rlmm"],
+    ),
     (
         "raft",
         &["shale-common", "shale-protocol", "shale-local-log"],
@@ -18,6 +23,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "shale-common",
             "shale-protocol",
             "shale-local-log",
+            "shale-rlmm",
+            "shale-remote-log",
             "shale-raft",
         ],
     ),

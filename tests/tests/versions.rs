@@ -59,7 +59,9 @@ async fn each<R: Request>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_advertised_version_is_served() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = start_broker(dir.path(), &[]).await.unwrap();
+    let broker = start_broker(dir.path(), &[("group.initial.rebalance.delay.ms", "0")])
+        .await
+        .unwrap();
     let mut c = Client::connect(broker.addr).await.unwrap();
 
     each(
@@ -425,6 +427,8 @@ async fn every_advertised_version_is_served() {
     )
     .await;
 
+    group_apis(&mut c).await;
+
     each(
         &mut c,
         ApiKey::DeleteTopics,
@@ -468,13 +472,186 @@ async fn every_advertised_version_is_served() {
                 .coordinators
                 .first()
                 .map_or(r.error_code, |c| c.error_code);
-            assert_eq!(
-                code, 15,
-                "FindCoordinator v{v} (COORDINATOR_NOT_AVAILABLE until groups exist)"
-            );
+            assert_eq!(code, 0, "FindCoordinator v{v}");
         },
     )
     .await;
 
     broker.shutdown().await.unwrap();
+}
+
+/// Joins `group` as a new single member at JoinGroup `version` (with the KIP-394 round trip
+/// from v4); returns (member id, generation).
+async fn join(c: &mut Client, group: &str, version: i16) -> (StrBytes, i32) {
+    let mut r = JoinGroupRequest::default();
+    r.group_id = GroupId(s(group));
+    r.session_timeout_ms = 10_000;
+    r.rebalance_timeout_ms = if version >= 1 { 10_000 } else { -1 };
+    r.protocol_type = s("consumer");
+    let mut p = join_group_request::JoinGroupRequestProtocol::default();
+    p.name = s("range");
+    p.metadata = Bytes::from_static(b"meta");
+    r.protocols = vec![p];
+    let mut resp = c.send(&r, version).await.unwrap();
+    if version >= 4 {
+        assert_eq!(
+            resp.error_code, 79,
+            "JoinGroup v{version}: MEMBER_ID_REQUIRED"
+        );
+        r.member_id = resp.member_id.clone();
+        resp = c.send(&r, version).await.unwrap();
+    }
+    assert_eq!(resp.error_code, 0, "JoinGroup v{version}");
+    assert_eq!(resp.leader, resp.member_id, "JoinGroup v{version}");
+    assert_eq!(resp.members.len(), 1, "JoinGroup v{version}");
+    (resp.member_id, resp.generation_id)
+}
+
+/// Joins and syncs a fresh group at the newest versions; returns (member id, generation).
+async fn stable(c: &mut Client, group: &str) -> (StrBytes, i32) {
+    let (member, generation) = join(c, group, 9).await;
+    let mut r = SyncGroupRequest::default();
+    r.group_id = GroupId(s(group));
+    r.generation_id = generation;
+    r.member_id = member.clone();
+    let resp = c.send(&r, 5).await.unwrap();
+    assert_eq!(resp.error_code, 0);
+    (member, generation)
+}
+
+async fn group_apis(c: &mut Client) {
+    for v in advertised(ApiKey::JoinGroup) {
+        join(c, &format!("jg{v}"), v).await;
+    }
+    for v in advertised(ApiKey::SyncGroup) {
+        let group = format!("sg{v}");
+        let (member, generation) = join(c, &group, 9).await;
+        let mut r = SyncGroupRequest::default();
+        r.group_id = GroupId(s(&group));
+        r.generation_id = generation;
+        r.member_id = member.clone();
+        let mut a = sync_group_request::SyncGroupRequestAssignment::default();
+        a.member_id = member;
+        a.assignment = Bytes::from_static(b"mine");
+        r.assignments = vec![a];
+        let resp = c.send(&r, v).await.unwrap();
+        assert_eq!(resp.error_code, 0, "SyncGroup v{v}");
+        assert_eq!(&resp.assignment[..], b"mine", "SyncGroup v{v}");
+    }
+    let (member, generation) = stable(c, "hb").await;
+    for v in advertised(ApiKey::Heartbeat) {
+        let mut r = HeartbeatRequest::default();
+        r.group_id = GroupId(s("hb"));
+        r.generation_id = generation;
+        r.member_id = member.clone();
+        assert_eq!(c.send(&r, v).await.unwrap().error_code, 0, "Heartbeat v{v}");
+    }
+    for v in advertised(ApiKey::OffsetCommit) {
+        let mut r = OffsetCommitRequest::default();
+        r.group_id = GroupId(s("hb"));
+        r.generation_id_or_member_epoch = generation;
+        r.member_id = member.clone();
+        let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+        t.name = name("ct2");
+        let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+        p.partition_index = 1;
+        p.committed_offset = i64::from(v);
+        t.partitions = vec![p];
+        r.topics = vec![t];
+        let resp = c.send(&r, v).await.unwrap();
+        assert_eq!(
+            resp.topics[0].partitions[0].error_code, 0,
+            "OffsetCommit v{v}"
+        );
+    }
+    for v in advertised(ApiKey::OffsetFetch) {
+        let mut r = OffsetFetchRequest::default();
+        if v >= 8 {
+            let mut g = offset_fetch_request::OffsetFetchRequestGroup::default();
+            g.group_id = GroupId(s("hb"));
+            g.topics = None;
+            r.groups = vec![g];
+        } else {
+            r.group_id = GroupId(s("hb"));
+            let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+            t.name = name("ct2");
+            t.partition_indexes = vec![0, 1];
+            r.topics = Some(vec![t]);
+        }
+        let resp = c.send(&r, v).await.unwrap();
+        let offsets: Vec<i64> = if v >= 8 {
+            assert_eq!(resp.groups[0].error_code, 0, "OffsetFetch v{v}");
+            let p = &resp.groups[0].topics[0].partitions;
+            p.iter().map(|p| p.committed_offset).collect()
+        } else {
+            assert_eq!(resp.error_code, 0, "OffsetFetch v{v}");
+            let p = &resp.topics[0].partitions;
+            p.iter().map(|p| p.committed_offset).collect()
+        };
+        let last = *advertised(ApiKey::OffsetCommit).end() as i64;
+        let want = if v >= 8 { vec![last] } else { vec![-1, last] };
+        assert_eq!(offsets, want, "OffsetFetch v{v}");
+    }
+    for v in advertised(ApiKey::ListGroups) {
+        let mut r = ListGroupsRequest::default();
+        if v >= 4 {
+            r.states_filter = vec![s("Stable")];
+        }
+        let resp = c.send(&r, v).await.unwrap();
+        assert_eq!(resp.error_code, 0, "ListGroups v{v}");
+        assert!(
+            resp.groups.iter().any(|g| g.group_id.as_str() == "hb"),
+            "ListGroups v{v}"
+        );
+    }
+    for v in advertised(ApiKey::DescribeGroups) {
+        let mut r = DescribeGroupsRequest::default();
+        r.groups = vec![GroupId(s("hb"))];
+        let resp = c.send(&r, v).await.unwrap();
+        let g = &resp.groups[0];
+        assert_eq!(
+            (g.error_code, g.group_state.as_str()),
+            (0, "Stable"),
+            "DescribeGroups v{v}"
+        );
+        assert_eq!(g.members.len(), 1, "DescribeGroups v{v}");
+    }
+    let mut r = OffsetDeleteRequest::default();
+    r.group_id = GroupId(s("hb"));
+    let mut t = offset_delete_request::OffsetDeleteRequestTopic::default();
+    t.name = name("ct2");
+    let mut p = offset_delete_request::OffsetDeleteRequestPartition::default();
+    p.partition_index = 1;
+    t.partitions = vec![p];
+    r.topics = vec![t];
+    let resp = c.send(&r, 0).await.unwrap();
+    assert_eq!(resp.error_code, 0, "OffsetDelete v0");
+    assert_eq!(
+        resp.topics[0].partitions[0].error_code, 0,
+        "OffsetDelete v0"
+    );
+    for v in advertised(ApiKey::LeaveGroup) {
+        let group = format!("lg{v}");
+        let (member, _) = join(c, &group, 9).await;
+        let mut r = LeaveGroupRequest::default();
+        r.group_id = GroupId(s(&group));
+        if v >= 3 {
+            let mut m = leave_group_request::MemberIdentity::default();
+            m.member_id = member;
+            r.members = vec![m];
+        } else {
+            r.member_id = member;
+        }
+        let resp = c.send(&r, v).await.unwrap();
+        assert_eq!(resp.error_code, 0, "LeaveGroup v{v}");
+        if v >= 3 {
+            assert_eq!(resp.members[0].error_code, 0, "LeaveGroup v{v}");
+        }
+    }
+    for v in advertised(ApiKey::DeleteGroups) {
+        let mut r = DeleteGroupsRequest::default();
+        r.groups_names = vec![GroupId(s(&format!("lg{v}")))];
+        let resp = c.send(&r, v).await.unwrap();
+        assert_eq!(resp.results[0].error_code, 0, "DeleteGroups v{v}");
+    }
 }

@@ -2,101 +2,13 @@
 //! long-poll wake-up and bad input. The Python suite covers the same ground with real clients.
 
 use bytes::Bytes;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-use shale_protocol::record::{BatchBuilder, Header};
 use shale_protocol::record_batch::{batches, RecordBatch};
-use shale_tests::{frame_header, start_broker, Client};
-
-/// Record timestamps near the wall clock, so the default 7-day retention keeps them.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-fn topic_name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
-fn batch(n: usize, ts: i64) -> RecordBatch {
-    let mut b = BatchBuilder::new(ts);
-    for i in 0..n {
-        let headers = vec![
-            Header {
-                key: Bytes::from_static(b"dup"),
-                value: Some(Bytes::from_static(b"1")),
-            },
-            Header {
-                key: Bytes::from_static(b"dup"),
-                value: Some(Bytes::from_static(b"2")),
-            },
-        ];
-        b.push(
-            ts + i as i64,
-            Some(Bytes::from(format!("k{i}"))),
-            Some(Bytes::from(format!("value-{i}"))),
-            headers,
-        );
-    }
-    b.build().expect("batch")
-}
-
-async fn create_topic(c: &mut Client, name: &str, partitions: i32) {
-    let mut t = CreatableTopic::default();
-    t.name = topic_name(name);
-    t.num_partitions = partitions;
-    t.replication_factor = 1;
-    let mut req = CreateTopicsRequest::default();
-    req.topics = vec![t];
-    req.timeout_ms = 10_000;
-    let resp = c.send(&req, 7).await.expect("create topics");
-    assert_eq!(
-        resp.topics[0].error_code, 0,
-        "{:?}",
-        resp.topics[0].error_message
-    );
-}
-
-async fn produce(c: &mut Client, topic: &str, partition: i32, records: Bytes) -> ProduceResponse {
-    let mut p = PartitionProduceData::default();
-    p.index = partition;
-    p.records = Some(records);
-    let mut t = TopicProduceData::default();
-    t.name = topic_name(topic);
-    t.partition_data = vec![p];
-    let mut req = ProduceRequest::default();
-    req.acks = -1;
-    req.timeout_ms = 10_000;
-    req.topic_data = vec![t];
-    c.send(&req, 9).await.expect("produce")
-}
-
-fn fetch_request(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
-    let mut p = FetchPartition::default();
-    p.partition = 0;
-    p.fetch_offset = offset;
-    p.partition_max_bytes = 1 << 20;
-    p.current_leader_epoch = -1;
-    p.last_fetched_epoch = -1;
-    p.log_start_offset = -1;
-    let mut t = FetchTopic::default();
-    t.topic = topic_name(topic);
-    t.partitions = vec![p];
-    let mut req = FetchRequest::default();
-    req.replica_id = BrokerId(-1);
-    req.max_wait_ms = max_wait_ms;
-    req.min_bytes = 1;
-    req.max_bytes = 50 << 20;
-    req.session_epoch = -1;
-    req.topics = vec![t];
-    req
-}
+use shale_tests::{
+    batch, create_topic, fetch_request, frame_header, now_ms, produce, start_broker, topic_name,
+    Client,
+};
 
 async fn fetch_all(c: &mut Client, topic: &str, offset: i64) -> Bytes {
     let resp = c

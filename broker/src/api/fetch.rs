@@ -5,6 +5,7 @@
 //! rule). When fewer than `min_bytes` are available the request waits until an append to one of
 //! its partitions or `max_wait_ms`, whichever comes first — no polling.
 
+use super::fetch_remote::{self, RemotePending};
 use super::Response;
 use crate::errors::log_error_code;
 use crate::fetch_session::{FetchTarget, Reported, SessionError, SessionPlan};
@@ -13,10 +14,12 @@ use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::FetchRequest;
 use kafka_protocol::protocol::StrBytes;
 use shale_common::TopicPartition;
+use shale_local_log::LogError;
 use shale_protocol::fetch_writer::{
     encode_fetch_response, FetchPartitionData, FetchResponseData, FetchTopicData,
 };
 use shale_raft::MetadataImage;
+use shale_rlmm::TopicIdPartition;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -164,7 +167,12 @@ async fn read_with_wait(
                 p.add_waiter(&waiter);
             }
         }
-        let results = super::storage_io(|| read_all(broker, req, plan));
+        let (mut results, remote) = super::storage_io(|| read_all(broker, req, plan));
+        if !remote.is_empty() {
+            // Remote data is historical: it is there now, so there is nothing to wait for.
+            fetch_remote::fill(broker, req, &mut results, remote).await;
+            return results;
+        }
         let bytes: usize = results
             .iter()
             .map(|(_, p)| p.records.iter().map(|b| b.len()).sum::<usize>())
@@ -181,41 +189,58 @@ async fn read_with_wait(
             return results;
         }
         if tokio::time::Instant::now() >= deadline {
-            return super::storage_io(|| read_all(broker, req, plan));
+            let (mut results, remote) = super::storage_io(|| read_all(broker, req, plan));
+            fetch_remote::fill(broker, req, &mut results, remote).await;
+            return results;
         }
     }
 }
 
+/// Local reads of every target, and the targets whose data is in the remote tier.
 fn read_all(
     broker: &Broker,
     req: &FetchRequest,
     plan: &SessionPlan,
-) -> Vec<(FetchTarget, FetchPartitionData)> {
+) -> (Vec<(FetchTarget, FetchPartitionData)>, Vec<RemotePending>) {
     let mut budget = if req.max_bytes <= 0 {
         i32::MAX as usize
     } else {
         req.max_bytes as usize
     };
     let mut any = false;
-    plan.targets
+    let mut remote = Vec::new();
+    let results = plan
+        .targets
         .iter()
-        .map(|(t, _)| {
-            let out = read_one(broker, t, budget, !any, req.isolation_level);
+        .enumerate()
+        .map(|(index, (t, _))| {
+            let (out, tiered) = read_one(broker, t, budget, !any, req.isolation_level);
+            if let Some(tp) = tiered {
+                let max_bytes = t.max_bytes.max(0) as usize;
+                remote.push(RemotePending {
+                    index,
+                    tp,
+                    offset: t.fetch_offset,
+                    max_bytes,
+                });
+            }
             let n: usize = out.records.iter().map(|b| b.len()).sum();
             budget = budget.saturating_sub(n);
             any |= n > 0;
             (t.clone(), out)
         })
-        .collect()
+        .collect();
+    (results, remote)
 }
 
+/// A local read; the second value names the partition when its data is in the remote tier.
 fn read_one(
     broker: &Broker,
     t: &FetchTarget,
     budget: usize,
     min_one: bool,
     _isolation: i8,
-) -> FetchPartitionData {
+) -> (FetchPartitionData, Option<TopicIdPartition>) {
     let mut out = FetchPartitionData {
         partition_index: t.partition,
         high_watermark: -1,
@@ -227,7 +252,7 @@ fn read_one(
     let tp = TopicPartition::new(t.topic.as_str(), t.partition);
     let Some(partition) = broker.partition(&tp) else {
         out.error_code = E::UnknownTopicOrPartition.code();
-        return out;
+        return (out, None);
     };
     let epoch = partition.leader_epoch();
     if t.current_leader_epoch >= 0 && t.current_leader_epoch != epoch {
@@ -236,7 +261,7 @@ fn read_one(
         } else {
             E::UnknownLeaderEpoch.code()
         };
-        return out;
+        return (out, None);
     }
     let hw = partition.high_watermark();
     out.high_watermark = hw;
@@ -250,6 +275,12 @@ fn read_one(
                 out.records = vec![info.records];
             }
         }
+        Err(LogError::OffsetMovedToTieredStorage { .. }) => {
+            return (
+                out,
+                Some(crate::tiering::Tiering::topic_id_partition(&partition)),
+            );
+        }
         Err(e) => {
             out.error_code = log_error_code(&e);
             if out.error_code == E::KafkaStorageError.code() {
@@ -257,5 +288,5 @@ fn read_one(
             }
         }
     }
-    out
+    (out, None)
 }

@@ -2,6 +2,7 @@
 
 use crate::errors::log_error_code;
 use crate::state::{Broker, Partition};
+use crate::tiering::Tiering;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -23,7 +24,11 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
 /// Answers each partition's offset query.
-pub fn handle(broker: &Broker, req: &ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub async fn handle(
+    broker: &Broker,
+    req: &ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
     for t in &req.topics {
         let mut out = ListOffsetsTopicResponse::default();
@@ -37,7 +42,17 @@ pub fn handle(broker: &Broker, req: &ListOffsetsRequest, version: i16) -> ListOf
             r.leader_epoch = -1;
             match broker.partition(&tp) {
                 None => r.error_code = E::UnknownTopicOrPartition.code(),
-                Some(part) => lookup(&part, p.timestamp, p.current_leader_epoch, version, &mut r),
+                Some(part) => {
+                    lookup(
+                        broker,
+                        &part,
+                        p.timestamp,
+                        p.current_leader_epoch,
+                        version,
+                        &mut r,
+                    )
+                    .await
+                }
             }
             if version < 4 {
                 r.leader_epoch = -1; // the field exists from v4
@@ -49,7 +64,8 @@ pub fn handle(broker: &Broker, req: &ListOffsetsRequest, version: i16) -> ListOf
     resp
 }
 
-fn lookup(
+async fn lookup(
+    broker: &Broker,
     part: &Arc<Partition>,
     ts: i64,
     client_epoch: i32,
@@ -77,33 +93,75 @@ fn lookup(
     }
     let log = &part.log;
     let epoch_of = |offset: i64| log.epoch_for_offset(offset).unwrap_or(-1);
+    let tiering = broker.tiering().filter(|_| log.is_tiered());
     match ts {
         LATEST => {
             r.offset = part.high_watermark();
             r.leader_epoch = log.latest_epoch().unwrap_or(-1);
         }
-        EARLIEST | EARLIEST_LOCAL => {
+        EARLIEST => {
             r.offset = log.log_start_offset();
             r.leader_epoch = epoch_of(r.offset);
         }
-        LATEST_TIERED => {}
-        _ => {
-            let found = if ts == MAX_TIMESTAMP {
-                log.offset_of_max_timestamp()
-            } else {
-                log.offset_for_timestamp(ts)
-            };
-            match found {
-                Ok(Some(found)) if found.offset < part.high_watermark() => {
-                    r.offset = found.offset;
-                    r.timestamp = found.timestamp;
-                    r.leader_epoch = found.leader_epoch.unwrap_or(-1);
+        EARLIEST_LOCAL => {
+            r.offset = log.local_log_start_offset();
+            r.leader_epoch = epoch_of(r.offset);
+        }
+        LATEST_TIERED => {
+            if let Some(t) = tiering {
+                r.offset = t.highest_remote_offset(&Tiering::topic_id_partition(part));
+                if r.offset >= 0 {
+                    r.leader_epoch = epoch_of(r.offset);
                 }
-                Ok(_) => {}
-                Err(e) => r.error_code = log_error_code(&e),
             }
         }
+        _ => match by_time(part, tiering, ts).await {
+            Ok(Some((offset, timestamp))) if offset < part.high_watermark() => {
+                r.offset = offset;
+                r.timestamp = timestamp;
+                r.leader_epoch = epoch_of(offset);
+            }
+            Ok(_) => {}
+            Err(code) => r.error_code = code,
+        },
     }
+}
+
+/// A timestamp lookup (or -3, the largest timestamp) over remote segments, then local ones.
+/// Kafka searches only local segments for -3; tiered data counts here too.
+async fn by_time(
+    part: &Arc<Partition>,
+    tiering: Option<&Arc<Tiering>>,
+    ts: i64,
+) -> Result<Option<(i64, i64)>, i16> {
+    let log = &part.log;
+    let local = if ts == MAX_TIMESTAMP {
+        log.offset_of_max_timestamp()
+    } else {
+        log.offset_for_timestamp(ts)
+    };
+    let local = local
+        .map_err(|e| log_error_code(&e))?
+        .map(|f| (f.offset, f.timestamp));
+    let Some(t) = tiering else {
+        return Ok(local);
+    };
+    let tp = Tiering::topic_id_partition(part);
+    let start = log.log_start_offset();
+    let remote = if ts == MAX_TIMESTAMP {
+        t.max_timestamp(&tp, start).await
+    } else {
+        t.offset_for_timestamp(&tp, ts, start).await
+    };
+    let remote = remote.map_err(|e| {
+        tracing::warn!(partition = %part.tp, error = %e, "remote timestamp lookup failed");
+        E::KafkaStorageError.code()
+    })?;
+    Ok(match (remote, local) {
+        (Some(r), Some(l)) if ts == MAX_TIMESTAMP => Some(if l.1 > r.1 { l } else { r }),
+        (Some(r), _) => Some(r),
+        (None, l) => l,
+    })
 }
 
 /// The end offset of the requested leader epoch, as followers and consumers use it to detect

@@ -9,8 +9,9 @@ mod admin_configs;
 mod admin_topics;
 mod api_versions;
 mod cluster;
-mod coordinator;
 mod fetch;
+mod fetch_remote;
+mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -56,6 +57,16 @@ pub const SUPPORTED: &[ApiKey] = &[
     ApiKey::DescribeCluster,
     ApiKey::DescribeProducers,
     ApiKey::DescribeTopicPartitions,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::ListGroups,
+    ApiKey::DescribeGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
 ];
 
 /// `(api_key, min, max)` for ApiVersions.
@@ -129,8 +140,41 @@ async fn dispatch(
             None => Ok(Response::None),
         },
         Request::Fetch(r) => fetch::handle(broker, &r, v, c).await,
-        Request::FindCoordinator(r) => reply!(FindCoordinator, coordinator::handle(&r, v)),
-        Request::ListOffsets(r) => reply!(ListOffsets, list_offsets::handle(broker, &r, v)),
+        Request::FindCoordinator(r) => reply!(
+            FindCoordinator,
+            groups::find_coordinator::handle(broker, &r, v).await
+        ),
+        Request::JoinGroup(r) => {
+            let client = header.client_id.as_ref().map_or("", |c| c.as_str());
+            reply!(JoinGroup, groups::join::handle(broker, &r, v, client).await)
+        }
+        Request::SyncGroup(r) => reply!(SyncGroup, groups::sync::handle(broker, &r, v).await),
+        Request::Heartbeat(r) => reply!(Heartbeat, groups::heartbeat::handle(broker, &r).await),
+        Request::LeaveGroup(r) => reply!(LeaveGroup, groups::leave::handle(broker, &r, v).await),
+        Request::OffsetCommit(r) => reply!(
+            OffsetCommit,
+            groups::offset_commit::handle(broker, &r, v).await
+        ),
+        Request::OffsetFetch(r) => reply!(
+            OffsetFetch,
+            groups::offset_fetch::handle(broker, &r, v).await
+        ),
+        Request::ListGroups(r) => {
+            reply!(ListGroups, groups::list_groups::handle(broker, &r, v).await)
+        }
+        Request::DescribeGroups(r) => reply!(
+            DescribeGroups,
+            groups::describe_groups::handle(broker, &r, v).await
+        ),
+        Request::DeleteGroups(r) => reply!(
+            DeleteGroups,
+            groups::delete_groups::handle(broker, &r).await
+        ),
+        Request::OffsetDelete(r) => reply!(
+            OffsetDelete,
+            groups::offset_delete::handle(broker, &r).await
+        ),
+        Request::ListOffsets(r) => reply!(ListOffsets, list_offsets::handle(broker, &r, v).await),
         Request::CreateTopics(r) => {
             reply!(
                 CreateTopics,

@@ -1,0 +1,98 @@
+//! The remote half of Fetch: partitions whose fetch offset lies in `[log start, local log start)`.
+//!
+//! Unlike Kafka (one remote partition per Fetch, a hard 500 ms cliff), every remote partition of
+//! a request is read concurrently, the request's `max_bytes` holds across them (in request order;
+//! the first data is always kept), and a read still running at `remote.fetch.max.wait.ms` is left
+//! to finish in the background: its blocks land in the cache, so the client's next Fetch is a hit.
+//! A read never holds the connection's other partitions: local data is already in hand.
+
+use crate::state::Broker;
+use crate::tiering::RemoteReadError;
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::FetchRequest;
+use shale_protocol::fetch_writer::FetchPartitionData;
+use shale_rlmm::TopicIdPartition;
+use std::sync::Arc;
+
+use crate::fetch_session::FetchTarget;
+
+/// A partition to read from the remote tier.
+#[derive(Debug)]
+pub(super) struct RemotePending {
+    /// Its position in the response.
+    pub index: usize,
+    /// Its id.
+    pub tp: TopicIdPartition,
+    /// Where to read.
+    pub offset: i64,
+    /// Its byte limit.
+    pub max_bytes: usize,
+}
+
+/// Reads every pending partition concurrently and fills `results` in request order.
+pub(super) async fn fill(
+    broker: &Arc<Broker>,
+    req: &FetchRequest,
+    results: &mut [(FetchTarget, FetchPartitionData)],
+    pending: Vec<RemotePending>,
+) {
+    let Some(tiering) = broker.tiering().cloned() else {
+        for p in pending {
+            results[p.index].1.error_code = E::OffsetOutOfRange.code();
+        }
+        return;
+    };
+    let request_max = if req.max_bytes <= 0 {
+        i32::MAX as usize
+    } else {
+        req.max_bytes as usize
+    };
+    let local: usize = results.iter().map(|(_, p)| records_len(p)).sum();
+    let mut remaining = request_max.saturating_sub(local);
+    let mut any = local > 0;
+    let deadline = tokio::time::Instant::now() + tiering.settings.fetch_max_wait;
+    let reads: Vec<_> = pending
+        .iter()
+        .map(|p| {
+            let (t, tp, offset, max) = (
+                tiering.clone(),
+                p.tp.clone(),
+                p.offset,
+                p.max_bytes.min(request_max),
+            );
+            tokio::spawn(async move { t.read(&tp, offset, max, true).await })
+        })
+        .collect();
+    for (p, read) in pending.iter().zip(reads) {
+        let out = &mut results[p.index].1;
+        match tokio::time::timeout_at(deadline, read).await {
+            Err(_) => tiering.note_expired(), // detached: it completes and warms the cache
+            Ok(Err(join)) => {
+                tracing::error!(partition = %p.tp, error = %join, "remote read task failed");
+                out.error_code = E::KafkaStorageError.code();
+            }
+            Ok(Ok(Ok(chunks))) => {
+                let n: usize = chunks.iter().map(|c| c.len()).sum();
+                if n > 0 && (n <= remaining || !any) {
+                    out.records = chunks;
+                    remaining = remaining.saturating_sub(n);
+                    any = true;
+                    broker.metrics.bytes_out.inc_by(n as u64);
+                }
+            }
+            Ok(Ok(Err(RemoteReadError::NotFound(offset)))) => {
+                tracing::debug!(partition = %p.tp, offset, "offset no longer in remote storage");
+                out.error_code = E::OffsetOutOfRange.code();
+            }
+            Ok(Ok(Err(RemoteReadError::Throttled))) => {}
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(partition = %p.tp, offset = p.offset, error = %e, "remote read failed");
+                out.error_code = E::KafkaStorageError.code();
+            }
+        }
+    }
+}
+
+fn records_len(p: &FetchPartitionData) -> usize {
+    p.records.iter().map(|b| b.len()).sum()
+}

@@ -1,0 +1,87 @@
+//! OffsetCommit: group members (generation checked) and simple consumers (generation −1, group
+//! without members). Unknown topics get UNKNOWN_TOPIC_OR_PARTITION as in Kafka.
+
+use crate::group::{CommitEntry, Committer};
+use crate::state::Broker;
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use std::sync::Arc;
+
+/// Answers OffsetCommit.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    req: &OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    let ready = super::ready(broker).await;
+    let image = broker.image();
+    let mut entries = Vec::new();
+    let mut codes: Vec<Vec<i16>> = Vec::new();
+    for t in &req.topics {
+        let topic = image.topic(t.name.as_str());
+        let mut tc = Vec::new();
+        for p in &t.partitions {
+            let known = topic.is_some_and(|ti| ti.partitions.contains_key(&p.partition_index));
+            if !known {
+                tc.push(E::UnknownTopicOrPartition.code());
+                continue;
+            }
+            tc.push(0);
+            entries.push(CommitEntry {
+                topic: t.name.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            });
+        }
+        codes.push(tc);
+    }
+    let result = match ready {
+        Err(code) => Err(code),
+        Ok(()) => {
+            let committer = Committer {
+                group_id: req.group_id.as_str(),
+                generation: req.generation_id_or_member_epoch,
+                member_id: req.member_id.as_str(),
+                instance_id: req.group_instance_id.as_ref().map(|s| s.as_str()),
+                retention_ms: if version <= 4 {
+                    req.retention_time_ms
+                } else {
+                    -1
+                },
+            };
+            let now = super::now(broker);
+            let r = broker.groups.with(|g| g.commit(&committer, &entries, now));
+            super::persist(broker).and(r)
+        }
+    };
+    let mut per_entry = match &result {
+        Ok(v) => v.clone().into_iter(),
+        Err(_) => Vec::new().into_iter(),
+    };
+    let mut resp = OffsetCommitResponse::default();
+    for (t, tc) in req.topics.iter().zip(codes) {
+        let mut out = OffsetCommitResponseTopic::default();
+        out.name = t.name.clone();
+        for (p, c) in t.partitions.iter().zip(tc) {
+            let mut r = OffsetCommitResponsePartition::default();
+            r.partition_index = p.partition_index;
+            r.error_code = match (c, &result) {
+                (0, Err(code)) => *code,
+                (0, Ok(_)) => per_entry.next().unwrap_or(0),
+                (c, _) => c,
+            };
+            out.partitions.push(r);
+        }
+        resp.topics.push(out);
+    }
+    resp
+}

@@ -1,0 +1,120 @@
+//! OffsetFetch: one group (v1–7) or several (v8+); all of a group's offsets when no topics
+//! are given. Partitions without a commit answer offset −1.
+
+use crate::group::records::OffsetValue;
+use crate::state::Broker;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use std::sync::Arc;
+
+type Fetched = crate::group::offsets::TopicOffsets;
+
+/// Answers OffsetFetch.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    req: &OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    let ready = super::ready(broker).await;
+    let mut resp = OffsetFetchResponse::default();
+    if version >= 8 {
+        for g in &req.groups {
+            let topics: Option<Vec<(String, Vec<i32>)>> = g.topics.as_ref().map(|ts| {
+                ts.iter()
+                    .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+                    .collect()
+            });
+            let mut out = OffsetFetchResponseGroup::default();
+            out.group_id = g.group_id.clone();
+            match ready {
+                Err(code) => out.error_code = code,
+                Ok(()) => {
+                    let fetched = fetch(broker, g.group_id.as_str(), topics.as_deref());
+                    out.topics = fetched.into_iter().map(topic_v8).collect();
+                }
+            }
+            resp.groups.push(out);
+        }
+        return resp;
+    }
+    let topics: Option<Vec<(String, Vec<i32>)>> = req.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    match ready {
+        Err(code) if version >= 2 => resp.error_code = code,
+        Err(code) => {
+            let all = topics.unwrap_or_default();
+            let empty: Fetched = all
+                .into_iter()
+                .map(|(t, ps)| (t, ps.into_iter().map(|p| (p, None)).collect()))
+                .collect();
+            resp.topics = empty
+                .into_iter()
+                .map(|t| topic_v1(t, version, code))
+                .collect();
+        }
+        Ok(()) => {
+            let fetched = fetch(broker, req.group_id.as_str(), topics.as_deref());
+            resp.topics = fetched
+                .into_iter()
+                .map(|t| topic_v1(t, version, 0))
+                .collect();
+        }
+    }
+    resp
+}
+
+fn fetch(broker: &Broker, group: &str, topics: Option<&[(String, Vec<i32>)]>) -> Fetched {
+    broker.groups.with(|g| g.fetch_offsets(group, topics))
+}
+
+fn topic_v1(
+    (name, parts): (String, Vec<(i32, Option<OffsetValue>)>),
+    version: i16,
+    code: i16,
+) -> OffsetFetchResponseTopic {
+    let mut t = OffsetFetchResponseTopic::default();
+    t.name = TopicName(StrBytes::from_string(name));
+    t.partitions = parts
+        .into_iter()
+        .map(|(p, v)| {
+            let mut r = OffsetFetchResponsePartition::default();
+            r.partition_index = p;
+            r.error_code = code;
+            r.committed_offset = v.as_ref().map_or(-1, |v| v.offset);
+            if version >= 5 {
+                r.committed_leader_epoch = v.as_ref().map_or(-1, |v| v.leader_epoch);
+            }
+            r.metadata = Some(StrBytes::from_string(
+                v.map(|v| v.metadata).unwrap_or_default(),
+            ));
+            r
+        })
+        .collect();
+    t
+}
+
+fn topic_v8((name, parts): (String, Vec<(i32, Option<OffsetValue>)>)) -> OffsetFetchResponseTopics {
+    let mut t = OffsetFetchResponseTopics::default();
+    t.name = TopicName(StrBytes::from_string(name));
+    t.partitions = parts
+        .into_iter()
+        .map(|(p, v)| {
+            let mut r = OffsetFetchResponsePartitions::default();
+            r.partition_index = p;
+            r.committed_offset = v.as_ref().map_or(-1, |v| v.offset);
+            r.committed_leader_epoch = v.as_ref().map_or(-1, |v| v.leader_epoch);
+            r.metadata = Some(StrBytes::from_string(
+                v.map(|v| v.metadata).unwrap_or_default(),
+            ));
+            r
+        })
+        .collect();
+    t
+}

@@ -1,0 +1,61 @@
+//! SyncGroup: followers wait for the leader's assignment.
+
+use crate::group::{Reply, SyncResult};
+use crate::state::Broker;
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::sync::Arc;
+
+/// Answers SyncGroup.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    req: &SyncGroupRequest,
+    version: i16,
+) -> SyncGroupResponse {
+    if let Err(code) = super::ready(broker).await {
+        return response(SyncResult::error(code), version);
+    }
+    let assignments = req
+        .assignments
+        .iter()
+        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+        .collect();
+    let now = super::now(broker);
+    let reply = broker.groups.with(|g| {
+        g.sync(
+            req.group_id.as_str(),
+            req.generation_id,
+            req.member_id.as_str(),
+            req.group_instance_id.as_ref().map(|s| s.as_str()),
+            (
+                req.protocol_type.as_ref().map(|s| s.as_str()),
+                req.protocol_name.as_ref().map(|s| s.as_str()),
+            ),
+            assignments,
+            now,
+        )
+    });
+    let persisted = super::persist(broker);
+    let result = match reply {
+        Reply::Now(r) => r,
+        Reply::Later(rx) => rx
+            .await
+            .unwrap_or_else(|_| SyncResult::error(E::CoordinatorNotAvailable.code())),
+    };
+    match persisted {
+        Err(code) if result.error == 0 => response(SyncResult::error(code), version),
+        _ => response(result, version),
+    }
+}
+
+fn response(r: SyncResult, version: i16) -> SyncGroupResponse {
+    let mut resp = SyncGroupResponse::default();
+    resp.error_code = r.error;
+    if version >= 5 {
+        resp.protocol_type = r.protocol_type.map(StrBytes::from_string);
+        resp.protocol_name = r.protocol_name.map(StrBytes::from_string);
+    }
+    resp.assignment = r.assignment;
+    resp
+}

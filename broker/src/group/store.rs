@@ -1,0 +1,209 @@
+//! Persistence of the coordinator in `__consumer_offsets`: creating the topic on first use,
+//! appending the core's queued records as batches (one per partition, in queue order), and
+//! rebuilding the state at start-up by replaying every partition from its log start.
+
+use super::records;
+use super::{GroupCoordinator, Write, OFFSETS_TOPIC};
+use crate::state::Broker;
+use kafka_protocol::error::ResponseError as E;
+use shale_common::TopicPartition;
+use shale_local_log::AppendOrigin;
+use shale_protocol::record::BatchBuilder;
+use shale_protocol::record_batch::batches;
+use shale_raft::CreateTopicSpec;
+use std::sync::Arc;
+
+/// Creates `__consumer_offsets` if it does not exist yet and records its partition count.
+/// Returns the Kafka error code when it cannot be created.
+pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), i16> {
+    let image = broker.image();
+    if let Some(t) = image.topic(OFFSETS_TOPIC) {
+        let n = t.partitions.len() as i32;
+        broker.groups.with(|g| g.set_partitions(n));
+        // Another request may have created the topic and not reconciled its logs yet:
+        // reconciling again waits for it (the reconcile lock) and is a no-op otherwise.
+        let missing = t.partitions.iter().any(|(&p, part)| {
+            part.leader == broker.config.node_id
+                && broker
+                    .partition(&TopicPartition::new(OFFSETS_TOPIC, p))
+                    .is_none()
+        });
+        if missing {
+            let done = crate::api::blocking(broker, |b| b.reconcile()).await;
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "creating the logs of __consumer_offsets failed");
+                return Err(E::CoordinatorNotAvailable.code());
+            }
+        }
+        return Ok(());
+    }
+    let cfg = broker.groups.with(|g| g.config().clone());
+    let brokers = image.brokers.len().max(1) as i16;
+    let spec = CreateTopicSpec {
+        name: OFFSETS_TOPIC.to_string(),
+        num_partitions: cfg.offsets_partitions,
+        replication_factor: cfg.offsets_replication_factor.min(brokers).max(1),
+        assignments: vec![],
+        configs: vec![
+            ("cleanup.policy".into(), "compact".into()),
+            ("compression.type".into(), "producer".into()),
+            (
+                "segment.bytes".into(),
+                cfg.offsets_segment_bytes.to_string(),
+            ),
+        ],
+    };
+    let result = crate::api::blocking(broker, move |b| {
+        let created = b.controller.create_topic(spec, false);
+        if created.is_ok() {
+            if let Err(e) = b.reconcile() {
+                tracing::error!(error = %e, "creating the logs of __consumer_offsets failed");
+            }
+        }
+        created
+    })
+    .await;
+    match result {
+        Ok(_) | Err(shale_raft::ControllerError::TopicAlreadyExists(_)) => {
+            tracing::info!("created {OFFSETS_TOPIC}");
+            let n = broker
+                .image()
+                .topic(OFFSETS_TOPIC)
+                .map(|t| t.partitions.len() as i32)
+                .unwrap_or(cfg.offsets_partitions);
+            broker.groups.with(|g| g.set_partitions(n));
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}");
+            Err(E::CoordinatorNotAvailable.code())
+        }
+    }
+}
+
+/// Appends every queued record. Writes are taken and appended under one lock so records of the
+/// same key reach the log in the order the core produced them.
+pub fn flush(broker: &Broker) -> Result<(), String> {
+    let coordinator: &GroupCoordinator = &broker.groups;
+    let _guard = coordinator.flush_lock.lock();
+    let writes = coordinator.with(|g| g.take_writes());
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let now = broker.clock.now_ms();
+    let mut by_partition: Vec<(i32, Vec<Write>)> = Vec::new();
+    for w in writes {
+        match by_partition.iter_mut().find(|(p, _)| *p == w.partition) {
+            Some((_, v)) => v.push(w),
+            None => by_partition.push((w.partition, vec![w])),
+        }
+    }
+    let mut first_error = None;
+    for (p, ws) in by_partition {
+        if let Err(e) = append(broker, p, &ws, now) {
+            tracing::warn!(partition = p, error = %e, "cannot persist group state");
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn append(broker: &Broker, partition: i32, writes: &[Write], now: i64) -> Result<(), String> {
+    let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+    let part = broker
+        .partition(&tp)
+        .ok_or_else(|| format!("{tp} is not led by this broker"))?;
+    let mut b = BatchBuilder::new(now);
+    for w in writes {
+        b.push(now, Some(w.key.clone()), w.value.clone(), Vec::new());
+    }
+    let batch = b.build().map_err(|e| format!("{tp}: {e}"))?;
+    let origin = AppendOrigin::Client {
+        leader_epoch: part.leader_epoch(),
+    };
+    crate::api::storage_io(|| part.log.append(batch.into_bytes(), origin))
+        .map_err(|e| format!("{tp}: {e}"))?;
+    part.notify_appended();
+    Ok(())
+}
+
+/// Rebuilds the coordinator from every local partition of `__consumer_offsets`, then marks it
+/// loaded. Unreadable records are logged and skipped.
+pub fn replay(broker: &Broker) {
+    let now = broker.clock.now_ms();
+    let image = broker.image();
+    if let Some(t) = image.topic(OFFSETS_TOPIC) {
+        let n = t.partitions.len() as i32;
+        broker.groups.with(|g| g.set_partitions(n));
+        let mut count = 0u64;
+        for &p in t.partitions.keys() {
+            let tp = TopicPartition::new(OFFSETS_TOPIC, p);
+            if let Some(part) = broker.partition(&tp) {
+                count += replay_partition(broker, &part.log, now);
+            }
+        }
+        broker.groups.with(|g| g.finish_replay());
+        tracing::info!(records = count, "loaded group state from {OFFSETS_TOPIC}");
+    }
+    broker.groups.set_loaded();
+}
+
+fn replay_partition(broker: &Broker, log: &shale_local_log::Log, now: i64) -> u64 {
+    let tp = log.topic_partition().clone();
+    let mut offset = log.log_start_offset();
+    let end = log.log_end_offset();
+    let mut count = 0;
+    while offset < end {
+        let read = match log.read(offset, 1 << 20, end, true) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(partition = %tp, offset, error = %e, "replay stopped");
+                break;
+            }
+        };
+        if read.records.is_empty() {
+            break;
+        }
+        let before = offset;
+        for batch in batches(read.records) {
+            let Ok(batch) = batch else { break };
+            offset = batch.next_offset();
+            if batch.is_control() {
+                continue;
+            }
+            let base = batch.base_offset();
+            let Ok(recs) = batch.records() else {
+                tracing::warn!(partition = %tp, offset = base, "unreadable batch skipped");
+                continue;
+            };
+            for r in recs {
+                if base + i64::from(r.offset_delta) < before {
+                    continue;
+                }
+                let Some(key) = r.key.as_deref() else {
+                    continue;
+                };
+                match records::decode(key, r.value.as_deref()) {
+                    Ok(d) => {
+                        broker.groups.with(|g| g.replay(d, now));
+                        count += 1;
+                    }
+                    Err(e) => tracing::warn!(partition = %tp, error = %e, "record skipped"),
+                }
+            }
+        }
+        if offset <= before {
+            break;
+        }
+    }
+    count
+}
+
+/// Runs the coordinator's timers and persists what they changed.
+pub fn tick(broker: &Broker) {
+    let now = broker.clock.now_ms();
+    broker.groups.with(|g| g.tick(now));
+    if let Err(e) = flush(broker) {
+        tracing::warn!(error = %e, "persisting group state after a timer failed");
+    }
+}

@@ -1,0 +1,213 @@
+//! Tiered-storage metrics, rendered at scrape time from the live counters.
+//!
+//! Kafka's BrokerTopicMetrics names (KIP-405 §6) become Prometheus families the way the JMX
+//! exporter names them, e.g. `RemoteCopyBytesPerSec` → `kafka_server_brokertopicmetrics_remotecopybytespersec_total`
+//! (meters are cumulative counters; rates are the scraper's job). Shale adds the block cache and
+//! the object store: `shale_remote_cache_*` and `shale_object_store_requests_total{kind}` with
+//! latency sums.
+
+use super::Tiering;
+use shale_remote_log::OpKind;
+use shale_rlmm::RemoteLogSegmentState;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+fn counter(out: &mut String, kafka_name: &str, help: &str, value: u64) {
+    let name = format!(
+        "kafka_server_brokertopicmetrics_{}_total",
+        kafka_name.to_lowercase()
+    );
+    family(
+        out,
+        &name,
+        "counter",
+        help,
+        &[(String::new(), value as f64)],
+    );
+}
+
+fn gauge(out: &mut String, kafka_name: &str, help: &str, value: f64) {
+    let name = format!(
+        "kafka_server_brokertopicmetrics_{}",
+        kafka_name.to_lowercase()
+    );
+    family(out, &name, "gauge", help, &[(String::new(), value)]);
+}
+
+impl Tiering {
+    /// The Prometheus text of every tiering metric.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        let t = &self.rlm.stats;
+        let f = &self.fetch_stats;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            &mut out,
+            "RemoteCopyBytesPerSec",
+            "Bytes of segments copied to remote storage (RemoteCopyBytesPerSec).",
+            load(&t.copy_bytes),
+        );
+        counter(
+            &mut out,
+            "RemoteCopyRequestsPerSec",
+            "Segment uploads started (RemoteCopyRequestsPerSec).",
+            load(&t.copy_requests),
+        );
+        counter(
+            &mut out,
+            "RemoteCopyErrorsPerSec",
+            "Segment uploads that failed (RemoteCopyErrorsPerSec).",
+            load(&t.copy_errors),
+        );
+        counter(
+            &mut out,
+            "RemoteFetchBytesPerSec",
+            "Bytes served from remote storage (RemoteFetchBytesPerSec).",
+            load(&f.bytes),
+        );
+        counter(
+            &mut out,
+            "RemoteFetchRequestsPerSec",
+            "Remote reads started (RemoteFetchRequestsPerSec).",
+            load(&f.requests),
+        );
+        counter(
+            &mut out,
+            "RemoteFetchErrorsPerSec",
+            "Remote reads that failed (RemoteFetchErrorsPerSec).",
+            load(&f.errors),
+        );
+        counter(
+            &mut out,
+            "RemoteDeleteRequestsPerSec",
+            "Remote segment deletions attempted (RemoteDeleteRequestsPerSec).",
+            load(&t.delete_requests),
+        );
+        counter(
+            &mut out,
+            "RemoteDeleteErrorsPerSec",
+            "Remote segment deletions that failed (RemoteDeleteErrorsPerSec).",
+            load(&t.delete_errors),
+        );
+        counter(&mut out, "RemoteFetchExpiresPerSec", "Remote reads that outlived remote.fetch.max.wait.ms (DelayedRemoteFetchMetrics ExpiresPerSec).", load(&f.expired));
+        let (mut size, mut count) = (0i64, 0usize);
+        for tp in self.rlmm.remote_partitions() {
+            let segments = self.rlmm.list_remote_log_segments(&tp).unwrap_or_default();
+            count += segments.len();
+            size += segments
+                .iter()
+                .filter(|m| m.state != RemoteLogSegmentState::DeleteSegmentFinished)
+                .map(|m| i64::from(m.segment_size_in_bytes))
+                .sum::<i64>();
+        }
+        gauge(
+            &mut out,
+            "RemoteLogSizeBytes",
+            "Bytes of all remote segments (RemoteLogSizeBytes).",
+            size as f64,
+        );
+        gauge(
+            &mut out,
+            "RemoteLogMetadataCount",
+            "Remote segment metadata entries (RemoteLogMetadataCount).",
+            count as f64,
+        );
+        self.render_cache_and_store(&mut out);
+        out
+    }
+
+    fn render_cache_and_store(&self, out: &mut String) {
+        let c = self.reader.block_cache().stats().snapshot();
+        let i = self.reader.index_cache().stats().snapshot();
+        let cache = [
+            (
+                "shale_remote_cache_hits_total",
+                "Block cache hits.",
+                c.hits,
+                i.hits,
+            ),
+            (
+                "shale_remote_cache_misses_total",
+                "Block cache misses.",
+                c.misses,
+                i.misses,
+            ),
+            (
+                "shale_remote_cache_fetched_bytes_total",
+                "Bytes fetched from the object store into the cache.",
+                c.bytes_fetched,
+                i.bytes_fetched,
+            ),
+            (
+                "shale_remote_cache_gets_total",
+                "Ranged GETs issued by the cache.",
+                c.gets,
+                i.gets,
+            ),
+        ];
+        for (name, help, blocks, indexes) in cache {
+            let samples = [
+                ("{cache=\"block\"}".to_string(), blocks as f64),
+                ("{cache=\"index\"}".to_string(), indexes as f64),
+            ];
+            family(out, name, "counter", help, &samples);
+        }
+        family(
+            out,
+            "shale_remote_cache_readahead_blocks_total",
+            "counter",
+            "Blocks fetched by read-ahead.",
+            &[(String::new(), c.readahead_blocks as f64)],
+        );
+        let s = self.store_stats.snapshot();
+        let kinds = [
+            (OpKind::Put, "PUT"),
+            (OpKind::Get, "GET"),
+            (OpKind::List, "LIST"),
+            (OpKind::Delete, "DELETE"),
+            (OpKind::Head, "HEAD"),
+        ];
+        let label = |k: &str| format!("{{kind=\"{k}\"}}");
+        let requests: Vec<_> = kinds
+            .iter()
+            .map(|(op, k)| (label(k), s.kind(*op).count as f64))
+            .collect();
+        let errors: Vec<_> = kinds
+            .iter()
+            .map(|(op, k)| (label(k), s.kind(*op).errors as f64))
+            .collect();
+        let latency: Vec<_> = kinds
+            .iter()
+            .map(|(op, k)| (label(k), s.kind(*op).latency_us_sum as f64 / 1e6))
+            .collect();
+        family(
+            out,
+            "shale_object_store_requests_total",
+            "counter",
+            "Object-store requests by kind.",
+            &requests,
+        );
+        family(
+            out,
+            "shale_object_store_errors_total",
+            "counter",
+            "Failed object-store requests by kind.",
+            &errors,
+        );
+        family(
+            out,
+            "shale_object_store_latency_seconds_sum",
+            "counter",
+            "Total object-store request latency by kind.",
+            &latency,
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! KIP-405 tiered storage in the broker: wiring of the remote storage manager, the metadata
+//! manager over `__remote_log_metadata`, the block-cached reader and the copy/expiration tasks.
+//!
+//! ```text
+//!  start: RemoteStorageConfig (rsm.config.*) ─ object store (S3 | file | memory) ─ instrumented
+//!         ─ RLMM on __remote_log_metadata (snapshot + tail replay) ─ finish interrupted deletions
+//!  every remote.log.manager.task.interval.ms: for each tiered leader partition: copy, expire;
+//!         partitions whose topic is gone: delete their remote data
+//!  fetch:  offsets in [log start, local log start) → RemoteLogReader through the block cache
+//! ```
+//! Shale is object-storage-first: `remote.log.storage.system.enable` defaults to true, and with no
+//! S3 settings the remote tier is a directory beside the first log directory.
+
+pub mod metadata_topic;
+mod metrics;
+mod partition;
+mod remote_read;
+
+pub use partition::TopicPolicy;
+pub use remote_read::RemoteReadError;
+
+use crate::config::BrokerConfig;
+use crate::state::Broker;
+use anyhow::Context;
+use metadata_topic::LocalMetadataTopic;
+use shale_common::{Clock, Rng};
+use shale_remote_log::tasks::{RateLimiter, RemoteLogManager};
+use shale_remote_log::{
+    InstrumentedStore, ObjectRsm, RemoteLogReader, RemoteStorageConfig, StoreStats,
+};
+use shale_rlmm::manager::{RlmmConfig, TopicBasedRemoteLogMetadataManager};
+use shale_rlmm::TopicIdPartition;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The broker keys that shape tiering, read once at start-up.
+#[derive(Debug, Clone)]
+pub struct TieringSettings {
+    /// `remote.log.storage.system.enable`.
+    pub enabled: bool,
+    /// `remote.log.manager.task.interval.ms`.
+    pub task_interval: Duration,
+    /// `remote.fetch.max.wait.ms`.
+    pub fetch_max_wait: Duration,
+    /// `remote.log.manager.copy.max.bytes.per.second`.
+    pub copy_bytes_per_second: u64,
+    /// `remote.log.manager.fetch.max.bytes.per.second`.
+    pub fetch_bytes_per_second: u64,
+    /// `rsm.config.*` with the prefix stripped.
+    pub rsm: Vec<(String, String)>,
+    /// `rlmm.config.remote.log.metadata.topic.num.partitions`.
+    pub metadata_partitions: i32,
+    /// The file remote tier's default root: beside the first log directory.
+    pub default_remote_root: PathBuf,
+}
+
+impl TieringSettings {
+    /// Reads the tiering keys of a validated broker configuration.
+    pub fn from_config(config: &BrokerConfig) -> anyhow::Result<Self> {
+        let num = |key: &str| -> anyhow::Result<i64> {
+            config
+                .value_of(key)
+                .unwrap_or_default()
+                .parse()
+                .with_context(|| format!("invalid value for configuration {key}"))
+        };
+        let prefixed = |prefix: &str| -> Vec<(String, String)> {
+            config
+                .explicit
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_string(), v.clone())))
+                .collect()
+        };
+        let rlmm = prefixed("rlmm.config.");
+        let metadata_partitions = match rlmm.iter().find(|(k, _)| k == "remote.log.metadata.topic.num.partitions") {
+            Some((_, v)) => v.parse().context("invalid value for configuration rlmm.config.remote.log.metadata.topic.num.partitions")?,
+            None => 50,
+        };
+        let positive = |key: &str| -> anyhow::Result<u64> {
+            let v = num(key)?;
+            anyhow::ensure!(
+                v >= 1,
+                "invalid value {v} for configuration {key}: must be >= 1"
+            );
+            Ok(v as u64)
+        };
+        Ok(TieringSettings {
+            enabled: config
+                .value_of("remote.log.storage.system.enable")
+                .as_deref()
+                == Some("true"),
+            task_interval: Duration::from_millis(positive("remote.log.manager.task.interval.ms")?),
+            fetch_max_wait: Duration::from_millis(positive("remote.fetch.max.wait.ms")?),
+            copy_bytes_per_second: positive("remote.log.manager.copy.max.bytes.per.second")?,
+            fetch_bytes_per_second: positive("remote.log.manager.fetch.max.bytes.per.second")?,
+            rsm: prefixed("rsm.config."),
+            metadata_partitions,
+            default_remote_root: remote_root_beside(&config.log_dirs[0]),
+        })
+    }
+}
+
+/// `./shale-data` → `./shale-data-remote`.
+fn remote_root_beside(log_dir: &Path) -> PathBuf {
+    let name = log_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "shale-data".into());
+    log_dir.with_file_name(format!("{name}-remote"))
+}
+
+/// The running tiered-storage machinery.
+#[derive(Debug)]
+pub struct Tiering {
+    /// Settings.
+    pub settings: TieringSettings,
+    /// Remote storage settings.
+    pub storage: RemoteStorageConfig,
+    /// Remote log metadata.
+    pub rlmm: Arc<TopicBasedRemoteLogMetadataManager>,
+    /// Copy / expiration / deletion tasks.
+    pub rlm: RemoteLogManager,
+    /// Cached remote reads.
+    pub reader: RemoteLogReader,
+    /// Object-store request counts and latency.
+    pub store_stats: Arc<StoreStats>,
+    fetch_quota: RateLimiter,
+    fetch_stats: remote_read::FetchStats,
+}
+
+impl Tiering {
+    /// Builds the machinery, replays the metadata and finishes interrupted deletions. `None` when
+    /// `remote.log.storage.system.enable=false`.
+    pub async fn start(
+        broker: &Arc<Broker>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Rng>,
+    ) -> anyhow::Result<Option<Arc<Tiering>>> {
+        let settings = TieringSettings::from_config(&broker.config)?;
+        if !settings.enabled {
+            return Ok(None);
+        }
+        let storage = RemoteStorageConfig::from_props(
+            settings.rsm.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            Some(&settings.default_remote_root),
+        )
+        .context("remote storage configuration (rsm.config.*)")?;
+        let raw = shale_remote_log::build_object_store(&storage)
+            .context("building the remote object store")?;
+        let instrumented = InstrumentedStore::new(raw, clock.clone());
+        let store_stats = instrumented.stats();
+        let store: Arc<dyn object_store::ObjectStore> = Arc::new(instrumented);
+        let rsm = Arc::new(ObjectRsm::new(store.clone(), &storage.prefix));
+        let reader = RemoteLogReader::from_config(store, &storage);
+        let rlmm_config = RlmmConfig {
+            num_partitions: settings.metadata_partitions,
+            snapshot_path: Some(broker.config.log_dirs[0].join(RlmmConfig::SNAPSHOT_FILE_NAME)),
+        };
+        let topic = Arc::new(LocalMetadataTopic::new(broker));
+        let (rlmm_clock, rlmm_topic) = (clock.clone(), topic.clone());
+        let rlmm = tokio::task::spawn_blocking(move || {
+            TopicBasedRemoteLogMetadataManager::start(rlmm_config, rlmm_topic, rlmm_clock)
+        })
+        .await?
+        .context("loading __remote_log_metadata")?;
+        let rlmm = Arc::new(rlmm);
+        let rlm = RemoteLogManager::new(
+            rsm,
+            rlmm.clone(),
+            clock.clone(),
+            rng,
+            broker.config.node_id,
+            settings.copy_bytes_per_second,
+        );
+        let tiering = Arc::new(Tiering {
+            fetch_quota: RateLimiter::new(settings.fetch_bytes_per_second, clock),
+            fetch_stats: remote_read::FetchStats::default(),
+            settings,
+            storage,
+            rlmm,
+            rlm,
+            reader,
+            store_stats,
+        });
+        match tiering.rlm.sweep_deleted().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(partitions = n, "finished interrupted remote deletions"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not finish interrupted remote deletions; will retry")
+            }
+        }
+        tracing::info!(backend = ?tiering.storage.backend, "tiered storage enabled");
+        Ok(Some(tiering))
+    }
+
+    /// One round of the tiering tasks over every tiered partition this broker leads, and the
+    /// deletion of remote data whose topic is gone.
+    pub async fn run_round(&self, broker: &Arc<Broker>) {
+        let partitions: Vec<_> = broker
+            .all_partitions()
+            .into_iter()
+            .filter(|p| p.log.is_tiered())
+            .map(partition::TieredLog::new)
+            .collect();
+        for p in &partitions {
+            self.rlm.run_partition(p).await;
+        }
+        let image = broker.image();
+        for tp in self.rlmm.remote_partitions() {
+            let alive = image
+                .topic_by_id(&tp.topic_id)
+                .is_some_and(|t| t.partitions.contains_key(&tp.partition));
+            if !alive {
+                if let Err(e) = self.rlm.delete_partition(&tp).await {
+                    tracing::warn!(partition = %tp, error = %e, "deleting remote data of a deleted topic failed; will retry");
+                }
+            }
+        }
+        if let Err(e) = self.rlmm.snapshot() {
+            tracing::warn!(error = %e, "could not write the remote log metadata snapshot");
+        }
+    }
+
+    /// The id of a tiered partition in RLMM terms.
+    pub fn topic_id_partition(p: &crate::state::Partition) -> TopicIdPartition {
+        TopicIdPartition::new(p.topic_id, p.tp.topic.clone(), p.tp.partition)
+    }
+}

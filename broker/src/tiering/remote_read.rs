@@ -1,0 +1,173 @@
+//! Reads of tiered data for Fetch and ListOffsets.
+//!
+//! A remote read starts at the finished segment holding the offset and, unlike Kafka, continues
+//! into the following segments while the byte budget lasts; the pieces come back as separate
+//! `Bytes` chunks that the Fetch writer chains without copying. Read-ahead is told the next
+//! segment so a sequential consumer never waits at a segment boundary.
+
+use super::Tiering;
+use bytes::Bytes;
+use shale_rlmm::RemoteLogSegmentState::CopySegmentFinished;
+use shale_rlmm::{RemoteLogSegmentMetadata, TopicIdPartition};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Remote-read counters (Kafka's RemoteFetch* meters).
+#[derive(Debug, Default)]
+pub struct FetchStats {
+    /// RemoteFetchBytesPerSec.
+    pub bytes: AtomicU64,
+    /// RemoteFetchRequestsPerSec.
+    pub requests: AtomicU64,
+    /// RemoteFetchErrorsPerSec.
+    pub errors: AtomicU64,
+    /// DelayedRemoteFetchMetrics ExpiresPerSec: reads that outlived `remote.fetch.max.wait.ms`.
+    pub expired: AtomicU64,
+}
+
+/// Why a remote read produced nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteReadError {
+    /// No finished remote segment holds the offset (it expired, or is not uploaded yet).
+    #[error("no remote segment holds offset {0}")]
+    NotFound(i64),
+    /// The fetch rate limit is exhausted; the client retries.
+    #[error("remote fetch quota exhausted")]
+    Throttled,
+    /// The object store or the remote data failed.
+    #[error("remote read failed: {0}")]
+    Storage(String),
+}
+
+impl Tiering {
+    /// Finished remote segments of a partition, oldest first.
+    pub fn finished_segments(&self, tp: &TopicIdPartition) -> Vec<RemoteLogSegmentMetadata> {
+        let mut segments: Vec<_> = self
+            .rlmm
+            .list_remote_log_segments(tp)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.state == CopySegmentFinished)
+            .collect();
+        segments.sort_by_key(|m| m.start_offset);
+        segments
+    }
+
+    /// The highest offset in remote storage (-1 when nothing is copied), for ListOffsets -5.
+    pub fn highest_remote_offset(&self, tp: &TopicIdPartition) -> i64 {
+        self.finished_segments(tp)
+            .iter()
+            .map(|m| m.end_offset)
+            .max()
+            .unwrap_or(-1)
+    }
+
+    /// Whole batches from the one holding `offset`, up to `max_bytes` (one batch at least when
+    /// `min_one`), continuing across segment boundaries.
+    pub async fn read(
+        &self,
+        tp: &TopicIdPartition,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<Vec<Bytes>, RemoteReadError> {
+        if !self.fetch_quota.try_acquire(0) {
+            return Err(RemoteReadError::Throttled);
+        }
+        self.fetch_stats.requests.fetch_add(1, Ordering::Relaxed);
+        let segments = self.finished_segments(tp);
+        let mut i = segments
+            .iter()
+            .position(|m| m.start_offset <= offset && offset <= m.end_offset)
+            .ok_or(RemoteReadError::NotFound(offset))?;
+        let (mut chunks, mut total, mut next_offset) = (Vec::new(), 0usize, offset);
+        while i < segments.len() && total < max_bytes {
+            let meta = &segments[i];
+            let next = segments.get(i + 1);
+            let read = self
+                .reader
+                .read_with_next(
+                    meta,
+                    next,
+                    next_offset,
+                    max_bytes - total,
+                    min_one && total == 0,
+                )
+                .await;
+            let bytes = match read {
+                Ok(b) => b,
+                Err(e) => {
+                    self.fetch_stats.errors.fetch_add(1, Ordering::Relaxed);
+                    if total > 0 {
+                        break; // serve what was read; the next fetch retries the rest
+                    }
+                    return Err(RemoteReadError::Storage(e.to_string()));
+                }
+            };
+            if bytes.is_empty() {
+                break;
+            }
+            total += bytes.len();
+            chunks.push(bytes);
+            // Continue only when the next segment starts right after this one.
+            match next {
+                Some(n) if n.start_offset == meta.end_offset + 1 => next_offset = n.start_offset,
+                _ => break,
+            }
+            i += 1;
+        }
+        self.fetch_stats
+            .bytes
+            .fetch_add(total as u64, Ordering::Relaxed);
+        self.fetch_quota.try_acquire(total as u64);
+        Ok(chunks)
+    }
+
+    /// The first remote record with timestamp ≥ `ts` at or after `log_start`: (offset, timestamp).
+    pub async fn offset_for_timestamp(
+        &self,
+        tp: &TopicIdPartition,
+        ts: i64,
+        log_start: i64,
+    ) -> Result<Option<(i64, i64)>, RemoteReadError> {
+        for meta in self.finished_segments(tp) {
+            if meta.end_offset < log_start || meta.max_timestamp_ms < ts {
+                continue;
+            }
+            let found = self
+                .reader
+                .offset_for_timestamp(&meta, ts)
+                .await
+                .map_err(|e| RemoteReadError::Storage(e.to_string()))?;
+            if let Some((offset, timestamp)) = found.filter(|(o, _)| *o >= log_start) {
+                return Ok(Some((offset, timestamp)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record with the largest timestamp in remote storage (first one if tied), for
+    /// ListOffsets -3 over tiered data too (Kafka only searches local segments).
+    pub async fn max_timestamp(
+        &self,
+        tp: &TopicIdPartition,
+        log_start: i64,
+    ) -> Result<Option<(i64, i64)>, RemoteReadError> {
+        let best = self
+            .finished_segments(tp)
+            .into_iter()
+            .filter(|m| m.end_offset >= log_start)
+            .max_by_key(|m| (m.max_timestamp_ms, std::cmp::Reverse(m.start_offset)));
+        match best {
+            Some(m) => {
+                self.offset_for_timestamp(tp, m.max_timestamp_ms, log_start)
+                    .await
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Counts a remote read that outlived the fetch's wait (it goes on to fill the cache).
+    pub fn note_expired(&self) {
+        self.fetch_stats.expired.fetch_add(1, Ordering::Relaxed);
+    }
+}
