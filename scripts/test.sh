@@ -4,6 +4,7 @@
 #   1. kcat (Debian, librdkafka 2.0.2)          apt-get, only if missing
 #   2. Python venv .venv with pinned clients     pip, only when requirements change
 #   3. .rdk/librdkafka.so.1 -> the wheel's librdkafka (kcat on librdkafka 2.16)
+#   3b. s3s-fs 0.14.1 in .tools (S3-compatible test server)   cargo install, only if missing
 #   4. cargo fmt --check, clippy -D warnings, cargo test --workspace
 #   5. cargo build --release -p shale-broker
 #   6. pytest tests/python against target/release/shale
@@ -98,6 +99,16 @@ ln -sfn "$ROOT/${LIBS[0]}" .rdk/librdkafka.so.1
 LD_LIBRARY_PATH="$ROOT/.rdk" kcat -V 2>&1 | grep -i 'version' | head -n 1
 LD_LIBRARY_PATH="$ROOT/.rdk" kcat -V 2>&1 | grep -q 'librdkafka 2\.16' \
     || { echo "kcat did not pick up the wheel's librdkafka via .rdk" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------
+# A real S3-compatible server for the remote-storage tests: s3s-fs checks SigV4 and keeps its
+# objects on disk across restarts (outage tests). 0.14.1 is the last release for rustc < 1.96.
+step "3b/6 s3s-fs (S3 test server) in .tools"
+if [[ ! -x "$ROOT/.tools/bin/s3s-fs" ]]; then
+    cargo install s3s-fs@0.14.1 --features binary --locked --root "$ROOT/.tools"
+fi
+export S3S_FS_BIN="$ROOT/.tools/bin/s3s-fs"
+"$S3S_FS_BIN" --help >/dev/null
 
 # ---------------------------------------------------------------------------
 if [[ $PYTHON_ONLY -eq 0 ]]; then
