@@ -277,3 +277,128 @@ def pytest_runtest_makereport(item, call):
     if rep.failed:
         for b in getattr(item, "_shale_brokers", []):
             rep.sections.append((f"shale log: {b.name} ({rep.when})", b.log_tail(200)))
+
+
+# ---------------------------------------------------------------------------
+# S3-compatible server (s3s-fs) for the tiered-storage tests
+# ---------------------------------------------------------------------------
+S3_ACCESS_KEY = "AKIDEXAMPLE"
+S3_SECRET_KEY = "SECRETEXAMPLE"
+
+
+class S3Server:
+    """One s3s-fs process serving `root` (a bucket is a directory under it) on a fixed
+    loopback port, so `stop()` + `start()` brings the same store back (outage tests)."""
+
+    def __init__(self, binary: Path, root: Path, log_dir: Path):
+        self.binary = binary
+        self.root = root
+        self.log_dir = log_dir
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.proc: Optional[subprocess.Popen] = None
+        self.starts = 0
+        self.log_paths: list[Path] = []
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> "S3Server":
+        assert not self.running(), "s3s-fs already running"
+        self.starts += 1
+        log_path = self.log_dir / f"s3s-fs-run{self.starts}.log"
+        self.log_paths.append(log_path)
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [str(self.binary), "--host", self.host, "--port", str(self.port), "--access-key",
+                 S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY, str(self.root)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"s3s-fs exited with {self.proc.returncode} at start:\n"
+                                     + log_path.read_text(errors="replace")[-3000:])
+            try:
+                with socket.create_connection((self.host, self.port), timeout=1):
+                    return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise AssertionError(f"s3s-fs not accepting connections on {self.port} "
+                                         f"after {timeout}s")
+                time.sleep(0.05)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM (SIGKILL after 10 s); afterwards the port refuses connections."""
+        if not self.running():
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def kill(self):
+        if self.running():
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def make_bucket(self, name: str) -> str:
+        os.makedirs(self.root / name, exist_ok=True)
+        return name
+
+    def objects(self, bucket: str, prefix: str = "") -> list:
+        """Keys of the real objects in `bucket` under `prefix` (s3s-fs's `*.json`
+        metadata sidecars and in-progress upload files excluded), sorted."""
+        base = self.root / bucket
+        out = []
+        for p in base.rglob("*"):
+            if not p.is_file():
+                continue
+            key = p.relative_to(base).as_posix()
+            if key.endswith(".json") or "/." in "/" + key:
+                continue
+            if key.startswith(prefix):
+                out.append(key)
+        return sorted(out)
+
+    def broker_overrides(self, bucket: str, prefix: Optional[str] = None) -> dict:
+        """The broker settings that put its remote tier in `bucket` on this server."""
+        o = {
+            "rsm.config.storage.backend": "s3",
+            "rsm.config.s3.bucket": bucket,
+            "rsm.config.s3.endpoint": self.endpoint,
+            "rsm.config.s3.region": "us-east-1",
+            "rsm.config.s3.access.key.id": S3_ACCESS_KEY,
+            "rsm.config.s3.secret.access.key": S3_SECRET_KEY,
+            "rsm.config.s3.allow.http": "true",
+        }
+        if prefix is not None:
+            o["rsm.config.prefix"] = prefix
+        return o
+
+
+@pytest.fixture(scope="session")
+def s3s_fs_bin() -> Path:
+    path = Path(os.environ.get("S3S_FS_BIN") or str(REPO / ".tools" / "bin" / "s3s-fs"))
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"s3s-fs not found at {path} (scripts/test.sh installs it: "
+                    f"`cargo install s3s-fs@0.14.1 --features binary --locked`; or set S3S_FS_BIN)",
+                    pytrace=False)
+    return path
+
+
+@pytest.fixture
+def s3_server(s3s_fs_bin, tmp_path):
+    """A running s3s-fs on a fresh directory; killed at teardown."""
+    root = tmp_path / "s3-root"
+    root.mkdir()
+    server = S3Server(s3s_fs_bin, root, tmp_path)
+    server.start()
+    yield server
+    server.kill()

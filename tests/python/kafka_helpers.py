@@ -950,3 +950,86 @@ def assert_matches(msgs: list, gens: dict, offsets: Optional[dict] = None, what:
             if offsets is not None:
                 assert offsets[g.i] == (p, m.offset), (
                     f"{what}: record {g.i} delivered at {offsets[g.i]} but read at {(p, m.offset)}")
+
+
+# ---------------------------------------------------------------------------
+# Tiered storage: raw ListOffsets v9 (-2/-4/-5) and a raw multi-topic Fetch v4
+# ---------------------------------------------------------------------------
+EARLIEST_TIMESTAMP = -2
+EARLIEST_LOCAL_TIMESTAMP = -4
+LATEST_TIERED_TIMESTAMP = -5
+KAFKA_STORAGE_ERROR = 56
+
+
+def list_offsets_v9(conn: RawConnection, topic: str, partition: int, timestamp: int) -> dict:
+    """One partition of a ListOffsets v9 (flexible) request; returns
+    {error_code, timestamp, offset, leader_epoch}."""
+    part = i32(partition) + i32(-1) + i64(timestamp) + EMPTY_TAGS
+    body = (i32(-1) + i8(0) + compact_array([compact_string(topic) + compact_array([part]) + EMPTY_TAGS])
+            + EMPTY_TAGS)
+    corr = conn.send_request(API_LIST_OFFSETS, 9, body, flexible_header=True)
+    r = conn.recv_response(corr, flexible_header=True)
+    r.i32()  # throttle
+
+    def partition_entry(rr: Reader) -> dict:
+        p = {"partition": rr.i32(), "error_code": rr.i16(), "timestamp": rr.i64(), "offset": rr.i64(),
+             "leader_epoch": rr.i32()}
+        rr.tagged_fields()
+        return p
+
+    def topic_entry(rr: Reader):
+        name = rr.compact_string()
+        parts = rr.compact_array(partition_entry)
+        rr.tagged_fields()
+        return name, parts
+
+    topics = r.compact_array(topic_entry)
+    (name, parts), = topics
+    assert name == topic and len(parts) == 1, f"ListOffsets answered for {topics!r}"
+    return parts[0]
+
+
+def list_offset(host: str, port: int, topic: str, partition: int, timestamp: int) -> int:
+    """The offset for `timestamp` (e.g. -2, -4, -5); asserts error_code 0."""
+    with RawConnection(host, port) as c:
+        p = list_offsets_v9(c, topic, partition, timestamp)
+    assert p["error_code"] == NONE, f"ListOffsets {topic}-{partition} ts={timestamp}: {p}"
+    return p["offset"]
+
+
+def fetch_v4(conn: RawConnection, wants: list, max_wait_ms: int = 500, min_bytes: int = 1,
+             max_bytes: int = 50 * 1024 * 1024, partition_max_bytes: int = 1024 * 1024) -> dict:
+    """Fetch v4 for [(topic, partition, offset)]; returns
+    {(topic, partition): {error_code, high_watermark, log_start_offset?, records}}."""
+    by_topic: dict = {}
+    for t, p, off in wants:
+        by_topic.setdefault(t, []).append(i32(p) + i64(off) + i32(partition_max_bytes))
+    body = (i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes) + i8(0)
+            + array([string(t) + array(ps) for t, ps in by_topic.items()]))
+    corr = conn.send_request(API_FETCH, 4, body)
+    r = conn.recv_response(corr)
+    r.i32()  # throttle
+    out = {}
+    for _ in range(r.i32()):
+        name = r.string()
+        for _ in range(r.i32()):
+            p = {"partition": r.i32(), "error_code": r.i16(), "high_watermark": r.i64(),
+                 "last_stable_offset": r.i64()}
+            p["aborted"] = r.array(lambda rr: (rr.i64(), rr.i64()))
+            p["records"] = r.kbytes() or b""
+            out[(name, p["partition"])] = p
+    return out
+
+
+def batch_offsets(records: bytes) -> list:
+    """(base_offset, last_offset) of each complete record batch in a Fetch `records` blob."""
+    out = []
+    pos = 0
+    while pos + 61 <= len(records):
+        base, length = struct.unpack_from(">qi", records, pos)
+        if pos + 12 + length > len(records):
+            break
+        last_delta = struct.unpack_from(">i", records, pos + 23)[0]
+        out.append((base, base + last_delta))
+        pos += 12 + length
+    return out

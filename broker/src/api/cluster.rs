@@ -27,22 +27,14 @@ pub fn describe_cluster(broker: &Broker, req: &DescribeClusterRequest) -> Descri
     resp.cluster_id = StrBytes::from_string(image.cluster_id.clone());
     resp.controller_id = BrokerId(broker.config.node_id);
     resp.cluster_authorized_operations = i32::MIN;
-    let listener = &broker.config.advertised_listeners[0];
     resp.brokers = image
         .brokers
         .values()
         .filter(|b| req.include_fenced_brokers || !b.fenced)
         .map(|b| {
-            let ep = b
-                .endpoints
-                .iter()
-                .find(|e| e.name == listener.name)
-                .or(b.endpoints.first());
             let mut d = DescribeClusterBroker::default();
             d.broker_id = BrokerId(b.id);
-            d.host = StrBytes::from_string(ep.map(|e| e.host.clone()).unwrap_or_default());
-            d.port = ep.map(|e| e.port as i32).unwrap_or(0);
-            d.rack = b.rack.clone().map(StrBytes::from_string);
+            (d.host, d.port, d.rack) = super::metadata::client_endpoint(broker, b);
             d.is_fenced = b.fenced;
             d
         })

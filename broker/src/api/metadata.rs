@@ -10,7 +10,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use shale_raft::{CreateTopicSpec, MetadataImage, TopicImage};
+use shale_raft::{BrokerRegistration, CreateTopicSpec, MetadataImage, TopicImage};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -104,23 +104,34 @@ pub async fn auto_create(broker: &Arc<Broker>, name: &str) -> Result<(), i16> {
     }
 }
 
-fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+/// Host, port and rack clients should use for a registered broker: its endpoint on the listener
+/// this broker advertises first (else its first endpoint).
+pub fn client_endpoint(
+    broker: &Broker,
+    b: &BrokerRegistration,
+) -> (StrBytes, i32, Option<StrBytes>) {
     let listener = &broker.config.advertised_listeners[0];
+    let ep = b
+        .endpoints
+        .iter()
+        .find(|e| e.name == listener.name)
+        .or(b.endpoints.first());
+    (
+        StrBytes::from_string(ep.map(|e| e.host.clone()).unwrap_or_default()),
+        ep.map(|e| i32::from(e.port)).unwrap_or(0),
+        b.rack.clone().map(StrBytes::from_string),
+    )
+}
+
+fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
     image
         .brokers
         .values()
         .filter(|b| !b.fenced)
         .map(|b| {
-            let ep = b
-                .endpoints
-                .iter()
-                .find(|e| e.name == listener.name)
-                .or(b.endpoints.first());
             let mut m = MetadataResponseBroker::default();
             m.node_id = BrokerId(b.id);
-            m.host = StrBytes::from_string(ep.map(|e| e.host.clone()).unwrap_or_default());
-            m.port = ep.map(|e| e.port as i32).unwrap_or(0);
-            m.rack = b.rack.clone().map(StrBytes::from_string);
+            (m.host, m.port, m.rack) = client_endpoint(broker, b);
             m
         })
         .collect()
