@@ -192,9 +192,7 @@ async fn serve(
     let _ = group_timers.await;
     let _ = tiering.await;
     if let Some(t) = broker.tiering() {
-        if let Err(e) = t.rlmm.snapshot() {
-            tracing::warn!(error = %e, "could not write the remote log metadata snapshot");
-        }
+        t.snapshot();
     }
     let b = broker.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {

@@ -46,8 +46,9 @@ impl Tiering {
     /// The Prometheus text of every tiering metric.
     pub fn render_metrics(&self) -> String {
         let mut out = String::new();
-        let t = &self.rlm.stats;
         let f = &self.fetch_stats;
+        let zero = shale_remote_log::tasks::TaskStats::default();
+        let t = self.active().map_or(&zero, |a| &a.rlm.stats);
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         counter(
             &mut out,
@@ -99,8 +100,12 @@ impl Tiering {
         );
         counter(&mut out, "RemoteFetchExpiresPerSec", "Remote reads that outlived remote.fetch.max.wait.ms (DelayedRemoteFetchMetrics ExpiresPerSec).", load(&f.expired));
         let (mut size, mut count) = (0i64, 0usize);
-        for tp in self.rlmm.remote_partitions() {
-            let segments = self.rlmm.list_remote_log_segments(&tp).unwrap_or_default();
+        let rlmm = self.active().map(|a| a.rlmm.clone());
+        for tp in rlmm.iter().flat_map(|r| r.remote_partitions()) {
+            let segments = rlmm
+                .as_ref()
+                .and_then(|r| r.list_remote_log_segments(&tp).ok())
+                .unwrap_or_default();
             count += segments.len();
             size += segments
                 .iter()

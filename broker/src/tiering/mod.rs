@@ -110,28 +110,42 @@ fn remote_root_beside(log_dir: &Path) -> PathBuf {
     log_dir.with_file_name(format!("{name}-remote"))
 }
 
+/// The metadata manager and the tasks, started on first need.
+#[derive(Debug)]
+pub struct Active {
+    /// Remote log metadata.
+    pub rlmm: Arc<TopicBasedRemoteLogMetadataManager>,
+    /// Copy / expiration / deletion tasks.
+    pub rlm: RemoteLogManager,
+}
+
 /// The running tiered-storage machinery.
+///
+/// The object store and the reader exist from start-up. The metadata manager (and with it the
+/// 50-partition `__remote_log_metadata` topic) starts when something needs it: at start-up if the
+/// topic already exists, otherwise at the first tiered partition or unfinished deletion. A broker
+/// that never tiers anything never creates the topic, and a fresh start stays fast.
 #[derive(Debug)]
 pub struct Tiering {
     /// Settings.
     pub settings: TieringSettings,
     /// Remote storage settings.
     pub storage: RemoteStorageConfig,
-    /// Remote log metadata.
-    pub rlmm: Arc<TopicBasedRemoteLogMetadataManager>,
-    /// Copy / expiration / deletion tasks.
-    pub rlm: RemoteLogManager,
     /// Cached remote reads.
     pub reader: RemoteLogReader,
     /// Object-store request counts and latency.
     pub store_stats: Arc<StoreStats>,
+    rsm: Arc<ObjectRsm>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Rng>,
+    broker: std::sync::Weak<Broker>,
+    active: tokio::sync::OnceCell<Active>,
     fetch_quota: RateLimiter,
     fetch_stats: remote_read::FetchStats,
 }
 
 impl Tiering {
-    /// Builds the machinery, replays the metadata and finishes interrupted deletions. `None` when
-    /// `remote.log.storage.system.enable=false`.
+    /// Builds the machinery. `None` when `remote.log.storage.system.enable=false`.
     pub async fn start(
         broker: &Arc<Broker>,
         clock: Arc<dyn Clock>,
@@ -141,57 +155,73 @@ impl Tiering {
         if !settings.enabled {
             return Ok(None);
         }
-        let storage = RemoteStorageConfig::from_props(
-            settings.rsm.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            Some(&settings.default_remote_root),
-        )
-        .context("remote storage configuration (rsm.config.*)")?;
+        let props = settings.rsm.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let storage = RemoteStorageConfig::from_props(props, Some(&settings.default_remote_root))
+            .context("remote storage configuration (rsm.config.*)")?;
         let raw = shale_remote_log::build_object_store(&storage)
             .context("building the remote object store")?;
         let instrumented = InstrumentedStore::new(raw, clock.clone());
         let store_stats = instrumented.stats();
         let store: Arc<dyn object_store::ObjectStore> = Arc::new(instrumented);
-        let rsm = Arc::new(ObjectRsm::new(store.clone(), &storage.prefix));
-        let reader = RemoteLogReader::from_config(store, &storage);
-        let rlmm_config = RlmmConfig {
-            num_partitions: settings.metadata_partitions,
-            snapshot_path: Some(broker.config.log_dirs[0].join(RlmmConfig::SNAPSHOT_FILE_NAME)),
-        };
-        let topic = Arc::new(LocalMetadataTopic::new(broker));
-        let (rlmm_clock, rlmm_topic) = (clock.clone(), topic.clone());
-        let rlmm = tokio::task::spawn_blocking(move || {
-            TopicBasedRemoteLogMetadataManager::start(rlmm_config, rlmm_topic, rlmm_clock)
-        })
-        .await?
-        .context("loading __remote_log_metadata")?;
-        let rlmm = Arc::new(rlmm);
-        let rlm = RemoteLogManager::new(
-            rsm,
-            rlmm.clone(),
-            clock.clone(),
-            rng,
-            broker.config.node_id,
-            settings.copy_bytes_per_second,
-        );
         let tiering = Arc::new(Tiering {
-            fetch_quota: RateLimiter::new(settings.fetch_bytes_per_second, clock),
+            rsm: Arc::new(ObjectRsm::new(store.clone(), &storage.prefix)),
+            reader: RemoteLogReader::from_config(store, &storage),
+            fetch_quota: RateLimiter::new(settings.fetch_bytes_per_second, clock.clone()),
             fetch_stats: remote_read::FetchStats::default(),
+            clock,
+            rng,
+            broker: Arc::downgrade(broker),
+            active: tokio::sync::OnceCell::new(),
             settings,
             storage,
-            rlmm,
-            rlm,
-            reader,
             store_stats,
         });
-        match tiering.rlm.sweep_deleted().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(partitions = n, "finished interrupted remote deletions"),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not finish interrupted remote deletions; will retry")
-            }
+        if broker.image().topic(metadata_topic::TOPIC).is_some() {
+            tiering.activate().await?;
         }
         tracing::info!(backend = ?tiering.storage.backend, "tiered storage enabled");
         Ok(Some(tiering))
+    }
+
+    /// The metadata manager and tasks, if started.
+    pub fn active(&self) -> Option<&Active> {
+        self.active.get()
+    }
+
+    /// Starts the metadata manager (creating `__remote_log_metadata` if needed, replaying it from
+    /// the local snapshot) and finishes deletions a crash interrupted.
+    pub async fn activate(&self) -> anyhow::Result<&Active> {
+        self.active
+            .get_or_try_init(|| async {
+                let broker = self.broker.upgrade().context("the broker is shutting down")?;
+                let config = RlmmConfig {
+                    num_partitions: self.settings.metadata_partitions,
+                    snapshot_path: Some(broker.config.log_dirs[0].join(RlmmConfig::SNAPSHOT_FILE_NAME)),
+                };
+                let topic = Arc::new(LocalMetadataTopic::new(&broker));
+                let clock = self.clock.clone();
+                let rlmm = tokio::task::spawn_blocking(move || {
+                    TopicBasedRemoteLogMetadataManager::start(config, topic, clock)
+                })
+                .await?
+                .context("loading __remote_log_metadata")?;
+                let rlmm = Arc::new(rlmm);
+                let rlm = RemoteLogManager::new(
+                    self.rsm.clone(),
+                    rlmm.clone(),
+                    self.clock.clone(),
+                    self.rng.clone(),
+                    broker.config.node_id,
+                    self.settings.copy_bytes_per_second,
+                );
+                match rlm.sweep_deleted().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(partitions = n, "finished interrupted remote deletions"),
+                    Err(e) => tracing::warn!(error = %e, "could not finish interrupted remote deletions; will retry"),
+                }
+                Ok::<_, anyhow::Error>(Active { rlmm, rlm })
+            })
+            .await
     }
 
     /// One round of the tiering tasks over every tiered partition this broker leads, and the
@@ -203,23 +233,46 @@ impl Tiering {
             .filter(|p| p.log.is_tiered())
             .map(partition::TieredLog::new)
             .collect();
+        let active = match self.active() {
+            Some(a) => a,
+            None if partitions.is_empty() && !self.deletions_pending().await => return,
+            None => match self.activate().await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot start tiered storage; will retry");
+                    return;
+                }
+            },
+        };
         for p in &partitions {
-            self.rlm.run_partition(p).await;
+            active.rlm.run_partition(p).await;
         }
         let image = broker.image();
-        for tp in self.rlmm.remote_partitions() {
+        for tp in active.rlmm.remote_partitions() {
             let alive = image
                 .topic_by_id(&tp.topic_id)
                 .is_some_and(|t| t.partitions.contains_key(&tp.partition));
             if !alive {
-                if let Err(e) = self.rlm.delete_partition(&tp).await {
+                if let Err(e) = active.rlm.delete_partition(&tp).await {
                     tracing::warn!(partition = %tp, error = %e, "deleting remote data of a deleted topic failed; will retry");
                 }
             }
         }
-        if let Err(e) = self.rlmm.snapshot() {
-            tracing::warn!(error = %e, "could not write the remote log metadata snapshot");
+        self.snapshot();
+    }
+
+    /// Writes the metadata snapshot that bounds the replay at the next start.
+    pub fn snapshot(&self) {
+        if let Some(a) = self.active() {
+            if let Err(e) = a.rlmm.snapshot() {
+                tracing::warn!(error = %e, "could not write the remote log metadata snapshot");
+            }
         }
+    }
+
+    async fn deletions_pending(&self) -> bool {
+        use shale_remote_log::RemoteStorageManager;
+        matches!(self.rsm.list_delete_markers().await, Ok(m) if !m.is_empty())
     }
 
     /// The id of a tiered partition in RLMM terms.

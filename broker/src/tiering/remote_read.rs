@@ -41,7 +41,10 @@ pub enum RemoteReadError {
 impl Tiering {
     /// Finished remote segments of a partition, oldest first.
     pub fn finished_segments(&self, tp: &TopicIdPartition) -> Vec<RemoteLogSegmentMetadata> {
-        let mut segments: Vec<_> = self
+        let Some(active) = self.active() else {
+            return Vec::new(); // nothing was ever tiered on this broker
+        };
+        let mut segments: Vec<_> = active
             .rlmm
             .list_remote_log_segments(tp)
             .unwrap_or_default()
