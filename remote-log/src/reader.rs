@@ -258,12 +258,23 @@ fn first_at_or_after(
 }
 
 /// Cuts `data` after its last complete batch.
+/// The whole batches at the front of `data`, each checked against its CRC-32C: bytes from the
+/// object store are never served unverified (a corrupt object is an error, not bad records).
 fn whole_batches(data: Bytes, meta: &RemoteLogSegmentMetadata) -> Result<Bytes> {
     let mut it = batches(data.clone());
     let mut good = 0;
     while let Some(r) = it.next() {
         match r {
-            Ok(_) => good = it.position(),
+            Ok(batch) => {
+                if let Err(e) = batch.verify_crc() {
+                    let at = batch.base_offset();
+                    return Err(RemoteLogError::corrupt(
+                        seg(meta),
+                        format!("batch at offset {at}: {e}"),
+                    ));
+                }
+                good = it.position();
+            }
             Err(e) if good == 0 => return Err(RemoteLogError::corrupt(seg(meta), e.to_string())),
             Err(_) => break,
         }

@@ -195,3 +195,23 @@ async fn a_prewarmed_segment_needs_no_index_get() {
     reader.offset_for_timestamp(&meta, 0).await.unwrap();
     assert_eq!(reader.index_cache().stats().snapshot().gets, 0);
 }
+
+#[tokio::test]
+async fn a_corrupted_object_is_an_error_not_bad_records() {
+    let (reader, fx, meta) = setup(&FixtureSpec::default()).await;
+    let obj = reader.rsm().log_object(&meta).unwrap();
+    let mut bytes = fx.log.to_vec();
+    let inside_first_batch = fx.batches[0].position as usize + 70;
+    bytes[inside_first_batch] ^= 0x5a; // same size, wrong content: only the CRC can tell
+    reader
+        .rsm()
+        .store()
+        .put(&obj.key, bytes.into())
+        .await
+        .unwrap();
+    let err = reader
+        .read(&meta, meta.start_offset, 1 << 20, true)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RemoteLogError::Corrupt { .. }), "{err}");
+}

@@ -367,6 +367,44 @@ class S3Server:
                 out.append(key)
         return sorted(out)
 
+    def get_objects(self, bucket: str, keys: list) -> int:
+        """GETs whole objects over one keep-alive HTTP connection with SigV4-signed requests
+        (no SDK), for a raw-GET throughput figure; returns the bytes received."""
+        import hashlib
+        import hmac
+        import http.client
+        from datetime import datetime, timezone
+
+        def hm(k: bytes, msg: str) -> bytes:
+            return hmac.new(k, msg.encode(), hashlib.sha256).digest()
+
+        empty = hashlib.sha256(b"").hexdigest()
+        host = f"{self.host}:{self.port}"
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        total = 0
+        try:
+            for key in keys:
+                now = datetime.now(timezone.utc)
+                amz, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+                path = f"/{bucket}/{key}"
+                canonical = (f"GET\n{path}\n\nhost:{host}\nx-amz-content-sha256:{empty}\nx-amz-date:{amz}\n\n"
+                             f"host;x-amz-content-sha256;x-amz-date\n{empty}")
+                scope = f"{day}/us-east-1/s3/aws4_request"
+                to_sign = f"AWS4-HMAC-SHA256\n{amz}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+                k = hm(hm(hm(hm(("AWS4" + S3_SECRET_KEY).encode(), day), "us-east-1"), "s3"), "aws4_request")
+                sig = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+                conn.request("GET", path, headers={
+                    "Host": host, "x-amz-date": amz, "x-amz-content-sha256": empty,
+                    "Authorization": f"AWS4-HMAC-SHA256 Credential={S3_ACCESS_KEY}/{scope}, "
+                                     f"SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={sig}"})
+                resp = conn.getresponse()
+                body = resp.read()
+                assert resp.status == 200, f"GET {path}: {resp.status} {body[:300]!r}"
+                total += len(body)
+        finally:
+            conn.close()
+        return total
+
     def broker_overrides(self, bucket: str, prefix: Optional[str] = None) -> dict:
         """The broker settings that put its remote tier in `bucket` on this server."""
         o = {

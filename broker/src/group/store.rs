@@ -65,7 +65,9 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), i16> {
     .await;
     match result {
         Ok(_) | Err(shale_raft::ControllerError::TopicAlreadyExists(_)) => {
-            tracing::info!("created {OFFSETS_TOPIC}");
+            if result.is_ok() {
+                tracing::info!("created {OFFSETS_TOPIC}");
+            }
             let n = broker
                 .image()
                 .topic(OFFSETS_TOPIC)
