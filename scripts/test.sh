@@ -7,6 +7,7 @@
 #   3b. s3s-fs 0.14.1 in .tools (S3-compatible test server)   cargo install, only if missing
 #   4. cargo fmt --check, clippy -D warnings, cargo test --workspace
 #   5. cargo build --release -p shale-broker
+#   5b. bench smoke run of shale-bench (3 s) + cargo bench -p shale-bench --no-run
 #   6. pytest tests/python against target/release/shale
 #
 # Options:
@@ -26,7 +27,7 @@ while [[ $# -gt 0 ]]; do
         --python-only) PYTHON_ONLY=1 ;;
         --no-build) PYTHON_ONLY=1; BUILD=0 ;;
         --) shift; PYTEST_ARGS=("$@"); break ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "scripts/test.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -138,6 +139,14 @@ fi
 [[ -x "$SHALE_BIN" ]] || { echo "shale binary missing: $SHALE_BIN" >&2; exit 1; }
 export SHALE_BIN
 echo "SHALE_BIN=$SHALE_BIN"
+
+# ---------------------------------------------------------------------------
+# Benchmark harness must not rot: a ~3 s driver smoke run (zero errors, nonzero throughput) against
+# a fresh release broker, and the criterion micro-benchmarks compiled (not timed). See docs/benchmarks.md.
+step "5b/6 bench smoke run + cargo bench --no-run"
+cargo build -p shale-bench --bins
+BENCH_BIN="$ROOT/target/debug/shale-bench" bench/scripts/smoke.sh
+cargo bench -p shale-bench --no-run
 
 # ---------------------------------------------------------------------------
 step "6/6 pytest tests/python"
