@@ -162,8 +162,14 @@ impl RemoteLogReader {
             });
         }
         let obj = self.rsm.log_object(meta)?;
-        let index = self.indexes.get(meta, IndexType::Offset).await?;
-        let mut pos = offset_index_lookup(&index, fetch_offset - meta.start_offset);
+        // A read from the segment's first offset (sequential consumers, and every read that
+        // continues into the next segment) starts at position 0: no index GET on that path.
+        let mut pos = if fetch_offset == meta.start_offset {
+            0
+        } else {
+            let index = self.indexes.get(meta, IndexType::Offset).await?;
+            offset_index_lookup(&index, fetch_offset - meta.start_offset)
+        };
         let first = loop {
             match self.peek(meta, &obj, pos).await? {
                 None => return Ok(Bytes::new()),

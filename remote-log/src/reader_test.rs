@@ -215,3 +215,20 @@ async fn a_corrupted_object_is_an_error_not_bad_records() {
         .unwrap_err();
     assert!(matches!(err, RemoteLogError::Corrupt { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn a_cold_read_from_the_segment_start_needs_no_index_get() {
+    let spec = FixtureSpec {
+        batches: 10,
+        value_size: 20,
+        ..FixtureSpec::default()
+    };
+    let (reader, fx, meta) = setup(&spec).await;
+    let got = reader
+        .read(&meta, meta.start_offset, 1 << 20, true)
+        .await
+        .unwrap();
+    assert_eq!(got, fx.log, "the whole segment, from position 0");
+    assert_eq!(reader.index_cache().stats().snapshot().gets, 0);
+    assert_eq!(reader.block_cache().stats().snapshot().gets, 1);
+}
