@@ -58,8 +58,9 @@ async fn list_offset(c: &mut Client, ts: i64) -> i64 {
     p.offset
 }
 
-/// Every record from offset 0 to `end`, as (offset, value).
-async fn read_all(c: &mut Client, end: i64) -> Vec<(i64, Bytes)> {
+/// Every record from offset 0 to `end`, as (offset, value), fetching at most `max_bytes` per
+/// request.
+async fn read_all(c: &mut Client, end: i64, max_bytes: i32) -> Vec<(i64, Bytes)> {
     let mut out = Vec::new();
     let mut next = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -68,7 +69,9 @@ async fn read_all(c: &mut Client, end: i64) -> Vec<(i64, Bytes)> {
             tokio::time::Instant::now() < deadline,
             "stuck reading at {next}"
         );
-        let resp = c.send(&fetch_request(TOPIC, next, 500), 12).await.unwrap();
+        let mut req = fetch_request(TOPIC, next, 500);
+        req.topics[0].partitions[0].partition_max_bytes = max_bytes;
+        let resp = c.send(&req, 12).await.unwrap();
         let p = &resp.responses[0].partitions[0];
         assert_eq!(p.error_code, 0, "fetch at {next}");
         for b in batches(p.records.clone().unwrap_or_default()) {
@@ -134,7 +137,9 @@ async fn segments_tier_out_and_stay_readable_across_a_restart() {
     create_tiered(&mut c).await;
     let mut sent = Vec::new();
     for i in 0..120 {
-        let b = batch(10, now_ms());
+        // Uneven batches: a read that stops before a big batch must not go on to the next
+        // segment's small first batch (that would skip offsets).
+        let b = batch(if i % 4 == 3 { 40 } else { 3 }, now_ms());
         sent.extend(
             b.records()
                 .unwrap()
@@ -171,7 +176,9 @@ async fn segments_tier_out_and_stay_readable_across_a_restart() {
             assert_eq!(value, &sent[i], "value at offset {i}");
         }
     };
-    check(read_all(&mut c, end).await);
+    for max_bytes in [1 << 20, 9_000, 2_500, 600] {
+        check(read_all(&mut c, end, max_bytes).await);
+    }
     drop(c);
     broker.shutdown().await.unwrap();
 
@@ -182,7 +189,7 @@ async fn segments_tier_out_and_stay_readable_across_a_restart() {
         list_offset(&mut c, -4).await > 0,
         "still tiered after the restart"
     );
-    check(read_all(&mut c, end).await);
+    check(read_all(&mut c, end, 1 << 20).await);
 
     // Deleting the topic removes its remote objects.
     let mut req = DeleteTopicsRequest::default();

@@ -7,6 +7,7 @@
 
 use super::Tiering;
 use bytes::Bytes;
+use shale_protocol::record_batch::batches;
 use shale_rlmm::RemoteLogSegmentState::CopySegmentFinished;
 use shale_rlmm::{RemoteLogSegmentMetadata, TopicIdPartition};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +37,14 @@ pub enum RemoteReadError {
     /// The object store or the remote data failed.
     #[error("remote read failed: {0}")]
     Storage(String),
+}
+
+/// The offset after the last whole batch in `bytes`.
+fn next_offset_after(bytes: &Bytes) -> Option<i64> {
+    batches(bytes.clone())
+        .map_while(Result::ok)
+        .last()
+        .map(|b| b.next_offset())
 }
 
 impl Tiering {
@@ -110,10 +119,15 @@ impl Tiering {
                 break;
             }
             total += bytes.len();
+            // Continue only when this read reached the segment's last offset (a read may stop
+            // early: at the byte budget, or with what is cached) and the next segment starts
+            // right after it; anything else would skip offsets.
+            let reached_end = next_offset_after(&bytes).is_some_and(|o| o > meta.end_offset);
             chunks.push(bytes);
-            // Continue only when the next segment starts right after this one.
             match next {
-                Some(n) if n.start_offset == meta.end_offset + 1 => next_offset = n.start_offset,
+                Some(n) if reached_end && n.start_offset == meta.end_offset + 1 => {
+                    next_offset = n.start_offset
+                }
                 _ => break,
             }
             i += 1;
