@@ -1,5 +1,6 @@
 //! Criterion micro-benchmarks of the broker's hot paths, on in-memory data or a temp dir:
-//! batch header validation + CRC-32C, offset assignment (header patch), index lookup through
+//! batch header validation + CRC-32C, the record-level validation walk (`Bytes` records vs
+//! borrowed views), offset assignment (header patch), index lookup through
 //! `shale_local_log::Log::read`, Fetch response writing (`fetch_writer`), and the remote tier's
 //! block cache on hit and miss (over `object_store::memory::InMemory`).
 //! Compiled in CI with `cargo bench -p shale-bench --no-run`; timed only by hand.
@@ -43,6 +44,29 @@ fn validate_and_crc(c: &mut Criterion) {
         b.iter(|| {
             let rb = RecordBatch::new(black_box(bytes.clone())).unwrap_or_else(|e| panic!("{e}"));
             rb.verify_crc().unwrap_or_else(|e| panic!("{e}"));
+        })
+    });
+    // Record-level validation walk of a produce-sized batch: Bytes-backed records vs views.
+    let small = batch(100, 100);
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("records_100x100B_for_each_record", |b| {
+        b.iter(|| {
+            black_box(&small)
+                .for_each_record(|r| {
+                    black_box((r.timestamp_delta, r.key.is_none()));
+                    Ok(())
+                })
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+    });
+    g.bench_function("records_100x100B_for_each_record_view", |b| {
+        b.iter(|| {
+            black_box(&small)
+                .for_each_record_view(|r| {
+                    black_box((r.timestamp_delta, r.key.is_none()));
+                    Ok(())
+                })
+                .unwrap_or_else(|e| panic!("{e}"))
         })
     });
     g.finish();

@@ -5,7 +5,8 @@
 //! Records are never re-encoded: the header copy is patched (base offset, leader epoch, and for
 //! LogAppendTime or a wrong max timestamp the timestamp fields + CRC) and written together with
 //! the untouched body `Bytes` in one vectored write. Uncompressed batches are validated in place
-//! with `for_each_record` (no per-record allocation); compressed ones are decompressed once.
+//! with `for_each_record_view` (borrowed views: no per-record allocation or refcounting);
+//! compressed ones are decompressed once.
 //! `compression.type` other than `producer` is validated but not applied (no recompression):
 //! batches keep the producer's codec.
 
@@ -175,8 +176,8 @@ impl Log {
         let mut ts_error: Option<(i64, String)> = None;
         let mut key_error: Option<String> = None;
         let mut index = 0usize;
-        b.for_each_record(|r| {
-            let ts = b.record_timestamp(r);
+        b.for_each_record_view(|r| {
+            let ts = b.record_view_timestamp(r);
             if compact && r.key.is_none() && key_error.is_none() {
                 key_error = Some(format!(
                     "record {index} has no key but the topic is compacted"

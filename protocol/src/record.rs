@@ -1,9 +1,15 @@
 //! One v2 record ([`Record`], with ordered, possibly duplicate [`Header`]s): its varint encoding
-//! and zero-copy decoding, the validated walk over a batch's records payload, and
+//! and zero-copy decoding, the validated walk over a batch's records payload (as `Bytes`-backed
+//! [`Record`]s, or as borrowed [`RecordView`]s for validation without refcounting), and
 //! [`BatchBuilder`], which assembles a complete v2 batch (tests, metadata/control batches,
 //! compaction).
 //!
+//! Both walks share one field parser (`SliceCursor`, which yields byte ranges), so they accept
+//! and reject exactly the same payloads with the same errors.
+//!
 //! Record layout and validation rules: formats.md §1.3.
+
+use std::ops::Range;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -118,20 +124,36 @@ impl Record {
     /// Decodes one record from the front of `buf` and advances it. Key, value and headers are
     /// zero-copy slices of `buf`.
     pub fn decode(buf: &mut Bytes) -> Result<Self, BatchError> {
-        let mut cur = Cursor::new(buf);
         let mut rec = Record::default();
-        cur.record_into(&mut rec)?;
+        let mut cur = SliceCursor::new(buf);
+        let spans = cur.record(&mut BytesHeaders {
+            src: buf,
+            out: &mut rec.headers,
+        })?;
+        spans.fill(buf, &mut rec);
         let used = cur.pos;
         buf.advance(used);
         Ok(rec)
     }
 }
 
-/// Read position over a shared buffer; `take` hands out zero-copy slices.
-struct Cursor<'a> {
-    src: &'a Bytes,
-    pos: usize,
-    end: usize,
+/// One record borrowed from a records payload: the fields validation needs, without `Bytes`
+/// refcounting or allocation. Produced by [`for_each_view_in_payload`] and
+/// [`RecordBatch::for_each_record_view`]; headers were structurally checked but are only counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RecordView<'a> {
+    /// Unused by Kafka, written as 0.
+    pub attributes: i8,
+    /// Record timestamp − batch base timestamp.
+    pub timestamp_delta: i64,
+    /// Record offset − batch base offset.
+    pub offset_delta: i32,
+    /// Key, `None` for null.
+    pub key: Option<&'a [u8]>,
+    /// Value, `None` for null (a tombstone).
+    pub value: Option<&'a [u8]>,
+    /// Number of headers.
+    pub header_count: usize,
 }
 
 fn invalid(msg: impl Into<String>) -> BatchError {
@@ -146,58 +168,165 @@ fn in_record(e: BatchError) -> BatchError {
     }
 }
 
-impl<'a> Cursor<'a> {
-    fn new(src: &'a Bytes) -> Self {
-        Cursor {
-            src,
+/// Fields of one parsed record, byte fields as ranges of the buffer the cursor walks. Both the
+/// `Bytes` walk ([`Record`]) and the borrowed walk ([`RecordView`]) are built from it.
+struct RecordSpans {
+    attributes: i8,
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<Range<usize>>,
+    value: Option<Range<usize>>,
+    header_count: usize,
+}
+
+impl RecordSpans {
+    /// Sets `rec`'s scalar fields and key/value (zero-copy slices of `src`); headers are filled
+    /// by [`BytesHeaders`] during the walk.
+    fn fill(self, src: &Bytes, rec: &mut Record) {
+        rec.attributes = self.attributes;
+        rec.timestamp_delta = self.timestamp_delta;
+        rec.offset_delta = self.offset_delta;
+        rec.key = self.key.map(|r| src.slice(r));
+        rec.value = self.value.map(|r| src.slice(r));
+    }
+
+    #[inline]
+    fn view(self, src: &[u8]) -> RecordView<'_> {
+        RecordView {
+            attributes: self.attributes,
+            timestamp_delta: self.timestamp_delta,
+            offset_delta: self.offset_delta,
+            key: self.key.map(|r| &src[r]),
+            value: self.value.map(|r| &src[r]),
+            header_count: self.header_count,
+        }
+    }
+}
+
+/// Receives the headers a [`SliceCursor`] walks over; `()` only lets them be checked.
+trait HeaderSink {
+    /// Called once per record after the header count was read, before its headers.
+    fn start(&mut self, count: usize, remaining: usize);
+    /// One header: key range and value range (`None` for a null value).
+    fn header(&mut self, key: Range<usize>, value: Option<Range<usize>>);
+}
+
+impl HeaderSink for () {
+    #[inline]
+    fn start(&mut self, _: usize, _: usize) {}
+    #[inline]
+    fn header(&mut self, _: Range<usize>, _: Option<Range<usize>>) {}
+}
+
+/// Collects headers as zero-copy slices of `src` into a reused vector.
+struct BytesHeaders<'b> {
+    src: &'b Bytes,
+    out: &'b mut Vec<Header>,
+}
+
+impl HeaderSink for BytesHeaders<'_> {
+    fn start(&mut self, count: usize, remaining: usize) {
+        self.out.clear();
+        // Each header takes at least 2 bytes; never trust `count` for the allocation.
+        self.out.reserve(count.min(remaining / 2));
+    }
+
+    fn header(&mut self, key: Range<usize>, value: Option<Range<usize>>) {
+        self.out.push(Header {
+            key: self.src.slice(key),
+            value: value.map(|r| self.src.slice(r)),
+        });
+    }
+}
+
+/// Read position over a borrowed buffer, `pos <= end <= buf.len()`. Byte fields come back as
+/// ranges of `buf`, so callers slice either the `Bytes` or the `&[u8]` they walk.
+struct SliceCursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    end: usize,
+}
+
+impl<'a> SliceCursor<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        SliceCursor {
+            buf,
             pos: 0,
-            end: src.len(),
+            end: buf.len(),
         }
     }
 
+    #[inline]
     fn remaining(&self) -> usize {
         self.end - self.pos
     }
 
+    /// The raw (not yet zig-zag decoded) value and length of the next varint when it is complete
+    /// and one or two bytes long: the usual case for record and field lengths and for deltas.
+    #[inline]
+    fn short_raw(&self) -> Option<(u32, usize)> {
+        match self.buf[self.pos..self.end] {
+            [b0, ..] if b0 < 0x80 => Some((u32::from(b0), 1)),
+            [b0, b1, ..] if b1 < 0x80 => Some((u32::from(b0 & 0x7f) | (u32::from(b1) << 7), 2)),
+            _ => None,
+        }
+    }
+
+    #[inline]
     fn read_with<T>(
         &mut self,
-        f: fn(&mut &[u8]) -> Result<T, BatchError>,
+        f: impl FnOnce(&mut &[u8]) -> Result<T, BatchError>,
     ) -> Result<T, BatchError> {
-        let mut s = &self.src[self.pos..self.end];
+        let mut s = &self.buf[self.pos..self.end];
         let before = s.len();
         let v = f(&mut s)?;
         self.pos += before - s.len();
         Ok(v)
     }
 
+    /// Zig-zag varint; one- and two-byte values skip the general decoder.
+    #[inline]
     fn varint(&mut self) -> Result<i32, BatchError> {
+        if let Some((raw, n)) = self.short_raw() {
+            self.pos += n;
+            return Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32));
+        }
         self.read_with(read_varint)
     }
 
+    /// Zig-zag varlong, with the same short fast path as [`Self::varint`].
+    #[inline]
     fn varlong(&mut self) -> Result<i64, BatchError> {
+        if let Some((raw, n)) = self.short_raw() {
+            self.pos += n;
+            return Ok(i64::from(raw >> 1) ^ -i64::from(raw & 1));
+        }
         self.read_with(read_varlong)
     }
 
+    #[inline]
     fn i8(&mut self) -> Result<i8, BatchError> {
         if self.remaining() < 1 {
             return Err(BatchError::Truncated);
         }
-        let v = self.src[self.pos] as i8;
+        let v = self.buf[self.pos] as i8;
         self.pos += 1;
         Ok(v)
     }
 
-    fn take(&mut self, n: usize) -> Result<Bytes, BatchError> {
+    #[inline]
+    fn take(&mut self, n: usize) -> Result<Range<usize>, BatchError> {
         if self.remaining() < n {
             return Err(BatchError::Truncated);
         }
-        let b = self.src.slice(self.pos..self.pos + n);
+        let r = self.pos..self.pos + n;
         self.pos += n;
-        Ok(b)
+        Ok(r)
     }
 
     /// A length-prefixed byte field; any negative length means null (as Kafka reads it).
-    fn opt_bytes(&mut self) -> Result<Option<Bytes>, BatchError> {
+    #[inline]
+    fn opt_bytes(&mut self) -> Result<Option<Range<usize>>, BatchError> {
         let len = self.varint()?;
         match usize::try_from(len) {
             Ok(n) => self.take(n).map(Some),
@@ -205,8 +334,9 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Parses one length-prefixed record into `rec`, reusing its header vector.
-    fn record_into(&mut self, rec: &mut Record) -> Result<(), BatchError> {
+    /// Parses one length-prefixed record, handing its headers to `headers`.
+    #[inline]
+    fn record(&mut self, headers: &mut impl HeaderSink) -> Result<RecordSpans, BatchError> {
         let len = self.varint().map_err(in_record)?;
         let len =
             usize::try_from(len).map_err(|_| invalid(format!("negative record length {len}")))?;
@@ -217,12 +347,12 @@ impl<'a> Cursor<'a> {
             )));
         }
         let end = self.pos + len;
-        let mut inner = Cursor {
-            src: self.src,
+        let mut inner = SliceCursor {
+            buf: self.buf,
             pos: self.pos,
             end,
         };
-        inner.record_body(rec).map_err(in_record)?;
+        let spans = inner.record_body(headers).map_err(in_record)?;
         if inner.pos != end {
             return Err(invalid(format!(
                 "record declares {len} bytes but its fields use {}",
@@ -230,33 +360,64 @@ impl<'a> Cursor<'a> {
             )));
         }
         self.pos = end;
-        Ok(())
+        Ok(spans)
     }
 
-    fn record_body(&mut self, rec: &mut Record) -> Result<(), BatchError> {
-        rec.attributes = self.i8()?;
-        rec.timestamp_delta = self.varlong()?;
-        rec.offset_delta = self.varint()?;
-        rec.key = self.opt_bytes()?;
-        rec.value = self.opt_bytes()?;
+    #[inline]
+    fn record_body(&mut self, headers: &mut impl HeaderSink) -> Result<RecordSpans, BatchError> {
+        let attributes = self.i8()?;
+        let timestamp_delta = self.varlong()?;
+        let offset_delta = self.varint()?;
+        let key = self.opt_bytes()?;
+        let value = self.opt_bytes()?;
         let count = self.varint()?;
-        let count = usize::try_from(count)
+        let header_count = usize::try_from(count)
             .map_err(|_| invalid(format!("negative header count {count}")))?;
-        rec.headers.clear();
-        // Each header takes at least 2 bytes; never trust `count` for the allocation.
-        rec.headers.reserve(count.min(self.remaining() / 2));
-        for _ in 0..count {
+        headers.start(header_count, self.remaining());
+        for _ in 0..header_count {
             let klen = self.varint()?;
             let klen = usize::try_from(klen)
                 .map_err(|_| invalid(format!("negative header key length {klen}")))?;
             // Kafka decodes header keys leniently (bad bytes are replaced), so a key that is not
             // UTF-8 is accepted and stored exactly as sent.
-            let key = self.take(klen)?;
-            let value = self.opt_bytes()?;
-            rec.headers.push(Header { key, value });
+            let hkey = self.take(klen)?;
+            let hvalue = self.opt_bytes()?;
+            headers.header(hkey, hvalue);
         }
-        Ok(())
+        Ok(RecordSpans {
+            attributes,
+            timestamp_delta,
+            offset_delta,
+            key,
+            value,
+            header_count,
+        })
     }
+}
+
+/// Walks exactly `count` records of `payload`, `each` parsing one record per call. Errors if the
+/// payload holds fewer records, or bytes remain after the last one.
+fn walk_payload<'a>(
+    payload: &'a [u8],
+    count: usize,
+    mut each: impl FnMut(&mut SliceCursor<'a>) -> Result<(), BatchError>,
+) -> Result<(), BatchError> {
+    let mut cur = SliceCursor::new(payload);
+    for i in 0..count {
+        if cur.remaining() == 0 {
+            return Err(invalid(format!(
+                "batch declares {count} records but holds only {i}"
+            )));
+        }
+        each(&mut cur)?;
+    }
+    if cur.remaining() != 0 {
+        return Err(invalid(format!(
+            "{} bytes left after the batch's {count} declared records",
+            cur.remaining()
+        )));
+    }
+    Ok(())
 }
 
 /// Walks exactly `count` records of an (uncompressed) records payload, calling `f` with one reused
@@ -266,24 +427,29 @@ pub(crate) fn for_each_in_payload(
     count: usize,
     mut f: impl FnMut(&Record) -> Result<(), BatchError>,
 ) -> Result<(), BatchError> {
-    let mut cur = Cursor::new(payload);
     let mut rec = Record::default();
-    for i in 0..count {
-        if cur.remaining() == 0 {
-            return Err(invalid(format!(
-                "batch declares {count} records but holds only {i}"
-            )));
-        }
-        cur.record_into(&mut rec)?;
-        f(&rec)?;
-    }
-    if cur.remaining() != 0 {
-        return Err(invalid(format!(
-            "{} bytes left after the batch's {count} declared records",
-            cur.remaining()
-        )));
-    }
-    Ok(())
+    walk_payload(payload, count, |cur| {
+        let spans = cur.record(&mut BytesHeaders {
+            src: payload,
+            out: &mut rec.headers,
+        })?;
+        spans.fill(payload, &mut rec);
+        f(&rec)
+    })
+}
+
+/// [`for_each_in_payload`] over borrowed bytes: the same checks and errors, but `f` gets a
+/// [`RecordView`] (no `Bytes` clones, no allocation). Stops at the first error from parsing or
+/// from `f`.
+pub fn for_each_view_in_payload<'a>(
+    payload: &'a [u8],
+    count: usize,
+    mut f: impl FnMut(&RecordView<'a>) -> Result<(), BatchError>,
+) -> Result<(), BatchError> {
+    walk_payload(payload, count, |cur| {
+        let spans = cur.record(&mut ())?;
+        f(&spans.view(payload))
+    })
 }
 
 /// Builds a v2 batch. `push` assigns offset deltas 0, 1, 2, ... and timestamp deltas relative to

@@ -10,7 +10,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use crate::compression::{self, Compression};
-use crate::record::Record;
+use crate::record::{Record, RecordView};
 
 /// Size of the fixed batch header (`RECORD_BATCH_OVERHEAD`).
 pub const BATCH_HEADER_LEN: usize = 61;
@@ -541,9 +541,20 @@ impl RecordBatch {
     /// The effective timestamp of `record` in this batch: `max_timestamp` for LogAppendTime
     /// batches, else `base_timestamp + timestamp_delta`.
     pub fn record_timestamp(&self, record: &Record) -> i64 {
+        self.timestamp_for_delta(record.timestamp_delta)
+    }
+
+    /// [`Self::record_timestamp`] for a [`RecordView`].
+    pub fn record_view_timestamp(&self, record: &RecordView<'_>) -> i64 {
+        self.timestamp_for_delta(record.timestamp_delta)
+    }
+
+    /// The effective timestamp of a record with `timestamp_delta` in this batch: `max_timestamp`
+    /// for LogAppendTime batches, else `base_timestamp + timestamp_delta` (wrapping).
+    pub fn timestamp_for_delta(&self, timestamp_delta: i64) -> i64 {
         match self.timestamp_type() {
             TimestampType::LogAppendTime => self.max_timestamp(),
-            TimestampType::CreateTime => self.base_timestamp().wrapping_add(record.timestamp_delta),
+            TimestampType::CreateTime => self.base_timestamp().wrapping_add(timestamp_delta),
         }
     }
 
@@ -601,12 +612,41 @@ impl RecordBatch {
         crate::record::for_each_in_payload(&payload, count, f)
     }
 
+    /// [`Self::for_each_record`] with borrowed [`RecordView`]s: the same validation and errors,
+    /// without `Bytes` refcounting per field or header (the cheap walk for validation). Uncompressed
+    /// batches are walked in place; compressed ones are decompressed once.
+    pub fn for_each_record_view(
+        &self,
+        f: impl FnMut(&RecordView<'_>) -> Result<(), BatchError>,
+    ) -> Result<(), BatchError> {
+        self.for_each_record_view_limited(compression::DEFAULT_MAX_DECOMPRESSED, f)
+    }
+
+    /// [`Self::for_each_record_view`] with an explicit decompressed-size limit.
+    pub fn for_each_record_view_limited(
+        &self,
+        max_decompressed: usize,
+        f: impl FnMut(&RecordView<'_>) -> Result<(), BatchError>,
+    ) -> Result<(), BatchError> {
+        let body = &self.bytes[BATCH_HEADER_LEN..];
+        let decompressed;
+        let payload = match self.compression()? {
+            Compression::None => body,
+            codec => {
+                decompressed = compression::decompress_limited(codec, body, max_decompressed)?;
+                &decompressed[..]
+            }
+        };
+        let count = self.checked_record_count()?;
+        crate::record::for_each_view_in_payload(payload, count, f)
+    }
+
     /// Largest effective record timestamp (−1 for an empty batch). For LogAppendTime batches this
     /// is `max_timestamp()`.
     pub fn max_record_timestamp(&self) -> Result<i64, BatchError> {
         let mut max = NO_TIMESTAMP;
-        self.for_each_record(|r| {
-            max = max.max(self.record_timestamp(r));
+        self.for_each_record_view(|r| {
+            max = max.max(self.record_view_timestamp(r));
             Ok(())
         })?;
         Ok(max)

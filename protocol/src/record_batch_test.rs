@@ -423,6 +423,7 @@ fn expect_invalid_record(v: Vec<u8>, needle: &str) {
         matches!(&err, BatchError::InvalidRecord(m) if m.contains(needle)),
         "{err:?}"
     );
+    assert_eq!(batch.for_each_record_view(|_| Ok(())), Err(err.clone()));
     assert!(!err.is_corrupt_message());
 }
 
@@ -515,6 +516,21 @@ fn compressed_payload_errors() {
         })
     ));
     assert!(batch.for_each_record_limited(1 << 20, |_| Ok(())).is_ok());
+    // The view walk fails the same ways.
+    assert_eq!(
+        bad.for_each_record_view(|_| Ok(())),
+        bad.for_each_record(|_| Ok(()))
+    );
+    assert_eq!(
+        batch.for_each_record_view_limited(1000, |_| Ok(())),
+        Err(BatchError::DecompressedTooLarge {
+            codec: Compression::Gzip,
+            limit: 1000
+        })
+    );
+    assert!(batch
+        .for_each_record_view_limited(1 << 20, |_| Ok(()))
+        .is_ok());
 }
 
 fn three_batches() -> (Vec<RecordBatch>, Vec<u8>) {
@@ -623,7 +639,11 @@ fn poke(buf: Bytes) {
             b.size(),
         );
         let _ = b.records_limited(1 << 20);
-        let _ = b.for_each_record_limited(1 << 20, |_| Ok(()));
+        let by_bytes = b.for_each_record_limited(1 << 20, |_| Ok(()));
+        assert_eq!(
+            b.for_each_record_view_limited(1 << 20, |_| Ok(())),
+            by_bytes
+        );
         let _ = b.max_record_timestamp();
     }
     let _ = it.truncated_tail();
@@ -714,4 +734,87 @@ fn error_classification() {
     }
     .to_string();
     assert!(msg.contains("0xe99b8dd8"), "{msg}");
+}
+
+#[test]
+fn record_views_match_records_for_every_codec() {
+    for codec in Compression::ALL {
+        for ts_type in [TimestampType::CreateTime, TimestampType::LogAppendTime] {
+            let mut bb = tricky_builder(codec);
+            bb.timestamp_type = ts_type;
+            let batch = bb.build().unwrap();
+            let recs = batch.records().unwrap();
+            let mut seen = 0;
+            batch
+                .for_each_record_view(|v| {
+                    let r = &recs[seen];
+                    assert_eq!(v.attributes, r.attributes, "{codec} record {seen}");
+                    assert_eq!(v.timestamp_delta, r.timestamp_delta);
+                    assert_eq!(v.offset_delta, r.offset_delta);
+                    assert_eq!(v.key, r.key.as_deref());
+                    assert_eq!(v.value, r.value.as_deref());
+                    assert_eq!(v.header_count, r.headers.len());
+                    assert_eq!(batch.record_view_timestamp(v), batch.record_timestamp(r));
+                    seen += 1;
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(seen, 6, "{codec}");
+            let want = recs
+                .iter()
+                .map(|r| batch.record_timestamp(r))
+                .max()
+                .unwrap();
+            assert_eq!(batch.max_record_timestamp().unwrap(), want);
+            if ts_type == TimestampType::LogAppendTime {
+                assert_eq!(want, batch.max_timestamp());
+            }
+        }
+    }
+    assert_eq!(
+        simple().max_record_timestamp().unwrap(),
+        simple().base_timestamp()
+    );
+}
+
+#[test]
+fn record_views_borrow_uncompressed_batches_in_place() {
+    let batch = tricky_builder(Compression::None).build().unwrap();
+    let range = batch.as_bytes().as_ptr_range();
+    let mut checked = 0;
+    batch
+        .for_each_record_view(|v| {
+            for part in [v.key, v.value].into_iter().flatten() {
+                if !part.is_empty() {
+                    assert!(range.contains(&part.as_ptr()));
+                    checked += 1;
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(checked >= 6, "{checked}");
+    // Errors from the callback stop the walk and come back unchanged.
+    let mut calls = 0;
+    let err = batch.for_each_record_view(|_| {
+        calls += 1;
+        Err(BatchError::InvalidRecord("stop".into()))
+    });
+    assert_eq!(err, Err(BatchError::InvalidRecord("stop".into())));
+    assert_eq!(calls, 1);
+    // Batch-level errors come first, as in the Bytes walk.
+    let mut v = simple().as_bytes().to_vec();
+    v[57..61].copy_from_slice(&(-1i32).to_be_bytes());
+    let neg = RecordBatch::new(Bytes::from(reseal(v))).unwrap();
+    assert_eq!(
+        neg.for_each_record_view(|_| Ok(())),
+        neg.for_each_record(|_| Ok(()))
+    );
+    let mut codec7 = simple().as_bytes().to_vec();
+    codec7[22] = 7;
+    let b7 = RecordBatch::new(Bytes::from(reseal(codec7))).unwrap();
+    assert_eq!(
+        b7.for_each_record_view(|_| Ok(())),
+        Err(BatchError::UnknownCompression(7))
+    );
 }
