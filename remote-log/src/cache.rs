@@ -5,7 +5,8 @@
 //! missing blocks with one ranged GET; the load of a run is single-flighted on its first block
 //! (`try_get_with`), failures are never cached. Sequential readers (a read touching the last
 //! block of the previous read of the same object) trigger background read-ahead of the next
-//! `readahead` blocks, continuing into the next segment's object when the caller names it.
+//! `readahead` blocks as a pipeline of GETs of a quarter window each (about four in flight),
+//! continuing into the next segment's object when the caller names it.
 //!
 //! [`IndexCache`]: whole index sections per (segment id, index type), single-flighted.
 //! [`CacheStats`] counts hits, misses, GETs, bytes fetched and read-ahead blocks.
@@ -91,6 +92,8 @@ struct Track {
     seeded: bool,
 }
 const MAX_TRACKED_OBJECTS: usize = 4096;
+/// Ranged GETs a read-ahead window is split into (each carries a quarter window).
+const READAHEAD_GETS: u64 = 4;
 
 struct Inner {
     store: Arc<dyn ObjectStore>,
@@ -100,6 +103,10 @@ struct Inner {
     stats: Arc<CacheStats>,
     tracks: Mutex<HashMap<Path, Track>>,
     inflight: AtomicUsize,
+    /// Blocks being read ahead right now, and the most allowed (a quarter of the cache budget,
+    /// at least one window): many cold readers at once cannot pile up unbounded GET buffers.
+    inflight_blocks: AtomicU64,
+    max_inflight_blocks: u64,
     idle: Notify,
 }
 
@@ -147,6 +154,8 @@ impl BlockCache {
                 stats: Arc::new(CacheStats::default()),
                 tracks: Mutex::new(HashMap::new()),
                 inflight: AtomicUsize::new(0),
+                inflight_blocks: AtomicU64::new(0),
+                max_inflight_blocks: (budget_bytes / block_size.max(1) / 4).max(readahead_blocks),
                 idle: Notify::new(),
             }),
         }
@@ -171,6 +180,19 @@ impl BlockCache {
     /// True if the block is cached.
     pub fn contains_block(&self, key: &Path, index: u64) -> bool {
         self.inner.cache.contains_key(&(key.clone(), index))
+    }
+
+    /// The end of the cached prefix of `range` of `obj`: `range.start` when the block holding
+    /// it is not cached, else the end of the run of cached blocks from there (capped at
+    /// `range.end`). Lets a cold reader answer with what it has instead of waiting for more.
+    pub fn cached_end(&self, obj: &ObjectRef, range: Range<u64>) -> u64 {
+        let bs = self.inner.block_size;
+        let end = range.end.min(obj.size);
+        let mut at = range.start;
+        while at < end && self.contains_block(&obj.key, at / bs) {
+            at = (at / bs + 1) * bs;
+        }
+        at.min(end).max(range.start)
     }
 
     /// Waits until no read-ahead task is running.
@@ -237,9 +259,11 @@ impl BlockCache {
     }
 
     /// Sequential-read detection and the read-ahead window. Blocks are numbered virtually
-    /// across `obj` then `next`. A new window of `readahead` blocks (one coalesced GET per
-    /// object) is scheduled when at most half a window remains ahead of the reader, so a steady
-    /// reader keeps 1/2..1 window in flight and each GET carries a whole window.
+    /// across `obj` then `next`. A sequential reader keeps the `readahead` blocks after its
+    /// last read loaded or in flight, fetched in GETs of a quarter window each: the first read
+    /// from an object's start issues four concurrent GETs, and each time the reader moves on by
+    /// a quarter window another GET goes out, so a steady reader always has about four GETs in
+    /// flight (a pipeline, like the sliding window the s3 limit in bench/ measures).
     fn after_read(&self, obj: &ObjectRef, first: u64, last: u64, next: Option<&ObjectRef>) {
         let ra = self.inner.readahead;
         let bs = self.inner.block_size;
@@ -254,7 +278,8 @@ impl BlockCache {
             let t = map.entry(obj.key.clone()).or_default();
             let sequential = match t.last {
                 Some(p) => first <= p + 1 && last >= p,
-                None => t.seeded && first == 0,
+                // A first read from an object's start is taken as the start of a scan.
+                None => first == 0,
             };
             t.last = Some(last);
             t.seeded = false;
@@ -263,8 +288,15 @@ impl BlockCache {
                 None
             } else {
                 let ahead = t.ahead.max(last);
-                let to = (ahead + ra).min(total.saturating_sub(1));
-                if ahead - last > ra / 2 || ahead >= to {
+                let end = total.saturating_sub(1);
+                let to = (last + ra).min(end);
+                let busy = self.inner.inflight_blocks.load(Ordering::Relaxed);
+                // Wait until a whole chunk is due (unless this reaches the end), and while the
+                // broker-wide read-ahead budget is spent (the reader then loads on demand).
+                if ahead >= to
+                    || (to - ahead < self.chunk_blocks() && to < end)
+                    || busy + (to - ahead) > self.inner.max_inflight_blocks
+                {
                     None
                 } else {
                     t.ahead = to;
@@ -293,6 +325,11 @@ impl BlockCache {
         }
     }
 
+    /// Blocks per read-ahead GET: a quarter of the window.
+    fn chunk_blocks(&self) -> u64 {
+        self.inner.readahead.div_ceil(READAHEAD_GETS).max(1)
+    }
+
     fn spawn_readahead(&self, obj: ObjectRef, from: u64, to: u64) {
         let missing = (from..=to)
             .filter(|&b| !self.contains_block(&obj.key, b))
@@ -305,11 +342,20 @@ impl BlockCache {
         };
         let inner = self.inner.clone();
         inner.inflight.fetch_add(1, Ordering::SeqCst);
+        inner.inflight_blocks.fetch_add(missing, Ordering::Relaxed);
         CacheStats::add(&inner.stats.readahead_blocks, missing);
         handle.spawn(async move {
-            if let Err(e) = inner.clone().load_blocks(&obj, from, to, false).await {
+            // Concurrent ranged GETs of a chunk each: an object store serves parallel ranges
+            // far faster than one long GET (bench/ scenario 4).
+            let per = inner.readahead.div_ceil(READAHEAD_GETS).max(1);
+            let chunks = (from..=to).step_by(per as usize).map(|first| {
+                let last = (first + per - 1).min(to);
+                inner.clone().load_blocks(&obj, first, last, false)
+            });
+            if let Err(e) = futures::future::try_join_all(chunks).await {
                 tracing::debug!("read-ahead of {} failed: {e}", obj.key);
             }
+            inner.inflight_blocks.fetch_sub(missing, Ordering::Relaxed);
             inner.inflight.fetch_sub(1, Ordering::SeqCst);
             inner.idle.notify_waiters();
         });

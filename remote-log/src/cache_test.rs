@@ -135,24 +135,38 @@ async fn sequential_reads_trigger_read_ahead() {
     let (store, objs) = setup(&[("a", 10 * BS as usize)]).await;
     let c = cache(&store, 1 << 20, 3);
     let obj = &objs[0].0;
+    // A read from the object's start begins a scan: block 0 on demand, blocks 1..=3 ahead, one
+    // GET each (a window is split into up to four concurrent GETs).
     c.read(obj, 0..10, None).await.unwrap();
     c.wait_readahead_idle().await;
-    assert_eq!(store.calls(OpKind::Get), 1, "first read is not sequential");
+    assert_eq!(store.calls(OpKind::Get), 4);
+    assert!((1..=3).all(|b| c.contains_block(&obj.key, b)));
+    assert!(!c.contains_block(&obj.key, 4));
+    assert_eq!(c.stats().snapshot().readahead_blocks, 3);
+    // The reader moved on by one block (a chunk, with a window of 3): block 4 follows.
     c.read(obj, 10..BS + 10, None).await.unwrap();
     c.wait_readahead_idle().await;
-    // Block 1 on demand, then blocks 2..=4 by read-ahead in one GET.
-    assert_eq!(store.calls(OpKind::Get), 3);
-    assert!((2..=4).all(|b| c.contains_block(&obj.key, b)));
-    assert!(!c.contains_block(&obj.key, 5));
-    assert_eq!(c.stats().snapshot().readahead_blocks, 3);
+    assert_eq!(store.calls(OpKind::Get), 5);
+    assert!(c.contains_block(&obj.key, 4));
+    // Reading the same blocks again schedules nothing.
+    c.read(obj, BS..BS + 10, None).await.unwrap();
+    c.wait_readahead_idle().await;
+    assert_eq!(store.calls(OpKind::Get), 5);
     c.read(obj, BS + 10..4 * BS, None).await.unwrap();
     c.wait_readahead_idle().await;
-    assert!((5..=6).all(|b| c.contains_block(&obj.key, b)));
+    assert!((4..=6).all(|b| c.contains_block(&obj.key, b)));
+    assert_eq!(store.calls(OpKind::Get), 7);
     // A random read elsewhere does not read ahead.
     let before = store.calls(OpKind::Get);
     c.read(obj, 9 * BS..9 * BS + 1, None).await.unwrap();
     c.wait_readahead_idle().await;
     assert_eq!(store.calls(OpKind::Get), before + 1);
+    // Nor does a first read that starts past an object's beginning.
+    let (store, objs) = setup(&[("b", 10 * BS as usize)]).await;
+    let c = cache(&store, 1 << 20, 3);
+    c.read(&objs[0].0, 2 * BS..2 * BS + 1, None).await.unwrap();
+    c.wait_readahead_idle().await;
+    assert_eq!(store.calls(OpKind::Get), 1);
 }
 
 #[tokio::test]
@@ -160,15 +174,15 @@ async fn read_ahead_crosses_into_the_next_segment() {
     let (store, objs) = setup(&[("seg1", 2 * BS as usize), ("seg2", 5 * BS as usize)]).await;
     let c = cache(&store, 1 << 20, 3);
     let (a, b) = (&objs[0].0, &objs[1].0);
+    // The window after block 0 of `a` is a's block 1 and b's blocks 0..=1.
     c.read(a, 0..1, Some(b)).await.unwrap();
-    c.read(a, 1..BS + 1, Some(b)).await.unwrap();
     c.wait_readahead_idle().await;
-    assert!((0..=2).all(|i| c.contains_block(&b.key, i)));
-    assert!(!c.contains_block(&b.key, 3));
+    assert!((0..=1).all(|i| c.contains_block(&b.key, i)));
+    assert!(!c.contains_block(&b.key, 2));
     let before = store.calls(OpKind::Get);
     assert_eq!(
-        c.read(b, 0..3 * BS, None).await.unwrap(),
-        objs[1].1.slice(..3 * BS as usize)
+        c.read(b, 0..2 * BS, None).await.unwrap(),
+        objs[1].1.slice(..2 * BS as usize)
     );
     assert_eq!(store.calls(OpKind::Get), before, "served from read-ahead");
 }
@@ -273,9 +287,9 @@ async fn index_cache_loads_once_and_does_not_cache_failures() {
 }
 
 #[tokio::test]
-async fn a_steady_sequential_reader_gets_whole_windows_per_get() {
+async fn a_steady_sequential_reader_misses_once_and_keeps_a_pipeline_of_gets() {
     let (store, objs) = setup(&[("s", 32 * BS as usize)]).await;
-    let c = cache(&store, 1 << 20, 4);
+    let c = cache(&store, 1 << 20, 8);
     let (obj, data) = &objs[0];
     for b in 0..32 {
         let got = c.read(obj, b * BS..(b + 1) * BS, None).await.unwrap();
@@ -283,8 +297,35 @@ async fn a_steady_sequential_reader_gets_whole_windows_per_get() {
         c.wait_readahead_idle().await;
     }
     let s = c.stats().snapshot();
-    assert_eq!(s.misses, 2, "only the first two reads miss: {s:?}");
-    // 2 demand GETs + blocks 2..=31 in windows of 4.
-    assert_eq!(store.calls(OpKind::Get), 2 + 30u64.div_ceil(4), "{s:?}");
-    assert_eq!(s.readahead_blocks, 30);
+    assert_eq!(s.misses, 1, "only the first read misses: {s:?}");
+    assert_eq!(s.readahead_blocks, 31);
+    // 1 demand GET, blocks 1..=8 as four GETs of 2, then a GET of 2 each time the reader has
+    // moved on by 2 (9..=10 up to 29..=30), and block 31 alone at the end.
+    assert_eq!(store.calls(OpKind::Get), 1 + 4 + 11 + 1, "{s:?}");
+}
+
+#[tokio::test]
+async fn read_ahead_in_flight_is_bounded_by_a_quarter_of_the_budget() {
+    let (store, objs) = setup(&[("x", 16 * BS as usize), ("y", 16 * BS as usize)]).await;
+    // Budget 16 blocks: at most max(16 / 4, window 4) = 4 blocks read ahead at once.
+    let c = cache(&store, 16 * BS, 4);
+    let (x, y) = (&objs[0].0, &objs[1].0);
+    c.read_untracked(y, 0..1).await.unwrap();
+    // x's first read schedules blocks 1..=4; they hang (the tasks have not run yet).
+    c.read(x, 0..1, None).await.unwrap();
+    store.hang(OpKind::Get);
+    // y's first read is a hit, and the read-ahead budget is spent: no window for y.
+    c.read(y, 0..1, None).await.unwrap();
+    store.release(OpKind::Get);
+    c.wait_readahead_idle().await;
+    assert!((1..=4).all(|b| c.contains_block(&x.key, b)));
+    assert!(
+        !c.contains_block(&y.key, 1),
+        "no read-ahead past the budget"
+    );
+    assert_eq!(c.stats().snapshot().readahead_blocks, 4);
+    // With the budget free again, y's next sequential read gets its window.
+    c.read(y, 0..BS + 1, None).await.unwrap();
+    c.wait_readahead_idle().await;
+    assert!((2..=5).all(|b| c.contains_block(&y.key, b)));
 }

@@ -20,7 +20,7 @@ fn defaults() {
     assert_eq!(c.file_root.as_deref(), Some(std::path::Path::new("/tmp/r")));
     assert_eq!(c.block_size, 1 << 20);
     assert_eq!(c.cache_size, 256 << 20);
-    assert_eq!(c.readahead_blocks, 4);
+    assert_eq!(c.readahead_blocks, 32);
     assert_eq!(c.multipart_threshold, 8 << 20);
     assert_eq!(c.s3.region, "us-east-1");
     assert!(c.s3.path_style);

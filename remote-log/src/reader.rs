@@ -182,11 +182,22 @@ impl RemoteLogReader {
             return Ok(Bytes::new());
         }
         let end = pos.saturating_add(first.size.max(max)).min(obj.size);
+        // Answer with the cached prefix (the peek just loaded the first block) rather than wait
+        // for more GETs: the first cold record costs one round trip, and read-ahead, started by
+        // this read, fetches the rest while the client handles these records.
+        let ready = self
+            .blocks
+            .cached_end(&obj, pos..end)
+            .max(pos.saturating_add(first.size))
+            .min(end);
         let next_obj = match next {
             Some(n) => Some(self.rsm.log_object(n)?),
             None => None,
         };
-        let data = self.blocks.read(&obj, pos..end, next_obj.as_ref()).await?;
+        let data = self
+            .blocks
+            .read(&obj, pos..ready, next_obj.as_ref())
+            .await?;
         whole_batches(data, meta)
     }
 

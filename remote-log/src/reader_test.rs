@@ -60,18 +60,71 @@ fn index_lookups() {
 async fn reads_start_at_the_batch_containing_the_offset() {
     let spec = FixtureSpec::default();
     let (reader, fx, meta) = setup(&spec).await;
-    for (i, b) in fx.batches.iter().enumerate() {
+    for b in &fx.batches {
         for off in [
             b.base_offset,
             b.last_offset,
             (b.base_offset + b.last_offset) / 2,
         ] {
+            // Whole batches from batch i on: all of them once the blocks are cached, at least
+            // the first before that.
             let got = reader.read(&meta, off, 1 << 20, false).await.unwrap();
-            let want: Vec<i64> = fx.batches[i..].iter().map(|b| b.base_offset).collect();
-            assert_eq!(base_offsets(&got), want, "offset {off}");
-            assert_eq!(got, fx.log.slice(b.position as usize..), "offset {off}");
+            let rest = fx.log.slice(b.position as usize..);
+            assert!(!got.is_empty() && rest.starts_with(&got), "offset {off}");
+            assert_eq!(base_offsets(&got)[0], b.base_offset, "offset {off}");
         }
     }
+    for (i, b) in fx.batches.iter().enumerate() {
+        let got = reader
+            .read(&meta, b.last_offset, 1 << 20, false)
+            .await
+            .unwrap();
+        let want: Vec<i64> = fx.batches[i..].iter().map(|b| b.base_offset).collect();
+        assert_eq!(base_offsets(&got), want);
+        assert_eq!(got, fx.log.slice(b.position as usize..));
+    }
+}
+
+#[tokio::test]
+async fn a_cold_read_answers_with_the_first_block_and_reads_ahead_the_rest() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let config = RemoteStorageConfig {
+        block_size: 4096,
+        readahead_blocks: 64,
+        ..RemoteStorageConfig::default()
+    };
+    let reader = RemoteLogReader::from_config(store, &config);
+    let fx = SegmentFixture::build(&test_tp("reader", 0), &FixtureSpec::default());
+    let cm = reader
+        .rsm()
+        .copy_log_segment(&fx.meta, &fx.data)
+        .await
+        .unwrap();
+    let meta = fx.finished(cm);
+    assert!(fx.log.len() > 2 * 4096, "the fixture spans several blocks");
+    let first = reader
+        .read(&meta, meta.start_offset, 1 << 20, false)
+        .await
+        .unwrap();
+    // The whole batches inside block 0.
+    let in_first: Vec<i64> = fx
+        .batches
+        .iter()
+        .take_while(|b| b.position + b.size <= 4096)
+        .map(|b| b.base_offset)
+        .collect();
+    assert_eq!(base_offsets(&first), in_first);
+    assert_eq!(reader.block_cache().stats().snapshot().misses, 1);
+    // Read-ahead fetched the rest: the next read needs no GET and reaches the segment's end.
+    reader.block_cache().wait_readahead_idle().await;
+    let gets = reader.block_cache().stats().snapshot().gets;
+    let next = fx.batches[in_first.len()];
+    let rest = reader
+        .read(&meta, next.base_offset, 1 << 20, false)
+        .await
+        .unwrap();
+    assert_eq!(rest, fx.log.slice(next.position as usize..));
+    assert_eq!(reader.block_cache().stats().snapshot().gets, gets);
 }
 
 #[tokio::test]
