@@ -4,7 +4,10 @@
 # start-up to the first acknowledged produce, and appends JSON lines to $OUT.
 #
 # Environment: SHALE_BIN, BENCH_BIN, LIMITS_BIN, S3S_FS_BIN, PEER (shale|tansu), OUT (jsonl file),
-# DURATION (seconds per driver run, default 10).
+# DURATION (seconds per driver run, default 10), TANSU_ENGINE (memory://tansu/ or s3://bench/),
+# BROKER_LABEL (the "broker" field of result lines, default $PEER), BROKER_CPUS / DRIVER_CPUS
+# (taskset CPU lists, default 0 and 1 on a machine with 2+ CPUs: the broker gets one core and the
+# load driver the other, so neither steals the other's CPU; set both empty to not pin).
 set -euo pipefail
 
 BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -14,6 +17,15 @@ LIMITS_BIN="${LIMITS_BIN:-$BENCH_ROOT/target/release/shale-limits}"
 S3S_FS_BIN="${S3S_FS_BIN:-$BENCH_ROOT/.tools/bin/s3s-fs}"
 TANSU_BIN="${TANSU_BIN:-$BENCH_ROOT/bench/.peer/bin/tansu}"
 PEER="${PEER:-shale}"
+BROKER_LABEL="${BROKER_LABEL:-$PEER}"
+if (($(nproc) >= 2)); then
+    BROKER_CPUS="${BROKER_CPUS-0}"
+    DRIVER_CPUS="${DRIVER_CPUS-1}"
+fi
+BROKER_PIN=()
+DRIVER_PIN=()
+[[ -n "${BROKER_CPUS:-}" ]] && BROKER_PIN=(taskset -c "$BROKER_CPUS")
+[[ -n "${DRIVER_CPUS:-}" ]] && DRIVER_PIN=(taskset -c "$DRIVER_CPUS")
 OUT="${OUT:-/dev/null}"
 DURATION="${DURATION:-10}"
 CLK_TCK="$(getconf CLK_TCK)"
@@ -54,7 +66,7 @@ broker_start() {
     if [[ "$PEER" == "tansu" ]]; then
         ensure_tansu
         BROKER_START_US="$(now_us)"
-        "$TANSU_BIN" broker --listener-url "tcp://$BROKER" --advertised-listener-url "tcp://$BROKER" \
+        "${BROKER_PIN[@]}" "$TANSU_BIN" broker --listener-url "tcp://$BROKER" --advertised-listener-url "tcp://$BROKER" \
             --storage-engine "${TANSU_ENGINE:-memory://tansu/}" >"$data/broker.log" 2>&1 &
     else
         local args=(--override "listeners=PLAINTEXT://$BROKER" --override "log.dirs=$data/logs"
@@ -62,7 +74,7 @@ broker_start() {
         local kv
         for kv in "$@"; do args+=(--override "$kv"); done
         BROKER_START_US="$(now_us)"
-        NO_COLOR=1 "$SHALE_BIN" "${args[@]}" >>"$data/broker.log" 2>&1 &
+        NO_COLOR=1 "${BROKER_PIN[@]}" "$SHALE_BIN" "${args[@]}" >>"$data/broker.log" 2>&1 &
     fi
     BROKER_PID=$!
 }
@@ -141,5 +153,5 @@ print(json.dumps(d, sort_keys=True))' "$@")"
 
 # Runs the driver and fails loudly if it printed no JSON line.
 driver() {
-    "$BENCH_BIN" --bootstrap "$BROKER" "$@"
+    "${DRIVER_PIN[@]}" "$BENCH_BIN" --bootstrap "$BROKER" "$@"
 }

@@ -3,9 +3,10 @@
 # the markdown table (bench/scripts/table.py) with ratios Shale/peer and Shale/physical limits.
 #
 #   bench/scripts/run-all.sh                 Shale only: limits (4), scenarios 1, 2, 3
-#   PEER=tansu bench/scripts/run-all.sh      also scenarios 1 and 3 against Tansu 0.6.0 (installs it
-#                                            into bench/.peer on first use: ~17 min; never in CI)
-#   DURATION=10 (seconds per driver run), SIZE_MIB=128 (scenario 2), NO_BUILD=1 (skip cargo build)
+#   PEER=tansu bench/scripts/run-all.sh      also scenarios 1-3 against Tansu 0.6.0, memory and S3
+#                                            engines (installs it into bench/.peer on first use:
+#                                            ~17 min; never in CI)
+#   DURATION=10 (seconds per driver run), SIZE_MIB=320 (scenario 2), NO_BUILD=1 (skip cargo build)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -30,7 +31,8 @@ PEER=shale "$HERE/scenario2-cold-read.sh"
 PEER=shale "$HERE/scenario3-many.sh"
 if [[ "${PEER:-shale}" != "shale" ]]; then
     "$HERE/scenario1-throughput.sh"
-    "$HERE/scenario3-many.sh"
+    "$HERE/scenario2-cold-read.sh"
+    BROKER_LABEL=tansu-memory "$HERE/scenario3-many.sh"
 fi
 echo "results: $OUT"
 python3 "$HERE/table.py" "$OUT"

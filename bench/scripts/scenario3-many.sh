@@ -17,5 +17,5 @@ line="$(driver --topic s3-many --partitions "$PARTS" --idle-connections "$IDLE" 
     --label "s3 ${PARTS} partitions ${IDLE} idle conns ${RATE} msg/s")"
 after="$(broker_sample)"
 broker_stop
-emit "$line" "{\"scenario\": \"s3\", \"broker\": \"$PEER\", \"startup_ms\": $startup}" \
+emit "$line" "{\"scenario\": \"s3\", \"broker\": \"$BROKER_LABEL\", \"startup_ms\": $startup}" \
     "{\"broker_idle\": $idle, \"broker_after\": $after}"

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Markdown tables from a bench/results/*.jsonl file: Shale's numbers, the peer's (or "not
-measured yet"), Shale/peer ratios, and Shale against the physical limits of the same run."""
+"""Markdown tables from a bench/results/*.jsonl file: Shale's numbers, each peer's (a peer is
+any "broker" other than shale: tansu-memory, tansu-s3), Shale/peer ratios, and Shale against the
+physical limits measured in the same run."""
 import json
 import sys
 
-NOT_MEASURED = "not measured yet"
+NOT_MEASURED = "not measured"
+SAME_PATTERN = (8 << 20, 4)  # Shale's default read-ahead: 8 MiB GETs, about four in flight
 
 
 def load(path):
@@ -25,73 +27,114 @@ def lat(d, side, key):
     return f"{v / 1000:.2f}" if v is not None else "-"
 
 
-def main(path):
-    rows = load(path)
-    by = lambda scen, broker: [r for r in rows if r.get("scenario") == scen and r.get("broker", "shale") == broker]
-    peers = sorted({r["broker"] for r in rows if r.get("broker") not in (None, "shale")})
-    peer = peers[0] if peers else None
-    limits = {(r["limit"], r.get("fsync_every_mib"), r.get("concurrency")): r for r in rows if "limit" in r}
-    disk = max((r["mb_per_s"] for k, r in limits.items() if k[0] == "disk_seq_write_fsync"), default=None)
-    disk_fsync = limits.get(("disk_seq_write_fsync", 4, None), {}).get("mb_per_s")
-    tcp = limits.get(("loopback_tcp", None, None), {}).get("mb_per_s")
-    s3_raw = max((r["mb_per_s"] for k, r in limits.items() if k[0] == "s3_ranged_get"), default=None)
+def lats(r, side):
+    return "/".join(lat(r, side, k) for k in ("p50_us", "p99_us", "p999_us"))
 
+
+def cpu_per_gb(r):
+    gb = r["produce"]["bytes"] / 1e9
+    return r["broker_after"]["cpu_s"] / gb if gb else None
+
+
+def fmt(v, spec=",.0f"):
+    return format(v, spec) if v is not None else NOT_MEASURED
+
+
+def scenario1(by, peers, disk):
     print("### Scenario 1: produce + consume (1 producer, 1 consumer, full speed)\n")
-    print("| run | produce msg/s | produce MB/s | consume msg/s | ack p50/p99/p999 ms | e2e p50/p99/p999 ms "
-          "| start→ack ms | HWM MiB | broker CPU s | peer produce msg/s | peer consume msg/s "
-          "| Shale/peer produce | Shale/peer consume | produce MB/s / disk |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    peer_rows = {r["label"]: r for r in by("s1", peer)} if peer else {}
+    print("| run | produce msg/s | produce MB/s | consume msg/s | ack p50/p99/p999 ms "
+          "| e2e p50/p99/p999 ms | start→ack ms | HWM MiB | broker CPU s | CPU s per GB "
+          "| produce MB/s / disk |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in by("s1", "shale"):
-        p = peer_rows.get(r["label"])
-        pm = p["produce"]["msgs_per_s"] if p else None
-        cm = p["consume"]["msgs_per_s"] if p else None
         print(f"| {r['label']} | {r['produce']['msgs_per_s']:,.0f} | {r['produce']['mb_per_s']:.1f} "
-              f"| {r['consume']['msgs_per_s']:,.0f} "
-              f"| {lat(r, 'produce', 'p50_us')}/{lat(r, 'produce', 'p99_us')}/{lat(r, 'produce', 'p999_us')} "
-              f"| {lat(r, 'consume', 'p50_us')}/{lat(r, 'consume', 'p99_us')}/{lat(r, 'consume', 'p999_us')} "
+              f"| {r['consume']['msgs_per_s']:,.0f} | {lats(r, 'produce')} | {lats(r, 'consume')} "
               f"| {r['startup_ms']} | {mib(r['broker_after']['vm_hwm_kib'])} "
-              f"| {r['broker_after']['cpu_s']} | {f'{pm:,.0f}' if pm else NOT_MEASURED} "
-              f"| {f'{cm:,.0f}' if cm else NOT_MEASURED} | {ratio(r['produce']['msgs_per_s'], pm)} "
-              f"| {ratio(r['consume']['msgs_per_s'], cm)} | {ratio(r['produce']['mb_per_s'], disk)} |")
+              f"| {r['broker_after']['cpu_s']} | {fmt(cpu_per_gb(r), '.2f')} "
+              f"| {ratio(r['produce']['mb_per_s'], disk)} |")
+    for peer in peers:
+        rows = {r["label"]: r for r in by("s1", peer)}
+        if not rows:
+            continue
+        print(f"\n#### Shale vs {peer}\n")
+        print("| run | Shale produce msg/s | peer produce msg/s | Shale/peer | Shale consume msg/s "
+              "| peer consume msg/s | Shale/peer | peer errors | Shale CPU s per GB "
+              "| peer CPU s per GB | peer/Shale CPU per GB |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in by("s1", "shale"):
+            p = rows.get(r["label"])
+            pp = p["produce"]["msgs_per_s"] if p else None
+            pc = p["consume"]["msgs_per_s"] if p else None
+            sc, pcpu = cpu_per_gb(r), cpu_per_gb(p) if p else None
+            print(f"| {r['label']} | {r['produce']['msgs_per_s']:,.0f} | {fmt(pp)} "
+                  f"| {ratio(r['produce']['msgs_per_s'], pp)} | {r['consume']['msgs_per_s']:,.0f} "
+                  f"| {fmt(pc)} | {ratio(r['consume']['msgs_per_s'], pc)} "
+                  f"| {p['errors'] if p else '-'} | {fmt(sc, '.2f')} | {fmt(pcpu, '.2f')} "
+                  f"| {ratio(pcpu, sc)} |")
 
-    print("\n### Scenario 2: tiered topic read from s3s-fs (Shale only)\n")
-    print("| run | MB/s | first record ms | GETs per MiB | bytes fetched per MiB served | vs raw S3 GET | vs local read |")
-    print("|---|---|---|---|---|---|---|")
+
+def scenario2(by, peers, s3_same, s3_best):
+    print("\n### Scenario 2: cold read from s3s-fs\n")
+    print("| run | broker | MB/s | first record ms | GETs per MiB | bytes fetched per MiB served "
+          "| vs raw GET, same pattern | vs best raw GET | vs local read | HWM MiB (cache budget) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     s2 = by("s2", "shale")
     local = next((r for r in s2 if "local-tier" in r["label"]), None)
-    for r in s2:
-        served_mib = r["consume"]["bytes"] / 1048576 or 1
-        print(f"| {r['label']} | {r['consume']['mb_per_s']:.1f} | {r['consume']['first_record_ms']} "
-              f"| {r['remote_gets'] / served_mib:.2f} | {r['remote_fetched_bytes'] / served_mib:,.0f} "
-              f"| {ratio(r['consume']['mb_per_s'], s3_raw)} "
-              f"| {ratio(r['consume']['mb_per_s'], local['consume']['mb_per_s'] if local else None)} |")
+    local_mb = local["consume"]["mb_per_s"] if local else None
+    for b, rows in [("shale", s2)] + [(p, by("s2", p)) for p in peers]:
+        for r in rows:
+            served_mib = r["consume"]["bytes"] / 1048576 or 1
+            gets = r.get("remote_gets")
+            fetched = r.get("remote_fetched_bytes")
+            mb = r["consume"]["mb_per_s"]
+            print(f"| {r['label']} | {b} | {mb:.1f} | {r['consume']['first_record_ms']} "
+                  f"| {f'{gets / served_mib:.2f}' if gets is not None else '-'} "
+                  f"| {f'{fetched / served_mib:,.0f}' if fetched is not None else '-'} "
+                  f"| {ratio(mb, s3_same)} | {ratio(mb, s3_best)} | {ratio(mb, local_mb)} "
+                  f"| {mib(r['broker_after']['vm_hwm_kib'])} ({r.get('cache_mib', '-')}) |")
 
+
+def scenario3(by, peers):
     print("\n### Scenario 3: many partitions and idle connections (fixed rate)\n")
     print("| run | broker | RSS idle MiB | HWM after MiB | RSS after MiB | ack p50/p99/p999 ms "
           "| e2e p50/p99/p999 ms | msg/s | errors |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for b in ["shale"] + ([peer] if peer else []):
+    for b in ["shale"] + peers:
         for r in by("s3", b):
             print(f"| {r['label']} | {b} | {mib(r['broker_idle']['vm_rss_kib'])} "
                   f"| {mib(r['broker_after']['vm_hwm_kib'])} | {mib(r['broker_after']['vm_rss_kib'])} "
-                  f"| {lat(r, 'produce', 'p50_us')}/{lat(r, 'produce', 'p99_us')}/{lat(r, 'produce', 'p999_us')} "
-                  f"| {lat(r, 'consume', 'p50_us')}/{lat(r, 'consume', 'p99_us')}/{lat(r, 'consume', 'p999_us')} "
+                  f"| {lats(r, 'produce')} | {lats(r, 'consume')} "
                   f"| {r['produce']['msgs_per_s']:,.0f} | {r['errors']} |")
-    if not peer:
-        print(f"| (peer) | tansu | {NOT_MEASURED} | | | | | | |")
+
+
+def main(path):
+    rows = load(path)
+    by = lambda scen, broker: [r for r in rows if r.get("scenario") == scen and r.get("broker", "shale") == broker]
+    peers = sorted({r["broker"] for r in rows if r.get("broker") not in (None, "shale")})
+    limits = [r for r in rows if "limit" in r]
+    disk = max((r["mb_per_s"] for r in limits if r["limit"] == "disk_seq_write_fsync"), default=None)
+    tcp = next((r["mb_per_s"] for r in limits if r["limit"] == "loopback_tcp"), None)
+    gets = [r for r in limits if r["limit"] == "s3_ranged_get"]
+    s3_best = max((r["mb_per_s"] for r in gets), default=None)
+    s3_same = next((r["mb_per_s"] for r in gets if (r.get("block"), r.get("concurrency")) == SAME_PATTERN), None)
+    rtt = min((r["get_p50_ms"] for r in gets if r.get("block", 0) <= 65536), default=None)
+
+    scenario1(by, peers, disk)
+    scenario2(by, peers, s3_same, s3_best)
+    scenario3(by, peers)
 
     print("\n### Scenario 4: physical limits (same run)\n")
     print("| limit | MB/s | detail |")
     print("|---|---|---|")
-    for (kind, fs, conc), r in sorted(limits.items(), key=lambda kv: str(kv[0])):
-        detail = {"disk_seq_write_fsync": f"{r.get('mib')} MiB, fsync every {fs} MiB (0 = at end)",
+    for r in limits:
+        detail = {"disk_seq_write_fsync": f"{r.get('mib')} MiB, fsync every {r.get('fsync_every_mib')} MiB (0 = at end)",
                   "loopback_tcp": "one stream, 1 MiB writes",
-                  "s3_ranged_get": f"s3s-fs, {r.get('block')} B ranges, {conc} at a time, "
-                                   f"GET p50 {r.get('get_p50_ms', 0):.1f} ms"}[kind]
-        print(f"| {kind} | {r['mb_per_s']:.1f} | {detail} |")
-    print(f"\nLimits used for ratios: disk {disk} MB/s (best of the two), disk with fsync every 4 MiB "
-          f"{disk_fsync} MB/s, loopback TCP {tcp} MB/s, S3 ranged GET {s3_raw} MB/s (best).")
+                  "s3_ranged_get": f"s3s-fs, {r.get('block'):,} B ranges, {r.get('concurrency')} in flight, "
+                                   f"GET p50 {r.get('get_p50_ms', 0):.1f} ms"}[r["limit"]]
+        print(f"| {r['limit']} | {r['mb_per_s']:.1f} | {detail} |")
+    print(f"\nLimits used for ratios: disk {disk} MB/s (best), loopback TCP {tcp} MB/s, S3 ranged GET "
+          f"{s3_same} MB/s with Shale's read-ahead pattern (8 MiB, 4 in flight) and {s3_best} MB/s "
+          f"best; S3 round trip (4 KiB GET p50) {rtt if rtt is None else round(rtt, 1)} ms.")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ use shale_protocol::record_batch::batches;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// Fetch request version (topic names, flexible).
-const FETCH_VERSION: i16 = 12;
+/// Fetch request version: topic names and no tagged fields. Tansu 0.6.0 answers Fetch v12 with a
+/// top-level tagged field that Kafka defines only from v16 (node endpoints), which a strict
+/// decoder refuses; v11 carries everything this consumer needs and works with both brokers.
+const FETCH_VERSION: i16 = 11;
 
 /// What one consumer task does.
 #[derive(Debug, Clone)]

@@ -251,8 +251,14 @@ async fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
     }
     let start = Instant::now();
     let run_for = Duration::from_secs_f64(args.duration.max(0.0));
-    let hard_deadline =
-        start + run_for.max(Duration::from_secs(600)) + Duration::from_secs_f64(args.drain_timeout);
+    // Consumers stop at the drain deadline (counted as an error): after the run plus
+    // --drain-timeout, or 600 s plus it for a --count run.
+    let produce_for = if args.count.is_some() {
+        Duration::from_secs(600)
+    } else {
+        run_for
+    };
+    let hard_deadline = start + produce_for + Duration::from_secs_f64(args.drain_timeout);
     let consumers = spawn_consumers(args, &ids, &starts, hard_deadline, &targets_rx);
     let counts = args.count.map(|c| split_count(c, args.producers));
     let mut producers = Vec::new();
