@@ -5,7 +5,7 @@
 //! missing blocks with one ranged GET; the load of a run is single-flighted on its first block
 //! (`try_get_with`), failures are never cached. Sequential readers (a read touching the last
 //! block of the previous read of the same object) trigger background read-ahead of the next
-//! `readahead` blocks as a pipeline of GETs of a quarter window each (about four in flight),
+//! `readahead` blocks as a pipeline of GETs of an eighth of the window each (about eight in flight),
 //! continuing into the next segment's object when the caller names it.
 //!
 //! [`IndexCache`]: whole index sections per (segment id, index type), single-flighted.
@@ -92,8 +92,8 @@ struct Track {
     seeded: bool,
 }
 const MAX_TRACKED_OBJECTS: usize = 4096;
-/// Ranged GETs a read-ahead window is split into (each carries a quarter window).
-const READAHEAD_GETS: u64 = 4;
+/// Ranged GETs a read-ahead window is split into (each carries an eighth of the window).
+const READAHEAD_GETS: u64 = 8;
 
 struct Inner {
     store: Arc<dyn ObjectStore>,
@@ -103,7 +103,7 @@ struct Inner {
     stats: Arc<CacheStats>,
     tracks: Mutex<HashMap<Path, Track>>,
     inflight: AtomicUsize,
-    /// Blocks being read ahead right now, and the most allowed (a quarter of the cache budget,
+    /// Blocks being read ahead right now, and the most allowed (half the cache budget,
     /// at least one window): many cold readers at once cannot pile up unbounded GET buffers.
     inflight_blocks: AtomicU64,
     max_inflight_blocks: u64,
@@ -155,7 +155,7 @@ impl BlockCache {
                 tracks: Mutex::new(HashMap::new()),
                 inflight: AtomicUsize::new(0),
                 inflight_blocks: AtomicU64::new(0),
-                max_inflight_blocks: (budget_bytes / block_size.max(1) / 4).max(readahead_blocks),
+                max_inflight_blocks: (budget_bytes / block_size.max(1) / 2).max(readahead_blocks),
                 idle: Notify::new(),
             }),
         }
@@ -260,9 +260,9 @@ impl BlockCache {
 
     /// Sequential-read detection and the read-ahead window. Blocks are numbered virtually
     /// across `obj` then `next`. A sequential reader keeps the `readahead` blocks after its
-    /// last read loaded or in flight, fetched in GETs of a quarter window each: the first read
-    /// from an object's start issues four concurrent GETs, and each time the reader moves on by
-    /// a quarter window another GET goes out, so a steady reader always has about four GETs in
+    /// last read loaded or in flight, fetched in GETs of an eighth of the window each: the first
+    /// read from an object's start issues eight concurrent GETs, and each time the reader moves
+    /// on by an eighth of the window another GET goes out, so a steady reader has about eight in
     /// flight (a pipeline, like the sliding window the s3 limit in bench/ measures).
     fn after_read(&self, obj: &ObjectRef, first: u64, last: u64, next: Option<&ObjectRef>) {
         let ra = self.inner.readahead;
@@ -325,7 +325,7 @@ impl BlockCache {
         }
     }
 
-    /// Blocks per read-ahead GET: a quarter of the window.
+    /// Blocks per read-ahead GET: an eighth of the window.
     fn chunk_blocks(&self) -> u64 {
         self.inner.readahead.div_ceil(READAHEAD_GETS).max(1)
     }

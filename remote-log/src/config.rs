@@ -59,7 +59,7 @@ pub struct RemoteStorageConfig {
     pub cache_size: u64,
     /// `index.cache.size.bytes`, default 32 MiB.
     pub index_cache_size: u64,
-    /// `readahead.blocks`, default 32 (fetched as GETs of 8 blocks, about four in flight).
+    /// `readahead.blocks`, default 32 (fetched as GETs of 4 blocks, about eight in flight).
     pub readahead_blocks: u64,
     /// `multipart.threshold.bytes`, default 8 MiB.
     pub multipart_threshold: u64,
