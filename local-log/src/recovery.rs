@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use shale_common::TopicPartition;
@@ -37,16 +37,21 @@ fn remove(path: &Path) -> Result<()> {
     }
 }
 
-/// Deletes leftovers (`.deleted`, `.cleaned`, `.swap`, `.tmp`, orphan indexes) and returns the
-/// base offsets of the `.log` files.
-fn clean_dir(dir: &Path) -> Result<Vec<i64>> {
+/// Deletes leftovers (`.cleaned`, `.swap`, `.tmp`, orphan indexes) and returns the base offsets
+/// of the `.log` files, and the `.deleted` files (for [`delete_in_background`]).
+fn clean_dir(dir: &Path) -> Result<(Vec<i64>, Vec<PathBuf>)> {
     let mut logs = BTreeSet::new();
     let mut indexes = Vec::new();
+    let mut deleted = Vec::new();
     for e in fs::read_dir(dir).ctx(dir)? {
         let e = e.ctx(dir)?;
         let name = e.file_name().to_string_lossy().into_owned();
         let path = e.path();
-        if [".deleted", ".cleaned", ".swap", ".tmp"]
+        if name.ends_with(".deleted") {
+            deleted.push(path);
+            continue;
+        }
+        if [".cleaned", ".swap", ".tmp"]
             .iter()
             .any(|s| name.ends_with(s))
         {
@@ -72,7 +77,31 @@ fn clean_dir(dir: &Path) -> Result<Vec<i64>> {
             remove(&path)?;
         }
     }
-    Ok(logs.into_iter().collect())
+    Ok((logs.into_iter().collect(), deleted))
+}
+
+/// Unlinks `.deleted` files left by a stop before their delayed deletion ran, off the start-up
+/// path: dropping a large file's cached pages takes tens of milliseconds, and nothing reads
+/// these files again (a crash first just leaves them for the next start). Kafka deletes them
+/// while loading.
+fn delete_in_background(paths: Vec<PathBuf>) {
+    fn delete_all(paths: &[PathBuf]) {
+        for p in paths {
+            if let Err(e) = remove(p) {
+                tracing::warn!(path = %p.display(), error = %e, "could not delete a leftover file");
+            }
+        }
+    }
+    if paths.is_empty() {
+        return;
+    }
+    let for_thread = paths.clone();
+    let spawned = std::thread::Builder::new()
+        .name("shale-leftovers".into())
+        .spawn(move || delete_all(&for_thread));
+    if spawned.is_err() {
+        delete_all(&paths);
+    }
 }
 
 fn delete_segment_files(seg: &Segment) -> Result<()> {
@@ -88,7 +117,8 @@ pub(crate) fn load(
     now_ms: i64,
 ) -> Result<Loaded> {
     crate::swap::complete_swaps(dir)?;
-    let bases = clean_dir(dir)?;
+    let (bases, leftovers) = clean_dir(dir)?;
+    delete_in_background(leftovers);
     let mut segments = Vec::with_capacity(bases.len());
     let mut needs_recovery = Vec::with_capacity(bases.len());
     for base in bases {

@@ -361,3 +361,35 @@ fn torn_tail_is_repaired_even_when_shutdown_claims_clean() {
     log.append(batch(1, T0, 1), client()).unwrap();
     assert_contiguous(&log, 7);
 }
+
+#[test]
+fn leftover_deleted_files_are_removed_after_open_and_never_loaded() {
+    let d = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let log = open(d.path(), small_segments(), &clock, true);
+    for i in 0..12 {
+        log.append(batch(2, T0 + i, 40), client()).unwrap();
+    }
+    let bases = log.segment_base_offsets();
+    log.close().unwrap();
+    // A stop before file.delete.delay.ms ran leaves `.deleted` files behind.
+    let leftovers: Vec<_> = ["log", "index", "timeindex"]
+        .iter()
+        .map(|ext| d.path().join(format!("{:020}.{ext}.deleted", 1_000)))
+        .collect();
+    for p in &leftovers {
+        fs::write(p, b"garbage from a deleted segment").unwrap();
+    }
+    let log = open(d.path(), small_segments(), &clock, true);
+    assert_eq!(log.segment_base_offsets(), bases);
+    assert_contiguous(&log, 24);
+    // Removed off the start-up path: poll until the background delete ran.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while leftovers.iter().any(|p| p.exists()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "leftovers never deleted"
+        );
+        std::thread::yield_now();
+    }
+}
