@@ -355,10 +355,18 @@ async fn read_frame(
             "request size {size} is outside 0..={max} (socket.request.max.bytes)"
         ));
     }
-    let mut buf = BytesMut::zeroed(size as usize);
-    rd.read_exact(&mut buf)
-        .await
-        .map_err(|e| format!("truncated request: {e}"))?;
+    // Filled in place without zeroing it first (memset was 3.6% of a 1 KiB produce profile);
+    // `take` keeps a read from running into the next frame.
+    let size = size as usize;
+    let mut buf = BytesMut::with_capacity(size);
+    while buf.len() < size {
+        let want = (size - buf.len()) as u64;
+        match (&mut *rd).take(want).read_buf(&mut buf).await {
+            Ok(0) => return Err(format!("truncated request: {} of {size} bytes", buf.len())),
+            Ok(_) => {}
+            Err(e) => return Err(format!("truncated request: {e}")),
+        }
+    }
     Ok(Some(buf.freeze()))
 }
 
