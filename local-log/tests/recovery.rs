@@ -26,6 +26,22 @@ fn crashed_log(dir: &std::path::Path, clock: &std::sync::Arc<ManualClock>) -> Ve
     bases
 }
 
+/// Writes 12 batches of 2 records over several segments and closes the log cleanly (a closed
+/// log refuses appends).
+fn closed_log(dir: &std::path::Path, clock: &std::sync::Arc<ManualClock>) -> Vec<i64> {
+    let log = open(dir, small_segments(), clock, true);
+    for i in 0..12 {
+        log.append(batch(2, T0 + i, 40), client()).unwrap();
+    }
+    let bases = log.segment_base_offsets();
+    log.close().unwrap();
+    assert!(matches!(
+        log.append(batch(1, T0, 1), client()),
+        Err(LogError::Closed { .. })
+    ));
+    bases
+}
+
 fn last_log(dir: &std::path::Path, bases: &[i64]) -> std::path::PathBuf {
     dir.join(format!("{:020}.log", bases.last().unwrap()))
 }
@@ -160,16 +176,7 @@ fn untrimmed_active_index_after_crash_is_handled() {
 fn clean_restart_keeps_everything() {
     let d = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let log = open(d.path(), small_segments(), &clock, true);
-    for i in 0..12 {
-        log.append(batch(2, T0 + i, 40), client()).unwrap();
-    }
-    let bases = log.segment_base_offsets();
-    log.close().unwrap();
-    assert!(matches!(
-        log.append(batch(1, T0, 1), client()),
-        Err(LogError::Closed { .. })
-    ));
+    let bases = closed_log(d.path(), &clock);
     // Inactive indexes are trimmed on close.
     let ti = fs::metadata(
         d.path()
@@ -366,12 +373,7 @@ fn torn_tail_is_repaired_even_when_shutdown_claims_clean() {
 fn leftover_deleted_files_are_removed_after_open_and_never_loaded() {
     let d = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let log = open(d.path(), small_segments(), &clock, true);
-    for i in 0..12 {
-        log.append(batch(2, T0 + i, 40), client()).unwrap();
-    }
-    let bases = log.segment_base_offsets();
-    log.close().unwrap();
+    let bases = closed_log(d.path(), &clock);
     // A stop before file.delete.delay.ms ran leaves `.deleted` files behind.
     let leftovers: Vec<_> = ["log", "index", "timeindex"]
         .iter()

@@ -46,35 +46,7 @@ fn nulls_are_minus_one() {
 
 #[test]
 fn round_trip_assorted_records_back_to_back() {
-    let records = vec![
-        Record {
-            attributes: 0,
-            timestamp_delta: -1,
-            offset_delta: 0,
-            key: None,
-            value: b("v"),
-            headers: vec![
-                Header::new("dup", b("1")),
-                Header::new("dup", b("2")),
-                Header::new("dup", None),
-            ],
-        },
-        Record {
-            timestamp_delta: 1 << 40,
-            offset_delta: i32::MAX,
-            key: Some(Bytes::new()),
-            value: None,
-            ..Record::default()
-        },
-        Record {
-            timestamp_delta: i64::MIN,
-            offset_delta: -7,
-            key: Some(Bytes::from(vec![7u8; 300])),
-            value: Some(Bytes::from(vec![9u8; 20_000])),
-            headers: vec![Header::new("ключ", Some(Bytes::from(vec![1u8; 200])))],
-            ..Record::default()
-        },
-    ];
+    let records = assorted_records();
     let mut out = BytesMut::new();
     for r in &records {
         r.encode(&mut out);

@@ -11,10 +11,18 @@ use crate::rsm::RemoteStorageManager;
 use crate::testing::{fixture_timestamp, test_tp, FixtureSpec, SegmentFixture};
 
 async fn setup(spec: &FixtureSpec) -> (RemoteLogReader, SegmentFixture, RemoteLogSegmentMetadata) {
+    setup_with_readahead(spec, 0).await
+}
+
+/// A reader over 4 KiB blocks and one fixture segment copied to an in-memory store.
+async fn setup_with_readahead(
+    spec: &FixtureSpec,
+    readahead_blocks: u64,
+) -> (RemoteLogReader, SegmentFixture, RemoteLogSegmentMetadata) {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let config = RemoteStorageConfig {
         block_size: 4096,
-        readahead_blocks: 0,
+        readahead_blocks,
         ..RemoteStorageConfig::default()
     };
     let reader = RemoteLogReader::from_config(store, &config);
@@ -87,20 +95,7 @@ async fn reads_start_at_the_batch_containing_the_offset() {
 
 #[tokio::test]
 async fn a_cold_read_answers_with_the_first_block_and_reads_ahead_the_rest() {
-    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let config = RemoteStorageConfig {
-        block_size: 4096,
-        readahead_blocks: 64,
-        ..RemoteStorageConfig::default()
-    };
-    let reader = RemoteLogReader::from_config(store, &config);
-    let fx = SegmentFixture::build(&test_tp("reader", 0), &FixtureSpec::default());
-    let cm = reader
-        .rsm()
-        .copy_log_segment(&fx.meta, &fx.data)
-        .await
-        .unwrap();
-    let meta = fx.finished(cm);
+    let (reader, fx, meta) = setup_with_readahead(&FixtureSpec::default(), 64).await;
     assert!(fx.log.len() > 2 * 4096, "the fixture spans several blocks");
     let first = reader
         .read(&meta, meta.start_offset, 1 << 20, false)
