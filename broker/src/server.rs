@@ -218,70 +218,82 @@ async fn start_tiering(broker: &Arc<Broker>, clock: Arc<dyn Clock>) -> anyhow::R
     Ok(())
 }
 
-/// The tiering tasks, every `remote.log.manager.task.interval.ms`.
-async fn tiering_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+/// Runs `round` every `period` until `stop` changes. A slow round delays the next tick rather
+/// than bunching ticks up; a round in progress is awaited (rounds that may stop early race
+/// `stop` themselves).
+async fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, mut round: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        round().await;
+    }
+}
+
+/// The tiering tasks, every `remote.log.manager.task.interval.ms`; a round stops at shutdown.
+async fn tiering_tasks(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
     let Some(tiering) = broker.tiering().cloned() else {
         return;
     };
-    let mut tick = tokio::time::interval(tiering.settings.task_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
+    every(tiering.settings.task_interval, stop.clone(), || {
+        let (tiering, broker, mut stop) = (tiering.clone(), broker.clone(), stop.clone());
+        async move {
+            tokio::select! {
+                _ = tiering.run_round(&broker) => {}
+                _ = stop.changed() => {}
+            }
         }
-        tokio::select! {
-            _ = tiering.run_round(&broker) => {}
-            _ = stop.changed() => return,
-        }
-    }
+    })
+    .await;
 }
 
 /// The group coordinator's timers (sessions, rebalances, offset expiry), every 100 ms.
-async fn group_timers(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
+async fn group_timers(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
+    every(Duration::from_millis(100), stop, || {
         let b = broker.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || crate::group::store::tick(&b)).await {
-            tracing::error!(error = %e, "group coordinator timers panicked");
+        async move {
+            if let Err(e) = tokio::task::spawn_blocking(move || crate::group::store::tick(&b)).await
+            {
+                tracing::error!(error = %e, "group coordinator timers panicked");
+            }
         }
-    }
+    })
+    .await;
 }
 
 /// Periodic retention, checkpoints and gauges.
-async fn housekeeping(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-    let every = broker
+async fn housekeeping(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
+    let every_ms = broker
         .config
         .retention_check_interval_ms
         .min(broker.config.checkpoint_interval_ms)
         .max(100);
-    let mut tick = tokio::time::interval(Duration::from_millis(every));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
+    every(Duration::from_millis(every_ms), stop, || {
         let b = broker.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            b.logs.housekeeping()?;
-            b.logs.write_checkpoints()?;
-            let size: u64 = b.logs.all_logs().iter().map(|l| l.size_in_bytes()).sum();
-            b.metrics.log_size_bytes.set(size as i64);
-            Ok::<_, shale_local_log::LogError>(())
-        })
-        .await;
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "housekeeping failed"),
-            Err(e) => tracing::error!(error = %e, "housekeeping panicked"),
+        async move {
+            let result = tokio::task::spawn_blocking(move || {
+                b.logs.housekeeping()?;
+                b.logs.write_checkpoints()?;
+                let size: u64 = b.logs.all_logs().iter().map(|l| l.size_in_bytes()).sum();
+                b.metrics.log_size_bytes.set(size as i64);
+                Ok::<_, shale_local_log::LogError>(())
+            })
+            .await;
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "housekeeping failed"),
+                Err(e) => tracing::error!(error = %e, "housekeeping panicked"),
+            }
         }
-    }
+    })
+    .await;
 }
 
 async fn connection(

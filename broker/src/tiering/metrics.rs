@@ -50,55 +50,58 @@ impl Tiering {
         let zero = shale_remote_log::tasks::TaskStats::default();
         let t = self.active().map_or(&zero, |a| &a.rlm.stats);
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        counter(
-            &mut out,
-            "RemoteCopyBytesPerSec",
-            "Bytes of segments copied to remote storage (RemoteCopyBytesPerSec).",
-            load(&t.copy_bytes),
-        );
-        counter(
-            &mut out,
-            "RemoteCopyRequestsPerSec",
-            "Segment uploads started (RemoteCopyRequestsPerSec).",
-            load(&t.copy_requests),
-        );
-        counter(
-            &mut out,
-            "RemoteCopyErrorsPerSec",
-            "Segment uploads that failed (RemoteCopyErrorsPerSec).",
-            load(&t.copy_errors),
-        );
-        counter(
-            &mut out,
-            "RemoteFetchBytesPerSec",
-            "Bytes served from remote storage (RemoteFetchBytesPerSec).",
-            load(&f.bytes),
-        );
-        counter(
-            &mut out,
-            "RemoteFetchRequestsPerSec",
-            "Remote reads started (RemoteFetchRequestsPerSec).",
-            load(&f.requests),
-        );
-        counter(
-            &mut out,
-            "RemoteFetchErrorsPerSec",
-            "Remote reads that failed (RemoteFetchErrorsPerSec).",
-            load(&f.errors),
-        );
-        counter(
-            &mut out,
-            "RemoteDeleteRequestsPerSec",
-            "Remote segment deletions attempted (RemoteDeleteRequestsPerSec).",
-            load(&t.delete_requests),
-        );
-        counter(
-            &mut out,
-            "RemoteDeleteErrorsPerSec",
-            "Remote segment deletions that failed (RemoteDeleteErrorsPerSec).",
-            load(&t.delete_errors),
-        );
-        counter(&mut out, "RemoteFetchExpiresPerSec", "Remote reads that outlived remote.fetch.max.wait.ms (DelayedRemoteFetchMetrics ExpiresPerSec).", load(&f.expired));
+        // Kafka's meter name, what it counts, the counter.
+        let meters = [
+            (
+                "RemoteCopyBytesPerSec",
+                "Bytes of segments copied to remote storage",
+                &t.copy_bytes,
+            ),
+            (
+                "RemoteCopyRequestsPerSec",
+                "Segment uploads started",
+                &t.copy_requests,
+            ),
+            (
+                "RemoteCopyErrorsPerSec",
+                "Segment uploads that failed",
+                &t.copy_errors,
+            ),
+            (
+                "RemoteFetchBytesPerSec",
+                "Bytes served from remote storage",
+                &f.bytes,
+            ),
+            (
+                "RemoteFetchRequestsPerSec",
+                "Remote reads started",
+                &f.requests,
+            ),
+            (
+                "RemoteFetchErrorsPerSec",
+                "Remote reads that failed",
+                &f.errors,
+            ),
+            (
+                "RemoteDeleteRequestsPerSec",
+                "Remote segment deletions attempted",
+                &t.delete_requests,
+            ),
+            (
+                "RemoteDeleteErrorsPerSec",
+                "Remote segment deletions that failed",
+                &t.delete_errors,
+            ),
+            // Kafka's DelayedRemoteFetchMetrics ExpiresPerSec.
+            (
+                "RemoteFetchExpiresPerSec",
+                "Remote reads past remote.fetch.max.wait.ms",
+                &f.expired,
+            ),
+        ];
+        for (name, help, value) in meters {
+            counter(&mut out, name, &format!("{help} ({name})."), load(value));
+        }
         let (mut size, mut count) = (0i64, 0usize);
         let rlmm = self.active().map(|a| a.rlmm.clone());
         for tp in rlmm.iter().flat_map(|r| r.remote_partitions()) {
