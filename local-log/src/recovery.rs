@@ -128,34 +128,14 @@ pub(crate) fn load(
     }
     let mut epochs = EpochCache::load(dir)?;
     epochs.ensure_file()?;
-    let recover_from = if opts.had_clean_shutdown {
-        segments.len()
-    } else {
-        segments
-            .partition_point(|s| s.base_offset <= opts.recovery_point)
-            .saturating_sub(1)
-    };
-    let mut i = 0;
-    while i < segments.len() {
-        if i >= recover_from || needs_recovery[i] {
-            let seg = &segments[i];
-            let mut on_batch = |b: &RecordBatch| -> Result<()> {
-                let e = b.partition_leader_epoch();
-                if e >= 0 && epochs.latest_epoch().is_none_or(|l| e > l) {
-                    epochs.assign(e, b.base_offset())?;
-                }
-                Ok(())
-            };
-            let truncated = seg.recover(config.index_interval_bytes, &mut on_batch)?;
-            if truncated > 0 {
-                tracing::warn!(%tp, base = seg.base_offset, truncated, "truncated corrupt log tail");
-                for later in segments.drain(i + 1..) {
-                    delete_segment_files(&later)?;
-                }
-            }
-        }
-        i += 1;
-    }
+    recover_segments(
+        tp,
+        config,
+        opts,
+        &mut segments,
+        &needs_recovery,
+        &mut epochs,
+    )?;
     let mut log_end = segments
         .last()
         .map_or(opts.log_start_offset, |s| s.next_offset());
@@ -205,6 +185,48 @@ pub(crate) fn load(
         log_end_offset: log_end,
         recovery_point,
     })
+}
+
+/// Re-validates the segments from the recovery point on (all of them after an unclean stop's
+/// recovery point, only `needs_recovery` ones after a clean stop), rebuilding their indexes and
+/// the leader-epoch cache; a truncated corrupt tail deletes every later segment.
+fn recover_segments(
+    tp: &TopicPartition,
+    config: &LogConfig,
+    opts: &LogOpenOptions,
+    segments: &mut Vec<Arc<Segment>>,
+    needs_recovery: &[bool],
+    epochs: &mut EpochCache,
+) -> Result<()> {
+    let recover_from = if opts.had_clean_shutdown {
+        segments.len()
+    } else {
+        segments
+            .partition_point(|s| s.base_offset <= opts.recovery_point)
+            .saturating_sub(1)
+    };
+    let mut i = 0;
+    while i < segments.len() {
+        if i >= recover_from || needs_recovery[i] {
+            let seg = &segments[i];
+            let mut on_batch = |b: &RecordBatch| -> Result<()> {
+                let e = b.partition_leader_epoch();
+                if e >= 0 && epochs.latest_epoch().is_none_or(|l| e > l) {
+                    epochs.assign(e, b.base_offset())?;
+                }
+                Ok(())
+            };
+            let truncated = seg.recover(config.index_interval_bytes, &mut on_batch)?;
+            if truncated > 0 {
+                tracing::warn!(%tp, base = seg.base_offset, truncated, "truncated corrupt log tail");
+                for later in segments.drain(i + 1..) {
+                    delete_segment_files(&later)?;
+                }
+            }
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// §5.1 step 7: snapshot + replay, ending with a snapshot at LEO.

@@ -46,6 +46,15 @@ impl Tiering {
     /// The Prometheus text of every tiering metric.
     pub fn render_metrics(&self) -> String {
         let mut out = String::new();
+        self.render_meters(&mut out);
+        self.render_remote_log_size(&mut out);
+        self.render_cache(&mut out);
+        self.render_store(&mut out);
+        out
+    }
+
+    /// Kafka's BrokerTopicMetrics meters, as cumulative counters.
+    fn render_meters(&self, out: &mut String) {
         let f = &self.fetch_stats;
         let zero = shale_remote_log::tasks::TaskStats::default();
         let t = self.active().map_or(&zero, |a| &a.rlm.stats);
@@ -100,8 +109,12 @@ impl Tiering {
             ),
         ];
         for (name, help, value) in meters {
-            counter(&mut out, name, &format!("{help} ({name})."), load(value));
+            counter(out, name, &format!("{help} ({name})."), load(value));
         }
+    }
+
+    /// RemoteLogSizeBytes and RemoteLogMetadataCount over every remote partition.
+    fn render_remote_log_size(&self, out: &mut String) {
         let (mut size, mut count) = (0i64, 0usize);
         let rlmm = self.active().map(|a| a.rlmm.clone());
         for tp in rlmm.iter().flat_map(|r| r.remote_partitions()) {
@@ -117,22 +130,21 @@ impl Tiering {
                 .sum::<i64>();
         }
         gauge(
-            &mut out,
+            out,
             "RemoteLogSizeBytes",
             "Bytes of all remote segments (RemoteLogSizeBytes).",
             size as f64,
         );
         gauge(
-            &mut out,
+            out,
             "RemoteLogMetadataCount",
             "Remote segment metadata entries (RemoteLogMetadataCount).",
             count as f64,
         );
-        self.render_cache_and_store(&mut out);
-        out
     }
 
-    fn render_cache_and_store(&self, out: &mut String) {
+    /// Block and index cache counters.
+    fn render_cache(&self, out: &mut String) {
         let c = self.reader.block_cache().stats().snapshot();
         let i = self.reader.index_cache().stats().snapshot();
         let cache = [
@@ -175,6 +187,10 @@ impl Tiering {
             "Blocks fetched by read-ahead.",
             &[(String::new(), c.readahead_blocks as f64)],
         );
+    }
+
+    /// Object-store requests, errors and latency by kind.
+    fn render_store(&self, out: &mut String) {
         let s = self.store_stats.snapshot();
         let kinds = [
             (OpKind::Put, "PUT"),
