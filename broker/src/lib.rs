@@ -4,7 +4,8 @@
 //! Layout:
 //! * [`config`] — `server.properties` keys, defaults and validation.
 //! * [`server`] — start-up, the accept loop, one task per connection, graceful shutdown.
-//! * [`state`] — the running broker: metadata controller, logs, partitions and their fetch waiters.
+//! * [`state`] — the running broker: metadata controller, logs, partitions.
+//! * [`purgatory`] — per-partition progress watches that waiting requests (long-poll Fetch) hold.
 //! * [`api`] — one module per API family; [`api::dispatch`] is the routing table.
 //! * [`errors`] — the one place internal errors become Kafka error codes.
 //! * [`metrics`] — Prometheus registry and the `/metrics` HTTP endpoint.
@@ -16,6 +17,7 @@ pub mod errors;
 pub mod fetch_session;
 pub mod group;
 pub mod metrics;
+pub mod purgatory;
 pub mod server;
 pub mod state;
 pub mod tiering;

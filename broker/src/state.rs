@@ -1,5 +1,5 @@
 //! The running broker's state: the metadata controller, the log manager, and the partitions this
-//! node leads, each with the waiters of long-polling fetches.
+//! node leads, each publishing its progress to the requests that wait on it.
 //!
 //! Metadata is the source of truth. After every metadata change (and at start-up) the broker
 //! reconciles its partitions with the image: logs are created for new partitions, re-configured
@@ -9,6 +9,7 @@
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessions;
 use crate::metrics::Metrics;
+use crate::purgatory::{Progress, ProgressWatch};
 use parking_lot::{Mutex, RwLock};
 use shale_common::{Clock, TopicPartition};
 use shale_local_log::{Log, LogConfig, LogManager};
@@ -16,7 +17,6 @@ use shale_raft::{Controller, MetadataImage, TopicImage};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 /// A partition led by this broker.
@@ -29,7 +29,7 @@ pub struct Partition {
     /// Its log.
     pub log: Arc<Log>,
     leader_epoch: AtomicI32,
-    waiters: Mutex<Vec<Arc<Notify>>>,
+    progress: ProgressWatch,
 }
 
 impl Partition {
@@ -43,16 +43,22 @@ impl Partition {
         self.log.log_end_offset()
     }
 
-    /// Registers a long-polling fetch to be woken by the next append.
-    pub fn add_waiter(&self, waiter: &Arc<Notify>) {
-        self.waiters.lock().push(waiter.clone());
+    /// Where requests that wait on this partition subscribe.
+    pub fn progress(&self) -> &ProgressWatch {
+        &self.progress
     }
 
-    /// Wakes every fetch waiting on this partition.
-    pub fn notify_appended(&self) {
-        let waiters = std::mem::take(&mut *self.waiters.lock());
-        for w in waiters {
-            w.notify_one();
+    /// Publishes the log's current end offset and high watermark to waiting requests. Call it
+    /// after every append.
+    pub fn publish_progress(&self) {
+        self.progress.publish(self.current_progress());
+    }
+
+    fn current_progress(&self) -> Progress {
+        Progress {
+            log_end_offset: self.log.log_end_offset(),
+            high_watermark: self.high_watermark(),
+            closed: false,
         }
     }
 }
@@ -189,7 +195,7 @@ impl Broker {
                 Some((id, _, _)) if *id == part.topic_id => {}
                 _ => {
                     self.partitions.write().remove(&tp);
-                    part.notify_appended();
+                    part.progress.close();
                     self.logs.delete(&tp)?;
                     tracing::info!(partition = %tp, "deleted partition");
                 }
@@ -206,13 +212,15 @@ impl Broker {
                 }
                 None => {
                     let log = self.logs.get_or_create(&tp, topic_id, cfg)?;
+                    let progress = ProgressWatch::new(Progress::default());
                     let part = Arc::new(Partition {
                         tp: tp.clone(),
                         topic_id,
                         log,
                         leader_epoch: AtomicI32::new(epoch),
-                        waiters: Mutex::new(Vec::new()),
+                        progress,
                     });
+                    part.publish_progress();
                     self.partitions.write().insert(tp, part);
                 }
             }

@@ -9,6 +9,7 @@ use super::fetch_remote::{self, RemotePending};
 use super::Response;
 use crate::errors::log_error_code;
 use crate::fetch_session::{FetchTarget, Reported, SessionError, SessionPlan};
+use crate::purgatory::Waiter;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::FetchRequest;
@@ -22,7 +23,6 @@ use shale_raft::MetadataImage;
 use shale_rlmm::TopicIdPartition;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 /// The partitions a request names, resolved to topic names: (targets, unknown topic ids,
@@ -159,14 +159,16 @@ async fn read_with_wait(
 ) -> Vec<(FetchTarget, FetchPartitionData)> {
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + wait;
-    let waiter = Arc::new(Notify::new());
-    loop {
-        // Register before reading so an append between the read and the wait still wakes us.
-        for (t, _) in &plan.targets {
-            if let Some(p) = broker.partition(&TopicPartition::new(t.topic.as_str(), t.partition)) {
-                p.add_waiter(&waiter);
-            }
+    // Dropped when this fetch completes: waiting leaves nothing behind on the partitions.
+    let mut waiter = Waiter::new();
+    for (t, _) in &plan.targets {
+        if let Some(p) = broker.partition(&TopicPartition::new(t.topic.as_str(), t.partition)) {
+            waiter.watch(p.progress());
         }
+    }
+    loop {
+        // Seen before reading, so an append between the read and the wait still wakes us.
+        waiter.mark_seen();
         let (mut results, remote) = super::storage_io(|| read_all(broker, req, plan));
         if !remote.is_empty() {
             // Remote data is historical: it is there now, so there is nothing to wait for.
@@ -179,13 +181,8 @@ async fn read_with_wait(
             .sum();
         let errors = results.iter().any(|(_, p)| p.error_code != 0);
         let done = bytes >= req.min_bytes.max(0) as usize || errors || plan.targets.is_empty();
-        if done
-            || tokio::time::timeout_at(deadline, waiter.notified())
-                .await
-                .is_err()
-        {
-            let served: usize = bytes;
-            broker.metrics.bytes_out.inc_by(served as u64);
+        if done || !waiter.wait_until(deadline).await {
+            broker.metrics.bytes_out.inc_by(bytes as u64);
             return results;
         }
         if tokio::time::Instant::now() >= deadline {

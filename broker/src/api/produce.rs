@@ -91,7 +91,7 @@ fn append(broker: &Broker, topic: &str, index: i32, records: Bytes) -> Partition
         Ok(info) => {
             if !info.duplicate {
                 broker.metrics.bytes_in.inc_by(size);
-                partition.notify_appended();
+                partition.publish_progress();
             }
             let mut r = PartitionProduceResponse::default();
             r.index = index;

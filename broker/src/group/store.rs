@@ -125,7 +125,7 @@ fn append(broker: &Broker, partition: i32, writes: &[Write], now: i64) -> Result
     };
     crate::api::storage_io(|| part.log.append(batch.into_bytes(), origin))
         .map_err(|e| format!("{tp}: {e}"))?;
-    part.notify_appended();
+    part.publish_progress();
     Ok(())
 }
 

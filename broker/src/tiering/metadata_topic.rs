@@ -39,11 +39,10 @@ impl LocalMetadataTopic {
             .ok_or_else(|| topic_err("the broker is shutting down"))
     }
 
-    fn log(&self, partition: i32) -> Result<Arc<shale_local_log::Log>, RlmmError> {
+    fn partition(&self, partition: i32) -> Result<Arc<crate::state::Partition>, RlmmError> {
         let broker = self.broker()?;
         broker
             .partition(&TopicPartition::new(TOPIC, partition))
-            .map(|p| p.log.clone())
             .ok_or_else(|| topic_err(format!("{TOPIC}-{partition} is not hosted here")))
     }
 }
@@ -88,7 +87,8 @@ impl MetadataTopic for LocalMetadataTopic {
     }
 
     fn append(&self, partition: i32, value: Bytes) -> Result<i64, RlmmError> {
-        let log = self.log(partition)?;
+        let part = self.partition(partition)?;
+        let log = &part.log;
         let broker = self.broker()?;
         let now = broker.clock.now_ms();
         let mut builder = BatchBuilder::new(now);
@@ -99,6 +99,7 @@ impl MetadataTopic for LocalMetadataTopic {
             .map_err(|e| topic_err(format!("{TOPIC}-{partition}: {e}")))?;
         log.flush()
             .map_err(|e| topic_err(format!("{TOPIC}-{partition}: {e}")))?;
+        part.publish_progress();
         Ok(info.first_offset)
     }
 
@@ -108,7 +109,7 @@ impl MetadataTopic for LocalMetadataTopic {
         from_offset: i64,
         max_bytes: usize,
     ) -> Result<Vec<(i64, Bytes)>, RlmmError> {
-        let log = self.log(partition)?;
+        let log = &self.partition(partition)?.log;
         let from = from_offset.max(log.log_start_offset());
         let end = log.log_end_offset();
         if from >= end {
@@ -135,6 +136,6 @@ impl MetadataTopic for LocalMetadataTopic {
     }
 
     fn end_offset(&self, partition: i32) -> Result<i64, RlmmError> {
-        Ok(self.log(partition)?.log_end_offset())
+        Ok(self.partition(partition)?.log.log_end_offset())
     }
 }
