@@ -330,6 +330,18 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Interval of the per-partition copy and expiration tasks."
     ),
     def!(
+        "remote.log.manager.copier.thread.pool.size",
+        Some("10"),
+        Int,
+        "Partitions whose segments are copied to the remote tier at the same time."
+    ),
+    def!(
+        "remote.log.manager.expiration.thread.pool.size",
+        Some("10"),
+        Int,
+        "Partitions whose remote segments are expired at the same time."
+    ),
+    def!(
         "remote.fetch.max.wait.ms",
         Some("500"),
         Int,

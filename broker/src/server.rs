@@ -192,7 +192,8 @@ async fn serve(
     let _ = group_timers.await;
     let _ = tiering.await;
     if let Some(t) = broker.tiering() {
-        t.snapshot();
+        t.stop_tasks().await;
+        t.snapshot().await;
     }
     let b = broker.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {

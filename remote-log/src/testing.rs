@@ -39,6 +39,7 @@ struct FaultState {
     lose_put_at: Mutex<Vec<u64>>,
     fail_all: [AtomicBool; 5],
     hang: [AtomicBool; 5],
+    hang_paths: Mutex<Vec<String>>,
     hung_now: [AtomicU64; 5],
     delay: Mutex<[Option<Duration>; 5]>,
     released: Notify,
@@ -92,10 +93,48 @@ impl FaultStore {
         self.state.hang[kind as usize].store(true, Ordering::SeqCst);
     }
 
+    /// PUTs to a path containing `needle` block until [`Self::release_paths`] (one slow
+    /// partition among many).
+    pub fn hang_paths_containing(&self, needle: &str) {
+        self.state.hang_paths.lock().push(needle.to_string());
+    }
+
     /// Releases calls blocked by [`Self::hang`] and stops hanging new ones.
     pub fn release(&self, kind: OpKind) {
         self.state.hang[kind as usize].store(false, Ordering::SeqCst);
         self.state.released.notify_waiters();
+    }
+
+    /// Releases PUTs blocked by [`Self::hang_paths_containing`] and stops hanging new ones.
+    pub fn release_paths(&self) {
+        self.state.hang_paths.lock().clear();
+        self.state.released.notify_waiters();
+    }
+
+    fn path_hangs(&self, location: &Path) -> bool {
+        let location = location.as_ref();
+        self.state
+            .hang_paths
+            .lock()
+            .iter()
+            .any(|n| location.contains(n.as_str()))
+    }
+
+    /// Blocks a PUT to `location` while its path is set to hang.
+    async fn enter_put(&self, location: &Path) -> object_store::Result<u64> {
+        if self.path_hangs(location) {
+            let i = OpKind::Put as usize;
+            self.state.hung_now[i].fetch_add(1, Ordering::SeqCst);
+            loop {
+                let n = self.state.released.notified();
+                if !self.path_hangs(location) {
+                    break;
+                }
+                n.await;
+            }
+            self.state.hung_now[i].fetch_sub(1, Ordering::SeqCst);
+        }
+        self.enter(OpKind::Put).await
     }
 
     /// Calls of `kind` currently blocked by [`Self::hang`] (poll this to sequence tests).
@@ -185,7 +224,7 @@ impl ObjectStore for FaultStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        let seq = self.enter(OpKind::Put).await?;
+        let seq = self.enter_put(location).await?;
         let r = self.inner.put_opts(location, payload, opts).await?;
         if self.take_lose(seq) {
             return Err(injected("lost put response"));
@@ -198,7 +237,7 @@ impl ObjectStore for FaultStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        let seq = self.enter(OpKind::Put).await?;
+        let seq = self.enter_put(location).await?;
         let inner = self.inner.put_multipart_opts(location, opts).await?;
         Ok(Box::new(FaultUpload {
             inner,

@@ -27,6 +27,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// Metadata partition → last processed offset: what a snapshot covers.
+type ProcessedOffsets = std::collections::BTreeMap<i32, i64>;
 /// Name of the metadata topic.
 pub const REMOTE_LOG_METADATA_TOPIC: &str = "__remote_log_metadata";
 /// Byte budget of one `read` call during replay.
@@ -110,7 +112,8 @@ pub struct TopicBasedRemoteLogMetadataManager {
     /// Serializes check → append → apply so the cache sees events in topic order.
     publish_lock: Mutex<()>,
     /// Serializes snapshot writers (they share the temp file).
-    snapshot_lock: Mutex<()>,
+    /// Held while writing a snapshot; holds the processed offsets the last one recorded.
+    snapshot_lock: Mutex<Option<ProcessedOffsets>>,
     closed: AtomicBool,
     startup: StartupInfo,
 }
@@ -148,7 +151,7 @@ impl TopicBasedRemoteLogMetadataManager {
             clock,
             store: RwLock::new(store),
             publish_lock: Mutex::new(()),
-            snapshot_lock: Mutex::new(()),
+            snapshot_lock: Mutex::new(None),
             closed: AtomicBool::new(false),
             startup,
         })
@@ -326,19 +329,25 @@ impl TopicBasedRemoteLogMetadataManager {
         !self.closed.load(Ordering::Acquire) && self.store.read().is_initialized(tp)
     }
 
-    /// Writes the snapshot file (whole store + covered offsets) atomically. Returns its path, or
-    /// `None` when snapshots are disabled.
+    /// Writes the snapshot file (whole store + covered offsets) atomically, unless nothing was
+    /// applied since the last one. Returns its path, or `None` when snapshots are disabled.
+    /// Blocking (write + fsync): call it off the async runtime.
     pub fn snapshot(&self) -> Result<Option<PathBuf>> {
         let Some(path) = &self.config.snapshot_path else {
             return Ok(None);
         };
-        let _writing = self.snapshot_lock.lock();
+        let mut last = self.snapshot_lock.lock();
         self.ensure_open()?;
-        let bytes = {
+        let (bytes, processed) = {
             let store = self.store.read();
-            snapshot::encode(&store, self.config.num_partitions, self.clock.now_ms())
+            if last.as_ref() == Some(&store.processed) {
+                return Ok(Some(path.clone())); // nothing applied since the last one
+            }
+            let bytes = snapshot::encode(&store, self.config.num_partitions, self.clock.now_ms());
+            (bytes, store.processed.clone())
         };
         snapshot::write_file(path, &bytes)?;
+        *last = Some(processed);
         tracing::debug!(path = %path.display(), bytes = bytes.len(), "wrote remote log metadata snapshot");
         Ok(Some(path.clone()))
     }

@@ -379,6 +379,22 @@ fn snapshot_plus_tail_equals_full_replay() {
 }
 
 #[test]
+fn snapshot_is_written_only_when_something_was_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = snapshot_path(&dir);
+    let topic = InMemoryMetadataTopic::new();
+    let m = start(&topic, Some(&path));
+    history_part1(&m);
+    m.snapshot().unwrap();
+    std::fs::remove_file(&path).unwrap();
+    m.snapshot().unwrap();
+    assert!(!path.exists(), "an unchanged store was written again");
+    history_part2(&m);
+    m.snapshot().unwrap();
+    assert!(path.exists(), "new events were not snapshotted");
+}
+
+#[test]
 fn corrupt_or_stale_snapshot_means_full_replay() {
     let dir = tempfile::tempdir().unwrap();
     let path = snapshot_path(&dir);

@@ -24,7 +24,7 @@ use crate::state::Broker;
 use anyhow::Context;
 use metadata_topic::LocalMetadataTopic;
 use shale_common::{Clock, Rng};
-use shale_remote_log::tasks::{RateLimiter, RemoteLogManager};
+use shale_remote_log::tasks::{RateLimiter, RemoteLogManager, TaskPools, TieredPartition};
 use shale_remote_log::{
     InstrumentedStore, ObjectRsm, RemoteLogReader, RemoteStorageConfig, StoreStats,
 };
@@ -47,6 +47,10 @@ pub struct TieringSettings {
     pub copy_bytes_per_second: u64,
     /// `remote.log.manager.fetch.max.bytes.per.second`.
     pub fetch_bytes_per_second: u64,
+    /// `remote.log.manager.copier.thread.pool.size`: partitions copied concurrently.
+    pub copiers: usize,
+    /// `remote.log.manager.expiration.thread.pool.size`: partitions expired concurrently.
+    pub expirers: usize,
     /// `rsm.config.*` with the prefix stripped.
     pub rsm: Vec<(String, String)>,
     /// `rlmm.config.remote.log.metadata.topic.num.partitions`.
@@ -94,6 +98,8 @@ impl TieringSettings {
             fetch_max_wait: Duration::from_millis(positive("remote.fetch.max.wait.ms")?),
             copy_bytes_per_second: positive("remote.log.manager.copy.max.bytes.per.second")?,
             fetch_bytes_per_second: positive("remote.log.manager.fetch.max.bytes.per.second")?,
+            copiers: positive("remote.log.manager.copier.thread.pool.size")? as usize,
+            expirers: positive("remote.log.manager.expiration.thread.pool.size")? as usize,
             rsm: prefixed("rsm.config."),
             metadata_partitions,
             default_remote_root: remote_root_beside(&config.log_dirs[0]),
@@ -116,7 +122,9 @@ pub struct Active {
     /// Remote log metadata.
     pub rlmm: Arc<TopicBasedRemoteLogMetadataManager>,
     /// Copy / expiration / deletion tasks.
-    pub rlm: RemoteLogManager,
+    pub rlm: Arc<RemoteLogManager>,
+    /// The copier and expiration pools the per-partition tasks run in.
+    pub pools: TaskPools,
 }
 
 /// The running tiered-storage machinery.
@@ -206,32 +214,35 @@ impl Tiering {
                 .await?
                 .context("loading __remote_log_metadata")?;
                 let rlmm = Arc::new(rlmm);
-                let rlm = RemoteLogManager::new(
+                let rlm = Arc::new(RemoteLogManager::new(
                     self.rsm.clone(),
                     rlmm.clone(),
                     self.clock.clone(),
                     self.rng.clone(),
                     broker.config.node_id,
                     self.settings.copy_bytes_per_second,
-                );
+                ));
                 match rlm.sweep_deleted().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(partitions = n, "finished interrupted remote deletions"),
                     Err(e) => tracing::warn!(error = %e, "could not finish interrupted remote deletions; will retry"),
                 }
-                Ok::<_, anyhow::Error>(Active { rlmm, rlm })
+                let pools = TaskPools::new(self.settings.copiers, self.settings.expirers);
+                Ok::<_, anyhow::Error>(Active { rlmm, rlm, pools })
             })
             .await
     }
 
-    /// One round of the tiering tasks over every tiered partition this broker leads, and the
-    /// deletion of remote data whose topic is gone.
+    /// One round: starts the copy and expiration of every tiered partition this broker leads
+    /// (each partition's tasks run concurrently in the pools; one still running from an earlier
+    /// round is not started again), deletes remote data whose topic is gone, and snapshots the
+    /// metadata if it changed.
     pub async fn run_round(&self, broker: &Arc<Broker>) {
-        let partitions: Vec<_> = broker
+        let partitions: Vec<Arc<dyn TieredPartition>> = broker
             .all_partitions()
             .into_iter()
             .filter(|p| p.log.is_tiered())
-            .map(partition::TieredLog::new)
+            .map(|p| Arc::new(partition::TieredLog::new(p)) as Arc<dyn TieredPartition>)
             .collect();
         let active = match self.active() {
             Some(a) => a,
@@ -244,9 +255,7 @@ impl Tiering {
                 }
             },
         };
-        for p in &partitions {
-            active.rlm.run_partition(p).await;
-        }
+        active.pools.schedule(&active.rlm, &partitions);
         let image = broker.image();
         for tp in active.rlmm.remote_partitions() {
             let alive = image
@@ -258,15 +267,28 @@ impl Tiering {
                 }
             }
         }
-        self.snapshot();
+        self.snapshot().await;
     }
 
-    /// Writes the metadata snapshot that bounds the replay at the next start.
-    pub fn snapshot(&self) {
+    /// Writes the metadata snapshot that bounds the replay at the next start (on the blocking
+    /// pool: it fsyncs; skipped when nothing changed since the last one).
+    pub async fn snapshot(&self) {
         if let Some(a) = self.active() {
-            if let Err(e) = a.rlmm.snapshot() {
-                tracing::warn!(error = %e, "could not write the remote log metadata snapshot");
+            let rlmm = a.rlmm.clone();
+            match tokio::task::spawn_blocking(move || rlmm.snapshot()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not write the remote log metadata snapshot")
+                }
+                Err(e) => tracing::error!(error = %e, "remote log metadata snapshot panicked"),
             }
+        }
+    }
+
+    /// Stops the copy and expiration tasks and waits until none runs.
+    pub async fn stop_tasks(&self) {
+        if let Some(a) = self.active() {
+            a.pools.shutdown().await;
         }
     }
 

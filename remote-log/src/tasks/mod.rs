@@ -2,7 +2,8 @@
 //! remote tier, expire remote segments past total retention, and delete a deleted topic's data.
 //!
 //! ```text
-//!  every remote.log.manager.task.interval.ms, for each tiered leader partition:
+//!  every remote.log.manager.task.interval.ms, for each tiered leader partition, concurrently
+//!  (bounded by the copier and expiration pools, see [`TaskPools`]):
 //!    copy:   dangling attempts cleaned ─ from = max(highest copied + 1, log start) ─
 //!            for each rolled segment below the last stable offset, oldest first:
 //!              COPY_SEGMENT_STARTED ─ upload ─ COPY_SEGMENT_FINISHED ─ highest copied := end
@@ -20,8 +21,10 @@
 mod copy;
 mod delete;
 mod expire;
+mod pools;
 mod quota;
 
+pub use pools::TaskPools;
 pub use quota::RateLimiter;
 
 use crate::rsm::{LogSegmentData, RemoteStorageManager};
@@ -187,11 +190,22 @@ impl RemoteLogManager {
 
     /// One round for one partition: copy, then expire. Errors are logged and retried next round.
     pub async fn run_partition(&self, p: &dyn TieredPartition) {
-        let tp = p.topic_id_partition();
+        self.run_copy(p).await;
+        self.run_expire(p).await;
+    }
+
+    /// One copy round for one partition; an error is logged and retried next round.
+    pub async fn run_copy(&self, p: &dyn TieredPartition) {
         if let Err(e) = self.copy_round(p).await {
+            let tp = p.topic_id_partition();
             tracing::warn!(partition = %tp, error = %e, "remote copy stopped; will retry");
         }
+    }
+
+    /// One expiration round for one partition; an error is logged and retried next round.
+    pub async fn run_expire(&self, p: &dyn TieredPartition) {
         if let Err(e) = self.expire_round(p).await {
+            let tp = p.topic_id_partition();
             tracing::warn!(partition = %tp, error = %e, "remote expiration stopped; will retry");
         }
     }

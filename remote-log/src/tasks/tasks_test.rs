@@ -28,7 +28,11 @@ struct FakePartition {
 
 impl FakePartition {
     fn new() -> Self {
-        let tp = test_tp("tiered", 0);
+        Self::named("tiered")
+    }
+
+    fn named(topic: &str) -> Self {
+        let tp = test_tp(topic, 0);
         let segments = (0..SEGMENTS)
             .map(|i| {
                 let spec = FixtureSpec {
@@ -366,4 +370,73 @@ async fn a_failing_delete_is_finished_by_a_later_round() {
     h.faults.fail_all(OpKind::Delete, false);
     assert_eq!(h.rlm.expire_round(&p).await.unwrap(), 1);
     h.assert_no_orphans(&p).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_upload_does_not_hold_up_other_partitions() {
+    let h = harness();
+    let rlm = Arc::new(h.rlm);
+    let slow = Arc::new(FakePartition::named("slow"));
+    let others: Vec<Arc<FakePartition>> = (0..5)
+        .map(|i| Arc::new(FakePartition::named(&format!("quick{i}"))))
+        .collect();
+    let mut all: Vec<Arc<dyn TieredPartition>> = vec![slow.clone()];
+    all.extend(others.iter().map(|p| p.clone() as Arc<dyn TieredPartition>));
+    h.faults.hang_paths_containing("/slow-");
+    // Two copiers: the slow partition holds one, the five others share the other.
+    let pools = TaskPools::new(2, 1);
+    pools.schedule(&rlm, &all);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let done = |p: &FakePartition| {
+        h.rlmm
+            .list_remote_log_segments(&p.tp)
+            .unwrap()
+            .iter()
+            .filter(|m| m.state == CopySegmentFinished)
+            .count()
+            == SEGMENTS
+    };
+    while !others.iter().all(|p| done(p)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "quick partitions did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        h.faults.hung(OpKind::Put),
+        1,
+        "the slow upload is still hanging"
+    );
+    assert!(!done(&slow));
+    // A new round skips the partition whose copy is still running.
+    pools.schedule(&rlm, &all);
+    assert_eq!(h.faults.hung(OpKind::Put), 1);
+    h.faults.release_paths();
+    while !done(&slow) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slow partition did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    pools.shutdown().await;
+    assert_eq!(pools.in_flight(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_aborts_hung_tasks_and_frees_their_slots() {
+    let h = harness();
+    let rlm = Arc::new(h.rlm);
+    let p: Arc<dyn TieredPartition> = Arc::new(FakePartition::named("stuck"));
+    h.faults.hang_paths_containing("/stuck-");
+    let pools = TaskPools::new(1, 1);
+    pools.schedule(&rlm, std::slice::from_ref(&p));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h.faults.hung(OpKind::Put) == 0 {
+        assert!(std::time::Instant::now() < deadline, "upload never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    pools.shutdown().await;
+    assert_eq!(pools.in_flight(), 0);
 }
