@@ -67,8 +67,11 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         tracing::warn!(key = %key, "ignoring unknown configuration key");
     }
     let clock = SystemClock::new();
-    let broker = Arc::new(open_broker(config, clock.clone())?);
-    crate::group::store::replay(&broker);
+    // Loading logs and replaying metadata and offsets is file I/O: off the runtime's workers.
+    let broker = Arc::new(shale_common::blocking::io(|| {
+        open_broker(config, clock.clone())
+    })?);
+    shale_common::blocking::io(|| crate::group::store::replay(&broker));
     start_tiering(&broker, clock).await?;
     let first = &broker.config.listeners[0];
     let listener = TcpListener::bind((first.host.as_str(), first.port))
@@ -196,7 +199,7 @@ async fn serve(
         t.snapshot().await;
     }
     let b = broker.clone();
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+    shale_common::blocking::spawn(move || -> anyhow::Result<()> {
         b.logs.shutdown().context("closing the logs")?;
         b.controller
             .shutdown()
@@ -260,7 +263,8 @@ async fn group_timers(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
     every(Duration::from_millis(100), stop, || {
         let b = broker.clone();
         async move {
-            if let Err(e) = tokio::task::spawn_blocking(move || crate::group::store::tick(&b)).await
+            if let Err(e) =
+                shale_common::blocking::spawn(move || crate::group::store::tick(&b)).await
             {
                 tracing::error!(error = %e, "group coordinator timers panicked");
             }
@@ -279,7 +283,7 @@ async fn housekeeping(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
     every(Duration::from_millis(every_ms), stop, || {
         let b = broker.clone();
         async move {
-            let result = tokio::task::spawn_blocking(move || {
+            let result = shale_common::blocking::spawn(move || {
                 b.logs.housekeeping()?;
                 b.logs.write_checkpoints()?;
                 let size: u64 = b.logs.all_logs().iter().map(|l| l.size_in_bytes()).sum();

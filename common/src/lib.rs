@@ -1,8 +1,10 @@
 //! Shared leaf crate: the injected [`Clock`] and [`Rng`] that library code must use instead of
-//! ambient time and randomness, and [`TopicPartition`], Kafka's partition identity.
+//! ambient time and randomness, [`TopicPartition`], Kafka's partition identity, and [`blocking`],
+//! the one path by which async code may block (file I/O, fsync, long CPU work).
 //!
 //! Everything here is tiny on purpose; storage and protocol crates may all depend on it.
 
+pub mod blocking;
 mod clock;
 mod rng;
 mod topic_partition;

@@ -296,6 +296,7 @@ impl Log {
     /// Validates, assigns offsets in the header only, appends, indexes, rolls and flushes.
     /// `records` may hold several batches (RaftLeader); a truncated trailing batch is ignored.
     pub fn append(&self, records: Bytes, origin: AppendOrigin) -> Result<AppendInfo> {
+        shale_common::blocking::check("Log::append");
         let config = self.config_arc();
         let input = self.split_batches(records, &config)?;
         let now = self.clock.now_ms();

@@ -311,6 +311,7 @@ impl Log {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<ReadInfo> {
+        shale_common::blocking::check("Log::read");
         let leo = self.log_end_offset();
         let segs = self.segments_snapshot();
         let log_start = self.log_start_offset();
@@ -350,6 +351,7 @@ impl Log {
     /// ListOffsets by timestamp: first local offset whose record timestamp is >= `ts` (local
     /// segments only; for tiered logs the broker consults remote storage first).
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<TimestampOffset>> {
+        shale_common::blocking::check("Log::offset_for_timestamp");
         let segs = self.segments_snapshot();
         let log_start = self.log_start_offset();
         let leo = self.log_end_offset();
@@ -373,6 +375,7 @@ impl Log {
     /// ListOffsets MAX_TIMESTAMP: the local record with the largest timestamp (first one if tied;
     /// local segments only).
     pub fn offset_of_max_timestamp(&self) -> Result<Option<TimestampOffset>> {
+        shale_common::blocking::check("Log::offset_of_max_timestamp");
         let segs = self.segments_snapshot();
         let log_start = self.log_start_offset();
         let leo = self.log_end_offset();
@@ -391,6 +394,7 @@ impl Log {
 
     /// Fsyncs every segment holding data above the recovery point, then advances it to LEO.
     pub fn flush(&self) -> Result<()> {
+        shale_common::blocking::check("Log::flush");
         let mut inner = self.inner.lock();
         self.flush_locked(&mut inner)
     }
@@ -415,6 +419,7 @@ impl Log {
 
     /// Rolls a new active segment at LEO (no-op if the active one is empty at LEO).
     pub fn roll(&self) -> Result<()> {
+        shale_common::blocking::check("Log::roll");
         let mut inner = self.lock_open()?;
         self.roll_locked(&mut inner)
     }
@@ -443,6 +448,7 @@ impl Log {
 
     /// Clean close: producer snapshot at LEO, final time-index entry, trimmed indexes, fsync.
     pub fn close(&self) -> Result<()> {
+        shale_common::blocking::check("Log::close");
         let mut inner = self.inner.lock();
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -463,6 +469,7 @@ impl Log {
 
     /// Deletes the whole partition directory (renamed `<tp>.<uuid>-delete`, then removed).
     pub fn delete(&self) -> Result<()> {
+        shale_common::blocking::check("Log::delete");
         let _inner = self.inner.lock();
         self.closed.store(true, Ordering::Release);
         let dir = self.dir();

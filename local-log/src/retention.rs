@@ -149,6 +149,7 @@ impl Log {
     /// with copy enabled use `local.retention.*`, delete only copied segments and move only the
     /// local log start offset (total retention is enforced by the remote side). Returns how many.
     pub fn enforce_retention(&self) -> Result<usize> {
+        shale_common::blocking::check("Log::enforce_retention");
         let mut inner = self.lock_open()?;
         let config = self.config_arc();
         let now = self.clock.now_ms();
@@ -185,6 +186,7 @@ impl Log {
     /// deletes the segments wholly below it. For tiered logs `offset` may lie in the remote range
     /// (below the local log start). Returns the new log start offset.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64> {
+        shale_common::blocking::check("Log::delete_records_before");
         let leo = self.log_end_offset();
         let offset = if offset == -1 { leo } else { offset };
         if offset < 0 || offset > leo {
@@ -201,6 +203,7 @@ impl Log {
     /// Housekeeping: removes expired `.deleted` files, expires idle producers, honours `flush.ms`
     /// and rolls the active segment once it is older than `segment.ms`.
     pub fn tick(&self) -> Result<()> {
+        shale_common::blocking::check("Log::tick");
         let mut inner = self.lock_open()?;
         let now = self.clock.now_ms();
         let config = self.config_arc();
@@ -228,6 +231,7 @@ impl Log {
 
     /// Drops everything at and above `offset` (follower truncation). No-op if `offset >= LEO`.
     pub fn truncate_to(&self, offset: i64) -> Result<()> {
+        shale_common::blocking::check("Log::truncate_to");
         let mut inner = self.lock_open()?;
         if offset >= self.log_end_offset() {
             return Ok(());

@@ -12,7 +12,7 @@ use shale_common::TopicPartition;
 
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
-use crate::log::{Inner, Log};
+use crate::log::Log;
 use crate::producer_state::{snapshot_file_name, ProducerStateManager};
 use crate::segment::{file_name, Segment};
 
@@ -128,13 +128,15 @@ impl Log {
 
     /// Rolled segments (never the active one) whose next segment's base is <= `last_stable_offset`
     /// and whose end offset is >= `from_offset`, oldest first (kip-405 §4.2). A missing producer
-    /// snapshot at the next base is rebuilt and written first.
+    /// snapshot at the next base is rebuilt and written first, without holding the append lock.
+    /// Blocking (file I/O): call it off the async runtime.
     pub fn segments_to_copy(
         &self,
         from_offset: i64,
         last_stable_offset: i64,
     ) -> Result<Vec<SegmentForCopy>> {
-        let mut inner = self.lock_open()?;
+        shale_common::blocking::check("Log::segments_to_copy");
+        drop(self.lock_open()?); // a closed log answers with its error
         let segs = self.segments_snapshot();
         let entries = self.epoch_entries();
         let dir = self.dir();
@@ -148,7 +150,7 @@ impl Log {
             if end_offset < from_offset {
                 continue;
             }
-            let snapshot = self.snapshot_at(&mut inner, &segs, next.base_offset)?;
+            let snapshot = self.snapshot_at(&segs, next.base_offset)?;
             let (offset_index_path, time_index_path) = {
                 let st = seg.state.lock();
                 (
@@ -175,20 +177,20 @@ impl Log {
     }
 
     /// The producer snapshot file at `offset`, rebuilding it from older snapshots and a replay of
-    /// the batches below `offset` when missing (Kafka takes one at every roll).
-    fn snapshot_at(
-        &self,
-        inner: &mut Inner,
-        segs: &[Arc<Segment>],
-        offset: i64,
-    ) -> Result<PathBuf> {
-        if let Some(p) = inner.producers.snapshot_path(offset) {
-            if p.exists() {
-                return Ok(p);
+    /// the batches below `offset` when missing (Kafka takes one at every roll). The append lock is
+    /// held only to look the snapshot up, to fork the producer state and to register the result:
+    /// the replay reads rolled segments below `offset`, which appends never change.
+    fn snapshot_at(&self, segs: &[Arc<Segment>], offset: i64) -> Result<PathBuf> {
+        let mut fork: ProducerStateManager = {
+            let inner = self.lock_open()?;
+            if let Some(p) = inner.producers.snapshot_path(offset) {
+                if p.exists() {
+                    return Ok(p);
+                }
             }
-        }
+            inner.producers.fork_below(offset)
+        };
         let now = self.clock.now_ms();
-        let mut fork: ProducerStateManager = inner.producers.fork_below(offset);
         let from = match fork.load_latest(offset, now)? {
             Some(o) => o,
             None => {
@@ -215,7 +217,9 @@ impl Log {
         fork.set_map_end_offset(offset);
         let path = self.dir().join(snapshot_file_name(offset));
         crate::checkpoint::write_atomic(&path, &fork.encode())?;
-        inner.producers.register_snapshot(offset, path.clone());
+        self.lock_open()?
+            .producers
+            .register_snapshot(offset, path.clone());
         Ok(path)
     }
 
@@ -224,6 +228,7 @@ impl Log {
     /// expiration and DeleteRecords; `offset` may be below the local log start (remote range).
     /// Returns the log start offset afterwards.
     pub fn advance_log_start_offset(&self, offset: i64) -> Result<i64> {
+        shale_common::blocking::check("Log::advance_log_start_offset");
         let mut inner = self.lock_open()?;
         let leo = self.log_end_offset();
         if offset > leo {

@@ -336,6 +336,7 @@ impl TopicBasedRemoteLogMetadataManager {
         let Some(path) = &self.config.snapshot_path else {
             return Ok(None);
         };
+        shale_common::blocking::check("RLMM snapshot");
         let mut last = self.snapshot_lock.lock();
         self.ensure_open()?;
         let (bytes, processed) = {

@@ -228,7 +228,7 @@ pub fn delete_records(broker: &Broker, req: &DeleteRecordsRequest) -> DeleteReco
                     if target < 0 || target > part.high_watermark() {
                         r.error_code = E::OffsetOutOfRange.code();
                     } else {
-                        match part.log.delete_records_before(target) {
+                        match super::storage_io(|| part.log.delete_records_before(target)) {
                             Ok(low) => r.low_watermark = low,
                             Err(e) => r.error_code = log_error_code(&e),
                         }

@@ -135,11 +135,13 @@ async fn by_time(
     ts: i64,
 ) -> Result<Option<(i64, i64)>, i16> {
     let log = &part.log;
-    let local = if ts == MAX_TIMESTAMP {
-        log.offset_of_max_timestamp()
-    } else {
-        log.offset_for_timestamp(ts)
-    };
+    let local = super::storage_io(|| {
+        if ts == MAX_TIMESTAMP {
+            log.offset_of_max_timestamp()
+        } else {
+            log.offset_for_timestamp(ts)
+        }
+    });
     let local = local
         .map_err(|e| log_error_code(&e))?
         .map(|f| (f.offset, f.timestamp));

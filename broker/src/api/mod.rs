@@ -247,14 +247,8 @@ fn encode<M: Encodable>(
 
 /// Runs synchronous storage I/O (appends, positional reads, an fsync at a segment roll) on the
 /// current worker while the runtime moves this worker's other tasks elsewhere, so one slow disk
-/// operation never stalls other connections. Cheaper than `spawn_blocking` for short calls.
-pub(crate) fn storage_io<T>(f: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
+/// operation never stalls other connections (`shale_common::blocking::io`).
+pub(crate) use shale_common::blocking::io as storage_io;
 
 /// Runs blocking metadata work (fsyncs in the metadata log) on the blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -262,7 +256,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&Broker) -> T + Send + 'static,
 ) -> T {
     let b = broker.clone();
-    match tokio::task::spawn_blocking(move || f(&b)).await {
+    match shale_common::blocking::spawn(move || f(&b)).await {
         Ok(v) => v,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }

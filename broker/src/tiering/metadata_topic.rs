@@ -94,11 +94,12 @@ impl MetadataTopic for LocalMetadataTopic {
         let mut builder = BatchBuilder::new(now);
         builder.push(now, None, Some(value), vec![]);
         let batch = builder.build().map_err(|e| topic_err(e.to_string()))?;
-        let info = log
-            .append(batch.into_bytes(), AppendOrigin::Client { leader_epoch: 0 })
-            .map_err(|e| topic_err(format!("{TOPIC}-{partition}: {e}")))?;
-        log.flush()
-            .map_err(|e| topic_err(format!("{TOPIC}-{partition}: {e}")))?;
+        // Appended and fsynced before the event counts (called from async tiering tasks).
+        let info = crate::api::storage_io(|| {
+            let info = log.append(batch.into_bytes(), AppendOrigin::Client { leader_epoch: 0 })?;
+            log.flush().map(|()| info)
+        })
+        .map_err(|e| topic_err(format!("{TOPIC}-{partition}: {e}")))?;
         part.publish_progress();
         Ok(info.first_offset)
     }
@@ -115,8 +116,7 @@ impl MetadataTopic for LocalMetadataTopic {
         if from >= end {
             return Ok(Vec::new());
         }
-        let read = log
-            .read(from, max_bytes, end, true)
+        let read = crate::api::storage_io(|| log.read(from, max_bytes, end, true))
             .map_err(|e| topic_err(format!("{TOPIC}-{partition}: {e}")))?;
         let mut out = Vec::new();
         for batch in batches(read.records) {

@@ -208,7 +208,7 @@ impl Tiering {
                 };
                 let topic = Arc::new(LocalMetadataTopic::new(&broker));
                 let clock = self.clock.clone();
-                let rlmm = tokio::task::spawn_blocking(move || {
+                let rlmm = shale_common::blocking::spawn(move || {
                     TopicBasedRemoteLogMetadataManager::start(config, topic, clock)
                 })
                 .await?
@@ -275,7 +275,7 @@ impl Tiering {
     pub async fn snapshot(&self) {
         if let Some(a) = self.active() {
             let rlmm = a.rlmm.clone();
-            match tokio::task::spawn_blocking(move || rlmm.snapshot()).await {
+            match shale_common::blocking::spawn(move || rlmm.snapshot()).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "could not write the remote log metadata snapshot")

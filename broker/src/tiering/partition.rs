@@ -50,11 +50,10 @@ impl TieredPartition for TieredLog {
     }
 
     fn segments_to_copy(&self, from_offset: i64, last_stable_offset: i64) -> Vec<LocalSegment> {
-        let segments = match self
-            .partition
-            .log
-            .segments_to_copy(from_offset, last_stable_offset)
-        {
+        let log = &self.partition.log;
+        let segments = match crate::api::storage_io(|| {
+            log.segments_to_copy(from_offset, last_stable_offset)
+        }) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(partition = %self.partition.tp, error = %e, "cannot list segments to copy");
@@ -88,9 +87,8 @@ impl TieredPartition for TieredLog {
     }
 
     fn advance_log_start_offset(&self, offset: i64) -> Result<(), String> {
-        self.partition
-            .log
-            .advance_log_start_offset(offset)
+        let log = &self.partition.log;
+        crate::api::storage_io(|| log.advance_log_start_offset(offset))
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
