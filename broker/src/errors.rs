@@ -1,6 +1,13 @@
 //! The broker edge: internal errors become Kafka error codes here, and only here.
+//!
+//! Every crate's error type answers `kind()` with a [`shale_common::ErrorKind`]; [`kind_error`]
+//! maps each kind to a Kafka error, and the functions below refine that per variant where Kafka
+//! has a more specific code. Every match is exhaustive — no wildcard arm — so a new variant or
+//! kind does not compile until someone decides what clients see for it.
 
+use crate::tiering::RemoteReadError;
 use kafka_protocol::error::ResponseError as E;
+use shale_common::ErrorKind;
 use shale_local_log::LogError;
 use shale_raft::ControllerError;
 
@@ -9,9 +16,25 @@ pub fn code(e: E) -> i16 {
     e.code()
 }
 
+/// The Kafka error an error kind is reported as when no more specific code applies.
+pub fn kind_error(kind: ErrorKind) -> E {
+    match kind {
+        ErrorKind::Invalid => E::InvalidRequest,
+        ErrorKind::Config => E::InvalidConfig,
+        ErrorKind::NotFound => E::UnknownTopicOrPartition,
+        ErrorKind::OutOfRange => E::OffsetOutOfRange,
+        ErrorKind::Fenced => E::InvalidProducerEpoch,
+        ErrorKind::NotLeader => E::NotLeaderOrFollower,
+        ErrorKind::Retriable => E::RequestTimedOut,
+        ErrorKind::Corrupt => E::CorruptMessage,
+        ErrorKind::Storage => E::KafkaStorageError,
+    }
+}
+
 /// The Kafka error code a log error is reported as.
 pub fn log_error_code(e: &LogError) -> i16 {
     let kafka = match e {
+        LogError::Io { .. } => E::KafkaStorageError,
         LogError::CorruptRecord { .. } => E::CorruptMessage,
         LogError::InvalidRecord { .. } => E::InvalidRecord,
         LogError::RecordTooLarge { .. } => E::MessageTooLarge,
@@ -20,11 +43,25 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::OutOfOrderSequence { .. } => E::OutOfOrderSequenceNumber,
         LogError::InvalidProducerEpoch { .. } => E::InvalidProducerEpoch,
         LogError::OffsetOutOfRange { .. } => E::OffsetOutOfRange,
+        LogError::OffsetMovedToTieredStorage { .. } => E::OffsetMovedToTieredStorage,
         LogError::InvalidConfig { .. } => E::InvalidConfig,
+        // Damaged files on disk: the log directory is the problem, not the request.
+        LogError::Corrupt { .. } => E::KafkaStorageError,
         LogError::Closed { .. } => E::NotLeaderOrFollower,
-        _ => E::KafkaStorageError,
     };
     kafka.code()
+}
+
+/// The Kafka error code a failed remote read is reported as (`None`: answer without data and
+/// without an error, the client simply fetches again).
+pub fn remote_read_error_code(e: &RemoteReadError) -> Option<i16> {
+    match e {
+        // The segment expired or is not uploaded yet: the consumer resets its position.
+        RemoteReadError::NotFound(_) => Some(E::OffsetOutOfRange.code()),
+        RemoteReadError::Throttled => None,
+        // Missing or damaged objects and store outages: the partition's storage failed.
+        RemoteReadError::Storage(_) => Some(E::KafkaStorageError.code()),
+    }
 }
 
 /// The Kafka error code and message a controller error is reported as.
@@ -32,13 +69,51 @@ pub fn controller_error(e: &ControllerError) -> (i16, String) {
     let kafka = match e {
         ControllerError::TopicAlreadyExists(_) => E::TopicAlreadyExists,
         ControllerError::UnknownTopic(_) => E::UnknownTopicOrPartition,
+        ControllerError::UnknownTopicId(_) => E::UnknownTopicId,
         ControllerError::InvalidTopic(_) => E::InvalidTopicException,
         ControllerError::InvalidPartitions(_) => E::InvalidPartitions,
         ControllerError::InvalidReplicationFactor(_) => E::InvalidReplicationFactor,
         ControllerError::InvalidReplicaAssignment(_) => E::InvalidReplicaAssignment,
         ControllerError::InvalidConfig { .. } => E::InvalidConfig,
         ControllerError::InvalidRequest(_) => E::InvalidRequest,
-        _ => E::UnknownServerError,
+        ControllerError::Storage(raft) => match raft.kind() {
+            // Metadata the controller cannot write or read: Kafka answers UNKNOWN_SERVER_ERROR
+            // for an unexpected controller failure, NOT_CONTROLLER once it has shut down.
+            ErrorKind::NotLeader => E::NotController,
+            ErrorKind::Invalid
+            | ErrorKind::Config
+            | ErrorKind::NotFound
+            | ErrorKind::OutOfRange
+            | ErrorKind::Fenced
+            | ErrorKind::Retriable
+            | ErrorKind::Corrupt
+            | ErrorKind::Storage => E::UnknownServerError,
+        },
     };
     (kafka.code(), e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_maps_to_a_retriable_code_only_where_retrying_can_help() {
+        let retriable = |k| kind_error(k).is_retriable();
+        assert!(retriable(ErrorKind::NotLeader));
+        assert!(retriable(ErrorKind::Retriable));
+        assert!(retriable(ErrorKind::Storage));
+        assert!(!retriable(ErrorKind::Invalid));
+        assert!(!retriable(ErrorKind::Config));
+        assert!(!retriable(ErrorKind::Fenced));
+    }
+
+    #[test]
+    fn a_closed_log_tells_the_client_to_refresh_its_leader() {
+        let tp = shale_common::TopicPartition::new("t", 0);
+        assert_eq!(
+            log_error_code(&LogError::Closed { tp }),
+            E::NotLeaderOrFollower.code()
+        );
+    }
 }

@@ -1,14 +1,17 @@
 //! Shared leaf crate: the injected [`Clock`] and [`Rng`] that library code must use instead of
 //! ambient time and randomness, [`TopicPartition`], Kafka's partition identity, and [`blocking`],
-//! the one path by which async code may block (file I/O, fsync, long CPU work).
+//! the one path by which async code may block (file I/O, fsync, long CPU work), and
+//! [`ErrorKind`], the error vocabulary shared by every crate's error type.
 //!
 //! Everything here is tiny on purpose; storage and protocol crates may all depend on it.
 
 pub mod blocking;
 mod clock;
+mod error_kind;
 mod rng;
 mod topic_partition;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use error_kind::ErrorKind;
 pub use rng::{Rng, SeededRng};
 pub use topic_partition::TopicPartition;

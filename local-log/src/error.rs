@@ -7,7 +7,6 @@ use shale_common::TopicPartition;
 
 /// Everything that can go wrong in the local log.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum LogError {
     /// A filesystem operation failed.
     #[error("I/O error on {path}: {source}")]
@@ -140,31 +139,17 @@ pub enum LogError {
     },
 }
 
-/// Coarse classification for callers deciding what to do (the broker maps these, plus the
-/// variant itself where it matters, to Kafka error codes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// Bad input from a client: reject the request, the log is fine.
-    Invalid,
-    /// Producer fencing / sequencing problem.
-    Fenced,
-    /// The requested offset is not in the log.
-    NotFound,
-    /// On-disk data is damaged.
-    Corrupt,
-    /// I/O failure or closed log: the log may be unusable.
-    Fatal,
-}
+pub use shale_common::ErrorKind;
 
 impl LogError {
     /// The coarse kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            LogError::Io { .. } | LogError::Closed { .. } => ErrorKind::Fatal,
+            LogError::Io { .. } => ErrorKind::Storage,
+            LogError::Closed { .. } => ErrorKind::NotLeader,
             LogError::Corrupt { .. } => ErrorKind::Corrupt,
-            LogError::OffsetOutOfRange { .. } | LogError::OffsetMovedToTieredStorage { .. } => {
-                ErrorKind::NotFound
-            }
+            LogError::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
+            LogError::OffsetMovedToTieredStorage { .. } => ErrorKind::NotFound,
             LogError::OutOfOrderSequence { .. } | LogError::InvalidProducerEpoch { .. } => {
                 ErrorKind::Fenced
             }
@@ -172,8 +157,8 @@ impl LogError {
             | LogError::InvalidRecord { .. }
             | LogError::RecordTooLarge { .. }
             | LogError::RecordListTooLarge { .. }
-            | LogError::InvalidTimestamp { .. }
-            | LogError::InvalidConfig { .. } => ErrorKind::Invalid,
+            | LogError::InvalidTimestamp { .. } => ErrorKind::Invalid,
+            LogError::InvalidConfig { .. } => ErrorKind::Config,
         }
     }
 

@@ -5,22 +5,10 @@
 
 use std::path::PathBuf;
 
-/// What a caller should do about a [`RaftError`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// Bytes on disk or in a record could not be understood.
-    Corrupt,
-    /// The operating system refused an operation.
-    Io,
-    /// The caller asked for something impossible (bad arguments, wrong directory).
-    Invalid,
-    /// The controller has shut down.
-    Closed,
-}
+pub use shale_common::ErrorKind;
 
 /// Errors of the metadata log layer.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum RaftError {
     /// A metadata record, control record or tagged field could not be parsed.
     #[error("malformed metadata: {0}")]
@@ -80,12 +68,12 @@ impl RaftError {
             | RaftError::UnsupportedVersion { .. }
             | RaftError::Corrupt { .. }
             | RaftError::Batch(_) => ErrorKind::Corrupt,
-            RaftError::Io { .. } | RaftError::Log(_) => ErrorKind::Io,
+            RaftError::Io { .. } | RaftError::Log(_) => ErrorKind::Storage,
             RaftError::AlreadyFormatted { .. }
             | RaftError::MetaPropertiesMismatch { .. }
             | RaftError::InvalidArgument(_)
             | RaftError::Quorum(_) => ErrorKind::Invalid,
-            RaftError::Closed => ErrorKind::Closed,
+            RaftError::Closed => ErrorKind::NotLeader,
         }
     }
 
@@ -102,7 +90,6 @@ impl RaftError {
 /// INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT, INVALID_CONFIG,
 /// INVALID_REQUEST, and an internal error for `Storage`).
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ControllerError {
     #[error("Topic '{0}' already exists.")]
     TopicAlreadyExists(String),

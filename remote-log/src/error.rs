@@ -7,20 +7,7 @@ use std::sync::Arc;
 /// Result alias of this crate.
 pub type Result<T, E = RemoteLogError> = std::result::Result<T, E>;
 
-/// Coarse classification for the broker's error mapping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// A remote object or index does not exist (Kafka: RemoteResourceNotFoundException).
-    NotFound,
-    /// The object store or local file I/O failed (Kafka: RemoteStorageException).
-    Storage,
-    /// Stored data failed an integrity check or could not be parsed.
-    Corrupt,
-    /// The requested offset or position is outside the segment.
-    OutOfRange,
-    /// Invalid configuration.
-    Config,
-}
+pub use shale_common::ErrorKind;
 
 /// Errors of remote storage.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,6 @@ pub type Result<T, E = RlmmError> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in the remote log metadata layer.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum RlmmError {
     /// A `__remote_log_metadata` record (or the local snapshot) could not be decoded.
     #[error("malformed remote log metadata: {reason}")]
@@ -57,21 +56,7 @@ pub enum RlmmError {
     },
 }
 
-/// What a caller should do about an [`RlmmError`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// Transient; retrying later may succeed.
-    Retriable,
-    /// The named segment or partition does not exist.
-    NotFound,
-    /// Stored or received bytes are damaged.
-    Corrupt,
-    /// The request itself is wrong; retrying the same request will fail again.
-    Invalid,
-    /// The component cannot continue (configuration or disk problem).
-    Fatal,
-}
+pub use shale_common::ErrorKind;
 
 impl RlmmError {
     /// The coarse category the broker maps to a Kafka error code.
@@ -85,7 +70,8 @@ impl RlmmError {
                 ErrorKind::NotFound
             }
             RlmmError::NotReady { .. } | RlmmError::Topic { .. } => ErrorKind::Retriable,
-            RlmmError::PartitionCountMismatch { .. } | RlmmError::Io { .. } => ErrorKind::Fatal,
+            RlmmError::PartitionCountMismatch { .. } => ErrorKind::Config,
+            RlmmError::Io { .. } => ErrorKind::Storage,
         }
     }
 

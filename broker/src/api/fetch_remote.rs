@@ -6,6 +6,7 @@
 //! to finish in the background: its blocks land in the cache, so the client's next Fetch is a hit.
 //! A read never holds the connection's other partitions: local data is already in hand.
 
+use crate::errors::remote_read_error_code;
 use crate::state::Broker;
 use crate::tiering::RemoteReadError;
 use kafka_protocol::error::ResponseError as E;
@@ -80,14 +81,18 @@ pub(super) async fn fill(
                     broker.metrics.bytes_out.inc_by(n as u64);
                 }
             }
-            Ok(Ok(Err(RemoteReadError::NotFound(offset)))) => {
-                tracing::debug!(partition = %p.tp, offset, "offset no longer in remote storage");
-                out.error_code = E::OffsetOutOfRange.code();
-            }
-            Ok(Ok(Err(RemoteReadError::Throttled))) => {}
             Ok(Ok(Err(e))) => {
-                tracing::warn!(partition = %p.tp, offset = p.offset, error = %e, "remote read failed");
-                out.error_code = E::KafkaStorageError.code();
+                match &e {
+                    RemoteReadError::NotFound(_) | RemoteReadError::Throttled => {
+                        tracing::debug!(partition = %p.tp, offset = p.offset, error = %e, "remote read answered without data")
+                    }
+                    RemoteReadError::Storage(_) => {
+                        tracing::warn!(partition = %p.tp, offset = p.offset, error = %e, "remote read failed")
+                    }
+                }
+                if let Some(code) = remote_read_error_code(&e) {
+                    out.error_code = code;
+                }
             }
         }
     }

@@ -4,7 +4,7 @@
 use crate::state::Partition;
 use shale_local_log::{validate_merged, LogConfig, LogError};
 use shale_raft::{ControllerError, MetadataImage, TopicConfigPolicy};
-use shale_remote_log::tasks::{LocalSegment, Retention, TieredPartition};
+use shale_remote_log::tasks::{LocalLogError, LocalSegment, Retention, TieredPartition};
 use shale_remote_log::LogSegmentData;
 use shale_rlmm::TopicIdPartition;
 use std::collections::BTreeMap;
@@ -86,11 +86,14 @@ impl TieredPartition for TieredLog {
             .set_highest_offset_in_remote_storage(offset);
     }
 
-    fn advance_log_start_offset(&self, offset: i64) -> Result<(), String> {
+    fn advance_log_start_offset(&self, offset: i64) -> Result<(), LocalLogError> {
         let log = &self.partition.log;
         crate::api::storage_io(|| log.advance_log_start_offset(offset))
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| LocalLogError {
+                kind: e.kind(),
+                message: e.to_string(),
+            })
     }
 
     fn retention(&self) -> Retention {

@@ -36,7 +36,7 @@ pub enum RemoteReadError {
     Throttled,
     /// The object store or the remote data failed.
     #[error("remote read failed: {0}")]
-    Storage(String),
+    Storage(#[from] shale_remote_log::RemoteLogError),
 }
 
 /// The offset after the last whole batch in `bytes`.
@@ -112,7 +112,7 @@ impl Tiering {
                     if total > 0 {
                         break; // serve what was read; the next fetch retries the rest
                     }
-                    return Err(RemoteReadError::Storage(e.to_string()));
+                    return Err(RemoteReadError::Storage(e));
                 }
             };
             if bytes.is_empty() {
@@ -154,7 +154,7 @@ impl Tiering {
                 .reader
                 .offset_for_timestamp(&meta, ts)
                 .await
-                .map_err(|e| RemoteReadError::Storage(e.to_string()))?;
+                .map_err(RemoteReadError::Storage)?;
             if let Some((offset, timestamp)) = found.filter(|(o, _)| *o >= log_start) {
                 return Ok(Some((offset, timestamp)));
             }

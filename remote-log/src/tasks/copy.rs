@@ -80,10 +80,8 @@ impl RemoteLogManager {
             size,
             segment.leader_epochs.clone(),
         )
-        .map_err(|e| TaskError::Metadata(e.to_string()))?;
-        self.metadata
-            .add(meta.clone())
-            .map_err(TaskError::Metadata)?;
+        .map_err(TaskError::from)?;
+        self.metadata.add(meta.clone()).map_err(TaskError::from)?;
         self.stats.copy_requests.fetch_add(1, Ordering::Relaxed);
         let custom = match self.rsm.copy_log_segment(&meta, &segment.data).await {
             Ok(custom) => custom,
@@ -105,7 +103,7 @@ impl RemoteLogManager {
         }
         self.metadata
             .update(self.update_for(&finished, CopySegmentFinished))
-            .map_err(TaskError::Metadata)?;
+            .map_err(TaskError::from)?;
         self.stats
             .copy_bytes
             .fetch_add(segment.size_bytes, Ordering::Relaxed);

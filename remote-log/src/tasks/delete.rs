@@ -58,6 +58,6 @@ impl RemoteLogManager {
                 event_timestamp_ms: self.now(),
                 broker_id: self.broker_id,
             })
-            .map_err(TaskError::Metadata)
+            .map_err(TaskError::from)
     }
 }

@@ -33,8 +33,7 @@ impl RemoteLogManager {
             .map(|m| m.end_offset + 1)
             .max();
         if let Some(start) = new_start.filter(|s| *s > p.log_start_offset()) {
-            p.advance_log_start_offset(start)
-                .map_err(TaskError::Local)?;
+            p.advance_log_start_offset(start).map_err(TaskError::from)?;
         }
         let mut deleted = 0;
         for m in &doomed {

@@ -28,11 +28,12 @@ pub use pools::TaskPools;
 pub use quota::RateLimiter;
 
 use crate::rsm::{LogSegmentData, RemoteStorageManager};
+use crate::ErrorKind;
 use parking_lot::Mutex;
 use shale_common::{Clock, Rng};
 use shale_rlmm::{
     RemoteLogSegmentMetadata, RemoteLogSegmentMetadataUpdate, RemotePartitionDeleteMetadata,
-    TopicIdPartition,
+    RlmmError, TopicIdPartition,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,7 +83,7 @@ pub trait TieredPartition: Send + Sync + std::fmt::Debug {
     /// Records the highest offset known to be in remote storage (unlocks local deletion).
     fn set_highest_offset_in_remote_storage(&self, offset: i64);
     /// Raises the log start offset (remote retention).
-    fn advance_log_start_offset(&self, offset: i64) -> Result<(), String>;
+    fn advance_log_start_offset(&self, offset: i64) -> Result<(), LocalLogError>;
     /// Current retention settings.
     fn retention(&self) -> Retention;
 }
@@ -90,13 +91,13 @@ pub trait TieredPartition: Send + Sync + std::fmt::Debug {
 /// The metadata manager as the tasks need it (the broker adapts rlmm's manager).
 pub trait SegmentMetadataStore: Send + Sync + std::fmt::Debug {
     /// Publishes a new segment in COPY_SEGMENT_STARTED.
-    fn add(&self, m: RemoteLogSegmentMetadata) -> Result<(), String>;
+    fn add(&self, m: RemoteLogSegmentMetadata) -> Result<(), RlmmError>;
     /// Publishes a state change.
-    fn update(&self, u: RemoteLogSegmentMetadataUpdate) -> Result<(), String>;
+    fn update(&self, u: RemoteLogSegmentMetadataUpdate) -> Result<(), RlmmError>;
     /// Every segment of the partition not yet DELETE_SEGMENT_FINISHED.
     fn segments(&self, tp: &TopicIdPartition) -> Vec<RemoteLogSegmentMetadata>;
     /// Publishes a partition-delete state.
-    fn put_partition_delete(&self, m: RemotePartitionDeleteMetadata) -> Result<(), String>;
+    fn put_partition_delete(&self, m: RemotePartitionDeleteMetadata) -> Result<(), RlmmError>;
 }
 
 /// Why a task round stopped early.
@@ -107,10 +108,10 @@ pub enum TaskError {
     Storage(#[from] crate::error::RemoteLogError),
     /// The metadata manager refused or failed.
     #[error("remote log metadata: {0}")]
-    Metadata(String),
+    Metadata(#[from] RlmmError),
     /// The local log refused.
     #[error("local log: {0}")]
-    Local(String),
+    Local(#[from] LocalLogError),
     /// The RSM returned more custom metadata than allowed; copying stops for this partition.
     #[error("custom metadata of {size} bytes exceeds the limit of {max}")]
     CustomMetadataTooLarge {
@@ -119,6 +120,29 @@ pub enum TaskError {
         /// `remote.log.metadata.custom.metadata.max.bytes`.
         max: usize,
     },
+}
+
+impl TaskError {
+    /// The coarse kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TaskError::Storage(e) => e.kind(),
+            TaskError::Metadata(e) => e.kind(),
+            TaskError::Local(e) => e.kind,
+            TaskError::CustomMetadataTooLarge { .. } => ErrorKind::Invalid,
+        }
+    }
+}
+
+/// A local-log failure as the tasks see it (this crate never sees local-log's own type): its
+/// kind and its message.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct LocalLogError {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// The local log's description.
+    pub message: String,
 }
 
 /// Counters exported as Kafka's remote-storage metrics.
@@ -228,8 +252,7 @@ impl RemoteLogManager {
         use shale_rlmm::RemoteLogSegmentState::{DeleteSegmentFinished, DeleteSegmentStarted};
         if m.state != DeleteSegmentStarted {
             self.metadata
-                .update(self.update_for(m, DeleteSegmentStarted))
-                .map_err(TaskError::Metadata)?;
+                .update(self.update_for(m, DeleteSegmentStarted))?;
         }
         self.stats.delete_requests.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.rsm.delete_log_segment(m).await {
@@ -258,23 +281,20 @@ impl RemoteLogManager {
 
 /// rlmm's topic-based manager is the store the broker uses.
 impl SegmentMetadataStore for shale_rlmm::manager::TopicBasedRemoteLogMetadataManager {
-    fn add(&self, m: RemoteLogSegmentMetadata) -> Result<(), String> {
+    fn add(&self, m: RemoteLogSegmentMetadata) -> Result<(), RlmmError> {
         self.add_remote_log_segment_metadata(m)
-            .map_err(|e| e.to_string())
     }
 
-    fn update(&self, u: RemoteLogSegmentMetadataUpdate) -> Result<(), String> {
+    fn update(&self, u: RemoteLogSegmentMetadataUpdate) -> Result<(), RlmmError> {
         self.update_remote_log_segment_metadata(u)
-            .map_err(|e| e.to_string())
     }
 
     fn segments(&self, tp: &TopicIdPartition) -> Vec<RemoteLogSegmentMetadata> {
         self.list_remote_log_segments(tp).unwrap_or_default()
     }
 
-    fn put_partition_delete(&self, m: RemotePartitionDeleteMetadata) -> Result<(), String> {
+    fn put_partition_delete(&self, m: RemotePartitionDeleteMetadata) -> Result<(), RlmmError> {
         self.put_remote_partition_delete_metadata(m)
-            .map_err(|e| e.to_string())
     }
 }
 

@@ -93,7 +93,7 @@ impl TieredPartition for FakePartition {
     fn set_highest_offset_in_remote_storage(&self, offset: i64) {
         self.highest_remote.fetch_max(offset, Ordering::SeqCst);
     }
-    fn advance_log_start_offset(&self, offset: i64) -> Result<(), String> {
+    fn advance_log_start_offset(&self, offset: i64) -> Result<(), LocalLogError> {
         self.log_start.fetch_max(offset, Ordering::SeqCst);
         Ok(())
     }
