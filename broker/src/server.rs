@@ -78,12 +78,14 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     for key in &config.ignored {
         tracing::warn!(key = %key, "ignoring unknown configuration key");
     }
+    // Listeners and limits first: a port in use or an unresolvable override fails start-up
+    // before the data directories are touched.
+    let limits = ConnectionLimits::from_config(&config.connection_limits).await?;
+    let listeners = bind_listeners(&config.listeners).await?;
     let clock = SystemClock::new();
     let broker = Arc::new(open_broker(config, clock.clone())?);
     crate::group::store::replay(&broker);
     start_tiering(&broker, clock).await?;
-    let limits = ConnectionLimits::from_config(&broker.config.connection_limits).await?;
-    let listeners = bind_listeners(&broker.config.listeners).await?;
     let addrs = listeners
         .iter()
         .map(|(name, l)| Ok((name.clone(), l.local_addr()?)))
