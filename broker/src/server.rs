@@ -1,4 +1,4 @@
-//! Start-up, the accept loop, connections and graceful shutdown.
+//! Start-up, the accept loops, connections and graceful shutdown.
 //!
 //! ```text
 //!  start ─ format-if-empty ─ Controller::open ─ LogManager::open ─ Broker::new (reconcile)
