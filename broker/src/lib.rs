@@ -3,7 +3,8 @@
 //!
 //! Layout:
 //! * [`config`] — `server.properties` keys, defaults and validation.
-//! * [`server`] — start-up, the accept loop, one task per connection, graceful shutdown.
+//! * [`server`] — start-up, the accept loops, one task per connection, graceful shutdown.
+//! * [`connection_limits`] — `max.connections` and `max.connections.per.ip` accounting.
 //! * [`state`] — the running broker: metadata controller, logs, partitions.
 //! * [`purgatory`] — per-partition progress watches that waiting requests (long-poll Fetch) hold.
 //! * [`api`] — one module per API family; [`api::dispatch`] is the routing table.
@@ -13,6 +14,7 @@
 
 pub mod api;
 pub mod config;
+pub mod connection_limits;
 pub mod errors;
 pub mod fetch_session;
 pub mod group;

@@ -90,8 +90,16 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Loads the configuration; a configuration error ends the process with its message (exit code
+/// 1) and no backtrace: it is the operator's to fix, not a fault in the program.
 fn load(args: &ConfigArgs) -> anyhow::Result<BrokerConfig> {
-    Ok(BrokerConfig::load(args.config.as_deref(), &args.overrides)?)
+    match BrokerConfig::load(args.config.as_deref(), &args.overrides) {
+        Ok(config) => Ok(config),
+        Err(e) => {
+            eprintln!("Error: {e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 fn run(args: ConfigArgs) -> anyhow::Result<()> {

@@ -1,8 +1,9 @@
 //! Prometheus metrics and the `/metrics` HTTP endpoint.
 //!
 //! Request counts and latency per API, bytes in (produce payloads) and out (fetch payloads),
-//! connection, partition and log-size gauges. The endpoint is a deliberately tiny HTTP/1.1
-//! responder: it answers `GET /metrics` and 404s everything else, then closes the connection.
+//! connection, partition and log-size gauges, refused and idle-closed connections. The endpoint
+//! is a deliberately tiny HTTP/1.1 responder: it answers `GET /metrics` and 404s everything
+//! else, then closes the connection.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -26,6 +27,10 @@ pub struct Metrics {
     pub bytes_out: IntCounter,
     /// Open client connections.
     pub connections: IntGauge,
+    /// Connections closed at once because their address was at `max.connections.per.ip`.
+    pub connections_rejected: IntCounter,
+    /// Connections closed after `connections.max.idle.ms` without activity.
+    pub connections_idle_closed: IntCounter,
     /// Partitions led by this broker.
     pub partitions: IntGauge,
     /// Total size of all local logs.
@@ -62,6 +67,14 @@ impl Metrics {
             bytes_in: counter("shale_bytes_in_total", "Record bytes accepted by Produce"),
             bytes_out: counter("shale_bytes_out_total", "Record bytes served by Fetch"),
             connections: gauge("shale_connections", "Open client connections"),
+            connections_rejected: counter(
+                "shale_connections_rejected_total",
+                "Connections closed at accept: their address was at max.connections.per.ip",
+            ),
+            connections_idle_closed: counter(
+                "shale_connections_idle_closed_total",
+                "Connections closed after connections.max.idle.ms without activity",
+            ),
             partitions: gauge("shale_partitions", "Partitions led by this broker"),
             log_size_bytes: gauge("shale_log_size_bytes", "Total size of the local logs"),
             registry,
@@ -72,6 +85,8 @@ impl Metrics {
             Box::new(m.bytes_in.clone()),
             Box::new(m.bytes_out.clone()),
             Box::new(m.connections.clone()),
+            Box::new(m.connections_rejected.clone()),
+            Box::new(m.connections_idle_closed.clone()),
             Box::new(m.partitions.clone()),
             Box::new(m.log_size_bytes.clone()),
         ];

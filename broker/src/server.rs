@@ -1,8 +1,8 @@
-//! Start-up, the accept loop, connections and graceful shutdown.
+//! Start-up, the accept loops, connections and graceful shutdown.
 //!
 //! ```text
 //!  start ─ format-if-empty ─ Controller::open ─ LogManager::open ─ Broker::new (reconcile)
-//!        └ bind listeners ─ accept loop ──► one task per connection
+//!        └ bind every listener ─ one accept loop each ──► one task per connection
 //!                          housekeeping task (retention, checkpoints, log size)
 //!                          /metrics task
 //!  shutdown signal ─ stop accepting ─ connections finish their current request ─
@@ -13,9 +13,15 @@
 //! `socket.request.max.bytes` before allocating) into a bounded queue, and a processing loop that
 //! handles them one at a time, in order, as Kafka does: responses leave in request order and a
 //! client may pipeline up to `queued.max.requests` requests.
+//!
+//! Connection limits ([`crate::connection_limits`]): an accept loop waits while the broker holds
+//! `max.connections` (as Kafka's acceptor blocks) and closes at once a connection whose address
+//! is at `max.connections.per.ip`. A connection with no bytes read, no request in progress and no
+//! response written for `connections.max.idle.ms` is closed.
 
 use crate::api::{self, Response};
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, Listener};
+use crate::connection_limits::{ConnectionLimits, Permit, Refused};
 use crate::state::Broker;
 use crate::tiering::{Tiering, TieringSettings, TopicPolicy};
 use anyhow::Context;
@@ -25,6 +31,7 @@ use shale_local_log::{LogManager, LogManagerOptions};
 use shale_raft::{Controller, ControllerOptions, Endpoint};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,6 +45,8 @@ use tokio::task::JoinSet;
 pub struct RunningBroker {
     /// The address the first listener is bound to.
     pub addr: SocketAddr,
+    /// Every bound listener, in `listeners` order: name and address.
+    pub listeners: Vec<(String, SocketAddr)>,
     /// The metrics endpoint, if enabled.
     pub metrics_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
@@ -55,6 +64,9 @@ impl RunningBroker {
 /// Runs a broker until `shutdown` completes, then stops it cleanly.
 pub async fn run(config: BrokerConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let running = start(config).await?;
+    for (name, addr) in &running.listeners {
+        tracing::info!(listener = %name, %addr, "listening");
+    }
     tracing::info!(addr = %running.addr, "started");
     shutdown.await;
     tracing::info!("shutting down");
@@ -66,6 +78,10 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     for key in &config.ignored {
         tracing::warn!(key = %key, "ignoring unknown configuration key");
     }
+    // Listeners and limits first: a port in use or an unresolvable override fails start-up
+    // before the data directories are touched.
+    let limits = ConnectionLimits::from_config(&config.connection_limits).await?;
+    let listeners = bind_listeners(&config.listeners).await?;
     let clock = SystemClock::new();
     // Loading logs and replaying metadata and offsets is file I/O: off the runtime's workers.
     let broker = Arc::new(shale_common::blocking::io(|| {
@@ -73,11 +89,10 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     })?);
     shale_common::blocking::io(|| crate::group::store::replay(&broker));
     start_tiering(&broker, clock).await?;
-    let first = &broker.config.listeners[0];
-    let listener = TcpListener::bind((first.host.as_str(), first.port))
-        .await
-        .with_context(|| format!("binding listener {}:{}", first.host, first.port))?;
-    let addr = listener.local_addr()?;
+    let addrs = listeners
+        .iter()
+        .map(|(name, l)| Ok((name.clone(), l.local_addr()?)))
+        .collect::<std::io::Result<Vec<_>>>()?;
     let metrics_addr = match broker.config.metrics_address {
         Some(a) => {
             let l = TcpListener::bind(a)
@@ -96,9 +111,10 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         None => None,
     };
     let (stop, stop_rx) = watch::channel(false);
-    let done = tokio::spawn(serve(broker, listener, stop_rx));
+    let done = tokio::spawn(serve(broker, listeners, Arc::new(limits), stop_rx));
     Ok(RunningBroker {
-        addr,
+        addr: addrs[0].1,
+        listeners: addrs,
         metrics_addr,
         stop,
         done,
@@ -159,29 +175,66 @@ fn open_broker(config: BrokerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Br
     Ok(Broker::new(config, clock, controller, logs)?)
 }
 
+/// Binds every listener, or fails naming the one that could not be bound. An empty host means
+/// every interface (IPv6 and IPv4 where the machine has IPv6, else IPv4).
+async fn bind_listeners(listeners: &[Listener]) -> anyhow::Result<Vec<(String, TcpListener)>> {
+    let mut bound = Vec::with_capacity(listeners.len());
+    for l in listeners {
+        let socket = if l.host.is_empty() {
+            match TcpListener::bind(("::", l.port)).await {
+                Ok(s) => Ok(s),
+                Err(_) => TcpListener::bind(("0.0.0.0", l.port)).await,
+            }
+        } else {
+            TcpListener::bind((l.host.as_str(), l.port)).await
+        };
+        let socket = socket.with_context(|| format!("binding listener {l}"))?;
+        bound.push((l.name.clone(), socket));
+    }
+    Ok(bound)
+}
+
+/// A connection that passed the limits, on its way to its task.
+struct Accepted {
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: Permit,
+}
+
 async fn serve(
     broker: Arc<Broker>,
-    listener: TcpListener,
+    listeners: Vec<(String, TcpListener)>,
+    limits: Arc<ConnectionLimits>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let housekeeping = tokio::spawn(housekeeping(broker.clone(), stop.clone()));
     let group_timers = tokio::spawn(group_timers(broker.clone(), stop.clone()));
     let tiering = tokio::spawn(tiering_tasks(broker.clone(), stop.clone()));
+    let (tx, mut accepted) = mpsc::channel::<Accepted>(64);
+    let mut acceptors = JoinSet::new();
+    for (name, listener) in listeners {
+        acceptors.spawn(accept_loop(
+            broker.clone(),
+            name,
+            listener,
+            limits.clone(),
+            tx.clone(),
+        ));
+    }
+    drop(tx);
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    connections.spawn(connection(broker.clone(), stream, peer, stop.clone()));
-                }
-                Err(e) => tracing::warn!(error = %e, "accept failed"),
-            },
+            Some(a) = accepted.recv() => {
+                connections.spawn(connection(broker.clone(), a, stop.clone()));
+            }
             _ = stop.changed() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
-    drop(listener);
+    acceptors.abort_all();
+    while acceptors.join_next().await.is_some() {}
+    drop(accepted);
     broker.groups.with(|g| g.fail_waiters());
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(30), drain)
@@ -301,19 +354,142 @@ async fn housekeeping(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
     .await;
 }
 
-async fn connection(
+/// Accepts connections on one listener until aborted, within the connection limits.
+async fn accept_loop(
     broker: Arc<Broker>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    mut stop: watch::Receiver<bool>,
+    name: String,
+    listener: TcpListener,
+    limits: Arc<ConnectionLimits>,
+    tx: mpsc::Sender<Accepted>,
 ) {
+    let mut refusals = RefusalLog::default();
+    loop {
+        limits.wait_for_slot().await;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(listener = %name, error = %e, "accept failed");
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::Interrupted
+                ) {
+                    // Out of descriptors or memory: give closing connections a moment.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                continue;
+            }
+        };
+        let permit = loop {
+            match limits.try_acquire(peer.ip()) {
+                Ok(permit) => break Some(permit),
+                // Another listener took the last slot since the wait: hold this one until free.
+                Err(Refused::BrokerFull) => limits.wait_for_slot().await,
+                Err(Refused::PerIp { limit }) => {
+                    broker.metrics.connections_rejected.inc();
+                    refusals.note(&name, peer, limit);
+                    break None;
+                }
+            }
+        };
+        let Some(permit) = permit else {
+            continue; // dropping the stream closes the connection
+        };
+        let _ = stream.set_nodelay(true);
+        let accepted = Accepted {
+            stream,
+            peer,
+            permit,
+        };
+        if tx.send(accepted).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Logs refused connections without a line per connection during a flood: the first refusal,
+/// then a count at most every 10 s (the metric has the exact total).
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<tokio::time::Instant>,
+    since_last: u64,
+}
+
+impl RefusalLog {
+    fn note(&mut self, listener: &str, peer: SocketAddr, limit: usize) {
+        self.since_last += 1;
+        tracing::debug!(%listener, %peer, limit, "closed connection: address at its limit");
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+        {
+            return;
+        }
+        tracing::warn!(
+            %listener,
+            %peer,
+            limit,
+            refused = self.since_last,
+            "closing new connections from addresses at max.connections.per.ip"
+        );
+        self.last = Some(tokio::time::Instant::now());
+        self.since_last = 0;
+    }
+}
+
+/// When a connection last did something, for `connections.max.idle.ms`.
+#[derive(Debug)]
+struct Activity {
+    since: tokio::time::Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            since: tokio::time::Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.since.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Completes once nothing has happened for `limit` (never when `None`).
+    async fn idle_for(&self, limit: Option<Duration>) {
+        let Some(limit) = limit else {
+            return std::future::pending().await;
+        };
+        loop {
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = self.since + last + limit;
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+async fn connection(broker: Arc<Broker>, accepted: Accepted, mut stop: watch::Receiver<bool>) {
+    let Accepted {
+        stream,
+        peer,
+        permit,
+    } = accepted;
     broker.metrics.connections.inc();
+    let activity = Arc::new(Activity::new());
+    let idle_limit = broker.config.connection_limits.idle_timeout;
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Bytes>(broker.config.queued_max_requests.clamp(1, 1024));
     let max = broker.config.socket_request_max_bytes;
+    let reader_activity = activity.clone();
     let reader = tokio::spawn(async move {
         loop {
-            match read_frame(&mut rd, max).await {
+            match read_frame(&mut rd, max, &reader_activity).await {
                 Ok(Some(frame)) => {
                     if tx.send(frame).await.is_err() {
                         break;
@@ -330,6 +506,11 @@ async fn connection(
     loop {
         let frame = tokio::select! {
             f = rx.recv() => match f { Some(f) => f, None => break },
+            _ = activity.idle_for(idle_limit) => {
+                broker.metrics.connections_idle_closed.inc();
+                tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)");
+                break;
+            }
             _ = stop.changed() => break,
         };
         match api::handle(&broker, frame).await {
@@ -349,20 +530,23 @@ async fn connection(
                 break;
             }
         }
+        activity.touch();
     }
     reader.abort();
     let _ = wr.shutdown().await;
     broker.metrics.connections.dec();
+    drop(permit);
 }
 
 /// Reads one size-prefixed frame; `Ok(None)` on a clean end of stream.
 async fn read_frame(
     rd: &mut tokio::net::tcp::OwnedReadHalf,
     max: usize,
+    activity: &Activity,
 ) -> Result<Option<Bytes>, String> {
     let mut prefix = [0u8; 4];
     match rd.read_exact(&mut prefix).await {
-        Ok(_) => {}
+        Ok(_) => activity.touch(),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e.to_string()),
     }
@@ -380,7 +564,7 @@ async fn read_frame(
         let want = (size - buf.len()) as u64;
         match (&mut *rd).take(want).read_buf(&mut buf).await {
             Ok(0) => return Err(format!("truncated request: {} of {size} bytes", buf.len())),
-            Ok(_) => {}
+            Ok(_) => activity.touch(),
             Err(e) => return Err(format!("truncated request: {e}")),
         }
     }

@@ -1,0 +1,341 @@
+//! Listeners: `listeners`, `advertised.listeners`, `listener.security.protocol.map`,
+//! `controller.listener.names` and `inter.broker.listener.name`, resolved as Kafka resolves them.
+//!
+//! A listener's security protocol comes from the protocol map (listener name → protocol). Without
+//! an explicit map, Kafka's default maps the four protocol names to themselves and, in KRaft mode,
+//! maps the controller listener names to PLAINTEXT unless an SSL or SASL name is in use. Shale
+//! serves PLAINTEXT only, so any other protocol is reported as unsupported and stops start-up.
+//!
+//! Every listener is bound. Controller listeners (named in `controller.listener.names`) are bound
+//! and served like the others — Shale's quorum is in-process, so there is no separate controller
+//! protocol — but they are not advertised to clients, as Kafka only advertises broker listeners.
+
+use super::{invalid, split_list, ConfigError};
+use std::collections::BTreeMap;
+
+/// A listener such as `PLAINTEXT://127.0.0.1:9092`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    /// Listener name, upper-cased as Kafka normalises it (`PLAINTEXT`, `CONTROLLER`, …).
+    pub name: String,
+    /// Host as written (empty for all interfaces).
+    pub host: String,
+    /// Port (0 = any free port).
+    pub port: u16,
+}
+
+impl std::fmt::Display for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}", self.name, self.host, self.port)
+        } else {
+            write!(f, "{}://{}:{}", self.name, self.host, self.port)
+        }
+    }
+}
+
+/// Kafka's security protocols.
+pub const SECURITY_PROTOCOLS: [&str; 4] = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+/// The resolved listener settings.
+#[derive(Clone, Debug)]
+pub struct Listeners {
+    /// Every listener in `listeners`; all are bound at start-up.
+    pub bind: Vec<Listener>,
+    /// Broker listeners given to clients (`advertised.listeners`, else `listeners`, without the
+    /// controller listeners). Never empty.
+    pub advertised: Vec<Listener>,
+    /// Every parsed advertised listener, controller listeners included.
+    pub advertised_all: Vec<Listener>,
+    /// `controller.listener.names`, upper-cased.
+    pub controller_names: Vec<String>,
+}
+
+/// Resolves the listener keys. Malformed values are errors; a listener that is not PLAINTEXT is
+/// pushed to `unsupported` (so every such setting is reported at once).
+pub fn resolve(
+    props: &BTreeMap<String, String>,
+    unsupported: &mut Vec<String>,
+) -> Result<Listeners, ConfigError> {
+    let default = "PLAINTEXT://127.0.0.1:9092".to_string();
+    let bind = parse_listeners("listeners", props.get("listeners").unwrap_or(&default))?;
+    if bind.is_empty() {
+        return Err(invalid(
+            "listeners",
+            "",
+            "at least one listener is required",
+        ));
+    }
+    check_distinct_names("listeners", &bind)?;
+    let controller_names: Vec<String> = props
+        .get("controller.listener.names")
+        .map(|v| split_list(v).iter().map(|n| n.to_uppercase()).collect())
+        .unwrap_or_default();
+    for name in &controller_names {
+        if !bind.iter().any(|l| &l.name == name) {
+            return Err(invalid(
+                "controller.listener.names",
+                name,
+                "a combined node must bind its controller listener: add it to listeners",
+            ));
+        }
+    }
+    let map = protocol_map(props, &bind, &controller_names)?;
+    let protocol_of = |key: &str, l: &Listener| -> Result<String, ConfigError> {
+        map.get(&l.name).cloned().ok_or_else(|| {
+            invalid(
+                key,
+                &l.to_string(),
+                &format!(
+                    "no security protocol for listener name {} in listener.security.protocol.map",
+                    l.name
+                ),
+            )
+        })
+    };
+    for l in &bind {
+        let protocol = protocol_of("listeners", l)?;
+        if protocol != "PLAINTEXT" {
+            unsupported.push(format!(
+                "listeners: {l} uses security protocol {protocol}; only PLAINTEXT listeners are \
+                 supported (no TLS or SASL yet)"
+            ));
+        }
+    }
+    let advertised_all = match props.get("advertised.listeners") {
+        Some(v) => parse_listeners("advertised.listeners", v)?,
+        None => bind.clone(),
+    };
+    for l in &advertised_all {
+        if !bind.iter().any(|b| b.name == l.name) {
+            return Err(invalid(
+                "advertised.listeners",
+                &l.to_string(),
+                "its listener name is not one of listeners",
+            ));
+        }
+    }
+    let advertised: Vec<Listener> = advertised_all
+        .iter()
+        .filter(|l| !controller_names.contains(&l.name))
+        .cloned()
+        .collect();
+    if advertised.is_empty() {
+        return Err(invalid(
+            "listeners",
+            props.get("listeners").unwrap_or(&default),
+            "at least one listener that is not a controller listener is required for clients",
+        ));
+    }
+    if let Some(name) = props.get("inter.broker.listener.name") {
+        let name = name.trim().to_uppercase();
+        let Some(l) = bind.iter().find(|l| l.name == name) else {
+            return Err(invalid(
+                "inter.broker.listener.name",
+                &name,
+                "not one of listeners",
+            ));
+        };
+        let protocol = protocol_of("inter.broker.listener.name", l)?;
+        if protocol != "PLAINTEXT" {
+            unsupported.push(format!(
+                "inter.broker.listener.name: {name} uses {protocol}; only PLAINTEXT is supported"
+            ));
+        }
+    }
+    Ok(Listeners {
+        bind,
+        advertised,
+        advertised_all,
+        controller_names,
+    })
+}
+
+/// `listener.security.protocol.map` as Kafka computes its effective value.
+fn protocol_map(
+    props: &BTreeMap<String, String>,
+    listeners: &[Listener],
+    controller_names: &[String],
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    const KEY: &str = "listener.security.protocol.map";
+    let mut map = BTreeMap::new();
+    let Some(explicit) = props.get(KEY) else {
+        for p in SECURITY_PROTOCOLS {
+            map.insert(p.to_string(), p.to_string());
+        }
+        let secure = |n: &String| n != "PLAINTEXT" && SECURITY_PROTOCOLS.contains(&n.as_str());
+        if !controller_names.iter().any(secure) && !listeners.iter().any(|l| secure(&l.name)) {
+            for n in controller_names {
+                map.insert(n.clone(), "PLAINTEXT".to_string());
+            }
+        }
+        return Ok(map);
+    };
+    for entry in split_list(explicit) {
+        let (name, protocol) = entry
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(KEY, &entry, "expected LISTENER_NAME:PROTOCOL entries"))?;
+        let protocol = protocol.trim().to_uppercase();
+        if !SECURITY_PROTOCOLS.contains(&protocol.as_str()) {
+            return Err(invalid(
+                KEY,
+                &entry,
+                "the protocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+            ));
+        }
+        map.insert(name.trim().to_uppercase(), protocol);
+    }
+    Ok(map)
+}
+
+fn check_distinct_names(key: &str, listeners: &[Listener]) -> Result<(), ConfigError> {
+    for (i, l) in listeners.iter().enumerate() {
+        if listeners[..i].iter().any(|o| o.name == l.name) {
+            return Err(invalid(
+                key,
+                &l.to_string(),
+                "each listener must have a different name",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `NAME://host:port` entries; `[v6]` hosts; an empty host means all interfaces.
+pub fn parse_listeners(key: &str, v: &str) -> Result<Vec<Listener>, ConfigError> {
+    split_list(v)
+        .into_iter()
+        .map(|l| {
+            let bad = |reason: &str| invalid(key, &l, reason);
+            let (name, rest) = l
+                .split_once("://")
+                .ok_or_else(|| bad("expected NAME://host:port"))?;
+            if name.is_empty() {
+                return Err(bad("the listener name is empty"));
+            }
+            let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("missing port"))?;
+            let port = port.parse().map_err(|_| bad("invalid port"))?;
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            Ok(Listener {
+                name: name.to_uppercase(),
+                host,
+                port,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn resolve_ok(pairs: &[(&str, &str)]) -> (Listeners, Vec<String>) {
+        let mut unsupported = Vec::new();
+        let l = resolve(&props(pairs), &mut unsupported).unwrap();
+        (l, unsupported)
+    }
+
+    #[test]
+    fn secure_listeners_are_unsupported() {
+        let (_, u) = resolve_ok(&[(
+            "listeners",
+            "SASL_SSL://127.0.0.1:9092,SSL://127.0.0.1:9094",
+        )]);
+        assert_eq!(u.len(), 2, "{u:?}");
+        assert!(u[0].contains("SASL_SSL") && u[1].contains("SSL://127.0.0.1:9094"));
+    }
+
+    #[test]
+    fn protocol_map_resolves_custom_names() {
+        let pairs = [
+            ("listeners", "INTERNAL://127.0.0.1:1,external://127.0.0.1:2"),
+            (
+                "listener.security.protocol.map",
+                "INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL",
+            ),
+        ];
+        let (l, u) = resolve_ok(&pairs);
+        assert_eq!(l.bind[1].name, "EXTERNAL");
+        assert_eq!(u.len(), 1, "{u:?}");
+        assert!(u[0].contains("EXTERNAL") && u[0].contains("SASL_SSL"));
+        let (_, u) = resolve_ok(&[
+            ("listeners", "A://127.0.0.1:1,B://127.0.0.1:2"),
+            ("listener.security.protocol.map", "A:PLAINTEXT,B:plaintext"),
+        ]);
+        assert!(u.is_empty(), "{u:?}");
+    }
+
+    #[test]
+    fn unmapped_listener_name_is_an_error() {
+        let mut u = Vec::new();
+        let err = resolve(&props(&[("listeners", "FOO://127.0.0.1:1")]), &mut u).unwrap_err();
+        assert!(err.to_string().contains("no security protocol"), "{err}");
+    }
+
+    #[test]
+    fn controller_listener_is_bound_but_not_advertised() {
+        let (l, u) = resolve_ok(&[
+            ("listeners", "CONTROLLER://:9093,PLAINTEXT://:9092"),
+            ("controller.listener.names", "CONTROLLER"),
+        ]);
+        assert!(u.is_empty(), "{u:?}");
+        assert_eq!(l.bind.len(), 2);
+        assert_eq!(l.advertised.len(), 1);
+        assert_eq!(l.advertised[0].name, "PLAINTEXT");
+        // With an SSL listener in use Kafka adds no default mapping for CONTROLLER.
+        let mut u = Vec::new();
+        let p = props(&[
+            ("listeners", "CONTROLLER://:9093,SSL://:9092"),
+            ("controller.listener.names", "CONTROLLER"),
+        ]);
+        assert!(resolve(&p, &mut u).is_err());
+    }
+
+    #[test]
+    fn only_controller_listeners_is_an_error() {
+        let mut u = Vec::new();
+        let p = props(&[
+            ("listeners", "CONTROLLER://:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+        ]);
+        assert!(resolve(&p, &mut u).is_err());
+        let p = props(&[("controller.listener.names", "CONTROLLER")]);
+        assert!(
+            resolve(&p, &mut u).is_err(),
+            "controller listener must be bound"
+        );
+    }
+
+    #[test]
+    fn duplicate_names_and_unknown_advertised_names_are_errors() {
+        let mut u = Vec::new();
+        let p = props(&[("listeners", "PLAINTEXT://:1,plaintext://:2")]);
+        assert!(resolve(&p, &mut u).is_err());
+        let p = props(&[
+            ("listeners", "PLAINTEXT://:1"),
+            ("advertised.listeners", "OTHER://h:1"),
+        ]);
+        assert!(resolve(&p, &mut u).is_err());
+    }
+
+    #[test]
+    fn inter_broker_listener_must_be_plaintext() {
+        let (_, u) = resolve_ok(&[
+            ("listeners", "PLAINTEXT://:1,SSL://:2"),
+            ("inter.broker.listener.name", "SSL"),
+        ]);
+        assert_eq!(u.len(), 2, "{u:?}");
+        let (_, u) = resolve_ok(&[("inter.broker.listener.name", "plaintext")]);
+        assert!(u.is_empty());
+    }
+}

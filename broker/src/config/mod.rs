@@ -1,0 +1,565 @@
+//! Broker configuration: Kafka's `server.properties` keys, their defaults and validation.
+//!
+//! The broker reads a properties file (`--config FILE`) and `--override key=value` pairs on top.
+//! Every key Shale understands is declared once in [`BROKER_CONFIGS`] (`defs`) with its default,
+//! type and doc; an invalid value stops start-up with an error that names the key. Unknown keys
+//! are logged and ignored, as Kafka does — except keys that ask for a feature Shale lacks
+//! (`unsupported`: TLS, SASL, ACLs, …), non-PLAINTEXT listeners (`listeners`) and multi-node
+//! quorums (`cluster`): those stop start-up, all reported together, rather than run unsafely.
+//! Topic-level defaults (`log.retention.hours`, `log.segment.bytes`, …) are folded into a
+//! [`LogConfig`] through the broker synonyms declared by `shale_local_log`.
+
+mod cluster;
+mod defs;
+mod listeners;
+pub mod unsupported;
+
+pub use defs::{configuration_markdown, ConfigDef, Kind, BROKER_CONFIGS};
+pub use listeners::Listener;
+
+use crate::connection_limits::LimitsConfig;
+use shale_local_log::{LogConfig, TOPIC_CONFIGS};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A configuration problem that stops start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key has a value of the wrong type or out of range.
+    #[error("invalid value '{value}' for configuration {key}: {reason}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// The offending value.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// Settings that ask for features Shale does not implement; running without them would be
+    /// unsafe, so start-up stops and lists every one.
+    #[error(
+        "refusing to start: {} setting(s) ask for what Shale does not support, and ignoring them \
+         would be unsafe (remove them to run without these features):\n  - {}",
+        problems.len(),
+        problems.join("\n  - ")
+    )]
+    Unsupported {
+        /// One line per offending setting.
+        problems: Vec<String>,
+    },
+    /// The properties file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// The validated broker configuration.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// Every key that was set explicitly (file, then overrides), as text.
+    pub explicit: BTreeMap<String, String>,
+    /// Keys that were set but are not Shale configuration; logged as ignored at start-up.
+    pub ignored: Vec<String>,
+    /// `node.id`.
+    pub node_id: i32,
+    /// Listeners to bind: every one in `listeners`, controller listeners included.
+    pub listeners: Vec<Listener>,
+    /// Broker listeners given to clients (`advertised.listeners`, else `listeners`, without the
+    /// controller listeners); never empty.
+    pub advertised_listeners: Vec<Listener>,
+    /// `controller.listener.names` (upper-cased).
+    pub controller_listener_names: Vec<String>,
+    /// `max.connections`, `max.connections.per.ip[.overrides]`, `connections.max.idle.ms`.
+    pub connection_limits: LimitsConfig,
+    /// Partition log directories.
+    pub log_dirs: Vec<PathBuf>,
+    /// Directory holding `__cluster_metadata-0`.
+    pub metadata_log_dir: PathBuf,
+    /// `num.partitions`.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `delete.topic.enable`.
+    pub delete_topic_enable: bool,
+    /// `socket.request.max.bytes`.
+    pub socket_request_max_bytes: usize,
+    /// `queued.max.requests` (per-connection read-ahead bound).
+    pub queued_max_requests: usize,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval_ms: u64,
+    /// `log.flush.offset.checkpoint.interval.ms`.
+    pub checkpoint_interval_ms: u64,
+    /// `max.incremental.fetch.session.cache.slots`.
+    pub fetch_session_slots: usize,
+    /// Prometheus endpoint, if enabled.
+    pub metrics_address: Option<SocketAddr>,
+    /// Log filter.
+    pub log_level: String,
+    /// Topic defaults derived from the `log.*` keys.
+    pub log_config: LogConfig,
+    /// The group coordinator's keys (`group.*`, `offsets.*`).
+    pub groups: crate::group::GroupConfig,
+}
+
+impl BrokerConfig {
+    /// Reads an optional properties file, then applies `key=value` overrides, then validates.
+    pub fn load(file: Option<&std::path::Path>, overrides: &[String]) -> Result<Self, ConfigError> {
+        let mut props = BTreeMap::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            props.extend(parse_properties(&text));
+        }
+        for kv in overrides {
+            let (k, v) = kv.split_once('=').ok_or_else(|| ConfigError::Invalid {
+                key: kv.clone(),
+                value: String::new(),
+                reason: "an override must look like key=value".into(),
+            })?;
+            props.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Self::from_props(props)
+    }
+
+    /// Validates a full key/value map.
+    pub fn from_props(props: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let (ignored, mut unsupported_settings) = classify_keys(&props)?;
+        let get = |k: &str| -> Option<String> {
+            props.get(k).cloned().or_else(|| {
+                BROKER_CONFIGS
+                    .iter()
+                    .find(|d| d.name == k)
+                    .and_then(|d| d.default.map(str::to_string))
+            })
+        };
+        let int = |k: &str| -> i64 { get(k).and_then(|v| v.parse().ok()).unwrap_or(0) };
+        let node_id = int("node.id");
+        if !(0..=i32::MAX as i64).contains(&node_id) {
+            return Err(invalid("node.id", &node_id.to_string(), "must be >= 0"));
+        }
+        let listeners = listeners::resolve(&props, &mut unsupported_settings)?;
+        cluster::check(
+            &props,
+            node_id as i32,
+            &listeners,
+            &mut unsupported_settings,
+        )?;
+        if !unsupported_settings.is_empty() {
+            return Err(ConfigError::Unsupported {
+                problems: unsupported_settings,
+            });
+        }
+        let (log_dirs, metadata_log_dir) = directories(&props)?;
+        let positive = |k: &str| -> Result<i64, ConfigError> {
+            let v = int(k);
+            if v <= 0 {
+                return Err(invalid(k, &v.to_string(), "must be > 0"));
+            }
+            Ok(v)
+        };
+        let metrics_address = match get("shale.metrics.address").unwrap_or_default().trim() {
+            "" => None,
+            a => Some(a.parse().map_err(|_| {
+                invalid(
+                    "shale.metrics.address",
+                    a,
+                    "expected host:port, e.g. 127.0.0.1:9308",
+                )
+            })?),
+        };
+        let log_config = topic_defaults(&props)?;
+        Ok(BrokerConfig {
+            node_id: node_id as i32,
+            listeners: listeners.bind,
+            advertised_listeners: listeners.advertised,
+            controller_listener_names: listeners.controller_names,
+            connection_limits: connection_limits(&get)?,
+            log_dirs,
+            metadata_log_dir,
+            num_partitions: positive("num.partitions")? as i32,
+            default_replication_factor: positive("default.replication.factor")? as i16,
+            auto_create_topics: get("auto.create.topics.enable").as_deref() == Some("true"),
+            delete_topic_enable: get("delete.topic.enable").as_deref() == Some("true"),
+            socket_request_max_bytes: positive("socket.request.max.bytes")? as usize,
+            queued_max_requests: positive("queued.max.requests")? as usize,
+            retention_check_interval_ms: positive("log.retention.check.interval.ms")? as u64,
+            checkpoint_interval_ms: positive("log.flush.offset.checkpoint.interval.ms")? as u64,
+            fetch_session_slots: int("max.incremental.fetch.session.cache.slots").max(0) as usize,
+            metrics_address,
+            log_level: get("shale.log.level").unwrap_or_else(|| "info".into()),
+            log_config,
+            groups: group_config(&int, &positive)?,
+            explicit: props,
+            ignored,
+        })
+    }
+
+    /// The effective value of a broker key (explicit, else default), as DescribeConfigs shows it.
+    pub fn value_of(&self, key: &str) -> Option<String> {
+        self.explicit.get(key).cloned().or_else(|| {
+            BROKER_CONFIGS
+                .iter()
+                .find(|d| d.name == key)
+                .and_then(|d| d.default.map(str::to_string))
+        })
+    }
+}
+
+/// Checks the type of every known key and sorts the others: ignored (logged), or asking for an
+/// unsupported feature (returned as problems).
+fn classify_keys(
+    props: &BTreeMap<String, String>,
+) -> Result<(Vec<String>, Vec<String>), ConfigError> {
+    let mut ignored = Vec::new();
+    let mut unsupported_settings = Vec::new();
+    for (k, v) in props {
+        match BROKER_CONFIGS.iter().find(|d| d.name == k) {
+            Some(def) => check_kind(def, v)?,
+            None if k.starts_with("rsm.config.") || k.starts_with("rlmm.config.") => {}
+            None => match unsupported::check(k, v) {
+                Some(problem) => unsupported_settings.push(problem),
+                None => ignored.push(k.clone()),
+            },
+        }
+    }
+    Ok((ignored, unsupported_settings))
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The group coordinator's keys.
+fn group_config(
+    int: &dyn Fn(&str) -> i64,
+    positive: &dyn Fn(&str) -> Result<i64, ConfigError>,
+) -> Result<crate::group::GroupConfig, ConfigError> {
+    Ok(crate::group::GroupConfig {
+        offsets_partitions: positive("offsets.topic.num.partitions")? as i32,
+        offsets_replication_factor: positive("offsets.topic.replication.factor")? as i16,
+        offsets_segment_bytes: positive("offsets.topic.segment.bytes")?,
+        offsets_retention_ms: positive("offsets.retention.minutes")?.saturating_mul(60_000),
+        offsets_retention_check_interval_ms: positive("offsets.retention.check.interval.ms")?,
+        offset_metadata_max_bytes: int("offset.metadata.max.bytes").max(0) as usize,
+        initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms").max(0),
+        min_session_timeout_ms: int("group.min.session.timeout.ms"),
+        max_session_timeout_ms: int("group.max.session.timeout.ms"),
+        max_size: positive("group.max.size")? as usize,
+    })
+}
+
+/// `max.connections`, `max.connections.per.ip`, `max.connections.per.ip.overrides` and
+/// `connections.max.idle.ms`, validated as Kafka validates them.
+fn connection_limits(get: &dyn Fn(&str) -> Option<String>) -> Result<LimitsConfig, ConfigError> {
+    let non_negative = |k: &str| -> Result<u32, ConfigError> {
+        let v = get(k).unwrap_or_default();
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= i32::MAX as u32)
+            .ok_or_else(|| invalid(k, &v, "must be between 0 and 2147483647"))
+    };
+    const OVERRIDES: &str = "max.connections.per.ip.overrides";
+    let mut per_ip_overrides = Vec::new();
+    for entry in split_list(&get(OVERRIDES).unwrap_or_default()) {
+        let bad = || invalid(OVERRIDES, &entry, "expected host:count entries");
+        let (host, count) = entry.rsplit_once(':').ok_or_else(bad)?;
+        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        if host.is_empty() || count > i32::MAX as u32 {
+            return Err(bad());
+        }
+        per_ip_overrides.push((host.to_string(), count));
+    }
+    let max_per_ip = non_negative("max.connections.per.ip")?;
+    if max_per_ip == 0 && per_ip_overrides.is_empty() {
+        return Err(invalid(
+            "max.connections.per.ip",
+            "0",
+            "can be 0 only when max.connections.per.ip.overrides is set",
+        ));
+    }
+    let idle = get("connections.max.idle.ms").unwrap_or_default();
+    let idle: i64 = idle
+        .parse()
+        .map_err(|_| invalid("connections.max.idle.ms", &idle, "expected long"))?;
+    Ok(LimitsConfig {
+        max_connections: non_negative("max.connections")?,
+        max_per_ip,
+        per_ip_overrides,
+        idle_timeout: u64::try_from(idle).ok().map(Duration::from_millis),
+    })
+}
+
+/// `log.dirs` (or `log.dir`) and `metadata.log.dir` (which defaults to the first log dir).
+fn directories(props: &BTreeMap<String, String>) -> Result<(Vec<PathBuf>, PathBuf), ConfigError> {
+    let log_dirs: Vec<PathBuf> = match props.get("log.dirs").or(props.get("log.dir")) {
+        Some(v) => split_list(v).into_iter().map(PathBuf::from).collect(),
+        None => vec![PathBuf::from("./shale-data")],
+    };
+    let Some(first) = log_dirs.first() else {
+        return Err(invalid(
+            "log.dirs",
+            "",
+            "at least one directory is required",
+        ));
+    };
+    let metadata = props
+        .get("metadata.log.dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| first.clone());
+    Ok((log_dirs, metadata))
+}
+
+/// Kafka-style properties: `key=value` or `key: value`, `#`/`!` comments, blank lines.
+pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .filter_map(|l| {
+            let idx = l.find(['=', ':'])?;
+            Some((l[..idx].trim().to_string(), l[idx + 1..].trim().to_string()))
+        })
+        .collect()
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn check_kind(def: &ConfigDef, v: &str) -> Result<(), ConfigError> {
+    let ok = match def.kind {
+        Kind::Bool => v == "true" || v == "false",
+        Kind::Int => v.parse::<i32>().is_ok(),
+        Kind::Long => v.parse::<i64>().is_ok(),
+        Kind::Str | Kind::List => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            key: def.name.into(),
+            value: v.into(),
+            reason: format!("expected {:?}", def.kind).to_lowercase(),
+        })
+    }
+}
+
+/// Folds the broker's `log.*` keys into topic defaults, through each topic config's synonyms.
+fn topic_defaults(props: &BTreeMap<String, String>) -> Result<LogConfig, ConfigError> {
+    let mut overrides: Vec<(&'static str, String)> = Vec::new();
+    for def in TOPIC_CONFIGS {
+        let set = def
+            .broker_synonyms
+            .iter()
+            .find_map(|syn| props.get(*syn).map(|v| (*syn, v)));
+        if let Some((syn, value)) = set {
+            overrides.push((def.name, convert_synonym(syn, value)));
+        }
+    }
+    LogConfig::default()
+        .with_overrides(overrides.iter().map(|(k, v)| (*k, v.as_str())))
+        .map_err(|e| ConfigError::Invalid {
+            key: "log.*".into(),
+            value: String::new(),
+            reason: e.to_string(),
+        })
+}
+
+/// Broker synonyms in minutes/hours become the topic config's milliseconds.
+fn convert_synonym(syn: &str, value: &str) -> String {
+    let factor: i64 = if syn.ends_with(".hours") {
+        3_600_000
+    } else if syn.ends_with(".minutes") {
+        60_000
+    } else {
+        1
+    };
+    match value.parse::<i64>() {
+        Ok(v) if factor > 1 && v >= 0 => v.saturating_mul(factor).to_string(),
+        _ => value.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_a_single_local_node() {
+        let c = BrokerConfig::from_props(BTreeMap::new()).unwrap();
+        assert_eq!(c.node_id, 1);
+        assert_eq!(c.listeners[0].host, "127.0.0.1");
+        assert_eq!(c.listeners[0].port, 9092);
+        assert_eq!(c.socket_request_max_bytes, 104_857_600);
+        assert!(c.auto_create_topics);
+    }
+
+    #[test]
+    fn invalid_value_names_the_key() {
+        let mut p = BTreeMap::new();
+        p.insert("num.partitions".to_string(), "many".to_string());
+        let err = BrokerConfig::from_props(p).unwrap_err().to_string();
+        assert!(err.contains("num.partitions"), "{err}");
+    }
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_secured_kafka_config_is_refused_with_every_reason() {
+        let p = props(&[
+            (
+                "listeners",
+                "SASL_SSL://127.0.0.1:9092,SSL://127.0.0.1:9094",
+            ),
+            (
+                "listener.security.protocol.map",
+                "SASL_SSL:SASL_SSL,SSL:SSL",
+            ),
+            ("ssl.keystore.location", "/etc/k.jks"),
+            ("ssl.keystore.password", "pw"),
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            (
+                "listener.name.sasl_ssl.plain.sasl.jaas.config",
+                "PlainLoginModule required;",
+            ),
+            (
+                "authorizer.class.name",
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            ),
+            ("super.users", "User:admin"),
+            ("allow.everyone.if.no.acl.found", "false"),
+            ("controller.quorum.voters", "1@h1:9093,2@h2:9093,3@h3:9093"),
+            ("no.such.key", "ignored"),
+        ]);
+        let err = BrokerConfig::from_props(p).unwrap_err();
+        let ConfigError::Unsupported { problems } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(problems.len(), 11, "{problems:#?}");
+        let text = err.to_string();
+        for needle in [
+            "SASL_SSL://127.0.0.1:9092",
+            "SSL://127.0.0.1:9094",
+            "ssl.keystore.location",
+            "ssl.keystore.password",
+            "sasl.enabled.mechanisms",
+            "jaas.config",
+            "authorizer.class.name",
+            "super.users",
+            "allow.everyone.if.no.acl.found",
+            "voter 2@h2:9093",
+            "voter 3@h3:9093",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from: {text}");
+        }
+        assert!(!text.contains("no.such.key"));
+    }
+
+    #[test]
+    fn kafka_4_single_node_config_is_accepted() {
+        let p = props(&[
+            ("process.roles", "broker,controller"),
+            ("node.id", "1"),
+            ("controller.quorum.bootstrap.servers", "localhost:9093"),
+            ("controller.quorum.voters", "1@localhost:9093"),
+            ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+            ("inter.broker.listener.name", "PLAINTEXT"),
+            (
+                "advertised.listeners",
+                "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listener.security.protocol.map",
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+            ),
+            ("security.inter.broker.protocol", "PLAINTEXT"),
+        ]);
+        let c = BrokerConfig::from_props(p).unwrap();
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.advertised_listeners.len(), 1);
+        assert_eq!(c.advertised_listeners[0].host, "localhost");
+        assert_eq!(c.ignored, ["security.inter.broker.protocol"]);
+    }
+
+    #[test]
+    fn connection_limits_parse_like_kafka() {
+        let c = BrokerConfig::from_props(BTreeMap::new()).unwrap();
+        let l = &c.connection_limits;
+        assert_eq!(
+            (l.max_connections, l.max_per_ip),
+            (i32::MAX as u32, i32::MAX as u32)
+        );
+        assert_eq!(l.idle_timeout, Some(Duration::from_secs(600)));
+        let c = BrokerConfig::from_props(props(&[
+            ("max.connections", "10"),
+            ("max.connections.per.ip", "0"),
+            (
+                "max.connections.per.ip.overrides",
+                "hostName:100, 127.0.0.1:200,::1:3",
+            ),
+            ("connections.max.idle.ms", "-1"),
+        ]))
+        .unwrap();
+        let l = &c.connection_limits;
+        assert_eq!(l.max_connections, 10);
+        assert_eq!(
+            l.per_ip_overrides,
+            [
+                ("hostName".to_string(), 100),
+                ("127.0.0.1".to_string(), 200),
+                ("::1".to_string(), 3)
+            ]
+        );
+        assert_eq!(l.idle_timeout, None);
+        for bad in [
+            ("max.connections", "-1"),
+            ("max.connections.per.ip", "0"),
+            ("max.connections.per.ip.overrides", "host"),
+            ("max.connections.per.ip.overrides", "host:-2"),
+            ("connections.max.idle.ms", "soon"),
+        ] {
+            let err = BrokerConfig::from_props(props(&[bad])).unwrap_err();
+            assert!(err.to_string().contains(bad.0), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn properties_parse_comments_and_separators() {
+        let p = parse_properties("# c\n! c\na=1\n b : 2 \n\nc=x=y\n");
+        assert_eq!(p["a"], "1");
+        assert_eq!(p["b"], "2");
+        assert_eq!(p["c"], "x=y");
+    }
+
+    #[test]
+    fn hours_synonyms_become_milliseconds() {
+        assert_eq!(convert_synonym("log.retention.hours", "2"), "7200000");
+        assert_eq!(convert_synonym("log.retention.ms", "-1"), "-1");
+        assert_eq!(convert_synonym("log.retention.minutes", "3"), "180000");
+    }
+}
