@@ -390,6 +390,12 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Log filter (tracing syntax); RUST_LOG overrides it."
     ),
     def!(
+        "shale.log.open.files.max",
+        None,
+        Int,
+        "Budget of file descriptors for partition logs; unset = 75% of the soft RLIMIT_NOFILE (ulimit -n) at start-up. Each partition's active segment holds one; older segments' files are opened on demand and closed least recently used first; CreateTopics/CreatePartitions beyond what the budget can hold (minus 1/16 headroom, at most 1024) fail with POLICY_VIOLATION."
+    ),
+    def!(
         "offsets.topic.num.partitions",
         Some("50"),
         Int,
@@ -524,6 +530,8 @@ pub struct BrokerConfig {
     pub metrics_address: Option<SocketAddr>,
     /// Log filter.
     pub log_level: String,
+    /// `shale.log.open.files.max` (`None`: derived from the process limit).
+    pub log_open_files_max: Option<usize>,
     /// Topic defaults derived from the `log.*` keys.
     pub log_config: LogConfig,
     /// The group coordinator's keys (`group.*`, `offsets.*`).
@@ -613,6 +621,10 @@ impl BrokerConfig {
             fetch_session_slots: int("max.incremental.fetch.session.cache.slots").max(0) as usize,
             metrics_address,
             log_level: get("shale.log.level").unwrap_or_else(|| "info".into()),
+            log_open_files_max: match props.get("shale.log.open.files.max") {
+                Some(_) => Some(positive("shale.log.open.files.max")? as usize),
+                None => None,
+            },
             log_config,
             groups: crate::group::GroupConfig {
                 offsets_partitions: positive("offsets.topic.num.partitions")? as i32,

@@ -2,6 +2,11 @@
 //! `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`,
 //! `replication-offset-checkpoint` and the `.kafka_cleanshutdown` marker (formats.md §3).
 //! New partitions go to the log dir holding the fewest partitions.
+//!
+//! Every log shares one open-files budget ([`OpenFiles`], `shale.log.open.files.max`): loading
+//! refuses a set of partitions whose active segments alone would not fit in it, and callers
+//! creating partitions reserve room first ([`LogManager::reserve`]). A partition whose creation
+//! fails leaves no directory behind.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -15,6 +20,7 @@ use uuid::Uuid;
 use crate::checkpoint::{read_offset_checkpoint, sync_dir, write_atomic, write_offset_checkpoint};
 use crate::config::LogConfig;
 use crate::error::{IoContext, LogError, Result};
+use crate::files::{FileReservation, OpenFiles};
 use crate::log::{Log, LogOpenOptions};
 use crate::meta_properties::{CLEAN_SHUTDOWN_CONTENT, CLEAN_SHUTDOWN_MARKER};
 
@@ -36,6 +42,9 @@ pub struct LogManagerOptions {
     pub log_dirs: Vec<PathBuf>,
     /// Config for partitions of unknown topics.
     pub default_config: LogConfig,
+    /// Open-files budget (`shale.log.open.files.max`); `None` = derived from the process limit
+    /// ([`crate::files::default_budget`]).
+    pub open_files_max: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -49,6 +58,7 @@ struct Entry {
 pub struct LogManager {
     opts: LogManagerOptions,
     clock: Arc<dyn Clock>,
+    files: OpenFiles,
     logs: RwLock<BTreeMap<TopicPartition, Entry>>,
     strays: RwLock<Vec<TopicPartition>>,
 }
@@ -63,6 +73,26 @@ fn is_partition_dir_name(name: &str) -> Option<TopicPartition> {
     TopicPartition::from_dir_name(name)
 }
 
+/// Partition directories in `log_dirs` (each will pin one file for its active segment).
+fn count_partition_dirs(log_dirs: &[PathBuf]) -> Result<usize> {
+    let mut n = 0;
+    for log_dir in log_dirs {
+        let entries = match fs::read_dir(log_dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(LogError::io(log_dir, e)),
+        };
+        for e in entries {
+            let e = e.ctx(log_dir)?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().ctx(&e.path())?.is_dir() && is_partition_dir_name(&name).is_some() {
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
 impl LogManager {
     /// Reads (and deletes) each dir's clean-shutdown marker and checkpoints, removes `*-delete`
     /// dirs, and loads every `<topic>-<partition>` dir (not `__cluster_metadata-0`). Topics
@@ -72,6 +102,11 @@ impl LogManager {
         clock: Arc<dyn Clock>,
         configs: &dyn Fn(&str) -> Option<(Uuid, LogConfig)>,
     ) -> Result<LogManager> {
+        let files = OpenFiles::new(
+            opts.open_files_max
+                .unwrap_or_else(crate::files::default_budget),
+        );
+        files.check_room(count_partition_dirs(&opts.log_dirs)?)?;
         let mut logs = BTreeMap::new();
         let mut strays = Vec::new();
         for log_dir in &opts.log_dirs {
@@ -108,7 +143,14 @@ impl LogManager {
                     log_start_offset: starts.get(&tp).copied().unwrap_or(0),
                     had_clean_shutdown: clean,
                 };
-                let log = Log::open(e.path(), tp.clone(), config, open_opts, clock.clone())?;
+                let log = Log::open_in(
+                    e.path(),
+                    tp.clone(),
+                    config,
+                    open_opts,
+                    clock.clone(),
+                    &files,
+                )?;
                 if let Some(&c) = cleaned.get(&tp) {
                     log.set_cleaner_checkpoint(c);
                 }
@@ -124,9 +166,12 @@ impl LogManager {
                 );
             }
         }
+        tracing::info!(budget = files.budget(), open = files.open(), pinned = files.pinned(),
+            process_limit = ?crate::files::process_file_limit(), "logs loaded");
         Ok(LogManager {
             opts,
             clock,
+            files,
             logs: RwLock::new(logs),
             strays: RwLock::new(strays),
         })
@@ -178,13 +223,27 @@ impl LogManager {
             log_start_offset: 0,
             had_clean_shutdown: true,
         };
-        let log = Arc::new(Log::open(
-            dir,
+        let existed = dir.exists();
+        let opened = Log::open_in(
+            dir.clone(),
             tp.clone(),
             config,
             opts,
             self.clock.clone(),
-        )?);
+            &self.files,
+        );
+        let log = match opened {
+            Ok(log) => Arc::new(log),
+            Err(e) => {
+                // Leave nothing half-made behind for the next start to trip over.
+                if !existed {
+                    if let Err(rm) = fs::remove_dir_all(&dir) {
+                        tracing::warn!(dir = %dir.display(), error = %rm, "could not remove a partition dir after a failed creation");
+                    }
+                }
+                return Err(e);
+            }
+        };
         sync_dir(&log_dir)?;
         logs.insert(
             tp.clone(),
@@ -194,6 +253,18 @@ impl LogManager {
             },
         );
         Ok(log)
+    }
+
+    /// The open-files budget shared by every log.
+    pub fn open_files(&self) -> &OpenFiles {
+        &self.files
+    }
+
+    /// Holds room in the open-files budget for the active segments of `partitions` new
+    /// partitions until the guard is dropped (create their logs meanwhile);
+    /// [`LogError::FileBudget`] if they do not fit.
+    pub fn reserve(&self, partitions: usize) -> Result<FileReservation> {
+        self.files.reserve(partitions)
     }
 
     /// Deletes the partition's directory and forgets the log.
