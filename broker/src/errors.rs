@@ -22,6 +22,7 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::OffsetOutOfRange { .. } => E::OffsetOutOfRange,
         LogError::InvalidConfig { .. } => E::InvalidConfig,
         LogError::Closed { .. } => E::NotLeaderOrFollower,
+        LogError::FileBudget { .. } => E::PolicyViolation,
         _ => E::KafkaStorageError,
     };
     kafka.code()
