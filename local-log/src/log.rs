@@ -515,6 +515,10 @@ impl Log {
         *self.dir.write() = target.clone();
         self.epochs.lock().set_dir(&target);
         fs::remove_dir_all(&target).ctx(&target)?;
+        // Descriptors go back to the budget now, not when the last handle on the log is dropped.
+        for seg in self.segments_snapshot().iter() {
+            seg.release();
+        }
         Ok(())
     }
 }

@@ -107,74 +107,81 @@ impl LogManager {
                 .unwrap_or_else(crate::files::default_budget),
         );
         files.check_room(count_partition_dirs(&opts.log_dirs)?)?;
-        let mut logs = BTreeMap::new();
-        let mut strays = Vec::new();
-        for log_dir in &opts.log_dirs {
-            fs::create_dir_all(log_dir).ctx(log_dir)?;
-            let marker = log_dir.join(CLEAN_SHUTDOWN_MARKER);
-            let clean = marker.exists();
-            if clean {
-                fs::remove_file(&marker).ctx(&marker)?;
-                sync_dir(log_dir)?;
-            }
-            let recovery = read_offset_checkpoint(&log_dir.join(RECOVERY_POINT_CHECKPOINT))?;
-            let starts = read_offset_checkpoint(&log_dir.join(LOG_START_OFFSET_CHECKPOINT))?;
-            let cleaned = read_offset_checkpoint(&log_dir.join(CLEANER_OFFSET_CHECKPOINT))?;
-            for e in fs::read_dir(log_dir).ctx(log_dir)? {
-                let e = e.ctx(log_dir)?;
-                if !e.file_type().ctx(&e.path())?.is_dir() {
-                    continue;
-                }
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.ends_with("-delete") {
-                    fs::remove_dir_all(e.path()).ctx(&e.path())?;
-                    continue;
-                }
-                let Some(tp) = is_partition_dir_name(&name) else {
-                    continue;
-                };
-                let (topic_id, config, known) = match configs(&tp.topic) {
-                    Some((id, c)) => (Some(id), c, true),
-                    None => (None, opts.default_config.clone(), false),
-                };
-                let open_opts = LogOpenOptions {
-                    topic_id,
-                    recovery_point: recovery.get(&tp).copied().unwrap_or(0),
-                    log_start_offset: starts.get(&tp).copied().unwrap_or(0),
-                    had_clean_shutdown: clean,
-                };
-                let log = Log::open_in(
-                    e.path(),
-                    tp.clone(),
-                    config,
-                    open_opts,
-                    clock.clone(),
-                    &files,
-                )?;
-                if let Some(&c) = cleaned.get(&tp) {
-                    log.set_cleaner_checkpoint(c);
-                }
-                if !known {
-                    strays.push(tp.clone());
-                }
-                logs.insert(
-                    tp,
-                    Entry {
-                        log: Arc::new(log),
-                        log_dir: log_dir.clone(),
-                    },
-                );
-            }
-        }
-        tracing::info!(budget = files.budget(), open = files.open(), pinned = files.pinned(),
-            process_limit = ?crate::files::process_file_limit(), "logs loaded");
-        Ok(LogManager {
+        let m = LogManager {
             opts,
             clock,
             files,
-            logs: RwLock::new(logs),
-            strays: RwLock::new(strays),
-        })
+            logs: RwLock::new(BTreeMap::new()),
+            strays: RwLock::new(Vec::new()),
+        };
+        for log_dir in &m.opts.log_dirs {
+            m.load_dir(log_dir, configs)?;
+        }
+        tracing::info!(budget = m.files.budget(), open = m.files.open(), pinned = m.files.pinned(),
+            process_limit = ?crate::files::process_file_limit(), "logs loaded");
+        Ok(m)
+    }
+
+    /// Loads every partition of one log dir (see [`LogManager::open`]).
+    fn load_dir(
+        &self,
+        log_dir: &Path,
+        configs: &dyn Fn(&str) -> Option<(Uuid, LogConfig)>,
+    ) -> Result<()> {
+        fs::create_dir_all(log_dir).ctx(log_dir)?;
+        let marker = log_dir.join(CLEAN_SHUTDOWN_MARKER);
+        let clean = marker.exists();
+        if clean {
+            fs::remove_file(&marker).ctx(&marker)?;
+            sync_dir(log_dir)?;
+        }
+        let recovery = read_offset_checkpoint(&log_dir.join(RECOVERY_POINT_CHECKPOINT))?;
+        let starts = read_offset_checkpoint(&log_dir.join(LOG_START_OFFSET_CHECKPOINT))?;
+        let cleaned = read_offset_checkpoint(&log_dir.join(CLEANER_OFFSET_CHECKPOINT))?;
+        for e in fs::read_dir(log_dir).ctx(log_dir)? {
+            let e = e.ctx(log_dir)?;
+            if !e.file_type().ctx(&e.path())?.is_dir() {
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with("-delete") {
+                fs::remove_dir_all(e.path()).ctx(&e.path())?;
+                continue;
+            }
+            let Some(tp) = is_partition_dir_name(&name) else {
+                continue;
+            };
+            let (topic_id, config, known) = match configs(&tp.topic) {
+                Some((id, c)) => (Some(id), c, true),
+                None => (None, self.opts.default_config.clone(), false),
+            };
+            let open_opts = LogOpenOptions {
+                topic_id,
+                recovery_point: recovery.get(&tp).copied().unwrap_or(0),
+                log_start_offset: starts.get(&tp).copied().unwrap_or(0),
+                had_clean_shutdown: clean,
+            };
+            let log = Log::open_in(
+                e.path(),
+                tp.clone(),
+                config,
+                open_opts,
+                self.clock.clone(),
+                &self.files,
+            )?;
+            if let Some(&c) = cleaned.get(&tp) {
+                log.set_cleaner_checkpoint(c);
+            }
+            if !known {
+                self.strays.write().push(tp.clone());
+            }
+            let entry = Entry {
+                log: Arc::new(log),
+                log_dir: log_dir.to_path_buf(),
+            };
+            self.logs.write().insert(tp, entry);
+        }
+        Ok(())
     }
 
     /// The log of `tp`, if loaded.

@@ -299,6 +299,17 @@ fn the_manager_reserves_room_for_new_partitions_and_refuses_what_does_not_fit() 
     let held = m.reserve(10).unwrap();
     assert!(m.reserve(1).is_err(), "reservations count until dropped");
     drop(held);
+    // A deleted partition gives its descriptor back at once, even while its log is still held.
+    let still_held = m.get(&TopicPartition::new("t", 19)).unwrap();
+    m.delete(&TopicPartition::new("t", 19)).unwrap();
+    assert_eq!(files.pinned(), 19);
+    drop(still_held);
+    m.get_or_create(
+        &TopicPartition::new("t", 19),
+        Uuid::from_u128(1),
+        LogConfig::default(),
+    )
+    .unwrap();
     m.shutdown().unwrap();
     drop(m);
     // A restart with a budget too small for the partitions on disk says so before opening any.
