@@ -51,7 +51,7 @@ impl CreateError {
 /// are created.
 fn reserve_logs(b: &Broker, partitions: i32) -> Result<FileReservation, CreateError> {
     b.logs.reserve(partitions.max(0) as usize).map_err(|e| {
-        tracing::warn!(error = %e, "refused new partitions");
+        tracing::info!(error = %e, "refused new partitions");
         CreateError::Capacity(e)
     })
 }
