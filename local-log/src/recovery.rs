@@ -132,7 +132,9 @@ pub(crate) fn load(
     let n = segments.len();
     for (i, s) in segments.iter().enumerate() {
         if i + 1 < n {
+            // Closed until first read: a start-up leaves one descriptor per partition open.
             s.unload_indexes()?;
+            s.release();
         }
     }
     segments[n - 1].activate(config.segment_index_bytes)?;

@@ -235,6 +235,11 @@ fn loading_many_segments_stays_within_the_budget() {
         )
         .unwrap();
         assert_eq!(log.segment_count(), 100);
+        assert_eq!(
+            log.open_segment_bases(),
+            vec![198],
+            "only the active segment stays open after a load"
+        );
         assert!(
             files.peak() <= 8,
             "peak {} loading (clean: {clean})",
