@@ -106,6 +106,11 @@ impl LogManager {
             opts.open_files_max
                 .unwrap_or_else(crate::files::default_budget),
         );
+        let limit = crate::files::process_file_limit();
+        if limit.is_some_and(|l| files.budget() as u64 >= l) {
+            tracing::warn!(budget = files.budget(), process_limit = ?limit,
+                "shale.log.open.files.max is not below the process limit (ulimit -n): sockets can run out of descriptors");
+        }
         files.check_room(count_partition_dirs(&opts.log_dirs)?)?;
         let m = LogManager {
             opts,
@@ -118,7 +123,7 @@ impl LogManager {
             m.load_dir(log_dir, configs)?;
         }
         tracing::info!(budget = m.files.budget(), open = m.files.open(), pinned = m.files.pinned(),
-            process_limit = ?crate::files::process_file_limit(), "logs loaded");
+            process_limit = ?limit, "logs loaded");
         Ok(m)
     }
 

@@ -129,15 +129,7 @@ pub(crate) fn load(
             files, dir, log_end, config, now_ms,
         )?));
     }
-    let n = segments.len();
-    for (i, s) in segments.iter().enumerate() {
-        if i + 1 < n {
-            // Closed until first read: a start-up leaves one descriptor per partition open.
-            s.unload_indexes()?;
-            s.release();
-        }
-    }
-    segments[n - 1].activate(config.segment_index_bytes)?;
+    settle(&segments, config)?;
     // Tiered logs keep a log start below the first local segment (remote data, invariant 5).
     let log_start = if crate::tiering::is_tiered(tp, config) {
         opts.log_start_offset.max(0)
@@ -167,6 +159,19 @@ pub(crate) fn load(
         log_end_offset: log_end,
         recovery_point,
     })
+}
+
+/// Inactive segments closed with their indexes out of memory until their first read (a start-up
+/// leaves one descriptor per partition open), the last one active.
+fn settle(segments: &[Arc<Segment>], config: &LogConfig) -> Result<()> {
+    let Some((active, inactive)) = segments.split_last() else {
+        return Ok(());
+    };
+    for s in inactive {
+        s.unload_indexes()?;
+        s.release();
+    }
+    active.activate(config.segment_index_bytes)
 }
 
 /// Re-validates the segments from the recovery point on (all of them after an unclean stop's
