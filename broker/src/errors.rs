@@ -48,6 +48,8 @@ pub fn log_error_code(e: &LogError) -> i16 {
         // Damaged files on disk: the log directory is the problem, not the request.
         LogError::Corrupt { .. } => E::KafkaStorageError,
         LogError::Closed { .. } => E::NotLeaderOrFollower,
+        LogError::OutOfFiles { .. } => E::KafkaStorageError,
+        LogError::FileBudget { .. } => E::PolicyViolation,
     };
     kafka.code()
 }

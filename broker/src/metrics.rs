@@ -1,9 +1,9 @@
 //! Prometheus metrics and the `/metrics` HTTP endpoint.
 //!
 //! Request counts and latency per API, bytes in (produce payloads) and out (fetch payloads),
-//! connection, partition and log-size gauges, refused and idle-closed connections. The endpoint
-//! is a deliberately tiny HTTP/1.1 responder: it answers `GET /metrics` and 404s everything
-//! else, then closes the connection.
+//! connection, partition, log-size and open-file gauges, refused and idle-closed connections. The
+//! endpoint is a deliberately tiny HTTP/1.1 responder: it answers `GET /metrics` and 404s
+//! everything else, then closes the connection.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -35,6 +35,12 @@ pub struct Metrics {
     pub partitions: IntGauge,
     /// Total size of all local logs.
     pub log_size_bytes: IntGauge,
+    /// Descriptors held by partition logs (segment files, index write-backs in progress).
+    pub log_open_files: IntGauge,
+    /// Of those, pinned by active segments.
+    pub log_pinned_files: IntGauge,
+    /// `shale.log.open.files.max` in effect.
+    pub log_open_files_budget: IntGauge,
 }
 
 impl Default for Metrics {
@@ -77,6 +83,18 @@ impl Metrics {
             ),
             partitions: gauge("shale_partitions", "Partitions led by this broker"),
             log_size_bytes: gauge("shale_log_size_bytes", "Total size of the local logs"),
+            log_open_files: gauge(
+                "shale_log_open_files",
+                "File descriptors held by partition logs",
+            ),
+            log_pinned_files: gauge(
+                "shale_log_pinned_files",
+                "Descriptors pinned by active segments",
+            ),
+            log_open_files_budget: gauge(
+                "shale_log_open_files_budget",
+                "Budget of descriptors for partition logs (shale.log.open.files.max)",
+            ),
             registry,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -89,6 +107,9 @@ impl Metrics {
             Box::new(m.connections_idle_closed.clone()),
             Box::new(m.partitions.clone()),
             Box::new(m.log_size_bytes.clone()),
+            Box::new(m.log_open_files.clone()),
+            Box::new(m.log_pinned_files.clone()),
+            Box::new(m.log_open_files_budget.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("unique metric names");

@@ -167,6 +167,7 @@ fn open_broker(config: BrokerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Br
         LogManagerOptions {
             log_dirs: config.log_dirs.clone(),
             default_config: config.log_config.clone(),
+            open_files_max: config.log_open_files_max,
         },
         clock.clone(),
         &configs,

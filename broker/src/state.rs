@@ -117,7 +117,10 @@ impl Broker {
             tracing::info!(partition = %tp, "deleting log of a topic absent from metadata");
             broker.logs.delete(&tp)?;
         }
-        broker.reconcile()?;
+        // Partitions whose logs cannot be created stay offline; the broker still starts.
+        if let Err(e) = broker.reconcile() {
+            tracing::error!(error = %e, "some partition logs could not be created at start-up");
+        }
         Ok(broker)
     }
 
@@ -133,6 +136,12 @@ impl Broker {
 
     /// Every metric in Prometheus text form.
     pub fn render_metrics(&self) -> String {
+        let files = self.logs.open_files();
+        self.metrics.log_open_files.set(files.open() as i64);
+        self.metrics.log_pinned_files.set(files.pinned() as i64);
+        self.metrics
+            .log_open_files_budget
+            .set(files.budget() as i64);
         let mut text = self.metrics.render();
         if let Some(t) = self.tiering() {
             text.push_str(&t.render_metrics());
@@ -170,7 +179,8 @@ impl Broker {
         effective_log_config(&self.config.log_config, image, overrides)
     }
 
-    /// Brings local partitions in line with the metadata image.
+    /// Brings local partitions in line with the metadata image. A partition whose log cannot be
+    /// created is skipped (logged; the first such error is returned) and retried next time.
     pub fn reconcile(&self) -> Result<(), shale_local_log::LogError> {
         let _guard = self.reconcile_lock.lock();
         let image = self.image();
@@ -201,6 +211,7 @@ impl Broker {
                 }
             }
         }
+        let mut failed = None;
         for (tp, (topic_id, epoch, cfg)) in wanted {
             let existing = self.partition(&tp);
             match existing {
@@ -210,25 +221,30 @@ impl Broker {
                     }
                     p.leader_epoch.store(epoch, Ordering::Relaxed);
                 }
-                None => {
-                    let log = self.logs.get_or_create(&tp, topic_id, cfg)?;
-                    let progress = ProgressWatch::new(Progress::default());
-                    let part = Arc::new(Partition {
-                        tp: tp.clone(),
-                        topic_id,
-                        log,
-                        leader_epoch: AtomicI32::new(epoch),
-                        progress,
-                    });
-                    part.publish_progress();
-                    self.partitions.write().insert(tp, part);
-                }
+                None => match self.logs.get_or_create(&tp, topic_id, cfg) {
+                    Ok(log) => {
+                        let part = Arc::new(Partition {
+                            tp: tp.clone(),
+                            topic_id,
+                            log,
+                            leader_epoch: AtomicI32::new(epoch),
+                            progress: ProgressWatch::new(Progress::default()),
+                        });
+                        part.publish_progress();
+                        self.partitions.write().insert(tp, part);
+                    }
+                    // The others still get their logs; this one is retried at the next change.
+                    Err(e) => {
+                        tracing::error!(partition = %tp, error = %e, "cannot create the log of a partition");
+                        failed.get_or_insert(e);
+                    }
+                },
             }
         }
         self.metrics
             .partitions
             .set(self.partitions.read().len() as i64);
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Hands out a producer id, fetching a new block from the controller when needed.

@@ -246,8 +246,14 @@ impl Log {
             return Ok(());
         };
         let dir = self.dir();
-        let cleaned =
-            Segment::create_with_suffix(&dir, first.base_offset, ".cleaned", config, pass.now)?;
+        let cleaned = Segment::create_with_suffix(
+            &self.files,
+            &dir,
+            first.base_offset,
+            ".cleaned",
+            config,
+            pass.now,
+        )?;
         for seg in group {
             pass.stats.bytes_before += seg.size();
             let mut it = seg.batches_from(0);
@@ -356,7 +362,7 @@ fn build_map(
         .iter()
         .filter(|s| s.base_offset < upto && s.next_offset() > from)
     {
-        let (_, pos) = seg.state.lock().offset_index.lookup(from)?;
+        let (_, pos) = seg.offset_lookup(from)?;
         let mut it = seg.batches_from(u64::from(pos));
         while let Some((_, item)) = it.next_batch()? {
             let batch = item.map_err(|e| corrupt(seg, e))?;

@@ -131,6 +131,26 @@ pub enum LogError {
         /// What was wrong.
         reason: String,
     },
+    /// The process or the system ran out of file descriptors (`EMFILE`/`ENFILE`).
+    #[error("out of file descriptors on {path}: {source} (raise the process limit, ulimit -n, or lower shale.log.open.files.max)")]
+    OutOfFiles {
+        /// The file that could not be opened.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// More pinned files (active segments of new partitions) than the open-files budget allows.
+    #[error("cannot host {requested} more partition(s) on this broker: active segments already hold {in_use} of the {capacity} open files the budget leaves for them (shale.log.open.files.max={budget}; raise it or the process limit, ulimit -n)")]
+    FileBudget {
+        /// Partitions asked for.
+        requested: usize,
+        /// Pinned files plus reservations.
+        in_use: usize,
+        /// Pinned files the budget allows.
+        capacity: usize,
+        /// The budget.
+        budget: usize,
+    },
     /// The log was closed or deleted.
     #[error("log {tp} is closed")]
     Closed {
@@ -145,7 +165,7 @@ impl LogError {
     /// The coarse kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            LogError::Io { .. } => ErrorKind::Storage,
+            LogError::Io { .. } | LogError::OutOfFiles { .. } => ErrorKind::Storage,
             LogError::Closed { .. } => ErrorKind::NotLeader,
             LogError::Corrupt { .. } => ErrorKind::Corrupt,
             LogError::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
@@ -157,16 +177,20 @@ impl LogError {
             | LogError::InvalidRecord { .. }
             | LogError::RecordTooLarge { .. }
             | LogError::RecordListTooLarge { .. }
-            | LogError::InvalidTimestamp { .. } => ErrorKind::Invalid,
+            | LogError::InvalidTimestamp { .. }
+            | LogError::FileBudget { .. } => ErrorKind::Invalid,
             LogError::InvalidConfig { .. } => ErrorKind::Config,
         }
     }
 
     /// Wraps an I/O error with the path it concerns.
+    /// Running out of descriptors becomes [`LogError::OutOfFiles`].
     pub(crate) fn io(path: impl AsRef<Path>, source: std::io::Error) -> LogError {
-        LogError::Io {
-            path: path.as_ref().to_path_buf(),
-            source,
+        let path = path.as_ref().to_path_buf();
+        if crate::files::is_out_of_files(&source) {
+            LogError::OutOfFiles { path, source }
+        } else {
+            LogError::Io { path, source }
         }
     }
 

@@ -6,21 +6,28 @@
 //! close), `append.rs` (validation and the append path), `retention.rs` (retention, DeleteRecords,
 //! truncation, housekeeping), `recovery.rs` (load and crash recovery), `segment.rs`,
 //! `offset_index.rs`, `time_index.rs`, `producer_state.rs`, `epoch_cache.rs`, `checkpoint`,
+//! `segment_scan.rs` (batch walks, segment recovery), `index_file.rs` (what both indexes share),
+//! `files` (the open-files budget and its LRU), `deleter.rs` (background unlinking of leftovers),
 //! `tiering.rs` (tiered-storage hooks), `cleaner` + `offset_map.rs` (compaction), `swap.rs`
 //! (crash-safe completion of cleaner swaps),
 //! `meta_properties`, `manager` (all logs of the broker) and `dump` (`shale dump-log`).
 //!
-//! No mmap (`unsafe` is forbidden): the active segment's indexes are kept in memory and written
-//! through with positional writes; inactive segments' indexes are binary-searched in their files;
-//! every read of a `.log` is a positional read.
+//! No mmap (`unsafe` is forbidden) and a bounded number of descriptors: the active segment's
+//! `.log` stays open and its indexes are kept in memory and written back on flush, roll and
+//! close; older segments' `.log` files are opened on demand and closed least recently used first
+//! within `shale.log.open.files.max`, and their indexes are read into memory while open. Every
+//! read of a `.log` is a positional read.
 
 mod append;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod config;
+mod deleter;
 pub mod dump;
 mod epoch_cache;
 pub mod error;
+pub mod files;
+mod index_file;
 pub mod log;
 pub mod manager;
 pub mod meta_properties;
@@ -30,6 +37,7 @@ mod producer_state;
 mod recovery;
 mod retention;
 mod segment;
+mod segment_scan;
 mod swap;
 mod tiering;
 mod time_index;
@@ -42,6 +50,7 @@ pub use config::{
 };
 pub use dump::dump_file;
 pub use error::{ErrorKind, LogError, Result};
+pub use files::{FileReservation, OpenFiles};
 pub use log::{AppendInfo, AppendOrigin, Log, LogOpenOptions, ReadInfo, TimestampOffset};
 pub use manager::{LogManager, LogManagerOptions};
 pub use meta_properties::{uuid_from_base64, uuid_to_base64, MetaProperties};

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::config::LogConfig;
 use crate::epoch_cache::EpochCache;
 use crate::error::{IoContext, LogError, Result};
+use crate::files::{OpenFiles, STANDALONE_BUDGET};
 use crate::meta_properties::write_partition_metadata;
 use crate::producer_state::{ProducerStateEntry, ProducerStateManager};
 use crate::segment::Segment;
@@ -107,6 +108,8 @@ pub struct Log {
     pub(crate) tp: TopicPartition,
     pub(crate) dir: RwLock<PathBuf>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The open-files budget its segments count against.
+    pub(crate) files: OpenFiles,
     pub(crate) config: RwLock<Arc<LogConfig>>,
     pub(crate) topic_id: Option<Uuid>,
     pub(crate) segments: RwLock<Arc<Vec<Arc<Segment>>>>,
@@ -125,13 +128,28 @@ pub struct Log {
 }
 
 impl Log {
-    /// Opens (creating if needed) the partition directory `dir` and loads or recovers it.
+    /// Opens (creating if needed) the partition directory `dir` and loads or recovers it, with an
+    /// open-files budget of its own ([`STANDALONE_BUDGET`]); logs of a broker share one through
+    /// [`Log::open_in`].
     pub fn open(
         dir: PathBuf,
         tp: TopicPartition,
         config: LogConfig,
         opts: LogOpenOptions,
         clock: Arc<dyn Clock>,
+    ) -> Result<Log> {
+        let files = OpenFiles::new(STANDALONE_BUDGET);
+        Log::open_in(dir, tp, config, opts, clock, &files)
+    }
+
+    /// [`Log::open`] with segments counted against the shared budget `files`.
+    pub fn open_in(
+        dir: PathBuf,
+        tp: TopicPartition,
+        config: LogConfig,
+        opts: LogOpenOptions,
+        clock: Arc<dyn Clock>,
+        files: &OpenFiles,
     ) -> Result<Log> {
         fs::create_dir_all(&dir).ctx(&dir)?;
         let topic_id = match opts.topic_id {
@@ -147,12 +165,13 @@ impl Log {
             }
             None => crate::meta_properties::read_partition_metadata(&dir)?,
         };
-        let loaded = crate::recovery::load(&dir, &tp, &config, &opts, clock.now_ms())?;
+        let loaded = crate::recovery::load(files, &dir, &tp, &config, &opts, clock.now_ms())?;
         let now = clock.now_ms();
         Ok(Log {
             tp,
             dir: RwLock::new(dir),
             clock,
+            files: files.clone(),
             config: RwLock::new(Arc::new(config)),
             topic_id,
             segments: RwLock::new(Arc::new(loaded.segments)),
@@ -229,6 +248,20 @@ impl Log {
     /// Total bytes of all `.log` files.
     pub fn size_in_bytes(&self) -> u64 {
         self.segments_snapshot().iter().map(|s| s.size()).sum()
+    }
+
+    /// The open-files budget this log counts against.
+    pub fn open_files(&self) -> &OpenFiles {
+        &self.files
+    }
+
+    /// Base offsets of the segments whose `.log` is open right now (diagnostics).
+    pub fn open_segment_bases(&self) -> Vec<i64> {
+        self.segments_snapshot()
+            .iter()
+            .filter(|s| s.is_open())
+            .map(|s| s.base_offset)
+            .collect()
     }
 
     /// Number of segments.
@@ -359,8 +392,8 @@ impl Log {
             if seg.largest_timestamp() < ts {
                 continue;
             }
-            let (_, off) = seg.state.lock().time_index.lookup(ts)?;
-            let (_, pos) = seg.state.lock().offset_index.lookup(off.max(log_start))?;
+            let (_, off) = seg.time_lookup(ts)?;
+            let (_, pos) = seg.offset_lookup(off.max(log_start))?;
             if let Some(found) =
                 crate::recovery::scan_for_timestamp(seg, u64::from(pos), log_start, leo, |t| {
                     t >= ts
@@ -435,7 +468,7 @@ impl Log {
         }
         let dir = self.dir();
         let config = self.config_arc();
-        let seg = Segment::create(&dir, leo, &config, self.clock.now_ms())?;
+        let seg = Segment::create(&self.files, &dir, leo, &config, self.clock.now_ms())?;
         crate::checkpoint::sync_dir(&dir)?;
         let mut v: Vec<Arc<Segment>> = segs.iter().cloned().collect();
         v.push(Arc::new(seg));
@@ -489,6 +522,10 @@ impl Log {
         *self.dir.write() = target.clone();
         self.epochs.lock().set_dir(&target);
         fs::remove_dir_all(&target).ctx(&target)?;
+        // Descriptors go back to the budget now, not when the last handle on the log is dropped.
+        for seg in self.segments_snapshot().iter() {
+            seg.release();
+        }
         Ok(())
     }
 }

@@ -2,6 +2,11 @@
 //! `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`,
 //! `replication-offset-checkpoint` and the `.kafka_cleanshutdown` marker (formats.md §3).
 //! New partitions go to the log dir holding the fewest partitions.
+//!
+//! Every log shares one open-files budget ([`OpenFiles`], `shale.log.open.files.max`): loading
+//! refuses a set of partitions whose active segments alone would not fit in it, and callers
+//! creating partitions reserve room first ([`LogManager::reserve`]). A partition whose creation
+//! fails leaves no directory behind.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -15,6 +20,7 @@ use uuid::Uuid;
 use crate::checkpoint::{read_offset_checkpoint, sync_dir, write_atomic, write_offset_checkpoint};
 use crate::config::LogConfig;
 use crate::error::{IoContext, LogError, Result};
+use crate::files::{FileReservation, OpenFiles};
 use crate::log::{Log, LogOpenOptions};
 use crate::meta_properties::{CLEAN_SHUTDOWN_CONTENT, CLEAN_SHUTDOWN_MARKER};
 
@@ -36,6 +42,9 @@ pub struct LogManagerOptions {
     pub log_dirs: Vec<PathBuf>,
     /// Config for partitions of unknown topics.
     pub default_config: LogConfig,
+    /// Open-files budget (`shale.log.open.files.max`); `None` = derived from the process limit
+    /// ([`crate::files::default_budget`]).
+    pub open_files_max: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -49,6 +58,7 @@ struct Entry {
 pub struct LogManager {
     opts: LogManagerOptions,
     clock: Arc<dyn Clock>,
+    files: OpenFiles,
     logs: RwLock<BTreeMap<TopicPartition, Entry>>,
     strays: RwLock<Vec<TopicPartition>>,
 }
@@ -63,6 +73,26 @@ fn is_partition_dir_name(name: &str) -> Option<TopicPartition> {
     TopicPartition::from_dir_name(name)
 }
 
+/// Partition directories in `log_dirs` (each will pin one file for its active segment).
+fn count_partition_dirs(log_dirs: &[PathBuf]) -> Result<usize> {
+    let mut n = 0;
+    for log_dir in log_dirs {
+        let entries = match fs::read_dir(log_dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(LogError::io(log_dir, e)),
+        };
+        for e in entries {
+            let e = e.ctx(log_dir)?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().ctx(&e.path())?.is_dir() && is_partition_dir_name(&name).is_some() {
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
 impl LogManager {
     /// Reads (and deletes) each dir's clean-shutdown marker and checkpoints, removes `*-delete`
     /// dirs, and loads every `<topic>-<partition>` dir (not `__cluster_metadata-0`). Topics
@@ -72,64 +102,91 @@ impl LogManager {
         clock: Arc<dyn Clock>,
         configs: &dyn Fn(&str) -> Option<(Uuid, LogConfig)>,
     ) -> Result<LogManager> {
-        let mut logs = BTreeMap::new();
-        let mut strays = Vec::new();
-        for log_dir in &opts.log_dirs {
-            fs::create_dir_all(log_dir).ctx(log_dir)?;
-            let marker = log_dir.join(CLEAN_SHUTDOWN_MARKER);
-            let clean = marker.exists();
-            if clean {
-                fs::remove_file(&marker).ctx(&marker)?;
-                sync_dir(log_dir)?;
-            }
-            let recovery = read_offset_checkpoint(&log_dir.join(RECOVERY_POINT_CHECKPOINT))?;
-            let starts = read_offset_checkpoint(&log_dir.join(LOG_START_OFFSET_CHECKPOINT))?;
-            let cleaned = read_offset_checkpoint(&log_dir.join(CLEANER_OFFSET_CHECKPOINT))?;
-            for e in fs::read_dir(log_dir).ctx(log_dir)? {
-                let e = e.ctx(log_dir)?;
-                if !e.file_type().ctx(&e.path())?.is_dir() {
-                    continue;
-                }
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.ends_with("-delete") {
-                    fs::remove_dir_all(e.path()).ctx(&e.path())?;
-                    continue;
-                }
-                let Some(tp) = is_partition_dir_name(&name) else {
-                    continue;
-                };
-                let (topic_id, config, known) = match configs(&tp.topic) {
-                    Some((id, c)) => (Some(id), c, true),
-                    None => (None, opts.default_config.clone(), false),
-                };
-                let open_opts = LogOpenOptions {
-                    topic_id,
-                    recovery_point: recovery.get(&tp).copied().unwrap_or(0),
-                    log_start_offset: starts.get(&tp).copied().unwrap_or(0),
-                    had_clean_shutdown: clean,
-                };
-                let log = Log::open(e.path(), tp.clone(), config, open_opts, clock.clone())?;
-                if let Some(&c) = cleaned.get(&tp) {
-                    log.set_cleaner_checkpoint(c);
-                }
-                if !known {
-                    strays.push(tp.clone());
-                }
-                logs.insert(
-                    tp,
-                    Entry {
-                        log: Arc::new(log),
-                        log_dir: log_dir.clone(),
-                    },
-                );
-            }
+        let files = OpenFiles::new(
+            opts.open_files_max
+                .unwrap_or_else(crate::files::default_budget),
+        );
+        let limit = crate::files::process_file_limit();
+        if limit.is_some_and(|l| files.budget() as u64 >= l) {
+            tracing::warn!(budget = files.budget(), process_limit = ?limit,
+                "shale.log.open.files.max is not below the process limit (ulimit -n): sockets can run out of descriptors");
         }
-        Ok(LogManager {
+        files.check_room(count_partition_dirs(&opts.log_dirs)?)?;
+        let m = LogManager {
             opts,
             clock,
-            logs: RwLock::new(logs),
-            strays: RwLock::new(strays),
-        })
+            files,
+            logs: RwLock::new(BTreeMap::new()),
+            strays: RwLock::new(Vec::new()),
+        };
+        for log_dir in &m.opts.log_dirs {
+            m.load_dir(log_dir, configs)?;
+        }
+        tracing::info!(budget = m.files.budget(), open = m.files.open(), pinned = m.files.pinned(),
+            process_limit = ?limit, "logs loaded");
+        Ok(m)
+    }
+
+    /// Loads every partition of one log dir (see [`LogManager::open`]).
+    fn load_dir(
+        &self,
+        log_dir: &Path,
+        configs: &dyn Fn(&str) -> Option<(Uuid, LogConfig)>,
+    ) -> Result<()> {
+        fs::create_dir_all(log_dir).ctx(log_dir)?;
+        let marker = log_dir.join(CLEAN_SHUTDOWN_MARKER);
+        let clean = marker.exists();
+        if clean {
+            fs::remove_file(&marker).ctx(&marker)?;
+            sync_dir(log_dir)?;
+        }
+        let recovery = read_offset_checkpoint(&log_dir.join(RECOVERY_POINT_CHECKPOINT))?;
+        let starts = read_offset_checkpoint(&log_dir.join(LOG_START_OFFSET_CHECKPOINT))?;
+        let cleaned = read_offset_checkpoint(&log_dir.join(CLEANER_OFFSET_CHECKPOINT))?;
+        for e in fs::read_dir(log_dir).ctx(log_dir)? {
+            let e = e.ctx(log_dir)?;
+            if !e.file_type().ctx(&e.path())?.is_dir() {
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with("-delete") {
+                fs::remove_dir_all(e.path()).ctx(&e.path())?;
+                continue;
+            }
+            let Some(tp) = is_partition_dir_name(&name) else {
+                continue;
+            };
+            let (topic_id, config, known) = match configs(&tp.topic) {
+                Some((id, c)) => (Some(id), c, true),
+                None => (None, self.opts.default_config.clone(), false),
+            };
+            let open_opts = LogOpenOptions {
+                topic_id,
+                recovery_point: recovery.get(&tp).copied().unwrap_or(0),
+                log_start_offset: starts.get(&tp).copied().unwrap_or(0),
+                had_clean_shutdown: clean,
+            };
+            let log = Log::open_in(
+                e.path(),
+                tp.clone(),
+                config,
+                open_opts,
+                self.clock.clone(),
+                &self.files,
+            )?;
+            if let Some(&c) = cleaned.get(&tp) {
+                log.set_cleaner_checkpoint(c);
+            }
+            if !known {
+                self.strays.write().push(tp.clone());
+            }
+            let entry = Entry {
+                log: Arc::new(log),
+                log_dir: log_dir.to_path_buf(),
+            };
+            self.logs.write().insert(tp, entry);
+        }
+        Ok(())
     }
 
     /// The log of `tp`, if loaded.
@@ -178,13 +235,27 @@ impl LogManager {
             log_start_offset: 0,
             had_clean_shutdown: true,
         };
-        let log = Arc::new(Log::open(
-            dir,
+        let existed = dir.exists();
+        let opened = Log::open_in(
+            dir.clone(),
             tp.clone(),
             config,
             opts,
             self.clock.clone(),
-        )?);
+            &self.files,
+        );
+        let log = match opened {
+            Ok(log) => Arc::new(log),
+            Err(e) => {
+                // Leave nothing half-made behind for the next start to trip over.
+                if !existed {
+                    if let Err(rm) = fs::remove_dir_all(&dir) {
+                        tracing::warn!(dir = %dir.display(), error = %rm, "could not remove a partition dir after a failed creation");
+                    }
+                }
+                return Err(e);
+            }
+        };
         sync_dir(&log_dir)?;
         logs.insert(
             tp.clone(),
@@ -194,6 +265,18 @@ impl LogManager {
             },
         );
         Ok(log)
+    }
+
+    /// The open-files budget shared by every log.
+    pub fn open_files(&self) -> &OpenFiles {
+        &self.files
+    }
+
+    /// Holds room in the open-files budget for the active segments of `partitions` new
+    /// partitions until the guard is dropped (create their logs meanwhile);
+    /// [`LogError::FileBudget`] if they do not fit.
+    pub fn reserve(&self, partitions: usize) -> Result<FileReservation> {
+        self.files.reserve(partitions)
     }
 
     /// Deletes the partition's directory and forgets the log.

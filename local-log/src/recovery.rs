@@ -14,6 +14,7 @@ use shale_protocol::record_batch::RecordBatch;
 use crate::config::LogConfig;
 use crate::epoch_cache::EpochCache;
 use crate::error::{IoContext, LogError, Result};
+use crate::files::OpenFiles;
 use crate::log::{LogOpenOptions, TimestampOffset};
 use crate::producer_state::ProducerStateManager;
 use crate::segment::{file_name, Segment};
@@ -38,7 +39,7 @@ fn remove(path: &Path) -> Result<()> {
 }
 
 /// Deletes leftovers (`.cleaned`, `.swap`, `.tmp`, orphan indexes) and returns the base offsets
-/// of the `.log` files, and the `.deleted` files (for [`delete_in_background`]).
+/// of the `.log` files, and the `.deleted` files (for the background deleter).
 fn clean_dir(dir: &Path) -> Result<(Vec<i64>, Vec<PathBuf>)> {
     let mut logs = BTreeSet::new();
     let mut indexes = Vec::new();
@@ -80,36 +81,13 @@ fn clean_dir(dir: &Path) -> Result<(Vec<i64>, Vec<PathBuf>)> {
     Ok((logs.into_iter().collect(), deleted))
 }
 
-/// Unlinks `.deleted` files left by a stop before their delayed deletion ran, off the start-up
-/// path: dropping a large file's cached pages takes tens of milliseconds, and nothing reads
-/// these files again (a crash first just leaves them for the next start). Kafka deletes them
-/// while loading.
-fn delete_in_background(paths: Vec<PathBuf>) {
-    fn delete_all(paths: &[PathBuf]) {
-        for p in paths {
-            if let Err(e) = remove(p) {
-                tracing::warn!(path = %p.display(), error = %e, "could not delete a leftover file");
-            }
-        }
-    }
-    if paths.is_empty() {
-        return;
-    }
-    let for_thread = paths.clone();
-    let spawned = std::thread::Builder::new()
-        .name("shale-leftovers".into())
-        .spawn(move || delete_all(&for_thread));
-    if spawned.is_err() {
-        delete_all(&paths);
-    }
-}
-
 fn delete_segment_files(seg: &Segment) -> Result<()> {
     seg.delete_files()
 }
 
 /// Loads or recovers the log in `dir`.
 pub(crate) fn load(
+    files: &OpenFiles,
     dir: &Path,
     tp: &TopicPartition,
     config: &LogConfig,
@@ -118,11 +96,11 @@ pub(crate) fn load(
 ) -> Result<Loaded> {
     crate::swap::complete_swaps(dir)?;
     let (bases, leftovers) = clean_dir(dir)?;
-    delete_in_background(leftovers);
+    crate::deleter::delete_later(leftovers);
     let mut segments = Vec::with_capacity(bases.len());
     let mut needs_recovery = Vec::with_capacity(bases.len());
     for base in bases {
-        let (seg, missing) = Segment::open(dir, base, config, now_ms)?;
+        let (seg, missing) = Segment::open(files, dir, base, config, now_ms)?;
         segments.push(Arc::new(seg));
         needs_recovery.push(missing);
     }
@@ -147,15 +125,11 @@ pub(crate) fn load(
     }
     if segments.is_empty() {
         log_end = opts.log_start_offset.max(0);
-        segments.push(Arc::new(Segment::create(dir, log_end, config, now_ms)?));
+        segments.push(Arc::new(Segment::create(
+            files, dir, log_end, config, now_ms,
+        )?));
     }
-    let n = segments.len();
-    for (i, s) in segments.iter().enumerate() {
-        if i + 1 < n {
-            s.unload_indexes()?;
-        }
-    }
-    segments[n - 1].resize_indexes(config.segment_index_bytes)?;
+    settle(&segments, config)?;
     // Tiered logs keep a log start below the first local segment (remote data, invariant 5).
     let log_start = if crate::tiering::is_tiered(tp, config) {
         opts.log_start_offset.max(0)
@@ -185,6 +159,19 @@ pub(crate) fn load(
         log_end_offset: log_end,
         recovery_point,
     })
+}
+
+/// Inactive segments closed with their indexes out of memory until their first read (a start-up
+/// leaves one descriptor per partition open), the last one active.
+fn settle(segments: &[Arc<Segment>], config: &LogConfig) -> Result<()> {
+    let Some((active, inactive)) = segments.split_last() else {
+        return Ok(());
+    };
+    for s in inactive {
+        s.unload_indexes()?;
+        s.release();
+    }
+    active.activate(config.segment_index_bytes)
 }
 
 /// Re-validates the segments from the recovery point on (all of them after an unclean stop's
@@ -284,7 +271,7 @@ pub(crate) fn rebuild_producer_state(
             pm.set_map_end_offset(seg.base_offset);
             pm.take_snapshot()?;
         }
-        let (_, pos) = seg.state.lock().offset_index.lookup(from)?;
+        let (_, pos) = seg.offset_lookup(from)?;
         let mut it = seg.batches_from(u64::from(pos));
         while let Some((_, item)) = it.next_batch()? {
             let Ok(batch) = item else { break };

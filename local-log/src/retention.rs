@@ -34,6 +34,7 @@ impl Log {
             .saturating_add(self.config.read().file_delete_delay_ms);
         let dir = self.dir();
         for seg in doomed {
+            seg.release();
             let mut files = seg.rename_with_suffix(".deleted")?;
             if let Some(p) = inner.producers.detach_snapshot(seg.base_offset) {
                 let target = dir.join(format!("{}.deleted", snapshot_file_name(seg.base_offset)));
@@ -242,7 +243,13 @@ impl Log {
         if offset < self.log_start_offset() || segs.first().is_none_or(|s| offset < s.base_offset) {
             let all: Vec<Arc<Segment>> = segs.iter().cloned().collect();
             self.delete_segments(&mut inner, &all)?;
-            let seg = Segment::create(&self.dir(), offset, &config, self.clock.now_ms())?;
+            let seg = Segment::create(
+                &self.files,
+                &self.dir(),
+                offset,
+                &config,
+                self.clock.now_ms(),
+            )?;
             *self.segments.write() = Arc::new(vec![Arc::new(seg)]);
             self.log_start_offset.store(offset, Ordering::Release);
         } else {
@@ -254,9 +261,9 @@ impl Log {
             self.delete_segments(&mut inner, &doomed)?;
             let segs = self.segments_snapshot();
             if let Some(active) = segs.last() {
+                active.activate(config.segment_index_bytes)?;
                 active.truncate_to(offset)?;
                 active.state.lock().next_offset = offset;
-                active.resize_indexes(config.segment_index_bytes)?;
             }
         }
         self.log_end_offset.store(offset, Ordering::Release);

@@ -4,23 +4,34 @@
 //! (`FileExt::read_at`) bounded by `size`, an atomic published after each write, so they never
 //! wait for the append lock. Mutable bookkeeping (indexes, counters, paths) sits behind a short
 //! `parking_lot::Mutex` that readers take only for an index lookup.
+//!
+//! Descriptors (`files.rs`): the `.log` is held in a [`FileSlot`]. The active segment pins it;
+//! an inactive segment's file is opened on its first read and closed by the LRU when the budget
+//! needs room (the next read reopens it at the current path, so renames are followed). An
+//! inactive segment's index bytes are read on the first lookup into the same [`OpenSegment`]
+//! and dropped with it; the active segment's indexes are in memory (`index_file.rs`).
+//! Lock order: the slot before the state mutex (opening reads the path from the state), never
+//! the other way round.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{IoSlice, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
-use shale_protocol::record_batch::{
-    BatchError, BatchHeader, RecordBatch, BATCH_HEADER_LEN, LOG_OVERHEAD,
-};
+use shale_protocol::record_batch::{BatchHeader, BATCH_HEADER_LEN, LOG_OVERHEAD};
 
 use crate::config::LogConfig;
 use crate::error::{IoContext, LogError, Result};
+use crate::files::{FileSlot, OpenFiles, PooledFile};
+use crate::index_file::{IndexFile, IndexKind};
 use crate::offset_index::OffsetIndex;
 use crate::time_index::TimeIndex;
+
+pub(crate) use crate::segment_scan::SegmentBatches;
 
 /// `<20-digit base>` + suffix.
 pub(crate) fn file_name(base: i64, suffix: &str) -> String {
@@ -33,24 +44,48 @@ pub(crate) struct SegState {
     pub(crate) log_path: PathBuf,
     pub(crate) offset_index: OffsetIndex,
     pub(crate) time_index: TimeIndex,
-    bytes_since_last_index_entry: u64,
+    pub(crate) bytes_since_last_index_entry: u64,
     /// Largest batch max-timestamp seen (-1 if none).
     pub(crate) max_timestamp: i64,
     /// Last offset of the batch holding `max_timestamp`.
     pub(crate) offset_of_max_timestamp: i64,
     /// Max timestamp of the first batch (the time-based roll reference), if any.
-    first_batch_timestamp: Option<i64>,
+    pub(crate) first_batch_timestamp: Option<i64>,
     created_ms: i64,
     roll_jitter_ms: i64,
     /// Offset after the last batch in the segment.
     pub(crate) next_offset: i64,
 }
 
+/// The open `.log` of a segment and, once inactive, its index bytes read on the first lookup.
+#[derive(Debug)]
+pub(crate) struct OpenSegment {
+    pub(crate) log: PooledFile,
+    offset_index: Mutex<Option<Bytes>>,
+    time_index: Mutex<Option<Bytes>>,
+}
+
+impl OpenSegment {
+    fn new(log: PooledFile) -> OpenSegment {
+        OpenSegment {
+            log,
+            offset_index: Mutex::new(None),
+            time_index: Mutex::new(None),
+        }
+    }
+
+    /// Forgets index bytes read while the segment was inactive (it is becoming active).
+    fn forget_indexes(&self) {
+        *self.offset_index.lock() = None;
+        *self.time_index.lock() = None;
+    }
+}
+
 /// A segment of the log.
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub(crate) base_offset: i64,
-    file: File,
+    slot: Arc<FileSlot<OpenSegment>>,
     size: AtomicU64,
     pub(crate) state: Mutex<SegState>,
 }
@@ -68,7 +103,11 @@ fn roll_jitter(config: &LogConfig, base: i64) -> i64 {
 }
 
 /// Writes all of `bufs` at `pos` with vectored writes (no copying of the slices).
-fn write_all_vectored_at(mut file: &File, pos: u64, bufs: &[&[u8]]) -> std::io::Result<()> {
+fn write_all_vectored_at(
+    mut file: &std::fs::File,
+    pos: u64,
+    bufs: &[&[u8]],
+) -> std::io::Result<()> {
     file.seek(SeekFrom::Start(pos))?;
     let mut slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
     let mut rest = &mut slices[..];
@@ -83,131 +122,125 @@ fn write_all_vectored_at(mut file: &File, pos: u64, bufs: &[&[u8]]) -> std::io::
     Ok(())
 }
 
+fn read_write() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.read(true).write(true);
+    o
+}
+
 impl Segment {
-    /// Creates a fresh, empty segment (existing files at that base are replaced).
+    /// Creates a fresh, empty, active (pinned) segment; existing files at that base are replaced.
     pub(crate) fn create(
+        files: &OpenFiles,
         dir: &Path,
         base: i64,
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<Segment> {
-        Segment::create_with_suffix(dir, base, "", config, now_ms)
+        Segment::create_with_suffix(files, dir, base, "", config, now_ms)
     }
 
-    /// Creates a fresh, empty segment whose three files carry `suffix` after their usual names
-    /// (the cleaner writes `<base>.log.cleaned` etc.).
+    /// Creates a fresh, empty, pinned segment whose three files carry `suffix` after their usual
+    /// names (the cleaner writes `<base>.log.cleaned` etc.); the index files start empty.
     pub(crate) fn create_with_suffix(
+        files: &OpenFiles,
         dir: &Path,
         base: i64,
         suffix: &str,
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<Segment> {
-        let log_path = dir.join(file_name(base, &format!(".log{suffix}")));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)
-            .ctx(&log_path)?;
-        for ext in [".index", ".timeindex"] {
-            let p = dir.join(file_name(base, &format!("{ext}{suffix}")));
-            if p.exists() {
-                fs::remove_file(&p).ctx(&p)?;
-            }
+        let seg = Segment::new(files, dir, base, suffix, config, now_ms);
+        {
+            let mut st = seg.state.lock();
+            let max = config.segment_index_bytes;
+            let p = st.offset_index.path().to_path_buf();
+            st.offset_index = IndexFile::create(files, p, base, max)?;
+            let p = st.time_index.path().to_path_buf();
+            st.time_index = IndexFile::create(files, p, base, max)?;
         }
-        let mut seg = Segment::from_parts(dir, base, suffix, file, log_path, 0, config, now_ms)?;
-        seg.state
-            .get_mut()
-            .offset_index
-            .resize(config.segment_index_bytes)?;
-        seg.state
-            .get_mut()
-            .time_index
-            .resize(config.segment_index_bytes)?;
+        let log_path = seg.log_path();
+        seg.slot.pin::<LogError>(|| {
+            let mut o = read_write();
+            o.create(true).truncate(true);
+            let f = files.open_file(&log_path, &o).ctx(&log_path)?;
+            Ok(OpenSegment::new(f))
+        })?;
         Ok(seg)
     }
 
-    /// Opens an existing segment. Returns it and whether it must be recovered (its `.index` is
-    /// missing, or the `.log` does not end on a whole batch). Timestamps and the next offset are loaded from the indexes and a header scan.
+    /// Opens an existing segment (not pinned). Returns it and whether it must be recovered (its
+    /// `.index` is missing, or the `.log` does not end on a whole batch). Timestamps and the
+    /// next offset are loaded from the indexes and a header scan.
     pub(crate) fn open(
+        files: &OpenFiles,
         dir: &Path,
         base: i64,
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<(Segment, bool)> {
-        let log_path = dir.join(file_name(base, ".log"));
+        let seg = Segment::new(files, dir, base, "", config, now_ms);
         let mut needs_recovery = !dir.join(file_name(base, ".index")).exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&log_path)
-            .ctx(&log_path)?;
-        let size = file.metadata().ctx(&log_path)?.len();
-        let seg = Segment::from_parts(dir, base, "", file, log_path, size, config, now_ms)?;
+        let h = seg.handle()?;
+        let size = h.log.metadata().ctx(&seg.log_path())?.len();
+        seg.size.store(size, Ordering::Release);
+        let max = config.segment_index_bytes;
+        let oi = OffsetIndex::load(files, dir.join(file_name(base, ".index")), base, max, size)?;
+        let ti = TimeIndex::load(files, dir.join(file_name(base, ".timeindex")), base, max, 0)?;
+        let (ts, off) = ti.last_entry();
+        let (_, pos) = oi.last_entry();
         {
             let mut st = seg.state.lock();
-            let (ts, off) = st.time_index.last_entry()?;
             if ts >= 0 {
                 st.max_timestamp = ts;
                 st.offset_of_max_timestamp = off;
             }
-            let (_, pos) = st.offset_index.last_entry()?;
-            drop(st);
-            let mut next = base;
-            let mut first_ts = None;
-            let mut end = u64::from(pos);
-            seg.scan_headers(u64::from(pos), size, |p, h| {
-                if p == 0 {
-                    first_ts = Some(h.max_timestamp());
-                }
-                next = h.next_offset();
-                end = p + h.size() as u64;
-                true
-            })?;
-            // Bytes after the last whole batch (a torn write the marker did not cover): recover.
-            needs_recovery |= end != size;
-            if pos != 0 {
-                first_ts = seg.read_header(0, size)?.map(|h| h.max_timestamp());
-            }
-            let mut st = seg.state.lock();
-            st.next_offset = next;
-            st.first_batch_timestamp = first_ts;
+            st.offset_index = oi;
+            st.time_index = ti;
         }
+        let mut next = base;
+        let mut first_ts = None;
+        let mut end = u64::from(pos);
+        seg.scan_headers_in(&h, u64::from(pos), size, |p, hd| {
+            if p == 0 {
+                first_ts = Some(hd.max_timestamp());
+            }
+            next = hd.next_offset();
+            end = p + hd.size() as u64;
+            true
+        })?;
+        // Bytes after the last whole batch (a torn write the marker did not cover): recover.
+        needs_recovery |= end != size;
+        if pos != 0 {
+            first_ts = seg
+                .read_header_in(&h, 0, size)?
+                .map(|hd| hd.max_timestamp());
+        }
+        let mut st = seg.state.lock();
+        st.next_offset = next;
+        st.first_batch_timestamp = first_ts;
+        drop(st);
         Ok((seg, needs_recovery))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn from_parts(
+    fn new(
+        files: &OpenFiles,
         dir: &Path,
         base: i64,
         suffix: &str,
-        file: File,
-        log_path: PathBuf,
-        size: u64,
         config: &LogConfig,
         now_ms: i64,
-    ) -> Result<Segment> {
-        let offset_index = OffsetIndex::open(
-            &dir.join(file_name(base, &format!(".index{suffix}"))),
-            base,
-            config.segment_index_bytes,
-            size,
-        )?;
-        let time_index = TimeIndex::open(
-            &dir.join(file_name(base, &format!(".timeindex{suffix}"))),
-            base,
-            config.segment_index_bytes,
-        )?;
-        Ok(Segment {
+    ) -> Segment {
+        let path = |ext: &str| dir.join(file_name(base, &format!("{ext}{suffix}")));
+        let max = config.segment_index_bytes;
+        Segment {
             base_offset: base,
-            file,
-            size: AtomicU64::new(size),
+            slot: FileSlot::new(files),
+            size: AtomicU64::new(0),
             state: Mutex::new(SegState {
-                log_path,
-                offset_index,
-                time_index,
+                log_path: path(".log"),
+                offset_index: IndexFile::empty(files, path(".index"), base, max),
+                time_index: IndexFile::empty(files, path(".timeindex"), base, max),
                 bytes_since_last_index_entry: 0,
                 max_timestamp: -1,
                 offset_of_max_timestamp: base,
@@ -216,12 +249,53 @@ impl Segment {
                 roll_jitter_ms: roll_jitter(config, base),
                 next_offset: base,
             }),
-        })
+        }
+    }
+
+    /// The open `.log` (reopened at its current path if the LRU closed it).
+    pub(crate) fn handle(&self) -> Result<Arc<OpenSegment>> {
+        self.slot.get::<LogError>(|| self.open_log())
+    }
+
+    fn open_log(&self) -> Result<OpenSegment> {
+        let files = self.slot.files();
+        let path = self.log_path();
+        let f = match files.open_file(&path, &read_write()) {
+            // Renamed between reading the path and opening it: follow the new name once.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.log_path() != path => {
+                let p = self.log_path();
+                files.open_file(&p, &read_write()).ctx(&p)?
+            }
+            r => r.ctx(&path)?,
+        };
+        Ok(OpenSegment::new(f))
+    }
+
+    /// Makes this the active segment: `.log` pinned open, indexes in memory, entry limits from
+    /// `segment.index.bytes`.
+    pub(crate) fn activate(&self, index_bytes: i32) -> Result<()> {
+        let h = self.slot.pin::<LogError>(|| self.open_log())?;
+        h.forget_indexes();
+        let mut st = self.state.lock();
+        st.offset_index.ensure_loaded()?;
+        st.offset_index.set_max_bytes(index_bytes);
+        st.time_index.ensure_loaded()?;
+        st.time_index.set_max_bytes(index_bytes);
+        Ok(())
+    }
+
+    /// Gives the `.log` back to the LRU (no longer active, or out of the log).
+    pub(crate) fn release(&self) {
+        self.slot.release();
     }
 
     /// Committed bytes in the `.log`.
     pub(crate) fn size(&self) -> u64 {
         self.size.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_size(&self, size: u64) {
+        self.size.store(size, Ordering::Release);
     }
 
     /// Offset after the last batch.
@@ -292,8 +366,8 @@ impl Segment {
             )
         })?;
         // The write happens outside the state lock so readers' index lookups never wait on I/O.
-        write_all_vectored_at(&self.file, pos, bufs)
-            .map_err(|e| LogError::io(self.log_path(), e))?;
+        let h = self.handle()?;
+        write_all_vectored_at(&h.log, pos, bufs).map_err(|e| LogError::io(self.log_path(), e))?;
         let mut st = self.state.lock();
         if pos == 0 {
             st.first_batch_timestamp = Some(first_ts);
@@ -319,40 +393,112 @@ impl Segment {
         Ok(())
     }
 
-    /// Reads the header at `pos` if a whole header lies below `limit`.
-    pub(crate) fn read_header(&self, pos: u64, limit: u64) -> Result<Option<BatchHeader>> {
+    /// Reads the header at `pos` of the open `.log` `h` if a whole header lies below `limit`.
+    pub(crate) fn read_header_in(
+        &self,
+        h: &OpenSegment,
+        pos: u64,
+        limit: u64,
+    ) -> Result<Option<BatchHeader>> {
         if pos + BATCH_HEADER_LEN as u64 > limit {
             return Ok(None);
         }
         let mut buf = [0u8; BATCH_HEADER_LEN];
-        self.file
+        h.log
             .read_exact_at(&mut buf, pos)
             .map_err(|e| LogError::io(self.log_path(), e))?;
-        let h = BatchHeader::from_slice(&buf)
+        let hd = BatchHeader::from_slice(&buf)
             .map_err(|e| LogError::corrupt(self.log_path(), e.to_string()))?;
-        if h.batch_length() < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32
-            || pos + h.size() as u64 > limit
+        if hd.batch_length() < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32
+            || pos + hd.size() as u64 > limit
         {
             return Ok(None);
         }
-        Ok(Some(h))
+        Ok(Some(hd))
     }
 
     /// Calls `f(position, header)` for every whole batch from `pos` below `limit` until it
     /// returns false.
-    pub(crate) fn scan_headers(
+    pub(crate) fn scan_headers_in(
         &self,
+        h: &OpenSegment,
         mut pos: u64,
         limit: u64,
         mut f: impl FnMut(u64, &BatchHeader) -> bool,
     ) -> Result<()> {
-        while let Some(h) = self.read_header(pos, limit)? {
-            if !f(pos, &h) {
+        while let Some(hd) = self.read_header_in(h, pos, limit)? {
+            if !f(pos, &hd) {
                 break;
             }
-            pos += h.size() as u64;
+            pos += hd.size() as u64;
         }
         Ok(())
+    }
+
+    /// [`Self::scan_headers_in`] on the segment's open `.log`.
+    pub(crate) fn scan_headers(
+        &self,
+        pos: u64,
+        limit: u64,
+        f: impl FnMut(u64, &BatchHeader) -> bool,
+    ) -> Result<()> {
+        let h = self.handle()?;
+        self.scan_headers_in(&h, pos, limit, f)
+    }
+
+    /// Greatest `.index` entry with offset <= `target` as `(offset, position)`.
+    pub(crate) fn offset_lookup(&self, target: i64) -> Result<(i64, u32)> {
+        {
+            let st = self.state.lock();
+            if st.offset_index.is_loaded() {
+                return Ok(st.offset_index.lookup(target));
+            }
+        }
+        let h = self.handle()?;
+        let bytes = self.index_bytes(&h.offset_index, |st| &st.offset_index)?;
+        Ok(crate::offset_index::lookup_in(
+            &bytes,
+            self.base_offset,
+            target,
+        ))
+    }
+
+    /// Greatest `.timeindex` entry with timestamp <= `target` as `(timestamp, offset)`.
+    pub(crate) fn time_lookup(&self, target: i64) -> Result<(i64, i64)> {
+        {
+            let st = self.state.lock();
+            if st.time_index.is_loaded() {
+                return Ok(st.time_index.lookup(target));
+            }
+        }
+        let h = self.handle()?;
+        let bytes = self.index_bytes(&h.time_index, |st| &st.time_index)?;
+        Ok(crate::time_index::lookup_in(
+            &bytes,
+            self.base_offset,
+            target,
+        ))
+    }
+
+    /// The bytes of an unloaded index, read once per opening of the segment.
+    fn index_bytes<K: IndexKind>(
+        &self,
+        cache: &Mutex<Option<Bytes>>,
+        index: impl Fn(&SegState) -> &IndexFile<K>,
+    ) -> Result<Bytes> {
+        let mut c = cache.lock();
+        if let Some(b) = c.as_ref() {
+            return Ok(b.clone());
+        }
+        let st = self.state.lock();
+        let idx = index(&st);
+        if idx.is_loaded() {
+            return Ok(Bytes::copy_from_slice(idx.bytes()));
+        }
+        let b = idx.read_entries()?;
+        drop(st);
+        *c = Some(b.clone());
+        Ok(b)
     }
 
     /// Position and header of the first batch whose last offset is >= `offset`.
@@ -361,11 +507,12 @@ impl Segment {
         offset: i64,
         limit: u64,
     ) -> Result<Option<(u64, BatchHeader)>> {
-        let (_, start) = self.state.lock().offset_index.lookup(offset)?;
+        let (_, start) = self.offset_lookup(offset)?;
+        let h = self.handle()?;
         let mut found = None;
-        self.scan_headers(u64::from(start), limit, |p, h| {
-            if h.last_offset() >= offset {
-                found = Some((p, *h));
+        self.scan_headers_in(&h, u64::from(start), limit, |p, hd| {
+            if hd.last_offset() >= offset {
+                found = Some((p, *hd));
                 false
             } else {
                 true
@@ -376,8 +523,9 @@ impl Segment {
 
     /// Reads `[pos, pos+len)` with one positional read into a fresh buffer.
     pub(crate) fn read_bytes(&self, pos: u64, len: usize) -> Result<Bytes> {
+        let h = self.handle()?;
         let mut buf = BytesMut::zeroed(len);
-        self.file
+        h.log
             .read_exact_at(&mut buf, pos)
             .map_err(|e| LogError::io(self.log_path(), e))?;
         Ok(buf.freeze())
@@ -402,12 +550,13 @@ impl Segment {
         }
         let mut end = start + first.size() as u64;
         let mut total = first.size();
-        self.scan_headers(end, limit, |_, h| {
-            if h.last_offset() >= max_offset || total + h.size() > max_bytes {
+        let h = self.handle()?;
+        self.scan_headers_in(&h, end, limit, |_, hd| {
+            if hd.last_offset() >= max_offset || total + hd.size() > max_bytes {
                 return false;
             }
-            total += h.size();
-            end += h.size() as u64;
+            total += hd.size();
+            end += hd.size() as u64;
             true
         })?;
         self.read_bytes(start, (end - start) as usize).map(Some)
@@ -415,67 +564,80 @@ impl Segment {
 
     /// Iterates whole batches (full bytes) from `pos` with chunked reads.
     pub(crate) fn batches_from(&self, pos: u64) -> SegmentBatches<'_> {
-        SegmentBatches {
-            seg: self,
-            pos,
-            limit: self.size(),
-            chunk: Bytes::new(),
-            chunk_start: 0,
-        }
+        SegmentBatches::new(self, pos, self.size())
     }
 
-    /// Final time-index entry, indexes trimmed, everything fsynced (roll/close).
+    /// Final time-index entry, indexes written back and dropped from memory, everything fsynced,
+    /// the `.log` unpinned (roll/close).
     pub(crate) fn on_become_inactive(&self) -> Result<()> {
-        let mut st = self.state.lock();
-        let (t, o) = (st.max_timestamp, st.offset_of_max_timestamp);
-        if t >= 0 {
-            st.time_index.maybe_append(t, o, true)?;
+        {
+            let mut st = self.state.lock();
+            let (t, o) = (st.max_timestamp, st.offset_of_max_timestamp);
+            if t >= 0 {
+                st.time_index.maybe_append(t, o, true)?;
+            }
         }
-        // Trimmed and dropped from memory: lookups on inactive segments read the files.
-        st.offset_index.unload()?;
-        st.time_index.unload()?;
-        drop(st);
-        self.flush()
+        self.flush()?;
+        self.unload_indexes()?;
+        self.slot.unpin();
+        Ok(())
     }
 
-    /// Trims both indexes and drops their entries from memory (inactive segment at load).
+    /// Writes both indexes back and drops their entries from memory (inactive segment).
     pub(crate) fn unload_indexes(&self) -> Result<()> {
+        self.write_indexes()?;
         let mut st = self.state.lock();
-        st.offset_index.unload()?;
-        st.time_index.unload()
+        st.offset_index.unload();
+        st.time_index.unload();
+        Ok(())
     }
 
-    /// Re-grows the indexes of the active segment.
-    pub(crate) fn resize_indexes(&self, index_bytes: i32) -> Result<()> {
-        let mut st = self.state.lock();
-        st.offset_index.resize(index_bytes)?;
-        st.time_index.resize(index_bytes)
-    }
-
-    /// fsync of the `.log` and both indexes.
-    pub(crate) fn flush(&self) -> Result<()> {
-        let (log_path, oi, ti) = {
+    /// Writes back index entries not yet in their files; the I/O runs outside the state lock
+    /// (index changes happen under the log's append lock, which the callers hold).
+    pub(crate) fn write_indexes(&self) -> Result<()> {
+        let (oi, ti) = {
             let st = self.state.lock();
             (
-                st.log_path.clone(),
-                st.offset_index.handle(),
-                st.time_index.handle(),
+                st.offset_index.pending_write(),
+                st.time_index.pending_write(),
             )
         };
-        // fsync outside the state lock: readers keep going.
-        self.file.sync_data().ctx(&log_path)?;
-        oi.0.sync_all().ctx(&oi.1)?;
-        ti.0.sync_all().ctx(&ti.1)
+        let files = self.slot.files();
+        if let Some(w) = &oi {
+            w.run(files)?;
+        }
+        if let Some(w) = &ti {
+            w.run(files)?;
+        }
+        let mut st = self.state.lock();
+        if let Some(w) = &oi {
+            st.offset_index.written(w);
+        }
+        if let Some(w) = &ti {
+            st.time_index.written(w);
+        }
+        Ok(())
+    }
+
+    /// fsync of the `.log`, then the write-back (with fsync) of both indexes.
+    pub(crate) fn flush(&self) -> Result<()> {
+        let h = self.handle()?;
+        h.log
+            .sync_data()
+            .map_err(|e| LogError::io(self.log_path(), e))?;
+        self.write_indexes()
     }
 
     /// `largestTimestamp()` (§2.7): max timestamp so far, else the `.log` mtime.
     pub(crate) fn largest_timestamp(&self) -> i64 {
-        let st = self.state.lock();
-        if st.max_timestamp >= 0 {
-            return st.max_timestamp;
-        }
-        self.file
-            .metadata()
+        let path = {
+            let st = self.state.lock();
+            if st.max_timestamp >= 0 {
+                return st.max_timestamp;
+            }
+            st.log_path.clone()
+        };
+        fs::metadata(path)
             .ok()
             .and_then(|m| m.modified().ok())
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -484,16 +646,17 @@ impl Segment {
 
     /// Truncates at `pos` bytes (keeping whole batches below it), fixing indexes and state.
     pub(crate) fn truncate_bytes(&self, pos: u64, next_offset: i64) -> Result<()> {
+        let h = self.handle()?;
         let mut st = self.state.lock();
-        self.file.set_len(pos).ctx(&st.log_path)?;
-        st.offset_index.truncate_to(next_offset)?;
-        st.time_index.truncate_to(next_offset)?;
-        let (t, o) = st.time_index.last_entry()?;
+        h.log.set_len(pos).ctx(&st.log_path)?;
+        st.offset_index.truncate_to_offset(next_offset)?;
+        st.time_index.truncate_to_offset(next_offset)?;
+        let (t, o) = st.time_index.last_entry();
         st.max_timestamp = t;
         st.offset_of_max_timestamp = o;
         st.next_offset = next_offset;
         st.bytes_since_last_index_entry =
-            pos.saturating_sub(u64::from(st.offset_index.last_entry()?.1));
+            pos.saturating_sub(u64::from(st.offset_index.last_entry().1));
         if pos == 0 {
             st.first_batch_timestamp = None;
         }
@@ -518,17 +681,16 @@ impl Segment {
 
     /// Sets the `.log` file's modification time (the cleaner keeps the replaced segment's).
     pub(crate) fn set_modified(&self, t: std::time::SystemTime) -> Result<()> {
-        self.file
+        self.handle()?
+            .log
             .set_modified(t)
             .map_err(|e| LogError::io(self.log_path(), e))
     }
 
     /// Modification time of the `.log` file.
     pub(crate) fn modified(&self) -> Result<std::time::SystemTime> {
-        self.file
-            .metadata()
-            .and_then(|m| m.modified())
-            .map_err(|e| LogError::io(self.log_path(), e))
+        let path = self.log_path();
+        fs::metadata(&path).and_then(|m| m.modified()).ctx(&path)
     }
 
     /// Renames all files of this segment by appending `suffix`; returns the new paths.
@@ -549,7 +711,8 @@ impl Segment {
         })
     }
 
-    /// Renames each existing file to `new_name(path)` (left alone when `None`); returns new paths.
+    /// Renames each existing file to `new_name(path)` (left alone when `None`); returns new
+    /// paths. Index paths follow even when their file is not written yet.
     fn rename_files(&self, new_name: impl Fn(&Path) -> Option<PathBuf>) -> Result<Vec<PathBuf>> {
         let mut st = self.state.lock();
         let mut out = Vec::new();
@@ -558,19 +721,22 @@ impl Segment {
         fs::rename(&st.log_path, &new_log).ctx(&st.log_path)?;
         st.log_path = new_log.clone();
         out.push(new_log);
-        let oi = st.offset_index.path().to_path_buf();
-        if oi.exists() {
-            let n = add(&oi);
-            fs::rename(&oi, &n).ctx(&oi)?;
-            st.offset_index.set_path(n.clone());
-            out.push(n);
-        }
-        let ti = st.time_index.path().to_path_buf();
-        if ti.exists() {
-            let n = add(&ti);
-            fs::rename(&ti, &n).ctx(&ti)?;
-            st.time_index.set_path(n.clone());
-            out.push(n);
+        for time in [false, true] {
+            let old = if time {
+                st.time_index.path().to_path_buf()
+            } else {
+                st.offset_index.path().to_path_buf()
+            };
+            let n = add(&old);
+            if old.exists() {
+                fs::rename(&old, &n).ctx(&old)?;
+                out.push(n.clone());
+            }
+            if time {
+                st.time_index.set_path(n);
+            } else {
+                st.offset_index.set_path(n);
+            }
         }
         Ok(out)
     }
@@ -589,83 +755,9 @@ impl Segment {
         st.time_index.set_path(ti);
     }
 
-    /// Segment recovery (§5.1 step 3): re-validates every batch, rebuilds both indexes with the
-    /// sparse rule, calls `on_batch` for each valid batch, truncates at the first invalid or
-    /// partial one. Returns the number of bytes truncated.
-    pub(crate) fn recover(
-        &self,
-        index_interval: i32,
-        on_batch: &mut dyn FnMut(&RecordBatch) -> Result<()>,
-    ) -> Result<u64> {
-        let file_size = self
-            .file
-            .metadata()
-            .map_err(|e| LogError::io(self.log_path(), e))?
-            .len();
-        self.size.store(file_size, Ordering::Release);
-        {
-            let mut st = self.state.lock();
-            st.offset_index.reset()?;
-            st.time_index.reset()?;
-            st.max_timestamp = -1;
-            st.offset_of_max_timestamp = self.base_offset;
-            st.first_batch_timestamp = None;
-        }
-        let mut valid: u64 = 0;
-        let mut last_index_pos: u64 = 0;
-        let mut next_offset = self.base_offset;
-        let mut it = self.batches_from(0);
-        while let Some((pos, item)) = it.next_batch()? {
-            let Ok(batch) = item else { break };
-            let rel = batch.last_offset().wrapping_sub(self.base_offset);
-            if batch.verify_crc().is_err()
-                || batch.base_offset() < self.base_offset
-                || !(0..=i64::from(i32::MAX)).contains(&rel)
-                || batch.last_offset_delta() < 0
-            {
-                break;
-            }
-            let mut st = self.state.lock();
-            if pos == 0 {
-                st.first_batch_timestamp = Some(batch.max_timestamp());
-            }
-            if batch.max_timestamp() > st.max_timestamp {
-                st.max_timestamp = batch.max_timestamp();
-                st.offset_of_max_timestamp = batch.last_offset();
-            }
-            if pos - last_index_pos > index_interval.max(0) as u64 && !st.offset_index.is_full() {
-                st.offset_index.append(batch.last_offset(), pos as u32)?;
-                let (t, o) = (st.max_timestamp, st.offset_of_max_timestamp);
-                if !st.time_index.is_full() {
-                    st.time_index.maybe_append(t, o, false)?;
-                }
-                last_index_pos = pos;
-            }
-            drop(st);
-            valid = pos + batch.size() as u64;
-            next_offset = batch.next_offset();
-            on_batch(&batch)?;
-        }
-        let truncated = file_size - valid;
-        let mut st = self.state.lock();
-        if truncated > 0 {
-            self.file.set_len(valid).ctx(&st.log_path)?;
-        }
-        st.next_offset = next_offset;
-        st.bytes_since_last_index_entry = valid - last_index_pos;
-        let (t, o) = (st.max_timestamp, st.offset_of_max_timestamp);
-        if t >= 0 {
-            st.time_index.maybe_append(t, o, true)?;
-        }
-        st.offset_index.trim()?;
-        st.time_index.trim()?;
-        drop(st);
-        self.size.store(valid, Ordering::Release);
-        Ok(truncated)
-    }
-
     /// Removes all files (the segment must already be out of the log).
     pub(crate) fn delete_files(&self) -> Result<()> {
+        self.release();
         let st = self.state.lock();
         for p in [
             st.log_path.as_path(),
@@ -680,61 +772,9 @@ impl Segment {
         }
         Ok(())
     }
-}
 
-/// Chunked sequential reader of whole batches from a segment file.
-#[derive(Debug)]
-pub(crate) struct SegmentBatches<'a> {
-    seg: &'a Segment,
-    pos: u64,
-    limit: u64,
-    chunk: Bytes,
-    chunk_start: u64,
-}
-
-const CHUNK: u64 = 1 << 20;
-
-impl SegmentBatches<'_> {
-    /// Makes `[pos, pos+n)` available in the chunk; false if it extends past the limit.
-    fn ensure(&mut self, pos: u64, n: u64) -> Result<bool> {
-        if pos + n > self.limit {
-            return Ok(false);
-        }
-        let end = self.chunk_start + self.chunk.len() as u64;
-        if pos >= self.chunk_start && pos + n <= end {
-            return Ok(true);
-        }
-        let len = n.max(CHUNK).min(self.limit - pos);
-        self.chunk = self.seg.read_bytes(pos, len as usize)?;
-        self.chunk_start = pos;
-        Ok(true)
-    }
-
-    /// Next `(position, batch or framing error)`; `None` at the end or at a partial tail.
-    pub(crate) fn next_batch(
-        &mut self,
-    ) -> Result<Option<(u64, std::result::Result<RecordBatch, BatchError>)>> {
-        let pos = self.pos;
-        if !self.ensure(pos, LOG_OVERHEAD as u64)? {
-            return Ok(None);
-        }
-        let off = (pos - self.chunk_start) as usize;
-        let len = i32::from_be_bytes([
-            self.chunk[off + 8],
-            self.chunk[off + 9],
-            self.chunk[off + 10],
-            self.chunk[off + 11],
-        ]);
-        if len < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32 {
-            return Ok(Some((pos, Err(BatchError::InvalidBatchLength(len)))));
-        }
-        let size = LOG_OVERHEAD as u64 + len as u64;
-        if !self.ensure(pos, size)? {
-            return Ok(None);
-        }
-        let off = (pos - self.chunk_start) as usize;
-        let bytes = self.chunk.slice(off..off + size as usize);
-        self.pos = pos + size;
-        Ok(Some((pos, RecordBatch::new(bytes))))
+    /// Whether the `.log` is open right now.
+    pub(crate) fn is_open(&self) -> bool {
+        self.slot.peek().is_some()
     }
 }

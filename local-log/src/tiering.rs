@@ -202,7 +202,7 @@ impl Log {
             if seg.next_offset() <= from || seg.base_offset >= offset {
                 continue;
             }
-            let (_, pos) = seg.state.lock().offset_index.lookup(from)?;
+            let (_, pos) = seg.offset_lookup(from)?;
             let mut it = seg.batches_from(u64::from(pos));
             while let Some((_, item)) = it.next_batch()? {
                 let batch = item.map_err(|e| LogError::corrupt(seg.log_path(), e.to_string()))?;

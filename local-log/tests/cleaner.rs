@@ -299,6 +299,7 @@ fn cleaner_checkpoint_is_written_by_housekeeping_and_restored() {
             LogManagerOptions {
                 log_dirs: vec![root.path().to_path_buf()],
                 default_config: LogConfig::default(),
+                open_files_max: None,
             },
             clock.clone(),
             &configs,

@@ -17,6 +17,7 @@ fn mgr(dirs: &[std::path::PathBuf], clock: &Arc<ManualClock>, known: bool) -> Lo
         LogManagerOptions {
             log_dirs: dirs.to_vec(),
             default_config: LogConfig::default(),
+            open_files_max: None,
         },
         clock.clone(),
         &configs,

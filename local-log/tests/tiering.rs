@@ -255,6 +255,7 @@ fn manager(dir: &std::path::Path, clock: &Arc<ManualClock>, cfg: LogConfig) -> L
         LogManagerOptions {
             log_dirs: vec![dir.to_path_buf()],
             default_config: LogConfig::default(),
+            open_files_max: None,
         },
         clock.clone(),
         &configs,

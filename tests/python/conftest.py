@@ -57,6 +57,8 @@ class Broker:
         }
         self.overrides.update(overrides or {})
         self.proc: Optional[subprocess.Popen] = None
+        # Runs in the child before exec (e.g. resource.setrlimit for a lowered ulimit -n).
+        self.preexec_fn = None
         self.starts = 0
         self.log_paths: list[Path] = []
         self.expected_dead = False
@@ -94,7 +96,8 @@ class Broker:
         env.setdefault("RUST_BACKTRACE", "1")
         env.setdefault("NO_COLOR", "1")  # plain log files
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=self.log_dir, env=env)
+                                     stdin=subprocess.DEVNULL, cwd=self.log_dir, env=env,
+                                     preexec_fn=self.preexec_fn)
         log.close()
         self.expected_dead = False
         self.wait_ready()

@@ -1,7 +1,10 @@
 //! CreateTopics, DeleteTopics, CreatePartitions and DeleteRecords.
 //!
 //! Metadata changes go through the controller (which validates names, counts and configs the
-//! way Kafka does); the broker then reconciles its local logs with the new image.
+//! way Kafka does); the broker then reconciles its local logs with the new image. New partitions
+//! first reserve their active segments' descriptors in the open-files budget
+//! (`shale.log.open.files.max`): what the broker cannot host fails with POLICY_VIOLATION before
+//! any metadata is written.
 
 use super::admin_configs::topic_config_entries;
 use super::blocking;
@@ -19,8 +22,91 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use shale_common::TopicPartition;
-use shale_raft::CreateTopicSpec;
+use shale_local_log::{FileReservation, LogError};
+use shale_raft::{ControllerError, CreateTopicSpec, CreatedTopic};
 use std::sync::Arc;
+
+/// Why a topic or its partitions could not be created.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CreateError {
+    /// The controller refused the change.
+    #[error(transparent)]
+    Controller(ControllerError),
+    /// The open-files budget cannot host the new partitions.
+    #[error(transparent)]
+    Capacity(LogError),
+}
+
+impl CreateError {
+    /// Kafka error code and message.
+    pub(crate) fn code_and_message(&self) -> (i16, String) {
+        match self {
+            CreateError::Controller(e) => controller_error(e),
+            CreateError::Capacity(e) => (log_error_code(e), e.to_string()),
+        }
+    }
+}
+
+/// Room in the open-files budget for `partitions` new active segments, held while their logs
+/// are created.
+fn reserve_logs(b: &Broker, partitions: i32) -> Result<FileReservation, CreateError> {
+    b.logs.reserve(partitions.max(0) as usize).map_err(|e| {
+        tracing::info!(error = %e, "refused new partitions");
+        CreateError::Capacity(e)
+    })
+}
+
+/// CreateTopics for one topic: validates it (resolving the partition count), reserves its
+/// logs' descriptors, writes the metadata and creates the logs (not when `validate_only`).
+pub(crate) fn create_topic_with_logs(
+    b: &Broker,
+    spec: CreateTopicSpec,
+    validate_only: bool,
+) -> Result<CreatedTopic, CreateError> {
+    let checked = b
+        .controller
+        .create_topic(spec.clone(), true)
+        .map_err(CreateError::Controller)?;
+    let _room = reserve_logs(b, checked.num_partitions)?;
+    if validate_only {
+        return Ok(checked);
+    }
+    let created = b
+        .controller
+        .create_topic(spec, false)
+        .map_err(CreateError::Controller)?;
+    if let Err(e) = b.reconcile() {
+        tracing::error!(error = %e, "creating logs for a new topic failed");
+    }
+    Ok(created)
+}
+
+/// CreatePartitions for one topic, with the same reservation as [`create_topic_with_logs`].
+fn create_partitions_with_logs(
+    b: &Broker,
+    name: &str,
+    count: i32,
+    validate_only: bool,
+) -> Result<(), CreateError> {
+    b.controller
+        .create_partitions(name, count, true)
+        .map_err(CreateError::Controller)?;
+    let current = b
+        .image()
+        .topic(name)
+        .map_or(0, |t| t.partitions.len() as i32);
+    let _room = reserve_logs(b, count - current)?;
+    if validate_only {
+        return Ok(());
+    }
+    b.controller
+        .create_partitions(name, count, false)
+        .map_err(CreateError::Controller)?;
+    if let Err(e) = b.reconcile() {
+        tracing::error!(error = %e, "creating logs for new partitions failed");
+    }
+    Ok(())
+}
 
 /// Creates (or, with `validate_only`, checks) each topic.
 pub async fn create_topics(
@@ -52,13 +138,7 @@ pub async fn create_topics(
                 .collect(),
         };
         let result = blocking(broker, move |b| {
-            let r = b.controller.create_topic(spec, validate_only);
-            if r.is_ok() && !validate_only {
-                if let Err(e) = b.reconcile() {
-                    tracing::error!(error = %e, "creating logs for a new topic failed");
-                }
-            }
-            r
+            create_topic_with_logs(b, spec, validate_only)
         })
         .await;
         let mut out = CreatableTopicResult::default();
@@ -86,7 +166,7 @@ pub async fn create_topics(
                 }
             }
             Err(e) => {
-                let (code, msg) = controller_error(&e);
+                let (code, msg) = e.code_and_message();
                 out.error_code = code;
                 out.error_message = Some(StrBytes::from_string(msg));
                 out.num_partitions = -1;
@@ -186,19 +266,13 @@ pub async fn create_partitions(
     for t in &req.topics {
         let (name, count) = (t.name.0.to_string(), t.count);
         let result = blocking(broker, move |b| {
-            let r = b.controller.create_partitions(&name, count, validate_only);
-            if r.is_ok() && !validate_only {
-                if let Err(e) = b.reconcile() {
-                    tracing::error!(error = %e, "creating logs for new partitions failed");
-                }
-            }
-            r
+            create_partitions_with_logs(b, &name, count, validate_only)
         })
         .await;
         let mut out = CreatePartitionsTopicResult::default();
         out.name = t.name.clone();
         if let Err(e) = result {
-            let (code, msg) = controller_error(&e);
+            let (code, msg) = e.code_and_message();
             out.error_code = code;
             out.error_message = Some(StrBytes::from_string(msg));
         }

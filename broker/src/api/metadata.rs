@@ -1,8 +1,8 @@
 //! Metadata: brokers, topics and partitions from the metadata image, with auto-creation of
 //! requested topics when `auto.create.topics.enable` and the request allow it.
 
+use super::admin_topics::CreateError;
 use super::blocking;
-use crate::errors::controller_error;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::metadata_response::{
@@ -85,13 +85,7 @@ pub async fn auto_create(broker: &Arc<Broker>, name: &str) -> Result<(), i16> {
         configs: vec![],
     };
     let result = blocking(broker, move |b| {
-        let created = b.controller.create_topic(spec, false);
-        if created.is_ok() {
-            if let Err(e) = b.reconcile() {
-                tracing::error!(error = %e, "creating logs for an auto-created topic failed");
-            }
-        }
-        created
+        super::admin_topics::create_topic_with_logs(b, spec, false)
     })
     .await;
     match result {
@@ -99,8 +93,8 @@ pub async fn auto_create(broker: &Arc<Broker>, name: &str) -> Result<(), i16> {
             tracing::info!(topic = name, "auto-created topic");
             Ok(())
         }
-        Err(shale_raft::ControllerError::TopicAlreadyExists(_)) => Ok(()),
-        Err(e) => Err(controller_error(&e).0),
+        Err(CreateError::Controller(shale_raft::ControllerError::TopicAlreadyExists(_))) => Ok(()),
+        Err(e) => Err(e.code_and_message().0),
     }
 }
 

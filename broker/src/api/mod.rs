@@ -6,7 +6,7 @@
 //! exception and returns chunks from our own writer so record bytes are never copied.
 
 mod admin_configs;
-mod admin_topics;
+pub(crate) mod admin_topics;
 mod api_versions;
 mod cluster;
 mod fetch;

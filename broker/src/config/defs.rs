@@ -442,6 +442,12 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Log filter (tracing syntax); RUST_LOG overrides it."
     ),
     def!(
+        "shale.log.open.files.max",
+        None,
+        Int,
+        "Budget of file descriptors for partition logs; unset = 75% of the soft RLIMIT_NOFILE (ulimit -n) at start-up. Each partition's active segment holds one; older segments' files are opened on demand and closed least recently used first; CreateTopics/CreatePartitions beyond what the budget can hold (minus 1/16 headroom, at most 1024) fail with POLICY_VIOLATION."
+    ),
+    def!(
         "offsets.topic.num.partitions",
         Some("50"),
         Int,

@@ -103,6 +103,8 @@ pub struct BrokerConfig {
     pub metrics_address: Option<SocketAddr>,
     /// Log filter.
     pub log_level: String,
+    /// `shale.log.open.files.max` (`None`: derived from the process limit).
+    pub log_open_files_max: Option<usize>,
     /// Topic defaults derived from the `log.*` keys.
     pub log_config: LogConfig,
     /// The group coordinator's keys (`group.*`, `offsets.*`).
@@ -197,6 +199,10 @@ impl BrokerConfig {
             fetch_session_slots: int("max.incremental.fetch.session.cache.slots").max(0) as usize,
             metrics_address,
             log_level: get("shale.log.level").unwrap_or_else(|| "info".into()),
+            log_open_files_max: match props.get("shale.log.open.files.max") {
+                Some(_) => Some(positive("shale.log.open.files.max")? as usize),
+                None => None,
+            },
             log_config,
             groups: group_config(&int, &positive)?,
             explicit: props,

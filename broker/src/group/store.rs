@@ -4,6 +4,7 @@
 
 use super::records;
 use super::{GroupCoordinator, Write, OFFSETS_TOPIC};
+use crate::api::admin_topics::CreateError;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
 use shale_common::TopicPartition;
@@ -54,17 +55,12 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), i16> {
         ],
     };
     let result = crate::api::blocking(broker, move |b| {
-        let created = b.controller.create_topic(spec, false);
-        if created.is_ok() {
-            if let Err(e) = b.reconcile() {
-                tracing::error!(error = %e, "creating the logs of __consumer_offsets failed");
-            }
-        }
-        created
+        crate::api::admin_topics::create_topic_with_logs(b, spec, false)
     })
     .await;
     match result {
-        Ok(_) | Err(shale_raft::ControllerError::TopicAlreadyExists(_)) => {
+        Ok(_)
+        | Err(CreateError::Controller(shale_raft::ControllerError::TopicAlreadyExists(_))) => {
             if result.is_ok() {
                 tracing::info!("created {OFFSETS_TOPIC}");
             }
