@@ -41,6 +41,8 @@ pub struct Metrics {
     pub log_pinned_files: IntGauge,
     /// `shale.log.open.files.max` in effect.
     pub log_open_files_budget: IntGauge,
+    /// Partitions whose appends fail on an I/O error (disk full, …).
+    pub partitions_appends_failing: IntGauge,
 }
 
 impl Default for Metrics {
@@ -95,6 +97,10 @@ impl Metrics {
                 "shale_log_open_files_budget",
                 "Budget of descriptors for partition logs (shale.log.open.files.max)",
             ),
+            partitions_appends_failing: gauge(
+                "shale_partitions_appends_failing",
+                "Partitions whose last append failed on an I/O error (disk full, ...)",
+            ),
             registry,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -110,6 +116,7 @@ impl Metrics {
             Box::new(m.log_open_files.clone()),
             Box::new(m.log_pinned_files.clone()),
             Box::new(m.log_open_files_budget.clone()),
+            Box::new(m.partitions_appends_failing.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("unique metric names");

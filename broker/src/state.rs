@@ -142,6 +142,13 @@ impl Broker {
         self.metrics
             .log_open_files_budget
             .set(files.budget() as i64);
+        let failing = self
+            .partitions
+            .read()
+            .values()
+            .filter(|p| p.log.appends_failing())
+            .count();
+        self.metrics.partitions_appends_failing.set(failing as i64);
         let mut text = self.metrics.render();
         if let Some(t) = self.tiering() {
             text.push_str(&t.render_metrics());

@@ -334,7 +334,7 @@ impl Log {
                 max: config.segment_bytes.max(0) as usize,
             });
         }
-        self.write_prepared(
+        let written = self.write_prepared(
             &mut inner,
             &config,
             &prepared,
@@ -342,7 +342,9 @@ impl Log {
             max_ts,
             offset_of_max,
             now,
-        )?;
+        );
+        self.note_append_outcome(&written);
+        written?;
         self.log_end_offset.store(next, Ordering::Release);
         inner.unflushed_messages += records_total;
         if inner.unflushed_messages >= config.flush_messages {
@@ -357,6 +359,30 @@ impl Log {
             record_count: records_total,
             duplicate: false,
         })
+    }
+
+    /// Logs a change between failing and succeeding appends once, at ERROR when they start to
+    /// fail (disk full, I/O error: clients see KAFKA_STORAGE_ERROR) and at INFO when they work
+    /// again; [`Log::appends_failing`] exposes the state.
+    fn note_append_outcome(&self, outcome: &Result<()>) {
+        match outcome {
+            Err(e @ (LogError::Io { .. } | LogError::OutOfFiles { .. })) => {
+                if !self.appends_failing.swap(true, Ordering::AcqRel) {
+                    tracing::error!(partition = %self.tp, error = %e, "appends failing; reads go on, every produce retries");
+                }
+            }
+            Ok(()) => {
+                if self.appends_failing.swap(false, Ordering::AcqRel) {
+                    tracing::info!(partition = %self.tp, "appends succeed again");
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// True while appends to this log fail on an I/O error.
+    pub fn appends_failing(&self) -> bool {
+        self.appends_failing.load(Ordering::Acquire)
     }
 
     /// Rolls if needed, writes header copies + bodies with one vectored write, then updates

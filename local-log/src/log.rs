@@ -125,6 +125,8 @@ pub struct Log {
     pub(crate) log_end_offset: AtomicI64,
     pub(crate) recovery_point: AtomicI64,
     pub(crate) closed: AtomicBool,
+    /// Set while appends fail on an I/O error (disk full, …); cleared by the next good append.
+    pub(crate) appends_failing: AtomicBool,
 }
 
 impl Log {
@@ -189,6 +191,7 @@ impl Log {
             log_end_offset: AtomicI64::new(loaded.log_end_offset),
             recovery_point: AtomicI64::new(loaded.recovery_point),
             closed: AtomicBool::new(false),
+            appends_failing: AtomicBool::new(false),
         })
     }
 

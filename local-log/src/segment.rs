@@ -367,7 +367,15 @@ impl Segment {
         })?;
         // The write happens outside the state lock so readers' index lookups never wait on I/O.
         let h = self.handle()?;
-        write_all_vectored_at(&h.log, pos, bufs).map_err(|e| LogError::io(self.log_path(), e))?;
+        if let Err(e) = write_all_vectored_at(&h.log, pos, bufs) {
+            // A partial write (disk full) is cut back at once, so the file ends with the last
+            // whole batch for Kafka's tools and for the next start, and the next append
+            // starts at a clean position.
+            if let Err(cut) = h.log.set_len(pos) {
+                tracing::error!(path = %self.log_path().display(), error = %cut, "cannot cut a failed append back; recovery truncates it at the next start");
+            }
+            return Err(LogError::io(self.log_path(), e));
+        }
         let mut st = self.state.lock();
         if pos == 0 {
             st.first_batch_timestamp = Some(first_ts);
