@@ -52,7 +52,7 @@ pub use dump::dump_file;
 pub use error::{ErrorKind, LogError, Result};
 pub use files::{FileReservation, OpenFiles};
 pub use log::{AppendInfo, AppendOrigin, Log, LogOpenOptions, ReadInfo, TimestampOffset};
-pub use manager::{LogManager, LogManagerOptions};
+pub use manager::{DirSpace, LogManager, LogManagerOptions};
 pub use meta_properties::{uuid_from_base64, uuid_to_base64, MetaProperties};
 pub use producer_state::ProducerStateEntry;
 pub use shale_common::TopicPartition;
