@@ -53,7 +53,7 @@ pub use error::{ErrorKind, LogError, Result};
 pub use files::{FileReservation, OpenFiles};
 pub use log::{AppendInfo, AppendOrigin, Log, LogOpenOptions, ReadInfo, TimestampOffset};
 pub use manager::{DirSpace, LogManager, LogManagerOptions};
-pub use meta_properties::{uuid_from_base64, uuid_to_base64, MetaProperties};
+pub use meta_properties::MetaProperties;
 pub use producer_state::ProducerStateEntry;
 pub use shale_common::TopicPartition;
 pub use tiering::{SegmentForCopy, NEVER_TIERED_TOPICS};
