@@ -1,13 +1,15 @@
 //! Shared leaf crate: the injected [`Clock`] and [`Rng`] that library code must use instead of
 //! ambient time and randomness, [`TopicPartition`], Kafka's partition identity, and [`blocking`],
 //! the one path by which async code may block (file I/O, fsync, long CPU work), and
-//! [`ErrorKind`], the error vocabulary shared by every crate's error type.
+//! [`ErrorKind`], the error vocabulary shared by every crate's error type, and [`kafka_uuid`],
+//! the text form of Kafka ids.
 //!
 //! Everything here is tiny on purpose; storage and protocol crates may all depend on it.
 
 pub mod blocking;
 mod clock;
 mod error_kind;
+pub mod kafka_uuid;
 mod rng;
 mod topic_partition;
 

@@ -53,6 +53,15 @@ struct Entry {
     log_dir: PathBuf,
 }
 
+/// Size of the file system holding a log dir.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DirSpace {
+    /// Capacity of the file system in bytes.
+    pub total_bytes: u64,
+    /// Bytes an unprivileged writer may still use.
+    pub usable_bytes: u64,
+}
+
 /// All partition logs of the broker.
 #[derive(Debug)]
 pub struct LogManager {
@@ -302,6 +311,16 @@ impl LogManager {
     /// The configured log dirs.
     pub fn log_dirs(&self) -> Vec<PathBuf> {
         self.opts.log_dirs.clone()
+    }
+
+    /// Total and usable bytes of the file system holding `log_dir` (blocking: one `statvfs`).
+    pub fn dir_space(log_dir: &Path) -> std::io::Result<DirSpace> {
+        let st = rustix::fs::statvfs(log_dir)?;
+        let frag = st.f_frsize;
+        Ok(DirSpace {
+            total_bytes: st.f_blocks.saturating_mul(frag),
+            usable_bytes: st.f_bavail.saturating_mul(frag),
+        })
     }
 
     /// The log dir holding `tp`.

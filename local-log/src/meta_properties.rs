@@ -1,10 +1,11 @@
 //! Small text files that identify things: the KRaft `meta.properties` (v1) of a log dir
 //! (formats.md §3.2), a partition's `partition.metadata` (§3.4), the `.kafka_cleanshutdown`
-//! marker (§3.5), and the base64url UUID text Kafka uses for ids (`Uuid.toString`).
+//! marker (§3.5). Ids in them are Kafka's UUID text ([`shale_common::kafka_uuid`]).
 
 use std::fs;
 use std::path::Path;
 
+use shale_common::kafka_uuid;
 use uuid::Uuid;
 
 use crate::checkpoint::write_atomic;
@@ -16,47 +17,6 @@ pub const META_PROPERTIES: &str = "meta.properties";
 pub const PARTITION_METADATA: &str = "partition.metadata";
 /// File name of the clean-shutdown marker.
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// Kafka's textual UUID: base64url without padding (22 chars).
-pub fn uuid_to_base64(id: &Uuid) -> String {
-    let b = id.as_bytes();
-    let mut out = String::with_capacity(22);
-    for chunk in b.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &x)| acc | (u32::from(x) << (16 - 8 * i)));
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// Parses Kafka's base64url UUID text (padding tolerated).
-pub fn uuid_from_base64(s: &str) -> Option<Uuid> {
-    let s = s.trim_end_matches('=');
-    if s.len() != 22 {
-        return None;
-    }
-    let mut bits: u128 = 0;
-    for (i, c) in s.bytes().enumerate() {
-        let v = B64.iter().position(|&x| x == c)? as u128;
-        if i < 21 {
-            bits = (bits << 6) | v;
-        } else {
-            // Last char carries the final 2 bits in its top; its low 4 bits must be zero.
-            if v & 0xF != 0 {
-                return None;
-            }
-            bits = (bits << 2) | (v >> 4);
-        }
-    }
-    Some(Uuid::from_u128(bits))
-}
 
 /// KRaft `meta.properties` version 1.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -178,7 +138,7 @@ pub(crate) fn java_date_utc(ms: i64) -> String {
 
 /// Writes `<partition dir>/partition.metadata`: exactly `version: 0\ntopic_id: <base64url>`.
 pub(crate) fn write_partition_metadata(dir: &Path, topic_id: &Uuid) -> Result<()> {
-    let text = format!("version: 0\ntopic_id: {}", uuid_to_base64(topic_id));
+    let text = format!("version: 0\ntopic_id: {}", kafka_uuid::encode(topic_id));
     write_atomic(&dir.join(PARTITION_METADATA), text.as_bytes())
 }
 
@@ -196,7 +156,7 @@ pub(crate) fn read_partition_metadata(dir: &Path) -> Result<Option<Uuid>> {
         let f: Vec<&str> = line.split_whitespace().collect();
         match f.as_slice() {
             ["version:", v] => version = Some(*v),
-            ["topic_id:", v] => id = uuid_from_base64(v),
+            ["topic_id:", v] => id = kafka_uuid::decode(v),
             _ => {}
         }
     }
@@ -215,22 +175,6 @@ pub(crate) const CLEAN_SHUTDOWN_CONTENT: &[u8] = br#"{"version":0,"brokerEpoch":
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uuid_text_matches_kafka() {
-        let id = Uuid::from_u128(1);
-        assert_eq!(uuid_to_base64(&id), "AAAAAAAAAAAAAAAAAAAAAQ");
-        assert_eq!(uuid_from_base64("AAAAAAAAAAAAAAAAAAAAAQ"), Some(id));
-        let id = Uuid::from_u128(0xfedc_ba98_7654_3210_0123_4567_89ab_cdef);
-        let s = uuid_to_base64(&id);
-        assert_eq!(s.len(), 22);
-        assert_eq!(uuid_from_base64(&s), Some(id));
-        assert_eq!(
-            uuid_to_base64(&Uuid::from_u128(u128::MAX)),
-            "_____________________w"
-        );
-        assert!(uuid_from_base64("short").is_none());
-    }
 
     #[test]
     fn partition_metadata_exact_bytes() {

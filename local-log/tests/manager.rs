@@ -52,7 +52,7 @@ fn create_shutdown_reopen() {
         fs::read(pdir.join("partition.metadata")).unwrap(),
         format!(
             "version: 0\ntopic_id: {}",
-            shale_local_log::uuid_to_base64(&id)
+            shale_common::kafka_uuid::encode(&id)
         )
         .into_bytes()
     );

@@ -7,12 +7,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use shale_common::kafka_uuid;
 use shale_common::Rng;
 use shale_local_log::MetaProperties;
 use uuid::Uuid;
 
 use crate::error::RaftError;
-use crate::ids::{uuid_from_base64, uuid_to_base64};
 use crate::image::METADATA_VERSION_FEATURE;
 use crate::records::{FeatureLevelRecord, MetadataRecord};
 use crate::snapshot::{encode_batch_file, read_batch_file, write_atomic};
@@ -31,7 +31,7 @@ pub fn random_uuid_value(rng: &dyn Rng) -> Uuid {
         b[8] = (b[8] & 0x3f) | 0x80;
         let id = Uuid::from_bytes(b);
         let (msb, lsb) = id.as_u64_pair();
-        if (msb == 0 && lsb < 100) || uuid_to_base64(&id).starts_with('-') {
+        if (msb == 0 && lsb < 100) || kafka_uuid::encode(&id).starts_with('-') {
             continue;
         }
         return id;
@@ -40,7 +40,7 @@ pub fn random_uuid_value(rng: &dyn Rng) -> Uuid {
 
 /// `shale random-uuid`: a fresh cluster id / directory id string (22 chars).
 pub fn random_uuid(rng: &dyn Rng) -> String {
-    uuid_to_base64(&random_uuid_value(rng))
+    kafka_uuid::encode(&random_uuid_value(rng))
 }
 
 /// The records a default format bootstraps: metadata.version first, then the other features
@@ -69,7 +69,7 @@ pub fn bootstrap_records(dir: &Path) -> Result<Vec<MetadataRecord>, RaftError> {
 }
 
 fn check_cluster_id(cluster_id: &str) -> Result<(), RaftError> {
-    if uuid_from_base64(cluster_id).is_none() {
+    if kafka_uuid::decode(cluster_id).is_none() {
         return Err(RaftError::InvalidArgument(format!(
             "Cluster ID string {cluster_id} does not appear to be a valid UUID"
         )));

@@ -10,7 +10,7 @@ fn random_uuids_are_valid_kafka_ids() {
         let s = random_uuid(&*rng);
         assert_eq!(s.len(), 22);
         assert!(!s.starts_with('-'));
-        let id = uuid_from_base64(&s).unwrap();
+        let id = kafka_uuid::decode(&s).unwrap();
         assert_eq!(id.get_version_num(), 4);
         assert!(seen.insert(s));
     }
@@ -33,7 +33,7 @@ fn format_writes_meta_properties_and_bootstrap() {
         let meta = MetaProperties::read(d).unwrap().unwrap();
         assert_eq!(meta.cluster_id, cluster);
         assert_eq!(meta.node_id, 1);
-        assert!(uuid_from_base64(&meta.directory_id).is_some());
+        assert!(kafka_uuid::decode(&meta.directory_id).is_some());
         dir_ids.push(meta.directory_id);
         let text = fs::read_to_string(d.join("meta.properties")).unwrap();
         assert!(text.contains("version=1\n"));

@@ -5,61 +5,18 @@
 //! <prefix>/<topic>-<topicId b64url>/<partition>/<20-digit start offset>-<segmentId b64url>.indexes
 //! <prefix>/<topic>-<topicId b64url>/<partition>/_delete-marker
 //! ```
-//! Ids are Kafka-style base64url without padding (22 characters). An empty prefix puts topic
+//! Ids are Kafka's UUID text ([`shale_common::kafka_uuid`], 22 characters). An empty prefix puts topic
 //! directories at the bucket root.
 
 use std::sync::Arc;
 
 use object_store::path::Path;
-use uuid::Uuid;
+use shale_common::kafka_uuid;
 
 use crate::meta::{RemoteLogSegmentId, TopicIdPartition};
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-const ID_LEN: usize = 22;
 /// File name of a partition's delete marker.
 pub const DELETE_MARKER: &str = "_delete-marker";
-
-/// Kafka's string form of a Uuid: base64url, no padding.
-pub fn uuid_to_b64(id: &Uuid) -> String {
-    let bytes = id.as_bytes();
-    let mut out = String::with_capacity(ID_LEN);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// Parses [`uuid_to_b64`] output.
-pub fn uuid_from_b64(s: &str) -> Option<Uuid> {
-    if s.len() != ID_LEN {
-        return None;
-    }
-    let mut bits: u32 = 0;
-    let mut nbits = 0;
-    let mut out = Vec::with_capacity(16);
-    for c in s.bytes() {
-        let v = B64.iter().position(|&x| x == c)? as u32;
-        bits = (bits << 6) | v;
-        nbits += 6;
-        if nbits >= 8 {
-            nbits -= 8;
-            out.push((bits >> nbits) as u8);
-            bits &= (1 << nbits) - 1;
-        }
-    }
-    let arr: [u8; 16] = out.try_into().ok()?;
-    Some(Uuid::from_bytes(arr))
-}
 
 /// Builds keys under a fixed prefix.
 #[derive(Debug, Clone)]
@@ -89,7 +46,7 @@ impl Layout {
     }
 
     fn topic_dir_name(tp: &TopicIdPartition) -> String {
-        format!("{}-{}", tp.topic, uuid_to_b64(&tp.topic_id))
+        format!("{}-{}", tp.topic, kafka_uuid::encode(&tp.topic_id))
     }
 
     /// The directory of a partition.
@@ -103,7 +60,7 @@ impl Layout {
             Self::topic_dir_name(&id.tp),
             id.tp.partition,
             start_offset,
-            uuid_to_b64(&id.id)
+            kafka_uuid::encode(&id.id)
         )
     }
 
@@ -144,12 +101,12 @@ impl Layout {
             return None;
         }
         let partition: i32 = partition.parse().ok()?;
-        let split = topic_dir.len().checked_sub(ID_LEN + 1)?;
+        let split = topic_dir.len().checked_sub(kafka_uuid::ENCODED_LEN + 1)?;
         if split == 0 || topic_dir.as_bytes()[split] != b'-' {
             return None;
         }
         let topic = topic_dir.get(..split)?;
-        let topic_id = uuid_from_b64(topic_dir.get(split + 1..)?)?;
+        let topic_id = kafka_uuid::decode(topic_dir.get(split + 1..)?)?;
         Some(TopicIdPartition {
             topic_id,
             topic: Arc::from(topic),
@@ -161,6 +118,7 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn tp() -> TopicIdPartition {
         TopicIdPartition {
@@ -171,25 +129,13 @@ mod tests {
     }
 
     #[test]
-    fn b64_round_trips_and_matches_kafka_form() {
-        // Kafka: Uuid(0,1) prints as "AAAAAAAAAAAAAAAAAAAAAQ".
-        assert_eq!(uuid_to_b64(&Uuid::from_u128(1)), "AAAAAAAAAAAAAAAAAAAAAQ");
-        for v in [0u128, 1, u128::MAX, 0xdead_beef << 64] {
-            let id = Uuid::from_u128(v);
-            assert_eq!(uuid_from_b64(&uuid_to_b64(&id)), Some(id));
-        }
-        assert_eq!(uuid_from_b64("short"), None);
-        assert_eq!(uuid_from_b64("AAAAAAAAAAAAAAAAAAAA*Q"), None);
-    }
-
-    #[test]
     fn keys_follow_the_layout() {
         let l = Layout::new("/pre/fix/");
         let id = RemoteLogSegmentId {
             tp: tp(),
             id: Uuid::from_u128(1),
         };
-        let t = uuid_to_b64(&tp().topic_id);
+        let t = kafka_uuid::encode(&tp().topic_id);
         assert_eq!(
             l.log_key(&id, 1234).as_ref(),
             format!("pre/fix/my-topic-{t}/7/00000000000000001234-AAAAAAAAAAAAAAAAAAAAAQ.log")

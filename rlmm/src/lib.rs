@@ -23,7 +23,7 @@ pub use cache::RemoteLogMetadataCache;
 pub use error::{ErrorKind, Result, RlmmError};
 pub use manager::{MetadataTopic, RlmmConfig, StartupInfo, TopicBasedRemoteLogMetadataManager};
 pub use metadata::{
-    uuid_to_base64url, RemoteLogMetadata, RemoteLogSegmentId, RemoteLogSegmentMetadata,
+    RemoteLogMetadata, RemoteLogSegmentId, RemoteLogSegmentMetadata,
     RemoteLogSegmentMetadataUpdate, RemotePartitionDeleteMetadata, TopicIdPartition,
 };
 pub use partitioner::metadata_partition;

@@ -9,6 +9,7 @@
 use crate::error::{Result, RlmmError};
 use crate::state::{RemoteLogSegmentState, RemotePartitionDeleteState};
 use bytes::Bytes;
+use shale_common::kafka_uuid;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ impl TopicIdPartition {
 impl fmt::Display for TopicIdPartition {
     /// Kafka's form: `<topicId>:<topic>-<partition>`, topic id in base64url.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let id = uuid_to_base64url(&self.topic_id);
+        let id = kafka_uuid::encode(&self.topic_id);
         write!(f, "{id}:{}-{}", self.topic, self.partition)
     }
 }
@@ -62,7 +63,7 @@ impl RemoteLogSegmentId {
 
 impl fmt::Display for RemoteLogSegmentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.tp, uuid_to_base64url(&self.id))
+        write!(f, "{}/{}", self.tp, kafka_uuid::encode(&self.id))
     }
 }
 
@@ -222,27 +223,6 @@ impl RemoteLogMetadata {
     }
 }
 
-/// Kafka's textual form of a `Uuid`: URL-safe base64 of the 16 bytes without padding (22 chars).
-pub fn uuid_to_base64url(id: &Uuid) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = id.as_bytes();
-    let mut out = String::with_capacity(22);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            let idx = (n >> (18 - 6 * i)) & 0x3f;
-            out.push(char::from(ALPHABET[idx as usize]));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,15 +236,7 @@ mod tests {
     }
 
     #[test]
-    fn base64url_matches_kafka() {
-        let id = Uuid::from_u128(0x31627a1474df458cbaee3cf065d7aa49);
-        assert_eq!(uuid_to_base64url(&id), "MWJ6FHTfRYy67jzwZdeqSQ");
-        assert_eq!(
-            uuid_to_base64url(&Uuid::from_u64_pair(0, 1)),
-            "AAAAAAAAAAAAAAAAAAAAAQ"
-        );
-        let all_ones = Uuid::from_u128(u128::MAX);
-        assert_eq!(uuid_to_base64url(&all_ones), "_____________________w");
+    fn topic_id_partition_prints_like_kafka() {
         assert_eq!(tp().to_string(), "AAAAAAAAAAAAAAAAAAAAAQ:foo-0");
     }
 

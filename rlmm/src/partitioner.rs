@@ -100,7 +100,7 @@ mod tests {
         let a = Uuid::from_u128(0x31627a1474df458cbaee3cf065d7aa49);
         let one = Uuid::from_u64_pair(0, 1);
         assert_eq!(
-            crate::metadata::uuid_to_base64url(&a),
+            shale_common::kafka_uuid::encode(&a),
             "MWJ6FHTfRYy67jzwZdeqSQ"
         );
         let rows = [

@@ -1,9 +1,11 @@
 """Admin APIs through confluent-kafka's AdminClient and kafka-python's
 KafkaAdminClient: CreateTopics (partitions, configs, validate_only, errors),
 Metadata, DescribeConfigs / AlterConfigs / IncrementalAlterConfigs,
-CreatePartitions, DeleteTopics, DeleteRecords and topic auto-creation."""
+CreatePartitions, DeleteTopics, DeleteRecords, DescribeLogDirs and topic auto-creation."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -311,6 +313,26 @@ def test_delete_topics(abroker):
     finally:
         kp.close()
     kh.wait_until(lambda: not topic_exists(abroker, "kp-doomed"), what="kp-doomed gone")
+
+
+def test_describe_log_dirs_reports_space_kafka_python(abroker):
+    kh.ck_create_topic(abroker.bootstrap, "spacey", 2)
+    kp = kh.kp_admin(abroker.bootstrap)
+    try:
+        res = kp.describe_log_dirs()
+    finally:
+        kp.close()
+    assert len(res) == 1, res
+    dirs = res[0]["log_dirs"]
+    assert [d["log_dir"] for d in dirs] == [str(abroker.data_dir)], dirs
+    d = dirs[0]
+    assert d["error_code"] == 0, d
+    # The file system's capacity does not move while the test runs; usable space may.
+    st = os.statvfs(abroker.data_dir)
+    assert d["total_bytes"] == st.f_blocks * st.f_frsize, d
+    assert 0 < d["usable_bytes"] <= d["total_bytes"], d
+    parts = {(t["name"], p["partition_index"]) for t in d["topics"] for p in t["partitions"]}
+    assert {("spacey", 0), ("spacey", 1)} <= parts, d
 
 
 def test_delete_records(abroker):

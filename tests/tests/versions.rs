@@ -416,6 +416,17 @@ async fn every_advertised_version_is_served() {
         },
         |v, r| {
             assert_eq!(r.error_code, 0, "DescribeLogDirs v{v}");
+            if v >= 4 {
+                for d in &r.results {
+                    assert!(d.total_bytes > 0, "v{v} total {}", d.total_bytes);
+                    assert!(
+                        (0..=d.total_bytes).contains(&d.usable_bytes),
+                        "v{v} usable {} of {}",
+                        d.usable_bytes,
+                        d.total_bytes
+                    );
+                }
+            }
             assert!(
                 r.results
                     .iter()

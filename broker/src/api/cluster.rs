@@ -140,8 +140,7 @@ pub fn describe_log_dirs(broker: &Broker, req: &DescribeLogDirsRequest) -> Descr
     for (dir, topics) in by_dir {
         let mut r = DescribeLogDirsResult::default();
         r.log_dir = StrBytes::from_string(dir.display().to_string());
-        r.total_bytes = -1;
-        r.usable_bytes = -1;
+        (r.total_bytes, r.usable_bytes) = dir_space(&dir);
         r.topics = topics
             .into_iter()
             .map(|(name, partitions)| {
@@ -154,4 +153,19 @@ pub fn describe_log_dirs(broker: &Broker, req: &DescribeLogDirsRequest) -> Descr
         resp.results.push(r);
     }
     resp
+}
+
+/// Total and usable bytes of the file system holding `dir`; -1 for both when it cannot be read.
+fn dir_space(dir: &std::path::Path) -> (i64, i64) {
+    match super::storage_io(|| shale_local_log::LogManager::dir_space(dir)) {
+        Ok(s) => (clamp_i64(s.total_bytes), clamp_i64(s.usable_bytes)),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot read log dir space");
+            (-1, -1)
+        }
+    }
+}
+
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }

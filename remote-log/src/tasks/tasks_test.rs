@@ -175,7 +175,7 @@ impl Harness {
             finished.len()
         );
         for m in &finished {
-            let id = crate::layout::uuid_to_b64(&m.id.id);
+            let id = shale_common::kafka_uuid::encode(&m.id.id);
             assert_eq!(
                 objects.iter().filter(|k| k.contains(&id)).count(),
                 2,
