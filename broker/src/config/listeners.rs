@@ -57,8 +57,7 @@ pub fn resolve(
     props: &BTreeMap<String, String>,
     unsupported: &mut Vec<String>,
 ) -> Result<Listeners, ConfigError> {
-    let default = "PLAINTEXT://127.0.0.1:9092".to_string();
-    let bind = parse_listeners("listeners", props.get("listeners").unwrap_or(&default))?;
+    let bind = parse_listeners("listeners", listeners_value(props))?;
     if bind.is_empty() {
         return Err(invalid(
             "listeners",
@@ -81,20 +80,8 @@ pub fn resolve(
         }
     }
     let map = protocol_map(props, &bind, &controller_names)?;
-    let protocol_of = |key: &str, l: &Listener| -> Result<String, ConfigError> {
-        map.get(&l.name).cloned().ok_or_else(|| {
-            invalid(
-                key,
-                &l.to_string(),
-                &format!(
-                    "no security protocol for listener name {} in listener.security.protocol.map",
-                    l.name
-                ),
-            )
-        })
-    };
     for l in &bind {
-        let protocol = protocol_of("listeners", l)?;
+        let protocol = protocol_of(&map, "listeners", l)?;
         if protocol != "PLAINTEXT" {
             unsupported.push(format!(
                 "listeners: {l} uses security protocol {protocol}; only PLAINTEXT listeners are \
@@ -102,9 +89,32 @@ pub fn resolve(
             ));
         }
     }
-    let advertised_all = match props.get("advertised.listeners") {
+    let (advertised, advertised_all) = advertised(props, &bind, &controller_names)?;
+    check_inter_broker(props, &bind, &map, unsupported)?;
+    Ok(Listeners {
+        bind,
+        advertised,
+        advertised_all,
+        controller_names,
+    })
+}
+
+/// `listeners`, or the single-node default.
+fn listeners_value(props: &BTreeMap<String, String>) -> &str {
+    props
+        .get("listeners")
+        .map_or("PLAINTEXT://127.0.0.1:9092", String::as_str)
+}
+
+/// The listeners given to clients (controller listeners left out) and every advertised one.
+fn advertised(
+    props: &BTreeMap<String, String>,
+    bind: &[Listener],
+    controller_names: &[String],
+) -> Result<(Vec<Listener>, Vec<Listener>), ConfigError> {
+    let advertised_all: Vec<Listener> = match props.get("advertised.listeners") {
         Some(v) => parse_listeners("advertised.listeners", v)?,
-        None => bind.clone(),
+        None => bind.to_vec(),
     };
     for l in &advertised_all {
         if !bind.iter().any(|b| b.name == l.name) {
@@ -123,10 +133,22 @@ pub fn resolve(
     if advertised.is_empty() {
         return Err(invalid(
             "listeners",
-            props.get("listeners").unwrap_or(&default),
+            props
+                .get("listeners")
+                .map_or("PLAINTEXT://127.0.0.1:9092", |v| v.as_str()),
             "at least one listener that is not a controller listener is required for clients",
         ));
     }
+    Ok((advertised, advertised_all))
+}
+
+/// `inter.broker.listener.name` must name a listener, and only PLAINTEXT is supported.
+fn check_inter_broker(
+    props: &BTreeMap<String, String>,
+    bind: &[Listener],
+    map: &BTreeMap<String, String>,
+    unsupported: &mut Vec<String>,
+) -> Result<(), ConfigError> {
     if let Some(name) = props.get("inter.broker.listener.name") {
         let name = name.trim().to_uppercase();
         let Some(l) = bind.iter().find(|l| l.name == name) else {
@@ -136,18 +158,31 @@ pub fn resolve(
                 "not one of listeners",
             ));
         };
-        let protocol = protocol_of("inter.broker.listener.name", l)?;
+        let protocol = protocol_of(map, "inter.broker.listener.name", l)?;
         if protocol != "PLAINTEXT" {
             unsupported.push(format!(
                 "inter.broker.listener.name: {name} uses {protocol}; only PLAINTEXT is supported"
             ));
         }
     }
-    Ok(Listeners {
-        bind,
-        advertised,
-        advertised_all,
-        controller_names,
+    Ok(())
+}
+
+/// A listener's security protocol through `listener.security.protocol.map`.
+fn protocol_of(
+    map: &BTreeMap<String, String>,
+    key: &str,
+    l: &Listener,
+) -> Result<String, ConfigError> {
+    map.get(&l.name).cloned().ok_or_else(|| {
+        invalid(
+            key,
+            &l.to_string(),
+            &format!(
+                "no security protocol for listener name {} in listener.security.protocol.map",
+                l.name
+            ),
+        )
     })
 }
 
