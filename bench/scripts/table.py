@@ -107,6 +107,19 @@ def scenario3(by, peers):
                   f"| {r['produce']['msgs_per_s']:,.0f} | {r['errors']} |")
 
 
+def scenario5(by):
+    rows = by("s5", "shale")
+    if not rows:
+        return
+    print("\n### Scenario 5: produce latency across segment rolls\n")
+    print("| run | segments | ack p50/p99/p999 ms | max ms | msg/s | errors |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        a = r["produce"]["ack_latency"]
+        print(f"| {r['label']} | {r['segments']} | {lats(r, 'produce')} | {a['max_us'] / 1000:.1f} "
+              f"| {r['produce']['msgs_per_s']:,.0f} | {r['errors']} |")
+
+
 def main(path):
     rows = load(path)
     by = lambda scen, broker: [r for r in rows if r.get("scenario") == scen and r.get("broker", "shale") == broker]
@@ -122,6 +135,7 @@ def main(path):
     scenario1(by, peers, disk)
     scenario2(by, peers, s3_same, s3_best)
     scenario3(by, peers)
+    scenario5(by)
 
     print("\n### Scenario 4: physical limits (same run)\n")
     print("| limit | MB/s | detail |")

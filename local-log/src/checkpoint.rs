@@ -14,6 +14,14 @@ use crate::error::{IoContext, LogError, Result};
 
 /// Writes `bytes` to `path` atomically: `<path>.tmp`, fsync, rename, fsync of the directory.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_file(path, bytes, true)
+}
+
+/// Replaces `path` by `bytes` through `<path>.tmp` and a rename, with fsyncs of the file before
+/// the rename and of the directory after it only if `durable`. Without them a crash may leave an
+/// empty or partial file: only for files that carry their own checksum (producer snapshots),
+/// whose fsync someone queues for later.
+pub(crate) fn replace_file(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -25,13 +33,15 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             .open(&tmp)
             .ctx(&tmp)?;
         f.write_all(bytes).ctx(&tmp)?;
-        f.sync_all().ctx(&tmp)?;
+        if durable {
+            f.sync_all().ctx(&tmp)?;
+        }
     }
     fs::rename(&tmp, path).ctx(path)?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent)?;
+    match path.parent() {
+        Some(parent) if durable => sync_dir(parent),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// fsyncs a directory so renames/creations in it are durable.

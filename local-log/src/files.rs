@@ -15,7 +15,8 @@
 //!   partitions whose active segments would not fit in the budget minus a headroom kept for
 //!   reads of old segments and index write-backs.
 //! - A file still in use by a reader when it is evicted closes when that read ends, so the count
-//!   can pass the budget by the reads in flight. An `EMFILE`/`ENFILE` from the OS (sockets took
+//!   can pass the budget by the reads in flight (and the one file the background flusher of
+//!   rolled segments, `flusher.rs`, may have open). An `EMFILE`/`ENFILE` from the OS (sockets took
 //!   the rest) evicts and retries once before it is reported.
 //!
 //! The default budget is [`DEFAULT_BUDGET_PERCENT`] of the soft `RLIMIT_NOFILE`, read with

@@ -75,14 +75,18 @@ pub(crate) struct WriteBack {
 }
 
 impl WriteBack {
-    /// Writes the tail, sets the length and fsyncs, with one short-lived counted descriptor.
-    pub(crate) fn run(&self, files: &OpenFiles) -> Result<()> {
+    /// Writes the tail and sets the length (then fsyncs if `fsync`), with one short-lived
+    /// counted descriptor.
+    pub(crate) fn run(&self, files: &OpenFiles, fsync: bool) -> Result<()> {
         let mut o = OpenOptions::new();
         o.write(true).create(true).truncate(false);
         let f = files.open_file(&self.path, &o).ctx(&self.path)?;
         f.write_all_at(&self.bytes, self.at).ctx(&self.path)?;
         f.set_len(self.new_len).ctx(&self.path)?;
-        f.sync_all().ctx(&self.path)
+        if fsync {
+            f.sync_all().ctx(&self.path)?;
+        }
+        Ok(())
     }
 }
 
@@ -352,7 +356,7 @@ impl<K: IndexKind> IndexFile<K> {
     #[cfg(test)]
     pub(crate) fn write_back(&mut self) -> Result<()> {
         if let Some(wb) = self.pending_write() {
-            wb.run(&self.files)?;
+            wb.run(&self.files, true)?;
             self.written(&wb);
         }
         Ok(())

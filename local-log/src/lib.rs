@@ -27,6 +27,7 @@ pub mod dump;
 mod epoch_cache;
 pub mod error;
 pub mod files;
+mod flusher;
 mod index_file;
 pub mod log;
 pub mod manager;

@@ -20,6 +20,7 @@ use crate::config::LogConfig;
 use crate::epoch_cache::EpochCache;
 use crate::error::{IoContext, LogError, Result};
 use crate::files::{OpenFiles, STANDALONE_BUDGET};
+use crate::flusher::{FlushJob, RecoveryPoint};
 use crate::meta_properties::write_partition_metadata;
 use crate::producer_state::{ProducerStateEntry, ProducerStateManager};
 use crate::segment::Segment;
@@ -123,7 +124,7 @@ pub struct Log {
     /// Earliest delete horizon of a cleaned batch still holding tombstones (-1 = none).
     pub(crate) delete_horizon: AtomicI64,
     pub(crate) log_end_offset: AtomicI64,
-    pub(crate) recovery_point: AtomicI64,
+    pub(crate) recovery_point: Arc<RecoveryPoint>,
     pub(crate) closed: AtomicBool,
     /// Set while appends fail on an I/O error (disk full, …); cleared by the next good append.
     pub(crate) appends_failing: AtomicBool,
@@ -189,7 +190,7 @@ impl Log {
             cleaner_checkpoint: AtomicI64::new(0),
             delete_horizon: AtomicI64::new(-1),
             log_end_offset: AtomicI64::new(loaded.log_end_offset),
-            recovery_point: AtomicI64::new(loaded.recovery_point),
+            recovery_point: Arc::new(RecoveryPoint::new(loaded.recovery_point)),
             closed: AtomicBool::new(false),
             appends_failing: AtomicBool::new(false),
         })
@@ -222,7 +223,7 @@ impl Log {
 
     /// Offset below which everything is fsynced.
     pub fn recovery_point(&self) -> i64 {
-        self.recovery_point.load(Ordering::Acquire)
+        self.recovery_point.get()
     }
 
     /// Base offset of the oldest segment.
@@ -447,7 +448,7 @@ impl Log {
                 seg.flush()?;
             }
         }
-        self.recovery_point.fetch_max(leo, Ordering::AcqRel);
+        self.recovery_point.advance_to(leo);
         inner.unflushed_messages = 0;
         inner.last_flush_ms = self.clock.now_ms();
         Ok(())
@@ -460,6 +461,10 @@ impl Log {
         self.roll_locked(&mut inner)
     }
 
+    /// The new active segment is in place and the old one sealed (indexes written back, files
+    /// not yet fsynced) before this returns; the fsyncs and the recovery point's move to the new
+    /// base offset are the background flusher's (`flusher.rs`), so no append waits for a disk
+    /// flush at a roll.
     pub(crate) fn roll_locked(&self, inner: &mut Inner) -> Result<()> {
         let leo = self.log_end_offset();
         let segs = self.segments_snapshot();
@@ -467,18 +472,31 @@ impl Log {
             if active.size() == 0 && active.base_offset == leo {
                 return Ok(());
             }
-            active.on_become_inactive()?;
+            active.seal()?;
         }
         let dir = self.dir();
         let config = self.config_arc();
         let seg = Segment::create(&self.files, &dir, leo, &config, self.clock.now_ms())?;
-        crate::checkpoint::sync_dir(&dir)?;
+        let rp = self.recovery_point();
+        let unflushed = segs
+            .iter()
+            .filter(|s| s.next_offset() > rp)
+            .cloned()
+            .collect();
         let mut v: Vec<Arc<Segment>> = segs.iter().cloned().collect();
         v.push(Arc::new(seg));
         *self.segments.write() = Arc::new(v);
         inner.producers.set_map_end_offset(leo);
-        inner.producers.take_snapshot()?;
-        self.recovery_point.fetch_max(leo, Ordering::AcqRel);
+        let snapshot = inner.producers.take_snapshot_unsynced()?;
+        crate::flusher::flush_later(FlushJob {
+            tp: self.tp.clone(),
+            dir,
+            segments: unflushed,
+            snapshot,
+            up_to: leo,
+            recovery_point: self.recovery_point.clone(),
+            generation: self.recovery_point.generation(),
+        });
         Ok(())
     }
 
@@ -499,7 +517,7 @@ impl Log {
         if let Some(id) = self.topic_id {
             write_partition_metadata(&self.dir(), &id)?;
         }
-        self.recovery_point.store(leo, Ordering::Release);
+        self.recovery_point.advance_to(leo);
         Ok(())
     }
 

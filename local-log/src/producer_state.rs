@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use shale_common::TopicPartition;
 use shale_protocol::record_batch::{increment_sequence, BatchHeader};
 
-use crate::checkpoint::write_atomic;
+use crate::checkpoint::replace_file;
 use crate::error::{IoContext, LogError, Result};
 
 /// How many batches per producer are remembered for duplicate detection.
@@ -272,16 +272,27 @@ impl ProducerStateManager {
         self.map_end_offset = offset;
     }
 
-    /// Writes `<map_end_offset>.snapshot` unless one already exists at that offset.
+    /// Writes `<map_end_offset>.snapshot` durably unless one already exists at that offset.
     pub(crate) fn take_snapshot(&mut self) -> Result<()> {
+        self.write_snapshot(true).map(|_| ())
+    }
+
+    /// [`Self::take_snapshot`] without any fsync (segment roll): returns the file written, for
+    /// the background flusher to fsync. A crash before then leaves a file that fails its CRC
+    /// and is discarded at load, as Kafka does with a corrupt snapshot.
+    pub(crate) fn take_snapshot_unsynced(&mut self) -> Result<Option<PathBuf>> {
+        self.write_snapshot(false)
+    }
+
+    fn write_snapshot(&mut self, durable: bool) -> Result<Option<PathBuf>> {
         let off = self.map_end_offset;
         if self.snapshots.contains_key(&off) {
-            return Ok(());
+            return Ok(None);
         }
         let path = self.dir.join(snapshot_file_name(off));
-        write_atomic(&path, &self.encode())?;
-        self.snapshots.insert(off, path);
-        Ok(())
+        replace_file(&path, &self.encode(), durable)?;
+        self.snapshots.insert(off, path.clone());
+        Ok(Some(path))
     }
 
     /// The snapshot bytes for the current map.

@@ -168,7 +168,7 @@ fn settle(segments: &[Arc<Segment>], config: &LogConfig) -> Result<()> {
         return Ok(());
     };
     for s in inactive {
-        s.unload_indexes()?;
+        s.unload_indexes(crate::segment::Fsync::Now)?;
         s.release();
     }
     active.activate(config.segment_index_bytes)

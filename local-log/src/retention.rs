@@ -267,7 +267,7 @@ impl Log {
             }
         }
         self.log_end_offset.store(offset, Ordering::Release);
-        self.recovery_point.fetch_min(offset, Ordering::AcqRel);
+        self.recovery_point.lower_to(offset);
         self.epochs.lock().truncate_from_end(offset)?;
         let segs = self.segments_snapshot();
         let stale: Vec<i64> = inner

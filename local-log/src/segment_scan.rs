@@ -164,7 +164,7 @@ impl Segment {
         }
         drop(st);
         self.set_size(valid);
-        self.write_indexes()?;
+        self.write_indexes(crate::segment::Fsync::Now)?;
         Ok(truncated)
     }
 }

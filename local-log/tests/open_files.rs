@@ -120,7 +120,9 @@ fn a_segment_read_again_and_again_stays_open_while_a_scan_churns_the_others() {
     // The scan's oldest segments were closed first.
     let open = log.open_segment_bases();
     assert!(!open.contains(&2) && !open.contains(&4), "{open:?}");
-    assert!(files.peak() <= 5, "peak {}", files.peak());
+    // The background flusher fsyncs rolled segments with a descriptor of its own, which may be
+    // open beside this thread's.
+    assert!(files.peak() <= 5 + 1, "peak {}", files.peak());
 }
 
 #[test]

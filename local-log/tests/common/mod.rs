@@ -90,3 +90,21 @@ pub fn files(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Polls until the background flusher has moved the recovery point to at least `offset` (a
+/// roll's fsyncs run there), failing after ten seconds.
+#[allow(dead_code)]
+pub fn wait_for_recovery_point(log: &Log, offset: i64) -> i64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let rp = log.recovery_point();
+        if rp >= offset {
+            return rp;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "recovery point stuck at {rp}, expected {offset}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}

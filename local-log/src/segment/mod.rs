@@ -31,6 +31,10 @@ use crate::index_file::{IndexFile, IndexKind};
 use crate::offset_index::OffsetIndex;
 use crate::time_index::TimeIndex;
 
+mod durability;
+
+pub(crate) use durability::Fsync;
+
 pub(crate) use crate::segment_scan::SegmentBatches;
 
 /// `<20-digit base>` + suffix.
@@ -573,67 +577,6 @@ impl Segment {
     /// Iterates whole batches (full bytes) from `pos` with chunked reads.
     pub(crate) fn batches_from(&self, pos: u64) -> SegmentBatches<'_> {
         SegmentBatches::new(self, pos, self.size())
-    }
-
-    /// Final time-index entry, indexes written back and dropped from memory, everything fsynced,
-    /// the `.log` unpinned (roll/close).
-    pub(crate) fn on_become_inactive(&self) -> Result<()> {
-        {
-            let mut st = self.state.lock();
-            let (t, o) = (st.max_timestamp, st.offset_of_max_timestamp);
-            if t >= 0 {
-                st.time_index.maybe_append(t, o, true)?;
-            }
-        }
-        self.flush()?;
-        self.unload_indexes()?;
-        self.slot.unpin();
-        Ok(())
-    }
-
-    /// Writes both indexes back and drops their entries from memory (inactive segment).
-    pub(crate) fn unload_indexes(&self) -> Result<()> {
-        self.write_indexes()?;
-        let mut st = self.state.lock();
-        st.offset_index.unload();
-        st.time_index.unload();
-        Ok(())
-    }
-
-    /// Writes back index entries not yet in their files; the I/O runs outside the state lock
-    /// (index changes happen under the log's append lock, which the callers hold).
-    pub(crate) fn write_indexes(&self) -> Result<()> {
-        let (oi, ti) = {
-            let st = self.state.lock();
-            (
-                st.offset_index.pending_write(),
-                st.time_index.pending_write(),
-            )
-        };
-        let files = self.slot.files();
-        if let Some(w) = &oi {
-            w.run(files)?;
-        }
-        if let Some(w) = &ti {
-            w.run(files)?;
-        }
-        let mut st = self.state.lock();
-        if let Some(w) = &oi {
-            st.offset_index.written(w);
-        }
-        if let Some(w) = &ti {
-            st.time_index.written(w);
-        }
-        Ok(())
-    }
-
-    /// fsync of the `.log`, then the write-back (with fsync) of both indexes.
-    pub(crate) fn flush(&self) -> Result<()> {
-        let h = self.handle()?;
-        h.log
-            .sync_data()
-            .map_err(|e| LogError::io(self.log_path(), e))?;
-        self.write_indexes()
     }
 
     /// `largestTimestamp()` (§2.7): max timestamp so far, else the `.log` mtime.
