@@ -9,6 +9,9 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
 
+use shale_common::Clock;
+
+use crate::aws_credentials::DefaultChain;
 use crate::error::{RemoteLogError, Result};
 use crate::object_rsm::{DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE};
 
@@ -246,8 +249,12 @@ impl RemoteStorageConfig {
     }
 }
 
-/// Builds the configured store (the `file` root is created if missing).
-pub fn build_object_store(config: &RemoteStorageConfig) -> Result<Arc<dyn ObjectStore>> {
+/// Builds the configured store (the `file` root is created if missing). `clock` times the
+/// refresh of S3 credentials from the AWS default chain.
+pub fn build_object_store(
+    config: &RemoteStorageConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn ObjectStore>> {
     match config.backend {
         Backend::Memory => Ok(Arc::new(InMemory::new())),
         Backend::File => {
@@ -262,11 +269,11 @@ pub fn build_object_store(config: &RemoteStorageConfig) -> Result<Arc<dyn Object
                 .map_err(|e| RemoteLogError::config("file.root", e.to_string()))?;
             Ok(Arc::new(fs))
         }
-        Backend::S3 => build_s3(config),
+        Backend::S3 => build_s3(config, clock),
     }
 }
 
-fn build_s3(config: &RemoteStorageConfig) -> Result<Arc<dyn ObjectStore>> {
+fn build_s3(config: &RemoteStorageConfig, clock: Arc<dyn Clock>) -> Result<Arc<dyn ObjectStore>> {
     let s3 = &config.s3;
     let bucket = s3
         .bucket
@@ -280,9 +287,10 @@ fn build_s3(config: &RemoteStorageConfig) -> Result<Arc<dyn ObjectStore>> {
     if let Some(e) = &s3.endpoint {
         b = b.with_endpoint(e);
     }
-    if let (Some(id), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
-        b = b.with_access_key_id(id).with_secret_access_key(secret);
-    }
+    b = match (&s3.access_key_id, &s3.secret_access_key) {
+        (Some(id), Some(secret)) => b.with_access_key_id(id).with_secret_access_key(secret),
+        _ => b.with_credentials(Arc::new(DefaultChain::new(&s3.region, clock))),
+    };
     let store = b
         .build()
         .map_err(|e| RemoteLogError::config("s3.bucket", e.to_string()))?;

@@ -45,7 +45,7 @@ fn s3_keys() {
     assert!(!c.s3.path_style);
     assert_eq!(c.prefix, "a/b");
     assert_eq!(c.block_size, 262_144);
-    build_object_store(&c).unwrap();
+    build_object_store(&c, shale_common::SystemClock::new()).unwrap();
 }
 
 #[test]
@@ -81,7 +81,7 @@ async fn builds_file_and_memory_stores() {
     let dir = crate::testing::TempDir::new("cfg");
     let root = dir.path().join("nested/remote");
     let c = RemoteStorageConfig::from_props([("file.root", root.to_str().unwrap())], None).unwrap();
-    let store = build_object_store(&c).unwrap();
+    let store = build_object_store(&c, shale_common::SystemClock::new()).unwrap();
     let p = object_store::path::Path::from("x/y");
     store
         .put(&p, bytes::Bytes::from_static(b"1").into())
@@ -89,5 +89,5 @@ async fn builds_file_and_memory_stores() {
         .unwrap();
     assert!(root.join("x/y").is_file());
     let m = RemoteStorageConfig::from_props([("storage.backend", "memory")], None).unwrap();
-    build_object_store(&m).unwrap();
+    build_object_store(&m, shale_common::SystemClock::new()).unwrap();
 }

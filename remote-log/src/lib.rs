@@ -4,6 +4,7 @@
 //! store wrappers for tests and metrics, and the tiering tasks ([`tasks`]: copy, expiration,
 //! topic deletion).
 
+mod aws_credentials;
 pub mod cache;
 pub mod config;
 pub mod error;

@@ -108,6 +108,6 @@ async fn s3_server_survives_restart() {
     let got = store.get(&p).await.unwrap().bytes().await.unwrap();
     assert_eq!(got, Bytes::from_static(b"persisted"));
     let c = crate::RemoteStorageConfig::from_props(server.config_props(), None).unwrap();
-    let s2 = crate::build_object_store(&c).unwrap();
+    let s2 = crate::build_object_store(&c, shale_common::SystemClock::new()).unwrap();
     assert_eq!(s2.head(&p).await.unwrap().size, 9);
 }

@@ -59,6 +59,8 @@ class Broker:
         self.proc: Optional[subprocess.Popen] = None
         # Runs in the child before exec (e.g. resource.setrlimit for a lowered ulimit -n).
         self.preexec_fn = None
+        # Environment changes for the broker process (a value of None removes the variable).
+        self.env: dict = {}
         self.starts = 0
         self.log_paths: list[Path] = []
         self.expected_dead = False
@@ -95,6 +97,11 @@ class Broker:
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
         env.setdefault("NO_COLOR", "1")  # plain log files
+        for k, v in self.env.items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.log_dir, env=env,
                                      preexec_fn=self.preexec_fn)

@@ -680,3 +680,44 @@ def test_enable_tiering_on_existing_topic(s3_server, broker_factory):
         alter_topic(b.bootstrap, "compacted2", {"remote.storage.enable": "true"})
     err = ei.value.args[0]
     assert err.code() == KafkaError.INVALID_CONFIG and msg in err.str(), err
+
+
+# ---------------------------------------------------------------------------
+# 8. S3 credentials from the AWS default chain (a shared credentials file)
+# ---------------------------------------------------------------------------
+def test_s3_credentials_from_a_profile_file(s3_server, broker_factory, tmp_path):
+    """No `s3.access.key.id`: the broker signs with the keys of the profile named by AWS_PROFILE
+    in AWS_SHARED_CREDENTIALS_FILE. First the `default` profile, whose keys s3s-fs refuses:
+    uploads fail and say so; then the right profile: the topic tiers and reads back cold."""
+    from conftest import S3_ACCESS_KEY, S3_SECRET_KEY
+    topic = "profiled"
+    s3_server.make_bucket("tiered")
+    creds = tmp_path / "aws-credentials"
+    creds.write_text("[default]\naws_access_key_id = AKIDWRONG\naws_secret_access_key = WRONG\n\n"
+                     f"[shale-test]\naws_access_key_id = {S3_ACCESS_KEY}\n"
+                     f"aws_secret_access_key = {S3_SECRET_KEY}\n")
+    o = {"remote.log.manager.task.interval.ms": TASK_MS,
+         "log.retention.check.interval.ms": TASK_MS,
+         "rlmm.config.remote.log.metadata.topic.num.partitions": str(META_PARTITIONS)}
+    o.update({k: v for k, v in s3_server.broker_overrides("tiered").items()
+              if not k.endswith((".access.key.id", ".secret.access.key"))})
+    b = broker_factory(overrides=o, start=False)
+    b.env = {"AWS_SHARED_CREDENTIALS_FILE": str(creds),
+             "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+             "AWS_PROFILE": "default", "AWS_EC2_METADATA_DISABLED": "true",
+             "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_SESSION_TOKEN": None}
+    b.start()
+    kh.ck_create_topic(b.bootstrap, topic, config=tier_config(65536))
+    gens = [kh.make_record(i, value_size=300) for i in range(2000)]
+    res = produce(b.bootstrap, topic, gens)
+    kh.wait_until(lambda: "remote copy stopped" in b.log_text(), timeout=60,
+                  what="a failed upload with the wrong profile's keys")
+    assert not segment_objects(s3_server, "tiered", topic)
+    b.stop()
+
+    b.env["AWS_PROFILE"] = "shale-test"
+    b.start()
+    wait_tiered(b, topic, min_local=500)
+    assert segment_objects(s3_server, "tiered", topic)
+    kh.assert_matches(kh.ck_consume(b.bootstrap, topic, [0], start={0: 0}), {0: gens},
+                      res.offsets, what="cold read with profile credentials")

@@ -166,7 +166,7 @@ impl Tiering {
         let props = settings.rsm.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let storage = RemoteStorageConfig::from_props(props, Some(&settings.default_remote_root))
             .context("remote storage configuration (rsm.config.*)")?;
-        let raw = shale_remote_log::build_object_store(&storage)
+        let raw = shale_remote_log::build_object_store(&storage, clock.clone())
             .context("building the remote object store")?;
         let instrumented = InstrumentedStore::new(raw, clock.clone());
         let store_stats = instrumented.stats();
