@@ -1,7 +1,7 @@
 //! Prometheus metrics and the `/metrics` HTTP endpoint.
 //!
 //! Request counts and latency per API, bytes in (produce payloads) and out (fetch payloads),
-//! connection, partition, log-size and open-file gauges, refused and idle-closed connections. The
+//! records the broker rewrote on produce (`compression.type` recompression), connection, partition, log-size and open-file gauges, refused and idle-closed connections. The
 //! endpoint is a deliberately tiny HTTP/1.1 responder: it answers `GET /metrics` and 404s
 //! everything else, then closes the connection.
 
@@ -25,6 +25,8 @@ pub struct Metrics {
     pub bytes_in: IntCounter,
     /// Record bytes served by Fetch.
     pub bytes_out: IntCounter,
+    /// Records rebuilt on produce instead of stored as sent (Kafka's ProduceMessageConversions).
+    pub produce_message_conversions: IntCounter,
     /// Open client connections.
     pub connections: IntGauge,
     /// Connections closed at once because their address was at `max.connections.per.ip`.
@@ -74,6 +76,10 @@ impl Metrics {
             latency,
             bytes_in: counter("shale_bytes_in_total", "Record bytes accepted by Produce"),
             bytes_out: counter("shale_bytes_out_total", "Record bytes served by Fetch"),
+            produce_message_conversions: counter(
+                "shale_produce_message_conversions_total",
+                "Records rebuilt on produce (recompressed for compression.type)",
+            ),
             connections: gauge("shale_connections", "Open client connections"),
             connections_rejected: counter(
                 "shale_connections_rejected_total",
@@ -108,6 +114,7 @@ impl Metrics {
             Box::new(m.latency.clone()),
             Box::new(m.bytes_in.clone()),
             Box::new(m.bytes_out.clone()),
+            Box::new(m.produce_message_conversions.clone()),
             Box::new(m.connections.clone()),
             Box::new(m.connections_rejected.clone()),
             Box::new(m.connections_idle_closed.clone()),

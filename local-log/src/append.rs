@@ -1,18 +1,23 @@
-//! The append path of [`Log`]: validation (formats.md §1.5), offset assignment by patching only the
-//! 61-byte header (§1.6–1.8), producer-state checks (§4.4), roll, vectored write, indexing and
-//! flush policy.
+//! The append path of [`Log`]: validation (formats.md §1.5), `compression.type`, offset assignment
+//! by patching only the 61-byte header (§1.6–1.8), producer-state checks (§4.4), roll, vectored
+//! write, indexing and flush policy.
 //!
-//! Records are never re-encoded: the header copy is patched (base offset, leader epoch, and for
-//! LogAppendTime or a wrong max timestamp the timestamp fields + CRC) and written together with
-//! the untouched body `Bytes` in one vectored write. Uncompressed batches are validated in place
-//! with `for_each_record_view` (borrowed views: no per-record allocation or refcounting);
-//! compressed ones are decompressed once.
-//! `compression.type` other than `producer` is validated but not applied (no recompression):
-//! batches keep the producer's codec.
+//! A client batch is decompressed at most once, before the append lock: its records are
+//! validated from that payload, and when Kafka's LogValidator would not assign offsets in place
+//! (the topic's `compression.type` names another codec than the batch's, or a compressed batch's
+//! offset deltas are not 0, 1, 2, …; `producer` keeps the batch's codec) the batch is rebuilt from
+//! it with the target codec and level ([`shale_protocol::rebuild`]). Otherwise records are never
+//! re-encoded: the header copy is patched (base offset, leader epoch, and for LogAppendTime or a
+//! wrong max timestamp the timestamp fields + CRC) and written together with the untouched body
+//! `Bytes` in one vectored write. Uncompressed batches are validated in place (borrowed record
+//! views: no per-record allocation or refcounting).
 
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use shale_protocol::compression::{Compression, DEFAULT_MAX_DECOMPRESSED};
+use shale_protocol::rebuild::{must_rebuild, rebuild, RebuildTarget};
+use shale_protocol::record::for_each_view_in_payload;
 use shale_protocol::record_batch::{batches, BatchError, BatchHeader, RecordBatch, TimestampType};
 
 use crate::config::LogConfig;
@@ -36,6 +41,34 @@ struct Plan {
     offset_of_max: i64,
     log_append_time: i64,
     records_total: i64,
+}
+
+/// What the checks before the append lock found in a client batch.
+struct Checked {
+    /// Largest record timestamp.
+    max_ts: i64,
+    /// The batch as rebuilt for `compression.type` (module docs), when it had to be.
+    rebuilt: Option<RecordBatch>,
+}
+
+/// Kafka's `BrokerCompressionType.targetCompression`: the codec a client batch written with
+/// `source` is stored with, and its level (`producer` keeps the codec at its default level).
+fn target_compression(config: &LogConfig, source: Compression) -> (Compression, Option<i32>) {
+    let codec = match config.compression_type.as_str() {
+        "uncompressed" => Compression::None,
+        name => match Compression::from_name(name) {
+            Some(c) => c,
+            // `producer` (the config layer admits nothing else).
+            None => return (source, None),
+        },
+    };
+    let level = match codec {
+        Compression::Gzip => Some(config.compression_gzip_level),
+        Compression::Lz4 => Some(config.compression_lz4_level),
+        Compression::Zstd => Some(config.compression_zstd_level),
+        Compression::None | Compression::Snappy => None,
+    };
+    (codec, level)
 }
 
 /// Client batch: base offset := LEO, leader epoch stamped; for LogAppendTime (or a max timestamp
@@ -144,8 +177,8 @@ impl Log {
         Ok(out)
     }
 
-    /// LogValidator checks for one client batch; returns its max record timestamp.
-    fn validate_client_batch(&self, b: &RecordBatch, config: &LogConfig, now: i64) -> Result<i64> {
+    /// LogValidator's batch-level checks of a client batch (offsets, count, control, sequence).
+    fn check_client_header(&self, b: &RecordBatch) -> Result<()> {
         if b.base_offset() != 0 {
             return Err(self.invalid(format!(
                 "base offset {} of a client batch must be 0",
@@ -169,15 +202,48 @@ impl Log {
                 b.producer_id()
             )));
         }
+        Ok(())
+    }
+
+    /// LogValidator checks for one client batch, then its rebuild when `compression.type` asks
+    /// for one. The batch is decompressed once, here.
+    fn validate_client_batch(
+        &self,
+        b: &RecordBatch,
+        config: &LogConfig,
+        now: i64,
+    ) -> Result<Checked> {
+        self.check_client_header(b)?;
+        let payload = b
+            .records_payload(DEFAULT_MAX_DECOMPRESSED)
+            .map_err(|e| self.corrupt(&e))?;
+        let (max_ts, sequential) = self.validate_client_records(b, &payload, config, now)?;
+        let rebuilt = self.rebuild_for_topic(b, &payload, sequential, config, now)?;
+        Ok(Checked { max_ts, rebuilt })
+    }
+
+    /// Record-level checks (keys of a compacted topic, timestamps) over the batch's decompressed
+    /// `payload`. Returns the max record timestamp and whether the offset deltas are 0, 1, 2, ….
+    fn validate_client_records(
+        &self,
+        b: &RecordBatch,
+        payload: &[u8],
+        config: &LogConfig,
+        now: i64,
+    ) -> Result<(i64, bool)> {
         let compact = config.cleanup_policy.compact;
         let create_time = config.message_timestamp_type == TimestampType::CreateTime;
         let batch_log_append = b.timestamp_type() == TimestampType::LogAppendTime;
         let mut max_ts = -1i64;
+        let mut sequential = true;
         let mut ts_error: Option<(i64, String)> = None;
         let mut key_error: Option<String> = None;
         let mut index = 0usize;
-        b.for_each_record_view(|r| {
+        // check_client_header made sure the count is positive.
+        let count = usize::try_from(b.record_count()).unwrap_or(0);
+        for_each_view_in_payload(payload, count, |r| {
             let ts = b.record_view_timestamp(r);
+            sequential &= usize::try_from(r.offset_delta).is_ok_and(|d| d == index);
             if compact && r.key.is_none() && key_error.is_none() {
                 key_error = Some(format!(
                     "record {index} has no key but the topic is compacted"
@@ -218,21 +284,59 @@ impl Log {
         if let Some(reason) = key_error {
             return Err(self.invalid(reason));
         }
-        Ok(max_ts)
+        Ok((max_ts, sequential))
+    }
+
+    /// The batch rewritten with the topic's codec, when Kafka would not keep its bytes
+    /// ([`must_rebuild`]); a rebuilt batch must still fit `max.message.bytes`.
+    fn rebuild_for_topic(
+        &self,
+        b: &RecordBatch,
+        payload: &Bytes,
+        sequential: bool,
+        config: &LogConfig,
+        now: i64,
+    ) -> Result<Option<RecordBatch>> {
+        let source = b.compression().map_err(|e| self.corrupt(&e))?;
+        let (compression, level) = target_compression(config, source);
+        if !must_rebuild(source, compression, sequential) {
+            return Ok(None);
+        }
+        let target = RebuildTarget {
+            compression,
+            level,
+            timestamp_type: config.message_timestamp_type,
+            log_append_time: now,
+        };
+        let out = rebuild(b, payload, &target).map_err(|e| self.corrupt(&e))?;
+        let max = config.max_message_bytes.max(0) as usize;
+        if out.size() > max {
+            return Err(LogError::RecordTooLarge {
+                tp: self.tp.clone(),
+                size: out.size(),
+                max,
+            });
+        }
+        Ok(Some(out))
     }
 
     /// Checks done before taking the append lock (they do not depend on the log's state):
     /// record-level validation of a client batch, including the one decompression of a
-    /// compressed batch. Returns the client batch's max record timestamp (-1 otherwise).
+    /// compressed batch, and its rebuild for `compression.type`. Other origins get max
+    /// timestamp -1 and no rebuild.
     fn pre_validate(
         &self,
         input: &[RecordBatch],
         origin: AppendOrigin,
         config: &LogConfig,
         now: i64,
-    ) -> Result<i64> {
+    ) -> Result<Checked> {
+        let unchecked = Checked {
+            max_ts: -1,
+            rebuilt: None,
+        };
         match origin {
-            AppendOrigin::Client { .. } if input.is_empty() => Ok(-1),
+            AppendOrigin::Client { .. } if input.is_empty() => Ok(unchecked),
             AppendOrigin::Client { .. } => {
                 if input.len() != 1 {
                     return Err(self.invalid(format!(
@@ -249,7 +353,7 @@ impl Log {
                         b.last_offset_delta()
                     )));
                 }
-                Ok(-1)
+                Ok(unchecked)
             }
         }
     }
@@ -263,6 +367,7 @@ impl Log {
             log_start_offset: self.log_start_offset(),
             max_timestamp: -1,
             record_count: 0,
+            records_converted: 0,
             duplicate: false,
         }
     }
@@ -289,6 +394,7 @@ impl Log {
             log_start_offset: self.log_start_offset(),
             max_timestamp: meta.timestamp,
             record_count: i64::from(b.record_count()),
+            records_converted: 0,
             duplicate: true,
         }))
     }
@@ -300,9 +406,10 @@ impl Log {
         let config = self.config_arc();
         let input = self.split_batches(records, &config)?;
         let now = self.clock.now_ms();
-        // Record-level validation (and the one decompression of a compressed batch) happens
-        // before taking the append lock; it does not depend on the log's state.
-        let record_max = self.pre_validate(&input, origin, &config, now)?;
+        // Record-level validation (and the one decompression of a compressed batch, and a
+        // rebuild for compression.type) happens before taking the append lock; it does not
+        // depend on the log's state.
+        let checked = self.pre_validate(&input, origin, &config, now)?;
         let mut inner = self.lock_open()?;
         let leo = self.log_end_offset();
         if input.is_empty() {
@@ -310,11 +417,11 @@ impl Log {
         }
         let plan = match origin {
             AppendOrigin::Client { leader_epoch } => {
-                let b = &input[0];
+                let b = checked.rebuilt.as_ref().unwrap_or(&input[0]);
                 if let Some(dup) = self.check_producer(&inner, b, &config)? {
                     return Ok(dup);
                 }
-                plan_client(b, leader_epoch, leo, &config, now, record_max)
+                plan_client(b, leader_epoch, leo, &config, now, checked.max_ts)
             }
             AppendOrigin::RaftLeader => plan_raft(&input, leo),
         };
@@ -357,6 +464,11 @@ impl Log {
             log_start_offset: self.log_start_offset(),
             max_timestamp: max_ts,
             record_count: records_total,
+            records_converted: if checked.rebuilt.is_some() {
+                records_total
+            } else {
+                0
+            },
             duplicate: false,
         })
     }

@@ -2,8 +2,8 @@
 //! ([`TOPIC_CONFIGS`]: name, type, default, broker synonyms, doc) and validation with Kafka's range
 //! rules. Values are rendered the way Kafka renders them in DescribeConfigs.
 //!
-//! Stored but not acted upon by this crate yet: `compression.type` other than `producer` (batches
-//! are kept as the producer compressed them, see `log.rs`) and `preallocate`. Cross-key checks of
+//! `compression.type` and the gzip/zstd levels are applied on append (`append.rs`);
+//! `compression.lz4.level` and `preallocate` are stored but not acted upon. Cross-key checks of
 //! a merged config (compaction lags, tiered storage, kip-405 §1.4) are in [`validate_merged`].
 
 use shale_protocol::record_batch::TimestampType;
@@ -214,28 +214,28 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         ConfigKind::Int,
         "-1",
         &["compression.gzip.level"],
-        "Compression level for gzip.",
+        "Compression level for gzip, when the broker recompresses (-1: zlib's default, 6).",
     ),
     def(
         "compression.lz4.level",
         ConfigKind::Int,
         "9",
         &["compression.lz4.level"],
-        "Compression level for lz4.",
+        "Compression level for lz4 (accepted; Shale's lz4 encoder has a single level).",
     ),
     def(
         "compression.type",
         ConfigKind::String,
         "producer",
         &["compression.type"],
-        "Final compression type of the topic (producer keeps the producer's codec).",
+        "Final compression type of the topic (producer keeps each batch's codec; any other value makes the broker recompress batches in another codec).",
     ),
     def(
         "compression.zstd.level",
         ConfigKind::Int,
         "3",
         &["compression.zstd.level"],
-        "Compression level for zstd.",
+        "Compression level for zstd, when the broker recompresses.",
     ),
     def(
         "delete.retention.ms",

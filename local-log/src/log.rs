@@ -54,6 +54,9 @@ pub struct AppendInfo {
     pub max_timestamp: i64,
     /// Number of records.
     pub record_count: i64,
+    /// Records the broker rewrote instead of keeping the producer's bytes (a rebuild for
+    /// `compression.type`): Kafka's produce message conversions.
+    pub records_converted: i64,
     /// Idempotent retry: nothing written, offsets are the original ones.
     pub duplicate: bool,
 }

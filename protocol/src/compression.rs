@@ -12,6 +12,10 @@
 //!
 //! Every decoder takes an output limit ([`decompress_limited`]) so a tiny "bomb" cannot make us
 //! allocate unbounded memory.
+//!
+//! Levels (KIP-390's `compression.gzip.level` / `compression.zstd.level`) are taken by
+//! [`compress_with_level`]; lz4 has a single level here (`lz4_flex` has no high-compression
+//! mode), so `compression.lz4.level` does not change the output.
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -36,7 +40,9 @@ const SNAPPY_FRAMED_MAGIC: [u8; 10] = [0xff, 0x06, 0x00, 0x00, b's', b'N', b'a',
 /// Upper bound on snappy's output/input ratio (a 3-byte copy element produces 64 bytes).
 const SNAPPY_MAX_EXPANSION: usize = 22;
 
+/// zlib's default level, what Kafka's gzip level -1 (`Deflater.DEFAULT_COMPRESSION`) means.
 const GZIP_LEVEL: u32 = 6;
+/// Kafka's default `compression.zstd.level`.
 const ZSTD_LEVEL: i32 = 3;
 
 /// A batch compression codec (attribute bits 0-2).
@@ -151,8 +157,20 @@ pub fn decompress_limited(
     }
 }
 
-/// Compresses `input` in the framing Java clients expect (see the module docs).
+/// Compresses `input` in the framing Java clients expect (see the module docs), at the codec's
+/// default level.
 pub fn compress(codec: Compression, input: &[u8]) -> Result<Vec<u8>, BatchError> {
+    compress_with_level(codec, input, None)
+}
+
+/// [`compress`] at `level` (`None`: the codec's default). gzip takes 1–9 (anything else, such as
+/// Kafka's -1, means the default 6); zstd takes its own range (negative levels are its fast
+/// modes; out-of-range values are clamped by zstd); none, snappy and lz4 ignore the level.
+pub fn compress_with_level(
+    codec: Compression,
+    input: &[u8],
+    level: Option<i32>,
+) -> Result<Vec<u8>, BatchError> {
     let fail = |e: std::io::Error| BatchError::CompressionFailed {
         codec,
         reason: e.to_string(),
@@ -162,7 +180,7 @@ pub fn compress(codec: Compression, input: &[u8]) -> Result<Vec<u8>, BatchError>
         Compression::Gzip => {
             let mut enc = flate2::write::GzEncoder::new(
                 Vec::with_capacity(input.len() / 2 + 32),
-                flate2::Compression::new(GZIP_LEVEL),
+                flate2::Compression::new(gzip_level(level)),
             );
             enc.write_all(input).map_err(fail)?;
             enc.finish().map_err(fail)
@@ -184,7 +202,16 @@ pub fn compress(codec: Compression, input: &[u8]) -> Result<Vec<u8>, BatchError>
                 reason: e.to_string(),
             })
         }
-        Compression::Zstd => zstd::stream::encode_all(input, ZSTD_LEVEL).map_err(fail),
+        Compression::Zstd => {
+            zstd::stream::encode_all(input, level.unwrap_or(ZSTD_LEVEL)).map_err(fail)
+        }
+    }
+}
+
+fn gzip_level(level: Option<i32>) -> u32 {
+    match level {
+        Some(l @ 1..=9) => l as u32,
+        _ => GZIP_LEVEL,
     }
 }
 

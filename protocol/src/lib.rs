@@ -6,10 +6,12 @@
 //! * [`codec`]: the one place that turns frames into typed requests and typed responses into
 //!   frames, using the `kafka-protocol` crate for every message except the Fetch response.
 //! * [`fetch_writer`]: our own Fetch response encoder that chains record `Bytes` without copying.
+//! * [`rebuild`]: the broker's rewrite of a client batch with another codec (`compression.type`).
 
 pub mod codec;
 pub mod compression;
 pub mod fetch_writer;
+pub mod rebuild;
 pub mod record;
 pub mod record_batch;
 pub mod varint;

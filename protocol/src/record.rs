@@ -462,6 +462,8 @@ pub struct BatchBuilder {
     pub partition_leader_epoch: i32,
     /// Codec for the records payload.
     pub compression: Compression,
+    /// Codec level (`None`: the codec's default; see [`compression::compress_with_level`]).
+    pub compression_level: Option<i32>,
     /// Attribute bit 3.
     pub timestamp_type: TimestampType,
     /// Batch base timestamp; record deltas are relative to it.
@@ -490,6 +492,7 @@ impl BatchBuilder {
             base_offset: 0,
             partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
             compression: Compression::None,
+            compression_level: None,
             timestamp_type: TimestampType::CreateTime,
             base_timestamp,
             producer_id: NO_PRODUCER_ID,
@@ -586,7 +589,11 @@ impl BatchBuilder {
             r.encode(&mut buf);
         }
         if self.compression != Compression::None {
-            let packed = compression::compress(self.compression, &buf[BATCH_HEADER_LEN..])?;
+            let packed = compression::compress_with_level(
+                self.compression,
+                &buf[BATCH_HEADER_LEN..],
+                self.compression_level,
+            )?;
             buf.truncate(BATCH_HEADER_LEN);
             buf.extend_from_slice(&packed);
         }

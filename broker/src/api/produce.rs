@@ -91,6 +91,10 @@ fn append(broker: &Broker, topic: &str, index: i32, records: Bytes) -> Partition
         Ok(info) => {
             if !info.duplicate {
                 broker.metrics.bytes_in.inc_by(size);
+                broker
+                    .metrics
+                    .produce_message_conversions
+                    .inc_by(info.records_converted.max(0) as u64);
                 partition.publish_progress();
             }
             let mut r = PartitionProduceResponse::default();

@@ -316,6 +316,24 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Topic compression (topic: compression.type)."
     ),
     def!(
+        "compression.gzip.level",
+        Some("-1"),
+        Int,
+        "Default gzip level when recompressing (topic: compression.gzip.level)."
+    ),
+    def!(
+        "compression.lz4.level",
+        Some("9"),
+        Int,
+        "Default lz4 level (topic: compression.lz4.level; accepted, not applied)."
+    ),
+    def!(
+        "compression.zstd.level",
+        Some("3"),
+        Int,
+        "Default zstd level when recompressing (topic: compression.zstd.level)."
+    ),
+    def!(
         "min.insync.replicas",
         Some("1"),
         Int,
