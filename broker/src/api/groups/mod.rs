@@ -19,9 +19,6 @@ use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
 use std::sync::Arc;
 
-/// Kafka's client host when the peer address is not known to the handler.
-pub(crate) const CLIENT_HOST: &str = "/unknown";
-
 /// Ready to coordinate: state loaded, `__consumer_offsets` created.
 pub(crate) async fn ready(broker: &Arc<Broker>) -> Result<(), i16> {
     if !broker.groups.is_loaded() {
