@@ -666,3 +666,86 @@ fn shutdown_answers_pending_joins() {
     g.fail_waiters();
     assert_eq!(done(&mut ra).error, E::NotCoordinator.code());
 }
+
+/// `params` with a rebalance timeout longer than the new-member join timeout.
+fn slow_params(member: &str) -> JoinParams {
+    JoinParams {
+        rebalance_timeout_ms: 600_000,
+        ..params(member, None, RANGE)
+    }
+}
+
+/// A new member (KIP-394 round trip) with a long rebalance timeout, awaiting its join.
+fn slow_member(g: &mut Groups, now: i64) -> (String, Pending) {
+    let id = now_reply(g.join(slow_params(""), now)).member_id;
+    let rx = later(g.join(slow_params(&id), now));
+    (id, rx)
+}
+
+#[test]
+fn new_member_that_never_completes_its_join_is_removed_after_five_minutes() {
+    let mut g = Groups::new(cfg(0), 1);
+    let (a, mut ra) = slow_member(&mut g, 0);
+    assert_eq!(done(&mut ra).error, 0);
+    later(sync(&mut g, 1, &a, vec![], 0));
+    assert_eq!(g.state_of("g"), Some(GroupState::Stable));
+    // B joins at t=1000 and waits; A heartbeats but does not rejoin (long poll).
+    let (b, mut rb) = slow_member(&mut g, 1_000);
+    assert_eq!(g.state_of("g"), Some(GroupState::PreparingRebalance));
+    let deadline = 1_000 + membership::NEW_MEMBER_JOIN_TIMEOUT_MS;
+    let mut t = 1_000;
+    while t < deadline - 1 {
+        t = (t + 3_000).min(deadline - 1);
+        assert_eq!(
+            g.heartbeat("g", 1, &a, None, t),
+            E::RebalanceInProgress.code()
+        );
+        g.tick(t);
+        assert!(
+            matches!(rb.try_recv(), Err(TryRecvError::Empty)),
+            "B still waits at {t}"
+        );
+    }
+    g.tick(deadline);
+    let r = done(&mut rb);
+    assert_eq!(
+        (r.error, r.member_id.as_str()),
+        (E::UnknownMemberId.code(), b.as_str())
+    );
+    // A rejoins: the rebalance completes without B.
+    let mut ra = later(g.join(slow_params(&a), deadline + 1));
+    let r = done(&mut ra);
+    assert_eq!((r.error, r.generation, r.members.len()), (0, 2, 1));
+}
+
+#[test]
+fn a_member_past_its_first_join_waits_out_a_long_rebalance() {
+    let mut g = Groups::new(cfg(0), 1);
+    let (a, mut ra) = slow_member(&mut g, 0);
+    assert_eq!(done(&mut ra).error, 0);
+    later(sync(&mut g, 1, &a, vec![], 0));
+    // A second member B completes a join too, then both are known members.
+    let (b, mut rb) = slow_member(&mut g, 10);
+    let mut ra = later(g.join(slow_params(&a), 10));
+    assert_eq!((done(&mut ra).generation, done(&mut rb).generation), (2, 2));
+    later(sync(&mut g, 2, &b, vec![], 11));
+    let _ = sync(&mut g, 2, &a, vec![], 11);
+    assert_eq!(g.state_of("g"), Some(GroupState::Stable));
+    // The leader A rejoins (rebalance); B keeps heartbeating and takes 6 minutes to rejoin.
+    let mut ra = later(g.join(slow_params(&a), 1_000));
+    let mut t = 1_000;
+    while t < 1_000 + 360_000 {
+        t += 3_000;
+        assert_eq!(
+            g.heartbeat("g", 2, &b, None, t),
+            E::RebalanceInProgress.code()
+        );
+        g.tick(t);
+    }
+    assert!(
+        matches!(ra.try_recv(), Err(TryRecvError::Empty)),
+        "A not expired"
+    );
+    let mut rb = later(g.join(slow_params(&b), t));
+    assert_eq!((done(&mut ra).generation, done(&mut rb).generation), (3, 3));
+}

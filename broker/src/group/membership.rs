@@ -42,6 +42,11 @@ pub struct LeavingMember {
     pub instance_id: Option<String>,
 }
 
+/// How long a new member may wait in JoinGroup before it is removed (Kafka's
+/// `NewMemberJoinTimeoutMs`): a client that died mid-join must not hold the rebalance. A new
+/// member cannot heartbeat and its closed connection goes unnoticed while its request waits.
+pub const NEW_MEMBER_JOIN_TIMEOUT_MS: i64 = 5 * 60 * 1000;
+
 fn code(e: E) -> i16 {
     e.code()
 }
@@ -153,7 +158,7 @@ impl Groups {
         };
         match g.state {
             GroupState::PreparingRebalance => {
-                let rx = update_member(g, &p, now);
+                let rx = update_member(g, &p);
                 self.maybe_complete_join(&p.group_id, now);
                 Reply::Later(rx)
             }
@@ -162,7 +167,7 @@ impl Groups {
                 Reply::Now(g.join_result(&p.member_id))
             }
             GroupState::CompletingRebalance | GroupState::Stable => {
-                let rx = update_member(g, &p, now);
+                let rx = update_member(g, &p);
                 self.prepare_rebalance(&p.group_id, now);
                 Reply::Later(rx)
             }
@@ -199,7 +204,8 @@ impl Groups {
                 join_waiter: Some(tx),
                 join_version: p.version,
                 sync_waiter: None,
-                last_heartbeat_ms: now,
+                heartbeat_deadline_ms: now + NEW_MEMBER_JOIN_TIMEOUT_MS,
+                is_new: true,
             },
         );
         if g.state == GroupState::PreparingRebalance {
@@ -237,7 +243,7 @@ impl Groups {
         m.session_timeout_ms = p.session_timeout_ms;
         m.rebalance_timeout_ms = p.rebalance_timeout_ms;
         m.protocols = p.protocols.clone();
-        m.last_heartbeat_ms = now;
+        m.touch(now);
         if g.leader.as_deref() == Some(old.as_str()) {
             g.leader = Some(new_id.clone());
         }
@@ -346,7 +352,8 @@ impl Groups {
         for id in ids {
             let result = g.join_result(&id);
             if let Some(m) = g.members.get_mut(&id) {
-                m.last_heartbeat_ms = now;
+                m.is_new = false;
+                m.touch(now);
                 m.complete_join(result);
             }
         }
@@ -384,7 +391,10 @@ impl Groups {
             GroupState::PreparingRebalance => now_err(E::RebalanceInProgress),
             GroupState::Stable => {
                 g.pending_sync.remove(member_id);
-                let m = &g.members[member_id];
+                let Some(m) = g.members.get_mut(member_id) else {
+                    return now_err(E::UnknownMemberId);
+                };
+                m.touch(now);
                 Reply::Now(SyncResult {
                     error: 0,
                     protocol_type: g.protocol_type.clone(),
@@ -409,7 +419,7 @@ impl Groups {
                     g.transition(GroupState::Stable, now);
                     let (pt, pn) = (g.protocol_type.clone(), g.protocol.clone());
                     for m in g.members.values_mut() {
-                        m.last_heartbeat_ms = now;
+                        m.touch(now);
                         let result = SyncResult {
                             error: 0,
                             protocol_type: pt.clone(),
@@ -444,7 +454,7 @@ impl Groups {
             return c;
         }
         if let Some(m) = g.members.get_mut(member_id) {
-            m.last_heartbeat_ms = now;
+            m.touch(now);
         }
         match g.state {
             GroupState::Empty => code(E::UnknownMemberId),
@@ -529,15 +539,18 @@ impl Groups {
             let before = g.pending.len();
             g.pending.retain(|_, expiry| *expiry > now);
             let pending_expired = g.pending.len() != before;
-            let expired: Vec<String> = g
+            let expired: Vec<(String, bool)> = g
                 .members
                 .values()
-                .filter(|m| m.join_waiter.is_none() && m.sync_waiter.is_none())
-                .filter(|m| now >= m.last_heartbeat_ms + i64::from(m.session_timeout_ms))
-                .map(|m| m.id.clone())
+                .filter(|m| m.expired(now))
+                .map(|m| (m.id.clone(), m.is_new))
                 .collect();
-            for m in expired {
-                tracing::info!(group = %id, member = %m, "member session expired");
+            for (m, is_new) in expired {
+                if is_new {
+                    tracing::info!(group = %id, member = %m, "new member did not complete its join in time");
+                } else {
+                    tracing::info!(group = %id, member = %m, "member session expired");
+                }
                 self.remove_member(&id, &m, now);
             }
             let Some(g) = self.groups.get(&id) else {
@@ -573,7 +586,7 @@ fn metadata_of(protocols: &[(String, Bytes)], name: &str) -> Bytes {
 }
 
 /// Updates a known member from its JoinGroup and makes it await the join.
-fn update_member(g: &mut Group, p: &JoinParams, now: i64) -> oneshot::Receiver<JoinResult> {
+fn update_member(g: &mut Group, p: &JoinParams) -> oneshot::Receiver<JoinResult> {
     let (tx, rx) = oneshot::channel();
     if let Some(m) = g.members.get_mut(&p.member_id) {
         m.protocols = p.protocols.clone();
@@ -581,7 +594,6 @@ fn update_member(g: &mut Group, p: &JoinParams, now: i64) -> oneshot::Receiver<J
         m.rebalance_timeout_ms = p.rebalance_timeout_ms;
         m.client_id = p.client_id.clone();
         m.client_host = p.client_host.clone();
-        m.last_heartbeat_ms = now;
         m.join_version = p.version;
         if let Some(old) = m.join_waiter.replace(tx) {
             let _ = old.send(JoinResult::error(code(E::UnknownMemberId), &p.member_id));

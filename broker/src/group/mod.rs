@@ -379,7 +379,8 @@ fn load_group(g: &mut Group, v: records::GroupValue, now: i64) {
                 join_waiter: None,
                 join_version: 0,
                 sync_waiter: None,
-                last_heartbeat_ms: now,
+                heartbeat_deadline_ms: now.saturating_add(i64::from(m.session_timeout_ms)),
+                is_new: false,
             },
         );
     }

@@ -69,7 +69,7 @@ impl Groups {
             .ok_or(E::CoordinatorNotAvailable.code())?;
         validate_commit(g, c)?;
         if let Some(m) = g.members.get_mut(c.member_id) {
-            m.last_heartbeat_ms = now;
+            m.touch(now);
         }
         let mut codes = Vec::with_capacity(entries.len());
         for e in entries {
