@@ -1,5 +1,7 @@
-//! Request routing: one module per API family, and [`dispatch`], the only place that maps an API
-//! key to its handler. [`SUPPORTED`] is the same table seen from ApiVersions.
+//! Request routing: one module per API family, and [`dispatch`] (with `dispatch_groups` for the
+//! group APIs), the only place that maps an API key to its handler. [`SUPPORTED`] is the same
+//! table seen from ApiVersions. A request that cannot be answered yields a [`CloseReason`];
+//! handlers that need to know who is asking get a [`RequestContext`].
 //!
 //! Every handler decodes nothing itself (the codec did), validates, calls one domain service
 //! (the controller or a partition's log) and builds a kafka-protocol response; Fetch is the
@@ -134,12 +136,11 @@ async fn dispatch(
     header: RequestHeader,
     request: Request,
 ) -> Result<Response, CloseReason> {
+    if GROUP_APIS.contains(&request.api_key()) {
+        return dispatch_groups(broker, connection, &header, request).await;
+    }
     let v = header.api_version;
     let c = header.correlation_id;
-    let ctx = RequestContext {
-        connection,
-        client_id: header.client_id.as_ref().map_or("", |c| c.as_str()),
-    };
     macro_rules! reply {
         ($key:ident, $body:expr) => {
             encode(ApiKey::$key, v, c, &$body)
@@ -153,37 +154,6 @@ async fn dispatch(
             None => Ok(Response::None),
         },
         Request::Fetch(r) => fetch::handle(broker, &r, v, c).await,
-        Request::FindCoordinator(r) => reply!(
-            FindCoordinator,
-            groups::find_coordinator::handle(broker, &r, v).await
-        ),
-        Request::JoinGroup(r) => reply!(JoinGroup, groups::join::handle(broker, &r, v, &ctx).await),
-        Request::SyncGroup(r) => reply!(SyncGroup, groups::sync::handle(broker, &r, v).await),
-        Request::Heartbeat(r) => reply!(Heartbeat, groups::heartbeat::handle(broker, &r).await),
-        Request::LeaveGroup(r) => reply!(LeaveGroup, groups::leave::handle(broker, &r, v).await),
-        Request::OffsetCommit(r) => reply!(
-            OffsetCommit,
-            groups::offset_commit::handle(broker, &r, v).await
-        ),
-        Request::OffsetFetch(r) => reply!(
-            OffsetFetch,
-            groups::offset_fetch::handle(broker, &r, v).await
-        ),
-        Request::ListGroups(r) => {
-            reply!(ListGroups, groups::list_groups::handle(broker, &r, v).await)
-        }
-        Request::DescribeGroups(r) => reply!(
-            DescribeGroups,
-            groups::describe_groups::handle(broker, &r, v).await
-        ),
-        Request::DeleteGroups(r) => reply!(
-            DeleteGroups,
-            groups::delete_groups::handle(broker, &r).await
-        ),
-        Request::OffsetDelete(r) => reply!(
-            OffsetDelete,
-            groups::offset_delete::handle(broker, &r).await
-        ),
         Request::ListOffsets(r) => reply!(ListOffsets, list_offsets::handle(broker, &r, v).await),
         Request::CreateTopics(r) => {
             reply!(
@@ -236,6 +206,74 @@ async fn dispatch(
         Request::OffsetForLeaderEpoch(r) => reply!(
             OffsetForLeaderEpoch,
             list_offsets::offset_for_leader_epoch(broker, &r)
+        ),
+        other => Err(CloseReason::UnsupportedApi(other.api_key() as i16)),
+    }
+}
+
+/// The APIs [`dispatch_groups`] routes.
+const GROUP_APIS: &[ApiKey] = &[
+    ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::ListGroups,
+    ApiKey::DescribeGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
+];
+
+/// The group APIs' part of [`dispatch`].
+async fn dispatch_groups(
+    broker: &Arc<Broker>,
+    connection: &ConnectionInfo,
+    header: &RequestHeader,
+    request: Request,
+) -> Result<Response, CloseReason> {
+    let (v, c) = (header.api_version, header.correlation_id);
+    let ctx = &RequestContext {
+        connection,
+        client_id: header.client_id.as_ref().map_or("", |c| c.as_str()),
+    };
+    macro_rules! reply {
+        ($key:ident, $body:expr) => {
+            encode(ApiKey::$key, v, c, &$body)
+        };
+    }
+    match request {
+        Request::FindCoordinator(r) => reply!(
+            FindCoordinator,
+            groups::find_coordinator::handle(broker, &r, v).await
+        ),
+        Request::JoinGroup(r) => reply!(JoinGroup, groups::join::handle(broker, &r, v, ctx).await),
+        Request::SyncGroup(r) => reply!(SyncGroup, groups::sync::handle(broker, &r, v).await),
+        Request::Heartbeat(r) => reply!(Heartbeat, groups::heartbeat::handle(broker, &r).await),
+        Request::LeaveGroup(r) => reply!(LeaveGroup, groups::leave::handle(broker, &r, v).await),
+        Request::OffsetCommit(r) => reply!(
+            OffsetCommit,
+            groups::offset_commit::handle(broker, &r, v).await
+        ),
+        Request::OffsetFetch(r) => reply!(
+            OffsetFetch,
+            groups::offset_fetch::handle(broker, &r, v).await
+        ),
+        Request::ListGroups(r) => {
+            reply!(ListGroups, groups::list_groups::handle(broker, &r, v).await)
+        }
+        Request::DescribeGroups(r) => reply!(
+            DescribeGroups,
+            groups::describe_groups::handle(broker, &r, v).await
+        ),
+        Request::DeleteGroups(r) => reply!(
+            DeleteGroups,
+            groups::delete_groups::handle(broker, &r).await
+        ),
+        Request::OffsetDelete(r) => reply!(
+            OffsetDelete,
+            groups::offset_delete::handle(broker, &r).await
         ),
         other => Err(CloseReason::UnsupportedApi(other.api_key() as i16)),
     }

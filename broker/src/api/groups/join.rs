@@ -40,11 +40,9 @@ pub async fn handle(
             .collect(),
         version,
     };
-    let now = super::now(broker);
-    let reply = broker.groups.with(|g| g.join(params, now));
-    // Only a static member's id replacement is persisted here; a failed write is logged and the
-    // next SyncGroup writes the group again.
-    let _ = super::persist(broker);
+    // A static member's new id is written before it takes effect; a failed write answers
+    // this request (through the reply) with the coordinator's error.
+    let (reply, _) = super::write(broker, |g, now| g.join(params, now)).await;
     let result = match reply {
         Reply::Now(r) => r,
         Reply::Later(rx) => rx.await.unwrap_or_else(|_| {
