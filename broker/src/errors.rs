@@ -33,7 +33,12 @@ pub fn kind_error(kind: ErrorKind) -> E {
 
 /// The Kafka error code a log error is reported as.
 pub fn log_error_code(e: &LogError) -> i16 {
-    let kafka = match e {
+    log_error(e).code()
+}
+
+/// The Kafka error a log error is reported as.
+pub fn log_error(e: &LogError) -> E {
+    match e {
         LogError::Io { .. } => E::KafkaStorageError,
         LogError::CorruptRecord { .. } => E::CorruptMessage,
         LogError::InvalidRecord { .. } => E::InvalidRecord,
@@ -50,8 +55,24 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::Closed { .. } => E::NotLeaderOrFollower,
         LogError::OutOfFiles { .. } => E::KafkaStorageError,
         LogError::FileBudget { .. } => E::PolicyViolation,
-    };
-    kafka.code()
+    }
+}
+
+/// What the group coordinator answers when appending its records to `__consumer_offsets` failed
+/// with the produce-path error `e` (Kafka's `appendGroupMetadataErrorToResponseError`, and the
+/// same table for every coordinator write): partition trouble a retry may fix becomes
+/// COORDINATOR_NOT_AVAILABLE, a partition lost or failed here NOT_COORDINATOR (the client looks
+/// the coordinator up again), an oversized write UNKNOWN_SERVER_ERROR. Kafka passes any other
+/// error on unchanged, hence the one wildcard arm in this module.
+pub fn coordinator_append_error(e: E) -> E {
+    match e {
+        E::UnknownTopicOrPartition | E::NotEnoughReplicas | E::RequestTimedOut => {
+            E::CoordinatorNotAvailable
+        }
+        E::NotLeaderOrFollower | E::KafkaStorageError => E::NotCoordinator,
+        E::MessageTooLarge | E::RecordListTooLarge | E::InvalidFetchSize => E::UnknownServerError,
+        other => other,
+    }
 }
 
 /// The Kafka error code a failed remote read is reported as (`None`: answer without data and
@@ -108,6 +129,26 @@ mod tests {
         assert!(!retriable(ErrorKind::Invalid));
         assert!(!retriable(ErrorKind::Config));
         assert!(!retriable(ErrorKind::Fenced));
+    }
+
+    #[test]
+    fn coordinator_write_errors_map_as_in_kafka() {
+        let map = coordinator_append_error;
+        assert_eq!(map(E::UnknownTopicOrPartition), E::CoordinatorNotAvailable);
+        assert_eq!(map(E::NotEnoughReplicas), E::CoordinatorNotAvailable);
+        assert_eq!(map(E::RequestTimedOut), E::CoordinatorNotAvailable);
+        assert_eq!(map(E::NotLeaderOrFollower), E::NotCoordinator);
+        assert_eq!(map(E::KafkaStorageError), E::NotCoordinator);
+        assert_eq!(map(E::MessageTooLarge), E::UnknownServerError);
+        assert_eq!(map(E::RecordListTooLarge), E::UnknownServerError);
+        assert_eq!(map(E::InvalidFetchSize), E::UnknownServerError);
+        assert_eq!(map(E::CorruptMessage), E::CorruptMessage);
+        // A full disk is a storage error: the client rediscovers the coordinator and retries.
+        let full = LogError::Io {
+            path: "/data".into(),
+            source: std::io::Error::other("No space left on device"),
+        };
+        assert_eq!(map(log_error(&full)), E::NotCoordinator);
     }
 
     #[test]

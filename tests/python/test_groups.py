@@ -251,6 +251,8 @@ def test_admin_list_describe_delete(broker_factory):
     assert d.state == ConsumerGroupState.STABLE
     assert d.partition_assignor == "range"
     assert len(d.members) == 1 and d.members[0].client_id == "cid"
+    # The member's host is its connection's peer address, as Kafka reports it.
+    assert d.members[0].host == "/127.0.0.1", d.members[0].host
     assert sorted(tp.partition for tp in d.members[0].assignment.topic_partitions) == [0, 1]
     assert desc["idle-group"].result().state == ConsumerGroupState.EMPTY
 

@@ -6,13 +6,13 @@
 //! its partitions or `max_wait_ms`, whichever comes first — no polling.
 
 use super::fetch_remote::{self, RemotePending};
-use super::Response;
+use super::{CloseReason, Response};
 use crate::errors::log_error_code;
 use crate::fetch_session::{FetchTarget, Reported, SessionError, SessionPlan};
 use crate::purgatory::Waiter;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::FetchRequest;
+use kafka_protocol::messages::{ApiKey, FetchRequest};
 use kafka_protocol::protocol::StrBytes;
 use shale_common::TopicPartition;
 use shale_local_log::LogError;
@@ -79,7 +79,7 @@ pub async fn handle(
     req: &FetchRequest,
     version: i16,
     correlation_id: i32,
-) -> Result<Response, String> {
+) -> Result<Response, CloseReason> {
     let (requested, unknown, forgotten) = resolve(&broker.image(), req, version);
     let mut data = FetchResponseData::default();
     let sessions = &broker.fetch_sessions;
@@ -132,10 +132,18 @@ pub async fn handle(
     chunks(version, correlation_id, &data)
 }
 
-fn chunks(version: i16, correlation_id: i32, data: &FetchResponseData) -> Result<Response, String> {
+fn chunks(
+    version: i16,
+    correlation_id: i32,
+    data: &FetchResponseData,
+) -> Result<Response, CloseReason> {
     encode_fetch_response(version, correlation_id, data)
         .map(Response::Chunks)
-        .map_err(|e| format!("cannot encode Fetch v{version} response: {e}"))
+        .map_err(|e| CloseReason::EncodeFailed {
+            api: ApiKey::Fetch,
+            version,
+            reason: e.to_string(),
+        })
 }
 
 fn push_partition(data: &mut FetchResponseData, target: &FetchTarget, out: FetchPartitionData) {

@@ -1,5 +1,7 @@
-//! Request routing: one module per API family, and [`dispatch`], the only place that maps an API
-//! key to its handler. [`SUPPORTED`] is the same table seen from ApiVersions.
+//! Request routing: one module per API family, and [`dispatch`] (with `dispatch_groups` for the
+//! group APIs), the only place that maps an API key to its handler. [`SUPPORTED`] is the same
+//! table seen from ApiVersions. A request that cannot be answered yields a [`CloseReason`];
+//! handlers that need to know who is asking get a [`RequestContext`].
 //!
 //! Every handler decodes nothing itself (the codec did), validates, calls one domain service
 //! (the controller or a partition's log) and builds a kafka-protocol response; Fetch is the
@@ -8,7 +10,9 @@
 mod admin_configs;
 pub(crate) mod admin_topics;
 mod api_versions;
+mod close;
 mod cluster;
+mod context;
 mod fetch;
 mod fetch_remote;
 mod groups;
@@ -23,6 +27,9 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::Encodable;
 use shale_protocol::codec::{self, CodecError, Request, RequestHeader};
 use std::sync::Arc;
+
+pub use close::CloseReason;
+pub use context::{client_host, ConnectionInfo, RequestContext};
 
 /// What goes back on the wire for one request.
 #[derive(Debug)]
@@ -81,13 +88,18 @@ pub fn supported_versions() -> Vec<(i16, i16, i16)> {
         .collect()
 }
 
-/// Handles one request frame. `Err` means the connection must be closed (the reason is logged).
-pub async fn handle(broker: &Arc<Broker>, frame: Bytes) -> Result<Response, String> {
+/// Handles one request frame from `connection`. `Err` means the connection must be closed;
+/// the caller logs the reason.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    connection: &ConnectionInfo,
+    frame: Bytes,
+) -> Result<Response, CloseReason> {
     let (api_key, version, correlation_id) =
-        codec::peek_header(&frame).map_err(|e| format!("unreadable request header: {e}"))?;
+        codec::peek_header(&frame).map_err(CloseReason::MalformedHeader)?;
     let started = broker.clock.monotonic();
     let result = match codec::decode_request(frame.clone()) {
-        Ok((header, request)) => dispatch(broker, header, request).await,
+        Ok((header, request)) => dispatch(broker, connection, header, request).await,
         Err(CodecError::UnsupportedVersion { api_key: 18, .. }) => Ok(Response::Frame(
             codec::encode_api_versions_fallback(correlation_id, &supported_versions()),
         )),
@@ -95,9 +107,7 @@ pub async fn handle(broker: &Arc<Broker>, frame: Bytes) -> Result<Response, Stri
             api_key: 0,
             version,
         }) if version < 3 => produce_v0_2(&frame, version, correlation_id),
-        Err(e) => Err(format!(
-            "cannot decode request api_key={api_key} version={version}: {e}"
-        )),
+        Err(e) => Err(CloseReason::from_codec(e, api_key, version)),
     };
     let name = ApiKey::try_from(api_key)
         .map(|k| format!("{k:?}"))
@@ -109,22 +119,26 @@ pub async fn handle(broker: &Arc<Broker>, frame: Bytes) -> Result<Response, Stri
 
 /// Produce v0–2 is advertised (librdkafka's compression check) but refused: every partition gets
 /// UNSUPPORTED_VERSION, and acks=0 requests get no response at all.
-fn produce_v0_2(frame: &Bytes, version: i16, correlation_id: i32) -> Result<Response, String> {
-    let (_, body) =
-        codec::split_request_header(frame).map_err(|e| format!("produce v{version}: {e}"))?;
+fn produce_v0_2(frame: &Bytes, version: i16, correlation_id: i32) -> Result<Response, CloseReason> {
+    let refused = |e| CloseReason::from_codec(e, ApiKey::Produce as i16, version);
+    let (_, body) = codec::split_request_header(frame).map_err(refused)?;
     if body.get(..2) == Some(&[0, 0]) {
         return Ok(Response::None);
     }
     codec::encode_produce_v0_2_unsupported(version, correlation_id, &body)
         .map(Response::Frame)
-        .map_err(|e| format!("produce v{version}: {e}"))
+        .map_err(refused)
 }
 
 async fn dispatch(
     broker: &Arc<Broker>,
+    connection: &ConnectionInfo,
     header: RequestHeader,
     request: Request,
-) -> Result<Response, String> {
+) -> Result<Response, CloseReason> {
+    if GROUP_APIS.contains(&request.api_key()) {
+        return dispatch_groups(broker, connection, &header, request).await;
+    }
     let v = header.api_version;
     let c = header.correlation_id;
     macro_rules! reply {
@@ -140,40 +154,6 @@ async fn dispatch(
             None => Ok(Response::None),
         },
         Request::Fetch(r) => fetch::handle(broker, &r, v, c).await,
-        Request::FindCoordinator(r) => reply!(
-            FindCoordinator,
-            groups::find_coordinator::handle(broker, &r, v).await
-        ),
-        Request::JoinGroup(r) => {
-            let client = header.client_id.as_ref().map_or("", |c| c.as_str());
-            reply!(JoinGroup, groups::join::handle(broker, &r, v, client).await)
-        }
-        Request::SyncGroup(r) => reply!(SyncGroup, groups::sync::handle(broker, &r, v).await),
-        Request::Heartbeat(r) => reply!(Heartbeat, groups::heartbeat::handle(broker, &r).await),
-        Request::LeaveGroup(r) => reply!(LeaveGroup, groups::leave::handle(broker, &r, v).await),
-        Request::OffsetCommit(r) => reply!(
-            OffsetCommit,
-            groups::offset_commit::handle(broker, &r, v).await
-        ),
-        Request::OffsetFetch(r) => reply!(
-            OffsetFetch,
-            groups::offset_fetch::handle(broker, &r, v).await
-        ),
-        Request::ListGroups(r) => {
-            reply!(ListGroups, groups::list_groups::handle(broker, &r, v).await)
-        }
-        Request::DescribeGroups(r) => reply!(
-            DescribeGroups,
-            groups::describe_groups::handle(broker, &r, v).await
-        ),
-        Request::DeleteGroups(r) => reply!(
-            DeleteGroups,
-            groups::delete_groups::handle(broker, &r).await
-        ),
-        Request::OffsetDelete(r) => reply!(
-            OffsetDelete,
-            groups::offset_delete::handle(broker, &r).await
-        ),
         Request::ListOffsets(r) => reply!(ListOffsets, list_offsets::handle(broker, &r, v).await),
         Request::CreateTopics(r) => {
             reply!(
@@ -227,10 +207,75 @@ async fn dispatch(
             OffsetForLeaderEpoch,
             list_offsets::offset_for_leader_epoch(broker, &r)
         ),
-        other => Err(format!(
-            "API {:?} is not served by this broker",
-            other.api_key()
-        )),
+        other => Err(CloseReason::UnsupportedApi(other.api_key() as i16)),
+    }
+}
+
+/// The APIs [`dispatch_groups`] routes.
+const GROUP_APIS: &[ApiKey] = &[
+    ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::ListGroups,
+    ApiKey::DescribeGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
+];
+
+/// The group APIs' part of [`dispatch`].
+async fn dispatch_groups(
+    broker: &Arc<Broker>,
+    connection: &ConnectionInfo,
+    header: &RequestHeader,
+    request: Request,
+) -> Result<Response, CloseReason> {
+    let (v, c) = (header.api_version, header.correlation_id);
+    let ctx = &RequestContext {
+        connection,
+        client_id: header.client_id.as_ref().map_or("", |c| c.as_str()),
+    };
+    macro_rules! reply {
+        ($key:ident, $body:expr) => {
+            encode(ApiKey::$key, v, c, &$body)
+        };
+    }
+    match request {
+        Request::FindCoordinator(r) => reply!(
+            FindCoordinator,
+            groups::find_coordinator::handle(broker, &r, v).await
+        ),
+        Request::JoinGroup(r) => reply!(JoinGroup, groups::join::handle(broker, &r, v, ctx).await),
+        Request::SyncGroup(r) => reply!(SyncGroup, groups::sync::handle(broker, &r, v).await),
+        Request::Heartbeat(r) => reply!(Heartbeat, groups::heartbeat::handle(broker, &r).await),
+        Request::LeaveGroup(r) => reply!(LeaveGroup, groups::leave::handle(broker, &r, v).await),
+        Request::OffsetCommit(r) => reply!(
+            OffsetCommit,
+            groups::offset_commit::handle(broker, &r, v).await
+        ),
+        Request::OffsetFetch(r) => reply!(
+            OffsetFetch,
+            groups::offset_fetch::handle(broker, &r, v).await
+        ),
+        Request::ListGroups(r) => {
+            reply!(ListGroups, groups::list_groups::handle(broker, &r, v).await)
+        }
+        Request::DescribeGroups(r) => reply!(
+            DescribeGroups,
+            groups::describe_groups::handle(broker, &r, v).await
+        ),
+        Request::DeleteGroups(r) => reply!(
+            DeleteGroups,
+            groups::delete_groups::handle(broker, &r).await
+        ),
+        Request::OffsetDelete(r) => reply!(
+            OffsetDelete,
+            groups::offset_delete::handle(broker, &r).await
+        ),
+        other => Err(CloseReason::UnsupportedApi(other.api_key() as i16)),
     }
 }
 
@@ -239,10 +284,14 @@ fn encode<M: Encodable>(
     version: i16,
     correlation_id: i32,
     body: &M,
-) -> Result<Response, String> {
+) -> Result<Response, CloseReason> {
     codec::encode_response(key, version, correlation_id, body)
         .map(Response::Frame)
-        .map_err(|e| format!("cannot encode {key:?} v{version} response: {e}"))
+        .map_err(|e| CloseReason::EncodeFailed {
+            api: key,
+            version,
+            reason: e.to_string(),
+        })
 }
 
 /// Runs synchronous storage I/O (appends, positional reads, an fsync at a segment roll) on the

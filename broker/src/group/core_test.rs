@@ -70,6 +70,16 @@ fn done<T>(rx: &mut oneshot::Receiver<T>) -> T {
     rx.try_recv().expect("completed")
 }
 
+/// Applies every queued change as if its records had been written; returns the records.
+fn settle(g: &mut Groups, now: i64) -> Vec<Write> {
+    let mut written = Vec::new();
+    for p in g.take_pending() {
+        written.extend(p.writes.iter().cloned());
+        g.apply(&p.group, p.change, Ok(()), now);
+    }
+    written
+}
+
 fn sync(
     g: &mut Groups,
     gen: i32,
@@ -82,6 +92,11 @@ fn sync(
 
 /// Two members joined and synced at generation 1; returns (leader, follower).
 fn stable_pair(g: &mut Groups) -> (String, String) {
+    stable_pair_written(g).0
+}
+
+/// [`stable_pair`], and the records written on the way.
+fn stable_pair_written(g: &mut Groups) -> ((String, String), Vec<Write>) {
     let (a, mut ra, b, mut rb) = join_two(g, 0);
     // Both joined, no initial delay configured: completes at once.
     let ja = done(&mut ra);
@@ -93,20 +108,19 @@ fn stable_pair(g: &mut Groups) -> (String, String) {
         (leader.clone(), Bytes::from_static(b"L")),
         (follower.clone(), Bytes::from_static(b"F")),
     ];
-    let ls = now_reply(match sync(g, 1, &leader, assign, 1) {
-        Reply::Later(mut rx) => Reply::Now(done(&mut rx)),
-        r => r,
-    });
-    assert_eq!(ls.assignment, Bytes::from_static(b"L"));
+    let mut ls = later(sync(g, 1, &leader, assign, 1));
+    assert_eq!(g.state_of("g"), Some(GroupState::CompletingRebalance));
+    let written = settle(g, 1);
+    assert_eq!(done(&mut ls).assignment, Bytes::from_static(b"L"));
     assert_eq!(done(&mut fs).assignment, Bytes::from_static(b"F"));
     assert_eq!(g.state_of("g"), Some(GroupState::Stable));
-    (leader, follower)
+    ((leader, follower), written)
 }
 
 #[test]
 fn member_id_required_then_join_sync_heartbeat() {
     let mut g = Groups::new(cfg(0), 1);
-    let (leader, follower) = stable_pair(&mut g);
+    let ((leader, follower), writes) = stable_pair_written(&mut g);
     assert_eq!(g.heartbeat("g", 1, &leader, None, 2), 0);
     assert_eq!(
         g.heartbeat("g", 0, &leader, None, 2),
@@ -120,8 +134,7 @@ fn member_id_required_then_join_sync_heartbeat() {
         g.heartbeat("x", 1, &follower, None, 2),
         E::UnknownMemberId.code()
     );
-    // The leader's group metadata was queued for __consumer_offsets.
-    let writes = g.take_writes();
+    // The leader's group metadata was written to __consumer_offsets.
     let last = writes.last().expect("group record");
     assert_eq!(last.key, records::group_key("g"));
     let Decoded::Group { value: Some(v), .. } =
@@ -265,7 +278,6 @@ fn rebalance_timeout_drops_members_that_do_not_rejoin() {
 fn session_expiry_removes_member_and_empties_group() {
     let mut g = Groups::new(cfg(0), 1);
     let (leader, follower) = stable_pair(&mut g);
-    g.take_writes();
     // Only the leader keeps heartbeating.
     g.tick(5_000);
     assert_eq!(g.heartbeat("g", 1, &leader, None, 5_000), 0);
@@ -279,7 +291,7 @@ fn session_expiry_removes_member_and_empties_group() {
     g.tick(15_001);
     assert_eq!(g.state_of("g"), Some(GroupState::Empty));
     assert_eq!(g.generation_of("g"), Some(2));
-    let writes = g.take_writes();
+    let writes = settle(&mut g, 15_001);
     assert!(writes.iter().any(|w| w.key == records::group_key("g")));
 }
 
@@ -345,9 +357,15 @@ fn static_member_restart_without_rebalance_and_fencing() {
         vec![(old.clone(), Bytes::from_static(b"A"))],
         1,
     ));
+    settle(&mut g, 1);
     assert_eq!(g.state_of("g"), Some(GroupState::Stable));
-    // Restart: same instance id, no member id → new id, same generation, no rebalance.
-    let r = now_reply(g.join(params("", Some("i1"), RANGE), 100));
+    // Restart: same instance id, no member id → new id, same generation, no rebalance, once
+    // the group record with the new id is written.
+    let mut rj = later(g.join(params("", Some("i1"), RANGE), 100));
+    assert!(matches!(rj.try_recv(), Err(TryRecvError::Empty)));
+    let written = settle(&mut g, 100);
+    assert_eq!(written.len(), 1);
+    let r = done(&mut rj);
     assert_eq!(r.error, 0);
     assert_eq!(r.generation, 1);
     assert_ne!(r.member_id, old);
@@ -427,6 +445,7 @@ fn commits_and_fetches_with_generation_checks() {
         g.commit(&who(1, leader), &[big, e(8)], 10),
         Ok(vec![E::OffsetMetadataTooLarge.code(), 0])
     );
+    settle(&mut g, 10);
     let f = g.fetch_offsets("g", Some(&[("t".into(), vec![0, 1])]));
     assert_eq!(
         f[0].1[0].1.as_ref().map(|v| (v.offset, v.leader_epoch)),
@@ -465,6 +484,7 @@ fn simple_consumer_commits_expire_and_group_is_removed() {
         metadata: None,
     };
     assert_eq!(g.commit(&who, std::slice::from_ref(&e), 1_000), Ok(vec![0]));
+    settle(&mut g, 1_000);
     let member = Committer {
         generation: 3,
         ..who.clone()
@@ -481,13 +501,13 @@ fn simple_consumer_commits_expire_and_group_is_removed() {
         g.commit(&other, &[e], 1_000),
         Err(E::IllegalGeneration.code())
     );
-    g.take_writes();
     let retention = g.config().offsets_retention_ms;
     g.tick(1_000 + retention - 1);
+    assert!(settle(&mut g, 1_000 + retention - 1).is_empty());
     assert_eq!(g.state_of("s"), Some(GroupState::Empty));
     g.tick(1_000 + retention + 600_000);
+    let writes = settle(&mut g, 1_000 + retention + 600_000);
     assert_eq!(g.state_of("s"), None);
-    let writes = g.take_writes();
     assert_eq!(writes.len(), 1, "one offset tombstone, no group record");
     assert_eq!(writes[0].key, records::offset_key("s", "t", 2));
     assert_eq!(writes[0].value, None);
@@ -511,7 +531,7 @@ fn explicit_retention_writes_v1_and_expires() {
         metadata: None,
     };
     g.commit(&who, &[e], 0).unwrap();
-    let w = g.take_writes();
+    let w = settle(&mut g, 0);
     assert_eq!(
         w[0].value.as_ref().map(|v| v[1]),
         Some(1),
@@ -519,6 +539,7 @@ fn explicit_retention_writes_v1_and_expires() {
     );
     g.tick(1);
     g.tick(600_001);
+    settle(&mut g, 600_001);
     assert_eq!(g.state_of("s"), None);
 }
 
@@ -540,16 +561,19 @@ fn delete_group_and_offsets_write_tombstones() {
         metadata: None,
     };
     g.commit(&who, &[e(0), e(1)], 0).unwrap();
-    g.take_writes();
+    settle(&mut g, 0);
     let r = g.delete_offsets("s", &[("t".into(), vec![0])]).unwrap();
     assert_eq!(r, vec![("t".to_string(), vec![(0, 0)])]);
-    assert_eq!(g.take_writes()[0].value, None);
+    assert_eq!(settle(&mut g, 0)[0].value, None);
     assert_eq!(
         g.delete_offsets("nope", &[]),
         Err(E::GroupIdNotFound.code())
     );
-    assert_eq!(g.delete_groups(&["s".into()]), vec![0]);
-    let w = g.take_writes();
+    assert_eq!(
+        g.delete_groups(&["s".into(), "s".into()]),
+        vec![0, E::GroupIdNotFound.code()]
+    );
+    let w = settle(&mut g, 0);
     assert_eq!(w.len(), 2);
     assert_eq!(w[1].key, records::group_key("s"));
     assert!(w.iter().all(|w| w.value.is_none()));
@@ -565,6 +589,7 @@ fn subscribed_topics_cannot_lose_offsets_while_group_is_active() {
     let j = done(&mut r);
     let id: &'static str = Box::leak(j.member_id.into_boxed_str());
     later(sync(&mut g, 1, id, vec![], 0));
+    settle(&mut g, 0);
     let who = Committer {
         group_id: "g",
         generation: 1,
@@ -580,6 +605,7 @@ fn subscribed_topics_cannot_lose_offsets_while_group_is_active() {
         metadata: None,
     };
     g.commit(&who, &[e("t"), e("u")], 1).unwrap();
+    settle(&mut g, 1);
     let r = g
         .delete_offsets("g", &[("t".into(), vec![0]), ("u".into(), vec![0])])
         .unwrap();
@@ -606,7 +632,7 @@ fn list_and_describe() {
 #[test]
 fn replay_rebuilds_groups_and_offsets() {
     let mut g = Groups::new(cfg(0), 1);
-    let (leader, _) = stable_pair(&mut g);
+    let ((leader, _), mut writes) = stable_pair_written(&mut g);
     let leader: &'static str = Box::leak(leader.into_boxed_str());
     let who = Committer {
         group_id: "g",
@@ -640,8 +666,9 @@ fn replay_rebuilds_groups_and_offsets() {
         5,
     )
     .unwrap();
-    g.delete_groups(&["gone".into()]);
-    let writes = g.take_writes();
+    writes.extend(settle(&mut g, 5));
+    assert_eq!(g.delete_groups(&["gone".into()]), vec![0]);
+    writes.extend(settle(&mut g, 5));
     let mut h = Groups::new(cfg(0), 2);
     for w in writes {
         h.replay(records::decode(&w.key, w.value.as_deref()).unwrap(), 100);
@@ -665,4 +692,90 @@ fn shutdown_answers_pending_joins() {
     assert!(matches!(ra.try_recv(), Err(TryRecvError::Empty)));
     g.fail_waiters();
     assert_eq!(done(&mut ra).error, E::NotCoordinator.code());
+}
+
+/// `params` with a rebalance timeout longer than the new-member join timeout.
+fn slow_params(member: &str) -> JoinParams {
+    JoinParams {
+        rebalance_timeout_ms: 600_000,
+        ..params(member, None, RANGE)
+    }
+}
+
+/// A new member (KIP-394 round trip) with a long rebalance timeout, awaiting its join.
+fn slow_member(g: &mut Groups, now: i64) -> (String, Pending) {
+    let id = now_reply(g.join(slow_params(""), now)).member_id;
+    let rx = later(g.join(slow_params(&id), now));
+    (id, rx)
+}
+
+#[test]
+fn new_member_that_never_completes_its_join_is_removed_after_five_minutes() {
+    let mut g = Groups::new(cfg(0), 1);
+    let (a, mut ra) = slow_member(&mut g, 0);
+    assert_eq!(done(&mut ra).error, 0);
+    later(sync(&mut g, 1, &a, vec![], 0));
+    settle(&mut g, 0);
+    assert_eq!(g.state_of("g"), Some(GroupState::Stable));
+    // B joins at t=1000 and waits; A heartbeats but does not rejoin (long poll).
+    let (b, mut rb) = slow_member(&mut g, 1_000);
+    assert_eq!(g.state_of("g"), Some(GroupState::PreparingRebalance));
+    let deadline = 1_000 + membership::NEW_MEMBER_JOIN_TIMEOUT_MS;
+    let mut t = 1_000;
+    while t < deadline - 1 {
+        t = (t + 3_000).min(deadline - 1);
+        assert_eq!(
+            g.heartbeat("g", 1, &a, None, t),
+            E::RebalanceInProgress.code()
+        );
+        g.tick(t);
+        assert!(
+            matches!(rb.try_recv(), Err(TryRecvError::Empty)),
+            "B still waits at {t}"
+        );
+    }
+    g.tick(deadline);
+    let r = done(&mut rb);
+    assert_eq!(
+        (r.error, r.member_id.as_str()),
+        (E::UnknownMemberId.code(), b.as_str())
+    );
+    // A rejoins: the rebalance completes without B.
+    let mut ra = later(g.join(slow_params(&a), deadline + 1));
+    let r = done(&mut ra);
+    assert_eq!((r.error, r.generation, r.members.len()), (0, 2, 1));
+}
+
+#[test]
+fn a_member_past_its_first_join_waits_out_a_long_rebalance() {
+    let mut g = Groups::new(cfg(0), 1);
+    let (a, mut ra) = slow_member(&mut g, 0);
+    assert_eq!(done(&mut ra).error, 0);
+    later(sync(&mut g, 1, &a, vec![], 0));
+    settle(&mut g, 0);
+    // A second member B completes a join too, then both are known members.
+    let (b, mut rb) = slow_member(&mut g, 10);
+    let mut ra = later(g.join(slow_params(&a), 10));
+    assert_eq!((done(&mut ra).generation, done(&mut rb).generation), (2, 2));
+    later(sync(&mut g, 2, &b, vec![], 11));
+    let _ = sync(&mut g, 2, &a, vec![], 11);
+    settle(&mut g, 11);
+    assert_eq!(g.state_of("g"), Some(GroupState::Stable));
+    // The leader A rejoins (rebalance); B keeps heartbeating and takes 6 minutes to rejoin.
+    let mut ra = later(g.join(slow_params(&a), 1_000));
+    let mut t = 1_000;
+    while t < 1_000 + 360_000 {
+        t += 3_000;
+        assert_eq!(
+            g.heartbeat("g", 2, &b, None, t),
+            E::RebalanceInProgress.code()
+        );
+        g.tick(t);
+    }
+    assert!(
+        matches!(ra.try_recv(), Err(TryRecvError::Empty)),
+        "A not expired"
+    );
+    let mut rb = later(g.join(slow_params(&b), t));
+    assert_eq!((done(&mut ra).generation, done(&mut rb).generation), (3, 3));
 }

@@ -3,9 +3,12 @@
 //! Every method takes `now` in milliseconds, so the state machine is deterministic.
 
 use super::model::{Group, GroupState, JoinResult, Member, Reply, SyncResult};
-use super::Groups;
+use super::pending::{Change, StaticReplace};
+use super::records::GroupValue;
+use super::{Groups, Write};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
+use std::collections::BTreeMap;
 use tokio::sync::oneshot;
 
 /// A JoinGroup request, decoded.
@@ -41,6 +44,11 @@ pub struct LeavingMember {
     /// Static instance id.
     pub instance_id: Option<String>,
 }
+
+/// How long a new member may wait in JoinGroup before it is removed (Kafka's
+/// `NewMemberJoinTimeoutMs`): a client that died mid-join must not hold the rebalance. A new
+/// member cannot heartbeat and its closed connection goes unnoticed while its request waits.
+pub const NEW_MEMBER_JOIN_TIMEOUT_MS: i64 = 5 * 60 * 1000;
 
 fn code(e: E) -> i16 {
     e.code()
@@ -153,7 +161,7 @@ impl Groups {
         };
         match g.state {
             GroupState::PreparingRebalance => {
-                let rx = update_member(g, &p, now);
+                let rx = update_member(g, &p);
                 self.maybe_complete_join(&p.group_id, now);
                 Reply::Later(rx)
             }
@@ -162,7 +170,7 @@ impl Groups {
                 Reply::Now(g.join_result(&p.member_id))
             }
             GroupState::CompletingRebalance | GroupState::Stable => {
-                let rx = update_member(g, &p, now);
+                let rx = update_member(g, &p);
                 self.prepare_rebalance(&p.group_id, now);
                 Reply::Later(rx)
             }
@@ -199,7 +207,8 @@ impl Groups {
                 join_waiter: Some(tx),
                 join_version: p.version,
                 sync_waiter: None,
-                last_heartbeat_ms: now,
+                heartbeat_deadline_ms: now + NEW_MEMBER_JOIN_TIMEOUT_MS,
+                is_new: true,
             },
         );
         if g.state == GroupState::PreparingRebalance {
@@ -214,6 +223,8 @@ impl Groups {
     }
 
     /// A static member rejoining with an unknown member id: replaces the old id (fencing it).
+    /// In a Stable group whose selected protocol metadata is unchanged there is no rebalance,
+    /// and the new id takes effect once the group record carrying it is written.
     fn rejoin_static(
         &mut self,
         p: JoinParams,
@@ -221,47 +232,35 @@ impl Groups {
         new_id: String,
         now: i64,
     ) -> Reply<JoinResult> {
+        let partition = self.partition_for(&p.group_id);
         let Some(g) = self.groups.get_mut(&p.group_id) else {
             return Reply::Now(JoinResult::error(code(E::UnknownMemberId), ""));
         };
-        let Some(mut m) = g.members.remove(&old) else {
+        let Some(m) = g.members.get(&old) else {
             return Reply::Now(JoinResult::error(code(E::UnknownMemberId), ""));
         };
-        m.complete_join(JoinResult::error(code(E::FencedInstanceId), &old));
-        m.complete_sync(SyncResult::error(code(E::FencedInstanceId)));
         let selected = g.protocol.clone().unwrap_or_default();
         let changed = m.metadata(&selected) != metadata_of(&p.protocols, &selected);
-        m.id = new_id.clone();
-        m.client_id = p.client_id.clone();
-        m.client_host = p.client_host.clone();
-        m.session_timeout_ms = p.session_timeout_ms;
-        m.rebalance_timeout_ms = p.rebalance_timeout_ms;
-        m.protocols = p.protocols.clone();
-        m.last_heartbeat_ms = now;
-        if g.leader.as_deref() == Some(old.as_str()) {
-            g.leader = Some(new_id.clone());
-        }
-        if g.pending_sync.remove(&old) {
-            g.pending_sync.insert(new_id.clone());
-        }
+        let (tx, rx) = oneshot::channel();
         let state = g.state;
         if state == GroupState::Stable && !changed {
-            g.members.insert(new_id.clone(), m);
-            let mut r = g.join_result(&new_id);
-            if g.leader.as_deref() == Some(new_id.as_str()) {
-                if p.version >= 9 {
-                    r.skip_assignment = true;
-                } else {
-                    r.members.clear();
-                }
-            }
-            self.persist_group(&p.group_id);
-            return Reply::Now(r);
+            let value = replaced_value(g, &old, &new_id, &p);
+            let writes = vec![Write::group(partition, &p.group_id, Some(&value))];
+            let id = p.group_id.clone();
+            let replace = StaticReplace {
+                old_id: old,
+                new_id,
+                join: p,
+                reply: tx,
+            };
+            self.stage(&id, writes, Change::StaticReplace(Box::new(replace)));
+            return Reply::Later(rx);
         }
-        let (tx, rx) = oneshot::channel();
-        m.join_waiter = Some(tx);
-        m.join_version = p.version;
-        g.members.insert(new_id, m);
+        replace_static(g, &old, &new_id, &p, now);
+        if let Some(m) = g.members.get_mut(&new_id) {
+            m.join_waiter = Some(tx);
+            m.join_version = p.version;
+        }
         if state == GroupState::PreparingRebalance {
             self.maybe_complete_join(&p.group_id, now);
         } else {
@@ -332,7 +331,7 @@ impl Groups {
             g.protocol = None;
             g.leader = None;
             g.transition(GroupState::Empty, now);
-            self.persist_group(group_id);
+            self.snapshot_group(group_id);
             return;
         }
         g.protocol = g.select_protocol();
@@ -346,7 +345,8 @@ impl Groups {
         for id in ids {
             let result = g.join_result(&id);
             if let Some(m) = g.members.get_mut(&id) {
-                m.last_heartbeat_ms = now;
+                m.is_new = false;
+                m.touch(now);
                 m.complete_join(result);
             }
         }
@@ -384,7 +384,10 @@ impl Groups {
             GroupState::PreparingRebalance => now_err(E::RebalanceInProgress),
             GroupState::Stable => {
                 g.pending_sync.remove(member_id);
-                let m = &g.members[member_id];
+                let Some(m) = g.members.get_mut(member_id) else {
+                    return now_err(E::UnknownMemberId);
+                };
+                m.touch(now);
                 Reply::Now(SyncResult {
                     error: 0,
                     protocol_type: g.protocol_type.clone(),
@@ -399,30 +402,39 @@ impl Groups {
                     m.sync_waiter = Some(tx);
                 }
                 if g.leader.as_deref() == Some(member_id) {
-                    for m in g.members.values_mut() {
-                        m.assignment = assignments
-                            .iter()
-                            .find(|(id, _)| *id == m.id)
-                            .map(|(_, a)| a.clone())
-                            .unwrap_or_default();
-                    }
-                    g.transition(GroupState::Stable, now);
-                    let (pt, pn) = (g.protocol_type.clone(), g.protocol.clone());
-                    for m in g.members.values_mut() {
-                        m.last_heartbeat_ms = now;
-                        let result = SyncResult {
-                            error: 0,
-                            protocol_type: pt.clone(),
-                            protocol_name: pn.clone(),
-                            assignment: m.assignment.clone(),
-                        };
-                        m.complete_sync(result);
-                    }
-                    self.persist_group(group_id);
+                    self.stage_assignment(group_id, &assignments);
                 }
                 Reply::Later(rx)
             }
         }
+    }
+
+    /// Queues the leader's assignment: the group record carrying it, applied (Stable, answers
+    /// to every waiting member) once written. Members the leader left out get an empty one.
+    fn stage_assignment(&mut self, group_id: &str, assignments: &[(String, Bytes)]) {
+        let partition = self.partition_for(group_id);
+        let Some(g) = self.groups.get(group_id) else {
+            return;
+        };
+        let assignment: BTreeMap<String, Bytes> = g
+            .members
+            .keys()
+            .map(|id| {
+                let a = assignments.iter().find(|(m, _)| m == id);
+                (id.clone(), a.map(|(_, a)| a.clone()).unwrap_or_default())
+            })
+            .collect();
+        let mut value = g.to_value();
+        for m in &mut value.members {
+            m.assignment = assignment.get(&m.member_id).cloned().unwrap_or_default();
+        }
+        let writes = vec![Write::group(partition, group_id, Some(&value))];
+        let generation = g.generation;
+        let change = Change::Assignment {
+            generation,
+            assignment,
+        };
+        self.stage(group_id, writes, change);
     }
 
     /// Heartbeat.
@@ -444,7 +456,7 @@ impl Groups {
             return c;
         }
         if let Some(m) = g.members.get_mut(member_id) {
-            m.last_heartbeat_ms = now;
+            m.touch(now);
         }
         match g.state {
             GroupState::Empty => code(E::UnknownMemberId),
@@ -529,15 +541,18 @@ impl Groups {
             let before = g.pending.len();
             g.pending.retain(|_, expiry| *expiry > now);
             let pending_expired = g.pending.len() != before;
-            let expired: Vec<String> = g
+            let expired: Vec<(String, bool)> = g
                 .members
                 .values()
-                .filter(|m| m.join_waiter.is_none() && m.sync_waiter.is_none())
-                .filter(|m| now >= m.last_heartbeat_ms + i64::from(m.session_timeout_ms))
-                .map(|m| m.id.clone())
+                .filter(|m| m.expired(now))
+                .map(|m| (m.id.clone(), m.is_new))
                 .collect();
-            for m in expired {
-                tracing::info!(group = %id, member = %m, "member session expired");
+            for (m, is_new) in expired {
+                if is_new {
+                    tracing::info!(group = %id, member = %m, "new member did not complete its join in time");
+                } else {
+                    tracing::info!(group = %id, member = %m, "member session expired");
+                }
                 self.remove_member(&id, &m, now);
             }
             let Some(g) = self.groups.get(&id) else {
@@ -572,8 +587,50 @@ fn metadata_of(protocols: &[(String, Bytes)], name: &str) -> Bytes {
         .unwrap_or_default()
 }
 
+/// Replaces static member `old` by `new_id` with the settings of its JoinGroup: the old id's
+/// pending answers get FENCED_INSTANCE_ID, leadership and a pending sync move to the new id.
+pub(crate) fn replace_static(g: &mut Group, old: &str, new_id: &str, p: &JoinParams, now: i64) {
+    let Some(mut m) = g.members.remove(old) else {
+        return;
+    };
+    m.complete_join(JoinResult::error(code(E::FencedInstanceId), old));
+    m.complete_sync(SyncResult::error(code(E::FencedInstanceId)));
+    m.id = new_id.to_string();
+    m.client_id = p.client_id.clone();
+    m.client_host = p.client_host.clone();
+    m.session_timeout_ms = p.session_timeout_ms;
+    m.rebalance_timeout_ms = p.rebalance_timeout_ms;
+    m.protocols = p.protocols.clone();
+    m.touch(now);
+    if g.leader.as_deref() == Some(old) {
+        g.leader = Some(new_id.to_string());
+    }
+    if g.pending_sync.remove(old) {
+        g.pending_sync.insert(new_id.to_string());
+    }
+    g.members.insert(new_id.to_string(), m);
+}
+
+/// The group record as it will be once static member `old` is replaced by `new_id`.
+fn replaced_value(g: &Group, old: &str, new_id: &str, p: &JoinParams) -> GroupValue {
+    let mut value = g.to_value();
+    if value.leader.as_deref() == Some(old) {
+        value.leader = Some(new_id.to_string());
+    }
+    let selected = g.protocol.clone().unwrap_or_default();
+    for m in value.members.iter_mut().filter(|m| m.member_id == old) {
+        m.member_id = new_id.to_string();
+        m.client_id = p.client_id.clone();
+        m.client_host = p.client_host.clone();
+        m.session_timeout_ms = p.session_timeout_ms;
+        m.rebalance_timeout_ms = p.rebalance_timeout_ms;
+        m.subscription = metadata_of(&p.protocols, &selected);
+    }
+    value
+}
+
 /// Updates a known member from its JoinGroup and makes it await the join.
-fn update_member(g: &mut Group, p: &JoinParams, now: i64) -> oneshot::Receiver<JoinResult> {
+fn update_member(g: &mut Group, p: &JoinParams) -> oneshot::Receiver<JoinResult> {
     let (tx, rx) = oneshot::channel();
     if let Some(m) = g.members.get_mut(&p.member_id) {
         m.protocols = p.protocols.clone();
@@ -581,7 +638,6 @@ fn update_member(g: &mut Group, p: &JoinParams, now: i64) -> oneshot::Receiver<J
         m.rebalance_timeout_ms = p.rebalance_timeout_ms;
         m.client_id = p.client_id.clone();
         m.client_host = p.client_host.clone();
-        m.last_heartbeat_ms = now;
         m.join_version = p.version;
         if let Some(old) = m.join_waiter.replace(tx) {
             let _ = old.send(JoinResult::error(code(E::UnknownMemberId), &p.member_id));

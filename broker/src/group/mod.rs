@@ -3,21 +3,26 @@
 //!
 //! * [`Groups`] is the deterministic core: every operation takes `now` (ms) and either answers
 //!   at once or returns a [`Reply::Later`] receiver that a later event or [`Groups::tick`]
-//!   completes. It queues the records to persist ([`Write`]) instead of doing I/O.
-//! * [`GroupCoordinator`] wraps it for the broker: a lock, the load state, and [`store`] which
-//!   appends queued writes to `__consumer_offsets` and rebuilds the state at start-up.
+//!   completes. It does no I/O: a change to persisted state is queued as a [`Pending`] (records
+//!   plus the change) and applied by [`Groups::apply`] once the records are written
+//!   ([`pending`]).
+//! * [`GroupCoordinator`] wraps it for the broker: a lock, the write lock that makes an operation,
+//!   its append and its apply one step, the load state, and [`store`] which appends the queued
+//!   records to `__consumer_offsets` and rebuilds the state at start-up.
 //! * [`records`] holds Kafka's key/value layouts; [`membership`] the rebalance protocol;
 //!   [`offsets`] commits, fetches, deletions and expiry.
 
 pub mod membership;
 pub mod model;
 pub mod offsets;
+pub mod pending;
 pub mod records;
 pub mod store;
 
 pub use membership::{JoinParams, LeavingMember};
 pub use model::{GroupState, JoinMember, JoinResult, Reply, SyncResult};
 pub use offsets::{CommitEntry, Committer};
+pub use pending::{Change, Pending};
 
 use bytes::Bytes;
 use model::{Group, Member};
@@ -155,7 +160,7 @@ pub struct Groups {
     config: GroupConfig,
     partitions: i32,
     groups: BTreeMap<String, Group>,
-    writes: Vec<Write>,
+    pending: Vec<Pending>,
     id_nonce: u64,
     id_counter: u64,
     next_expiry_check: i64,
@@ -168,7 +173,7 @@ impl Groups {
             partitions: config.offsets_partitions,
             config,
             groups: BTreeMap::new(),
-            writes: Vec::new(),
+            pending: Vec::new(),
             id_nonce,
             id_counter: 0,
             next_expiry_check: 0,
@@ -190,11 +195,6 @@ impl Groups {
         records::partition_for(group, self.partitions)
     }
 
-    /// Takes the queued records, in order.
-    pub fn take_writes(&mut self) -> Vec<Write> {
-        std::mem::take(&mut self.writes)
-    }
-
     fn next_member_suffix(&mut self) -> String {
         self.id_counter += 1;
         let v = (u128::from(self.id_nonce) << 64) | u128::from(self.id_counter);
@@ -211,15 +211,6 @@ impl Groups {
         });
         if unused {
             self.groups.remove(id);
-        }
-    }
-
-    /// Queues the group's metadata record.
-    fn persist_group(&mut self, id: &str) {
-        let partition = self.partition_for(id);
-        if let Some(g) = self.groups.get(id) {
-            let v = g.to_value();
-            self.writes.push(Write::group(partition, id, Some(&v)));
         }
     }
 
@@ -379,7 +370,8 @@ fn load_group(g: &mut Group, v: records::GroupValue, now: i64) {
                 join_waiter: None,
                 join_version: 0,
                 sync_waiter: None,
-                last_heartbeat_ms: now,
+                heartbeat_deadline_ms: now.saturating_add(i64::from(m.session_timeout_ms)),
+                is_new: false,
             },
         );
     }
@@ -395,7 +387,9 @@ fn load_group(g: &mut Group, v: records::GroupValue, now: i64) {
 #[derive(Debug)]
 pub struct GroupCoordinator {
     core: Mutex<Groups>,
-    flush_lock: Mutex<()>,
+    /// Held by every operation that may change persisted state, from the operation through
+    /// the append of its records to their apply, so no other change interleaves.
+    writes: tokio::sync::Mutex<()>,
     loaded: AtomicBool,
 }
 
@@ -404,7 +398,7 @@ impl GroupCoordinator {
     pub fn new(config: GroupConfig, id_nonce: u64) -> Self {
         GroupCoordinator {
             core: Mutex::new(Groups::new(config, id_nonce)),
-            flush_lock: Mutex::new(()),
+            writes: tokio::sync::Mutex::new(()),
             loaded: AtomicBool::new(false),
         }
     }
@@ -412,6 +406,16 @@ impl GroupCoordinator {
     /// Runs `f` on the core.
     pub fn with<T>(&self, f: impl FnOnce(&mut Groups) -> T) -> T {
         f(&mut self.core.lock())
+    }
+
+    /// Waits for the write lock (async callers).
+    pub async fn lock_writes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writes.lock().await
+    }
+
+    /// Takes the write lock from a thread that may block (timers on the blocking pool).
+    pub fn lock_writes_blocking(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writes.blocking_lock()
     }
 
     /// True once the state has been rebuilt from `__consumer_offsets`.

@@ -135,8 +135,11 @@ pub struct Member {
     pub join_version: i16,
     /// Pending SyncGroup response.
     pub sync_waiter: Option<oneshot::Sender<SyncResult>>,
-    /// Last heartbeat (or join/sync/commit).
-    pub last_heartbeat_ms: i64,
+    /// When the member expires unless it heartbeats (or joins, syncs, commits) before.
+    pub heartbeat_deadline_ms: i64,
+    /// Joined with an unknown member id and not through a completed join phase yet: it expires at
+    /// its deadline even while awaiting the join (Kafka's new-member join timeout).
+    pub is_new: bool,
 }
 
 impl Member {
@@ -147,6 +150,18 @@ impl Member {
             .find(|(n, _)| n == protocol)
             .map(|(_, m)| m.clone())
             .unwrap_or_default()
+    }
+
+    /// Moves the heartbeat deadline to a session timeout from `now`.
+    pub fn touch(&mut self, now: i64) {
+        self.heartbeat_deadline_ms = now.saturating_add(i64::from(self.session_timeout_ms));
+    }
+
+    /// True when the member has missed its deadline at `now`: a new member always counts, a
+    /// known member not while it awaits a JoinGroup or SyncGroup answer.
+    pub fn expired(&self, now: i64) -> bool {
+        let waiting = self.join_waiter.is_some() || self.sync_waiter.is_some();
+        (self.is_new || !waiting) && now >= self.heartbeat_deadline_ms
     }
 
     /// Completes the pending join with `result`.

@@ -3,8 +3,9 @@
 
 use super::membership::validate;
 use super::model::{Group, GroupState};
+use super::pending::Change;
 use super::records::OffsetValue;
-use super::Groups;
+use super::{Groups, Write};
 use kafka_protocol::error::ResponseError as E;
 
 /// Offsets by topic, then partition (`None` = nothing committed).
@@ -44,7 +45,9 @@ pub struct Committer<'a> {
 }
 
 impl Groups {
-    /// OffsetCommit: one code per entry, or a code for all of them.
+    /// OffsetCommit: one code per entry, or a code for all of them. The offsets are applied
+    /// once their records are written ([`Change::Commit`]); a simple consumer's first commit
+    /// creates its group then.
     pub fn commit(
         &mut self,
         c: &Committer<'_>,
@@ -54,24 +57,22 @@ impl Groups {
         if c.group_id.is_empty() {
             return Err(E::InvalidGroupId.code());
         }
-        if !self.groups.contains_key(c.group_id) {
-            if c.generation >= 0 || !c.member_id.is_empty() || c.instance_id.is_some() {
-                return Err(E::IllegalGeneration.code());
+        match self.groups.get_mut(c.group_id) {
+            None if c.generation >= 0 || !c.member_id.is_empty() || c.instance_id.is_some() => {
+                return Err(E::IllegalGeneration.code())
             }
-            self.groups
-                .insert(c.group_id.to_string(), Group::new(c.group_id, now));
+            None => {}
+            Some(g) => {
+                validate_commit(g, c)?;
+                if let Some(m) = g.members.get_mut(c.member_id) {
+                    m.touch(now);
+                }
+            }
         }
         let max_meta = self.config.offset_metadata_max_bytes;
         let partition = self.partition_for(c.group_id);
-        let g = self
-            .groups
-            .get_mut(c.group_id)
-            .ok_or(E::CoordinatorNotAvailable.code())?;
-        validate_commit(g, c)?;
-        if let Some(m) = g.members.get_mut(c.member_id) {
-            m.last_heartbeat_ms = now;
-        }
         let mut codes = Vec::with_capacity(entries.len());
+        let (mut writes, mut offsets) = (Vec::new(), Vec::new());
         for e in entries {
             let metadata = e.metadata.clone().unwrap_or_default();
             if metadata.len() > max_meta {
@@ -85,15 +86,13 @@ impl Groups {
                 commit_ts: now,
                 expire_ts: (c.retention_ms >= 0).then(|| now.saturating_add(c.retention_ms)),
             };
-            self.writes.push(super::Write::offset(
-                partition,
-                c.group_id,
-                &e.topic,
-                e.partition,
-                Some(&value),
-            ));
-            g.offsets.insert((e.topic.clone(), e.partition), value);
+            let (t, p) = (&e.topic, e.partition);
+            writes.push(Write::offset(partition, c.group_id, t, p, Some(&value)));
+            offsets.push(((t.clone(), p), value));
             codes.push(0);
+        }
+        if !offsets.is_empty() {
+            self.stage(c.group_id, writes, Change::Commit(offsets));
         }
         Ok(codes)
     }
@@ -132,43 +131,46 @@ impl Groups {
         }
     }
 
-    /// DeleteGroups: one code per group.
+    /// DeleteGroups: one code per group. A group is removed once its tombstones are written
+    /// ([`Change::DeleteGroup`]); a group named twice is deleted once.
     pub fn delete_groups(&mut self, ids: &[String]) -> Vec<i16> {
-        ids.iter()
-            .map(|id| match self.groups.get(id) {
+        let mut deleting: Vec<&str> = Vec::new();
+        let mut codes = Vec::with_capacity(ids.len());
+        for id in ids {
+            let code = match self.groups.get(id) {
                 None => E::GroupIdNotFound.code(),
+                Some(_) if deleting.contains(&id.as_str()) => E::GroupIdNotFound.code(),
                 Some(g) if g.state == GroupState::Dead => E::GroupIdNotFound.code(),
                 Some(g) if g.state != GroupState::Empty || !g.members.is_empty() => {
                     E::NonEmptyGroup.code()
                 }
-                Some(_) => {
-                    self.delete_group(id);
+                Some(g) => {
+                    let partition = self.partition_for(id);
+                    let mut writes: Vec<Write> = g
+                        .offsets
+                        .keys()
+                        .map(|(t, p)| Write::offset(partition, id, t, *p, None))
+                        .collect();
+                    writes.push(Write::group(partition, id, None));
+                    self.stage(id, writes, Change::DeleteGroup);
+                    deleting.push(id);
                     0
                 }
-            })
-            .collect()
-    }
-
-    /// Removes a group and writes tombstones for its offsets and metadata.
-    pub(crate) fn delete_group(&mut self, id: &str) {
-        let partition = self.partition_for(id);
-        if let Some(g) = self.groups.remove(id) {
-            for (t, p) in g.offsets.keys() {
-                self.writes
-                    .push(super::Write::offset(partition, id, t, *p, None));
-            }
-            self.writes.push(super::Write::group(partition, id, None));
+            };
+            codes.push(code);
         }
+        codes
     }
 
-    /// OffsetDelete: a top-level error, or a code per (topic, partition).
+    /// OffsetDelete: a top-level error, or a code per (topic, partition). The offsets go once
+    /// their tombstones are written ([`Change::RemoveOffsets`]).
     pub fn delete_offsets(
         &mut self,
         group_id: &str,
         topics: &[(String, Vec<i32>)],
     ) -> Result<PartitionCodes, i16> {
         let partition = self.partition_for(group_id);
-        let Some(g) = self.groups.get_mut(group_id) else {
+        let Some(g) = self.groups.get(group_id) else {
             return Err(E::GroupIdNotFound.code());
         };
         let subscribed = match g.state {
@@ -177,7 +179,7 @@ impl Groups {
             _ if g.protocol_type.as_deref() == Some("consumer") => subscribed_topics(g),
             _ => return Err(E::NonEmptyGroup.code()),
         };
-        let mut out = Vec::new();
+        let (mut out, mut keys, mut writes) = (Vec::new(), Vec::new(), Vec::new());
         for (t, parts) in topics {
             let mut codes = Vec::new();
             for &p in parts {
@@ -185,24 +187,33 @@ impl Groups {
                     codes.push((p, E::GroupSubscribedToTopic.code()));
                     continue;
                 }
-                if g.offsets.remove(&(t.clone(), p)).is_some() {
-                    self.writes
-                        .push(super::Write::offset(partition, group_id, t, p, None));
+                let key = (t.clone(), p);
+                if g.offsets.contains_key(&key) && !keys.contains(&key) {
+                    writes.push(Write::offset(partition, group_id, t, p, None));
+                    keys.push(key);
                 }
                 codes.push((p, 0));
             }
             out.push((t.clone(), codes));
         }
+        if !keys.is_empty() {
+            let change = Change::RemoveOffsets {
+                keys,
+                then_group: false,
+            };
+            self.stage(group_id, writes, change);
+        }
         Ok(out)
     }
 
-    /// Expires offsets past their retention; deletes empty groups left without offsets.
+    /// Expires offsets past their retention; deletes empty groups left without offsets. Both
+    /// happen once the tombstones are written ([`Change::RemoveOffsets`]).
     pub(crate) fn expire_offsets(&mut self, now: i64) {
         let retention = self.config.offsets_retention_ms;
         let ids: Vec<String> = self.groups.keys().cloned().collect();
         for id in ids {
             let partition = self.partition_for(&id);
-            let Some(g) = self.groups.get_mut(&id) else {
+            let Some(g) = self.groups.get(&id) else {
                 continue;
             };
             let simple = g.protocol_type.as_deref().unwrap_or("").is_empty();
@@ -223,22 +234,25 @@ impl Groups {
                 })
                 .map(|(k, _)| k.clone())
                 .collect();
-            for (t, p) in expired {
-                tracing::info!(group = %id, topic = %t, partition = p, "offset expired");
-                g.offsets.remove(&(t.clone(), p));
-                self.writes
-                    .push(super::Write::offset(partition, &id, &t, p, None));
-            }
-            let Some(g) = self.groups.get(&id) else {
+            let then_group = g.state == GroupState::Empty
+                && g.offsets.len() == expired.len()
+                && g.pending.is_empty();
+            if expired.is_empty() && !then_group {
                 continue;
-            };
-            if g.state == GroupState::Empty && g.offsets.is_empty() && g.pending.is_empty() {
-                let had_metadata = g.protocol_type.is_some();
-                self.groups.remove(&id);
-                if had_metadata {
-                    self.writes.push(super::Write::group(partition, &id, None));
-                }
             }
+            let mut writes = Vec::new();
+            for (t, p) in &expired {
+                tracing::info!(group = %id, topic = %t, partition = *p, "offset expired");
+                writes.push(Write::offset(partition, &id, t, *p, None));
+            }
+            if then_group && g.protocol_type.is_some() {
+                writes.push(Write::group(partition, &id, None));
+            }
+            let change = Change::RemoveOffsets {
+                keys: expired,
+                then_group,
+            };
+            self.stage(&id, writes, change);
         }
     }
 }

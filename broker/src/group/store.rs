@@ -1,6 +1,7 @@
 //! Persistence of the coordinator in `__consumer_offsets`: creating the topic on first use,
-//! appending the core's queued records as batches (one per partition, in queue order), and
-//! rebuilding the state at start-up by replaying every partition from its log start.
+//! appending the core's queued changes ([`persist`]: one batch per change, in queue order, each
+//! change applied with the outcome of its append) through an [`OffsetsLog`], and rebuilding the
+//! state at start-up by replaying every partition from its log start.
 
 use super::records;
 use super::{GroupCoordinator, Write, OFFSETS_TOPIC};
@@ -10,7 +11,7 @@ use kafka_protocol::error::ResponseError as E;
 use shale_common::TopicPartition;
 use shale_local_log::AppendOrigin;
 use shale_protocol::record::BatchBuilder;
-use shale_protocol::record_batch::batches;
+use shale_protocol::record_batch::{batches, BatchError};
 use shale_raft::CreateTopicSpec;
 use std::sync::Arc;
 
@@ -79,50 +80,96 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), i16> {
     }
 }
 
-/// Appends every queued record. Writes are taken and appended under one lock so records of the
-/// same key reach the log in the order the core produced them.
-pub fn flush(broker: &Broker) -> Result<(), String> {
-    let coordinator: &GroupCoordinator = &broker.groups;
-    let _guard = coordinator.flush_lock.lock();
-    let writes = coordinator.with(|g| g.take_writes());
-    if writes.is_empty() {
-        return Ok(());
-    }
-    let now = broker.clock.now_ms();
-    let mut by_partition: Vec<(i32, Vec<Write>)> = Vec::new();
-    for w in writes {
-        match by_partition.iter_mut().find(|(p, _)| *p == w.partition) {
-            Some((_, v)) => v.push(w),
-            None => by_partition.push((w.partition, vec![w])),
-        }
-    }
-    let mut first_error = None;
-    for (p, ws) in by_partition {
-        if let Err(e) = append(broker, p, &ws, now) {
-            tracing::warn!(partition = p, error = %e, "cannot persist group state");
-            first_error.get_or_insert(e);
-        }
-    }
-    first_error.map_or(Ok(()), Err)
+/// Where the coordinator's records go: `__consumer_offsets` in the broker ([`BrokerLog`]), a
+/// fake in tests.
+pub trait OffsetsLog {
+    /// Appends `writes` (all of one partition) as one batch.
+    fn append(&self, partition: i32, writes: &[Write], now: i64) -> Result<(), AppendError>;
 }
 
-fn append(broker: &Broker, partition: i32, writes: &[Write], now: i64) -> Result<(), String> {
-    let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
-    let part = broker
-        .partition(&tp)
-        .ok_or_else(|| format!("{tp} is not led by this broker"))?;
-    let mut b = BatchBuilder::new(now);
-    for w in writes {
-        b.push(now, Some(w.key.clone()), w.value.clone(), Vec::new());
+/// A failed append: the error a producer would get, and what happened.
+#[derive(Debug)]
+pub struct AppendError {
+    /// The produce-path Kafka error.
+    pub error: E,
+    /// What failed, for the log.
+    pub detail: String,
+}
+
+/// The outcome of [`persist`]: the groups whose records could not be written.
+#[derive(Debug, Default)]
+pub struct Persisted {
+    failed: Vec<(String, i16)>,
+}
+
+impl Persisted {
+    /// `Err(code)` when a change of `group` was not written, with the code to answer.
+    pub fn result_for(&self, group: &str) -> Result<(), i16> {
+        match self.failed.iter().find(|(g, _)| g == group) {
+            Some((_, code)) => Err(*code),
+            None => Ok(()),
+        }
     }
-    let batch = b.build().map_err(|e| format!("{tp}: {e}"))?;
-    let origin = AppendOrigin::Client {
-        leader_epoch: part.leader_epoch(),
-    };
-    crate::api::storage_io(|| part.log.append(batch.into_bytes(), origin))
-        .map_err(|e| format!("{tp}: {e}"))?;
-    part.publish_progress();
-    Ok(())
+}
+
+/// Appends the records of every queued change, in order, and applies each change with the
+/// outcome of its append. The caller holds the coordinator's write lock (see
+/// [`GroupCoordinator::lock_writes`]), so the operation that queued the changes, the appends
+/// and the applies form one step.
+pub fn persist(coordinator: &GroupCoordinator, log: &dyn OffsetsLog, now: i64) -> Persisted {
+    let pending = coordinator.with(|g| g.take_pending());
+    let mut persisted = Persisted::default();
+    for p in pending {
+        let outcome = match p.writes.is_empty() {
+            true => Ok(()),
+            false => log.append(p.partition, &p.writes, now).map_err(|e| {
+                let answer = crate::errors::coordinator_append_error(e.error);
+                tracing::warn!(group = %p.group, partition = p.partition, error = %e.detail,
+                    answer = ?answer, "cannot write group state to {OFFSETS_TOPIC}");
+                answer.code()
+            }),
+        };
+        if let Err(code) = outcome {
+            persisted.failed.push((p.group.clone(), code));
+        }
+        coordinator.with(|g| g.apply(&p.group, p.change, outcome, now));
+    }
+    persisted
+}
+
+/// The broker's `__consumer_offsets` partitions.
+#[derive(Debug)]
+pub struct BrokerLog<'a>(pub &'a Broker);
+
+impl OffsetsLog for BrokerLog<'_> {
+    fn append(&self, partition: i32, writes: &[Write], now: i64) -> Result<(), AppendError> {
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let fail = |error: E, detail: String| AppendError { error, detail };
+        let part = self.0.partition(&tp).ok_or_else(|| {
+            fail(
+                E::NotLeaderOrFollower,
+                format!("{tp} is not led by this broker"),
+            )
+        })?;
+        let mut b = BatchBuilder::new(now);
+        for w in writes {
+            b.push(now, Some(w.key.clone()), w.value.clone(), Vec::new());
+        }
+        let batch = b.build().map_err(|e| {
+            let error = match e {
+                BatchError::TooLarge(_) => E::MessageTooLarge,
+                _ => E::UnknownServerError,
+            };
+            fail(error, format!("{tp}: {e}"))
+        })?;
+        let origin = AppendOrigin::Client {
+            leader_epoch: part.leader_epoch(),
+        };
+        crate::api::storage_io(|| part.log.append(batch.into_bytes(), origin))
+            .map_err(|e| fail(crate::errors::log_error(&e), format!("{tp}: {e}")))?;
+        part.publish_progress();
+        Ok(())
+    }
 }
 
 /// Rebuilds the coordinator from every local partition of `__consumer_offsets`, then marks it
@@ -197,11 +244,14 @@ fn replay_partition(broker: &Broker, log: &shale_local_log::Log, now: i64) -> u6
     count
 }
 
-/// Runs the coordinator's timers and persists what they changed.
+/// Runs the coordinator's timers and persists what they changed (on a thread that may block).
 pub fn tick(broker: &Broker) {
+    let _writing = broker.groups.lock_writes_blocking();
     let now = broker.clock.now_ms();
     broker.groups.with(|g| g.tick(now));
-    if let Err(e) = flush(broker) {
-        tracing::warn!(error = %e, "persisting group state after a timer failed");
-    }
+    persist(&broker.groups, &BrokerLog(broker), now);
 }
+
+#[cfg(test)]
+#[path = "store_test.rs"]
+mod tests;

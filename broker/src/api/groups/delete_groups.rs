@@ -12,14 +12,14 @@ pub async fn handle(broker: &Arc<Broker>, req: &DeleteGroupsRequest) -> DeleteGr
     let codes = match ready {
         Err(code) => vec![code; ids.len()],
         Ok(()) => {
-            let codes = broker.groups.with(|g| g.delete_groups(&ids));
-            match super::persist(broker) {
-                Ok(()) => codes,
-                Err(code) => codes
-                    .into_iter()
-                    .map(|c| if c == 0 { code } else { c })
-                    .collect(),
-            }
+            let (codes, persisted) = super::write(broker, |g, _| g.delete_groups(&ids)).await;
+            ids.iter()
+                .zip(codes)
+                .map(|(id, c)| match (c, persisted.result_for(id)) {
+                    (0, Err(code)) => code,
+                    (c, _) => c,
+                })
+                .collect()
         }
     };
     let mut resp = DeleteGroupsResponse::default();

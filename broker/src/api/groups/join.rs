@@ -1,6 +1,7 @@
 //! JoinGroup: the response waits for the rebalance to complete (or for the coordinator's
 //! timers) unless the core answers at once.
 
+use crate::api::RequestContext;
 use crate::group::{JoinParams, JoinResult, Reply};
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
@@ -14,7 +15,7 @@ pub async fn handle(
     broker: &Arc<Broker>,
     req: &JoinGroupRequest,
     version: i16,
-    client_id: &str,
+    ctx: &RequestContext<'_>,
 ) -> JoinGroupResponse {
     if let Err(code) = super::ready(broker).await {
         return response(JoinResult::error(code, req.member_id.as_str()), version);
@@ -23,8 +24,8 @@ pub async fn handle(
         group_id: req.group_id.to_string(),
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
-        client_id: client_id.to_string(),
-        client_host: super::CLIENT_HOST.to_string(),
+        client_id: ctx.client_id.to_string(),
+        client_host: ctx.client_host(),
         session_timeout_ms: req.session_timeout_ms,
         rebalance_timeout_ms: if version >= 1 {
             req.rebalance_timeout_ms
@@ -39,11 +40,9 @@ pub async fn handle(
             .collect(),
         version,
     };
-    let now = super::now(broker);
-    let reply = broker.groups.with(|g| g.join(params, now));
-    // Only a static member's id replacement is persisted here; a failed write is logged and the
-    // next SyncGroup writes the group again.
-    let _ = super::persist(broker);
+    // A static member's new id is written before it takes effect; a failed write answers
+    // this request (through the reply) with the coordinator's error.
+    let (reply, _) = super::write(broker, |g, now| g.join(params, now)).await;
     let result = match reply {
         Reply::Now(r) => r,
         Reply::Later(rx) => rx.await.unwrap_or_else(|_| {

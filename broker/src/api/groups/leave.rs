@@ -31,14 +31,11 @@ pub async fn handle(
             instance_id: None,
         }]
     };
-    let now = super::now(broker);
-    let result = broker
-        .groups
-        .with(|g| g.leave(req.group_id.as_str(), &leaving, now));
-    if let Err(code) = super::persist(broker) {
-        resp.error_code = code;
-        return resp;
-    }
+    // A group left empty writes its metadata; as in Kafka a failure there is only logged.
+    let (result, _) = super::write(broker, |g, now| {
+        g.leave(req.group_id.as_str(), &leaving, now)
+    })
+    .await;
     match result {
         Err(code) => resp.error_code = code,
         Ok(codes) if version >= 3 => {

@@ -1,6 +1,7 @@
 //! The group APIs, one module per family. Each handler checks the coordinator is loaded and
-//! `__consumer_offsets` exists, calls the coordinator core with the clock's `now`, persists
-//! what the core queued, and shapes a response with only the fields its version has.
+//! `__consumer_offsets` exists, calls the coordinator core with the clock's `now` (through
+//! [`write`] when the call may change persisted state), and shapes a response with only the
+//! fields its version has.
 
 pub mod delete_groups;
 pub mod describe_groups;
@@ -14,13 +15,11 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod sync;
 
-use crate::group::store;
+use crate::group::store::{self, Persisted};
+use crate::group::Groups;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
 use std::sync::Arc;
-
-/// Kafka's client host when the peer address is not known to the handler.
-pub(crate) const CLIENT_HOST: &str = "/unknown";
 
 /// Ready to coordinate: state loaded, `__consumer_offsets` created.
 pub(crate) async fn ready(broker: &Arc<Broker>) -> Result<(), i16> {
@@ -30,12 +29,20 @@ pub(crate) async fn ready(broker: &Arc<Broker>) -> Result<(), i16> {
     store::ensure_topic(broker).await
 }
 
-/// Persists queued records; the error code to answer when that fails.
-pub(crate) fn persist(broker: &Broker) -> Result<(), i16> {
-    super::storage_io(|| store::flush(broker)).map_err(|e| {
-        tracing::warn!(error = %e, "cannot write __consumer_offsets");
-        E::CoordinatorNotAvailable.code()
-    })
+/// Runs a coordinator operation that may change persisted state: under the coordinator's
+/// write lock, `op` runs on the core with the clock's `now`, the records it queued are appended
+/// and each change is applied with the outcome of its append. Returns `op`'s result and which
+/// groups' records could not be written. Nothing awaits between the lock and its release, so a
+/// dropped request cannot leave an operation half done.
+pub(crate) async fn write<T>(
+    broker: &Arc<Broker>,
+    op: impl FnOnce(&mut Groups, i64) -> T,
+) -> (T, Persisted) {
+    let _writing = broker.groups.lock_writes().await;
+    let now = now(broker);
+    let out = broker.groups.with(|g| op(g, now));
+    let persisted = store::persist(&broker.groups, &store::BrokerLog(broker), now);
+    (out, persisted)
 }
 
 /// The current time.

@@ -17,6 +17,40 @@ pub async fn handle(
     version: i16,
 ) -> OffsetCommitResponse {
     let ready = super::ready(broker).await;
+    let (entries, codes) = entries(broker, req, version);
+    let result = match ready {
+        Err(code) => Err(code),
+        Ok(()) => commit(broker, req, version, &entries).await,
+    };
+    let mut per_entry = match &result {
+        Ok(v) => v.clone().into_iter(),
+        Err(_) => Vec::new().into_iter(),
+    };
+    let mut resp = OffsetCommitResponse::default();
+    for (t, tc) in req.topics.iter().zip(codes) {
+        let mut out = OffsetCommitResponseTopic::default();
+        out.name = t.name.clone();
+        for (p, c) in t.partitions.iter().zip(tc) {
+            let mut r = OffsetCommitResponsePartition::default();
+            r.partition_index = p.partition_index;
+            r.error_code = match (c, &result) {
+                (0, Err(code)) => *code,
+                (0, Ok(_)) => per_entry.next().unwrap_or(0),
+                (c, _) => c,
+            };
+            out.partitions.push(r);
+        }
+        resp.topics.push(out);
+    }
+    resp
+}
+
+/// The entries of partitions that exist, and a code per requested partition (0 for those).
+fn entries(
+    broker: &Broker,
+    req: &OffsetCommitRequest,
+    version: i16,
+) -> (Vec<CommitEntry>, Vec<Vec<i16>>) {
     let image = broker.image();
     let mut entries = Vec::new();
     let mut codes: Vec<Vec<i16>> = Vec::new();
@@ -44,44 +78,38 @@ pub async fn handle(
         }
         codes.push(tc);
     }
-    let result = match ready {
-        Err(code) => Err(code),
-        Ok(()) => {
-            let committer = Committer {
-                group_id: req.group_id.as_str(),
-                generation: req.generation_id_or_member_epoch,
-                member_id: req.member_id.as_str(),
-                instance_id: req.group_instance_id.as_ref().map(|s| s.as_str()),
-                retention_ms: if version <= 4 {
-                    req.retention_time_ms
-                } else {
-                    -1
-                },
-            };
-            let now = super::now(broker);
-            let r = broker.groups.with(|g| g.commit(&committer, &entries, now));
-            super::persist(broker).and(r)
-        }
+    (entries, codes)
+}
+
+/// Commits `entries`: a code per entry, or one for all. Offsets whose records could not be
+/// written are not committed and get the coordinator's error.
+async fn commit(
+    broker: &Arc<Broker>,
+    req: &OffsetCommitRequest,
+    version: i16,
+    entries: &[CommitEntry],
+) -> Result<Vec<i16>, i16> {
+    let committer = Committer {
+        group_id: req.group_id.as_str(),
+        generation: req.generation_id_or_member_epoch,
+        member_id: req.member_id.as_str(),
+        instance_id: req.group_instance_id.as_ref().map(|s| s.as_str()),
+        retention_ms: if version <= 4 {
+            req.retention_time_ms
+        } else {
+            -1
+        },
     };
-    let mut per_entry = match &result {
-        Ok(v) => v.clone().into_iter(),
-        Err(_) => Vec::new().into_iter(),
-    };
-    let mut resp = OffsetCommitResponse::default();
-    for (t, tc) in req.topics.iter().zip(codes) {
-        let mut out = OffsetCommitResponseTopic::default();
-        out.name = t.name.clone();
-        for (p, c) in t.partitions.iter().zip(tc) {
-            let mut r = OffsetCommitResponsePartition::default();
-            r.partition_index = p.partition_index;
-            r.error_code = match (c, &result) {
-                (0, Err(code)) => *code,
-                (0, Ok(_)) => per_entry.next().unwrap_or(0),
+    let (codes, persisted) =
+        super::write(broker, |g, now| g.commit(&committer, entries, now)).await;
+    let failed = persisted.result_for(committer.group_id);
+    codes.map(|codes| {
+        codes
+            .into_iter()
+            .map(|c| match (c, failed) {
+                (0, Err(code)) => code,
                 (c, _) => c,
-            };
-            out.partitions.push(r);
-        }
-        resp.topics.push(out);
-    }
-    resp
+            })
+            .collect()
+    })
 }

@@ -23,10 +23,9 @@ pub async fn handle(broker: &Arc<Broker>, req: &OffsetDeleteRequest) -> OffsetDe
             (t.name.to_string(), parts)
         })
         .collect();
-    let result = broker
-        .groups
-        .with(|g| g.delete_offsets(req.group_id.as_str(), &topics));
-    if let Err(code) = super::persist(broker) {
+    let group = req.group_id.as_str();
+    let (result, persisted) = super::write(broker, |g, _| g.delete_offsets(group, &topics)).await;
+    if let Err(code) = persisted.result_for(group) {
         resp.error_code = code;
         return resp;
     }

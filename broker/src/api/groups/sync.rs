@@ -21,8 +21,7 @@ pub async fn handle(
         .iter()
         .map(|a| (a.member_id.to_string(), a.assignment.clone()))
         .collect();
-    let now = super::now(broker);
-    let reply = broker.groups.with(|g| {
+    let (reply, _) = super::write(broker, |g, now| {
         g.sync(
             req.group_id.as_str(),
             req.generation_id,
@@ -35,18 +34,17 @@ pub async fn handle(
             assignments,
             now,
         )
-    });
-    let persisted = super::persist(broker);
+    })
+    .await;
+    // A failed write of the leader's assignment answers every waiting member (this one
+    // included) with the coordinator's error.
     let result = match reply {
         Reply::Now(r) => r,
         Reply::Later(rx) => rx
             .await
             .unwrap_or_else(|_| SyncResult::error(E::CoordinatorNotAvailable.code())),
     };
-    match persisted {
-        Err(code) if result.error == 0 => response(SyncResult::error(code), version),
-        _ => response(result, version),
-    }
+    response(result, version)
 }
 
 fn response(r: SyncResult, version: i16) -> SyncGroupResponse {
