@@ -30,6 +30,7 @@ PEER=shale "$HERE/scenario1-throughput.sh"
 PEER=shale "$HERE/scenario2-cold-read.sh"
 PEER=shale "$HERE/scenario3-many.sh"
 PEER=shale "$HERE/scenario5-rolls.sh"
+PEER=shale "$HERE/scenario6-tiering.sh"
 if [[ "${PEER:-shale}" != "shale" ]]; then
     "$HERE/scenario1-throughput.sh"
     "$HERE/scenario2-cold-read.sh"
