@@ -96,8 +96,8 @@ def main():
         try:
             wait_ready(bootstrap, time.monotonic() + 30)
             topic = "soak"
-            AdminClient({"bootstrap.servers": bootstrap}).create_topics(
-                [NewTopic(topic, PARTS, 1)])[topic].result(15)
+            admin = AdminClient({"bootstrap.servers": bootstrap})
+            admin.create_topics([NewTopic(topic, PARTS, 1)])[topic].result(15)
             stop, sent, got = threading.Event(), [0], [0] * CONSUMERS
             threads = [threading.Thread(target=consume, args=(bootstrap, topic, n, stop, got))
                        for n in range(CONSUMERS)]
