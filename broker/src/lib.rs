@@ -10,6 +10,7 @@
 //! * [`api`] — one module per API family; [`api::dispatch`] is the routing table.
 //! * [`errors`] — the one place internal errors become Kafka error codes.
 //! * [`metrics`] — Prometheus registry and the `/metrics` HTTP endpoint.
+//! * [`topic_metrics`] — per-topic BrokerTopicMetrics and per-partition Log gauges, bounded.
 //! * [`tiering`] — KIP-405 tiered storage: remote storage, metadata, reads and tasks.
 
 pub mod api;
@@ -23,6 +24,7 @@ pub mod purgatory;
 pub mod server;
 pub mod state;
 pub mod tiering;
+pub mod topic_metrics;
 
 pub use config::BrokerConfig;
 pub use server::{run, start, RunningBroker};

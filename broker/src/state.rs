@@ -10,6 +10,7 @@ use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessions;
 use crate::metrics::Metrics;
 use crate::purgatory::{Progress, ProgressWatch};
+use crate::topic_metrics::{self, LogGauges, TopicMetrics};
 use parking_lot::{Mutex, RwLock};
 use shale_common::{Clock, TopicPartition};
 use shale_local_log::{Log, LogConfig, LogManager};
@@ -76,6 +77,8 @@ pub struct Broker {
     pub logs: LogManager,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Per-topic meters (BrokerTopicMetrics), for the hosted topics only.
+    pub topic_metrics: Arc<TopicMetrics>,
     /// KIP-227 incremental fetch sessions.
     pub fetch_sessions: FetchSessions,
     /// The classic group coordinator.
@@ -100,12 +103,14 @@ impl Broker {
             config.groups.clone(),
             clock.now_ms() as u64 ^ (u64::from(config.node_id as u32) << 48),
         );
+        let topic_metrics = Arc::new(TopicMetrics::new(config.metrics_topic_labels_max));
         let broker = Broker {
             config,
             clock,
             controller,
             logs,
             metrics: Metrics::new(),
+            topic_metrics,
             fetch_sessions,
             groups,
             tiering: std::sync::OnceLock::new(),
@@ -150,10 +155,34 @@ impl Broker {
             .count();
         self.metrics.partitions_appends_failing.set(failing as i64);
         let mut text = self.metrics.render();
+        let mut families = self.topic_metrics.families();
         if let Some(t) = self.tiering() {
+            families.extend(t.topic_families(&self.topic_metrics));
             text.push_str(&t.render_metrics());
         }
+        topic_metrics::render_families(&mut text, &families);
+        self.topic_metrics.render_unlabelled(&mut text);
+        topic_metrics::render_log_gauges(&mut text, &self.log_gauges());
         text
+    }
+
+    /// Kafka's per-partition Log gauges of the labelled topics' partitions, in name order.
+    fn log_gauges(&self) -> Vec<LogGauges> {
+        let mut gauges: Vec<LogGauges> = self
+            .all_partitions()
+            .iter()
+            .filter(|p| self.topic_metrics.is_labelled(&p.tp.topic))
+            .map(|p| LogGauges {
+                topic: p.tp.topic.to_string(),
+                partition: p.tp.partition,
+                size: p.log.size_in_bytes(),
+                segments: p.log.segment_count(),
+                log_start_offset: p.log.log_start_offset(),
+                log_end_offset: p.log.log_end_offset(),
+            })
+            .collect();
+        gauges.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        gauges
     }
 
     /// The current metadata image.
@@ -248,9 +277,11 @@ impl Broker {
                 },
             }
         }
-        self.metrics
-            .partitions
-            .set(self.partitions.read().len() as i64);
+        let partitions = self.partitions.read();
+        self.metrics.partitions.set(partitions.len() as i64);
+        self.topic_metrics
+            .sync(partitions.keys().map(|tp| tp.topic.as_ref()));
+        drop(partitions);
         failed.map_or(Ok(()), Err)
     }
 

@@ -108,3 +108,94 @@ def test_metrics_disabled(broker_factory):
         s.settimeout(2)
         assert s.connect_ex(("127.0.0.1", b.metrics_port)) != 0, "metrics port open although disabled"
     b.assert_running()
+
+
+def family(samples, name: str) -> dict:
+    """{tuple(sorted labels): value} of one metric name."""
+    return {tuple(sorted(labels.items())): value for n, labels, value in samples if n == name}
+
+
+def topic_value(samples, meter: str, topic=None) -> float:
+    """A BrokerTopicMetrics counter: the all-topics sample (topic=None) or one topic's."""
+    name = f"kafka_server_brokertopicmetrics_{meter.lower()}_total"
+    key = (("topic", topic),) if topic else ()
+    return family(samples, name).get(key, 0.0)
+
+
+def labelled_topics(samples) -> set:
+    return {labels["topic"] for n, labels, _ in samples
+            if n == "kafka_server_brokertopicmetrics_bytesinpersec_total" and "topic" in labels}
+
+
+def test_per_topic_and_per_partition_metrics(broker_factory):
+    """Kafka's BrokerTopicMetrics with a topic label (confluent-kafka and kafka-python traffic),
+    the per-partition Log gauges, and label sets that only follow hosted topics."""
+    b = broker_factory({"auto.create.topics.enable": "false"})
+    kh.ck_create_topic(b.bootstrap, "ta", 2)
+    kh.ck_create_topic(b.bootstrap, "tb", 1)
+    res = kh.ck_produce(kh.ck_producer(b.bootstrap), "ta", [kh.make_record(i) for i in range(500)],
+                        partition_of=lambda i: i % 2)
+    assert not res.errors
+    kp = kh.kp_producer(b.bootstrap)
+    for i in range(300):
+        kp.send("tb", value=b"v%d" % i, partition=0)
+    kp.flush()
+    assert len(kh.ck_consume(b.bootstrap, "ta", [0, 1])) == 500
+    assert len(kh.kp_consume(b.bootstrap, "tb", [0])) == 300
+
+    # Refused records count as failed and rejected for their topic; an unknown topic gets no label.
+    conn = kh.RawConnection(b.host, b.port)
+    bad = kh.produce(conn, "ta", 0, kh.record_batch([kh.Rec(b"k", b"v", [])], corrupt_crc=True))
+    assert bad["error_code"] == kh.CORRUPT_MESSAGE, bad
+    ghost = kh.produce(conn, "ghost", 0, kh.record_batch([kh.Rec(b"k", b"v", [])]))
+    assert ghost["error_code"] != 0, ghost
+    conn.close()
+
+    _, samples, types = scrape(b.metrics_url)
+    labelled = labelled_topics(samples)
+    assert {"ta", "tb"} <= labelled and labelled <= {"ta", "tb", "__consumer_offsets"}, labelled
+    assert topic_value(samples, "MessagesInPerSec", "ta") == 500
+    assert topic_value(samples, "MessagesInPerSec", "tb") == 300
+    assert topic_value(samples, "MessagesInPerSec") >= 800
+    for t in ("ta", "tb"):
+        bytes_in = topic_value(samples, "BytesInPerSec", t)
+        assert bytes_in > 0 and topic_value(samples, "BytesOutPerSec", t) >= bytes_in, t
+        assert topic_value(samples, "TotalProduceRequestsPerSec", t) >= 1, t
+        assert topic_value(samples, "TotalFetchRequestsPerSec", t) >= 1, t
+    assert topic_value(samples, "FailedProduceRequestsPerSec", "ta") == 1
+    assert topic_value(samples, "BytesRejectedPerSec", "ta") > 0
+    assert topic_value(samples, "FailedProduceRequestsPerSec", "tb") == 0
+    assert topic_value(samples, "BytesInPerSec") >= sum(
+        topic_value(samples, "BytesInPerSec", t) for t in ("ta", "tb"))
+    assert types["kafka_server_brokertopicmetrics_bytesinpersec_total"] == "counter"
+
+    end = family(samples, "kafka_log_log_logendoffset")
+    assert end[(("partition", "0"), ("topic", "ta"))] + end[(("partition", "1"), ("topic", "ta"))] == 500
+    assert end[(("partition", "0"), ("topic", "tb"))] == 300
+    assert family(samples, "kafka_log_log_numlogsegments")[(("partition", "0"), ("topic", "tb"))] >= 1
+    assert family(samples, "kafka_log_log_size")[(("partition", "0"), ("topic", "tb"))] > 0
+    assert not any(labels.get("topic") == "ghost" for _, labels, _ in samples)
+
+    # A deleted topic's series go away.
+    fs = kh.ck_admin(b.bootstrap).delete_topics(["tb"], request_timeout=20)
+    fs["tb"].result()
+    kh.wait_until(lambda: "tb" not in labelled_topics(scrape(b.metrics_url)[1]), timeout=20,
+                  what="tb's series to disappear after its deletion")
+    b.assert_running()
+
+
+def test_topic_labels_are_capped(broker_factory):
+    b = broker_factory({"shale.metrics.topic.labels.max": "2"})
+    for t in ("c1", "c2", "c3"):
+        kh.ck_create_topic(b.bootstrap, t, 1)
+    _, samples, _ = scrape(b.metrics_url)
+    assert len(labelled_topics(samples)) == 2, labelled_topics(samples)
+    assert family(samples, "shale_metrics_topics_unlabelled")[()] == 1
+    # The unlabelled topic still counts in the all-topics values.
+    unlabelled = ({"c1", "c2", "c3"} - labelled_topics(samples)).pop()
+    res = kh.ck_produce(kh.ck_producer(b.bootstrap), unlabelled, [kh.make_record(i) for i in range(10)],
+                        partition_of=lambda i: 0)
+    assert not res.errors
+    _, samples, _ = scrape(b.metrics_url)
+    assert topic_value(samples, "MessagesInPerSec") == 10
+    assert not any(labels.get("topic") == unlabelled for _, labels, _ in samples)

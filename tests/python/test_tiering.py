@@ -110,6 +110,15 @@ def gets(b) -> float:
     return float(m.group(1))
 
 
+def topic_metric(b, meter: str, topic: str) -> float:
+    """A BrokerTopicMetrics sample of one topic (`meter` as Kafka names it), 0 when absent."""
+    with urllib.request.urlopen(b.metrics_url, timeout=10) as resp:
+        text = resp.read().decode()
+    name = f"kafka_server_brokertopicmetrics_{meter.lower()}"
+    m = re.search(rf'^{name}(?:_total)?\{{topic="{re.escape(topic)}"\}}\s+(\S+)', text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
 def produce(bootstrap: str, topic: str, gens, **extra) -> kh.ProduceResult:
     p = kh.ck_producer(bootstrap, **{"acks": "all", "linger.ms": 20, "batch.size": 16384, **extra})
     res = kh.ck_produce(p, topic, gens, lambda i: 0)
@@ -673,8 +682,19 @@ def test_enable_tiering_on_existing_topic(s3_server, broker_factory):
     assert kh.list_offset(b.host, b.port, "late", 0, kh.LATEST_TIERED_TIMESTAMP) == -1
     alter_topic(b.bootstrap, "late", {"remote.storage.enable": "true", "local.retention.bytes": "1"})
     wait_tiered(b, "late", min_local=500)
-    assert segment_objects(s3_server, "tiered", "late")
+    objs = segment_objects(s3_server, "tiered", "late")
+    assert objs
+    # Per-topic remote metrics: everything rolled is copied, so no lag; sizes match the bucket.
+    remote_bytes = sum((s3_server.root / "tiered" / v["log"]).stat().st_size for v in objs.values())
+    kh.wait_until(lambda: topic_metric(b, "RemoteCopyLagSegments", "late") == 0
+                  and topic_metric(b, "RemoteCopyBytesPerSec", "late") == remote_bytes, timeout=20,
+                  what="copy lag 0 and copied bytes = remote .log bytes")
+    assert topic_metric(b, "RemoteCopyRequestsPerSec", "late") == len(objs)
+    assert topic_metric(b, "RemoteLogSizeBytes", "late") == remote_bytes
+    assert topic_metric(b, "RemoteFetchBytesPerSec", "late") == 0
     kh.assert_matches(kh.ck_consume(b.bootstrap, "late", [0], start={0: 0}), {0: gens}, what="late-tiered read")
+    assert topic_metric(b, "RemoteFetchRequestsPerSec", "late") >= 1
+    assert topic_metric(b, "RemoteFetchBytesPerSec", "late") > 0
 
     msg = "Remote log storage is unsupported for the compacted topics"
     admin = kh.ck_admin(b.bootstrap)

@@ -11,6 +11,7 @@ use crate::errors::log_error_code;
 use crate::fetch_session::{FetchTarget, Reported, SessionError, SessionPlan};
 use crate::purgatory::Waiter;
 use crate::state::Broker;
+use crate::topic_metrics::{Meter, TopicStats};
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::{ApiKey, FetchRequest};
 use kafka_protocol::protocol::StrBytes;
@@ -94,6 +95,7 @@ pub async fn handle(
         }
     };
     let read = read_with_wait(broker, req, &plan).await;
+    count_reads(broker, &read);
     data.session_id = plan.session_id;
     let mut reports = Vec::new();
     for (target, out) in read {
@@ -190,13 +192,47 @@ async fn read_with_wait(
         let errors = results.iter().any(|(_, p)| p.error_code != 0);
         let done = bytes >= req.min_bytes.max(0) as usize || errors || plan.targets.is_empty();
         if done || !waiter.wait_until(deadline).await {
-            broker.metrics.bytes_out.inc_by(bytes as u64);
             return results;
         }
         if tokio::time::Instant::now() >= deadline {
             let (mut results, remote) = super::storage_io(|| read_all(broker, req, plan));
             fetch_remote::fill(broker, req, &mut results, remote).await;
             return results;
+        }
+    }
+}
+
+/// Counts bytes out and Kafka's per-partition fetch request meters: every partition read counts
+/// as a fetch request; one that failed for another reason than routing, a stale epoch or an
+/// offset out of range counts as failed.
+fn count_reads(broker: &Broker, read: &[(FetchTarget, FetchPartitionData)]) {
+    let metrics = &broker.topic_metrics;
+    let expected = [
+        0,
+        E::OffsetOutOfRange.code(),
+        E::UnknownTopicOrPartition.code(),
+        E::UnknownTopicId.code(),
+        E::NotLeaderOrFollower.code(),
+        E::FencedLeaderEpoch.code(),
+        E::UnknownLeaderEpoch.code(),
+    ];
+    let mut current: Option<(&str, Option<Arc<TopicStats>>)> = None;
+    for (target, out) in read {
+        let stats = match &current {
+            Some((name, stats)) if *name == target.topic => stats.clone(),
+            _ => {
+                let stats = metrics.topic(&target.topic);
+                current = Some((target.topic.as_str(), stats.clone()));
+                stats
+            }
+        };
+        let stats = stats.as_deref();
+        let bytes: usize = out.records.iter().map(|b| b.len()).sum();
+        broker.metrics.bytes_out.inc_by(bytes as u64);
+        metrics.record(stats, Meter::BytesOut, bytes as u64);
+        metrics.record(stats, Meter::TotalFetchRequests, 1);
+        if !expected.contains(&out.error_code) {
+            metrics.record(stats, Meter::FailedFetchRequests, 1);
         }
     }
 }

@@ -78,7 +78,6 @@ pub(super) async fn fill(
                     out.records = chunks;
                     remaining = remaining.saturating_sub(n);
                     any = true;
-                    broker.metrics.bytes_out.inc_by(n as u64);
                 }
             }
             Ok(Ok(Err(e))) => {

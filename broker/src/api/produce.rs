@@ -3,6 +3,7 @@
 
 use crate::errors::log_error_code;
 use crate::state::Broker;
+use crate::topic_metrics::{Meter, TopicMetrics, TopicStats};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -28,15 +29,21 @@ pub fn handle(broker: &Arc<Broker>, req: &ProduceRequest, version: i16) -> Optio
         let mut out = TopicProduceResponse::default();
         out.name = topic.name.clone();
         out.topic_id = topic.topic_id;
+        let stats = name.as_deref().and_then(|n| broker.topic_metrics.topic(n));
+        let stats = stats.as_deref();
         for p in &topic.partition_data {
             let mut r = match (&name, acks_valid) {
                 (_, false) => error(p.index, E::InvalidRequiredAcks.code(), None),
                 (None, _) => error(p.index, E::UnknownTopicId.code(), None),
                 (Some(name), true) => match validate_records(version, p.records.as_ref()) {
-                    Ok(records) => super::storage_io(|| append(broker, name, p.index, records)),
+                    Ok(records) => {
+                        super::storage_io(|| append(broker, stats, name, p.index, records))
+                    }
                     Err((code, msg)) => error(p.index, code, Some(msg)),
                 },
             };
+            let size = p.records.as_ref().map_or(0, |b| b.len());
+            count_request(&broker.topic_metrics, stats, r.error_code, size);
             fit_to_version(&mut r, version);
             out.partition_responses.push(r);
         }
@@ -78,7 +85,39 @@ fn validate_records(version: i16, records: Option<&Bytes>) -> Result<Bytes, (i16
     Ok(records)
 }
 
-fn append(broker: &Broker, topic: &str, index: i32, records: Bytes) -> PartitionProduceResponse {
+/// Kafka's per-partition request meters: every partition counts as a produce request; one that
+/// failed for another reason than routing (the client retries elsewhere) counts as failed, and
+/// its bytes as rejected when the records themselves were refused.
+fn count_request(metrics: &TopicMetrics, stats: Option<&TopicStats>, code: i16, size: usize) {
+    metrics.record(stats, Meter::TotalProduceRequests, 1);
+    let routing = [
+        E::UnknownTopicOrPartition.code(),
+        E::UnknownTopicId.code(),
+        E::NotLeaderOrFollower.code(),
+    ];
+    if code == 0 || routing.contains(&code) {
+        return;
+    }
+    metrics.record(stats, Meter::FailedProduceRequests, 1);
+    let refused = [
+        E::CorruptMessage.code(),
+        E::MessageTooLarge.code(),
+        E::RecordListTooLarge.code(),
+        E::InvalidRecord.code(),
+        E::InvalidTimestamp.code(),
+    ];
+    if refused.contains(&code) {
+        metrics.record(stats, Meter::BytesRejected, size as u64);
+    }
+}
+
+fn append(
+    broker: &Broker,
+    stats: Option<&TopicStats>,
+    topic: &str,
+    index: i32,
+    records: Bytes,
+) -> PartitionProduceResponse {
     let tp = TopicPartition::new(topic, index);
     let Some(partition) = broker.partition(&tp) else {
         return error(index, E::UnknownTopicOrPartition.code(), None);
@@ -90,11 +129,13 @@ fn append(broker: &Broker, topic: &str, index: i32, records: Bytes) -> Partition
     match partition.log.append(records, origin) {
         Ok(info) => {
             if !info.duplicate {
+                let converted = info.records_converted.max(0) as u64;
                 broker.metrics.bytes_in.inc_by(size);
-                broker
-                    .metrics
-                    .produce_message_conversions
-                    .inc_by(info.records_converted.max(0) as u64);
+                broker.metrics.produce_message_conversions.inc_by(converted);
+                let topics = &broker.topic_metrics;
+                topics.record(stats, Meter::BytesIn, size);
+                topics.record(stats, Meter::MessagesIn, info.record_count.max(0) as u64);
+                topics.record(stats, Meter::ProduceMessageConversions, converted);
                 partition.publish_progress();
             }
             let mut r = PartitionProduceResponse::default();

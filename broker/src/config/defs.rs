@@ -454,6 +454,12 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Address of the Prometheus /metrics endpoint; empty disables it."
     ),
     def!(
+        "shale.metrics.topic.labels.max",
+        Some("1000"),
+        Int,
+        "Most topics with their own per-topic series (topic label) at once; further topics count in the all-topics values only (shale_metrics_topics_unlabelled). Only topics this broker hosts are labelled, never names taken from requests."
+    ),
+    def!(
         "shale.log.level",
         Some("info"),
         Str,

@@ -101,6 +101,8 @@ pub struct BrokerConfig {
     pub fetch_session_slots: usize,
     /// Prometheus endpoint, if enabled.
     pub metrics_address: Option<SocketAddr>,
+    /// `shale.metrics.topic.labels.max`.
+    pub metrics_topic_labels_max: usize,
     /// Log filter.
     pub log_level: String,
     /// `shale.log.open.files.max` (`None`: derived from the process limit).
@@ -198,6 +200,7 @@ impl BrokerConfig {
             checkpoint_interval_ms: positive("log.flush.offset.checkpoint.interval.ms")? as u64,
             fetch_session_slots: int("max.incremental.fetch.session.cache.slots").max(0) as usize,
             metrics_address,
+            metrics_topic_labels_max: int("shale.metrics.topic.labels.max").max(0) as usize,
             log_level: get("shale.log.level").unwrap_or_else(|| "info".into()),
             log_open_files_max: match props.get("shale.log.open.files.max") {
                 Some(_) => Some(positive("shale.log.open.files.max")? as usize),

@@ -1,16 +1,20 @@
 //! Tiered-storage metrics, rendered at scrape time from the live counters.
 //!
-//! Kafka's BrokerTopicMetrics names (KIP-405 §6) become Prometheus families the way the JMX
-//! exporter names them, e.g. `RemoteCopyBytesPerSec` → `kafka_server_brokertopicmetrics_remotecopybytespersec_total`
-//! (meters are cumulative counters; rates are the scraper's job). Shale adds the block cache and
-//! the object store: `shale_remote_cache_*` and `shale_object_store_requests_total{kind}` with
-//! latency sums.
+//! Kafka's BrokerTopicMetrics of KIP-405 (§6) and KIP-963 (copy lag, remote log size) are
+//! handed to [`crate::topic_metrics`] as families with per-topic values (summed over each
+//! topic's partitions), e.g. `RemoteCopyBytesPerSec` →
+//! `kafka_server_brokertopicmetrics_remotecopybytespersec_total{topic="T"}` (meters are
+//! cumulative counters; rates are the scraper's job). Shale adds the block cache and the object
+//! store: `shale_remote_cache_*` and `shale_object_store_requests_total{kind}` with latency sums.
 
 use super::Tiering;
+use crate::topic_metrics::{TopicFamily, TopicMetrics};
+use shale_remote_log::tasks::TaskStats;
 use shale_remote_log::OpKind;
 use shale_rlmm::RemoteLogSegmentState;
+use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -20,127 +24,152 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
     }
 }
 
-fn counter(out: &mut String, kafka_name: &str, help: &str, value: u64) {
-    let name = format!(
-        "kafka_server_brokertopicmetrics_{}_total",
-        kafka_name.to_lowercase()
-    );
-    family(
-        out,
-        &name,
-        "counter",
-        help,
-        &[(String::new(), value as f64)],
-    );
-}
-
-fn gauge(out: &mut String, kafka_name: &str, help: &str, value: f64) {
-    let name = format!(
-        "kafka_server_brokertopicmetrics_{}",
-        kafka_name.to_lowercase()
-    );
-    family(out, &name, "gauge", help, &[(String::new(), value)]);
+/// Sums per-partition values into a family's per-topic values, keeping labelled topics only.
+fn by_topic<'a>(
+    values: impl Iterator<Item = (&'a str, f64)>,
+    metrics: &TopicMetrics,
+) -> Vec<(String, f64)> {
+    let mut sums: BTreeMap<&str, f64> = BTreeMap::new();
+    for (topic, v) in values {
+        *sums.entry(topic).or_default() += v;
+    }
+    sums.into_iter()
+        .filter(|(t, _)| metrics.is_labelled(t))
+        .map(|(t, v)| (t.to_string(), v))
+        .collect()
 }
 
 impl Tiering {
-    /// The Prometheus text of every tiering metric.
+    /// The Prometheus text of the tiering metrics that have no topic label (cache, store);
+    /// the topic-labelled ones come from [`Tiering::topic_families`].
     pub fn render_metrics(&self) -> String {
         let mut out = String::new();
-        self.render_meters(&mut out);
-        self.render_remote_log_size(&mut out);
         self.render_cache(&mut out);
         self.render_store(&mut out);
         out
     }
 
-    /// Kafka's BrokerTopicMetrics meters, as cumulative counters.
-    fn render_meters(&self, out: &mut String) {
-        let f = &self.fetch_stats;
-        let zero = shale_remote_log::tasks::TaskStats::default();
-        let t = self.active().map_or(&zero, |a| &a.rlm.stats);
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        // Kafka's meter name, what it counts, the counter.
-        let meters = [
+    /// The tiering BrokerTopicMetrics: copy and delete meters and lag per topic (summed over
+    /// its partitions), the remote log size, and the broker-wide remote-fetch expirations.
+    pub fn topic_families(&self, metrics: &TopicMetrics) -> Vec<TopicFamily> {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        let zero = TaskStats::default();
+        let total = self.active().map_or(&zero, |a| &a.rlm.stats);
+        let partitions = self
+            .active()
+            .map(|a| a.rlm.stats_by_partition())
+            .unwrap_or_default();
+        type Field = fn(&TaskStats) -> &AtomicU64;
+        // Kafka's name, what it counts, a gauge?, the field.
+        let fields: [(&'static str, &'static str, bool, Field); 7] = [
             (
                 "RemoteCopyBytesPerSec",
                 "Bytes of segments copied to remote storage",
-                &t.copy_bytes,
+                false,
+                |s| &s.copy_bytes,
             ),
             (
                 "RemoteCopyRequestsPerSec",
                 "Segment uploads started",
-                &t.copy_requests,
+                false,
+                |s| &s.copy_requests,
             ),
             (
                 "RemoteCopyErrorsPerSec",
                 "Segment uploads that failed",
-                &t.copy_errors,
-            ),
-            (
-                "RemoteFetchBytesPerSec",
-                "Bytes served from remote storage",
-                &f.bytes,
-            ),
-            (
-                "RemoteFetchRequestsPerSec",
-                "Remote reads started",
-                &f.requests,
-            ),
-            (
-                "RemoteFetchErrorsPerSec",
-                "Remote reads that failed",
-                &f.errors,
+                false,
+                |s| &s.copy_errors,
             ),
             (
                 "RemoteDeleteRequestsPerSec",
                 "Remote segment deletions attempted",
-                &t.delete_requests,
+                false,
+                |s| &s.delete_requests,
             ),
             (
                 "RemoteDeleteErrorsPerSec",
                 "Remote segment deletions that failed",
-                &t.delete_errors,
+                false,
+                |s| &s.delete_errors,
             ),
-            // Kafka's DelayedRemoteFetchMetrics ExpiresPerSec.
             (
-                "RemoteFetchExpiresPerSec",
-                "Remote reads past remote.fetch.max.wait.ms",
-                &f.expired,
+                "RemoteCopyLagBytes",
+                "Bytes of rolled segments eligible for upload, not yet uploaded",
+                true,
+                |s| &s.copy_lag_bytes,
+            ),
+            (
+                "RemoteCopyLagSegments",
+                "Rolled segments eligible for upload, not yet uploaded",
+                true,
+                |s| &s.copy_lag_segments,
             ),
         ];
-        for (name, help, value) in meters {
-            counter(out, name, &format!("{help} ({name})."), load(value));
-        }
+        let mut families: Vec<TopicFamily> = fields
+            .into_iter()
+            .map(|(kafka_name, help, gauge, field)| {
+                let per_partition = partitions
+                    .iter()
+                    .map(|(tp, s)| (&*tp.topic, load(field(s))));
+                let by_topic = by_topic(per_partition, metrics);
+                // Lag exists per partition only: the all-topics value is their sum.
+                let total = match gauge {
+                    true => partitions.iter().map(|(_, s)| load(field(s))).sum(),
+                    false => load(field(total)),
+                };
+                TopicFamily {
+                    kafka_name,
+                    help,
+                    gauge,
+                    total,
+                    by_topic,
+                }
+            })
+            .collect();
+        families.extend(self.remote_log_size_families(metrics));
+        families.push(TopicFamily {
+            kafka_name: "RemoteFetchExpiresPerSec",
+            help: "Remote reads past remote.fetch.max.wait.ms (Kafka's DelayedRemoteFetchMetrics ExpiresPerSec)",
+            gauge: false,
+            total: load(&self.fetch_stats.expired),
+            by_topic: Vec::new(),
+        });
+        families
     }
 
-    /// RemoteLogSizeBytes and RemoteLogMetadataCount over every remote partition.
-    fn render_remote_log_size(&self, out: &mut String) {
-        let (mut size, mut count) = (0i64, 0usize);
+    /// RemoteLogSizeBytes and RemoteLogMetadataCount, per topic and in all.
+    fn remote_log_size_families(&self, metrics: &TopicMetrics) -> [TopicFamily; 2] {
+        let mut sizes = Vec::new();
+        let mut counts = Vec::new();
         let rlmm = self.active().map(|a| a.rlmm.clone());
         for tp in rlmm.iter().flat_map(|r| r.remote_partitions()) {
             let segments = rlmm
                 .as_ref()
                 .and_then(|r| r.list_remote_log_segments(&tp).ok())
                 .unwrap_or_default();
-            count += segments.len();
-            size += segments
+            let size: i64 = segments
                 .iter()
                 .filter(|m| m.state != RemoteLogSegmentState::DeleteSegmentFinished)
                 .map(|m| i64::from(m.segment_size_in_bytes))
-                .sum::<i64>();
+                .sum();
+            sizes.push((tp.topic.clone(), size as f64));
+            counts.push((tp.topic, segments.len() as f64));
         }
-        gauge(
-            out,
-            "RemoteLogSizeBytes",
-            "Bytes of all remote segments (RemoteLogSizeBytes).",
-            size as f64,
-        );
-        gauge(
-            out,
-            "RemoteLogMetadataCount",
-            "Remote segment metadata entries (RemoteLogMetadataCount).",
-            count as f64,
-        );
+        let family = |kafka_name, help, values: &[(std::sync::Arc<str>, f64)]| TopicFamily {
+            kafka_name,
+            help,
+            gauge: true,
+            total: values.iter().map(|(_, v)| v).sum(),
+            by_topic: by_topic(values.iter().map(|(t, v)| (&**t, *v)), metrics),
+        };
+        [
+            family("RemoteLogSizeBytes", "Bytes of all remote segments", &sizes),
+            family(
+                "RemoteLogMetadataCount",
+                "Remote segment metadata entries",
+                &counts,
+            ),
+        ]
     }
 
     /// Block and index cache counters.

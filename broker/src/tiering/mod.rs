@@ -150,6 +150,7 @@ pub struct Tiering {
     active: tokio::sync::OnceCell<Active>,
     fetch_quota: RateLimiter,
     fetch_stats: remote_read::FetchStats,
+    topic_metrics: Arc<crate::topic_metrics::TopicMetrics>,
 }
 
 impl Tiering {
@@ -176,6 +177,7 @@ impl Tiering {
             reader: RemoteLogReader::from_config(store, &storage),
             fetch_quota: RateLimiter::new(settings.fetch_bytes_per_second, clock.clone()),
             fetch_stats: remote_read::FetchStats::default(),
+            topic_metrics: broker.topic_metrics.clone(),
             clock,
             rng,
             broker: Arc::downgrade(broker),

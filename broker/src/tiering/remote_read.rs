@@ -6,21 +6,17 @@
 //! segment so a sequential consumer never waits at a segment boundary.
 
 use super::Tiering;
+use crate::topic_metrics::Meter;
 use bytes::Bytes;
 use shale_protocol::record_batch::batches;
 use shale_rlmm::RemoteLogSegmentState::CopySegmentFinished;
 use shale_rlmm::{RemoteLogSegmentMetadata, TopicIdPartition};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Remote-read counters (Kafka's RemoteFetch* meters).
+/// Remote-read counters kept broker-wide only (the RemoteFetch* meters are per topic, in
+/// [`crate::topic_metrics`]).
 #[derive(Debug, Default)]
 pub struct FetchStats {
-    /// RemoteFetchBytesPerSec.
-    pub bytes: AtomicU64,
-    /// RemoteFetchRequestsPerSec.
-    pub requests: AtomicU64,
-    /// RemoteFetchErrorsPerSec.
-    pub errors: AtomicU64,
     /// DelayedRemoteFetchMetrics ExpiresPerSec: reads that outlived `remote.fetch.max.wait.ms`.
     pub expired: AtomicU64,
 }
@@ -85,7 +81,9 @@ impl Tiering {
         if !self.fetch_quota.try_acquire(0) {
             return Err(RemoteReadError::Throttled);
         }
-        self.fetch_stats.requests.fetch_add(1, Ordering::Relaxed);
+        let topic = self.topic_metrics.topic(&tp.topic);
+        let count = |meter, n| self.topic_metrics.record(topic.as_deref(), meter, n);
+        count(Meter::RemoteFetchRequests, 1);
         let segments = self.finished_segments(tp);
         let mut i = segments
             .iter()
@@ -108,7 +106,7 @@ impl Tiering {
             let bytes = match read {
                 Ok(b) => b,
                 Err(e) => {
-                    self.fetch_stats.errors.fetch_add(1, Ordering::Relaxed);
+                    count(Meter::RemoteFetchErrors, 1);
                     if total > 0 {
                         break; // serve what was read; the next fetch retries the rest
                     }
@@ -132,9 +130,7 @@ impl Tiering {
             }
             i += 1;
         }
-        self.fetch_stats
-            .bytes
-            .fetch_add(total as u64, Ordering::Relaxed);
+        count(Meter::RemoteFetchBytes, total as u64);
         self.fetch_quota.try_acquire(total as u64);
         Ok(chunks)
     }

@@ -2,8 +2,8 @@
 //! first, one at a time, each attempt under a fresh segment id.
 
 use super::{
-    CopyState, LocalSegment, RemoteLogManager, TaskError, TieredPartition, FIRST_BACKOFF,
-    MAX_BACKOFF,
+    CopyState, LocalSegment, RemoteLogManager, TaskError, TaskStats, TieredPartition,
+    FIRST_BACKOFF, MAX_BACKOFF,
 };
 use shale_rlmm::RemoteLogSegmentState::{
     CopySegmentFinished, CopySegmentStarted, DeleteSegmentStarted,
@@ -16,7 +16,11 @@ impl RemoteLogManager {
     /// Returns the number of segments copied.
     pub async fn copy_round(&self, p: &dyn TieredPartition) -> Result<usize, TaskError> {
         let tp = p.topic_id_partition();
+        let stats = self.partition_stats(&tp);
         let state = self.copy_state.lock().get(&tp).copied().unwrap_or_default();
+        if p.retention().copy_disabled {
+            set_lag(&stats, &[]);
+        }
         if p.retention().copy_disabled || state.cancelled || self.now() < state.retry_at_ms {
             return Ok(0);
         }
@@ -28,22 +32,26 @@ impl RemoteLogManager {
         p.set_highest_offset_in_remote_storage(copied);
         let lso = p.last_stable_offset();
         if lso <= 0 || copied >= lso {
+            set_lag(&stats, &[]);
             return Ok(0);
         }
         let from = (copied + 1).max(p.log_start_offset());
+        let candidates = p.segments_to_copy(from, lso);
+        set_lag(&stats, &candidates);
         let mut count = 0;
-        for segment in p.segments_to_copy(from, lso) {
+        for (i, segment) in candidates.iter().enumerate() {
             if !self.copy_quota.try_acquire(segment.size_bytes) {
                 break;
             }
-            match self.copy_segment(&tp, &segment).await {
+            match self.copy_segment(&tp, segment).await {
                 Ok(()) => {
                     p.set_highest_offset_in_remote_storage(segment.end_offset);
                     self.set_state(&tp, |s| s.failures = 0);
+                    set_lag(&stats, &candidates[i + 1..]);
                     count += 1;
                 }
                 Err(e) => {
-                    self.stats.copy_errors.fetch_add(1, Ordering::Relaxed);
+                    self.count(&tp, |s| &s.copy_errors, 1);
                     self.back_off(&tp, matches!(e, TaskError::CustomMetadataTooLarge { .. }));
                     return Err(e);
                 }
@@ -82,7 +90,7 @@ impl RemoteLogManager {
         )
         .map_err(TaskError::from)?;
         self.metadata.add(meta.clone()).map_err(TaskError::from)?;
-        self.stats.copy_requests.fetch_add(1, Ordering::Relaxed);
+        self.count(tp, |s| &s.copy_requests, 1);
         let custom = match self.rsm.copy_log_segment(&meta, &segment.data).await {
             Ok(custom) => custom,
             Err(e) => {
@@ -104,9 +112,7 @@ impl RemoteLogManager {
         self.metadata
             .update(self.update_for(&finished, CopySegmentFinished))
             .map_err(TaskError::from)?;
-        self.stats
-            .copy_bytes
-            .fetch_add(segment.size_bytes, Ordering::Relaxed);
+        self.count(tp, |s| &s.copy_bytes, segment.size_bytes);
         tracing::debug!(partition = %tp, base = segment.base_offset, end = segment.end_offset, "segment copied");
         Ok(())
     }
@@ -147,4 +153,13 @@ impl RemoteLogManager {
     fn set_state(&self, tp: &shale_rlmm::TopicIdPartition, f: impl FnOnce(&mut CopyState)) {
         f(self.copy_state.lock().entry(tp.clone()).or_default());
     }
+}
+
+/// Kafka's copy lag: what is eligible for upload and not uploaded yet.
+fn set_lag(stats: &TaskStats, waiting: &[LocalSegment]) {
+    let bytes = waiting.iter().map(|s| s.size_bytes).sum();
+    stats.copy_lag_bytes.store(bytes, Ordering::Relaxed);
+    stats
+        .copy_lag_segments
+        .store(waiting.len() as u64, Ordering::Relaxed);
 }

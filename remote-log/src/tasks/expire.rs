@@ -16,6 +16,7 @@ impl RemoteLogManager {
     /// Deletes the remote segments past total retention; returns how many were deleted.
     pub async fn expire_round(&self, p: &dyn TieredPartition) -> Result<usize, TaskError> {
         let tp = p.topic_id_partition();
+        self.partition_stats(&tp); // its delete counters start here
         let mut segments: Vec<RemoteLogSegmentMetadata> = self
             .metadata
             .segments(&tp)

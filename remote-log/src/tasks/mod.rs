@@ -145,7 +145,8 @@ pub struct LocalLogError {
     pub message: String,
 }
 
-/// Counters exported as Kafka's remote-storage metrics.
+/// Counters exported as Kafka's remote-storage metrics: one set for the whole broker and one per
+/// tiered partition (see [`RemoteLogManager::stats_by_partition`]).
 #[derive(Debug, Default)]
 pub struct TaskStats {
     /// RemoteCopyBytesPerSec (cumulative bytes).
@@ -158,6 +159,11 @@ pub struct TaskStats {
     pub delete_requests: AtomicU64,
     /// RemoteDeleteErrorsPerSec.
     pub delete_errors: AtomicU64,
+    /// RemoteCopyLagBytes (a gauge, kept per partition only): bytes of rolled segments eligible
+    /// for upload and not yet uploaded, as of the partition's last copy round.
+    pub copy_lag_bytes: AtomicU64,
+    /// RemoteCopyLagSegments (a gauge, kept per partition only): those segments' count.
+    pub copy_lag_segments: AtomicU64,
 }
 
 /// Per-partition copy state kept between rounds.
@@ -180,8 +186,11 @@ pub struct RemoteLogManager {
     custom_metadata_max: usize,
     copy_quota: RateLimiter,
     copy_state: Mutex<HashMap<TopicIdPartition, CopyState>>,
-    /// Metrics.
+    /// Broker-wide counters.
     pub stats: TaskStats,
+    /// Per-partition counters and lag: an entry exists from a partition's first task round
+    /// until [`RemoteLogManager::forget`], so the map is bounded by the tiered partitions hosted.
+    partition_stats: Mutex<HashMap<TopicIdPartition, Arc<TaskStats>>>,
 }
 
 /// First retry after a failed copy; doubles up to [`MAX_BACKOFF`].
@@ -209,6 +218,7 @@ impl RemoteLogManager {
             custom_metadata_max: crate::rsm::MAX_CUSTOM_METADATA_BYTES,
             copy_state: Mutex::new(HashMap::new()),
             stats: TaskStats::default(),
+            partition_stats: Mutex::new(HashMap::new()),
         }
     }
 
@@ -234,9 +244,37 @@ impl RemoteLogManager {
         }
     }
 
-    /// Forgets per-partition state (leadership lost, partition deleted).
+    /// Forgets per-partition state and counters (leadership lost, partition deleted).
     pub fn forget(&self, tp: &TopicIdPartition) {
         self.copy_state.lock().remove(tp);
+        self.partition_stats.lock().remove(tp);
+    }
+
+    /// The counters and lag of every partition with tasks on this broker.
+    pub fn stats_by_partition(&self) -> Vec<(TopicIdPartition, Arc<TaskStats>)> {
+        let stats = self.partition_stats.lock();
+        stats
+            .iter()
+            .map(|(tp, s)| (tp.clone(), s.clone()))
+            .collect()
+    }
+
+    /// A partition's counters, created at its first task round.
+    fn partition_stats(&self, tp: &TopicIdPartition) -> Arc<TaskStats> {
+        self.partition_stats
+            .lock()
+            .entry(tp.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Adds to a broker-wide counter and to the partition's, if it has an entry (a deleted
+    /// topic's partition has none and gets none back).
+    fn count(&self, tp: &TopicIdPartition, counter: fn(&TaskStats) -> &AtomicU64, n: u64) {
+        counter(&self.stats).fetch_add(n, Ordering::Relaxed);
+        if let Some(s) = self.partition_stats.lock().get(tp) {
+            counter(s).fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     fn now(&self) -> i64 {
@@ -254,9 +292,10 @@ impl RemoteLogManager {
             self.metadata
                 .update(self.update_for(m, DeleteSegmentStarted))?;
         }
-        self.stats.delete_requests.fetch_add(1, Ordering::Relaxed);
+        let tp = &m.id.tp;
+        self.count(tp, |s| &s.delete_requests, 1);
         if let Err(e) = self.rsm.delete_log_segment(m).await {
-            self.stats.delete_errors.fetch_add(1, Ordering::Relaxed);
+            self.count(tp, |s| &s.delete_errors, 1);
             return Err(e.into());
         }
         self.metadata

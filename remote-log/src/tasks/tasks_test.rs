@@ -440,3 +440,33 @@ async fn shutdown_aborts_hung_tasks_and_frees_their_slots() {
     pools.shutdown().await;
     assert_eq!(pools.in_flight(), 0);
 }
+
+#[tokio::test]
+async fn copy_lag_and_counters_are_kept_per_partition_until_forgotten() {
+    let p = FakePartition::new();
+    let h = harness_with_quota(p.size(0)); // one segment per round
+    let other = FakePartition::named("other");
+    let per_partition = |tp: &TopicIdPartition| {
+        let all = h.rlm.stats_by_partition();
+        let (_, s) = all.iter().find(|(t, _)| t == tp).expect("an entry").clone();
+        (
+            s.copy_lag_segments.load(Ordering::SeqCst),
+            s.copy_lag_bytes.load(Ordering::SeqCst),
+            s.copy_requests.load(Ordering::SeqCst),
+            s.copy_bytes.load(Ordering::SeqCst),
+        )
+    };
+    assert_eq!(h.rlm.copy_round(&p).await.unwrap(), 1);
+    let rest = p.size(1) + p.size(2);
+    assert_eq!(per_partition(&p.tp), (2, rest, 1, p.size(0)));
+    h.rlm.copy_round(&other).await.unwrap(); // the quota is spent: nothing copied, all lagging
+    let all_three: u64 = (0..3).map(|i| other.size(i)).sum();
+    assert_eq!(per_partition(&other.tp), (3, all_three, 0, 0));
+    assert_eq!(h.rlm.stats.copy_requests.load(Ordering::SeqCst), 1);
+    h.rlm.forget(&p.tp);
+    assert!(h.rlm.stats_by_partition().iter().all(|(t, _)| *t != p.tp));
+    // A deleted topic's deletions count broker-wide only: no entry comes back.
+    h.rlm.delete_partition(&p.tp).await.unwrap();
+    assert!(h.rlm.stats_by_partition().iter().all(|(t, _)| *t != p.tp));
+    assert_eq!(h.rlm.stats.delete_requests.load(Ordering::SeqCst), 1);
+}
