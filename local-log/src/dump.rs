@@ -198,7 +198,7 @@ fn dump_records(path: &Path, b: &RecordBatch, out: &mut dyn Write) -> Result<()>
             .collect();
         let mut line = format!(
             "| offset: {} {}: {} keySize: {} valueSize: {} sequence: {} headerKeys: [{}]",
-            b.base_offset() + i64::from(r.offset_delta),
+            b.base_offset().wrapping_add(i64::from(r.offset_delta)),
             ts_label(b),
             b.record_timestamp(r),
             r.key.as_ref().map_or(-1, |k| k.len() as i64),
@@ -223,4 +223,26 @@ fn dump_records(path: &Path, b: &RecordBatch, out: &mut dyn Write) -> Result<()>
         writeln!(out, "| invalid records: {e}").map_err(|e| out_err(path, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shale_protocol::record::BatchBuilder;
+
+    #[test]
+    fn records_past_the_end_of_the_offset_range_dump_without_overflow() {
+        let mut b = BatchBuilder::new(0);
+        b.base_offset = i64::MAX;
+        b.push(0, None, Some(Bytes::from_static(b"a")), Vec::new());
+        b.push(0, None, Some(Bytes::from_static(b"b")), Vec::new());
+        let batch = b.build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000000.log");
+        fs::write(&path, batch.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        dump_file(&path, true, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(&format!("| offset: {} ", i64::MIN)), "{text}");
+    }
 }

@@ -1,7 +1,8 @@
 //! The one place that maps Kafka request frames to typed messages and typed responses to frames.
 //!
 //! Owns: request-header parsing ([`peek_header`], [`split_request_header`]), request decoding
-//! ([`decode_request`] into [`Request`]), response framing ([`encode_response`]), the two
+//! ([`decode_request`] into [`Request`]), guarded decoding of any other kafka-protocol message
+//! ([`decode_message`]), response framing ([`encode_response`]), the two
 //! hand-built compatibility answers ([`encode_api_versions_fallback`],
 //! [`encode_produce_v0_2_unsupported`]) and the crate's [`CodecError`].
 //!
@@ -168,16 +169,34 @@ pub fn decode_request(frame: Bytes) -> Result<(RequestHeader, Request), CodecErr
             version,
         });
     }
-    let mut buf = GuardedBuf::new(frame.clone());
-    let first = decode_frame(&mut buf, api_key, version)?;
+    guarded(frame, |buf| decode_frame(buf, api_key, version))
+}
+
+/// Decodes one kafka-protocol message `M` at `version` from `bytes` behind the same allocation
+/// guard as requests (see the module docs): for messages read outside a request frame, such as
+/// the LeaderChangeMessage of a metadata-log control record. Bytes after the message are
+/// ignored. Errors carry api key -1.
+pub fn decode_message<M: Decodable>(bytes: Bytes, version: i16) -> Result<M, CodecError> {
+    guarded(bytes, |buf| {
+        M::decode(buf, version).map_err(|e| buf.classify(-1, version, e))
+    })
+}
+
+/// Runs `decode` over `bytes` through a [`GuardedBuf`], twice if the first pass clamped a value.
+fn guarded<T>(
+    bytes: Bytes,
+    mut decode: impl FnMut(&mut GuardedBuf) -> Result<T, CodecError>,
+) -> Result<T, CodecError> {
+    let mut buf = GuardedBuf::new(bytes.clone());
+    let first = decode(&mut buf)?;
     if buf.clamped.is_empty() {
         return Ok(first);
     }
     // Some 32-bit value was larger than the rest of the frame. The first pass proved it was not
     // an array count (a clamped count cannot be satisfied), so the structure is sound: decode
     // again with the real values.
-    let mut again = GuardedBuf::replay(frame, std::mem::take(&mut buf.clamped));
-    decode_frame(&mut again, api_key, version)
+    let mut again = GuardedBuf::replay(bytes, std::mem::take(&mut buf.clamped));
+    decode(&mut again)
 }
 
 fn decode_frame(

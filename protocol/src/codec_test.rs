@@ -796,3 +796,24 @@ fn hex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
 }
+
+#[test]
+fn decode_message_guards_array_counts_and_reads_good_messages() {
+    use kafka_protocol::messages::leader_change_message::Voter;
+    use kafka_protocol::messages::LeaderChangeMessage;
+    let msg = LeaderChangeMessage::default()
+        .with_leader_id(BrokerId(3))
+        .with_voters(vec![Voter::default().with_voter_id(3)]);
+    let mut buf = BytesMut::new();
+    msg.encode(&mut buf, 0).unwrap();
+    let decoded: LeaderChangeMessage = decode_message(buf.freeze(), 0).unwrap();
+    assert_eq!(decoded, msg);
+    // A compact array count of 2^32 - 1 with six bytes behind it: an error, not an abort.
+    let bad = Bytes::from_static(&[
+        0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0, 1, 0, 0,
+    ]);
+    assert!(matches!(
+        decode_message::<LeaderChangeMessage>(bad, 0),
+        Err(CodecError::Malformed { api_key: -1, .. })
+    ));
+}

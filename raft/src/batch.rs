@@ -4,11 +4,12 @@
 //! `00 00 00 <type>` and a version-0 control message value (no version prefix).
 
 use bytes::{Bytes, BytesMut};
+use shale_protocol::codec::decode_message;
 use shale_protocol::kafka_protocol::messages::leader_change_message::Voter;
 use shale_protocol::kafka_protocol::messages::{
     LeaderChangeMessage, SnapshotFooterRecord, SnapshotHeaderRecord,
 };
-use shale_protocol::kafka_protocol::protocol::{Decodable, Encodable};
+use shale_protocol::kafka_protocol::protocol::Encodable;
 use shale_protocol::record::BatchBuilder;
 use shale_protocol::record_batch::{RecordBatch, TimestampType};
 
@@ -117,9 +118,11 @@ pub fn leader_change_value(change: &LeaderChange) -> Result<Bytes, RaftError> {
     encode_message(&msg, "LeaderChangeMessage")
 }
 
-/// Parses a LeaderChangeMessage v0 value.
-pub fn decode_leader_change(mut value: Bytes) -> Result<LeaderChange, RaftError> {
-    let msg = LeaderChangeMessage::decode(&mut value, 0)
+/// Parses a LeaderChangeMessage v0 value. Decoded through `codec::decode_message`: kafka-protocol
+/// alone reserves an array's claimed capacity before reading it, so a voter count of 2^32 in a
+/// corrupt value would abort the process.
+pub fn decode_leader_change(value: Bytes) -> Result<LeaderChange, RaftError> {
+    let msg: LeaderChangeMessage = decode_message(value, 0)
         .map_err(|e| RaftError::Decode(format!("LeaderChangeMessage: {e}")))?;
     Ok(LeaderChange {
         leader_id: msg.leader_id.0,
@@ -156,7 +159,7 @@ pub fn decode_batch(batch: &RecordBatch) -> Result<MetadataBatch, RaftError> {
             if key.len() < 4 {
                 return Err(RaftError::Decode(format!(
                     "control record at offset {} has a {}-byte key",
-                    base_offset + i64::from(r.offset_delta),
+                    base_offset.saturating_add(i64::from(r.offset_delta)),
                     key.len()
                 )));
             }
@@ -172,7 +175,7 @@ pub fn decode_batch(batch: &RecordBatch) -> Result<MetadataBatch, RaftError> {
     }
     let mut decoded = Vec::with_capacity(records.len());
     for r in &records {
-        let offset = base_offset + i64::from(r.offset_delta);
+        let offset = base_offset.saturating_add(i64::from(r.offset_delta));
         let value = r.value.as_deref().ok_or_else(|| {
             RaftError::Decode(format!(
                 "metadata record at offset {offset} has a null value"
@@ -213,6 +216,38 @@ mod tests {
             &[0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 1, 0, 2, 0, 0, 0, 1, 0, 0]
         );
         assert_eq!(decode_leader_change(v).unwrap(), change);
+    }
+
+    #[test]
+    fn batches_at_the_end_of_the_offset_range_decode_without_overflow() {
+        // Offsets past i64::MAX only appear in corrupt batches; they must be errors or
+        // decode, never an overflow panic.
+        let recs = vec![MetadataRecord::NoOp; 3];
+        let b = data_batch(i64::MAX - 1, 3, 0, &recs).unwrap();
+        let _ = decode_batch(&b);
+        let value = snapshot_footer_value().unwrap();
+        let mut builder = builder(i64::MAX, 2, 0);
+        builder.is_control = true;
+        builder.push(
+            0,
+            Some(Bytes::from_static(&[0, 0, 0, 4])),
+            Some(value.clone()),
+            Vec::new(),
+        );
+        builder.push(0, Some(Bytes::from_static(&[0])), Some(value), Vec::new());
+        assert!(decode_batch(&builder.build().unwrap()).is_err());
+    }
+
+    #[test]
+    fn leader_change_with_a_huge_voter_count_is_an_error_not_an_abort() {
+        // version 0, leader 1, voters: compact count 2^32 - 1 (uvarint), then a few bytes.
+        let mut v = vec![0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        v.extend_from_slice(&[0, 0, 0, 1, 0, 0]);
+        assert!(decode_leader_change(Bytes::from(v)).is_err());
+        // The same count as a granting-voters array after a valid voters array.
+        let mut v = vec![0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 1, 0, 0xfe, 0xff, 0xff, 0x7f];
+        v.extend_from_slice(&[0, 0, 0, 1, 0, 0]);
+        assert!(decode_leader_change(Bytes::from(v)).is_err());
     }
 
     #[test]

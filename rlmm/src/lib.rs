@@ -2,7 +2,8 @@
 //! partition-delete state machines ([`state`]), the byte-exact `__remote_log_metadata` record
 //! format ([`serde`]), the user-partition → metadata-partition mapping ([`partitioner`]), the
 //! per-partition cache with Kafka's semantics ([`cache`]), the store of all caches ([`store`]), and
-//! the topic-based manager over an abstract metadata topic with a local snapshot ([`manager`]).
+//! the topic-based manager over an abstract metadata topic with a local snapshot ([`manager`],
+//! file format in [`snapshot`]).
 //!
 //! Layering: depends only on shale-common (clock) and shale-protocol; the broker implements
 //! [`manager::MetadataTopic`] on its local logs. [`testing`] has an in-memory topic for tests.
@@ -13,7 +14,7 @@ pub mod manager;
 pub mod metadata;
 pub mod partitioner;
 pub mod serde;
-mod snapshot;
+pub mod snapshot;
 pub mod state;
 pub mod store;
 pub mod testing;

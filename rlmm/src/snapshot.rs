@@ -34,7 +34,7 @@ const MAGIC: &[u8; 8] = b"SHRLMMSN";
 const VERSION: i16 = 1;
 
 /// Serializes `store` as a snapshot for a topic with `num_partitions` metadata partitions.
-pub(crate) fn encode(
+pub fn encode(
     store: &RemotePartitionMetadataStore,
     num_partitions: i32,
     written_at_ms: i64,
@@ -103,7 +103,7 @@ fn put_cache(buf: &mut BytesMut, cache: &RemoteLogMetadataCache) {
 
 /// Parses a snapshot; any damage, a different metadata partition count or an inconsistent cache is
 /// an error (the caller then replays from scratch).
-pub(crate) fn decode(bytes: &[u8], num_partitions: i32) -> Result<RemotePartitionMetadataStore> {
+pub fn decode(bytes: &[u8], num_partitions: i32) -> Result<RemotePartitionMetadataStore> {
     if bytes.len() < MAGIC.len() + 4 {
         return Err(RlmmError::serde("snapshot too short"));
     }
