@@ -11,6 +11,7 @@
 //! * [`errors`] — the one place internal errors become Kafka error codes.
 //! * [`metrics`] — Prometheus registry and the `/metrics` HTTP endpoint.
 //! * [`tiering`] — KIP-405 tiered storage: remote storage, metadata, reads and tasks.
+//! * [`telemetry`] — the `tracing` subscriber: logs, and OpenTelemetry traces over OTLP.
 
 pub mod api;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod purgatory;
 pub mod server;
 pub mod state;
+pub mod telemetry;
 pub mod tiering;
 
 pub use config::BrokerConfig;
