@@ -115,38 +115,75 @@ macro_rules! first_error {
     )*};
 }
 
+/// Responses whose codes are all top-level, or one per item of a list.
+macro_rules! flat {
+    (top: $($ty:ty),*; items: $($ity:ty => $items:ident),*;) => {
+        first_error! { $($ty => |r| [r.error_code];)* }
+        first_error! { $($ity => |r| r.$items.iter().map(|i| i.error_code);)* }
+    };
+}
+
+/// Responses with a code per partition, listed per topic.
+macro_rules! per_partition {
+    ($($ty:ty => $topics:ident . $partitions:ident),*) => {
+        first_error! {$(
+            $ty => |r| r.$topics.iter().flat_map(|t| t.$partitions.iter().map(|p| p.error_code));
+        )*}
+    };
+}
+
+flat! {
+    top: ApiVersionsResponse, InitProducerIdResponse, DescribeClusterResponse, HeartbeatResponse,
+        JoinGroupResponse, SyncGroupResponse, ListGroupsResponse;
+    items: CreateTopicsResponse => topics, DeleteTopicsResponse => responses,
+        CreatePartitionsResponse => results, DescribeConfigsResponse => results,
+        AlterConfigsResponse => responses, IncrementalAlterConfigsResponse => responses,
+        DescribeGroupsResponse => groups, DeleteGroupsResponse => results;
+}
+
+per_partition! {
+    ProduceResponse => responses.partition_responses,
+    ListOffsetsResponse => topics.partitions,
+    DeleteRecordsResponse => topics.partitions,
+    OffsetForLeaderEpochResponse => topics.partitions,
+    OffsetCommitResponse => topics.partitions,
+    DescribeProducersResponse => topics.partitions
+}
+
 first_error! {
-    ApiVersionsResponse => |r| [r.error_code];
-    InitProducerIdResponse => |r| [r.error_code];
-    DescribeClusterResponse => |r| [r.error_code];
-    HeartbeatResponse => |r| [r.error_code];
-    JoinGroupResponse => |r| [r.error_code];
-    SyncGroupResponse => |r| [r.error_code];
-    ListGroupsResponse => |r| [r.error_code];
-    LeaveGroupResponse => |r| [r.error_code].into_iter().chain(r.members.iter().map(|m| m.error_code));
-    FindCoordinatorResponse => |r| [r.error_code].into_iter().chain(r.coordinators.iter().map(|c| c.error_code));
-    ProduceResponse => |r| r.responses.iter().flat_map(|t| t.partition_responses.iter().map(|p| p.error_code));
-    ListOffsetsResponse => |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
-    DeleteRecordsResponse => |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
-    OffsetForLeaderEpochResponse => |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
-    OffsetCommitResponse => |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
-    DescribeProducersResponse => |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
-    MetadataResponse => |r| r.topics.iter().flat_map(|t| [t.error_code].into_iter().chain(t.partitions.iter().map(|p| p.error_code)));
-    DescribeTopicPartitionsResponse => |r| r.topics.iter().flat_map(|t| [t.error_code].into_iter().chain(t.partitions.iter().map(|p| p.error_code)));
-    OffsetDeleteResponse => |r| [r.error_code].into_iter().chain(r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
-    DescribeLogDirsResponse => |r| [r.error_code].into_iter().chain(r.results.iter().map(|d| d.error_code));
-    CreateTopicsResponse => |r| r.topics.iter().map(|t| t.error_code);
-    DeleteTopicsResponse => |r| r.responses.iter().map(|t| t.error_code);
-    CreatePartitionsResponse => |r| r.results.iter().map(|t| t.error_code);
-    DescribeConfigsResponse => |r| r.results.iter().map(|t| t.error_code);
-    AlterConfigsResponse => |r| r.responses.iter().map(|t| t.error_code);
-    IncrementalAlterConfigsResponse => |r| r.responses.iter().map(|t| t.error_code);
-    DescribeGroupsResponse => |r| r.groups.iter().map(|g| g.error_code);
-    DeleteGroupsResponse => |r| r.results.iter().map(|g| g.error_code);
-    OffsetFetchResponse => |r| [r.error_code].into_iter()
-        .chain(r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)))
-        .chain(r.groups.iter().flat_map(|g| [g.error_code].into_iter()
-            .chain(g.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)))));
+    LeaveGroupResponse => |r| {
+        let each = r.members.iter().map(|m| m.error_code);
+        [r.error_code].into_iter().chain(each)
+    };
+    FindCoordinatorResponse => |r| {
+        let each = r.coordinators.iter().map(|c| c.error_code);
+        [r.error_code].into_iter().chain(each)
+    };
+    DescribeLogDirsResponse => |r| {
+        let each = r.results.iter().map(|d| d.error_code);
+        [r.error_code].into_iter().chain(each)
+    };
+    MetadataResponse => |r| r.topics.iter().flat_map(|t| {
+        let partitions = t.partitions.iter().map(|p| p.error_code);
+        [t.error_code].into_iter().chain(partitions)
+    });
+    DescribeTopicPartitionsResponse => |r| r.topics.iter().flat_map(|t| {
+        let partitions = t.partitions.iter().map(|p| p.error_code);
+        [t.error_code].into_iter().chain(partitions)
+    });
+    OffsetDeleteResponse => |r| {
+        let partitions = r.topics.iter().flat_map(|t| t.partitions.iter());
+        [r.error_code].into_iter().chain(partitions.map(|p| p.error_code))
+    };
+    OffsetFetchResponse => |r| {
+        // Up to v7 one group's topics; from v8 a list of groups, each with its own code.
+        let old = r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
+        let groups = r.groups.iter().flat_map(|g| {
+            let partitions = g.topics.iter().flat_map(|t| t.partitions.iter());
+            [g.error_code].into_iter().chain(partitions.map(|p| p.error_code))
+        });
+        [r.error_code].into_iter().chain(old).chain(groups)
+    };
 }
 
 #[cfg(test)]
@@ -173,5 +210,48 @@ mod tests {
         assert_eq!(f.first_error(), 15);
         f.error_code = 14;
         assert_eq!(f.first_error(), 14);
+    }
+
+    #[test]
+    fn a_topic_code_comes_before_its_partitions_and_groups_are_read() {
+        let mut m = MetadataResponse::default();
+        let mut t = metadata_response::MetadataResponseTopic::default();
+        let mut p = metadata_response::MetadataResponsePartition::default();
+        p.error_code = 9;
+        t.partitions.push(p);
+        m.topics.push(t.clone());
+        assert_eq!(m.first_error(), 9);
+        m.topics[0].error_code = 3;
+        assert_eq!(m.first_error(), 3);
+
+        let mut o = OffsetFetchResponse::default();
+        let mut g = offset_fetch_response::OffsetFetchResponseGroup::default();
+        g.error_code = 16;
+        o.groups
+            .push(offset_fetch_response::OffsetFetchResponseGroup::default());
+        o.groups.push(g);
+        assert_eq!(o.first_error(), 16);
+    }
+
+    #[test]
+    fn counts_topics_and_partitions_where_the_request_has_them() {
+        let mut produce = ProduceRequest::default();
+        for n in [2, 3] {
+            let mut t = produce_request::TopicProduceData::default();
+            t.partition_data = vec![Default::default(); n];
+            produce.topic_data.push(t);
+        }
+        assert_eq!(
+            counts(&Request::Produce(Box::new(produce))),
+            (Some(2), Some(5))
+        );
+        let mut all_topics = MetadataRequest::default();
+        all_topics.topics = None;
+        assert_eq!(
+            counts(&Request::Metadata(Box::new(all_topics))),
+            (None, None)
+        );
+        let hb = HeartbeatRequest::default();
+        assert_eq!(counts(&Request::Heartbeat(Box::new(hb))), (None, None));
     }
 }
