@@ -12,6 +12,7 @@
 //! * [`metrics`] — Prometheus registry and the `/metrics` HTTP endpoint.
 //! * [`topic_metrics`] — per-topic BrokerTopicMetrics and per-partition Log gauges, bounded.
 //! * [`tiering`] — KIP-405 tiered storage: remote storage, metadata, reads and tasks.
+//! * [`telemetry`] — the `tracing` subscriber: logs, and OpenTelemetry traces over OTLP.
 
 pub mod api;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod purgatory;
 pub mod server;
 pub mod state;
+pub mod telemetry;
 pub mod tiering;
 pub mod topic_metrics;
 

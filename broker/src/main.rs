@@ -1,7 +1,9 @@
-//! The `shale` binary: parse the command line, set up logging, hand over to the library.
+//! The `shale` binary: parse the command line, set up logging and traces, hand over to the
+//! library.
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use shale_broker::telemetry::{Telemetry, TraceSettings};
 use shale_broker::BrokerConfig;
 use std::path::PathBuf;
 
@@ -104,16 +106,26 @@ fn load(args: &ConfigArgs) -> anyhow::Result<BrokerConfig> {
 
 fn run(args: ConfigArgs) -> anyhow::Result<()> {
     let config = load(&args)?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let traces = match TraceSettings::from_env(&|name| std::env::var(name).ok()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::exit(1);
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(shale_broker::run(config, shutdown_signal()))
+    // The trace exporter's I/O runs on this runtime: set it up inside, flush before it stops.
+    let telemetry = {
+        let _inside = runtime.enter();
+        Telemetry::init(&config.log_level, traces.as_ref())?
+    };
+    runtime.block_on(async move {
+        let result = shale_broker::run(config, shutdown_signal()).await;
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+        result
+    })
 }
 
 async fn shutdown_signal() {

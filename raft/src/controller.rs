@@ -343,6 +343,15 @@ impl Controller {
         inner: &mut Inner,
         records: Vec<MetadataRecord>,
     ) -> Result<(), RaftError> {
+        // A child of the caller's span (the request that changed metadata), exported when
+        // OpenTelemetry tracing is on; covers the append, the fsync and the apply.
+        let _span = tracing::info_span!(
+            target: shale_common::TRACE_TARGET,
+            "metadata.write",
+            kafka.record_count = records.len() as i64,
+            kafka.base_offset = inner.engine.log_end_offset(),
+        )
+        .entered();
         let limit = MAX_BATCH_BYTES as usize / 2;
         let sizes: Vec<usize> = records.iter().map(|r| r.encode().len() + 16).collect();
         let chunks: Vec<Vec<MetadataRecord>> = if sizes.iter().sum::<usize>() <= limit {

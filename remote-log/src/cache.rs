@@ -22,6 +22,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::{RemoteLogError, Result};
@@ -344,7 +345,8 @@ impl BlockCache {
         inner.inflight.fetch_add(1, Ordering::SeqCst);
         inner.inflight_blocks.fetch_add(missing, Ordering::Relaxed);
         CacheStats::add(&inner.stats.readahead_blocks, missing);
-        handle.spawn(async move {
+        // In the caller's span (a Fetch request): its GETs are that request's children.
+        let readahead = async move {
             // Concurrent ranged GETs of a chunk each: an object store serves parallel ranges
             // far faster than one long GET (bench/ scenario 4).
             let per = inner.readahead.div_ceil(READAHEAD_GETS).max(1);
@@ -358,7 +360,8 @@ impl BlockCache {
             inner.inflight_blocks.fetch_sub(missing, Ordering::Relaxed);
             inner.inflight.fetch_sub(1, Ordering::SeqCst);
             inner.idle.notify_waiters();
-        });
+        };
+        handle.spawn(readahead.in_current_span());
     }
 }
 

@@ -1,7 +1,9 @@
 //! [`InstrumentedStore`]: an `ObjectStore` wrapper counting requests by kind (PUT, GET, LIST,
 //! DELETE, HEAD), their errors and latency (sum, count and a fixed-bucket histogram of atomics)
 //! into [`StoreStats`], read by the broker's metrics exporter. Latency comes from the injected
-//! [`Clock`]'s monotonic time.
+//! [`Clock`]'s monotonic time. Each request also runs in a span of target
+//! [`shale_common::TRACE_TARGET`] (`remote.put`, `remote.get`, ... with the object path), a child
+//! of whatever span the caller is in; exported as OpenTelemetry client spans when tracing is on.
 
 use std::fmt;
 use std::ops::Range;
@@ -19,6 +21,7 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use shale_common::Clock;
+use tracing::Instrument;
 
 /// Request kinds counted separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +56,17 @@ impl OpKind {
             OpKind::List => "list",
             OpKind::Delete => "delete",
             OpKind::Head => "head",
+        }
+    }
+
+    /// The span name of a request of this kind.
+    pub fn span_name(self) -> &'static str {
+        match self {
+            OpKind::Put => "remote.put",
+            OpKind::Get => "remote.get",
+            OpKind::List => "remote.list",
+            OpKind::Delete => "remote.delete",
+            OpKind::Head => "remote.head",
         }
     }
 
@@ -169,12 +183,29 @@ impl InstrumentedStore {
     async fn timed<T>(
         &self,
         kind: OpKind,
+        location: Option<&Path>,
         f: impl std::future::Future<Output = object_store::Result<T>>,
     ) -> object_store::Result<T> {
+        let span = tracing::info_span!(
+            target: shale_common::TRACE_TARGET,
+            "remote.request",
+            otel.name = kind.span_name(),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
+            object_store.operation = kind.name(),
+            object_store.path = location.map(tracing::field::display),
+        );
         let start = self.clock.monotonic();
-        let r = f.await;
+        let r = f.instrument(span.clone()).await;
         let took = self.clock.monotonic().saturating_sub(start);
         self.stats.record(kind, took, r.is_ok());
+        if let Err(e) = &r {
+            if !span.is_disabled() {
+                span.record("otel.status_code", "error");
+                span.record("otel.status_description", tracing::field::display(e));
+            }
+        }
         r
     }
 }
@@ -193,8 +224,12 @@ impl ObjectStore for InstrumentedStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        self.timed(OpKind::Put, self.inner.put_opts(location, payload, opts))
-            .await
+        self.timed(
+            OpKind::Put,
+            Some(location),
+            self.inner.put_opts(location, payload, opts),
+        )
+        .await
     }
 
     async fn put_multipart_opts(
@@ -202,8 +237,12 @@ impl ObjectStore for InstrumentedStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.timed(OpKind::Put, self.inner.put_multipart_opts(location, opts))
-            .await
+        self.timed(
+            OpKind::Put,
+            Some(location),
+            self.inner.put_multipart_opts(location, opts),
+        )
+        .await
     }
 
     async fn get_opts(
@@ -216,21 +255,26 @@ impl ObjectStore for InstrumentedStore {
         } else {
             OpKind::Get
         };
-        self.timed(kind, self.inner.get_opts(location, options))
+        self.timed(kind, Some(location), self.inner.get_opts(location, options))
             .await
     }
 
     async fn get_range(&self, location: &Path, range: Range<u64>) -> object_store::Result<Bytes> {
-        self.timed(OpKind::Get, self.inner.get_range(location, range))
-            .await
+        self.timed(
+            OpKind::Get,
+            Some(location),
+            self.inner.get_range(location, range),
+        )
+        .await
     }
 
     async fn head(&self, location: &Path) -> object_store::Result<ObjectMeta> {
-        self.timed(OpKind::Head, self.inner.head(location)).await
+        self.timed(OpKind::Head, Some(location), self.inner.head(location))
+            .await
     }
 
     async fn delete(&self, location: &Path) -> object_store::Result<()> {
-        self.timed(OpKind::Delete, self.inner.delete(location))
+        self.timed(OpKind::Delete, Some(location), self.inner.delete(location))
             .await
     }
 
@@ -241,17 +285,22 @@ impl ObjectStore for InstrumentedStore {
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.timed(OpKind::List, self.inner.list_with_delimiter(prefix))
+        self.timed(OpKind::List, prefix, self.inner.list_with_delimiter(prefix))
             .await
     }
 
     async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
-        self.timed(OpKind::Put, self.inner.copy(from, to)).await
+        self.timed(OpKind::Put, Some(to), self.inner.copy(from, to))
+            .await
     }
 
     async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
-        self.timed(OpKind::Put, self.inner.copy_if_not_exists(from, to))
-            .await
+        self.timed(
+            OpKind::Put,
+            Some(to),
+            self.inner.copy_if_not_exists(from, to),
+        )
+        .await
     }
 }
 

@@ -139,6 +139,14 @@ fn chunks(
     correlation_id: i32,
     data: &FetchResponseData,
 ) -> Result<Response, CloseReason> {
+    super::trace::record_error_code(|| {
+        let nested = data.topics.iter().flat_map(|t| t.partitions.iter());
+        super::trace::first(
+            [data.error_code]
+                .into_iter()
+                .chain(nested.map(|p| p.error_code)),
+        )
+    });
     encode_fetch_response(version, correlation_id, data)
         .map(Response::Chunks)
         .map_err(|e| CloseReason::EncodeFailed {

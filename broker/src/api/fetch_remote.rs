@@ -14,6 +14,7 @@ use kafka_protocol::messages::FetchRequest;
 use shale_protocol::fetch_writer::FetchPartitionData;
 use shale_rlmm::TopicIdPartition;
 use std::sync::Arc;
+use tracing::Instrument;
 
 use crate::fetch_session::FetchTarget;
 
@@ -61,7 +62,9 @@ pub(super) async fn fill(
                 p.offset,
                 p.max_bytes.min(request_max),
             );
-            tokio::spawn(async move { t.read(&tp, offset, max, true).await })
+            // In the request's span: the read's remote GETs are its children.
+            let read = async move { t.read(&tp, offset, max, true).await };
+            tokio::spawn(read.in_current_span())
         })
         .collect();
     for (p, read) in pending.iter().zip(reads) {

@@ -20,6 +20,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod producers;
+mod trace;
 
 use crate::state::Broker;
 use bytes::Bytes;
@@ -27,6 +28,7 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::Encodable;
 use shale_protocol::codec::{self, CodecError, Request, RequestHeader};
 use std::sync::Arc;
+use tracing::Instrument;
 
 pub use close::CloseReason;
 pub use context::{client_host, ConnectionInfo, RequestContext};
@@ -89,7 +91,8 @@ pub fn supported_versions() -> Vec<(i16, i16, i16)> {
 }
 
 /// Handles one request frame from `connection`. `Err` means the connection must be closed;
-/// the caller logs the reason.
+/// the caller logs the reason. The request runs in its span ([`trace`]), disabled unless
+/// OpenTelemetry tracing is on.
 pub async fn handle(
     broker: &Arc<Broker>,
     connection: &ConnectionInfo,
@@ -98,8 +101,17 @@ pub async fn handle(
     let (api_key, version, correlation_id) =
         codec::peek_header(&frame).map_err(CloseReason::MalformedHeader)?;
     let started = broker.clock.monotonic();
+    let name = ApiKey::try_from(api_key)
+        .map(|k| format!("{k:?}"))
+        .unwrap_or_else(|_| api_key.to_string());
+    let span = trace::request_span(&name, api_key, version, correlation_id);
     let result = match codec::decode_request(frame.clone()) {
-        Ok((header, request)) => dispatch(broker, connection, header, request).await,
+        Ok((header, request)) => {
+            trace::record_request(&span, &header, &request);
+            dispatch(broker, connection, header, request)
+                .instrument(span.clone())
+                .await
+        }
         Err(CodecError::UnsupportedVersion { api_key: 18, .. }) => Ok(Response::Frame(
             codec::encode_api_versions_fallback(correlation_id, &supported_versions()),
         )),
@@ -109,9 +121,9 @@ pub async fn handle(
         }) if version < 3 => produce_v0_2(&frame, version, correlation_id),
         Err(e) => Err(CloseReason::from_codec(e, api_key, version)),
     };
-    let name = ApiKey::try_from(api_key)
-        .map(|k| format!("{k:?}"))
-        .unwrap_or_else(|_| api_key.to_string());
+    if let Err(reason) = &result {
+        trace::record_close(&span, reason);
+    }
     let elapsed = broker.clock.monotonic().saturating_sub(started);
     broker.metrics.observe(&name, elapsed.as_secs_f64());
     result
@@ -279,12 +291,13 @@ async fn dispatch_groups(
     }
 }
 
-fn encode<M: Encodable>(
+fn encode<M: Encodable + trace::FirstError>(
     key: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &M,
 ) -> Result<Response, CloseReason> {
+    trace::record_error_code(|| body.first_error());
     codec::encode_response(key, version, correlation_id, body)
         .map(Response::Frame)
         .map_err(|e| CloseReason::EncodeFailed {
@@ -299,13 +312,15 @@ fn encode<M: Encodable>(
 /// operation never stalls other connections (`shale_common::blocking::io`).
 pub(crate) use shale_common::blocking::io as storage_io;
 
-/// Runs blocking metadata work (fsyncs in the metadata log) on the blocking pool.
+/// Runs blocking metadata work (fsyncs in the metadata log) on the blocking pool, inside the
+/// caller's span so that the work's own spans (metadata writes) stay children of the request.
 pub(crate) async fn blocking<T: Send + 'static>(
     broker: &Arc<Broker>,
     f: impl FnOnce(&Broker) -> T + Send + 'static,
 ) -> T {
     let b = broker.clone();
-    match shale_common::blocking::spawn(move || f(&b)).await {
+    let span = tracing::Span::current();
+    match shale_common::blocking::spawn(move || span.in_scope(|| f(&b))).await {
         Ok(v) => v,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }

@@ -126,8 +126,18 @@ fn append(
     let origin = AppendOrigin::Client {
         leader_epoch: partition.leader_epoch(),
     };
-    match partition.log.append(records, origin) {
+    let span = tracing::info_span!(
+        target: shale_common::TRACE_TARGET,
+        "log.append",
+        kafka.topic = topic,
+        kafka.partition = index,
+        kafka.batch_bytes = size as i64,
+        kafka.base_offset = tracing::field::Empty,
+        kafka.error_code = tracing::field::Empty,
+    );
+    match span.in_scope(|| partition.log.append(records, origin)) {
         Ok(info) => {
+            span.record("kafka.base_offset", info.first_offset);
             if !info.duplicate {
                 let converted = info.records_converted.max(0) as u64;
                 broker.metrics.bytes_in.inc_by(size);
@@ -147,7 +157,9 @@ fn append(
         }
         Err(e) => {
             tracing::debug!(partition = %tp, error = %e, "produce rejected");
-            error(index, log_error_code(&e), Some(e.to_string()))
+            let code = log_error_code(&e);
+            span.record("kafka.error_code", code);
+            error(index, code, Some(e.to_string()))
         }
     }
 }

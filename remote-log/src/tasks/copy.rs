@@ -10,6 +10,7 @@ use shale_rlmm::RemoteLogSegmentState::{
 };
 use shale_rlmm::{RemoteLogSegmentId, RemoteLogSegmentMetadata};
 use std::sync::atomic::Ordering;
+use tracing::Instrument;
 
 impl RemoteLogManager {
     /// Uploads every eligible segment of `p` (until the copy quota or a failure stops the round).
@@ -91,7 +92,18 @@ impl RemoteLogManager {
         .map_err(TaskError::from)?;
         self.metadata.add(meta.clone()).map_err(TaskError::from)?;
         self.count(tp, |s| &s.copy_requests, 1);
-        let custom = match self.rsm.copy_log_segment(&meta, &segment.data).await {
+        // A root span (tiering runs in the background): its children are the uploads.
+        let span = tracing::info_span!(
+            target: shale_common::TRACE_TARGET,
+            parent: None,
+            "tiering.copy_segment",
+            kafka.topic_partition = %tp,
+            kafka.base_offset = segment.base_offset,
+            kafka.end_offset = segment.end_offset,
+            kafka.segment_bytes = segment.size_bytes as i64,
+        );
+        let copy = self.rsm.copy_log_segment(&meta, &segment.data);
+        let custom = match copy.instrument(span).await {
             Ok(custom) => custom,
             Err(e) => {
                 self.discard_attempt(&meta).await;
