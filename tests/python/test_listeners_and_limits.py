@@ -209,6 +209,19 @@ def test_two_plaintext_listeners_both_serve_clients(broker_factory):
     for port in (b.port, second):
         with kh.RawConnection("127.0.0.1", port) as c:
             assert kh.api_versions(c, 3).error_code == 0
+    # Each listener describes the cluster with its own endpoints, as Kafka does: Metadata,
+    # FindCoordinator (raw v1) and DescribeCluster (confluent-kafka's AdminClient).
+    for port in (b.port, second):
+        md = kh.raw_metadata("127.0.0.1", port, [])
+        assert [br["port"] for br in md["brokers"]] == [port], (port, md)
+        with kh.RawConnection("127.0.0.1", port) as c:
+            corr = c.send_request(10, 1, kh.string("g") + kh.i8(0))
+            r = c.recv_response(corr)
+            r.i32()  # throttle
+            code, _msg, node, host, coord_port = r.i16(), r.string(), r.i32(), r.string(), r.i32()
+        assert (code, node, host, coord_port) == (0, 1, "127.0.0.1", port), (code, node, host, coord_port)
+        desc = kh.ck_admin(f"127.0.0.1:{port}").describe_cluster(request_timeout=10).result(timeout=15)
+        assert [n.port for n in desc.nodes] == [port], desc.nodes
     # A client bootstrapped on the second listener produces and consumes.
     boot2 = f"127.0.0.1:{second}"
     kh.ck_create_topic(boot2, "two-listeners", 1)

@@ -16,7 +16,14 @@ use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 
 /// Cluster id, controller and brokers.
-pub fn describe_cluster(broker: &Broker, req: &DescribeClusterRequest) -> DescribeClusterResponse {
+/// DescribeCluster for a request that arrived on `listener` (brokers described by their endpoint
+/// on that listener, as Metadata does).
+pub fn describe_cluster(
+    broker: &Broker,
+    req: &DescribeClusterRequest,
+    listener: &str,
+) -> DescribeClusterResponse {
+    let listener = super::metadata::client_listener(broker, listener);
     let image = broker.image();
     let mut resp = DescribeClusterResponse::default();
     resp.endpoint_type = req.endpoint_type.max(1);
@@ -31,12 +38,12 @@ pub fn describe_cluster(broker: &Broker, req: &DescribeClusterRequest) -> Descri
         .brokers
         .values()
         .filter(|b| req.include_fenced_brokers || !b.fenced)
-        .map(|b| {
+        .filter_map(|b| {
             let mut d = DescribeClusterBroker::default();
             d.broker_id = BrokerId(b.id);
-            (d.host, d.port, d.rack) = super::metadata::client_endpoint(broker, b);
+            (d.host, d.port, d.rack) = super::metadata::client_endpoint(b, listener)?;
             d.is_fenced = b.fenced;
-            d
+            Some(d)
         })
         .collect();
     resp

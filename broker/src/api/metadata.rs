@@ -19,8 +19,14 @@ pub fn is_internal(topic: &str) -> bool {
     matches!(topic, "__consumer_offsets" | "__transaction_state")
 }
 
-/// Builds the Metadata response, creating missing topics first when allowed.
-pub async fn handle(broker: &Arc<Broker>, req: &MetadataRequest, version: i16) -> MetadataResponse {
+/// Builds the Metadata response for a request that arrived on `listener`, creating missing topics
+/// first when allowed.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    req: &MetadataRequest,
+    version: i16,
+    listener: &str,
+) -> MetadataResponse {
     let all = match &req.topics {
         None => true,
         Some(t) => t.is_empty() && version == 0,
@@ -41,7 +47,7 @@ pub async fn handle(broker: &Arc<Broker>, req: &MetadataRequest, version: i16) -
     }
     let image = broker.image();
     let mut resp = MetadataResponse::default();
-    resp.brokers = brokers(broker, &image);
+    resp.brokers = brokers(&image, client_listener(broker, listener));
     if version >= 2 {
         resp.cluster_id = Some(StrBytes::from_string(image.cluster_id.clone()));
     }
@@ -98,35 +104,41 @@ pub async fn auto_create(broker: &Arc<Broker>, name: &str) -> Result<(), i16> {
     }
 }
 
-/// Host, port and rack clients should use for a registered broker: its endpoint on the listener
-/// this broker advertises first (else its first endpoint).
-pub fn client_endpoint(
-    broker: &Broker,
-    b: &BrokerRegistration,
-) -> (StrBytes, i32, Option<StrBytes>) {
-    let listener = &broker.config.advertised_listeners[0];
-    let ep = b
-        .endpoints
-        .iter()
-        .find(|e| e.name == listener.name)
-        .or(b.endpoints.first());
-    (
-        StrBytes::from_string(ep.map(|e| e.host.clone()).unwrap_or_default()),
-        ep.map(|e| i32::from(e.port)).unwrap_or(0),
-        b.rack.clone().map(StrBytes::from_string),
-    )
+/// The listener whose endpoints a request arriving on `listener` is answered with: that listener,
+/// as in Kafka; a request on a listener clients are never given (a controller listener) gets the
+/// first advertised one.
+pub fn client_listener<'a>(broker: &'a Broker, listener: &'a str) -> &'a str {
+    let advertised = &broker.config.advertised_listeners;
+    match advertised.iter().find(|l| l.name == listener) {
+        Some(l) => &l.name,
+        None => &advertised[0].name,
+    }
 }
 
-fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+/// Host, port and rack clients on `listener` should use for a registered broker; `None` when the
+/// broker has no endpoint on that listener (Kafka leaves such brokers out).
+pub fn client_endpoint(
+    b: &BrokerRegistration,
+    listener: &str,
+) -> Option<(StrBytes, i32, Option<StrBytes>)> {
+    let ep = b.endpoints.iter().find(|e| e.name == listener)?;
+    Some((
+        StrBytes::from_string(ep.host.clone()),
+        i32::from(ep.port),
+        b.rack.clone().map(StrBytes::from_string),
+    ))
+}
+
+fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
     image
         .brokers
         .values()
         .filter(|b| !b.fenced)
-        .map(|b| {
+        .filter_map(|b| {
             let mut m = MetadataResponseBroker::default();
             m.node_id = BrokerId(b.id);
-            (m.host, m.port, m.rack) = client_endpoint(broker, b);
-            m
+            (m.host, m.port, m.rack) = client_endpoint(b, listener)?;
+            Some(m)
         })
         .collect()
 }

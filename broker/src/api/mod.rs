@@ -160,7 +160,10 @@ async fn dispatch(
     }
     match request {
         Request::ApiVersions(r) => reply!(ApiVersions, api_versions::handle(broker, &r, v)),
-        Request::Metadata(r) => reply!(Metadata, metadata::handle(broker, &r, v).await),
+        Request::Metadata(r) => reply!(
+            Metadata,
+            metadata::handle(broker, &r, v, &connection.listener).await
+        ),
         Request::Produce(r) => match produce::handle(broker, &r, v) {
             Some(resp) => reply!(Produce, resp),
             None => Ok(Response::None),
@@ -197,7 +200,10 @@ async fn dispatch(
             admin_configs::incremental_alter(broker, &r).await
         ),
         Request::DescribeCluster(r) => {
-            reply!(DescribeCluster, cluster::describe_cluster(broker, &r))
+            reply!(
+                DescribeCluster,
+                cluster::describe_cluster(broker, &r, &connection.listener)
+            )
         }
         Request::DescribeTopicPartitions(r) => reply!(
             DescribeTopicPartitions,
@@ -258,7 +264,7 @@ async fn dispatch_groups(
     match request {
         Request::FindCoordinator(r) => reply!(
             FindCoordinator,
-            groups::find_coordinator::handle(broker, &r, v).await
+            groups::find_coordinator::handle(broker, &r, v, &connection.listener).await
         ),
         Request::JoinGroup(r) => reply!(JoinGroup, groups::join::handle(broker, &r, v, ctx).await),
         Request::SyncGroup(r) => reply!(SyncGroup, groups::sync::handle(broker, &r, v).await),

@@ -601,8 +601,9 @@ listener's security protocol is looked up by its name in `listener.security.prot
 PLAINTEXT is served. A controller listener (named in `controller.listener.names`, as Kafka's
 single-node KRaft configuration has it) is bound and answers the same Kafka API as the others —
 Shale's quorum runs in-process, so there is no separate controller protocol — but it is never given
-to clients in Metadata or FindCoordinator responses. Those responses advertise the first broker
-listener of `advertised.listeners` (else `listeners`) whatever listener the request came in on.
+to clients in Metadata, DescribeCluster or FindCoordinator responses. Those responses give the
+endpoints of the listener the request came in on, as Kafka does; a request on a controller
+listener gets those of the first broker listener of `advertised.listeners` (else `listeners`).
 
 Connection limits follow Kafka's SocketServer:
 

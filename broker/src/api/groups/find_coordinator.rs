@@ -9,11 +9,12 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 
-/// Answers FindCoordinator.
+/// Answers FindCoordinator for a request that arrived on `listener`.
 pub async fn handle(
     broker: &Arc<Broker>,
     req: &FindCoordinatorRequest,
     version: i16,
+    listener: &str,
 ) -> FindCoordinatorResponse {
     let outcome = match req.key_type {
         // While loading Kafka answers COORDINATOR_NOT_AVAILABLE here (retriable lookup).
@@ -24,7 +25,7 @@ pub async fn handle(
         _ => Err(E::InvalidRequest.code()),
     };
     let (node, host, port) = match outcome {
-        Ok(()) => endpoint(broker),
+        Ok(()) => endpoint(broker, listener),
         Err(_) => (-1, String::new(), -1),
     };
     let code = outcome.err().unwrap_or(0);
@@ -63,17 +64,22 @@ pub async fn handle(
     resp
 }
 
-/// This broker's endpoint as Metadata advertises it (the registered one, else the config).
-fn endpoint(broker: &Broker) -> (i32, String, i32) {
-    let listener = &broker.config.advertised_listeners[0];
+/// This broker's endpoint on the request's listener, as Metadata advertises it (the registered
+/// one, else the config).
+fn endpoint(broker: &Broker, listener: &str) -> (i32, String, i32) {
+    let name = crate::api::metadata::client_listener(broker, listener);
+    let configured = broker
+        .config
+        .advertised_listeners
+        .iter()
+        .find(|l| l.name == name)
+        .map(|l| (l.host.clone(), i32::from(l.port)));
     let image = broker.image();
-    let registered = image.brokers.get(&broker.config.node_id).and_then(|b| {
-        b.endpoints
-            .iter()
-            .find(|e| e.name == listener.name)
-            .or(b.endpoints.first())
-            .map(|e| (e.host.clone(), i32::from(e.port)))
-    });
-    let (host, port) = registered.unwrap_or((listener.host.clone(), i32::from(listener.port)));
+    let registered = image
+        .brokers
+        .get(&broker.config.node_id)
+        .and_then(|b| b.endpoints.iter().find(|e| e.name == name))
+        .map(|e| (e.host.clone(), i32::from(e.port)));
+    let (host, port) = registered.or(configured).unwrap_or_default();
     (broker.config.node_id, host, port)
 }
