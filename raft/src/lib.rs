@@ -21,6 +21,7 @@ mod flex;
 pub mod format;
 pub mod ids;
 pub mod image;
+pub mod kraft;
 pub mod metadata_log;
 pub mod quorum;
 pub mod records;
