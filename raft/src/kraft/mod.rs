@@ -37,3 +37,7 @@ pub use types::{
     Command, ElectionState, Entry, Event, FetchError, FetchRequest, FetchResponse, FetchResult,
     KRaftError, LeaderChange, Message, NodeId, Record, VoteRequest, VoteResponse,
 };
+
+#[cfg(test)]
+#[path = "core_test.rs"]
+mod tests;

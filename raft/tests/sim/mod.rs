@@ -97,6 +97,9 @@ struct Sim {
     free: Vec<usize>,
     nodes: Vec<Node>,
     voters: Vec<NodeId>,
+    /// Small fetch sizes split the leader's first batches (a new epoch's LeaderChange entry
+    /// can then arrive after older entries), which the commit rules must survive.
+    fetch_max_entries: usize,
     loss_pct: u64,
     dup_pct: u64,
     blocked: BTreeSet<(NodeId, NodeId)>,
@@ -125,6 +128,7 @@ impl Sim {
             .unwrap_or(if rng.next_u64() % 2 == 0 { 3 } else { 5 });
         let voters: Vec<NodeId> = (1..=n_voters as NodeId).collect();
         let total = n_voters + opts.observers;
+        let fetch_max_entries = [1, 2, 3, 64][(rng.next_u64() % 4) as usize];
         let nodes = (0..total)
             .map(|i| Node {
                 id: i as NodeId + 1,
@@ -149,6 +153,7 @@ impl Sim {
             free: Vec::new(),
             nodes,
             checker: Checker::default(),
+            fetch_max_entries,
             voters,
             loss_pct: 0,
             dup_pct: 0,
@@ -319,7 +324,9 @@ impl Sim {
     }
 
     fn config(&self, id: NodeId) -> KRaftConfig {
-        KRaftConfig::new(id, self.voters.clone())
+        let mut cfg = KRaftConfig::new(id, self.voters.clone());
+        cfg.fetch_max_entries = self.fetch_max_entries;
+        cfg
     }
 
     fn start_node(&mut self, i: usize) {
