@@ -122,7 +122,7 @@ impl KRaft {
         let e = node.election.clone();
         if stored.is_none() || e.epoch < node.log.last_epoch() {
             let epoch = e.epoch.max(node.log.last_epoch());
-            node.to_unattached(epoch, &mut out);
+            node.become_unattached(epoch, &mut out);
             node.persist(&mut out);
         } else if voter && e.leader_id == me {
             node.role = Role::Resigned {
@@ -131,7 +131,7 @@ impl KRaft {
         } else if voter && e.voted_id == me && e.leader_id < 0 {
             node.start_candidate(e.epoch, &mut out);
         } else if e.leader_id >= 0 {
-            node.to_follower(e.epoch, e.leader_id, &mut out);
+            node.become_follower(e.epoch, e.leader_id, &mut out);
         } else {
             node.role = Role::Unattached {
                 deadline_ms: node.now + node.unattached_timeout(),
@@ -283,7 +283,7 @@ impl KRaft {
     }
 
     /// Unattached in `epoch` (no leader; the vote is kept only within the same epoch).
-    pub(super) fn to_unattached(&mut self, epoch: i32, out: &mut Vec<Command>) {
+    pub(super) fn become_unattached(&mut self, epoch: i32, out: &mut Vec<Command>) {
         let voted = if epoch == self.election.epoch {
             self.election.voted_id
         } else {
@@ -296,7 +296,7 @@ impl KRaft {
     }
 
     /// Follower of `leader` in `epoch`; fetches at once.
-    pub(super) fn to_follower(&mut self, epoch: i32, leader: NodeId, out: &mut Vec<Command>) {
+    pub(super) fn become_follower(&mut self, epoch: i32, leader: NodeId, out: &mut Vec<Command>) {
         let voted = if epoch == self.election.epoch {
             self.election.voted_id
         } else {
@@ -327,8 +327,8 @@ impl KRaft {
         let leader = leader.filter(|&l| l >= 0 && l != me);
         if epoch > self.election.epoch {
             match leader {
-                Some(l) => self.to_follower(epoch, l, out),
-                None => self.to_unattached(epoch, out),
+                Some(l) => self.become_follower(epoch, l, out),
+                None => self.become_unattached(epoch, out),
             }
             return true;
         }
@@ -336,7 +336,7 @@ impl KRaft {
             if let Some(l) = leader {
                 let kind = self.role.kind();
                 if kind != RoleKind::Follower && kind != RoleKind::Leader {
-                    self.to_follower(epoch, l, out);
+                    self.become_follower(epoch, l, out);
                     return true;
                 }
             }

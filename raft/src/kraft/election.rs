@@ -120,7 +120,7 @@ impl KRaft {
     fn prospective_lost(&mut self, out: &mut Vec<Command>) {
         let leader = self.election.leader_id;
         if leader >= 0 && leader != self.cfg.node_id {
-            self.to_follower(self.election.epoch, leader, out);
+            self.become_follower(self.election.epoch, leader, out);
         } else {
             self.role = Role::Unattached {
                 deadline_ms: self.now + self.election_timeout(),
@@ -158,7 +158,7 @@ impl KRaft {
             self.can_grant_pre_vote(&req)
         } else {
             if req.epoch > self.election.epoch {
-                self.to_unattached(req.epoch, out);
+                self.become_unattached(req.epoch, out);
             }
             self.grant_vote(&req, out)
         };

@@ -24,7 +24,7 @@ impl KRaft {
                 self.start_prospective(out);
             } else {
                 let epoch = self.election.epoch;
-                self.to_unattached(epoch, out);
+                self.become_unattached(epoch, out);
             }
             return;
         }
@@ -80,7 +80,7 @@ impl KRaft {
             msg: Message::Fetch(req),
         });
         let epoch = self.election.epoch;
-        self.to_unattached(epoch, out);
+        self.become_unattached(epoch, out);
     }
 
     pub(super) fn on_fetch_response(

@@ -123,9 +123,11 @@ pub fn run_seed(seed: u64, opts: &SimOptions) -> SimStats {
 impl Sim {
     fn new(seed: u64, opts: &SimOptions) -> Sim {
         let rng = SeededRng::new(seed);
-        let n_voters = opts
-            .voters
-            .unwrap_or(if rng.next_u64() % 2 == 0 { 3 } else { 5 });
+        let n_voters = opts.voters.unwrap_or(if rng.next_u64().is_multiple_of(2) {
+            3
+        } else {
+            5
+        });
         let voters: Vec<NodeId> = (1..=n_voters as NodeId).collect();
         let total = n_voters + opts.observers;
         let fetch_max_entries = [1, 2, 3, 64][(rng.next_u64() % 4) as usize];
