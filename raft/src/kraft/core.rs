@@ -212,7 +212,9 @@ impl KRaft {
             Message::BeginQuorumEpoch { epoch, leader } => {
                 self.on_begin_quorum_epoch(from, epoch, leader, out)
             }
-            Message::BeginQuorumEpochResponse { epoch } => self.on_begin_ack(from, epoch),
+            Message::BeginQuorumEpochResponse { epoch, leader } => {
+                self.on_begin_response(from, epoch, leader, out)
+            }
             Message::EndQuorumEpoch {
                 epoch,
                 leader,

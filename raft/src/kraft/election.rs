@@ -265,12 +265,13 @@ impl KRaft {
             return;
         }
         self.observe_epoch(epoch, Some(leader), out);
-        if epoch == self.election.epoch && self.leader() == Some(leader) {
-            out.push(Command::Send {
-                to: from,
-                msg: Message::BeginQuorumEpochResponse { epoch },
-            });
-        }
+        // Answer even a stale leader: our higher epoch in the response makes it step down
+        // (a voter that raised its epoch in a failed election rejoins this way).
+        let msg = Message::BeginQuorumEpochResponse {
+            epoch: self.election.epoch,
+            leader: self.leader(),
+        };
+        out.push(Command::Send { to: from, msg });
     }
 
     /// A resigning leader: its followers stop trusting it and time out after a delay that

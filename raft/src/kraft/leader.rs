@@ -1,6 +1,9 @@
 //! The leader: becoming leader (LeaderChange entry at the start of the epoch, BeginQuorumEpoch
 //! to every voter), serving Fetch (records, a diverging epoch, or an error), parking empty
-//! fetches, the high watermark, check-quorum and resignation.
+//! fetches, the high watermark, check-quorum and resignation. BeginQuorumEpoch is resent every
+//! `fetch.timeout / 2` to voters that have not acknowledged it or have not fetched for a fetch
+//! timeout; a voter stuck in a higher epoch (after a failed election) answers with that epoch,
+//! and the stale leader steps down so that a new election can include it.
 //!
 //! High watermark (Kafka `LeaderState.maybeUpdateHighWatermark`): sort the voters' durable end
 //! offsets (the leader's flushed offset, the others' last accepted fetch offsets) descending and
@@ -97,8 +100,12 @@ impl KRaft {
         if now >= ls.next_begin_resend_ms {
             ls.next_begin_resend_ms = now + self.cfg.fetch_timeout_ms / 2;
             let epoch = self.election.epoch;
+            let fetch_timeout = self.cfg.fetch_timeout_ms;
             for (&id, p) in &ls.replicas {
-                if !p.acknowledged && self.cfg.is_voter(id) {
+                // Unacknowledged, or silent for a fetch timeout (it may sit in a higher epoch
+                // after a failed election; its response then makes us step down).
+                let silent = p.last_fetch_ms.is_none_or(|t| t + fetch_timeout <= now);
+                if (!p.acknowledged || silent) && self.cfg.is_voter(id) {
                     let msg = Message::BeginQuorumEpoch {
                         epoch,
                         leader: self.cfg.node_id,
@@ -239,8 +246,17 @@ impl KRaft {
         p.acknowledged = true;
     }
 
-    pub(super) fn on_begin_ack(&mut self, from: NodeId, epoch: i32) {
+    pub(super) fn on_begin_response(
+        &mut self,
+        from: NodeId,
+        epoch: i32,
+        leader: Option<NodeId>,
+        out: &mut Vec<Command>,
+    ) {
         if epoch != self.election.epoch {
+            if self.cfg.is_voter(from) {
+                self.observe_epoch(epoch, leader, out);
+            }
             return;
         }
         if let Role::Leader(ls) = &mut self.role {

@@ -113,8 +113,10 @@ pub enum Message {
         epoch: i32,
         leader: NodeId,
     },
+    /// The responder's epoch and leader; a higher epoch makes a stale leader step down.
     BeginQuorumEpochResponse {
         epoch: i32,
+        leader: Option<NodeId>,
     },
     /// A resigning leader (api 54); `preferred_successors` ordered by fetch offset, highest first.
     EndQuorumEpoch {
