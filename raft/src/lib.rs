@@ -1,5 +1,6 @@
 //! KRaft metadata for Shale: Kafka's metadata records ([`records`]), the immutable
-//! [`image::MetadataImage`] built from them, the sans-IO consensus core ([`quorum`]), the
+//! [`image::MetadataImage`] built from them, the sans-IO consensus cores ([`quorum`], one voter,
+//! driven by the controller; [`kraft`], several voters, checked by a simulation), the
 //! `__cluster_metadata-0` log ([`metadata_log`]) and its [`snapshot`]s, the
 //! [`controller::Controller`] that is the only writer of metadata, and `shale format`
 //! ([`format`]).
@@ -21,6 +22,7 @@ mod flex;
 pub mod format;
 pub mod ids;
 pub mod image;
+pub mod kraft;
 pub mod metadata_log;
 pub mod quorum;
 pub mod records;

@@ -1,0 +1,141 @@
+//! The core's in-memory view of `__cluster_metadata-0`: every entry from the log start, with
+//! the epoch of each, so the core can answer fetches, compute diverging epochs and check
+//! whether a candidate's log is up to date. The runtime owns the durable copy and mirrors the
+//! same appends and truncations from [`super::Command`]s.
+
+use super::types::Entry;
+
+/// Entries from `start_offset` to the log end offset.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogView {
+    start_offset: i64,
+    /// Epoch of the entry just below `start_offset` (0 for an empty log).
+    start_epoch: i32,
+    entries: Vec<Entry>,
+}
+
+impl LogView {
+    /// A log holding `entries` from offset 0.
+    pub fn new(entries: Vec<Entry>) -> LogView {
+        LogView {
+            start_offset: 0,
+            start_epoch: 0,
+            entries,
+        }
+    }
+
+    pub fn start_offset(&self) -> i64 {
+        self.start_offset
+    }
+
+    /// The log end offset (LEO): the offset the next entry gets.
+    pub fn end_offset(&self) -> i64 {
+        self.start_offset + self.entries.len() as i64
+    }
+
+    /// The epoch of the last entry.
+    pub fn last_epoch(&self) -> i32 {
+        self.entries.last().map_or(self.start_epoch, |e| e.epoch)
+    }
+
+    /// The entry at `offset`, if held.
+    pub fn get(&self, offset: i64) -> Option<&Entry> {
+        let idx = usize::try_from(offset - self.start_offset).ok()?;
+        self.entries.get(idx)
+    }
+
+    /// Up to `max` entries from `offset`.
+    pub fn slice(&self, offset: i64, max: usize) -> Vec<Entry> {
+        let from = (offset - self.start_offset).clamp(0, self.entries.len() as i64) as usize;
+        let to = from.saturating_add(max).min(self.entries.len());
+        self.entries[from..to].to_vec()
+    }
+
+    /// Entries in `[from, to)`, clamped to what is held.
+    pub fn range(&self, from: i64, to: i64) -> Vec<Entry> {
+        let len = self.entries.len() as i64;
+        let a = (from - self.start_offset).clamp(0, len) as usize;
+        let b = (to - self.start_offset).clamp(0, len) as usize;
+        self.entries[a..b.max(a)].to_vec()
+    }
+
+    pub fn append(&mut self, entries: &[Entry]) {
+        self.entries.extend_from_slice(entries);
+    }
+
+    /// Drops every entry at or above `to`.
+    pub fn truncate(&mut self, to: i64) {
+        let keep = (to - self.start_offset).clamp(0, self.entries.len() as i64) as usize;
+        self.entries.truncate(keep);
+    }
+
+    /// The largest epoch not above `epoch` that this log knows, and its end offset (the first
+    /// offset of a later epoch, or the LEO). `(0, start_offset)` when there is none.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let idx = self.entries.partition_point(|e| e.epoch <= epoch);
+        if idx == 0 {
+            let e = if self.start_epoch <= epoch {
+                self.start_epoch
+            } else {
+                0
+            };
+            return (e, self.start_offset);
+        }
+        (self.entries[idx - 1].epoch, self.start_offset + idx as i64)
+    }
+
+    /// Whether a log ending with (`last_epoch`, `end_offset`) is at least as up to date as
+    /// this one: epochs compared first, then end offsets.
+    pub fn is_up_to_date(&self, last_epoch: i32, end_offset: i64) -> bool {
+        (last_epoch, end_offset) >= (self.last_epoch(), self.end_offset())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::types::{Entry, Record};
+    use super::*;
+    use bytes::Bytes;
+
+    fn log(epochs: &[i32]) -> LogView {
+        LogView::new(
+            epochs
+                .iter()
+                .map(|&epoch| Entry {
+                    epoch,
+                    record: Record::Data(Bytes::new()),
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn end_offset_for_epoch_finds_largest_epoch_at_or_below() {
+        let l = log(&[1, 1, 3, 3, 3, 5]);
+        assert_eq!(l.end_offset_for_epoch(0), (0, 0));
+        assert_eq!(l.end_offset_for_epoch(1), (1, 2));
+        assert_eq!(l.end_offset_for_epoch(2), (1, 2));
+        assert_eq!(l.end_offset_for_epoch(3), (3, 5));
+        assert_eq!(l.end_offset_for_epoch(4), (3, 5));
+        assert_eq!(l.end_offset_for_epoch(9), (5, 6));
+    }
+
+    #[test]
+    fn up_to_date_compares_epoch_then_offset() {
+        let l = log(&[1, 2, 2]);
+        assert!(l.is_up_to_date(2, 3));
+        assert!(l.is_up_to_date(3, 1));
+        assert!(!l.is_up_to_date(2, 2));
+        assert!(!l.is_up_to_date(1, 10));
+    }
+
+    #[test]
+    fn truncate_and_slice() {
+        let mut l = log(&[1, 1, 2, 2]);
+        assert_eq!(l.slice(1, 2).len(), 2);
+        assert_eq!(l.range(3, 10).len(), 1);
+        l.truncate(2);
+        assert_eq!(l.end_offset(), 2);
+        assert_eq!(l.last_epoch(), 1);
+    }
+}

@@ -1,0 +1,43 @@
+//! The multi-voter KRaft consensus core (Kafka 4.x semantics), sans IO: a [`KRaft`] node
+//! consumes [`Event`]s (`Tick` with injected time, `Message`, `AppendRequested`, `Flushed`,
+//! `Shutdown`) and returns [`Command`]s (`Send`, `WriteQuorumState`, `AppendBatch`,
+//! `Truncate`, `Flush`, `Commit`, `Apply`) that the runtime executes in order. Randomness
+//! (election timeouts, backoff) comes from an injected [`shale_common::Rng`].
+//!
+//! ```text
+//!   Unattached ──election timeout──► Prospective ──pre-vote majority──► Candidate(e+1)
+//!       ▲  ▲                          │  ▲                               │    │
+//!       │  └──── pre-vote lost ───────┘  └──── backoff after loss ───────┘    │ vote majority
+//!       │                                                                     ▼
+//!   Follower ◄── BeginQuorumEpoch / fetch response / vote response ──   Leader(e+1)
+//!       └──fetch timeout──► Prospective            Resigned ◄── shutdown / check-quorum
+//! ```
+//!
+//! Roles: Unattached, Prospective (KIP-996 pre-vote), Candidate, Leader, Follower, Resigned;
+//! observers (nodes outside the voter set) only move between Unattached and Follower.
+//! Modules: [`types`] (messages, events, commands), [`log`] (the in-memory log view),
+//! [`state`] (per-role data), `core` (the node, shared transitions), `election` (timers, votes,
+//! Begin/EndQuorumEpoch), `leader` (fetch serving, high watermark, check-quorum, resign),
+//! `follower` (fetching, truncation). This core lives beside the single-voter
+//! [`crate::quorum::QuorumEngine`] the controller still drives; nothing is wired to a network
+//! yet. The seeded simulation in `raft/tests/kraft_sim.rs` checks it.
+
+mod core;
+mod election;
+mod follower;
+mod leader;
+pub mod log;
+pub mod state;
+pub mod types;
+
+pub use self::core::{KRaft, KRaftConfig};
+pub use log::LogView;
+pub use state::RoleKind;
+pub use types::{
+    Command, ElectionState, Entry, Event, FetchError, FetchRequest, FetchResponse, FetchResult,
+    KRaftError, LeaderChange, Message, NodeId, Record, VoteRequest, VoteResponse,
+};
+
+#[cfg(test)]
+#[path = "core_test.rs"]
+mod tests;

@@ -1,0 +1,185 @@
+//! The vocabulary of the multi-voter core: log [`Entry`]s, the [`Message`]s voters and observers
+//! exchange (plain enums standing in for Kafka's Vote, BeginQuorumEpoch, EndQuorumEpoch and Fetch
+//! RPCs), the [`Event`]s the runtime feeds in and the [`Command`]s it must execute in order.
+
+use bytes::Bytes;
+
+pub use crate::quorum::{ElectionState, LeaderChange};
+
+/// A node id (`node.id` of a controller or broker).
+pub type NodeId = i32;
+
+/// One record of the metadata log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// The control record a leader writes at the start of its epoch.
+    LeaderChange(LeaderChange),
+    /// An opaque data record (a framed metadata record for the controller).
+    Data(Bytes),
+}
+
+/// A record stamped with the epoch of the leader that appended it. Offsets are implicit: the
+/// position in the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub epoch: i32,
+    pub record: Record,
+}
+
+/// Vote (api 52); `pre_vote` marks a KIP-996 non-binding pre-vote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoteRequest {
+    /// The epoch the candidate asks votes for (a prospective asks for its epoch + 1).
+    pub epoch: i32,
+    pub candidate: NodeId,
+    /// Epoch of the candidate's last entry and its log end offset.
+    pub last_epoch: i32,
+    pub end_offset: i64,
+    pub pre_vote: bool,
+}
+
+/// The answer to a [`VoteRequest`]; `epoch` and `leader` are the responder's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoteResponse {
+    pub epoch: i32,
+    pub leader: Option<NodeId>,
+    pub granted: bool,
+    pub pre_vote: bool,
+}
+
+/// Fetch (api 1) on `__cluster_metadata-0`: pull-based replication.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchRequest {
+    /// Matches the response to the request (a stale or duplicated response is ignored).
+    pub seq: u64,
+    /// The epoch the fetcher believes current (`CurrentLeaderEpoch`).
+    pub epoch: i32,
+    pub replica: NodeId,
+    /// The fetcher's log end offset; for a voter everything below it is durable.
+    pub fetch_offset: i64,
+    pub last_fetched_epoch: i32,
+}
+
+/// Why a fetch was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchError {
+    /// The fetcher's epoch is older than ours (FENCED_LEADER_EPOCH, 74).
+    FencedLeaderEpoch,
+    /// The fetcher's epoch is newer than ours (UNKNOWN_LEADER_EPOCH, 75).
+    UnknownLeaderEpoch,
+    /// We are not the leader of that epoch (NOT_LEADER_OR_FOLLOWER, 6).
+    NotLeader,
+    /// The leader is resigning (BROKER_NOT_AVAILABLE, 8).
+    ShuttingDown,
+    /// Malformed fetch (INVALID_REQUEST, 42).
+    InvalidRequest,
+}
+
+/// The body of a [`FetchResponse`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchResult {
+    /// Entries starting at `base_offset` (possibly none) and the leader's high watermark, if it
+    /// has one in this epoch.
+    Records {
+        base_offset: i64,
+        entries: Vec<Entry>,
+        high_watermark: Option<i64>,
+    },
+    /// The fetcher's log diverges: truncate to at most `end_offset`, the end of `epoch` (the
+    /// largest epoch not above the fetcher's last fetched epoch) on the leader.
+    Diverging {
+        epoch: i32,
+        end_offset: i64,
+    },
+    Error(FetchError),
+}
+
+/// The answer to a [`FetchRequest`]; `epoch` and `leader` are the responder's view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchResponse {
+    pub seq: u64,
+    pub epoch: i32,
+    pub leader: Option<NodeId>,
+    pub result: FetchResult,
+}
+
+/// Everything nodes send each other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    Vote(VoteRequest),
+    VoteResponse(VoteResponse),
+    /// A new leader announces itself (api 53); resent until acknowledged.
+    BeginQuorumEpoch {
+        epoch: i32,
+        leader: NodeId,
+    },
+    /// The responder's epoch and leader; a higher epoch makes a stale leader step down.
+    BeginQuorumEpochResponse {
+        epoch: i32,
+        leader: Option<NodeId>,
+    },
+    /// A resigning leader (api 54); `preferred_successors` ordered by fetch offset, highest first.
+    EndQuorumEpoch {
+        epoch: i32,
+        leader: NodeId,
+        preferred_successors: Vec<NodeId>,
+    },
+    Fetch(FetchRequest),
+    FetchResponse(FetchResponse),
+}
+
+/// Inputs to the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Virtual or wall time moved to `now_ms` (the core never reads a clock).
+    Tick { now_ms: u64 },
+    /// A message arrived.
+    Message { from: NodeId, msg: Message },
+    /// Append these records as one batch (leader only).
+    AppendRequested { records: Vec<Bytes> },
+    /// The log is durable below `up_to`.
+    Flushed { up_to: i64 },
+    /// Graceful shutdown: a leader resigns and names its successors.
+    Shutdown,
+}
+
+/// Outputs of the core, executed by the runtime in the order given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Send {
+        to: NodeId,
+        msg: Message,
+    },
+    /// Persist `quorum-state` (tmp + fsync + rename) before executing anything after it.
+    WriteQuorumState(ElectionState),
+    /// Append `entries` at `base_offset`, which is the log's end offset.
+    AppendBatch {
+        base_offset: i64,
+        entries: Vec<Entry>,
+    },
+    /// Remove every entry at or above `to`.
+    Truncate {
+        to: i64,
+    },
+    /// fsync the log, then report [`Event::Flushed`] with the durable end offset.
+    Flush,
+    /// Offsets below `high_watermark` are committed.
+    Commit {
+        high_watermark: i64,
+    },
+    /// Committed entries, in order, for the state machine.
+    Apply {
+        base_offset: i64,
+        entries: Vec<Entry>,
+    },
+}
+
+/// Errors the core reports instead of acting.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KRaftError {
+    #[error("node is not the leader (epoch {epoch}, leader {leader:?})")]
+    NotLeader { epoch: i32, leader: Option<NodeId> },
+    /// A leader asked us to truncate committed entries: fatal, as in Kafka.
+    #[error("asked to truncate to {to}, below the high watermark {high_watermark}")]
+    TruncateBelowHighWatermark { to: i64, high_watermark: i64 },
+}

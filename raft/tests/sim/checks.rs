@@ -1,0 +1,206 @@
+//! The simulation's invariants, checked as commands execute and after every step.
+
+use std::collections::BTreeMap;
+
+use shale_raft::kraft::{Entry, NodeId, Record, RoleKind};
+
+use super::{Node, Sim};
+
+/// What the checker remembers across steps.
+#[derive(Debug, Default)]
+pub(crate) struct Checker {
+    /// epoch -> (leader id, incarnation) of the first node seen leading it.
+    leaders: BTreeMap<i32, (NodeId, u32)>,
+    /// (voter, epoch) -> the candidate it persisted a vote for.
+    votes: BTreeMap<(NodeId, i32), NodeId>,
+    /// Every entry ever committed, by offset (the union over all nodes' high watermarks).
+    committed: Vec<Entry>,
+    /// For each committed offset, the epoch of the node whose high watermark first covered it.
+    commit_epochs: Vec<i32>,
+    /// Client record id -> offset, for committed data records.
+    record_offsets: BTreeMap<u64, i64>,
+}
+
+impl Checker {
+    pub fn committed_len(&self) -> usize {
+        self.committed.len()
+    }
+
+    /// The ids (of `ids`) not in the committed log.
+    pub fn missing(&self, ids: &[u64]) -> Vec<u64> {
+        ids.iter()
+            .copied()
+            .filter(|id| !self.record_offsets.contains_key(id))
+            .collect()
+    }
+
+    /// Every record in `ids` is committed and every node's high watermark is past it.
+    pub fn all_committed_everywhere(&self, ids: &[u64], nodes: &[Node]) -> bool {
+        ids.iter().all(|id| {
+            self.record_offsets
+                .get(id)
+                .is_some_and(|&off| nodes.iter().all(|n| n.core.is_some() && n.hw_seen > off))
+        })
+    }
+}
+
+pub(crate) fn on_persist(sim: &mut Sim, i: usize, s: &shale_raft::kraft::ElectionState) {
+    let id = sim.nodes[i].id;
+    if let Some(prev) = &sim.nodes[i].disk_state {
+        if s.epoch < prev.epoch {
+            sim.fail(&format!(
+                "node {id}: persisted epoch went back {} -> {}",
+                prev.epoch, s.epoch
+            ));
+        }
+    }
+    if s.voted_id >= 0 {
+        let prev = *sim.checker.votes.entry((id, s.epoch)).or_insert(s.voted_id);
+        if prev != s.voted_id {
+            sim.fail(&format!(
+                "node {id}: voted for {prev} and then {} in epoch {}",
+                s.voted_id, s.epoch
+            ));
+        }
+    }
+}
+
+pub(crate) fn on_truncate(sim: &mut Sim, i: usize, to: i64) {
+    let n = &sim.nodes[i];
+    if (to as usize) < n.verified || to < n.hw_seen {
+        sim.fail(&format!(
+            "node {}: truncate to {to} loses committed entries (holds {} committed, hw {})",
+            n.id, n.verified, n.hw_seen
+        ));
+    }
+}
+
+pub(crate) fn on_commit(sim: &mut Sim, i: usize, hw: i64) {
+    let n = &sim.nodes[i];
+    if hw <= n.hw_seen || hw > n.disk_log.len() as i64 {
+        sim.fail(&format!(
+            "node {}: high watermark {} -> {hw} (log end {})",
+            n.id,
+            n.hw_seen,
+            n.disk_log.len()
+        ));
+    }
+    sim.nodes[i].hw_seen = hw;
+}
+
+pub(crate) fn on_apply(sim: &mut Sim, i: usize, base: i64, entries: &[Entry]) {
+    let n = &sim.nodes[i];
+    let end = base + entries.len() as i64;
+    let matches = base >= 0
+        && end <= n.disk_log.len() as i64
+        && n.disk_log[base as usize..end as usize] == *entries;
+    if base != n.applied_next || end > n.hw_seen || !matches {
+        sim.fail(&format!(
+            "node {}: Apply [{base}, {end}) but applied up to {}, hw {}",
+            n.id, n.applied_next, n.hw_seen
+        ));
+    }
+    sim.nodes[i].applied_next = end;
+}
+
+/// Checks after node `i` executed a step's commands.
+pub(crate) fn after_step(sim: &mut Sim, i: usize) {
+    let Some(core) = sim.nodes[i].core.as_ref() else {
+        return;
+    };
+    let n = &sim.nodes[i];
+    if core.log().end_offset() != n.disk_log.len() as i64 || core.high_watermark() != n.hw_seen {
+        sim.fail(&format!("node {}: core and disk disagree", n.id));
+    }
+    if core.role() == RoleKind::Leader {
+        let key = (n.id, n.inc);
+        let seen = *sim.checker.leaders.entry(core.epoch()).or_insert_with(|| {
+            sim.stats.elections += 1;
+            key
+        });
+        if seen != key {
+            sim.fail(&format!(
+                "two leaders in epoch {}: node {} (incarnation {}) and node {} (incarnation {})",
+                core.epoch(),
+                seen.0,
+                seen.1,
+                key.0,
+                key.1
+            ));
+        }
+    }
+    check_committed_prefix(sim, i);
+    check_majority_durable(sim);
+    check_leader_complete(sim);
+}
+
+/// Entries below the node's high watermark equal the committed log; extends it.
+fn check_committed_prefix(sim: &mut Sim, i: usize) {
+    let n = &mut sim.nodes[i];
+    let limit = n.disk_log.len().min(sim.checker.committed.len());
+    while n.verified < limit && n.disk_log[n.verified] == sim.checker.committed[n.verified] {
+        n.verified += 1;
+    }
+    let (verified, hw, id) = (n.verified, n.hw_seen as usize, n.id);
+    if verified < hw && verified < sim.checker.committed.len() {
+        sim.fail(&format!(
+            "node {id}: committed entry at offset {verified} differs from the committed log"
+        ));
+    }
+    if hw > sim.checker.committed.len() {
+        let epoch = sim.nodes[i].core.as_ref().map_or(0, |c| c.epoch());
+        let from = sim.checker.committed.len();
+        for off in from..hw {
+            let entry = sim.nodes[i].disk_log[off].clone();
+            if let Record::Data(b) = &entry.record {
+                let id = u64::from_be_bytes(b[..8].try_into().expect("8-byte record id"));
+                sim.checker.record_offsets.insert(id, off as i64);
+            }
+            sim.checker.committed.push(entry);
+            sim.checker.commit_epochs.push(epoch);
+        }
+        sim.nodes[i].verified = hw;
+    }
+}
+
+/// The committed log is durable on a majority of voters (checked through its last entry; the
+/// prefix follows from log matching, which `check_committed_prefix` checks as nodes commit).
+fn check_majority_durable(sim: &Sim) {
+    let c = sim.checker.committed.len();
+    if c == 0 {
+        return;
+    }
+    let last = &sim.checker.committed[c - 1];
+    let holders = sim
+        .nodes
+        .iter()
+        .filter(|n| sim.voters.contains(&n.id) && n.durable >= c && n.disk_log[c - 1] == *last)
+        .count();
+    if holders < sim.voters.len() / 2 + 1 {
+        sim.fail(&format!(
+            "committed offset {} durable on only {holders} voters",
+            c - 1
+        ));
+    }
+}
+
+/// Every live leader holds every entry committed in its epoch or an earlier one (Raft's
+/// leader completeness; a deposed leader that has not noticed yet may lack later commits).
+fn check_leader_complete(sim: &Sim) {
+    for l in &sim.nodes {
+        let Some(core) = l.core.as_ref().filter(|c| c.role() == RoleKind::Leader) else {
+            continue;
+        };
+        let epochs = &sim.checker.commit_epochs;
+        let Some(k) = epochs.iter().rposition(|&e| e <= core.epoch()) else {
+            continue;
+        };
+        if l.disk_log.len() <= k || l.disk_log[k] != sim.checker.committed[k] {
+            sim.fail(&format!(
+                "leader {} of epoch {} lacks committed offset {k}",
+                l.id,
+                core.epoch()
+            ));
+        }
+    }
+}
