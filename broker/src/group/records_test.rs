@@ -169,3 +169,65 @@ fn partition_uses_java_hash() {
         h.unsigned_abs() as i32 % 50
     );
 }
+
+/// `__consumer_offsets` records are read back from disk at start-up: whatever the bytes, decoding
+/// answers `Ok` or `Err`, never panics or allocates by a length it has not got.
+#[test]
+fn mutated_records_decode_without_panic() {
+    let rng = shale_common::SeededRng::new(9);
+    let member = MemberValue {
+        member_id: "member-1".into(),
+        instance_id: Some("i".into()),
+        client_id: "client".into(),
+        client_host: "/127.0.0.1".into(),
+        rebalance_timeout_ms: 300_000,
+        session_timeout_ms: 45_000,
+        subscription: Bytes::from_static(&[0, 1, 0, 0, 0, 1, 0, 1, b't']),
+        assignment: Bytes::from_static(&[0, 1, 0, 0, 0, 0]),
+    };
+    let group = GroupValue {
+        protocol_type: "consumer".into(),
+        generation: 7,
+        protocol: Some("range".into()),
+        leader: Some("member-1".into()),
+        state_ts: 1,
+        members: vec![member.clone(), member],
+    };
+    let offset = OffsetValue {
+        offset: 42,
+        leader_epoch: 3,
+        metadata: "meta".into(),
+        commit_ts: 5,
+        expire_ts: None,
+    };
+    let seeds = [
+        (offset_key("g", "topic", 1), Some(offset_value(&offset))),
+        (group_key("g"), Some(group_value(&group))),
+    ];
+    let next = |n: usize| (rng.next_u64() % n.max(1) as u64) as usize;
+    for _ in 0..50_000 {
+        let (key, value) = &seeds[next(2)];
+        let mut key = key.to_vec();
+        let mut value = value.as_ref().map(|v| v.to_vec());
+        for _ in 0..1 + next(4) {
+            let target = if next(3) == 0 {
+                &mut key
+            } else {
+                value.as_mut().unwrap()
+            };
+            match next(4) {
+                0 if !target.is_empty() => target.truncate(next(target.len())),
+                1 if !target.is_empty() => {
+                    let i = next(target.len());
+                    target[i] ^= 1 << next(8);
+                }
+                2 if !target.is_empty() => {
+                    let i = next(target.len());
+                    target[i] = [0, 0x7f, 0x80, 0xff][next(4)];
+                }
+                _ => target.extend_from_slice(&[0xff; 4]),
+            }
+        }
+        let _ = decode(&key, value.as_deref());
+    }
+}
