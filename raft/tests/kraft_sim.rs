@@ -39,20 +39,26 @@ fn sim_seeds() {
         }
     };
     let (mut elections, mut crashes, mut committed) = (0, 0, 0);
+    let (mut snapshots, mut installs) = (0, 0);
     for seed in &seeds {
         let stats = run_seed(*seed, &SimOptions::default());
         elections += stats.elections;
         crashes += stats.crashes;
         committed += stats.committed;
+        snapshots += stats.snapshots;
+        installs += stats.installs;
     }
     eprintln!(
-        "sim: {} seeds, {elections} leader elections, {crashes} crashes, {committed} committed entries",
+        "sim: {} seeds, {elections} leader elections, {crashes} crashes, {committed} committed entries, {snapshots} snapshots, {installs} installed through FetchSnapshot",
         seeds.len()
     );
     assert!(
         elections >= seeds.len() as u64,
         "every seed elects at least one leader"
     );
+    if seeds.len() >= 100 {
+        assert!(installs > 0, "some node catches up through FetchSnapshot");
+    }
 }
 
 #[test]
@@ -62,6 +68,7 @@ fn sim_single_voter_commits_alone() {
         observers: 0,
         chaos_ms: 2_000,
         faults: false,
+        snapshots: true,
     };
     let stats = run_seed(7, &opts);
     assert!(stats.committed >= 1, "{stats:?}");
@@ -75,6 +82,7 @@ fn sim_healthy_cluster_commits_everything() {
             observers: 1,
             chaos_ms: 5_000,
             faults: false,
+            snapshots: true,
         };
         let stats = run_seed(seed, &opts);
         assert_eq!(stats.elections, 1, "seed {seed}: {stats:?}");
