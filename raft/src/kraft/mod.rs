@@ -46,3 +46,7 @@ pub use types::{
 #[cfg(test)]
 #[path = "core_test.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "snapshot_test.rs"]
+mod snapshot_tests;

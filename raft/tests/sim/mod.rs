@@ -173,7 +173,7 @@ impl Sim {
         let voters: Vec<NodeId> = (1..=n_voters as NodeId).collect();
         let total = n_voters + opts.observers;
         let fetch_max_entries = [1, 2, 3, 64][(rng.next_u64() % 4) as usize];
-        let snapshot_chunk = [32, 256, 4096, 1 << 20][(rng.next_u64() % 4) as usize];
+        let snapshot_chunk = [256, 1024, 4096, 1 << 20][(rng.next_u64() % 4) as usize];
         let nodes = (0..total)
             .map(|i| Node {
                 id: i as NodeId + 1,
