@@ -111,6 +111,7 @@ impl KRaft {
             (Some(e), _) => FetchSnapshotResult::Error(e),
             (None, Some(s)) if s.id == req.id => {
                 let size = s.data.len() as u64;
+                // Kafka: position >= size is out of range; an empty snapshot still has chunk 0.
                 if req.position > size || (req.position == size && size > 0) {
                     FetchSnapshotResult::Error(FetchError::PositionOutOfRange)
                 } else {
@@ -197,7 +198,12 @@ impl KRaft {
                 FetchError::SnapshotNotFound
                 | FetchError::PositionOutOfRange
                 | FetchError::InvalidRequest,
-            ) => f.snapshot = None, // fetch again to learn the current snapshot
+            ) => {
+                // The leader replaced it (or our request was off): fetch again to learn the
+                // current snapshot. Kafka counts the answer as contact with the leader.
+                f.snapshot = None;
+                f.fetch_deadline_ms = now + fetch_timeout;
+            }
             FetchSnapshotResult::Error(e) => {
                 f.next_fetch_ms = now + backoff;
                 if e == FetchError::ShuttingDown {
