@@ -3,8 +3,11 @@
 //! N voters (3 or 5, chosen by the seed) and one observer run on a virtual clock over a network
 //! that loses, delays, reorders and duplicates messages and can isolate a node or split the
 //! cluster in two. Nodes crash (possibly in the middle of executing a command list) and restart
-//! from what they had made durable: the last `quorum-state` written and the flushed log prefix.
-//! A client appends records at random times to whichever node leads. After a chaos phase the
+//! from what they had made durable: the last `quorum-state` written, the latest snapshot and the
+//! flushed log suffix. A client appends records at random times to whichever node leads. Nodes
+//! (the leader half the time) snapshot their state machine (the applied entries, serialized by
+//! `codec.rs`) at random applied offsets and drop the log prefix, so a node that was down or cut
+//! off usually catches up through FetchSnapshot, whose chunks the network treats like any message. After a chaos phase the
 //! network heals and every node comes back; then a leader must emerge and fresh appends must
 //! commit on every node within a bounded virtual time.
 //!
@@ -15,7 +18,11 @@
 //! it); entries below any node's high watermark agree with the global committed log, and once
 //! a node holds a committed entry it is never truncated; the committed log is durable on a
 //! majority of voters; the highest-epoch leader holds all of it; `Apply` hands out exactly the
-//! node's log, in order, without gaps.
+//! node's log, in order, without gaps. Snapshots: every written or loaded snapshot decodes to
+//! exactly the committed log below its end offset (with the matching epoch) and never replaces a
+//! later one; no node holds a snapshot beyond its high watermark; the log start moves only to
+//! the durable snapshot's end; `LoadSnapshot` sets the state machine to the committed prefix and
+//! the next `Apply` starts at the snapshot's end (a load never moves the applied offset back).
 //!
 //! `cargo test -p shale-raft --test kraft_sim` runs the default seeds; `SIM_SEED=N` replays
 //! one seed exactly; `SIM_SEEDS=10000` (optionally `SIM_FIRST=K`) runs a long batch.
@@ -39,20 +46,26 @@ fn sim_seeds() {
         }
     };
     let (mut elections, mut crashes, mut committed) = (0, 0, 0);
+    let (mut snapshots, mut installs) = (0, 0);
     for seed in &seeds {
         let stats = run_seed(*seed, &SimOptions::default());
         elections += stats.elections;
         crashes += stats.crashes;
         committed += stats.committed;
+        snapshots += stats.snapshots;
+        installs += stats.installs;
     }
     eprintln!(
-        "sim: {} seeds, {elections} leader elections, {crashes} crashes, {committed} committed entries",
+        "sim: {} seeds, {elections} leader elections, {crashes} crashes, {committed} committed entries, {snapshots} snapshots, {installs} installed through FetchSnapshot",
         seeds.len()
     );
     assert!(
         elections >= seeds.len() as u64,
         "every seed elects at least one leader"
     );
+    if seeds.len() >= 100 {
+        assert!(installs > 0, "some node catches up through FetchSnapshot");
+    }
 }
 
 #[test]
@@ -62,6 +75,7 @@ fn sim_single_voter_commits_alone() {
         observers: 0,
         chaos_ms: 2_000,
         faults: false,
+        snapshots: true,
     };
     let stats = run_seed(7, &opts);
     assert!(stats.committed >= 1, "{stats:?}");
@@ -75,6 +89,7 @@ fn sim_healthy_cluster_commits_everything() {
             observers: 1,
             chaos_ms: 5_000,
             faults: false,
+            snapshots: true,
         };
         let stats = run_seed(seed, &opts);
         assert_eq!(stats.elections, 1, "seed {seed}: {stats:?}");

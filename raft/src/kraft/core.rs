@@ -10,7 +10,7 @@ use shale_common::Rng;
 
 use super::log::LogView;
 use super::state::{FollowerState, Role, RoleKind};
-use super::types::{Command, ElectionState, Event, KRaftError, Message, NodeId};
+use super::types::{Command, ElectionState, Event, KRaftError, Message, NodeId, Snapshot};
 
 /// Static quorum configuration and timers (Kafka names and defaults in brackets).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub struct KRaftConfig {
     pub fetch_max_wait_ms: u64,
     /// Entries per fetch response.
     pub fetch_max_entries: usize,
+    /// Bytes per FetchSnapshot chunk (Kafka's client asks for 8 MiB).
+    pub fetch_snapshot_max_bytes: usize,
     /// Observers a leader tracks (bounds the per-replica maps, which are keyed by fetchers).
     pub max_observers: usize,
 }
@@ -50,6 +52,7 @@ impl KRaftConfig {
             retry_backoff_ms: 20,
             fetch_max_wait_ms: 500,
             fetch_max_entries: 64,
+            fetch_snapshot_max_bytes: 8 << 20,
             max_observers: 1024,
         }
     }
@@ -74,6 +77,8 @@ pub struct KRaft {
     pub(super) election: ElectionState,
     pub(super) role: Role,
     pub(super) log: LogView,
+    /// The latest durable snapshot; the log starts at its end offset.
+    pub(super) snapshot: Option<Snapshot>,
     /// Durable log end offset.
     pub(super) flushed: i64,
     /// Committed below this offset (this incarnation's knowledge; 0 after a restart).
@@ -96,6 +101,21 @@ impl KRaft {
         stored: Option<ElectionState>,
         log: LogView,
     ) -> (KRaft, Vec<Command>) {
+        KRaft::restore(cfg, rng, now_ms, stored, None, log)
+    }
+
+    /// [`KRaft::new`] with the latest durable snapshot. The log may still start below the
+    /// snapshot (a crash before the prefix was deleted) or end below or diverge from it (a crash
+    /// while installing); the returned commands then delete the prefix or reset the log. With a
+    /// snapshot, the node starts with it loaded ([`Command::LoadSnapshot`]) and committed.
+    pub fn restore(
+        cfg: KRaftConfig,
+        rng: Arc<dyn Rng>,
+        now_ms: u64,
+        stored: Option<ElectionState>,
+        snapshot: Option<Snapshot>,
+        log: LogView,
+    ) -> (KRaft, Vec<Command>) {
         let me = cfg.node_id;
         let blank = ElectionState {
             epoch: 0,
@@ -111,6 +131,7 @@ impl KRaft {
             now: now_ms,
             role: Role::Unattached { deadline_ms: 0 },
             log,
+            snapshot: None,
             flushed,
             high_watermark: 0,
             applied: 0,
@@ -118,6 +139,9 @@ impl KRaft {
             election_retries: 0,
         };
         let mut out = Vec::new();
+        if let Some(s) = snapshot {
+            node.adopt_snapshot(s, &mut out);
+        }
         let voter = node.cfg.is_voter(me);
         let e = node.election.clone();
         if stored.is_none() || e.epoch < node.log.last_epoch() {
@@ -176,6 +200,11 @@ impl KRaft {
         &self.log
     }
 
+    /// The latest durable snapshot's id.
+    pub fn snapshot_id(&self) -> Option<super::types::SnapshotId> {
+        self.snapshot.as_ref().map(|s| s.id)
+    }
+
     /// Handles one event; commands must be executed in order.
     pub fn handle(&mut self, event: Event) -> Result<Vec<Command>, KRaftError> {
         let mut out = Vec::new();
@@ -188,6 +217,9 @@ impl KRaft {
             Event::AppendRequested { records } => self.append_records(records, &mut out)?,
             Event::Flushed { up_to } => self.on_flushed(up_to, &mut out),
             Event::Shutdown => self.resign(&mut out),
+            Event::CreateSnapshot { end_offset, data } => {
+                self.create_snapshot(end_offset, data, &mut out)?
+            }
         }
         Ok(out)
     }
@@ -222,6 +254,10 @@ impl KRaft {
             } => self.on_end_quorum_epoch(epoch, leader, &preferred_successors, out),
             Message::Fetch(req) => self.on_fetch_request(from, req, out),
             Message::FetchResponse(resp) => return self.on_fetch_response(from, resp, out),
+            Message::FetchSnapshot(req) => self.on_fetch_snapshot_request(from, req, out),
+            Message::FetchSnapshotResponse(resp) => {
+                self.on_fetch_snapshot_response(from, resp, out)
+            }
         }
         Ok(())
     }
@@ -312,6 +348,7 @@ impl KRaft {
             fetched: false,
             in_flight: None,
             next_fetch_ms: self.now,
+            snapshot: None,
         });
         self.maybe_send_fetch(out);
     }

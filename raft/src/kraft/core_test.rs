@@ -6,7 +6,7 @@ use shale_common::SeededRng;
 
 use super::*;
 
-fn state(epoch: i32, leader: i32, voted: i32) -> ElectionState {
+pub(super) fn state(epoch: i32, leader: i32, voted: i32) -> ElectionState {
     ElectionState {
         epoch,
         leader_id: leader,
@@ -15,7 +15,7 @@ fn state(epoch: i32, leader: i32, voted: i32) -> ElectionState {
     }
 }
 
-fn data(epoch: i32) -> Entry {
+pub(super) fn data(epoch: i32) -> Entry {
     Entry {
         epoch,
         record: Record::Data(Bytes::from_static(b"x")),
@@ -27,7 +27,7 @@ fn node(id: NodeId, stored: ElectionState, log: Vec<Entry>) -> KRaft {
     KRaft::new(cfg, SeededRng::new(1), 0, Some(stored), LogView::new(log)).0
 }
 
-fn msg(n: &mut KRaft, from: NodeId, msg: Message) -> Vec<Command> {
+pub(super) fn msg(n: &mut KRaft, from: NodeId, msg: Message) -> Vec<Command> {
     n.handle(Event::Message { from, msg }).unwrap()
 }
 
@@ -95,7 +95,7 @@ fn a_candidate_with_a_stale_log_is_refused() {
 }
 
 /// Makes node 1 (log: one epoch-1 entry) leader of epoch 2 via a pre-vote and a vote.
-fn elected_leader() -> KRaft {
+pub(super) fn elected_leader() -> KRaft {
     let mut n = node(1, state(1, -1, -1), vec![data(1)]);
     n.handle(Event::Tick { now_ms: 5_000 }).unwrap();
     assert_eq!(n.role(), RoleKind::Prospective);
@@ -118,7 +118,7 @@ fn elected_leader() -> KRaft {
     n
 }
 
-fn fetch(seq: u64, replica: NodeId, offset: i64, last_epoch: i32) -> Message {
+pub(super) fn fetch(seq: u64, replica: NodeId, offset: i64, last_epoch: i32) -> Message {
     Message::Fetch(FetchRequest {
         seq,
         epoch: 2,

@@ -1,9 +1,9 @@
 //! Followers and observers: pull replication from the leader. A fetch carries the log end
 //! offset and last epoch; a voter sends its next fetch only once everything it appended is
 //! flushed, so its fetch offset counts as durable on the leader. Responses bring entries (to
-//! append), a diverging epoch (to truncate to, never below the high watermark), or an error with
-//! the responder's view of the epoch. Followers learn the high watermark as
-//! `min(leader's, own end offset)`. A fetch timeout turns a voter Prospective; an observer goes
+//! append), a diverging epoch (to truncate to, never below the high watermark), a snapshot id
+//! (then the `snapshot` module pulls it with FetchSnapshot), or an error with the responder's
+//! view of the epoch. Followers learn the high watermark as `min(leader's, own end offset)`. A fetch timeout turns a voter Prospective; an observer goes
 //! back to probing voters for the leader.
 
 use super::core::KRaft;
@@ -59,14 +59,16 @@ impl KRaft {
         if !ready {
             return;
         }
-        let req = self.fetch_request();
-        let seq = req.seq;
+        let (seq, msg) = match self.snapshot_request() {
+            Some(r) => r,
+            None => {
+                let req = self.fetch_request();
+                (req.seq, Message::Fetch(req))
+            }
+        };
         if let Role::Follower(f) = &mut self.role {
             f.in_flight = Some((seq, now));
-            out.push(Command::Send {
-                to: f.leader,
-                msg: Message::Fetch(req),
-            });
+            out.push(Command::Send { to: f.leader, msg });
         }
     }
 
@@ -108,6 +110,11 @@ impl KRaft {
                 if e == FetchError::ShuttingDown {
                     f.fetched = false;
                 }
+            }
+            FetchResult::Snapshot { id } => {
+                f.fetched = true;
+                f.fetch_deadline_ms = now + fetch_timeout;
+                self.start_snapshot_fetch(id);
             }
             FetchResult::Diverging { epoch, end_offset } => {
                 f.fetched = true;

@@ -176,23 +176,15 @@ impl KRaft {
         req: FetchRequest,
         out: &mut Vec<Command>,
     ) {
-        let epoch = self.election.epoch;
-        let error =
-            if req.fetch_offset < 0 || req.last_fetched_epoch > req.epoch || from != req.replica {
-                Some(FetchError::InvalidRequest)
-            } else if req.epoch < epoch {
-                Some(FetchError::FencedLeaderEpoch)
-            } else if req.epoch > epoch {
-                Some(FetchError::UnknownLeaderEpoch)
-            } else if matches!(self.role, Role::Resigned { .. }) {
-                Some(FetchError::ShuttingDown)
-            } else if !matches!(self.role, Role::Leader(_)) {
-                Some(FetchError::NotLeader)
-            } else {
-                None
-            };
-        if let Some(e) = error {
+        let valid = req.fetch_offset >= 0 && req.last_fetched_epoch <= req.epoch;
+        if let Some(e) = self.fetch_error(req.epoch, valid && from == req.replica) {
             out.push(self.fetch_reply(from, req.seq, FetchResult::Error(e)));
+            return;
+        }
+        if let Some(id) = self.snapshot_for_fetch(&req) {
+            // Below our log start: the fetcher must load the snapshot first.
+            self.record_fetch(from, None);
+            out.push(self.fetch_reply(from, req.seq, FetchResult::Snapshot { id }));
             return;
         }
         let (div_epoch, div_end) = self.log.end_offset_for_epoch(req.last_fetched_epoch);
@@ -205,7 +197,7 @@ impl KRaft {
             out.push(self.fetch_reply(from, req.seq, result));
             return;
         }
-        self.record_fetch(from, req.fetch_offset);
+        self.record_fetch(from, Some(req.fetch_offset));
         self.maybe_advance_leader_hw(out);
         let Role::Leader(ls) = &mut self.role else {
             return;
@@ -226,7 +218,26 @@ impl KRaft {
         out.push(self.fetch_reply(from, req.seq, result));
     }
 
-    fn record_fetch(&mut self, from: NodeId, offset: i64) {
+    /// Why a Fetch or FetchSnapshot in `epoch` cannot be served here, if it cannot.
+    pub(super) fn fetch_error(&self, epoch: i32, valid: bool) -> Option<FetchError> {
+        let ours = self.election.epoch;
+        if !valid {
+            Some(FetchError::InvalidRequest)
+        } else if epoch < ours {
+            Some(FetchError::FencedLeaderEpoch)
+        } else if epoch > ours {
+            Some(FetchError::UnknownLeaderEpoch)
+        } else if matches!(self.role, Role::Resigned { .. }) {
+            Some(FetchError::ShuttingDown)
+        } else if !matches!(self.role, Role::Leader(_)) {
+            Some(FetchError::NotLeader)
+        } else {
+            None
+        }
+    }
+
+    /// Notes a successful fetch (check-quorum); `offset` is its durable end offset, if known.
+    pub(super) fn record_fetch(&mut self, from: NodeId, offset: Option<i64>) {
         let now = self.now;
         let voter = self.cfg.is_voter(from);
         let Role::Leader(ls) = &mut self.role else {
@@ -241,7 +252,9 @@ impl KRaft {
             last_fetch_ms: None,
             acknowledged: false,
         });
-        p.end_offset = offset;
+        if let Some(offset) = offset {
+            p.end_offset = offset;
+        }
         p.last_fetch_ms = Some(now);
         p.acknowledged = true;
     }

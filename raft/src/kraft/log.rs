@@ -24,6 +24,16 @@ impl LogView {
         }
     }
 
+    /// A log whose first held entry is at `start_offset`; `start_epoch` is the epoch of the
+    /// entry just below it (the snapshot's epoch; 0 when starting at 0).
+    pub fn starting_at(start_offset: i64, start_epoch: i32, entries: Vec<Entry>) -> LogView {
+        LogView {
+            start_offset,
+            start_epoch,
+            entries,
+        }
+    }
+
     pub fn start_offset(&self) -> i64 {
         self.start_offset
     }
@@ -67,6 +77,23 @@ impl LogView {
     pub fn truncate(&mut self, to: i64) {
         let keep = (to - self.start_offset).clamp(0, self.entries.len() as i64) as usize;
         self.entries.truncate(keep);
+    }
+
+    /// Drops every entry below `to` (which must be held or equal the end offset); the log then
+    /// starts at `to`.
+    pub fn delete_prefix(&mut self, to: i64) {
+        let n = (to - self.start_offset).clamp(0, self.entries.len() as i64) as usize;
+        if n == 0 {
+            return;
+        }
+        self.start_epoch = self.entries[n - 1].epoch;
+        self.entries.drain(..n);
+        self.start_offset += n as i64;
+    }
+
+    /// Discards everything: the log is empty and starts at `start_offset` after `start_epoch`.
+    pub fn reset(&mut self, start_offset: i64, start_epoch: i32) {
+        *self = LogView::starting_at(start_offset, start_epoch, Vec::new());
     }
 
     /// The largest epoch not above `epoch` that this log knows, and its end offset (the first
@@ -127,6 +154,23 @@ mod tests {
         assert!(l.is_up_to_date(3, 1));
         assert!(!l.is_up_to_date(2, 2));
         assert!(!l.is_up_to_date(1, 10));
+    }
+
+    #[test]
+    fn prefix_deletion_keeps_offsets_and_epochs() {
+        let mut l = log(&[1, 1, 2, 2, 3]);
+        l.delete_prefix(3);
+        assert_eq!((l.start_offset(), l.end_offset()), (3, 5));
+        assert_eq!(l.get(3).map(|e| e.epoch), Some(2));
+        assert_eq!(l.end_offset_for_epoch(2), (2, 4));
+        assert_eq!(l.range(0, 10).len(), 2);
+        l.delete_prefix(5);
+        assert_eq!((l.last_epoch(), l.end_offset()), (3, 5));
+        l.reset(9, 4);
+        assert_eq!(
+            (l.start_offset(), l.end_offset(), l.last_epoch()),
+            (9, 9, 4)
+        );
     }
 
     #[test]

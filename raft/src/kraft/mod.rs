@@ -1,7 +1,9 @@
 //! The multi-voter KRaft consensus core (Kafka 4.x semantics), sans IO: a [`KRaft`] node
 //! consumes [`Event`]s (`Tick` with injected time, `Message`, `AppendRequested`, `Flushed`,
-//! `Shutdown`) and returns [`Command`]s (`Send`, `WriteQuorumState`, `AppendBatch`,
-//! `Truncate`, `Flush`, `Commit`, `Apply`) that the runtime executes in order. Randomness
+//! `Shutdown`, `CreateSnapshot`) and returns [`Command`]s (`Send`, `WriteQuorumState`,
+//! `AppendBatch`, `Truncate`, `Flush`, `Commit`, `Apply`, and for KIP-630 snapshots
+//! `WriteSnapshot`, `DeleteLogPrefix`, `ResetLog`, `LoadSnapshot`) that the runtime executes in
+//! order. Randomness
 //! (election timeouts, backoff) comes from an injected [`shale_common::Rng`].
 //!
 //! ```text
@@ -18,7 +20,8 @@
 //! Modules: [`types`] (messages, events, commands), [`log`] (the in-memory log view),
 //! [`state`] (per-role data), `core` (the node, shared transitions), `election` (timers, votes,
 //! Begin/EndQuorumEpoch), `leader` (fetch serving, high watermark, check-quorum, resign),
-//! `follower` (fetching, truncation). This core lives beside the single-voter
+//! `follower` (fetching, truncation), `snapshot` (creating, serving, fetching and installing
+//! snapshots). This core lives beside the single-voter
 //! [`crate::quorum::QuorumEngine`] the controller still drives; nothing is wired to a network
 //! yet. The seeded simulation in `raft/tests/kraft_sim.rs` checks it.
 
@@ -27,6 +30,7 @@ mod election;
 mod follower;
 mod leader;
 pub mod log;
+mod snapshot;
 pub mod state;
 pub mod types;
 
@@ -35,9 +39,14 @@ pub use log::LogView;
 pub use state::RoleKind;
 pub use types::{
     Command, ElectionState, Entry, Event, FetchError, FetchRequest, FetchResponse, FetchResult,
-    KRaftError, LeaderChange, Message, NodeId, Record, VoteRequest, VoteResponse,
+    FetchSnapshotRequest, FetchSnapshotResponse, FetchSnapshotResult, KRaftError, LeaderChange,
+    Message, NodeId, Record, Snapshot, SnapshotId, VoteRequest, VoteResponse,
 };
 
 #[cfg(test)]
 #[path = "core_test.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "snapshot_test.rs"]
+mod snapshot_tests;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::types::NodeId;
+use super::types::{NodeId, SnapshotId};
 
 /// The role without its data, for callers and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +61,15 @@ pub struct FollowerState {
     pub in_flight: Option<(u64, u64)>,
     /// Do not fetch before this time (retry backoff after an error).
     pub next_fetch_ms: u64,
+    /// A snapshot being fetched chunk by chunk (FetchSnapshot replaces Fetch meanwhile).
+    pub snapshot: Option<SnapshotFetch>,
+}
+
+/// The part of the leader's snapshot `id` received so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotFetch {
+    pub id: SnapshotId,
+    pub data: Vec<u8>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

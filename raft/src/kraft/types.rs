@@ -1,6 +1,7 @@
 //! The vocabulary of the multi-voter core: log [`Entry`]s, the [`Message`]s voters and observers
 //! exchange (plain enums standing in for Kafka's Vote, BeginQuorumEpoch, EndQuorumEpoch and Fetch
-//! RPCs), the [`Event`]s the runtime feeds in and the [`Command`]s it must execute in order.
+//! and FetchSnapshot RPCs), the [`Event`]s the runtime feeds in and the [`Command`]s it must
+//! execute in order, and the KIP-630 [`SnapshotId`]/[`Snapshot`].
 
 use bytes::Bytes;
 
@@ -24,6 +25,21 @@ pub enum Record {
 pub struct Entry {
     pub epoch: i32,
     pub record: Record,
+}
+
+/// A snapshot's identity (KIP-630 `OffsetAndEpoch`): it holds the state after every entry below
+/// `end_offset` (exclusive), and `epoch` is the epoch of the entry at `end_offset - 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SnapshotId {
+    pub end_offset: i64,
+    pub epoch: i32,
+}
+
+/// A snapshot: its id and the state machine's contents, opaque to the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub id: SnapshotId,
+    pub data: Bytes,
 }
 
 /// Vote (api 52); `pre_vote` marks a KIP-996 non-binding pre-vote.
@@ -73,6 +89,10 @@ pub enum FetchError {
     ShuttingDown,
     /// Malformed fetch (INVALID_REQUEST, 42).
     InvalidRequest,
+    /// FetchSnapshot for a snapshot the leader no longer has (SNAPSHOT_NOT_FOUND, 98).
+    SnapshotNotFound,
+    /// FetchSnapshot position outside the snapshot (POSITION_OUT_OF_RANGE, 99).
+    PositionOutOfRange,
 }
 
 /// The body of a [`FetchResponse`].
@@ -91,7 +111,45 @@ pub enum FetchResult {
         epoch: i32,
         end_offset: i64,
     },
+    /// The fetch offset is below the leader's log start (or the fetcher's last epoch predates
+    /// it): fetch this snapshot with FetchSnapshot (Kafka's `SnapshotId` response field).
+    Snapshot {
+        id: SnapshotId,
+    },
     Error(FetchError),
+}
+
+/// FetchSnapshot (api 59): one position-based chunk of the leader's snapshot `id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchSnapshotRequest {
+    pub seq: u64,
+    pub epoch: i32,
+    pub replica: NodeId,
+    pub id: SnapshotId,
+    /// Byte position of the chunk wanted (what the fetcher already holds).
+    pub position: u64,
+}
+
+/// The body of a [`FetchSnapshotResponse`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchSnapshotResult {
+    /// `data` starts at `position` of snapshot `id`, whose total size is `size` bytes.
+    Chunk {
+        id: SnapshotId,
+        size: u64,
+        position: u64,
+        data: Bytes,
+    },
+    Error(FetchError),
+}
+
+/// The answer to a [`FetchSnapshotRequest`]; `epoch` and `leader` are the responder's view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchSnapshotResponse {
+    pub seq: u64,
+    pub epoch: i32,
+    pub leader: Option<NodeId>,
+    pub result: FetchSnapshotResult,
 }
 
 /// The answer to a [`FetchRequest`]; `epoch` and `leader` are the responder's view.
@@ -126,6 +184,8 @@ pub enum Message {
     },
     Fetch(FetchRequest),
     FetchResponse(FetchResponse),
+    FetchSnapshot(FetchSnapshotRequest),
+    FetchSnapshotResponse(FetchSnapshotResponse),
 }
 
 /// Inputs to the core.
@@ -141,6 +201,10 @@ pub enum Event {
     Flushed { up_to: i64 },
     /// Graceful shutdown: a leader resigns and names its successors.
     Shutdown,
+    /// The state machine's contents after applying every entry below `end_offset` (which must
+    /// be above the current snapshot, at most the high watermark and already applied): make
+    /// it a snapshot and drop the log prefix it covers.
+    CreateSnapshot { end_offset: i64, data: Bytes },
 }
 
 /// Outputs of the core, executed by the runtime in the order given.
@@ -167,11 +231,26 @@ pub enum Command {
     Commit {
         high_watermark: i64,
     },
-    /// Committed entries, in order, for the state machine.
+    /// Committed entries, in order, for the state machine. The first `Apply` after a
+    /// [`Command::LoadSnapshot`] starts at that snapshot's end offset.
     Apply {
         base_offset: i64,
         entries: Vec<Entry>,
     },
+    /// Persist this snapshot (tmp + fsync + rename) before executing anything after it; it
+    /// replaces any older one.
+    WriteSnapshot(Snapshot),
+    /// Remove every entry below `to` (a durable snapshot covers them): the log starts at `to`.
+    DeleteLogPrefix {
+        to: i64,
+    },
+    /// Discard the whole log; it restarts empty at `start_offset` (after installing a
+    /// snapshot that ends there).
+    ResetLog {
+        start_offset: i64,
+    },
+    /// Replace the state machine with this (committed) snapshot's contents.
+    LoadSnapshot(Snapshot),
 }
 
 /// Errors the core reports instead of acting.
@@ -182,4 +261,11 @@ pub enum KRaftError {
     /// A leader asked us to truncate committed entries: fatal, as in Kafka.
     #[error("asked to truncate to {to}, below the high watermark {high_watermark}")]
     TruncateBelowHighWatermark { to: i64, high_watermark: i64 },
+    /// A snapshot may only end above the current one and at most at the applied high watermark.
+    #[error("cannot snapshot at {end_offset}: log start {log_start}, applied/high watermark {high_watermark}")]
+    InvalidSnapshot {
+        end_offset: i64,
+        log_start: i64,
+        high_watermark: i64,
+    },
 }

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use shale_raft::kraft::{Entry, NodeId, Record, RoleKind};
+use shale_raft::kraft::{Entry, NodeId, Record, RoleKind, Snapshot};
 
-use super::{Node, Sim};
+use super::{codec, Node, Sim};
 
 /// What the checker remembers across steps.
 #[derive(Debug, Default)]
@@ -67,7 +67,7 @@ pub(crate) fn on_persist(sim: &mut Sim, i: usize, s: &shale_raft::kraft::Electio
 
 pub(crate) fn on_truncate(sim: &mut Sim, i: usize, to: i64) {
     let n = &sim.nodes[i];
-    if (to as usize) < n.verified || to < n.hw_seen {
+    if to < n.verified || to < n.hw_seen || to < n.disk_start {
         sim.fail(&format!(
             "node {}: truncate to {to} loses committed entries (holds {} committed, hw {})",
             n.id, n.verified, n.hw_seen
@@ -77,12 +77,12 @@ pub(crate) fn on_truncate(sim: &mut Sim, i: usize, to: i64) {
 
 pub(crate) fn on_commit(sim: &mut Sim, i: usize, hw: i64) {
     let n = &sim.nodes[i];
-    if hw <= n.hw_seen || hw > n.disk_log.len() as i64 {
+    if hw <= n.hw_seen || hw > n.log_end() {
         sim.fail(&format!(
             "node {}: high watermark {} -> {hw} (log end {})",
             n.id,
             n.hw_seen,
-            n.disk_log.len()
+            n.log_end()
         ));
     }
     sim.nodes[i].hw_seen = hw;
@@ -91,16 +91,99 @@ pub(crate) fn on_commit(sim: &mut Sim, i: usize, hw: i64) {
 pub(crate) fn on_apply(sim: &mut Sim, i: usize, base: i64, entries: &[Entry]) {
     let n = &sim.nodes[i];
     let end = base + entries.len() as i64;
-    let matches = base >= 0
-        && end <= n.disk_log.len() as i64
-        && n.disk_log[base as usize..end as usize] == *entries;
-    if base != n.applied_next || end > n.hw_seen || !matches {
+    let matches = (base..end).all(|off| n.entry(off) == Some(&entries[(off - base) as usize]));
+    if base != n.applied_next || end > n.hw_seen || !matches || n.state.len() as i64 != base {
         sim.fail(&format!(
             "node {}: Apply [{base}, {end}) but applied up to {}, hw {}",
             n.id, n.applied_next, n.hw_seen
         ));
     }
     sim.nodes[i].applied_next = end;
+    sim.nodes[i].state.extend_from_slice(entries);
+}
+
+/// The entries of a snapshot, which must equal the committed log below its end offset.
+fn snapshot_entries(sim: &Sim, i: usize, s: &Snapshot, what: &str) -> Vec<Entry> {
+    let id = sim.nodes[i].id;
+    let end = s.id.end_offset;
+    let Some(entries) = codec::decode(&s.data) else {
+        sim.fail(&format!(
+            "node {id}: {what} snapshot {:?} is malformed",
+            s.id
+        ));
+    };
+    let committed = &sim.checker.committed;
+    let ok = entries.len() as i64 == end
+        && end as usize <= committed.len()
+        && entries[..] == committed[..end as usize]
+        && entries.last().map(|e| e.epoch) == Some(s.id.epoch);
+    if !ok {
+        sim.fail(&format!(
+            "node {id}: {what} snapshot {:?} differs from the committed log (committed length {})",
+            s.id,
+            committed.len()
+        ));
+    }
+    entries
+}
+
+/// A snapshot written to disk holds exactly the committed prefix and never goes back.
+pub(crate) fn on_write_snapshot(sim: &mut Sim, i: usize, s: &Snapshot) {
+    snapshot_entries(sim, i, s, "written");
+    let n = &sim.nodes[i];
+    if s.id.end_offset <= n.snapshot_end() {
+        sim.fail(&format!(
+            "node {}: snapshot {:?} replaces a later one ending at {}",
+            n.id,
+            s.id,
+            n.snapshot_end()
+        ));
+    }
+}
+
+/// The log start advances only to the end of the durable snapshot.
+pub(crate) fn on_delete_prefix(sim: &mut Sim, i: usize, to: i64) {
+    let n = &sim.nodes[i];
+    if to != n.snapshot_end() || to < n.disk_start || to > n.log_end() {
+        sim.fail(&format!(
+            "node {}: delete log prefix to {to}, durable snapshot ends at {}, log [{}, {})",
+            n.id,
+            n.snapshot_end(),
+            n.disk_start,
+            n.log_end()
+        ));
+    }
+}
+
+/// The log restarts only at the end of the durable snapshot.
+pub(crate) fn on_reset_log(sim: &mut Sim, i: usize, start: i64) {
+    let n = &sim.nodes[i];
+    if start != n.snapshot_end() {
+        sim.fail(&format!(
+            "node {}: log reset to {start}, durable snapshot ends at {}",
+            n.id,
+            n.snapshot_end()
+        ));
+    }
+}
+
+/// Loading a snapshot replaces the state machine with the committed prefix up to its end; the
+/// next Apply starts there. It never moves the applied offset back within an incarnation.
+pub(crate) fn on_load_snapshot(sim: &mut Sim, i: usize, s: &Snapshot) {
+    let entries = snapshot_entries(sim, i, s, "loaded");
+    let n = &sim.nodes[i];
+    if s.id.end_offset < n.applied_next || Some(s) != n.disk_snapshot.as_ref() {
+        sim.fail(&format!(
+            "node {}: loads snapshot {:?} (applied up to {}, durable snapshot {:?})",
+            n.id,
+            s.id,
+            n.applied_next,
+            n.disk_snapshot.as_ref().map(|d| d.id)
+        ));
+    }
+    let n = &mut sim.nodes[i];
+    n.state = entries;
+    n.applied_next = s.id.end_offset;
 }
 
 /// Checks after node `i` executed a step's commands.
@@ -109,8 +192,21 @@ pub(crate) fn after_step(sim: &mut Sim, i: usize) {
         return;
     };
     let n = &sim.nodes[i];
-    if core.log().end_offset() != n.disk_log.len() as i64 || core.high_watermark() != n.hw_seen {
+    if core.log().end_offset() != n.log_end()
+        || core.log().start_offset() != n.disk_start
+        || core.high_watermark() != n.hw_seen
+        || core.snapshot_id() != n.disk_snapshot.as_ref().map(|s| s.id)
+    {
         sim.fail(&format!("node {}: core and disk disagree", n.id));
+    }
+    if n.snapshot_end() > n.hw_seen || n.state.len() as i64 != n.applied_next {
+        sim.fail(&format!(
+            "node {}: snapshot ends at {} beyond the high watermark {} (applied {})",
+            n.id,
+            n.snapshot_end(),
+            n.hw_seen,
+            n.applied_next
+        ));
     }
     if core.role() == RoleKind::Leader {
         let key = (n.id, n.inc);
@@ -134,32 +230,46 @@ pub(crate) fn after_step(sim: &mut Sim, i: usize) {
     check_leader_complete(sim);
 }
 
-/// Entries below the node's high watermark equal the committed log; extends it.
+/// Entries below the node's high watermark equal the committed log; extends it. The applied
+/// state's last entry is the committed one at its offset.
 fn check_committed_prefix(sim: &mut Sim, i: usize) {
+    let committed_len = sim.checker.committed.len() as i64;
     let n = &mut sim.nodes[i];
-    let limit = n.disk_log.len().min(sim.checker.committed.len());
-    while n.verified < limit && n.disk_log[n.verified] == sim.checker.committed[n.verified] {
+    let limit = n.log_end().min(committed_len);
+    while n.verified < limit
+        && n.entry(n.verified) == Some(&sim.checker.committed[n.verified as usize])
+    {
         n.verified += 1;
     }
-    let (verified, hw, id) = (n.verified, n.hw_seen as usize, n.id);
-    if verified < hw && verified < sim.checker.committed.len() {
+    let (verified, hw, id) = (n.verified, n.hw_seen, n.id);
+    if verified < hw && verified < committed_len {
         sim.fail(&format!(
             "node {id}: committed entry at offset {verified} differs from the committed log"
         ));
     }
-    if hw > sim.checker.committed.len() {
+    if hw > committed_len {
         let epoch = sim.nodes[i].core.as_ref().map_or(0, |c| c.epoch());
-        let from = sim.checker.committed.len();
-        for off in from..hw {
-            let entry = sim.nodes[i].disk_log[off].clone();
+        for off in committed_len..hw {
+            let Some(entry) = sim.nodes[i].entry(off).cloned() else {
+                sim.fail(&format!("node {id}: commits offset {off} it does not hold"));
+            };
             if let Record::Data(b) = &entry.record {
                 let id = u64::from_be_bytes(b[..8].try_into().expect("8-byte record id"));
-                sim.checker.record_offsets.insert(id, off as i64);
+                sim.checker.record_offsets.insert(id, off);
             }
             sim.checker.committed.push(entry);
             sim.checker.commit_epochs.push(epoch);
         }
         sim.nodes[i].verified = hw;
+    }
+    let n = &sim.nodes[i];
+    if let Some(last) = n.state.last() {
+        if sim.checker.committed.get(n.state.len() - 1) != Some(last) {
+            sim.fail(&format!(
+                "node {}: applied state differs from the committed log",
+                n.id
+            ));
+        }
     }
 }
 
@@ -174,7 +284,7 @@ fn check_majority_durable(sim: &Sim) {
     let holders = sim
         .nodes
         .iter()
-        .filter(|n| sim.voters.contains(&n.id) && n.durable >= c && n.disk_log[c - 1] == *last)
+        .filter(|n| sim.voters.contains(&n.id) && n.holds(c as i64 - 1, last))
         .count();
     if holders < sim.voters.len() / 2 + 1 {
         sim.fail(&format!(
@@ -195,7 +305,7 @@ fn check_leader_complete(sim: &Sim) {
         let Some(k) = epochs.iter().rposition(|&e| e <= core.epoch()) else {
             continue;
         };
-        if l.disk_log.len() <= k || l.disk_log[k] != sim.checker.committed[k] {
+        if (k as i64) >= l.snapshot_end() && l.entry(k as i64) != Some(&sim.checker.committed[k]) {
             sim.fail(&format!(
                 "leader {} of epoch {} lacks committed offset {k}",
                 l.id,

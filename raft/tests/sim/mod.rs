@@ -2,6 +2,7 @@
 //! test file's docs for what it models; `checks` holds the invariants.
 
 mod checks;
+mod codec;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
@@ -11,7 +12,7 @@ use bytes::Bytes;
 use shale_common::{Rng, SeededRng};
 use shale_raft::kraft::{
     Command, ElectionState, Entry, Event, KRaft, KRaftConfig, KRaftError, LogView, Message, NodeId,
-    RoleKind,
+    RoleKind, Snapshot,
 };
 
 use checks::Checker;
@@ -34,6 +35,8 @@ pub struct SimOptions {
     pub chaos_ms: u64,
     /// Inject faults (loss, partitions, crashes) during the chaos phase.
     pub faults: bool,
+    /// Nodes take snapshots at random applied offsets (and drop the log prefix) all along.
+    pub snapshots: bool,
 }
 
 impl Default for SimOptions {
@@ -43,6 +46,7 @@ impl Default for SimOptions {
             observers: 1,
             chaos_ms: 20_000,
             faults: true,
+            snapshots: true,
         }
     }
 }
@@ -52,6 +56,9 @@ pub struct SimStats {
     pub elections: u64,
     pub committed: usize,
     pub crashes: u64,
+    /// Snapshots created by nodes, and installed from a leader through FetchSnapshot.
+    pub snapshots: u64,
+    pub installs: u64,
 }
 
 #[derive(Debug)]
@@ -68,6 +75,7 @@ enum SimEvent {
     Tick,
     Client,
     Fault,
+    Snapshot,
     Restart {
         node: usize,
     },
@@ -78,13 +86,42 @@ pub(crate) struct Node {
     pub core: Option<KRaft>,
     pub inc: u32,
     pub disk_state: Option<ElectionState>,
+    /// The durable snapshot (written atomically) and the log: `disk_log[0]` is at `disk_start`.
+    pub disk_snapshot: Option<Snapshot>,
+    pub disk_start: i64,
     pub disk_log: Vec<Entry>,
-    pub durable: usize,
+    /// Durable log end offset.
+    pub durable: i64,
     /// Crash after executing this many commands of the next event.
     pub crash_pending: Option<usize>,
     pub hw_seen: i64,
-    pub verified: usize,
+    /// Offsets below this are known to equal the committed log (log or snapshot).
+    pub verified: i64,
     pub applied_next: i64,
+    /// The state machine: every entry loaded (snapshot) or applied, from offset 0.
+    pub state: Vec<Entry>,
+}
+
+impl Node {
+    pub fn log_end(&self) -> i64 {
+        self.disk_start + self.disk_log.len() as i64
+    }
+
+    pub fn snapshot_end(&self) -> i64 {
+        self.disk_snapshot.as_ref().map_or(0, |s| s.id.end_offset)
+    }
+
+    /// The log entry at `off`, if the log holds it.
+    pub fn entry(&self, off: i64) -> Option<&Entry> {
+        let idx = usize::try_from(off - self.disk_start).ok()?;
+        self.disk_log.get(idx)
+    }
+
+    /// Whether the node durably holds `e` at `off`, in its snapshot (checked against the
+    /// committed log when written) or in its flushed log.
+    pub fn holds(&self, off: i64, e: &Entry) -> bool {
+        off < self.snapshot_end() || (off < self.durable && self.entry(off) == Some(e))
+    }
 }
 
 struct Sim {
@@ -100,6 +137,11 @@ struct Sim {
     /// Small fetch sizes split the leader's first batches (a new epoch's LeaderChange entry
     /// can then arrive after older entries), which the commit rules must survive.
     fetch_max_entries: usize,
+    /// Small FetchSnapshot chunks make a snapshot take many round trips.
+    snapshot_chunk: usize,
+    snapshots_on: bool,
+    /// A node is executing its start-up commands.
+    starting: bool,
     loss_pct: u64,
     dup_pct: u64,
     blocked: BTreeSet<(NodeId, NodeId)>,
@@ -131,18 +173,22 @@ impl Sim {
         let voters: Vec<NodeId> = (1..=n_voters as NodeId).collect();
         let total = n_voters + opts.observers;
         let fetch_max_entries = [1, 2, 3, 64][(rng.next_u64() % 4) as usize];
+        let snapshot_chunk = [256, 1024, 4096, 1 << 20][(rng.next_u64() % 4) as usize];
         let nodes = (0..total)
             .map(|i| Node {
                 id: i as NodeId + 1,
                 core: None,
                 inc: 0,
                 disk_state: None,
+                disk_snapshot: None,
+                disk_start: 0,
                 disk_log: Vec::new(),
                 durable: 0,
                 crash_pending: None,
                 hw_seen: 0,
                 verified: 0,
                 applied_next: 0,
+                state: Vec::new(),
             })
             .collect();
         Sim {
@@ -156,6 +202,9 @@ impl Sim {
             nodes,
             checker: Checker::default(),
             fetch_max_entries,
+            snapshot_chunk,
+            snapshots_on: opts.snapshots,
+            starting: false,
             voters,
             loss_pct: 0,
             dup_pct: 0,
@@ -204,14 +253,16 @@ impl Sim {
             .iter()
             .map(|n| match &n.core {
                 Some(c) => format!(
-                    "node {} {:?} epoch {} leader {:?} hw {} leo {} durable {}",
+                    "node {} {:?} epoch {} leader {:?} hw {} log [{}, {}) durable {} snapshot {:?}",
                     n.id,
                     c.role(),
                     c.epoch(),
                     c.leader(),
                     c.high_watermark(),
-                    n.disk_log.len(),
-                    n.durable
+                    n.disk_start,
+                    n.log_end(),
+                    n.durable,
+                    c.snapshot_id()
                 ),
                 None => format!("node {} down", n.id),
             })
@@ -234,6 +285,9 @@ impl Sim {
         self.schedule(50, SimEvent::Client);
         if self.faults_on {
             self.schedule(500 + self.rand(1500), SimEvent::Fault);
+        }
+        if self.snapshots_on {
+            self.schedule(200 + self.rand(1000), SimEvent::Snapshot);
         }
         self.run_until(opts.chaos_ms);
         self.heal();
@@ -294,8 +348,8 @@ impl Sim {
             SimEvent::FlushDone { node, inc } => {
                 let n = &mut self.nodes[node];
                 if n.core.is_some() && n.inc == inc {
-                    n.durable = n.disk_log.len();
-                    let up_to = n.durable as i64;
+                    n.durable = n.log_end();
+                    let up_to = n.durable;
                     self.feed(node, Event::Flushed { up_to });
                 }
             }
@@ -317,6 +371,17 @@ impl Sim {
                     self.schedule(next, SimEvent::Fault);
                 }
             }
+            SimEvent::Snapshot => {
+                self.take_snapshot();
+                // Aggressive during chaos; after healing, slow enough that a laggard's transfer
+                // (which restarts when the leader replaces its snapshot) completes.
+                let next = if self.faults_on {
+                    self.now + 200 + self.rand(1000)
+                } else {
+                    self.now + 3000 + self.rand(3000)
+                };
+                self.schedule(next, SimEvent::Snapshot);
+            }
             SimEvent::Restart { node } => {
                 if self.nodes[node].core.is_none() {
                     self.start_node(node);
@@ -328,14 +393,22 @@ impl Sim {
     fn config(&self, id: NodeId) -> KRaftConfig {
         let mut cfg = KRaftConfig::new(id, self.voters.clone());
         cfg.fetch_max_entries = self.fetch_max_entries;
+        cfg.fetch_snapshot_max_bytes = self.snapshot_chunk;
         cfg
     }
 
     fn start_node(&mut self, i: usize) {
         let rng = SeededRng::new(self.rng.next_u64());
         let n = &self.nodes[i];
-        let log = LogView::new(n.disk_log.clone());
-        let (core, cmds) = KRaft::new(self.config(n.id), rng, self.now, n.disk_state.clone(), log);
+        let log = LogView::starting_at(n.disk_start, 0, n.disk_log.clone());
+        let (core, cmds) = KRaft::restore(
+            self.config(n.id),
+            rng,
+            self.now,
+            n.disk_state.clone(),
+            n.disk_snapshot.clone(),
+            log,
+        );
         self.note(format!(
             "start node {} as {:?} epoch {}",
             n.id,
@@ -343,7 +416,9 @@ impl Sim {
             core.epoch()
         ));
         self.nodes[i].core = Some(core);
+        self.starting = true;
         self.execute(i, cmds);
+        self.starting = false;
     }
 
     /// Feeds an event to a live node and executes its commands (or a prefix, then crashes).
@@ -392,10 +467,10 @@ impl Sim {
                 entries,
             } => {
                 let n = &mut self.nodes[i];
-                if base_offset != n.disk_log.len() as i64 {
-                    let len = n.disk_log.len();
+                if base_offset != n.log_end() {
+                    let end = n.log_end();
                     self.fail(&format!(
-                        "node {id}: append at {base_offset}, log end {len}"
+                        "node {id}: append at {base_offset}, log end {end}"
                     ));
                 }
                 n.disk_log.extend(entries);
@@ -403,9 +478,33 @@ impl Sim {
             Command::Truncate { to } => {
                 checks::on_truncate(self, i, to);
                 let n = &mut self.nodes[i];
-                n.disk_log.truncate(to as usize);
-                n.durable = n.durable.min(to as usize);
+                n.disk_log.truncate((to - n.disk_start) as usize);
+                n.durable = n.durable.min(to);
             }
+            Command::WriteSnapshot(s) => {
+                checks::on_write_snapshot(self, i, &s);
+                self.nodes[i].disk_snapshot = Some(s);
+            }
+            Command::DeleteLogPrefix { to } => {
+                checks::on_delete_prefix(self, i, to);
+                let n = &mut self.nodes[i];
+                n.disk_log.drain(..(to - n.disk_start) as usize);
+                n.disk_start = to;
+                n.durable = n.durable.max(to);
+                n.verified = n.verified.max(to);
+            }
+            Command::ResetLog { start_offset } => {
+                checks::on_reset_log(self, i, start_offset);
+                let n = &mut self.nodes[i];
+                n.disk_log.clear();
+                n.disk_start = start_offset;
+                n.durable = start_offset;
+                n.verified = start_offset;
+                if !self.starting {
+                    self.stats.installs += 1;
+                }
+            }
+            Command::LoadSnapshot(s) => checks::on_load_snapshot(self, i, &s),
             Command::Flush => {
                 let at = self.now + 1 + self.rand(5);
                 let inc = self.nodes[i].inc;
@@ -445,10 +544,11 @@ impl Sim {
             return;
         }
         n.inc += 1;
-        n.disk_log.truncate(n.durable);
+        n.disk_log.truncate((n.durable - n.disk_start) as usize);
         n.verified = n.verified.min(n.durable);
         n.hw_seen = 0;
         n.applied_next = 0;
+        n.state.clear();
         n.crash_pending = None;
         let id = n.id;
         self.stats.crashes += 1;
@@ -548,6 +648,50 @@ impl Sim {
         let pick = leaders[self.rand(leaders.len() as u64) as usize];
         let count = 1 + self.rand(3);
         self.append_to(self.nodes[pick].id, count);
+    }
+
+    /// A node (the leader half the time, making FetchSnapshot likely for laggards) snapshots
+    /// its state machine at a random applied offset above its current snapshot.
+    fn take_snapshot(&mut self) {
+        let live: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].core.is_some())
+            .collect();
+        let leader = live.iter().copied().find(|&i| {
+            self.nodes[i]
+                .core
+                .as_ref()
+                .is_some_and(|c| c.role() == RoleKind::Leader)
+        });
+        let pick = match leader {
+            Some(l) if self.rand(2) == 0 => l,
+            _ if live.is_empty() => return,
+            _ => live[self.rand(live.len() as u64) as usize],
+        };
+        let n = &self.nodes[pick];
+        let from = n
+            .core
+            .as_ref()
+            .and_then(|c| c.snapshot_id())
+            .map_or(0, |s| s.end_offset);
+        let applied = n.applied_next;
+        if applied <= from {
+            return;
+        }
+        let end = if self.rand(2) == 0 {
+            applied
+        } else {
+            from + 1 + self.rand((applied - from) as u64) as i64
+        };
+        let data = codec::encode(&n.state[..end as usize]);
+        self.note(format!("snapshot node {} at {end}", n.id));
+        self.stats.snapshots += 1;
+        self.feed(
+            pick,
+            Event::CreateSnapshot {
+                end_offset: end,
+                data,
+            },
+        );
     }
 
     fn append_to(&mut self, id: NodeId, count: u64) {

@@ -1,0 +1,79 @@
+//! The simulated state machine's snapshot format: the applied entries, serialized losslessly
+//! (epoch, then a data record or a LeaderChange record), so a snapshot can be compared with the
+//! committed log.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use shale_raft::kraft::{Entry, LeaderChange, Record};
+
+fn put_ids(b: &mut BytesMut, ids: &[i32]) {
+    b.put_u32(ids.len() as u32);
+    for id in ids {
+        b.put_i32(*id);
+    }
+}
+
+fn get_ids(b: &mut &[u8]) -> Option<Vec<i32>> {
+    let n = get_u32(b)? as usize;
+    (b.remaining() >= n * 4).then(|| (0..n).map(|_| b.get_i32()).collect())
+}
+
+fn get_u32(b: &mut &[u8]) -> Option<u32> {
+    (b.remaining() >= 4).then(|| b.get_u32())
+}
+
+pub fn encode(entries: &[Entry]) -> Bytes {
+    let mut b = BytesMut::new();
+    for e in entries {
+        b.put_i32(e.epoch);
+        match &e.record {
+            Record::Data(d) => {
+                b.put_u8(0);
+                b.put_u32(d.len() as u32);
+                b.put_slice(d);
+            }
+            Record::LeaderChange(c) => {
+                b.put_u8(1);
+                b.put_i32(c.leader_id);
+                put_ids(&mut b, &c.voters);
+                put_ids(&mut b, &c.granting_voters);
+            }
+        }
+    }
+    b.freeze()
+}
+
+/// The entries in `data`, or None if it is not a well-formed snapshot.
+pub fn decode(mut data: &[u8]) -> Option<Vec<Entry>> {
+    let b = &mut data;
+    let mut out = Vec::new();
+    while b.has_remaining() {
+        let epoch = get_u32(b)? as i32;
+        if !b.has_remaining() {
+            return None;
+        }
+        let record = match b.get_u8() {
+            0 => {
+                let n = get_u32(b)? as usize;
+                if b.remaining() < n {
+                    return None;
+                }
+                let d = Bytes::copy_from_slice(&b[..n]);
+                b.advance(n);
+                Record::Data(d)
+            }
+            1 => {
+                let leader_id = get_u32(b)? as i32;
+                let voters = get_ids(b)?;
+                let granting_voters = get_ids(b)?;
+                Record::LeaderChange(LeaderChange {
+                    leader_id,
+                    voters,
+                    granting_voters,
+                })
+            }
+            _ => return None,
+        };
+        out.push(Entry { epoch, record });
+    }
+    Some(out)
+}
