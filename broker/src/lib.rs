@@ -20,6 +20,7 @@ pub mod connection_limits;
 pub mod errors;
 pub mod fetch_session;
 pub mod group;
+pub mod kraft;
 pub mod metrics;
 pub mod purgatory;
 pub mod server;

@@ -200,6 +200,21 @@ impl KRaft {
         &self.log
     }
 
+    /// The leader's view of the other replicas in its epoch (None unless leading).
+    pub fn replica_progress(
+        &self,
+    ) -> Option<&std::collections::BTreeMap<NodeId, super::state::ReplicaProgress>> {
+        match &self.role {
+            Role::Leader(l) => Some(&l.replicas),
+            _ => None,
+        }
+    }
+
+    /// The static configuration (voters, timers).
+    pub fn config(&self) -> &KRaftConfig {
+        &self.cfg
+    }
+
     /// The latest durable snapshot's id.
     pub fn snapshot_id(&self) -> Option<super::types::SnapshotId> {
         self.snapshot.as_ref().map(|s| s.id)

@@ -37,7 +37,7 @@ pub mod types;
 
 pub use self::core::{KRaft, KRaftConfig};
 pub use log::LogView;
-pub use state::RoleKind;
+pub use state::{ReplicaProgress, RoleKind};
 pub use types::{
     Command, ElectionState, Entry, Event, FetchError, FetchRequest, FetchResponse, FetchResult,
     FetchSnapshotRequest, FetchSnapshotResponse, FetchSnapshotResult, KRaftError, LeaderChange,

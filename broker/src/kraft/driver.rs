@@ -1,0 +1,403 @@
+//! The quorum's driver thread: the one place the sans-IO [`KRaft`] core runs. It owns the core
+//! and its durable [`KRaftStore`], feeds them ticks, peers' messages and appends, and executes
+//! the core's commands in order — storage commands on this thread (it is a plain thread, like
+//! Kafka's raft I/O thread, so its fsyncs never block a tokio worker), `Send`s handed to the
+//! network tasks, and committed entries handed to the [`StateMachine`].
+//!
+//! ```text
+//!  inbound connections ── Input::Request{reply} ──►┐
+//!  peer tasks ─────────── Input::Response ─────────►│ driver thread: KRaft + KRaftStore
+//!  callers ────────────── Input::Append / Status ──►┘   │ Send(request)  → peer task queue
+//!                                                        │ Send(response) → pending reply
+//!                                                        │ Apply / LoadSnapshot → StateMachine
+//!                                                        └ view ─► watch (epoch, leader, HW)
+//! ```
+//!
+//! An answer the core produces for a peer's request goes to the connection still waiting for
+//! it: one pending reply per (peer, request kind), as a peer has at most one request of a kind
+//! in flight. The pending map is bounded by [`MAX_PENDING`] since peer ids come off the wire.
+//! A storage error stops the driver (Kafka's raft thread exits the process on one): the view
+//! then reports `stopped`.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use shale_common::{Clock, Rng};
+use shale_raft::kraft::store::{KRaftStore, Recovered};
+use shale_raft::kraft::{Command, Entry, Event, KRaft, KRaftConfig, Message, NodeId, RoleKind};
+use shale_raft::kraft::{KRaftError, Snapshot};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// How often the core's timers are advanced.
+const TICK: Duration = Duration::from_millis(10);
+/// Requests from peers waiting for the core's answer, at most.
+pub const MAX_PENDING: usize = 4096;
+/// Inputs queued for the driver, at most.
+pub const INPUT_QUEUE: usize = 1024;
+
+/// What the core commits, in log order.
+pub trait StateMachine: Send {
+    /// Committed entries starting at `base_offset`.
+    fn apply(&mut self, base_offset: i64, entries: &[Entry]);
+    /// Replace the whole state with a committed snapshot (a lagging node installed it).
+    fn load_snapshot(&mut self, snapshot: &Snapshot);
+}
+
+/// The kinds of request a peer can have waiting for an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    Vote,
+    BeginQuorumEpoch,
+    Fetch,
+    FetchSnapshot,
+}
+
+fn request_kind(msg: &Message) -> Option<Kind> {
+    match msg {
+        Message::Vote(_) => Some(Kind::Vote),
+        Message::BeginQuorumEpoch { .. } => Some(Kind::BeginQuorumEpoch),
+        Message::Fetch(_) => Some(Kind::Fetch),
+        Message::FetchSnapshot(_) => Some(Kind::FetchSnapshot),
+        Message::EndQuorumEpoch { .. }
+        | Message::VoteResponse(_)
+        | Message::BeginQuorumEpochResponse { .. }
+        | Message::FetchResponse(_)
+        | Message::FetchSnapshotResponse(_) => None,
+    }
+}
+
+fn response_kind(msg: &Message) -> Option<Kind> {
+    match msg {
+        Message::VoteResponse(_) => Some(Kind::Vote),
+        Message::BeginQuorumEpochResponse { .. } => Some(Kind::BeginQuorumEpoch),
+        Message::FetchResponse(_) => Some(Kind::Fetch),
+        Message::FetchSnapshotResponse(_) => Some(Kind::FetchSnapshot),
+        Message::Vote(_)
+        | Message::BeginQuorumEpoch { .. }
+        | Message::EndQuorumEpoch { .. }
+        | Message::Fetch(_)
+        | Message::FetchSnapshot(_) => None,
+    }
+}
+
+/// Inputs to the driver thread.
+#[derive(Debug)]
+pub enum Input {
+    /// A peer's request; `reply` receives the core's answer (dropped if there is none).
+    Request {
+        from: NodeId,
+        msg: Message,
+        reply: oneshot::Sender<Message>,
+    },
+    /// A peer's answer to a request this node sent.
+    Response { from: NodeId, msg: Message },
+    /// Append records as one batch (leader only): the reply is the offset of the last record,
+    /// committed once the high watermark passes it.
+    Append {
+        records: Vec<Bytes>,
+        reply: oneshot::Sender<Result<i64, KRaftError>>,
+    },
+    /// The leader's description of the quorum (DescribeQuorum); None when not leading.
+    Describe {
+        reply: oneshot::Sender<Option<QuorumDescription>>,
+    },
+    /// Resign (a leader names its successors) and stop.
+    Shutdown,
+}
+
+/// One replica as the leader sees it (DescribeQuorum's ReplicaState). Times are wall-clock
+/// milliseconds, -1 when unknown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaDescription {
+    pub id: NodeId,
+    pub log_end_offset: i64,
+    pub last_fetch_ms: i64,
+    /// The last fetch that reached the high watermark (an approximation of Kafka's
+    /// last-caught-up time, which compares with the leader's log end at fetch time).
+    pub last_caught_up_ms: i64,
+}
+
+/// The quorum as its leader describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumDescription {
+    pub leader: NodeId,
+    pub epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<ReplicaDescription>,
+    pub observers: Vec<ReplicaDescription>,
+}
+
+/// What the driver publishes after every step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumView {
+    pub node_id: NodeId,
+    pub epoch: i32,
+    pub leader: Option<NodeId>,
+    pub role: RoleKind,
+    pub high_watermark: i64,
+    pub log_end_offset: i64,
+    /// The driver has stopped (shutdown or a storage error).
+    pub stopped: bool,
+}
+
+/// Handles to a running driver.
+#[derive(Debug, Clone)]
+pub struct DriverHandle {
+    pub inputs: SyncSender<Input>,
+    pub view: watch::Receiver<QuorumView>,
+}
+
+/// The driver's state on its thread.
+struct Driver {
+    core: KRaft,
+    store: KRaftStore,
+    clock: Arc<dyn Clock>,
+    machine: Box<dyn StateMachine>,
+    peers: HashMap<NodeId, mpsc::Sender<Message>>,
+    pending: HashMap<(NodeId, Kind), oneshot::Sender<Message>>,
+    view: watch::Sender<QuorumView>,
+}
+
+fn now_ms(clock: &Arc<dyn Clock>) -> u64 {
+    clock.monotonic().as_millis() as u64
+}
+
+/// Everything the driver thread owns.
+pub struct DriverParts {
+    pub cfg: KRaftConfig,
+    pub store: KRaftStore,
+    /// What the store recovered at open.
+    pub recovered: Recovered,
+    pub rng: Arc<dyn Rng>,
+    pub clock: Arc<dyn Clock>,
+    pub machine: Box<dyn StateMachine>,
+    /// The queues of the network tasks sending to the other nodes.
+    pub peers: HashMap<NodeId, mpsc::Sender<Message>>,
+}
+
+/// Starts the driver thread; `inputs`/`rx` are the two ends of its input queue (the peer
+/// tasks were given `inputs` before the driver existed).
+pub fn spawn(
+    parts: DriverParts,
+    inputs: SyncSender<Input>,
+    rx: Receiver<Input>,
+) -> std::io::Result<(DriverHandle, std::thread::JoinHandle<()>)> {
+    let DriverParts {
+        cfg,
+        store,
+        recovered,
+        rng,
+        clock,
+        machine,
+        peers,
+    } = parts;
+    let node_id = cfg.node_id;
+    let (core, commands) = KRaft::restore(
+        cfg,
+        rng,
+        now_ms(&clock),
+        recovered.election,
+        recovered.snapshot,
+        recovered.log,
+    );
+    let (view_tx, view) = watch::channel(QuorumView {
+        node_id,
+        epoch: core.epoch(),
+        leader: core.leader(),
+        role: core.role(),
+        high_watermark: core.high_watermark(),
+        log_end_offset: core.log().end_offset(),
+        stopped: false,
+    });
+    let mut driver = Driver {
+        core,
+        store,
+        clock,
+        machine,
+        peers,
+        pending: HashMap::new(),
+        view: view_tx,
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("kraft-{node_id}"))
+        .spawn(move || driver.run(commands, rx))?;
+    Ok((DriverHandle { inputs, view }, thread))
+}
+
+impl Driver {
+    fn run(&mut self, first: Vec<Command>, rx: Receiver<Input>) {
+        let result = self.execute(first).and_then(|()| self.serve(&rx));
+        if let Err(e) = result {
+            tracing::error!(node = self.core.node_id(), error = %e, "metadata quorum stopped on a storage error");
+        }
+        self.publish(true);
+    }
+
+    fn serve(&mut self, rx: &Receiver<Input>) -> Result<(), shale_raft::RaftError> {
+        let mut next_tick = now_ms(&self.clock);
+        loop {
+            let now = now_ms(&self.clock);
+            if now >= next_tick {
+                next_tick = now + TICK.as_millis() as u64;
+                self.step(Event::Tick { now_ms: now })?;
+            }
+            let wait = Duration::from_millis(next_tick.saturating_sub(now_ms(&self.clock)));
+            match rx.recv_timeout(wait) {
+                Ok(Input::Shutdown) => return self.shutdown(),
+                Ok(input) => self.on_input(input)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return self.shutdown(),
+            }
+        }
+    }
+
+    fn shutdown(&mut self) -> Result<(), shale_raft::RaftError> {
+        self.step(Event::Shutdown)?;
+        self.store.execute(&Command::Flush)?;
+        Ok(())
+    }
+
+    fn on_input(&mut self, input: Input) -> Result<(), shale_raft::RaftError> {
+        match input {
+            Input::Request { from, msg, reply } => {
+                if let Some(kind) = request_kind(&msg) {
+                    if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&(from, kind)) {
+                        tracing::warn!(from, "too many quorum requests waiting; refusing one");
+                        return Ok(());
+                    }
+                    self.pending.insert((from, kind), reply);
+                }
+                self.step(Event::Message { from, msg })
+            }
+            Input::Response { from, msg } => self.step(Event::Message { from, msg }),
+            Input::Append { records, reply } => {
+                match self.core.handle(Event::AppendRequested { records }) {
+                    Ok(commands) => {
+                        // The leader's log view already ends with the records.
+                        let _ = reply.send(Ok(self.core.log().end_offset() - 1));
+                        self.execute(commands)
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        Ok(())
+                    }
+                }
+            }
+            Input::Describe { reply } => {
+                let _ = reply.send(self.describe());
+                Ok(())
+            }
+            Input::Shutdown => self.shutdown(),
+        }
+    }
+
+    fn describe(&self) -> Option<QuorumDescription> {
+        let replicas = self.core.replica_progress()?;
+        let mono = now_ms(&self.clock);
+        let wall = self.clock.now_ms();
+        let hw = self.core.high_watermark();
+        let to_wall = |t: Option<u64>| t.map_or(-1, |t| wall - mono.saturating_sub(t) as i64);
+        let me = ReplicaDescription {
+            id: self.core.node_id(),
+            log_end_offset: self.core.log().end_offset(),
+            last_fetch_ms: wall,
+            last_caught_up_ms: wall,
+        };
+        let mut out = QuorumDescription {
+            leader: me.id,
+            epoch: self.core.epoch(),
+            high_watermark: hw,
+            voters: vec![me],
+            observers: Vec::new(),
+        };
+        for (&id, p) in replicas {
+            let caught_up = if p.end_offset >= hw { p.last_fetch_ms } else { None };
+            let r = ReplicaDescription {
+                id,
+                log_end_offset: p.end_offset,
+                last_fetch_ms: to_wall(p.last_fetch_ms),
+                last_caught_up_ms: to_wall(caught_up),
+            };
+            if self.core.config().is_voter(id) {
+                out.voters.push(r);
+            } else {
+                out.observers.push(r);
+            }
+        }
+        Some(out)
+    }
+
+    /// Feeds one event and executes what follows from it.
+    fn step(&mut self, event: Event) -> Result<(), shale_raft::RaftError> {
+        match self.core.handle(event) {
+            Ok(commands) => self.execute(commands),
+            Err(e) => {
+                // A fatal core error (asked to truncate committed entries): stop, as Kafka does.
+                Err(shale_raft::RaftError::InvalidArgument(e.to_string()))
+            }
+        }
+    }
+
+    fn execute(&mut self, commands: Vec<Command>) -> Result<(), shale_raft::RaftError> {
+        let mut queue: std::collections::VecDeque<Command> = commands.into();
+        while let Some(cmd) = queue.pop_front() {
+            match &cmd {
+                Command::Send { to, msg } => self.send(*to, msg.clone()),
+                Command::Apply {
+                    base_offset,
+                    entries,
+                } => self.machine.apply(*base_offset, entries),
+                Command::LoadSnapshot(s) => self.machine.load_snapshot(s),
+                _ => {
+                    if let Some(event) = self.store.execute(&cmd)? {
+                        let more = self
+                            .core
+                            .handle(event)
+                            .map_err(|e| shale_raft::RaftError::InvalidArgument(e.to_string()))?;
+                        queue.extend(more);
+                    }
+                }
+            }
+        }
+        self.publish(false);
+        Ok(())
+    }
+
+    fn send(&mut self, to: NodeId, msg: Message) {
+        if let Some(kind) = response_kind(&msg) {
+            if let Some(reply) = self.pending.remove(&(to, kind)) {
+                let _ = reply.send(msg);
+            }
+            return;
+        }
+        match self.peers.get(&to) {
+            // A full queue drops the message: the core's timers resend what matters.
+            Some(q) => {
+                if q.try_send(msg).is_err() {
+                    tracing::debug!(to, "quorum message dropped: peer queue full or closed");
+                }
+            }
+            None => tracing::debug!(to, "quorum message to a node with no known address dropped"),
+        }
+    }
+
+    fn publish(&self, stopped: bool) {
+        let view = QuorumView {
+            node_id: self.core.node_id(),
+            epoch: self.core.epoch(),
+            leader: self.core.leader(),
+            role: self.core.role(),
+            high_watermark: self.core.high_watermark(),
+            log_end_offset: self.core.log().end_offset(),
+            stopped,
+        };
+        self.view.send_if_modified(|v| {
+            let changed = *v != view;
+            *v = view;
+            changed
+        });
+    }
+}

@@ -1,0 +1,142 @@
+//! One member of the metadata quorum, assembled: the durable store opened from the metadata
+//! log dir, the driver thread, a sending task per other voter, and the controller listener.
+//! [`QuorumNode::start`] brings it up; [`QuorumNode::shutdown`] resigns (a leader names its
+//! successors with EndQuorumEpoch), flushes and stops the tasks.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use shale_common::{Clock, Rng};
+use shale_raft::kraft::store::KRaftStore;
+use shale_raft::kraft::{KRaftConfig, KRaftError, NodeId};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+
+use super::driver::{self, DriverHandle, DriverParts, Input, QuorumView, StateMachine};
+use super::listener;
+use super::peers::{self, Peer};
+use super::wire::WireContext;
+
+/// What a quorum member needs to start.
+pub struct QuorumNodeConfig {
+    pub node_id: NodeId,
+    pub cluster_id: String,
+    /// Every voter with its controller-listener address (this node included when it votes).
+    pub voters: Vec<Peer>,
+    /// The controller listener's name (KIP-853 endpoints carry it).
+    pub listener_name: String,
+    /// The metadata log dir (`metadata.log.dir`).
+    pub dir: PathBuf,
+    /// Kafka's quorum timers; [`KRaftConfig::new`] gives the defaults.
+    pub raft: KRaftConfig,
+    pub clock: Arc<dyn Clock>,
+    pub rng: Arc<dyn Rng>,
+    pub machine: Box<dyn StateMachine>,
+}
+
+/// A running quorum member.
+#[derive(Debug)]
+pub struct QuorumNode {
+    handle: DriverHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl QuorumNode {
+    /// Opens the store, starts the driver, the peer tasks and the listener on `listener`.
+    pub async fn start(cfg: QuorumNodeConfig, listener: TcpListener) -> anyhow::Result<QuorumNode> {
+        let QuorumNodeConfig {
+            node_id,
+            cluster_id,
+            voters,
+            listener_name,
+            dir,
+            raft,
+            clock,
+            rng,
+            machine,
+        } = cfg;
+        let store_clock = clock.clone();
+        let (store, recovered) =
+            shale_common::blocking::spawn(move || KRaftStore::open(&dir, store_clock)).await??;
+        let endpoints = voters
+            .iter()
+            .map(|p| (p.id, (p.host.clone(), p.port)))
+            .collect();
+        let ctx = Arc::new(WireContext {
+            cluster_id,
+            local_id: node_id,
+            listener_name,
+            endpoints,
+        });
+        let request_timeout = Duration::from_millis(raft.request_timeout_ms);
+        let (inputs, rx) = std::sync::mpsc::sync_channel(driver::INPUT_QUEUE);
+        let mut queues = HashMap::new();
+        for peer in voters.into_iter().filter(|p| p.id != node_id) {
+            let id = peer.id;
+            let queue = peers::spawn_peer(peer, ctx.clone(), inputs.clone(), request_timeout);
+            queues.insert(id, queue);
+        }
+        let parts = DriverParts {
+            cfg: raft,
+            store,
+            recovered,
+            rng,
+            clock,
+            machine,
+            peers: queues,
+        };
+        let (handle, thread) = driver::spawn(parts, inputs, rx)?;
+        let (stop, stop_rx) = watch::channel(false);
+        tokio::spawn(listener::serve(
+            listener,
+            ctx,
+            handle.inputs.clone(),
+            request_timeout,
+            stop_rx,
+        ));
+        Ok(QuorumNode {
+            handle,
+            thread: Some(thread),
+            stop,
+        })
+    }
+
+    /// The latest view of the quorum from this node.
+    pub fn view(&self) -> watch::Receiver<QuorumView> {
+        self.handle.view.clone()
+    }
+
+    /// Appends records as one batch (leader only); returns the offset of the last one.
+    pub async fn append(&self, records: Vec<Bytes>) -> Result<i64, AppendError> {
+        let (reply, rx) = oneshot::channel();
+        self.handle
+            .inputs
+            .try_send(Input::Append { records, reply })
+            .map_err(|_| AppendError::Unavailable)?;
+        rx.await
+            .map_err(|_| AppendError::Unavailable)?
+            .map_err(AppendError::Core)
+    }
+
+    /// Resigns, flushes and stops.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let _ = self.handle.inputs.try_send(Input::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            let _ = shale_common::blocking::spawn(move || thread.join()).await;
+        }
+    }
+}
+
+/// Why an append was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("the quorum driver is not running or is overloaded")]
+    Unavailable,
+    #[error(transparent)]
+    Core(KRaftError),
+}

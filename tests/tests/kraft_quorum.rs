@@ -1,0 +1,213 @@
+//! Three quorum members in one process talking Kafka's KRaft RPCs over real loopback TCP: a
+//! leader is elected, appended records reach every member's state machine in order, a leader
+//! that shuts down hands over to a new one, a restarted member catches up from its own log and
+//! the leader's, and DescribeQuorum answers with the voters' progress.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use shale_broker::kraft::driver::{QuorumView, StateMachine};
+use shale_broker::kraft::node::{QuorumNode, QuorumNodeConfig};
+use shale_broker::kraft::peers::{read_response, request_frame, Peer};
+use shale_broker::kraft::wire::{self, WireContext};
+use shale_common::{SeededRng, SystemClock};
+use shale_protocol::kafka_protocol::messages::ApiKey;
+use shale_raft::kraft::{Entry, KRaftConfig, NodeId, Record, RoleKind, Snapshot};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Applied data records, in order, as (offset, value).
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<(i64, Bytes)>>>);
+
+impl StateMachine for Recorder {
+    fn apply(&mut self, base_offset: i64, entries: &[Entry]) {
+        let mut applied = self.0.lock();
+        for (i, e) in entries.iter().enumerate() {
+            if let Record::Data(v) = &e.record {
+                applied.push((base_offset + i as i64, v.clone()));
+            }
+        }
+    }
+
+    fn load_snapshot(&mut self, _snapshot: &Snapshot) {
+        panic!("no snapshots in this test");
+    }
+}
+
+struct Member {
+    id: NodeId,
+    dir: tempfile::TempDir,
+    applied: Recorder,
+    node: Option<QuorumNode>,
+}
+
+fn voters(ports: &[u16]) -> Vec<Peer> {
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| Peer {
+            id: i as NodeId + 1,
+            host: "127.0.0.1".into(),
+            port: *port,
+        })
+        .collect()
+}
+
+async fn start(id: NodeId, dir: &std::path::Path, ports: &[u16], listener: TcpListener) -> (QuorumNode, Recorder) {
+    let applied = Recorder::default();
+    let cfg = QuorumNodeConfig {
+        node_id: id,
+        cluster_id: "kraft-quorum-test-cluster".into(),
+        voters: voters(ports),
+        listener_name: "CONTROLLER".into(),
+        dir: dir.to_path_buf(),
+        raft: KRaftConfig::new(id, vec![1, 2, 3]),
+        clock: SystemClock::new(),
+        rng: SeededRng::new(id as u64),
+        machine: Box::new(applied.clone()),
+    };
+    (QuorumNode::start(cfg, listener).await.unwrap(), applied)
+}
+
+/// Polls until `f` holds for the members' views, or fails after `limit`.
+async fn until(members: &[Member], limit: Duration, what: &str, f: impl Fn(&[QuorumView]) -> bool) {
+    let start = Instant::now();
+    loop {
+        let views: Vec<QuorumView> = members
+            .iter()
+            .filter_map(|m| m.node.as_ref().map(|n| n.view().borrow().clone()))
+            .collect();
+        if f(&views) {
+            return;
+        }
+        assert!(start.elapsed() < limit, "{what} not reached in {limit:?}: {views:#?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn agreed_leader(views: &[QuorumView]) -> Option<(NodeId, i32)> {
+    let leader = views.iter().find(|v| v.role == RoleKind::Leader)?;
+    let all_follow = views
+        .iter()
+        .all(|v| v.epoch == leader.epoch && v.leader == Some(leader.node_id));
+    all_follow.then_some((leader.node_id, leader.epoch))
+}
+
+fn leader_of(members: &[Member]) -> &Member {
+    members
+        .iter()
+        .find(|m| m.node.as_ref().is_some_and(|n| n.view().borrow().role == RoleKind::Leader))
+        .expect("a leader")
+}
+
+async fn append_batches(leader: &QuorumNode, from: usize, count: usize) -> i64 {
+    let mut last = -1;
+    for i in from..from + count {
+        let records = (0..5).map(|j| Bytes::from(format!("r{i}-{j}"))).collect();
+        last = leader.append(records).await.unwrap();
+    }
+    last
+}
+
+async fn until_applied(members: &[Member], want: usize) {
+    let start = Instant::now();
+    loop {
+        let counts: Vec<usize> = members.iter().map(|m| m.applied.0.lock().len()).collect();
+        if counts.iter().all(|c| *c == want) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "applied {counts:?}, want {want}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let first = members[0].applied.0.lock().clone();
+    for m in &members[1..] {
+        assert_eq!(*m.applied.0.lock(), first, "member {} applied a different log", m.id);
+    }
+    let values: Vec<&Bytes> = first.iter().map(|(_, v)| v).collect();
+    let mut sorted = values.clone();
+    sorted.dedup();
+    assert_eq!(sorted.len(), values.len(), "a record applied twice");
+}
+
+async fn describe_quorum(port: u16) -> wire::QuorumStatus {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let version = 2;
+    let body = wire::encode_describe_quorum_request(version).unwrap();
+    let ctx = WireContext {
+        cluster_id: "kraft-quorum-test-cluster".into(),
+        local_id: -1,
+        listener_name: "CONTROLLER".into(),
+        endpoints: Default::default(),
+    };
+    let frame = request_frame(ApiKey::DescribeQuorum, version, 7, &ctx, &body).unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &frame).await.unwrap();
+    let body = read_response(&mut stream, ApiKey::DescribeQuorum, version, 7).await.unwrap();
+    wire::decode_describe_quorum(body, version).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_voters_elect_replicate_hand_over_and_catch_up() {
+    let mut listeners = Vec::new();
+    for _ in 0..3 {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
+    let mut members = Vec::new();
+    let started = Instant::now();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let id = i as NodeId + 1;
+        let dir = tempfile::tempdir().unwrap();
+        let (node, applied) = start(id, dir.path(), &ports, listener).await;
+        members.push(Member { id, dir, applied, node: Some(node) });
+    }
+    until(&members, Duration::from_secs(15), "a leader all follow", |v| {
+        v.len() == 3 && agreed_leader(v).is_some()
+    })
+    .await;
+    println!("first leader elected in {:?}", started.elapsed());
+
+    let last = append_batches(leader_of(&members).node.as_ref().unwrap(), 0, 20).await;
+    until(&members, Duration::from_secs(15), "the appends committed", |v| {
+        v.iter().all(|v| v.high_watermark > last)
+    })
+    .await;
+    until_applied(&members, 100).await;
+
+    let (leader_id, epoch) = {
+        let views: Vec<QuorumView> = members.iter().map(|m| m.node.as_ref().unwrap().view().borrow().clone()).collect();
+        agreed_leader(&views).unwrap()
+    };
+    let status = describe_quorum(ports[leader_id as usize - 1]).await;
+    assert_eq!((status.leader_id, status.leader_epoch), (leader_id, epoch));
+    assert!(status.high_watermark > last);
+    assert_eq!(status.voters.len(), 3);
+    assert!(status.voters.iter().all(|r| r.log_end_offset > last), "{status:?}");
+
+    // The leader shuts down: the other two elect a new one in a later epoch.
+    let old = members.iter_mut().find(|m| m.id == leader_id).unwrap();
+    let handed = Instant::now();
+    old.node.take().unwrap().shutdown().await;
+    until(&members, Duration::from_secs(15), "a new leader", |v| {
+        v.len() == 2 && agreed_leader(v).is_some_and(|(l, e)| l != leader_id && e > epoch)
+    })
+    .await;
+    println!("new leader after a graceful shutdown in {:?}", handed.elapsed());
+    let last = append_batches(leader_of(&members).node.as_ref().unwrap(), 20, 20).await;
+
+    // The old leader restarts from its directory and catches up.
+    let old = members.iter_mut().find(|m| m.id == leader_id).unwrap();
+    let listener = TcpListener::bind(("127.0.0.1", ports[leader_id as usize - 1])).await.unwrap();
+    let (node, applied) = start(leader_id, old.dir.path(), &ports, listener).await;
+    old.node = Some(node);
+    old.applied = applied;
+    until(&members, Duration::from_secs(15), "all three caught up", |v| {
+        v.len() == 3 && agreed_leader(v).is_some() && v.iter().all(|v| v.high_watermark > last)
+    })
+    .await;
+    until_applied(&members, 200).await;
+    for m in &mut members {
+        m.node.take().unwrap().shutdown().await;
+    }
+}
