@@ -254,7 +254,7 @@ async fn serve(
     }
     let b = broker.clone();
     shale_common::blocking::spawn(move || -> anyhow::Result<()> {
-        b.logs.shutdown().context("closing the logs")?;
+        b.logs().shutdown().context("closing the logs")?;
         b.controller
             .shutdown()
             .context("closing the metadata log")?;
@@ -338,9 +338,9 @@ async fn housekeeping(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
         let b = broker.clone();
         async move {
             let result = shale_common::blocking::spawn(move || {
-                b.logs.housekeeping()?;
-                b.logs.write_checkpoints()?;
-                let size: u64 = b.logs.all_logs().iter().map(|l| l.size_in_bytes()).sum();
+                b.logs().housekeeping()?;
+                b.logs().write_checkpoints()?;
+                let size: u64 = b.logs().all_logs().iter().map(|l| l.size_in_bytes()).sum();
                 b.metrics.log_size_bytes.set(size as i64);
                 Ok::<_, shale_local_log::LogError>(())
             })

@@ -42,8 +42,9 @@ impl LocalMetadataTopic {
     fn partition(&self, partition: i32) -> Result<Arc<crate::state::Partition>, RlmmError> {
         let broker = self.broker()?;
         broker
-            .partition(&TopicPartition::new(TOPIC, partition))
-            .ok_or_else(|| topic_err(format!("{TOPIC}-{partition} is not hosted here")))
+            .replicas()
+            .get_leader(&TopicPartition::new(TOPIC, partition))
+            .map_err(|_| topic_err(format!("{TOPIC}-{partition} is not led here")))
     }
 }
 

@@ -241,7 +241,8 @@ impl Tiering {
     /// metadata if it changed.
     pub async fn run_round(&self, broker: &Arc<Broker>) {
         let partitions: Vec<Arc<dyn TieredPartition>> = broker
-            .all_partitions()
+            .replicas()
+            .leaders()
             .into_iter()
             .filter(|p| p.log.is_tiered())
             .map(|p| Arc::new(partition::TieredLog::new(p)) as Arc<dyn TieredPartition>)
