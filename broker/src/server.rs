@@ -49,11 +49,17 @@ pub struct RunningBroker {
     pub listeners: Vec<(String, SocketAddr)>,
     /// The metrics endpoint, if enabled.
     pub metrics_addr: Option<SocketAddr>,
+    broker: Arc<Broker>,
     stop: watch::Sender<bool>,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl RunningBroker {
+    /// The running broker's state (embedders and tests inspect partitions through it).
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
     /// Stops the broker cleanly and waits for it.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
@@ -111,11 +117,12 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         None => None,
     };
     let (stop, stop_rx) = watch::channel(false);
-    let done = tokio::spawn(serve(broker, listeners, Arc::new(limits), stop_rx));
+    let done = tokio::spawn(serve(broker.clone(), listeners, Arc::new(limits), stop_rx));
     Ok(RunningBroker {
         addr: addrs[0].1,
         listeners: addrs,
         metrics_addr,
+        broker,
         stop,
         done,
     })

@@ -139,7 +139,9 @@ pub async fn handle(
     let leaders = data.topics.iter().flat_map(|t| t.partitions.iter());
     let leaders = leaders.filter_map(|p| p.current_leader.map(|(id, _)| id));
     let listener = super::metadata::client_listener(broker, listener);
-    data.node_endpoints = leader_hint::endpoints(&image, listener, leaders)
+    // The image the replica manager applied: the one the refusals' leaders came from.
+    let applied = broker.replicas().image();
+    data.node_endpoints = leader_hint::endpoints(&applied, listener, leaders)
         .into_iter()
         .map(|(node_id, host, port, rack)| NodeEndpoint {
             node_id,

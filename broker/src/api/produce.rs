@@ -61,7 +61,8 @@ pub fn handle(
         resp.responses.push(out);
     }
     if version >= 10 {
-        add_leader_endpoints(broker, &image, listener, &mut resp);
+        // The image the replica manager applied: the one the refusals' leaders came from.
+        add_leader_endpoints(broker, &broker.replicas().image(), listener, &mut resp);
     }
     (req.acks != 0).then_some(resp)
 }
