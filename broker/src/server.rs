@@ -308,10 +308,10 @@ async fn tiering_tasks(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
         return;
     };
     every(tiering.settings.task_interval, stop.clone(), || {
-        let (tiering, broker, mut stop) = (tiering.clone(), broker.clone(), stop.clone());
+        let (tiering, mut stop) = (tiering.clone(), stop.clone());
         async move {
             tokio::select! {
-                _ = tiering.run_round(&broker) => {}
+                _ = tiering.run_round() => {}
                 _ = stop.changed() => {}
             }
         }

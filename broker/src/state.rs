@@ -9,7 +9,7 @@ use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessions;
 use crate::metrics::Metrics;
 pub use crate::replica::Partition;
-use crate::replica::ReplicaManager;
+use crate::replica::{HostedMetrics, ReplicaManager};
 use crate::topic_metrics::{self, LogGauges, TopicMetrics};
 use parking_lot::Mutex;
 use shale_common::Clock;
@@ -25,7 +25,7 @@ pub struct Broker {
     /// Injected time.
     pub clock: Arc<dyn Clock>,
     /// The metadata controller (single voter).
-    pub controller: Controller,
+    pub controller: Arc<Controller>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Per-topic meters (BrokerTopicMetrics), for the hosted topics only.
@@ -36,9 +36,8 @@ pub struct Broker {
     pub groups: crate::group::GroupCoordinator,
     /// Tiered storage, once started (absent when `remote.log.storage.system.enable=false`).
     tiering: std::sync::OnceLock<Arc<crate::tiering::Tiering>>,
-    replicas: ReplicaManager,
+    replicas: Arc<ReplicaManager>,
     producer_ids: Mutex<(i64, i64)>,
-    reconcile_lock: Mutex<()>,
 }
 
 impl Broker {
@@ -55,19 +54,23 @@ impl Broker {
             clock.now_ms() as u64 ^ (u64::from(config.node_id as u32) << 48),
         );
         let topic_metrics = Arc::new(TopicMetrics::new(config.metrics_topic_labels_max));
-        let node_id = config.node_id;
+        let metrics = Metrics::new();
+        let hosted = HostedMetrics {
+            topics: topic_metrics.clone(),
+            leaders: metrics.partitions.clone(),
+        };
+        let replicas = ReplicaManager::new(config.node_id, logs, config.log_config.clone(), hosted);
         let broker = Broker {
             config,
             clock,
-            controller,
-            replicas: ReplicaManager::new(node_id, logs),
-            metrics: Metrics::new(),
+            controller: Arc::new(controller),
+            replicas: Arc::new(replicas),
+            metrics,
             topic_metrics,
             fetch_sessions,
             groups,
             tiering: std::sync::OnceLock::new(),
             producer_ids: Mutex::new((0, 0)),
-            reconcile_lock: Mutex::new(()),
         };
         broker.replicas.delete_strays()?;
         // Partitions whose logs cannot be created stay offline; the broker still starts.
@@ -140,7 +143,7 @@ impl Broker {
     }
 
     /// The hosted partitions, their roles and logs.
-    pub fn replicas(&self) -> &ReplicaManager {
+    pub fn replicas(&self) -> &Arc<ReplicaManager> {
         &self.replicas
     }
 
@@ -164,22 +167,11 @@ impl Broker {
         effective_log_config(&self.config.log_config, image, overrides)
     }
 
-    /// Applies the current metadata image to the hosted partitions (see [`ReplicaManager::apply`])
-    /// and syncs the partition gauge and per-topic metrics with what is hosted. A partition whose
-    /// log cannot be created is skipped (the first such error is returned) and retried next time.
+    /// Applies the controller's current image to the hosted partitions (see
+    /// [`ReplicaManager::apply`]). A partition whose log cannot be created is skipped (the first
+    /// such error is returned) and retried next time.
     pub fn reconcile(&self) -> Result<(), shale_local_log::LogError> {
-        // Serialised so the metrics below follow the last apply.
-        let _guard = self.reconcile_lock.lock();
-        let image = self.image();
-        let result = self
-            .replicas
-            .apply(image.clone(), &|t| self.log_config_for(&image, t));
-        self.metrics
-            .partitions
-            .set(self.replicas.leaders().len() as i64);
-        let topics = self.replicas.hosted_topics();
-        self.topic_metrics.sync(topics.iter().map(|t| t.as_ref()));
-        result
+        self.replicas.apply(self.image())
     }
 
     /// Hands out a producer id, fetching a new block from the controller when needed.

@@ -53,14 +53,9 @@ fn moved(image: &MetadataImage, topic: &str, leader: i32, leader_epoch: i32) -> 
 
 async fn apply(broker: &shale_broker::RunningBroker, img: MetadataImage) {
     let b = broker.broker().clone();
-    tokio::task::spawn_blocking(move || {
-        let img = Arc::new(img);
-        b.replicas()
-            .apply(img.clone(), &|t| b.log_config_for(&img, t))
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    tokio::task::spawn_blocking(move || b.replicas().apply(Arc::new(img)).unwrap())
+        .await
+        .unwrap();
 }
 
 fn fetch(topic_id: uuid::Uuid, topic: &str) -> FetchRequest {

@@ -9,7 +9,9 @@
 //! ```
 //! A change of leadership never deletes data: the partition keeps its log and only its role
 //! changes. Followers serve no client reads or writes; until the follower fetcher exists
-//! (issue 11) their logs are only kept.
+//! (issue 11) their logs are only kept. Images are applied in order: one older than the last
+//! applied (a slower concurrent caller) is ignored. After each apply the leader-count gauge and
+//! the per-topic meters follow the hosted set.
 
 pub mod delta;
 mod partition;
@@ -19,7 +21,9 @@ mod tests;
 pub use delta::DeleteReason;
 pub use partition::{FollowerState, Partition, Role};
 
+use crate::topic_metrics::TopicMetrics;
 use parking_lot::{Mutex, RwLock};
+use prometheus::IntGauge;
 use shale_common::TopicPartition;
 use shale_local_log::{LogConfig, LogError, LogManager};
 use shale_raft::{MetadataImage, TopicImage};
@@ -41,11 +45,22 @@ pub enum ReplicaError {
     Unknown,
 }
 
+/// What the replica manager keeps in line with the hosted partitions.
+#[derive(Debug, Clone)]
+pub struct HostedMetrics {
+    /// Per-topic meters: synced with the topics that have a hosted partition.
+    pub topics: Arc<TopicMetrics>,
+    /// The number of partitions this broker leads.
+    pub leaders: IntGauge,
+}
+
 /// Hosted partitions and their logs.
 #[derive(Debug)]
 pub struct ReplicaManager {
     node_id: i32,
     logs: LogManager,
+    static_log_config: LogConfig,
+    metrics: HostedMetrics,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     image: RwLock<Arc<MetadataImage>>,
     apply_lock: Mutex<()>,
@@ -53,11 +68,19 @@ pub struct ReplicaManager {
 
 impl ReplicaManager {
     /// A manager for broker `node_id` over opened `logs`, hosting nothing until an image is
-    /// applied.
-    pub fn new(node_id: i32, logs: LogManager) -> ReplicaManager {
+    /// applied. `static_log_config` is the broker's log defaults (`log.*` keys), under the
+    /// image's dynamic defaults and topic overrides.
+    pub fn new(
+        node_id: i32,
+        logs: LogManager,
+        static_log_config: LogConfig,
+        metrics: HostedMetrics,
+    ) -> ReplicaManager {
         ReplicaManager {
             node_id,
             logs,
+            static_log_config,
+            metrics,
             partitions: RwLock::new(HashMap::new()),
             image: RwLock::new(Arc::new(MetadataImage::empty(""))),
             apply_lock: Mutex::new(()),
@@ -129,24 +152,40 @@ impl ReplicaManager {
         Ok(())
     }
 
+    /// A topic's effective log config under `image`.
+    pub fn log_config_for(&self, image: &MetadataImage, topic: &TopicImage) -> LogConfig {
+        crate::state::effective_log_config(&self.static_log_config, image, &topic.configs)
+    }
+
     /// Brings the hosted partitions in line with `image`: deletes what the image says is gone,
-    /// creates logs for new replicas, re-configures logs (`config_of` gives a topic's effective
-    /// config) and sets every role. A log that cannot be created is skipped (logged; the first
-    /// such error is returned) and retried at the next apply.
-    pub fn apply(
-        &self,
-        image: Arc<MetadataImage>,
-        config_of: &dyn Fn(&TopicImage) -> LogConfig,
-    ) -> Result<(), LogError> {
+    /// creates logs for new replicas, re-configures logs and sets every role, then syncs the
+    /// metrics. A log that cannot be created is skipped (logged; the first such error is
+    /// returned) and retried at the next apply. An image older than the last applied is ignored.
+    pub fn apply(&self, image: Arc<MetadataImage>) -> Result<(), LogError> {
         let _guard = self.apply_lock.lock();
+        if image.last_offset < self.image.read().last_offset {
+            tracing::debug!(
+                offset = image.last_offset,
+                "ignoring an image older than the applied one"
+            );
+            return Ok(());
+        }
         *self.image.write() = image.clone();
+        let result = self.apply_changes(&image);
+        self.metrics.leaders.set(self.leaders().len() as i64);
+        let topics = self.hosted_topics();
+        self.metrics.topics.sync(topics.iter().map(|t| t.as_ref()));
+        result
+    }
+
+    fn apply_changes(&self, image: &MetadataImage) -> Result<(), LogError> {
         let hosted_now: HashMap<TopicPartition, uuid::Uuid> = self
             .partitions
             .read()
             .iter()
             .map(|(tp, p)| (tp.clone(), p.topic_id))
             .collect();
-        let changes = delta::local_changes(&image, &hosted_now, self.node_id);
+        let changes = delta::local_changes(image, &hosted_now, self.node_id);
         for (tp, reason) in &changes.deletes {
             self.delete(tp, *reason)?;
         }
@@ -155,7 +194,7 @@ impl ReplicaManager {
         for h in changes.hosted {
             let cfg = configs
                 .entry(h.topic.id)
-                .or_insert_with(|| config_of(&h.topic))
+                .or_insert_with(|| self.log_config_for(image, &h.topic))
                 .clone();
             if let Err(e) = self.host(h, cfg) {
                 failed.get_or_insert(e);

@@ -2,6 +2,7 @@
 //! leadership and replica sets move between brokers 1 and 2.
 
 use super::*;
+use crate::topic_metrics::TopicMetrics;
 use bytes::Bytes;
 use shale_common::ManualClock;
 use shale_local_log::{AppendOrigin, LogManagerOptions};
@@ -15,6 +16,13 @@ const ME: i32 = 1;
 struct Fixture {
     _dir: tempfile::TempDir,
     rm: ReplicaManager,
+}
+
+fn metrics() -> HostedMetrics {
+    HostedMetrics {
+        topics: Arc::new(TopicMetrics::new(10)),
+        leaders: IntGauge::new("leaders", "leaders").unwrap(),
+    }
 }
 
 fn fixture() -> Fixture {
@@ -31,7 +39,7 @@ fn fixture() -> Fixture {
     .unwrap();
     Fixture {
         _dir: dir,
-        rm: ReplicaManager::new(ME, logs),
+        rm: ReplicaManager::new(ME, logs, LogConfig::default(), metrics()),
     }
 }
 
@@ -57,7 +65,7 @@ fn image(id: Uuid, replicas: &[i32], leader: i32, leader_epoch: i32, pe: i32) ->
 }
 
 fn apply(rm: &ReplicaManager, img: MetadataImage) {
-    rm.apply(Arc::new(img), &|_| LogConfig::default()).unwrap();
+    rm.apply(Arc::new(img)).unwrap();
 }
 
 fn tp() -> TopicPartition {
@@ -232,4 +240,36 @@ fn the_delta_names_why_each_partition_goes() {
         reason(&moved).is_empty(),
         "a leadership change deletes nothing"
     );
+}
+
+#[test]
+fn an_image_older_than_the_applied_one_is_ignored() {
+    let f = fixture();
+    let mut newer = image(Uuid::new_v4(), &[1], 1, 0, 0);
+    newer.last_offset = 10;
+    apply(&f.rm, newer);
+    let mut older = MetadataImage::empty("c");
+    older.last_offset = 9;
+    apply(&f.rm, older);
+    assert!(
+        f.rm.get_leader(&tp()).is_ok(),
+        "a slower caller's image deletes nothing"
+    );
+}
+
+#[test]
+fn metrics_follow_the_hosted_partitions() {
+    let f = fixture();
+    let id = Uuid::new_v4();
+    apply(&f.rm, image(id, &[1, 2], 1, 0, 0));
+    assert_eq!(f.rm.metrics.leaders.get(), 1);
+    assert!(f.rm.metrics.topics.topic("t").is_some());
+    apply(&f.rm, image(id, &[1, 2], 2, 1, 1));
+    assert_eq!(f.rm.metrics.leaders.get(), 0);
+    assert!(
+        f.rm.metrics.topics.topic("t").is_some(),
+        "a follower's topic is still hosted"
+    );
+    apply(&f.rm, MetadataImage::empty("c"));
+    assert!(f.rm.metrics.topics.topic("t").is_none());
 }
