@@ -21,10 +21,11 @@
 //! [`state`] (per-role data), `core` (the node, shared transitions), `election` (timers, votes,
 //! Begin/EndQuorumEpoch), `leader` (fetch serving, high watermark, check-quorum, resign),
 //! `follower` (fetching, truncation), `snapshot` (creating, serving, fetching and installing
-//! snapshots). This core lives beside the single-voter
+//! snapshots), [`codec`] (entries as Kafka v2 record batches, on disk and in Fetch). This core lives beside the single-voter
 //! [`crate::quorum::QuorumEngine`] the controller still drives; nothing is wired to a network
 //! yet. The seeded simulation in `raft/tests/kraft_sim.rs` checks it.
 
+pub mod codec;
 mod core;
 mod election;
 mod follower;
