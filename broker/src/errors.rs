@@ -5,6 +5,7 @@
 //! has a more specific code. Every match is exhaustive — no wildcard arm — so a new variant or
 //! kind does not compile until someone decides what clients see for it.
 
+use crate::replica::ReplicaError;
 use crate::tiering::RemoteReadError;
 use kafka_protocol::error::ResponseError as E;
 use shale_common::ErrorKind;
@@ -55,6 +56,17 @@ pub fn log_error(e: &LogError) -> E {
         LogError::Closed { .. } => E::NotLeaderOrFollower,
         LogError::OutOfFiles { .. } => E::KafkaStorageError,
         LogError::FileBudget { .. } => E::PolicyViolation,
+    }
+}
+
+/// The Kafka error a request for a partition this broker cannot serve is answered with: a
+/// partition led elsewhere (or hosted here as a follower) is NOT_LEADER_OR_FOLLOWER, so the client
+/// refreshes its leader (KIP-951 responses also carry the leader); an unknown one
+/// UNKNOWN_TOPIC_OR_PARTITION.
+pub fn replica_error(e: &ReplicaError) -> E {
+    match e {
+        ReplicaError::NotLeader { .. } => E::NotLeaderOrFollower,
+        ReplicaError::Unknown => E::UnknownTopicOrPartition,
     }
 }
 
@@ -149,6 +161,19 @@ mod tests {
             source: std::io::Error::other("No space left on device"),
         };
         assert_eq!(map(log_error(&full)), E::NotCoordinator);
+    }
+
+    #[test]
+    fn a_partition_led_elsewhere_is_not_leader_and_an_absent_one_unknown() {
+        let elsewhere = ReplicaError::NotLeader {
+            leader_id: 2,
+            leader_epoch: 3,
+        };
+        assert_eq!(replica_error(&elsewhere), E::NotLeaderOrFollower);
+        assert_eq!(
+            replica_error(&ReplicaError::Unknown),
+            E::UnknownTopicOrPartition
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! * [`config`] — `server.properties` keys, defaults and validation.
 //! * [`server`] — start-up, the accept loops, one task per connection, graceful shutdown.
 //! * [`connection_limits`] — `max.connections` and `max.connections.per.ip` accounting.
-//! * [`state`] — the running broker: metadata controller, logs, partitions.
+//! * [`state`] — the running broker: metadata controller, replica manager, coordinators.
+//! * [`replica`] — hosted partitions: local logs and leader/follower roles, driven by metadata.
 //! * [`purgatory`] — per-partition progress watches that waiting requests (long-poll Fetch) hold.
 //! * [`api`] — one module per API family; [`api::dispatch`] is the routing table.
 //! * [`errors`] — the one place internal errors become Kafka error codes.
@@ -23,6 +24,7 @@ pub mod group;
 pub mod kraft;
 pub mod metrics;
 pub mod purgatory;
+pub mod replica;
 pub mod server;
 pub mod state;
 pub mod telemetry;

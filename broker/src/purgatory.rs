@@ -50,6 +50,12 @@ impl ProgressWatch {
         });
     }
 
+    /// Wakes every waiter without new progress, so it re-checks the partition (its role
+    /// changed).
+    pub fn wake(&self) {
+        self.tx.send_modify(|_| {});
+    }
+
     /// Marks the partition gone, waking every waiter.
     pub fn close(&self) {
         self.tx.send_modify(|p| p.closed = true);

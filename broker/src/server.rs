@@ -49,11 +49,17 @@ pub struct RunningBroker {
     pub listeners: Vec<(String, SocketAddr)>,
     /// The metrics endpoint, if enabled.
     pub metrics_addr: Option<SocketAddr>,
+    broker: Arc<Broker>,
     stop: watch::Sender<bool>,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl RunningBroker {
+    /// The running broker's state (embedders and tests inspect partitions through it).
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
     /// Stops the broker cleanly and waits for it.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
@@ -111,11 +117,12 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         None => None,
     };
     let (stop, stop_rx) = watch::channel(false);
-    let done = tokio::spawn(serve(broker, listeners, Arc::new(limits), stop_rx));
+    let done = tokio::spawn(serve(broker.clone(), listeners, Arc::new(limits), stop_rx));
     Ok(RunningBroker {
         addr: addrs[0].1,
         listeners: addrs,
         metrics_addr,
+        broker,
         stop,
         done,
     })
@@ -254,7 +261,7 @@ async fn serve(
     }
     let b = broker.clone();
     shale_common::blocking::spawn(move || -> anyhow::Result<()> {
-        b.logs.shutdown().context("closing the logs")?;
+        b.logs().shutdown().context("closing the logs")?;
         b.controller
             .shutdown()
             .context("closing the metadata log")?;
@@ -301,10 +308,10 @@ async fn tiering_tasks(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
         return;
     };
     every(tiering.settings.task_interval, stop.clone(), || {
-        let (tiering, broker, mut stop) = (tiering.clone(), broker.clone(), stop.clone());
+        let (tiering, mut stop) = (tiering.clone(), stop.clone());
         async move {
             tokio::select! {
-                _ = tiering.run_round(&broker) => {}
+                _ = tiering.run_round() => {}
                 _ = stop.changed() => {}
             }
         }
@@ -338,9 +345,9 @@ async fn housekeeping(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
         let b = broker.clone();
         async move {
             let result = shale_common::blocking::spawn(move || {
-                b.logs.housekeeping()?;
-                b.logs.write_checkpoints()?;
-                let size: u64 = b.logs.all_logs().iter().map(|l| l.size_in_bytes()).sum();
+                b.logs().housekeeping()?;
+                b.logs().write_checkpoints()?;
+                let size: u64 = b.logs().all_logs().iter().map(|l| l.size_in_bytes()).sum();
                 b.metrics.log_size_bytes.set(size as i64);
                 Ok::<_, shale_local_log::LogError>(())
             })

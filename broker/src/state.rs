@@ -1,68 +1,21 @@
-//! The running broker's state: the metadata controller, the log manager, and the partitions this
-//! node leads, each publishing its progress to the requests that wait on it.
+//! The running broker's state: the metadata controller, the replica manager (hosted partitions
+//! and their logs), the group coordinator, fetch sessions and metrics.
 //!
-//! Metadata is the source of truth. After every metadata change (and at start-up) the broker
-//! reconciles its partitions with the image: logs are created for new partitions, re-configured
-//! when topic configs change, and deleted when their topic is gone. Appends to different
-//! partitions never share a lock: each `Partition` owns its `Log`, whose append lock is its own.
+//! Metadata is the source of truth. After every metadata change (and at start-up)
+//! [`Broker::reconcile`] hands the image to the [`ReplicaManager`], which creates, re-configures,
+//! re-roles and deletes partitions; the broker then syncs the metrics that follow the hosted set.
 
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessions;
 use crate::metrics::Metrics;
-use crate::purgatory::{Progress, ProgressWatch};
+pub use crate::replica::Partition;
+use crate::replica::{HostedMetrics, ReplicaManager};
 use crate::topic_metrics::{self, LogGauges, TopicMetrics};
-use parking_lot::{Mutex, RwLock};
-use shale_common::{Clock, TopicPartition};
-use shale_local_log::{Log, LogConfig, LogManager};
+use parking_lot::Mutex;
+use shale_common::Clock;
+use shale_local_log::{LogConfig, LogManager};
 use shale_raft::{Controller, MetadataImage, TopicImage};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
-use uuid::Uuid;
-
-/// A partition led by this broker.
-#[derive(Debug)]
-pub struct Partition {
-    /// Identity.
-    pub tp: TopicPartition,
-    /// The topic's id.
-    pub topic_id: Uuid,
-    /// Its log.
-    pub log: Arc<Log>,
-    leader_epoch: AtomicI32,
-    progress: ProgressWatch,
-}
-
-impl Partition {
-    /// The current leader epoch.
-    pub fn leader_epoch(&self) -> i32 {
-        self.leader_epoch.load(Ordering::Relaxed)
-    }
-
-    /// The high watermark. With a single replica every appended record is committed.
-    pub fn high_watermark(&self) -> i64 {
-        self.log.log_end_offset()
-    }
-
-    /// Where requests that wait on this partition subscribe.
-    pub fn progress(&self) -> &ProgressWatch {
-        &self.progress
-    }
-
-    /// Publishes the log's current end offset and high watermark to waiting requests. Call it
-    /// after every append.
-    pub fn publish_progress(&self) {
-        self.progress.publish(self.current_progress());
-    }
-
-    fn current_progress(&self) -> Progress {
-        Progress {
-            log_end_offset: self.log.log_end_offset(),
-            high_watermark: self.high_watermark(),
-            closed: false,
-        }
-    }
-}
 
 /// Everything a request handler can reach.
 #[derive(Debug)]
@@ -72,9 +25,7 @@ pub struct Broker {
     /// Injected time.
     pub clock: Arc<dyn Clock>,
     /// The metadata controller (single voter).
-    pub controller: Controller,
-    /// Local partition logs.
-    pub logs: LogManager,
+    pub controller: Arc<Controller>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Per-topic meters (BrokerTopicMetrics), for the hosted topics only.
@@ -85,9 +36,8 @@ pub struct Broker {
     pub groups: crate::group::GroupCoordinator,
     /// Tiered storage, once started (absent when `remote.log.storage.system.enable=false`).
     tiering: std::sync::OnceLock<Arc<crate::tiering::Tiering>>,
-    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    replicas: Arc<ReplicaManager>,
     producer_ids: Mutex<(i64, i64)>,
-    reconcile_lock: Mutex<()>,
 }
 
 impl Broker {
@@ -104,24 +54,25 @@ impl Broker {
             clock.now_ms() as u64 ^ (u64::from(config.node_id as u32) << 48),
         );
         let topic_metrics = Arc::new(TopicMetrics::new(config.metrics_topic_labels_max));
+        let metrics = Metrics::new();
+        let hosted = HostedMetrics {
+            topics: topic_metrics.clone(),
+            leaders: metrics.partitions.clone(),
+        };
+        let replicas = ReplicaManager::new(config.node_id, logs, config.log_config.clone(), hosted);
         let broker = Broker {
             config,
             clock,
-            controller,
-            logs,
-            metrics: Metrics::new(),
+            controller: Arc::new(controller),
+            replicas: Arc::new(replicas),
+            metrics,
             topic_metrics,
             fetch_sessions,
             groups,
             tiering: std::sync::OnceLock::new(),
-            partitions: RwLock::new(HashMap::new()),
             producer_ids: Mutex::new((0, 0)),
-            reconcile_lock: Mutex::new(()),
         };
-        for tp in broker.logs.stray_partitions() {
-            tracing::info!(partition = %tp, "deleting log of a topic absent from metadata");
-            broker.logs.delete(&tp)?;
-        }
+        broker.replicas.delete_strays()?;
         // Partitions whose logs cannot be created stay offline; the broker still starts.
         if let Err(e) = broker.reconcile() {
             tracing::error!(error = %e, "some partition logs could not be created at start-up");
@@ -141,16 +92,16 @@ impl Broker {
 
     /// Every metric in Prometheus text form.
     pub fn render_metrics(&self) -> String {
-        let files = self.logs.open_files();
+        let files = self.replicas.logs().open_files();
         self.metrics.log_open_files.set(files.open() as i64);
         self.metrics.log_pinned_files.set(files.pinned() as i64);
         self.metrics
             .log_open_files_budget
             .set(files.budget() as i64);
         let failing = self
-            .partitions
-            .read()
-            .values()
+            .replicas
+            .all()
+            .iter()
             .filter(|p| p.log.appends_failing())
             .count();
         self.metrics.partitions_appends_failing.set(failing as i64);
@@ -169,7 +120,8 @@ impl Broker {
     /// Kafka's per-partition Log gauges of the labelled topics' partitions, in name order.
     fn log_gauges(&self) -> Vec<LogGauges> {
         let mut gauges: Vec<LogGauges> = self
-            .all_partitions()
+            .replicas
+            .all()
             .iter()
             .filter(|p| self.topic_metrics.is_labelled(&p.tp.topic))
             .map(|p| LogGauges {
@@ -190,14 +142,14 @@ impl Broker {
         self.controller.image()
     }
 
-    /// A partition this broker leads.
-    pub fn partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
-        self.partitions.read().get(tp).cloned()
+    /// The hosted partitions, their roles and logs.
+    pub fn replicas(&self) -> &Arc<ReplicaManager> {
+        &self.replicas
     }
 
-    /// Every partition this broker leads.
-    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
-        self.partitions.read().values().cloned().collect()
+    /// The local partition logs.
+    pub fn logs(&self) -> &LogManager {
+        self.replicas.logs()
     }
 
     /// The effective log config of a topic: broker defaults, dynamic broker defaults, then the
@@ -215,74 +167,11 @@ impl Broker {
         effective_log_config(&self.config.log_config, image, overrides)
     }
 
-    /// Brings local partitions in line with the metadata image. A partition whose log cannot be
-    /// created is skipped (logged; the first such error is returned) and retried next time.
+    /// Applies the controller's current image to the hosted partitions (see
+    /// [`ReplicaManager::apply`]). A partition whose log cannot be created is skipped (the first
+    /// such error is returned) and retried next time.
     pub fn reconcile(&self) -> Result<(), shale_local_log::LogError> {
-        let _guard = self.reconcile_lock.lock();
-        let image = self.image();
-        let mut wanted: HashMap<TopicPartition, (Uuid, i32, LogConfig)> = HashMap::new();
-        for topic in image.topics.values() {
-            let cfg = self.log_config_for(&image, topic);
-            for (&p, part) in &topic.partitions {
-                if part.leader == self.config.node_id {
-                    let tp = TopicPartition::new(topic.name.as_str(), p);
-                    wanted.insert(tp, (topic.id, part.leader_epoch, cfg.clone()));
-                }
-            }
-        }
-        let current: Vec<(TopicPartition, Arc<Partition>)> = self
-            .partitions
-            .read()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (tp, part) in current {
-            match wanted.get(&tp) {
-                Some((id, _, _)) if *id == part.topic_id => {}
-                _ => {
-                    self.partitions.write().remove(&tp);
-                    part.progress.close();
-                    self.logs.delete(&tp)?;
-                    tracing::info!(partition = %tp, "deleted partition");
-                }
-            }
-        }
-        let mut failed = None;
-        for (tp, (topic_id, epoch, cfg)) in wanted {
-            let existing = self.partition(&tp);
-            match existing {
-                Some(p) => {
-                    if p.log.config() != cfg {
-                        p.log.update_config(cfg);
-                    }
-                    p.leader_epoch.store(epoch, Ordering::Relaxed);
-                }
-                None => match self.logs.get_or_create(&tp, topic_id, cfg) {
-                    Ok(log) => {
-                        let part = Arc::new(Partition {
-                            tp: tp.clone(),
-                            topic_id,
-                            log,
-                            leader_epoch: AtomicI32::new(epoch),
-                            progress: ProgressWatch::new(Progress::default()),
-                        });
-                        part.publish_progress();
-                        self.partitions.write().insert(tp, part);
-                    }
-                    // The others still get their logs; this one is retried at the next change.
-                    Err(e) => {
-                        tracing::error!(partition = %tp, error = %e, "cannot create the log of a partition");
-                        failed.get_or_insert(e);
-                    }
-                },
-            }
-        }
-        let partitions = self.partitions.read();
-        self.metrics.partitions.set(partitions.len() as i64);
-        self.topic_metrics
-            .sync(partitions.keys().map(|tp| tp.topic.as_ref()));
-        drop(partitions);
-        failed.map_or(Ok(()), Err)
+        self.replicas.apply(self.image())
     }
 
     /// Hands out a producer id, fetching a new block from the controller when needed.

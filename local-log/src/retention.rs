@@ -1,6 +1,7 @@
 //! Deleting data from a [`Log`]: time/size/log-start retention (Kafka's `deleteOldSegments`),
-//! DeleteRecords, follower-style truncation, and housekeeping (`tick`): physical removal of
-//! `.deleted` files after `file.delete.delay.ms`, producer expiry, `flush.ms`, `segment.ms`.
+//! DeleteRecords, follower-style truncation and starting over empty at an offset
+//! (`truncate_fully_and_start_at`), and housekeeping (`tick`): physical removal of `.deleted`
+//! files after `file.delete.delay.ms`, producer expiry, `flush.ms`, `segment.ms`.
 //! Tiered logs (kip-405 §4.3): `local.retention.*`, only segments already copied to remote
 //! storage, only the local log start moves, and a breaching active segment is rolled.
 
@@ -241,17 +242,7 @@ impl Log {
         let segs = self.segments_snapshot();
         let offset = offset.max(0);
         if offset < self.log_start_offset() || segs.first().is_none_or(|s| offset < s.base_offset) {
-            let all: Vec<Arc<Segment>> = segs.iter().cloned().collect();
-            self.delete_segments(&mut inner, &all)?;
-            let seg = Segment::create(
-                &self.files,
-                &self.dir(),
-                offset,
-                &config,
-                self.clock.now_ms(),
-            )?;
-            *self.segments.write() = Arc::new(vec![Arc::new(seg)]);
-            self.log_start_offset.store(offset, Ordering::Release);
+            self.start_over_at(&mut inner, offset)?;
         } else {
             let doomed: Vec<Arc<Segment>> = segs
                 .iter()
@@ -288,6 +279,44 @@ impl Log {
             now,
         )?;
         inner.producers.set_map_end_offset(offset);
+        Ok(())
+    }
+
+    /// Discards the whole log and restarts it empty at `offset`, which may lie above the log
+    /// end offset (Kafka's `truncateFullyAndStartAt`, used by a KRaft follower that installed a
+    /// snapshot): log start = log end = recovery point = `offset`, no leader epochs, no
+    /// producer state.
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<()> {
+        shale_common::blocking::check("Log::truncate_fully_and_start_at");
+        let mut inner = self.lock_open()?;
+        let offset = offset.max(0);
+        self.start_over_at(&mut inner, offset)?;
+        self.log_end_offset.store(offset, Ordering::Release);
+        self.recovery_point.lower_to(offset);
+        self.recovery_point.advance_to(offset);
+        self.epochs.lock().clear()?;
+        for o in inner.producers.snapshot_offsets() {
+            inner.producers.delete_snapshot(o)?;
+        }
+        inner.producers.reset(offset);
+        Ok(())
+    }
+
+    /// Replaces every segment with one empty segment based at `offset`, which becomes the log
+    /// start offset; the caller fixes the log end offset, epochs and producer state.
+    fn start_over_at(&self, inner: &mut Inner, offset: i64) -> Result<()> {
+        let all: Vec<Arc<Segment>> = self.segments_snapshot().iter().cloned().collect();
+        self.delete_segments(inner, &all)?;
+        let config = self.config_arc();
+        let seg = Segment::create(
+            &self.files,
+            &self.dir(),
+            offset,
+            &config,
+            self.clock.now_ms(),
+        )?;
+        *self.segments.write() = Arc::new(vec![Arc::new(seg)]);
+        self.log_start_offset.store(offset, Ordering::Release);
         Ok(())
     }
 }

@@ -167,3 +167,29 @@ fn truncate_below_log_start_starts_over() {
     );
     assert_eq!(all_batches(&log).len(), 1);
 }
+
+#[test]
+fn truncate_fully_and_start_at_restarts_empty_even_above_the_end() {
+    let d = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let log = open(d.path(), cfg(&[]), &clock, true);
+    fill(&log, 6, T0);
+    log.truncate_fully_and_start_at(20).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (20, 20));
+    assert_eq!(log.segment_base_offsets(), vec![20]);
+    assert!(all_batches(&log).is_empty());
+    assert_eq!(
+        log.append(batch(1, T0, 1), client()).unwrap().first_offset,
+        20
+    );
+    log.flush().unwrap();
+    log.close().unwrap();
+    drop(log);
+    let log = open(d.path(), cfg(&[]), &clock, false);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (20, 21));
+    assert_eq!(all_batches(&log).len(), 1);
+    // Below the end as well: nothing of the old log survives.
+    log.truncate_fully_and_start_at(20).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (20, 20));
+    assert!(all_batches(&log).is_empty());
+}

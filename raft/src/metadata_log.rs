@@ -111,6 +111,16 @@ impl MetadataLog {
         from: i64,
         mut each: impl FnMut(MetadataBatch) -> Result<(), RaftError>,
     ) -> Result<(), RaftError> {
+        self.read_batches(from, |b| each(decode_batch(&b)?))
+    }
+
+    /// Every raw batch holding offsets at or above `from` (from the log start at the lowest),
+    /// in order, up to the log end.
+    pub fn read_batches(
+        &self,
+        from: i64,
+        mut each: impl FnMut(RecordBatch) -> Result<(), RaftError>,
+    ) -> Result<(), RaftError> {
         let mut next = from.max(self.log.log_start_offset());
         let end = self.log.log_end_offset();
         while next < end {
@@ -124,7 +134,7 @@ impl MetadataLog {
                     continue;
                 }
                 next = b.last_offset() + 1;
-                each(decode_batch(&b)?)?;
+                each(b)?;
             }
         }
         Ok(())
@@ -137,6 +147,41 @@ impl MetadataLog {
             self.log.delete_records_before(offset)?;
         }
         Ok(())
+    }
+
+    /// The batch holding `offset`; None at or above the log end offset.
+    pub fn batch_at(&self, offset: i64) -> Result<Option<RecordBatch>, RaftError> {
+        let end = self.log.log_end_offset();
+        if offset >= end {
+            return Ok(None);
+        }
+        let info = self.log.read(offset, 1, end, true)?;
+        for b in batches(info.records) {
+            let b = b?;
+            if b.last_offset() >= offset {
+                return Ok(Some(b));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes every batch holding an offset at or above `offset` (a batch holding `offset`
+    /// goes whole, as in Kafka) and sets the log end offset to `offset`; no-op at or above the
+    /// log end offset.
+    pub fn truncate_to(&self, offset: i64) -> Result<(), RaftError> {
+        Ok(self.log.truncate_to(offset)?)
+    }
+
+    /// Discards the whole log; it restarts empty at `offset` (log start = log end = `offset`),
+    /// after a snapshot ending there was installed.
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), RaftError> {
+        Ok(self.log.truncate_fully_and_start_at(offset)?)
+    }
+
+    /// Housekeeping of the underlying log: removes segment files deleted more than
+    /// `file.delete.delay.ms` ago and rolls an old active segment.
+    pub fn tick(&self) -> Result<(), RaftError> {
+        Ok(self.log.tick()?)
     }
 
     /// Reads `quorum-state`; None when absent.

@@ -50,7 +50,7 @@ impl CreateError {
 /// Room in the open-files budget for `partitions` new active segments, held while their logs
 /// are created.
 fn reserve_logs(b: &Broker, partitions: i32) -> Result<FileReservation, CreateError> {
-    b.logs.reserve(partitions.max(0) as usize).map_err(|e| {
+    b.logs().reserve(partitions.max(0) as usize).map_err(|e| {
         tracing::info!(error = %e, "refused new partitions");
         CreateError::Capacity(e)
     })
@@ -291,9 +291,10 @@ pub fn delete_records(broker: &Broker, req: &DeleteRecordsRequest) -> DeleteReco
             let mut r = DeleteRecordsPartitionResult::default();
             r.partition_index = p.partition_index;
             r.low_watermark = -1;
-            match broker.partition(&TopicPartition::new(t.name.0.as_str(), p.partition_index)) {
-                None => r.error_code = E::UnknownTopicOrPartition.code(),
-                Some(part) => {
+            let tp = TopicPartition::new(t.name.0.as_str(), p.partition_index);
+            match broker.replicas().get_leader(&tp) {
+                Err(e) => r.error_code = crate::errors::replica_error(&e).code(),
+                Ok(part) => {
                     let target = if p.offset == -1 {
                         part.high_watermark()
                     } else {

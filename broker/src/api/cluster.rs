@@ -122,16 +122,16 @@ pub fn describe_log_dirs(broker: &Broker, req: &DescribeLogDirsRequest) -> Descr
     };
     let mut by_dir: BTreeMap<std::path::PathBuf, BTreeMap<String, Vec<DescribeLogDirsPartition>>> =
         broker
-            .logs
+            .logs()
             .log_dirs()
             .into_iter()
             .map(|d| (d, BTreeMap::new()))
             .collect();
-    for part in broker.all_partitions() {
+    for part in broker.replicas().all() {
         if !wanted(&part.tp.topic, part.tp.partition) {
             continue;
         }
-        let Some(dir) = broker.logs.dir_of(&part.tp) else {
+        let Some(dir) = broker.logs().dir_of(&part.tp) else {
             continue;
         };
         let mut p = DescribeLogDirsPartition::default();

@@ -3,11 +3,14 @@
 //! Reads honour the request's `max_bytes` across partitions and each partition's own limit; the
 //! first partition that has data may exceed them by one whole batch (Kafka's "at least one batch"
 //! rule). When fewer than `min_bytes` are available the request waits until an append to one of
-//! its partitions or `max_wait_ms`, whichever comes first — no polling.
+//! its partitions or `max_wait_ms`, whichever comes first — no polling. A partition this broker
+//! does not lead answers NOT_LEADER_OR_FOLLOWER with, from v12, the current leader (KIP-951) and,
+//! from v16, its endpoint.
 
 use super::fetch_remote::{self, RemotePending};
+use super::leader_hint;
 use super::{CloseReason, Response};
-use crate::errors::log_error_code;
+use crate::errors::{log_error_code, replica_error};
 use crate::fetch_session::{FetchTarget, Reported, SessionError, SessionPlan};
 use crate::purgatory::Waiter;
 use crate::state::Broker;
@@ -18,7 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 use shale_common::TopicPartition;
 use shale_local_log::LogError;
 use shale_protocol::fetch_writer::{
-    encode_fetch_response, FetchPartitionData, FetchResponseData, FetchTopicData,
+    encode_fetch_response, FetchPartitionData, FetchResponseData, FetchTopicData, NodeEndpoint,
 };
 use shale_raft::MetadataImage;
 use shale_rlmm::TopicIdPartition;
@@ -74,14 +77,16 @@ fn resolve(image: &MetadataImage, req: &FetchRequest, version: i16) -> Resolved 
     (requested, unknown, forgotten)
 }
 
-/// Serves one Fetch request.
+/// Serves one Fetch request that arrived on `listener`.
 pub async fn handle(
     broker: &Arc<Broker>,
     req: &FetchRequest,
     version: i16,
     correlation_id: i32,
+    listener: &str,
 ) -> Result<Response, CloseReason> {
-    let (requested, unknown, forgotten) = resolve(&broker.image(), req, version);
+    let image = broker.image();
+    let (requested, unknown, forgotten) = resolve(&image, req, version);
     let mut data = FetchResponseData::default();
     let sessions = &broker.fetch_sessions;
     let plan = match sessions.plan(req.session_id, req.session_epoch, requested, &forgotten) {
@@ -131,6 +136,20 @@ pub async fn handle(
         });
     }
     sessions.record(plan.session_id, &reports);
+    let leaders = data.topics.iter().flat_map(|t| t.partitions.iter());
+    let leaders = leaders.filter_map(|p| p.current_leader.map(|(id, _)| id));
+    let listener = super::metadata::client_listener(broker, listener);
+    // The image the replica manager applied: the one the refusals' leaders came from.
+    let applied = broker.replicas().image();
+    data.node_endpoints = leader_hint::endpoints(&applied, listener, leaders)
+        .into_iter()
+        .map(|(node_id, host, port, rack)| NodeEndpoint {
+            node_id,
+            host,
+            port,
+            rack,
+        })
+        .collect();
     chunks(version, correlation_id, &data)
 }
 
@@ -180,7 +199,8 @@ async fn read_with_wait(
     // Dropped when this fetch completes: waiting leaves nothing behind on the partitions.
     let mut waiter = Waiter::new();
     for (t, _) in &plan.targets {
-        if let Some(p) = broker.partition(&TopicPartition::new(t.topic.as_str(), t.partition)) {
+        let tp = TopicPartition::new(t.topic.as_str(), t.partition);
+        if let Ok(p) = broker.replicas().get_leader(&tp) {
             waiter.watch(p.progress());
         }
     }
@@ -299,9 +319,13 @@ fn read_one(
         ..Default::default()
     };
     let tp = TopicPartition::new(t.topic.as_str(), t.partition);
-    let Some(partition) = broker.partition(&tp) else {
-        out.error_code = E::UnknownTopicOrPartition.code();
-        return (out, None);
+    let partition = match broker.replicas().get_leader(&tp) {
+        Ok(p) => p,
+        Err(e) => {
+            out.error_code = replica_error(&e).code();
+            out.current_leader = leader_hint::current_leader(&e).filter(|(id, _)| *id >= 0);
+            return (out, None);
+        }
     };
     let epoch = partition.leader_epoch();
     if t.current_leader_epoch >= 0 && t.current_leader_epoch != epoch {

@@ -40,9 +40,9 @@ pub async fn handle(
             r.timestamp = -1;
             r.offset = -1;
             r.leader_epoch = -1;
-            match broker.partition(&tp) {
-                None => r.error_code = E::UnknownTopicOrPartition.code(),
-                Some(part) => {
+            match broker.replicas().get_leader(&tp) {
+                Err(e) => r.error_code = crate::errors::replica_error(&e).code(),
+                Ok(part) => {
                     lookup(
                         broker,
                         &part,
@@ -182,9 +182,9 @@ pub fn offset_for_leader_epoch(
             r.leader_epoch = -1;
             r.end_offset = -1;
             let tp = TopicPartition::new(t.topic.0.as_str(), p.partition);
-            match broker.partition(&tp) {
-                None => r.error_code = E::UnknownTopicOrPartition.code(),
-                Some(part) => {
+            match broker.replicas().get_leader(&tp) {
+                Err(e) => r.error_code = crate::errors::replica_error(&e).code(),
+                Ok(part) => {
                     let current = part.leader_epoch();
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch < current {
                         r.error_code = E::FencedLeaderEpoch.code();

@@ -16,6 +16,7 @@ mod context;
 mod fetch;
 mod fetch_remote;
 mod groups;
+mod leader_hint;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -164,11 +165,11 @@ async fn dispatch(
             Metadata,
             metadata::handle(broker, &r, v, &connection.listener).await
         ),
-        Request::Produce(r) => match produce::handle(broker, &r, v) {
+        Request::Produce(r) => match produce::handle(broker, &r, v, &connection.listener) {
             Some(resp) => reply!(Produce, resp),
             None => Ok(Response::None),
         },
-        Request::Fetch(r) => fetch::handle(broker, &r, v, c).await,
+        Request::Fetch(r) => fetch::handle(broker, &r, v, c, &connection.listener).await,
         Request::ListOffsets(r) => reply!(ListOffsets, list_offsets::handle(broker, &r, v).await),
         Request::CreateTopics(r) => {
             reply!(

@@ -1,13 +1,18 @@
 //! Produce: each partition's record bytes go to its log as received; only the batch header is
-//! patched (offsets, leader epoch). acks=0 requests get no response, as in Kafka.
+//! patched (offsets, leader epoch). acks=0 requests get no response, as in Kafka. A partition
+//! this broker does not lead is refused with NOT_LEADER_OR_FOLLOWER and, from v10, the current
+//! leader and its endpoint (KIP-951).
 
-use crate::errors::log_error_code;
+use super::leader_hint;
+use crate::errors::{log_error_code, replica_error};
 use crate::state::Broker;
 use crate::topic_metrics::{Meter, TopicMetrics, TopicStats};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use shale_common::TopicPartition;
 use shale_local_log::AppendOrigin;
@@ -15,8 +20,14 @@ use shale_protocol::compression::Compression;
 use shale_protocol::record_batch::{batches, BatchError};
 use std::sync::Arc;
 
-/// Appends every partition's batch; `None` when acks=0 (no response is sent).
-pub fn handle(broker: &Arc<Broker>, req: &ProduceRequest, version: i16) -> Option<ProduceResponse> {
+/// Appends every partition's batch; `None` when acks=0 (no response is sent). `listener` is
+/// the one the request came on (leader endpoints are given on it).
+pub fn handle(
+    broker: &Arc<Broker>,
+    req: &ProduceRequest,
+    version: i16,
+    listener: &str,
+) -> Option<ProduceResponse> {
     let acks_valid = matches!(req.acks, -1..=1);
     let image = broker.image();
     let mut resp = ProduceResponse::default();
@@ -49,7 +60,39 @@ pub fn handle(broker: &Arc<Broker>, req: &ProduceRequest, version: i16) -> Optio
         }
         resp.responses.push(out);
     }
+    if version >= 10 {
+        // The image the replica manager applied: the one the refusals' leaders came from.
+        add_leader_endpoints(broker, &broker.replicas().image(), listener, &mut resp);
+    }
     (req.acks != 0).then_some(resp)
+}
+
+/// KIP-951: the endpoints of the leaders named in refused partitions.
+fn add_leader_endpoints(
+    broker: &Broker,
+    image: &shale_raft::MetadataImage,
+    listener: &str,
+    resp: &mut ProduceResponse,
+) {
+    let leaders = resp
+        .responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter())
+        .filter(|p| {
+            p.error_code == E::NotLeaderOrFollower.code() && p.current_leader.leader_id.0 >= 0
+        })
+        .map(|p| p.current_leader.leader_id.0);
+    let listener = super::metadata::client_listener(broker, listener);
+    resp.node_endpoints = leader_hint::endpoints(image, listener, leaders)
+        .into_iter()
+        .map(|(id, host, port, rack)| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(id))
+                .with_host(host)
+                .with_port(port)
+                .with_rack(rack)
+        })
+        .collect();
 }
 
 /// Kafka's request-level rule (ProduceRequest.validateRecords): from v3 a partition carries
@@ -119,8 +162,17 @@ fn append(
     records: Bytes,
 ) -> PartitionProduceResponse {
     let tp = TopicPartition::new(topic, index);
-    let Some(partition) = broker.partition(&tp) else {
-        return error(index, E::UnknownTopicOrPartition.code(), None);
+    let partition = match broker.replicas().get_leader(&tp) {
+        Ok(p) => p,
+        Err(e) => {
+            let mut r = error(index, replica_error(&e).code(), None);
+            if let Some((id, epoch)) = leader_hint::current_leader(&e) {
+                r.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(id))
+                    .with_leader_epoch(epoch);
+            }
+            return r;
+        }
     };
     let size = records.len() as u64;
     let origin = AppendOrigin::Client {
@@ -171,6 +223,9 @@ fn fit_to_version(r: &mut PartitionProduceResponse, version: i16) {
     }
     if version < 8 {
         r.error_message = None;
+    }
+    if version < 10 {
+        r.current_leader = LeaderIdAndEpoch::default();
     }
 }
 

@@ -52,12 +52,16 @@ pub fn describe_producers(
         for &index in &t.partition_indexes {
             let mut p = PartitionResponse::default();
             p.partition_index = index;
-            match broker.partition(&TopicPartition::new(t.name.0.as_str(), index)) {
-                None => {
-                    p.error_code = E::UnknownTopicOrPartition.code();
-                    p.error_message = Some(StrBytes::from_static_str("unknown topic or partition"));
+            match broker
+                .replicas()
+                .get_leader(&TopicPartition::new(t.name.0.as_str(), index))
+            {
+                Err(e) => {
+                    let error = crate::errors::replica_error(&e);
+                    p.error_code = error.code();
+                    p.error_message = Some(StrBytes::from_string(error.to_string()));
                 }
-                Some(part) => {
+                Ok(part) => {
                     p.active_producers = part
                         .log
                         .producer_states()

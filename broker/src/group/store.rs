@@ -25,9 +25,10 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), i16> {
         // Another request may have created the topic and not reconciled its logs yet:
         // reconciling again waits for it (the reconcile lock) and is a no-op otherwise.
         let missing = t.partitions.iter().any(|(&p, part)| {
-            part.leader == broker.config.node_id
+            part.replicas.contains(&broker.config.node_id)
                 && broker
-                    .partition(&TopicPartition::new(OFFSETS_TOPIC, p))
+                    .replicas()
+                    .get(&TopicPartition::new(OFFSETS_TOPIC, p))
                     .is_none()
         });
         if missing {
@@ -145,7 +146,7 @@ impl OffsetsLog for BrokerLog<'_> {
     fn append(&self, partition: i32, writes: &[Write], now: i64) -> Result<(), AppendError> {
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
         let fail = |error: E, detail: String| AppendError { error, detail };
-        let part = self.0.partition(&tp).ok_or_else(|| {
+        let part = self.0.replicas().get_leader(&tp).map_err(|_| {
             fail(
                 E::NotLeaderOrFollower,
                 format!("{tp} is not led by this broker"),
@@ -183,7 +184,7 @@ pub fn replay(broker: &Broker) {
         let mut count = 0u64;
         for &p in t.partitions.keys() {
             let tp = TopicPartition::new(OFFSETS_TOPIC, p);
-            if let Some(part) = broker.partition(&tp) {
+            if let Ok(part) = broker.replicas().get_leader(&tp) {
                 count += replay_partition(broker, &part.log, now);
             }
         }

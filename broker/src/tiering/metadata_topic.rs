@@ -3,18 +3,20 @@
 //! The topic is created through the controller like any topic (retention -1, cleanup delete,
 //! never tiered). Appends are ordinary batches with a null key; they are fsynced before the
 //! offset is returned, because the metadata of an uploaded segment must never be lost while its
-//! objects survive (that would orphan them) nor survive while the upload is lost.
+//! objects survive (that would orphan them) nor survive while the upload is lost. It reaches the
+//! topic's partitions through the replica manager (only partitions led here are written or read)
+//! and creates the topic through the controller.
 
-use crate::state::Broker;
+use crate::replica::{Partition, ReplicaManager};
 use bytes::Bytes;
-use shale_common::TopicPartition;
+use shale_common::{Clock, TopicPartition};
 use shale_local_log::AppendOrigin;
 use shale_protocol::record::BatchBuilder;
 use shale_protocol::record_batch::batches;
-use shale_raft::CreateTopicSpec;
+use shale_raft::{Controller, CreateTopicSpec};
 use shale_rlmm::manager::MetadataTopic;
 use shale_rlmm::RlmmError;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 /// Kafka's name for the topic.
 pub const TOPIC: &str = "__remote_log_metadata";
@@ -22,28 +24,29 @@ pub const TOPIC: &str = "__remote_log_metadata";
 /// The metadata topic on the broker's local logs.
 #[derive(Debug)]
 pub struct LocalMetadataTopic {
-    broker: Weak<Broker>,
+    controller: Arc<Controller>,
+    replicas: Arc<ReplicaManager>,
+    clock: Arc<dyn Clock>,
 }
 
 impl LocalMetadataTopic {
-    /// Holds the broker weakly: the broker owns the tiering state that owns this.
-    pub fn new(broker: &Arc<Broker>) -> Self {
+    /// The topic on `replicas`' logs, created through `controller`.
+    pub fn new(
+        controller: Arc<Controller>,
+        replicas: Arc<ReplicaManager>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         LocalMetadataTopic {
-            broker: Arc::downgrade(broker),
+            controller,
+            replicas,
+            clock,
         }
     }
 
-    fn broker(&self) -> Result<Arc<Broker>, RlmmError> {
-        self.broker
-            .upgrade()
-            .ok_or_else(|| topic_err("the broker is shutting down"))
-    }
-
-    fn partition(&self, partition: i32) -> Result<Arc<crate::state::Partition>, RlmmError> {
-        let broker = self.broker()?;
-        broker
-            .partition(&TopicPartition::new(TOPIC, partition))
-            .ok_or_else(|| topic_err(format!("{TOPIC}-{partition} is not hosted here")))
+    fn partition(&self, partition: i32) -> Result<Arc<Partition>, RlmmError> {
+        self.replicas
+            .get_leader(&TopicPartition::new(TOPIC, partition))
+            .map_err(|_| topic_err(format!("{TOPIC}-{partition} is not led here")))
     }
 }
 
@@ -55,8 +58,7 @@ fn topic_err(reason: impl Into<String>) -> RlmmError {
 
 impl MetadataTopic for LocalMetadataTopic {
     fn ensure(&self, partitions: i32) -> Result<(), RlmmError> {
-        let broker = self.broker()?;
-        if let Some(t) = broker.image().topic(TOPIC) {
+        if let Some(t) = self.controller.image().topic(TOPIC) {
             let actual = t.partitions.len() as i32;
             if actual != partitions {
                 return Err(RlmmError::PartitionCountMismatch {
@@ -77,20 +79,19 @@ impl MetadataTopic for LocalMetadataTopic {
                 ("cleanup.policy".into(), "delete".into()),
             ],
         };
-        match broker.controller.create_topic(spec, false) {
+        match self.controller.create_topic(spec, false) {
             Ok(_) | Err(shale_raft::ControllerError::TopicAlreadyExists(_)) => {}
             Err(e) => return Err(topic_err(format!("creating {TOPIC}: {e}"))),
         }
-        broker
-            .reconcile()
+        self.replicas
+            .apply(self.controller.image())
             .map_err(|e| topic_err(format!("creating the logs of {TOPIC}: {e}")))
     }
 
     fn append(&self, partition: i32, value: Bytes) -> Result<i64, RlmmError> {
         let part = self.partition(partition)?;
         let log = &part.log;
-        let broker = self.broker()?;
-        let now = broker.clock.now_ms();
+        let now = self.clock.now_ms();
         let mut builder = BatchBuilder::new(now);
         builder.push(now, None, Some(value), vec![]);
         let batch = builder.build().map_err(|e| topic_err(e.to_string()))?;

@@ -20,10 +20,12 @@ pub use partition::TopicPolicy;
 pub use remote_read::RemoteReadError;
 
 use crate::config::BrokerConfig;
+use crate::replica::ReplicaManager;
 use crate::state::Broker;
 use anyhow::Context;
 use metadata_topic::LocalMetadataTopic;
 use shale_common::{Clock, Rng};
+use shale_raft::Controller;
 use shale_remote_log::tasks::{RateLimiter, RemoteLogManager, TaskPools, TieredPartition};
 use shale_remote_log::{
     InstrumentedStore, ObjectRsm, RemoteLogReader, RemoteStorageConfig, StoreStats,
@@ -146,7 +148,10 @@ pub struct Tiering {
     rsm: Arc<ObjectRsm>,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Rng>,
-    broker: std::sync::Weak<Broker>,
+    node_id: i32,
+    snapshot_dir: PathBuf,
+    controller: Arc<Controller>,
+    replicas: Arc<ReplicaManager>,
     active: tokio::sync::OnceCell<Active>,
     fetch_quota: RateLimiter,
     fetch_stats: remote_read::FetchStats,
@@ -154,9 +159,11 @@ pub struct Tiering {
 }
 
 impl Tiering {
-    /// Builds the machinery. `None` when `remote.log.storage.system.enable=false`.
+    /// Builds the machinery from the broker's settings and parts (it keeps the controller and
+    /// the replica manager, not the broker). `None` when
+    /// `remote.log.storage.system.enable=false`.
     pub async fn start(
-        broker: &Arc<Broker>,
+        broker: &Broker,
         clock: Arc<dyn Clock>,
         rng: Arc<dyn Rng>,
     ) -> anyhow::Result<Option<Arc<Tiering>>> {
@@ -180,7 +187,10 @@ impl Tiering {
             topic_metrics: broker.topic_metrics.clone(),
             clock,
             rng,
-            broker: Arc::downgrade(broker),
+            node_id: broker.config.node_id,
+            snapshot_dir: broker.config.log_dirs[0].clone(),
+            controller: broker.controller.clone(),
+            replicas: broker.replicas().clone(),
             active: tokio::sync::OnceCell::new(),
             settings,
             storage,
@@ -203,12 +213,15 @@ impl Tiering {
     pub async fn activate(&self) -> anyhow::Result<&Active> {
         self.active
             .get_or_try_init(|| async {
-                let broker = self.broker.upgrade().context("the broker is shutting down")?;
                 let config = RlmmConfig {
                     num_partitions: self.settings.metadata_partitions,
-                    snapshot_path: Some(broker.config.log_dirs[0].join(RlmmConfig::SNAPSHOT_FILE_NAME)),
+                    snapshot_path: Some(self.snapshot_dir.join(RlmmConfig::SNAPSHOT_FILE_NAME)),
                 };
-                let topic = Arc::new(LocalMetadataTopic::new(&broker));
+                let topic = Arc::new(LocalMetadataTopic::new(
+                    self.controller.clone(),
+                    self.replicas.clone(),
+                    self.clock.clone(),
+                ));
                 let clock = self.clock.clone();
                 let rlmm = shale_common::blocking::spawn(move || {
                     TopicBasedRemoteLogMetadataManager::start(config, topic, clock)
@@ -221,7 +234,7 @@ impl Tiering {
                     rlmm.clone(),
                     self.clock.clone(),
                     self.rng.clone(),
-                    broker.config.node_id,
+                    self.node_id,
                     self.settings.copy_bytes_per_second,
                 ));
                 match rlm.sweep_deleted().await {
@@ -239,9 +252,10 @@ impl Tiering {
     /// (each partition's tasks run concurrently in the pools; one still running from an earlier
     /// round is not started again), deletes remote data whose topic is gone, and snapshots the
     /// metadata if it changed.
-    pub async fn run_round(&self, broker: &Arc<Broker>) {
-        let partitions: Vec<Arc<dyn TieredPartition>> = broker
-            .all_partitions()
+    pub async fn run_round(&self) {
+        let partitions: Vec<Arc<dyn TieredPartition>> = self
+            .replicas
+            .leaders()
             .into_iter()
             .filter(|p| p.log.is_tiered())
             .map(|p| Arc::new(partition::TieredLog::new(p)) as Arc<dyn TieredPartition>)
@@ -258,7 +272,7 @@ impl Tiering {
             },
         };
         active.pools.schedule(&active.rlm, &partitions);
-        let image = broker.image();
+        let image = self.controller.image();
         for tp in active.rlmm.remote_partitions() {
             let alive = image
                 .topic_by_id(&tp.topic_id)

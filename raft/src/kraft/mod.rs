@@ -21,7 +21,9 @@
 //! [`state`] (per-role data), `core` (the node, shared transitions), `election` (timers, votes,
 //! Begin/EndQuorumEpoch), `leader` (fetch serving, high watermark, check-quorum, resign),
 //! `follower` (fetching, truncation), `snapshot` (creating, serving, fetching and installing
-//! snapshots), [`codec`] (entries as Kafka v2 record batches, on disk and in Fetch). This core lives beside the single-voter
+//! snapshots), [`codec`] (entries as Kafka v2 record batches, on disk and in Fetch), [`store`]
+//! (executes the storage commands on `__cluster_metadata-0` and recovers the core's inputs at
+//! start-up). This core lives beside the single-voter
 //! [`crate::quorum::QuorumEngine`] the controller still drives; nothing is wired to a network
 //! yet. The seeded simulation in `raft/tests/kraft_sim.rs` checks it.
 
@@ -33,11 +35,13 @@ mod leader;
 pub mod log;
 mod snapshot;
 pub mod state;
+pub mod store;
 pub mod types;
 
 pub use self::core::{KRaft, KRaftConfig};
 pub use log::LogView;
 pub use state::{ReplicaProgress, RoleKind};
+pub use store::{KRaftStore, Recovered};
 pub use types::{
     Command, ElectionState, Entry, Event, FetchError, FetchRequest, FetchResponse, FetchResult,
     FetchSnapshotRequest, FetchSnapshotResponse, FetchSnapshotResult, KRaftError, LeaderChange,
@@ -51,3 +55,7 @@ mod tests;
 #[cfg(test)]
 #[path = "snapshot_test.rs"]
 mod snapshot_tests;
+
+#[cfg(test)]
+#[path = "store_test.rs"]
+mod store_tests;
