@@ -33,6 +33,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// How often the core's timers are advanced.
 const TICK: Duration = Duration::from_millis(10);
+/// How often the store removes files of deleted segments (after `file.delete.delay.ms`).
+const HOUSEKEEPING: Duration = Duration::from_secs(10);
 /// Requests from peers waiting for the core's answer, at most.
 pub const MAX_PENDING: usize = 4096;
 /// Inputs queued for the driver, at most.
@@ -238,11 +240,16 @@ impl Driver {
 
     fn serve(&mut self, rx: &Receiver<Input>) -> Result<(), shale_raft::RaftError> {
         let mut next_tick = now_ms(&self.clock);
+        let mut next_housekeeping = next_tick + HOUSEKEEPING.as_millis() as u64;
         loop {
             let now = now_ms(&self.clock);
             if now >= next_tick {
                 next_tick = now + TICK.as_millis() as u64;
                 self.step(Event::Tick { now_ms: now })?;
+            }
+            if now >= next_housekeeping {
+                next_housekeeping = now + HOUSEKEEPING.as_millis() as u64;
+                self.store.housekeeping()?;
             }
             let wait = Duration::from_millis(next_tick.saturating_sub(now_ms(&self.clock)));
             match rx.recv_timeout(wait) {
