@@ -9,6 +9,7 @@
 //! * [`purgatory`] — per-partition progress watches that waiting requests (long-poll Fetch) hold.
 //! * [`api`] — one module per API family; [`api::dispatch`] is the routing table.
 //! * [`errors`] — the one place internal errors become Kafka error codes.
+//! * [`kraft`] — multi-voter KRaft on the controller listener (the wire adapter so far).
 //! * [`metrics`] — Prometheus registry and the `/metrics` HTTP endpoint.
 //! * [`topic_metrics`] — per-topic BrokerTopicMetrics and per-partition Log gauges, bounded.
 //! * [`tiering`] — KIP-405 tiered storage: remote storage, metadata, reads and tasks.
@@ -20,6 +21,7 @@ pub mod connection_limits;
 pub mod errors;
 pub mod fetch_session;
 pub mod group;
+pub mod kraft;
 pub mod metrics;
 pub mod purgatory;
 pub mod server;

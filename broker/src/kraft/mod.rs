@@ -1,0 +1,12 @@
+//! The controller side of multi-voter KRaft on the network: how the consensus core in
+//! [`shale_raft::kraft`] talks to other controllers (Shale or Kafka 4.x) over Kafka's KRaft
+//! RPCs on the controller listener.
+//!
+//! * [`wire`] — the core's messages as Kafka's Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch,
+//!   FetchSnapshot and DescribeQuorum bodies, both directions.
+
+pub mod wire;
+
+#[cfg(test)]
+#[path = "wire_test.rs"]
+mod wire_test;
