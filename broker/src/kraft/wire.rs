@@ -248,20 +248,6 @@ pub fn api_key_of(msg: &Message) -> ApiKey {
     }
 }
 
-fn is_request(msg: &Message) -> bool {
-    match msg {
-        Message::Vote(_)
-        | Message::BeginQuorumEpoch { .. }
-        | Message::EndQuorumEpoch { .. }
-        | Message::Fetch(_)
-        | Message::FetchSnapshot(_) => true,
-        Message::VoteResponse(_)
-        | Message::BeginQuorumEpochResponse { .. }
-        | Message::FetchResponse(_)
-        | Message::FetchSnapshotResponse(_) => false,
-    }
-}
-
 /// The body of request `msg` to node `to` at [`preferred_version`].
 pub fn encode_request(
     to: NodeId,
@@ -281,11 +267,6 @@ pub fn encode_request_at(
     ctx: &WireContext,
 ) -> Result<OutboundRequest, WireError> {
     let api_key = api_key_of(msg);
-    if !is_request(msg) {
-        return Err(WireError::Mismatch(format!(
-            "{api_key:?} response given where a request was expected"
-        )));
-    }
     check_version(api_key, version)?;
     let body = match msg {
         Message::Vote(req) => encode(
@@ -316,19 +297,17 @@ pub fn encode_request_at(
         Message::VoteResponse(_)
         | Message::BeginQuorumEpochResponse { .. }
         | Message::FetchResponse(_)
-        | Message::FetchSnapshotResponse(_) => unreachable_response(api_key)?,
+        | Message::FetchSnapshotResponse(_) => {
+            return Err(WireError::Mismatch(format!(
+                "{api_key:?} response given where a request was expected"
+            )))
+        }
     };
     Ok(OutboundRequest {
         api_key,
         version,
         body,
     })
-}
-
-fn unreachable_response(api_key: ApiKey) -> Result<Bytes, WireError> {
-    Err(WireError::Mismatch(format!(
-        "{api_key:?} response is not a request"
-    )))
 }
 
 /// The core's view of the peer's response to `sent` (the request we encoded at `version`).

@@ -486,6 +486,31 @@ fn fetch_request_matches_kafkas_layout() {
     }
 }
 
+#[test]
+fn a_kafka_fetch_v18_with_a_high_watermark_decodes() {
+    // KIP-1166 (Kafka 4.1): the fetcher's high watermark, a tagged field the core ignores.
+    let req = km::FetchRequest::default()
+        .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER)))
+        .with_replica_state(km::fetch_request::ReplicaState::default().with_replica_id(3.into()))
+        .with_max_wait_ms(500)
+        .with_topics(vec![km::fetch_request::FetchTopic::default()
+            .with_topic_id(METADATA_TOPIC_ID)
+            .with_partitions(vec![km::fetch_request::FetchPartition::default()
+                .with_current_leader_epoch(7)
+                .with_fetch_offset(12)
+                .with_last_fetched_epoch(7)
+                .with_high_watermark(10)])]);
+    let inbound = decode_request(ApiKey::Fetch, 18, encode_kp(&req, 18), 8, &ctx(1)).unwrap();
+    let expected = Message::Fetch(FetchRequest {
+        seq: 8,
+        epoch: 7,
+        replica: 3,
+        fetch_offset: 12,
+        last_fetched_epoch: 7,
+    });
+    assert_eq!((inbound.from, inbound.msg), (3, expected));
+}
+
 /// A Fetch response built the way Kafka's leader builds it (RaftUtil.singletonFetchResponse).
 fn kafka_fetch_response(records: Bytes, hw: i64) -> km::FetchResponse {
     use km::fetch_response as r;
