@@ -10,6 +10,7 @@
 //! * [`purgatory`] — per-partition progress watches that waiting requests (long-poll Fetch) hold.
 //! * [`api`] — one module per API family; [`api::dispatch`] is the routing table.
 //! * [`errors`] — the one place internal errors become Kafka error codes.
+//! * [`kraft`] — multi-voter KRaft on the controller listener (the wire adapter so far).
 //! * [`metrics`] — Prometheus registry and the `/metrics` HTTP endpoint.
 //! * [`topic_metrics`] — per-topic BrokerTopicMetrics and per-partition Log gauges, bounded.
 //! * [`tiering`] — KIP-405 tiered storage: remote storage, metadata, reads and tasks.

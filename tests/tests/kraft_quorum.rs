@@ -6,7 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::describe_quorum_request;
+use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use parking_lot::Mutex;
 use shale_broker::kraft::driver::{QuorumView, StateMachine};
 use shale_broker::kraft::node::{QuorumNode, QuorumNodeConfig};
@@ -15,10 +18,11 @@ use shale_broker::kraft::wire::{self, WireContext};
 use shale_common::{SeededRng, SystemClock};
 use shale_protocol::kafka_protocol::messages::ApiKey;
 use shale_raft::kraft::{Entry, KRaftConfig, NodeId, Record, RoleKind, Snapshot};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// Applied data records, in order, as (offset, value).
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 struct Recorder(Arc<Mutex<Vec<(i64, Bytes)>>>);
 
 impl StateMachine for Recorder {
@@ -55,7 +59,12 @@ fn voters(ports: &[u16]) -> Vec<Peer> {
         .collect()
 }
 
-async fn start(id: NodeId, dir: &std::path::Path, ports: &[u16], listener: TcpListener) -> (QuorumNode, Recorder) {
+async fn start(
+    id: NodeId,
+    dir: &std::path::Path,
+    ports: &[u16],
+    listener: TcpListener,
+) -> (QuorumNode, Recorder) {
     let applied = Recorder::default();
     let cfg = QuorumNodeConfig {
         node_id: id,
@@ -82,7 +91,10 @@ async fn until(members: &[Member], limit: Duration, what: &str, f: impl Fn(&[Quo
         if f(&views) {
             return;
         }
-        assert!(start.elapsed() < limit, "{what} not reached in {limit:?}: {views:#?}");
+        assert!(
+            start.elapsed() < limit,
+            "{what} not reached in {limit:?}: {views:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -98,7 +110,11 @@ fn agreed_leader(views: &[QuorumView]) -> Option<(NodeId, i32)> {
 fn leader_of(members: &[Member]) -> &Member {
     members
         .iter()
-        .find(|m| m.node.as_ref().is_some_and(|n| n.view().borrow().role == RoleKind::Leader))
+        .find(|m| {
+            m.node
+                .as_ref()
+                .is_some_and(|n| n.view().borrow().role == RoleKind::Leader)
+        })
         .expect("a leader")
 }
 
@@ -118,12 +134,20 @@ async fn until_applied(members: &[Member], want: usize) {
         if counts.iter().all(|c| *c == want) {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "applied {counts:?}, want {want}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "applied {counts:?}, want {want}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let first = members[0].applied.0.lock().clone();
     for m in &members[1..] {
-        assert_eq!(*m.applied.0.lock(), first, "member {} applied a different log", m.id);
+        assert_eq!(
+            *m.applied.0.lock(),
+            first,
+            "member {} applied a different log",
+            m.id
+        );
     }
     let values: Vec<&Bytes> = first.iter().map(|(_, v)| v).collect();
     let mut sorted = values.clone();
@@ -132,19 +156,22 @@ async fn until_applied(members: &[Member], want: usize) {
 }
 
 async fn describe_quorum(port: u16) -> wire::QuorumStatus {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let version = 2;
-    let body = wire::encode_describe_quorum_request(version).unwrap();
-    let ctx = WireContext {
-        cluster_id: "kraft-quorum-test-cluster".into(),
-        local_id: -1,
-        listener_name: "CONTROLLER".into(),
-        endpoints: Default::default(),
-    };
+    let partition = describe_quorum_request::PartitionData::default().with_partition_index(0);
+    let topic = describe_quorum_request::TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+        .with_partitions(vec![partition]);
+    let request = DescribeQuorumRequest::default().with_topics(vec![topic]);
+    let mut body = BytesMut::new();
+    request.encode(&mut body, version).unwrap();
+    let ctx = WireContext::new("kraft-quorum-test-cluster", -1, "CONTROLLER");
     let frame = request_frame(ApiKey::DescribeQuorum, version, 7, &ctx, &body).unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut stream, &frame).await.unwrap();
-    let body = read_response(&mut stream, ApiKey::DescribeQuorum, version, 7).await.unwrap();
-    wire::decode_describe_quorum(body, version).unwrap()
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(&frame).await.unwrap();
+    let body = read_response(&mut stream, ApiKey::DescribeQuorum, version, 7)
+        .await
+        .unwrap();
+    wire::decode_describe_quorum(version, body).unwrap().status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,37 +180,57 @@ async fn three_voters_elect_replicate_hand_over_and_catch_up() {
     for _ in 0..3 {
         listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
     }
-    let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
     let mut members = Vec::new();
     let started = Instant::now();
     for (i, listener) in listeners.into_iter().enumerate() {
         let id = i as NodeId + 1;
         let dir = tempfile::tempdir().unwrap();
         let (node, applied) = start(id, dir.path(), &ports, listener).await;
-        members.push(Member { id, dir, applied, node: Some(node) });
+        members.push(Member {
+            id,
+            dir,
+            applied,
+            node: Some(node),
+        });
     }
-    until(&members, Duration::from_secs(15), "a leader all follow", |v| {
-        v.len() == 3 && agreed_leader(v).is_some()
-    })
+    until(
+        &members,
+        Duration::from_secs(15),
+        "a leader all follow",
+        |v| v.len() == 3 && agreed_leader(v).is_some(),
+    )
     .await;
     println!("first leader elected in {:?}", started.elapsed());
 
     let last = append_batches(leader_of(&members).node.as_ref().unwrap(), 0, 20).await;
-    until(&members, Duration::from_secs(15), "the appends committed", |v| {
-        v.iter().all(|v| v.high_watermark > last)
-    })
+    until(
+        &members,
+        Duration::from_secs(15),
+        "the appends committed",
+        |v| v.iter().all(|v| v.high_watermark > last),
+    )
     .await;
     until_applied(&members, 100).await;
 
     let (leader_id, epoch) = {
-        let views: Vec<QuorumView> = members.iter().map(|m| m.node.as_ref().unwrap().view().borrow().clone()).collect();
+        let views: Vec<QuorumView> = members
+            .iter()
+            .map(|m| m.node.as_ref().unwrap().view().borrow().clone())
+            .collect();
         agreed_leader(&views).unwrap()
     };
     let status = describe_quorum(ports[leader_id as usize - 1]).await;
     assert_eq!((status.leader_id, status.leader_epoch), (leader_id, epoch));
     assert!(status.high_watermark > last);
     assert_eq!(status.voters.len(), 3);
-    assert!(status.voters.iter().all(|r| r.log_end_offset > last), "{status:?}");
+    assert!(
+        status.voters.iter().all(|r| r.log_end_offset > last),
+        "{status:?}"
+    );
 
     // The leader shuts down: the other two elect a new one in a later epoch.
     let old = members.iter_mut().find(|m| m.id == leader_id).unwrap();
@@ -193,20 +240,63 @@ async fn three_voters_elect_replicate_hand_over_and_catch_up() {
         v.len() == 2 && agreed_leader(v).is_some_and(|(l, e)| l != leader_id && e > epoch)
     })
     .await;
-    println!("new leader after a graceful shutdown in {:?}", handed.elapsed());
+    println!(
+        "new leader after a graceful shutdown in {:?}",
+        handed.elapsed()
+    );
     let last = append_batches(leader_of(&members).node.as_ref().unwrap(), 20, 20).await;
 
     // The old leader restarts from its directory and catches up.
     let old = members.iter_mut().find(|m| m.id == leader_id).unwrap();
-    let listener = TcpListener::bind(("127.0.0.1", ports[leader_id as usize - 1])).await.unwrap();
+    let listener = TcpListener::bind(("127.0.0.1", ports[leader_id as usize - 1]))
+        .await
+        .unwrap();
     let (node, applied) = start(leader_id, old.dir.path(), &ports, listener).await;
     old.node = Some(node);
     old.applied = applied;
-    until(&members, Duration::from_secs(15), "all three caught up", |v| {
-        v.len() == 3 && agreed_leader(v).is_some() && v.iter().all(|v| v.high_watermark > last)
-    })
+    until(
+        &members,
+        Duration::from_secs(15),
+        "all three caught up",
+        |v| v.len() == 3 && agreed_leader(v).is_some() && v.iter().all(|v| v.high_watermark > last),
+    )
     .await;
     until_applied(&members, 200).await;
+
+    // The leader halts without resigning (a crash): the others wait out their fetch timeout,
+    // elect a new leader and go on committing; the halted node comes back and catches up.
+    let views: Vec<QuorumView> = members
+        .iter()
+        .map(|m| m.node.as_ref().unwrap().view().borrow().clone())
+        .collect();
+    let (crashed, epoch) = agreed_leader(&views).unwrap();
+    let victim = members.iter_mut().find(|m| m.id == crashed).unwrap();
+    let halted = Instant::now();
+    victim.node.take().unwrap().halt().await;
+    until(
+        &members,
+        Duration::from_secs(15),
+        "a leader after a crash",
+        |v| v.len() == 2 && agreed_leader(v).is_some_and(|(l, e)| l != crashed && e > epoch),
+    )
+    .await;
+    println!("new leader after a crash in {:?}", halted.elapsed());
+    let last = append_batches(leader_of(&members).node.as_ref().unwrap(), 40, 20).await;
+    let victim = members.iter_mut().find(|m| m.id == crashed).unwrap();
+    let listener = TcpListener::bind(("127.0.0.1", ports[crashed as usize - 1]))
+        .await
+        .unwrap();
+    let (node, applied) = start(crashed, victim.dir.path(), &ports, listener).await;
+    victim.node = Some(node);
+    victim.applied = applied;
+    until(
+        &members,
+        Duration::from_secs(15),
+        "all three caught up again",
+        |v| v.len() == 3 && agreed_leader(v).is_some() && v.iter().all(|v| v.high_watermark > last),
+    )
+    .await;
+    until_applied(&members, 300).await;
     for m in &mut members {
         m.node.take().unwrap().shutdown().await;
     }

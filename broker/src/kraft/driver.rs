@@ -30,6 +30,9 @@ use shale_raft::kraft::store::{KRaftStore, Recovered};
 use shale_raft::kraft::{Command, Entry, Event, KRaft, KRaftConfig, Message, NodeId, RoleKind};
 use shale_raft::kraft::{KRaftError, Snapshot};
 use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use super::wire::{QuorumStatus, ReplicaStatus};
 
 /// How often the core's timers are advanced.
 const TICK: Duration = Duration::from_millis(10);
@@ -41,7 +44,7 @@ pub const MAX_PENDING: usize = 4096;
 pub const INPUT_QUEUE: usize = 1024;
 
 /// What the core commits, in log order.
-pub trait StateMachine: Send {
+pub trait StateMachine: Send + std::fmt::Debug {
     /// Committed entries starting at `base_offset`.
     fn apply(&mut self, base_offset: i64, entries: &[Entry]);
     /// Replace the whole state with a committed snapshot (a lagging node installed it).
@@ -104,32 +107,12 @@ pub enum Input {
     },
     /// The leader's description of the quorum (DescribeQuorum); None when not leading.
     Describe {
-        reply: oneshot::Sender<Option<QuorumDescription>>,
+        reply: oneshot::Sender<Option<QuorumStatus>>,
     },
     /// Resign (a leader names its successors) and stop.
     Shutdown,
-}
-
-/// One replica as the leader sees it (DescribeQuorum's ReplicaState). Times are wall-clock
-/// milliseconds, -1 when unknown.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReplicaDescription {
-    pub id: NodeId,
-    pub log_end_offset: i64,
-    pub last_fetch_ms: i64,
-    /// The last fetch that reached the high watermark (an approximation of Kafka's
-    /// last-caught-up time, which compares with the leader's log end at fetch time).
-    pub last_caught_up_ms: i64,
-}
-
-/// The quorum as its leader describes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QuorumDescription {
-    pub leader: NodeId,
-    pub epoch: i32,
-    pub high_watermark: i64,
-    pub voters: Vec<ReplicaDescription>,
-    pub observers: Vec<ReplicaDescription>,
+    /// Stop at once, without resigning or flushing, as a crash would (what is durable stays).
+    Halt,
 }
 
 /// What the driver publishes after every step.
@@ -168,6 +151,7 @@ fn now_ms(clock: &Arc<dyn Clock>) -> u64 {
 }
 
 /// Everything the driver thread owns.
+#[derive(Debug)]
 pub struct DriverParts {
     pub cfg: KRaftConfig,
     pub store: KRaftStore,
@@ -254,6 +238,7 @@ impl Driver {
             let wait = Duration::from_millis(next_tick.saturating_sub(now_ms(&self.clock)));
             match rx.recv_timeout(wait) {
                 Ok(Input::Shutdown) => return self.shutdown(),
+                Ok(Input::Halt) => return Ok(()),
                 Ok(input) => self.on_input(input)?,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return self.shutdown(),
@@ -271,13 +256,22 @@ impl Driver {
         match input {
             Input::Request { from, msg, reply } => {
                 if let Some(kind) = request_kind(&msg) {
-                    if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&(from, kind)) {
+                    if self.pending.len() >= MAX_PENDING
+                        && !self.pending.contains_key(&(from, kind))
+                    {
                         tracing::warn!(from, "too many quorum requests waiting; refusing one");
                         return Ok(());
                     }
                     self.pending.insert((from, kind), reply);
                 }
-                self.step(Event::Message { from, msg })
+                let kind = request_kind(&msg);
+                self.step(Event::Message { from, msg })?;
+                // Only a Fetch waits (parked until data arrives); any other request the core
+                // did not answer at once gets no answer: its connection is told so.
+                if let Some(kind) = kind.filter(|k| *k != Kind::Fetch) {
+                    self.pending.remove(&(from, kind));
+                }
+                Ok(())
             }
             Input::Response { from, msg } => self.step(Event::Message { from, msg }),
             Input::Append { records, reply } => {
@@ -298,35 +292,45 @@ impl Driver {
                 Ok(())
             }
             Input::Shutdown => self.shutdown(),
+            Input::Halt => Ok(()),
         }
     }
 
-    fn describe(&self) -> Option<QuorumDescription> {
+    /// DescribeQuorum's view: the leader's progress of every replica. The last-caught-up time
+    /// is the last fetch that reached the high watermark (Kafka compares with the leader's log
+    /// end at fetch time); times are wall-clock milliseconds.
+    fn describe(&self) -> Option<QuorumStatus> {
         let replicas = self.core.replica_progress()?;
         let mono = now_ms(&self.clock);
         let wall = self.clock.now_ms();
         let hw = self.core.high_watermark();
         let to_wall = |t: Option<u64>| t.map_or(-1, |t| wall - mono.saturating_sub(t) as i64);
-        let me = ReplicaDescription {
+        let me = ReplicaStatus {
             id: self.core.node_id(),
+            directory_id: Uuid::nil(),
             log_end_offset: self.core.log().end_offset(),
-            last_fetch_ms: wall,
-            last_caught_up_ms: wall,
+            last_fetch_timestamp: wall,
+            last_caught_up_timestamp: wall,
         };
-        let mut out = QuorumDescription {
-            leader: me.id,
-            epoch: self.core.epoch(),
+        let mut out = QuorumStatus {
+            leader_id: me.id,
+            leader_epoch: self.core.epoch(),
             high_watermark: hw,
             voters: vec![me],
             observers: Vec::new(),
         };
         for (&id, p) in replicas {
-            let caught_up = if p.end_offset >= hw { p.last_fetch_ms } else { None };
-            let r = ReplicaDescription {
+            let caught_up = if p.end_offset >= hw {
+                p.last_fetch_ms
+            } else {
+                None
+            };
+            let r = ReplicaStatus {
                 id,
+                directory_id: Uuid::nil(),
                 log_end_offset: p.end_offset,
-                last_fetch_ms: to_wall(p.last_fetch_ms),
-                last_caught_up_ms: to_wall(caught_up),
+                last_fetch_timestamp: to_wall(p.last_fetch_ms),
+                last_caught_up_timestamp: to_wall(caught_up),
             };
             if self.core.config().is_voter(id) {
                 out.voters.push(r);

@@ -2,14 +2,15 @@
 //! (Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch and FetchSnapshot on `__cluster_metadata-0`,
 //! DescribeQuorum) is decoded by [`super::wire`], handed to the driver, and answered in order
 //! on its connection, as a Kafka broker answers a connection's requests one at a time. A parked
-//! Fetch holds its connection until the leader answers it (at most the fetch wait). Requests of
-//! other APIs, or bodies that do not decode, close the connection with a log line.
+//! Fetch holds its connection until the leader answers it (at most the fetch wait). A request
+//! the wire refuses (other cluster id, wrong partition, unsupported version) gets Kafka's error
+//! code; an unknown api or a body that does not decode closes the connection with a log line.
 
-use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use shale_common::Clock;
 use shale_protocol::codec::split_request_header;
 use shale_protocol::kafka_protocol::messages::ApiKey;
 use shale_raft::kraft::Message;
@@ -17,33 +18,33 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 
-use super::driver::Input;
-use super::wire::{self, WireContext};
+use super::driver::{DriverHandle, Input};
+use super::wire::{self, codes, WireContext};
 
 /// Largest request frame accepted on the controller listener.
 const MAX_REQUEST: usize = 16 << 20;
-/// Error code NOT_LEADER_OR_FOLLOWER.
-const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-/// Error code REQUEST_TIMED_OUT.
-const REQUEST_TIMED_OUT: i16 = 7;
+
+/// What every connection of the listener shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub ctx: Arc<WireContext>,
+    pub driver: DriverHandle,
+    pub clock: Arc<dyn Clock>,
+    /// How long a request may wait for the core's answer (`controller.quorum.request.timeout.ms`).
+    pub timeout: Duration,
+}
 
 /// Serves quorum requests on `listener` until `stop` turns true.
-pub async fn serve(
-    listener: TcpListener,
-    ctx: Arc<WireContext>,
-    driver: SyncSender<Input>,
-    request_timeout: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let conn = connection(stream, ctx.clone(), driver.clone(), request_timeout);
+                    let conn = connection(stream, shared.clone(), stop.clone());
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {
-                            tracing::debug!(%peer, error = %e, "quorum connection closed");
+                            tracing::info!(%peer, error = %e, "closing a controller-listener connection");
                         }
                     });
                 }
@@ -54,14 +55,28 @@ pub async fn serve(
     }
 }
 
+/// One request's identity on its connection.
+#[derive(Clone, Copy, Debug)]
+struct Call {
+    api_key: ApiKey,
+    version: i16,
+    /// Numbers the connection's requests, so a Fetch answer can be told from a stale one.
+    seq: u64,
+}
+
 async fn connection(
     mut stream: TcpStream,
-    ctx: Arc<WireContext>,
-    driver: SyncSender<Input>,
-    timeout: Duration,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let mut seq = 0u64;
     loop {
-        let size = match stream.read_i32().await {
+        seq += 1;
+        let read = tokio::select! {
+            read = stream.read_i32() => read,
+            _ = stop.changed() => return Ok(()),
+        };
+        let size = match read {
             Ok(size) => size,
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e.into()),
@@ -73,68 +88,96 @@ async fn connection(
         stream.read_exact(&mut frame).await?;
         let frame = Bytes::from(frame);
         let (header, body) = split_request_header(&frame)?;
-        let api_key = ApiKey::try_from(header.request_api_key)
-            .map_err(|()| anyhow::anyhow!("unknown api key {}", header.request_api_key))?;
-        let version = header.request_api_version;
-        let response = answer(api_key, version, body, &ctx, &driver, timeout).await?;
-        let frame = response_frame(api_key, version, header.correlation_id, &response);
+        let api_key = ApiKey::try_from(header.api_key)
+            .map_err(|()| anyhow::anyhow!("unknown api key {}", header.api_key))?;
+        let call = Call {
+            api_key,
+            version: header.api_version,
+            seq,
+        };
+        let response = answer(call, body, &shared).await?;
+        let frame = response_frame(call, header.correlation_id, &response);
         stream.write_all(&frame).await?;
     }
 }
 
 /// The response body for one request.
-async fn answer(
-    api_key: ApiKey,
-    version: i16,
-    body: Bytes,
-    ctx: &WireContext,
-    driver: &SyncSender<Input>,
-    timeout: Duration,
-) -> anyhow::Result<Bytes> {
+async fn answer(call: Call, body: Bytes, shared: &Shared) -> anyhow::Result<Bytes> {
+    let Call {
+        api_key,
+        version,
+        seq,
+    } = call;
     if api_key == ApiKey::DescribeQuorum {
-        let (reply, rx) = oneshot::channel();
-        driver
-            .try_send(Input::Describe { reply })
-            .map_err(|_| anyhow::anyhow!("quorum driver busy or stopped"))?;
-        let description = tokio::time::timeout(timeout, rx).await.ok().and_then(Result::ok);
-        return Ok(match description.flatten() {
-            Some(d) => wire::encode_describe_quorum(&to_status(&d), version)?,
-            None => wire::error_response(api_key, version, NOT_LEADER_OR_FOLLOWER)?,
-        });
+        wire::decode_describe_quorum_request(version, body)?;
+        return describe(version, shared).await;
     }
-    let inbound = match wire::decode_request(api_key, version, body, ctx) {
+    let inbound = match wire::decode_request(api_key, version, body, seq, &shared.ctx) {
         Ok(inbound) => inbound,
-        Err(wire::WireError::Refused(code)) => return Ok(wire::error_response(api_key, version, code)?),
-        Err(e) => return Err(e.into()),
+        Err(e) => match e.refusal_code() {
+            Some(code) => {
+                tracing::debug!(error = %e, "quorum request refused");
+                return Ok(wire::error_response(api_key, version, code)?);
+            }
+            None => return Err(e.into()),
+        },
     };
     let (reply, rx) = oneshot::channel();
-    let is_end = matches!(inbound.msg, Message::EndQuorumEpoch { .. });
     let input = Input::Request {
         from: inbound.from,
         msg: inbound.msg.clone(),
         reply,
     };
-    driver
-        .try_send(input)
-        .map_err(|_| anyhow::anyhow!("quorum driver busy or stopped"))?;
-    if is_end {
-        // EndQuorumEpoch has no answer from the core: acknowledge it at once.
-        return Ok(wire::encode_end_quorum_epoch_response(&inbound, version, ctx)?);
+    if shared.driver.inputs.try_send(input).is_err() {
+        return Ok(wire::error_response(
+            api_key,
+            version,
+            codes::BROKER_NOT_AVAILABLE,
+        )?);
     }
-    match tokio::time::timeout(timeout, rx).await {
-        Ok(Ok(answer)) => Ok(wire::encode_response(&inbound, &answer, version, ctx)?),
-        _ => Ok(wire::error_response(api_key, version, REQUEST_TIMED_OUT)?),
+    if matches!(inbound.msg, Message::EndQuorumEpoch { .. }) {
+        // The core has no answer for EndQuorumEpoch; a Kafka peer expects one with our view.
+        let view = shared.driver.view.borrow().clone();
+        let response =
+            wire::encode_end_quorum_epoch_response(&inbound, view.epoch, view.leader, &shared.ctx)?;
+        return Ok(response);
+    }
+    match tokio::time::timeout(shared.timeout, rx).await {
+        Ok(Ok(answer)) => {
+            let now = shared.clock.now_ms();
+            Ok(wire::encode_response(&inbound, &answer, &shared.ctx, now)?)
+        }
+        // Not answered (the core ignores it) or not in time.
+        _ => Ok(wire::error_response(
+            api_key,
+            version,
+            codes::INVALID_REQUEST,
+        )?),
     }
 }
 
-fn to_status(d: &super::driver::QuorumDescription) -> wire::QuorumStatus {
-    wire::QuorumStatus::from_description(d)
+async fn describe(version: i16, shared: &Shared) -> anyhow::Result<Bytes> {
+    let (reply, rx) = oneshot::channel();
+    if shared
+        .driver
+        .inputs
+        .try_send(Input::Describe { reply })
+        .is_err()
+    {
+        let code = codes::BROKER_NOT_AVAILABLE;
+        return Ok(wire::encode_describe_quorum_error(version, code)?);
+    }
+    let status = tokio::time::timeout(shared.timeout, rx).await;
+    Ok(match status.ok().and_then(Result::ok).flatten() {
+        Some(status) => wire::encode_describe_quorum(&status, version, &shared.ctx)?,
+        None => wire::encode_describe_quorum_error(version, codes::NOT_LEADER_OR_FOLLOWER)?,
+    })
 }
 
 /// A size-prefixed response frame: correlation id, the header's empty tagged fields when the
 /// version is flexible, then the body.
-fn response_frame(api_key: ApiKey, version: i16, correlation: i32, body: &[u8]) -> Bytes {
-    let flexible = api_key.response_header_version(version) >= 1;
+fn response_frame(call: Call, correlation: i32, body: &[u8]) -> Bytes {
+    let flexible = call.api_key.response_header_version(call.version) >= 1;
     let header = if flexible { 5 } else { 4 };
     let mut out = BytesMut::with_capacity(4 + header + body.len());
     out.put_i32((header + body.len()) as i32);

@@ -1,9 +1,20 @@
-//! The metadata quorum on the network: Kafka's KRaft RPCs ([`wire`]), the driver thread that
-//! runs the sans-IO core with its durable store ([`driver`]), the tasks sending to the other
-//! voters ([`peers`]), the controller listener ([`listener`]) and their assembly ([`node`]).
+//! The controller side of multi-voter KRaft on the network: how the consensus core in
+//! [`shale_raft::kraft`] talks to other controllers (Shale or Kafka 4.x) over Kafka's KRaft
+//! RPCs on the controller listener.
+//!
+//! * [`wire`] — the core's messages as Kafka's Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch,
+//!   FetchSnapshot and DescribeQuorum bodies, both directions.
+//! * [`driver`] — the thread that runs the sans-IO core with its durable store.
+//! * [`peers`] — one task per other voter, sending the core's requests.
+//! * [`listener`] — the controller listener, answering peers' requests.
+//! * [`node`] — a quorum member assembled from the above.
 
 pub mod driver;
 pub mod listener;
 pub mod node;
 pub mod peers;
 pub mod wire;
+
+#[cfg(test)]
+#[path = "wire_test.rs"]
+mod wire_test;

@@ -18,9 +18,10 @@ use tokio::sync::{oneshot, watch};
 use super::driver::{self, DriverHandle, DriverParts, Input, QuorumView, StateMachine};
 use super::listener;
 use super::peers::{self, Peer};
-use super::wire::WireContext;
+use super::wire::{Endpoint, WireContext};
 
 /// What a quorum member needs to start.
+#[derive(Debug)]
 pub struct QuorumNodeConfig {
     pub node_id: NodeId,
     pub cluster_id: String,
@@ -62,16 +63,15 @@ impl QuorumNode {
         let store_clock = clock.clone();
         let (store, recovered) =
             shale_common::blocking::spawn(move || KRaftStore::open(&dir, store_clock)).await??;
-        let endpoints = voters
-            .iter()
-            .map(|p| (p.id, (p.host.clone(), p.port)))
-            .collect();
-        let ctx = Arc::new(WireContext {
-            cluster_id,
-            local_id: node_id,
-            listener_name,
-            endpoints,
-        });
+        let mut ctx = WireContext::new(cluster_id, node_id, listener_name);
+        for p in &voters {
+            let endpoint = Endpoint {
+                host: p.host.clone(),
+                port: p.port,
+            };
+            ctx.endpoints.insert(p.id, endpoint);
+        }
+        let ctx = Arc::new(ctx);
         let request_timeout = Duration::from_millis(raft.request_timeout_ms);
         let (inputs, rx) = std::sync::mpsc::sync_channel(driver::INPUT_QUEUE);
         let mut queues = HashMap::new();
@@ -85,19 +85,19 @@ impl QuorumNode {
             store,
             recovered,
             rng,
-            clock,
+            clock: clock.clone(),
             machine,
             peers: queues,
         };
         let (handle, thread) = driver::spawn(parts, inputs, rx)?;
         let (stop, stop_rx) = watch::channel(false);
-        tokio::spawn(listener::serve(
-            listener,
+        let shared = Arc::new(listener::Shared {
             ctx,
-            handle.inputs.clone(),
-            request_timeout,
-            stop_rx,
-        ));
+            driver: handle.clone(),
+            clock,
+            timeout: request_timeout,
+        });
+        tokio::spawn(listener::serve(listener, shared, stop_rx));
         Ok(QuorumNode {
             handle,
             thread: Some(thread),
@@ -123,9 +123,20 @@ impl QuorumNode {
     }
 
     /// Resigns, flushes and stops.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
+        self.stop_with(Input::Shutdown).await;
+    }
+
+    /// Stops at once without resigning, as a crash would: peers notice only by their timeouts.
+    pub async fn halt(self) {
+        self.stop_with(Input::Halt).await;
+    }
+
+    async fn stop_with(mut self, input: Input) {
         let _ = self.stop.send(true);
-        let _ = self.handle.inputs.try_send(Input::Shutdown);
+        // The queue may be full: the driver must still get the last word.
+        let inputs = self.handle.inputs.clone();
+        let _ = shale_common::blocking::spawn(move || inputs.send(input)).await;
         if let Some(thread) = self.thread.take() {
             let _ = shale_common::blocking::spawn(move || thread.join()).await;
         }

@@ -90,8 +90,14 @@ async fn exchange(
     correlation: i32,
     msg: &Message,
 ) -> anyhow::Result<Option<Message>> {
-    let request = wire::encode_request(msg, ctx)?;
-    let frame = request_frame(request.api_key, request.version, correlation, ctx, &request.body)?;
+    let request = wire::encode_request(peer.id, msg, ctx)?;
+    let frame = request_frame(
+        request.api_key,
+        request.version,
+        correlation,
+        ctx,
+        &request.body,
+    )?;
     if conn.is_none() {
         let stream = TcpStream::connect((peer.host.as_str(), peer.port)).await?;
         stream.set_nodelay(true)?;
@@ -102,7 +108,7 @@ async fn exchange(
     };
     stream.write_all(&frame).await?;
     let body = read_response(stream, request.api_key, request.version, correlation).await?;
-    Ok(wire::decode_response(request.api_key, request.version, body, msg, ctx)?)
+    Ok(wire::decode_response(msg, request.version, body)?)
 }
 
 /// A size-prefixed request frame: header at the version the api and version call for, then
