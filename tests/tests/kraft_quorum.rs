@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::describe_quorum_request;
-use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
-use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, ApiVersionsResponse, DescribeQuorumRequest, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use parking_lot::Mutex;
 use shale_broker::kraft::driver::{QuorumView, StateMachine};
 use shale_broker::kraft::node::{QuorumNode, QuorumNodeConfig};
@@ -174,6 +176,30 @@ async fn describe_quorum(port: u16) -> wire::QuorumStatus {
     wire::decode_describe_quorum(version, body).unwrap().status
 }
 
+/// ApiVersions on a controller listener lists the quorum's RPCs (what a Kafka peer or tool
+/// asks first on a new connection).
+async fn api_versions(port: u16) -> Vec<(i16, i16, i16)> {
+    let version = 3;
+    let mut body = BytesMut::new();
+    ApiVersionsRequest::default()
+        .encode(&mut body, version)
+        .unwrap();
+    let ctx = WireContext::new("kraft-quorum-test-cluster", -1, "CONTROLLER");
+    let frame = request_frame(ApiKey::ApiVersions, version, 9, &ctx, &body).unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(&frame).await.unwrap();
+    let mut body = read_response(&mut stream, ApiKey::ApiVersions, version, 9)
+        .await
+        .unwrap();
+    let response = ApiVersionsResponse::decode(&mut body, version).unwrap();
+    assert_eq!(response.error_code, 0);
+    response
+        .api_keys
+        .iter()
+        .map(|a| (a.api_key, a.min_version, a.max_version))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_voters_elect_replicate_hand_over_and_catch_up() {
     let mut listeners = Vec::new();
@@ -205,6 +231,21 @@ async fn three_voters_elect_replicate_hand_over_and_catch_up() {
     )
     .await;
     println!("first leader elected in {:?}", started.elapsed());
+    let apis = api_versions(ports[0]).await;
+    for (key, min, max) in [
+        (18, 0, 4),
+        (52, 0, 2),
+        (53, 0, 1),
+        (54, 0, 1),
+        (1, 13, 18),
+        (59, 0, 1),
+        (55, 0, 2),
+    ] {
+        assert!(
+            apis.contains(&(key, min, max)),
+            "api {key} v{min}-{max} missing from {apis:?}"
+        );
+    }
 
     let last = append_batches(leader_of(&members).node.as_ref().unwrap(), 0, 20).await;
     until(

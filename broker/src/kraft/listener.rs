@@ -12,7 +12,9 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use shale_common::Clock;
 use shale_protocol::codec::split_request_header;
-use shale_protocol::kafka_protocol::messages::ApiKey;
+use shale_protocol::kafka_protocol::messages::api_versions_response::ApiVersion;
+use shale_protocol::kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
+use shale_protocol::kafka_protocol::protocol::Encodable;
 use shale_raft::kraft::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -23,6 +25,8 @@ use super::wire::{self, codes, WireContext};
 
 /// Largest request frame accepted on the controller listener.
 const MAX_REQUEST: usize = 16 << 20;
+/// ApiVersions versions answered here.
+const API_VERSIONS_RANGE: (i16, i16) = (0, 4);
 
 /// What every connection of the listener shares.
 #[derive(Debug)]
@@ -108,6 +112,9 @@ async fn answer(call: Call, body: Bytes, shared: &Shared) -> anyhow::Result<Byte
         version,
         seq,
     } = call;
+    if api_key == ApiKey::ApiVersions {
+        return api_versions(version);
+    }
     if api_key == ApiKey::DescribeQuorum {
         wire::decode_describe_quorum_request(version, body)?;
         return describe(version, shared).await;
@@ -154,6 +161,42 @@ async fn answer(call: Call, body: Bytes, shared: &Shared) -> anyhow::Result<Byte
             codes::INVALID_REQUEST,
         )?),
     }
+}
+
+/// The controller listener's APIs: ApiVersions and the quorum's RPCs at the versions the wire
+/// adapter speaks. A version above ours gets UNSUPPORTED_VERSION in a v0 body, as Kafka answers.
+fn api_versions(version: i16) -> anyhow::Result<Bytes> {
+    const QUORUM_APIS: [ApiKey; 6] = [
+        ApiKey::Vote,
+        ApiKey::BeginQuorumEpoch,
+        ApiKey::EndQuorumEpoch,
+        ApiKey::Fetch,
+        ApiKey::FetchSnapshot,
+        ApiKey::DescribeQuorum,
+    ];
+    let entry = |key: ApiKey, (min, max): (i16, i16)| {
+        ApiVersion::default()
+            .with_api_key(key as i16)
+            .with_min_version(min)
+            .with_max_version(max)
+    };
+    let mut apis = vec![entry(ApiKey::ApiVersions, API_VERSIONS_RANGE)];
+    for key in QUORUM_APIS {
+        if let Some(range) = wire::supported_versions(key) {
+            apis.push(entry(key, range));
+        }
+    }
+    let (version, error) = if version > API_VERSIONS_RANGE.1 {
+        (0, codes::UNSUPPORTED_VERSION)
+    } else {
+        (version, codes::NONE)
+    };
+    let response = ApiVersionsResponse::default()
+        .with_error_code(error)
+        .with_api_keys(apis);
+    let mut out = BytesMut::new();
+    response.encode(&mut out, version)?;
+    Ok(out.freeze())
 }
 
 async fn describe(version: i16, shared: &Shared) -> anyhow::Result<Bytes> {
