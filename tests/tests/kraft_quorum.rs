@@ -140,7 +140,7 @@ async fn until_applied(members: &[Member], want: usize) {
             start.elapsed() < Duration::from_secs(20),
             "applied {counts:?}, want {want}"
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let first = members[0].applied.0.lock().clone();
     for m in &members[1..] {
@@ -257,6 +257,24 @@ async fn three_voters_elect_replicate_hand_over_and_catch_up() {
     .await;
     until_applied(&members, 100).await;
 
+    // Propagation: from an append at the leader until every member has applied it.
+    let mut took = Vec::new();
+    for i in 0..20 {
+        let leader = leader_of(&members).node.as_ref().unwrap();
+        let appended = Instant::now();
+        leader
+            .append(vec![Bytes::from(format!("p{i}"))])
+            .await
+            .unwrap();
+        until_applied(&members, 101 + i).await;
+        took.push(appended.elapsed());
+    }
+    took.sort();
+    println!(
+        "append to applied on all three: p50 {:?}, max {:?}",
+        took[10], took[19]
+    );
+
     let (leader_id, epoch) = {
         let views: Vec<QuorumView> = members
             .iter()
@@ -302,7 +320,7 @@ async fn three_voters_elect_replicate_hand_over_and_catch_up() {
         |v| v.len() == 3 && agreed_leader(v).is_some() && v.iter().all(|v| v.high_watermark > last),
     )
     .await;
-    until_applied(&members, 200).await;
+    until_applied(&members, 220).await;
 
     // The leader halts without resigning (a crash): the others wait out their fetch timeout,
     // elect a new leader and go on committing; the halted node comes back and catches up.
@@ -337,7 +355,7 @@ async fn three_voters_elect_replicate_hand_over_and_catch_up() {
         |v| v.len() == 3 && agreed_leader(v).is_some() && v.iter().all(|v| v.high_watermark > last),
     )
     .await;
-    until_applied(&members, 300).await;
+    until_applied(&members, 320).await;
     for m in &mut members {
         m.node.take().unwrap().shutdown().await;
     }

@@ -221,16 +221,16 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
     }
 }
 
-/// The version [`encode_request`] sends when the peer's versions are unknown: the newest every
-/// Kafka 4.x controller accepts. Vote v2 (KIP-996 pre-vote), BeginQuorumEpoch/EndQuorumEpoch/
-/// FetchSnapshot v1 (KIP-853), Fetch v17 (ReplicaState, ReplicaDirectoryId). Fetch v18 (Kafka
-/// 4.1, KIP-1166) only adds the fetcher's high watermark, which the core does not track, and a
-/// 4.0 controller would refuse it; negotiate with [`encode_request_at`] to send it.
+/// The version [`encode_request`] sends: Vote v2 (KIP-996 pre-vote), BeginQuorumEpoch/
+/// EndQuorumEpoch/FetchSnapshot v1 (KIP-853), Fetch v18 (Kafka 4.1, KIP-1166: the fetcher's high
+/// watermark, so the leader answers a follower that has not yet heard of a commit at once
+/// instead of parking its fetch for up to 500 ms). A Kafka 4.0 controller refuses Fetch v18;
+/// [`encode_request_at`] sends an older version (v17 and below carry no high watermark).
 pub fn preferred_version(api_key: ApiKey) -> Option<i16> {
     match api_key {
         ApiKey::Vote | ApiKey::DescribeQuorum => Some(2),
         ApiKey::BeginQuorumEpoch | ApiKey::EndQuorumEpoch | ApiKey::FetchSnapshot => Some(1),
-        ApiKey::Fetch => Some(17),
+        ApiKey::Fetch => Some(18),
         _ => None,
     }
 }

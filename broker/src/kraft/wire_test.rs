@@ -77,6 +77,8 @@ fn fetch_req(seq: u64) -> FetchRequest {
         replica: 2,
         fetch_offset: 40,
         last_fetched_epoch: 6,
+        // Only v18 carries it: older versions decode to Kafka's default.
+        high_watermark: shale_raft::kraft::UNKNOWN_HIGH_WATERMARK,
     }
 }
 
@@ -183,7 +185,7 @@ fn encode_request_uses_the_preferred_versions() {
             (Vote, 2),
             (BeginQuorumEpoch, 1),
             (EndQuorumEpoch, 1),
-            (Fetch, 17),
+            (Fetch, 18),
             (FetchSnapshot, 1)
         ]
     );
@@ -507,6 +509,7 @@ fn a_kafka_fetch_v18_with_a_high_watermark_decodes() {
         replica: 3,
         fetch_offset: 12,
         last_fetched_epoch: 7,
+        high_watermark: 10,
     });
     assert_eq!((inbound.from, inbound.msg), (3, expected));
 }

@@ -125,6 +125,7 @@ pub(super) fn fetch(seq: u64, replica: NodeId, offset: i64, last_epoch: i32) -> 
         replica,
         fetch_offset: offset,
         last_fetched_epoch: last_epoch,
+        high_watermark: super::types::UNKNOWN_HIGH_WATERMARK,
     })
 }
 
@@ -220,4 +221,48 @@ fn a_leader_without_a_majority_of_fetches_resigns() {
             ..
         }
     )));
+}
+
+fn with_hw(m: Message, high_watermark: i64) -> Message {
+    match m {
+        Message::Fetch(f) => Message::Fetch(FetchRequest {
+            high_watermark,
+            ..f
+        }),
+        other => other,
+    }
+}
+
+/// The high watermark of each fetch answer sent.
+fn fetch_answers(cmds: &[Command]) -> Vec<Option<i64>> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Send {
+                msg: Message::FetchResponse(r),
+                ..
+            } => match &r.result {
+                super::types::FetchResult::Records { high_watermark, .. } => Some(*high_watermark),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_empty_fetch_is_answered_at_once_while_the_fetcher_lags_the_high_watermark() {
+    let mut n = elected_leader();
+    n.handle(Event::Flushed { up_to: 2 }).unwrap();
+    // Voter 2 at the log end commits offset 2; sending no high watermark (below Fetch v18) it
+    // is parked, as Kafka parks it.
+    let cmds = msg(&mut n, 2, fetch(1, 2, 2, 2));
+    assert_eq!(commits(&cmds), vec![2]);
+    assert!(fetch_answers(&cmds).is_empty());
+    // Voter 3 is at the log end too but knows an older high watermark (KIP-1166): answered at
+    // once with the new one instead of waiting out the fetch wait.
+    let cmds = msg(&mut n, 3, with_hw(fetch(1, 3, 2, 2), 0));
+    assert_eq!(fetch_answers(&cmds), vec![Some(2)]);
+    // Knowing it, its next empty fetch is parked.
+    let cmds = msg(&mut n, 3, with_hw(fetch(2, 3, 2, 2), 2));
+    assert!(fetch_answers(&cmds).is_empty());
 }

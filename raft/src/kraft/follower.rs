@@ -42,6 +42,7 @@ impl KRaft {
             replica: self.cfg.node_id,
             fetch_offset: self.log.end_offset(),
             last_fetched_epoch: self.log.last_epoch(),
+            high_watermark: self.high_watermark,
         }
     }
 

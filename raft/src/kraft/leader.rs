@@ -202,7 +202,10 @@ impl KRaft {
         let Role::Leader(ls) = &mut self.role else {
             return;
         };
+        // Park an empty fetch only when the fetcher already knows our high watermark.
+        let knows_hw = ls.high_watermark.is_none_or(|hw| req.high_watermark >= hw);
         if req.fetch_offset >= self.log.end_offset()
+            && knows_hw
             && ls.parked.len() <= self.cfg.max_observers + self.cfg.voters.len()
         {
             let parked = ParkedFetch {

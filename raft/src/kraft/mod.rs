@@ -46,6 +46,7 @@ pub use types::{
     Command, ElectionState, Entry, Event, FetchError, FetchRequest, FetchResponse, FetchResult,
     FetchSnapshotRequest, FetchSnapshotResponse, FetchSnapshotResult, KRaftError, LeaderChange,
     Message, NodeId, Record, Snapshot, SnapshotId, VoteRequest, VoteResponse,
+    UNKNOWN_HIGH_WATERMARK,
 };
 
 #[cfg(test)]

@@ -74,7 +74,15 @@ pub struct FetchRequest {
     /// The fetcher's log end offset; for a voter everything below it is durable.
     pub fetch_offset: i64,
     pub last_fetched_epoch: i32,
+    /// The fetcher's high watermark (KIP-1166, Fetch v18): a leader whose high watermark is
+    /// above it answers at once instead of parking an empty fetch, so followers learn of a
+    /// commit without waiting out the fetch wait. [`UNKNOWN_HIGH_WATERMARK`] from fetchers that
+    /// do not send it (Kafka's default for versions below 18): they are parked as before.
+    pub high_watermark: i64,
 }
+
+/// A fetcher's high watermark when it sent none (Kafka's `Long.MAX_VALUE` default).
+pub const UNKNOWN_HIGH_WATERMARK: i64 = i64::MAX;
 
 /// Why a fetch was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

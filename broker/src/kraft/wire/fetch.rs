@@ -29,7 +29,8 @@ pub(super) fn fetch_request(
         .with_current_leader_epoch(req.epoch)
         .with_fetch_offset(req.fetch_offset)
         .with_last_fetched_epoch(req.last_fetched_epoch)
-        .with_partition_max_bytes(FETCH_MAX_BYTES);
+        .with_partition_max_bytes(FETCH_MAX_BYTES)
+        .with_high_watermark(req.high_watermark);
     let topic = r::FetchTopic::default()
         .with_topic_id(METADATA_TOPIC_ID)
         .with_partitions(vec![partition]);
@@ -76,6 +77,8 @@ pub(super) fn decode_fetch_request(
         replica,
         fetch_offset: p.fetch_offset,
         last_fetched_epoch: p.last_fetched_epoch,
+        // Below v18 the field decodes to Kafka's default, UNKNOWN_HIGH_WATERMARK.
+        high_watermark: p.high_watermark,
     });
     Ok((replica, msg))
 }
