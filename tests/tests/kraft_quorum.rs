@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::describe_quorum_request;
 use kafka_protocol::messages::{
-    ApiVersionsRequest, ApiVersionsResponse, DescribeQuorumRequest, TopicName,
+    ApiVersionsRequest, ApiVersionsResponse, DescribeQuorumRequest, TopicName, VoteResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use parking_lot::Mutex;
@@ -19,8 +19,10 @@ use shale_broker::kraft::peers::{read_response, request_frame, Peer};
 use shale_broker::kraft::wire::{self, WireContext};
 use shale_common::{SeededRng, SystemClock};
 use shale_protocol::kafka_protocol::messages::ApiKey;
-use shale_raft::kraft::{Entry, KRaftConfig, NodeId, Record, RoleKind, Snapshot};
-use tokio::io::AsyncWriteExt;
+use shale_raft::kraft::{
+    Entry, KRaftConfig, Message, NodeId, Record, RoleKind, Snapshot, VoteRequest,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Applied data records, in order, as (offset, value).
@@ -359,4 +361,82 @@ async fn three_voters_elect_replicate_hand_over_and_catch_up() {
     for m in &mut members {
         m.node.take().unwrap().shutdown().await;
     }
+}
+
+/// Reads until the peer closes the connection (or fails after 5 s).
+async fn closed(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_on_the_controller_listener_gets_an_error_or_a_close() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg_ports = vec![port];
+    cfg_ports.extend([1, 2]); // voters 2 and 3 are never reachable
+    let (node, _applied) = start(1, dir.path(), &cfg_ports, listener).await;
+
+    // A vote from another cluster: INCONSISTENT_CLUSTER_ID, and the connection stays usable.
+    let other = WireContext::new("another-cluster", 2, "CONTROLLER");
+    let vote = Message::Vote(VoteRequest {
+        epoch: 5,
+        candidate: 2,
+        last_epoch: 0,
+        end_offset: 0,
+        pre_vote: false,
+    });
+    let request = wire::encode_request(1, &vote, &other).unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    for correlation in [1, 2] {
+        let frame = request_frame(
+            request.api_key,
+            request.version,
+            correlation,
+            &other,
+            &request.body,
+        )
+        .unwrap();
+        stream.write_all(&frame).await.unwrap();
+        let mut body = read_response(&mut stream, ApiKey::Vote, request.version, correlation)
+            .await
+            .unwrap();
+        let response = VoteResponse::decode(&mut body, request.version).unwrap();
+        assert_eq!(response.error_code, 104, "INCONSISTENT_CLUSTER_ID");
+    }
+
+    // Garbage after a valid size, an API the controller listener does not serve, and a size
+    // prefix far above the limit: each closes its connection.
+    let mut produce = BytesMut::new();
+    let header = (0i16, 9i16, 3i32); // Produce v9
+    produce.extend_from_slice(&[0, 0, 0, 10]);
+    produce.extend_from_slice(&header.0.to_be_bytes());
+    produce.extend_from_slice(&header.1.to_be_bytes());
+    produce.extend_from_slice(&header.2.to_be_bytes());
+    produce.extend_from_slice(&[0, 0]);
+    let frames: [&[u8]; 3] = [
+        &[0, 0, 0, 12, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5, 6, 7, 8],
+        &produce,
+        &[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0],
+    ];
+    for frame in frames {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        stream.write_all(frame).await.unwrap();
+        assert!(
+            closed(&mut stream).await,
+            "connection not closed after {frame:?}"
+        );
+    }
+
+    // The node still answers.
+    let apis = api_versions(port).await;
+    assert!(apis.contains(&(52, 0, 2)));
+    node.shutdown().await;
 }
