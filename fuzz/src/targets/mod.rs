@@ -6,6 +6,9 @@
 //!   of all four codecs and record iteration, from real librdkafka and kafka-python batches.
 //! * `raft.record`, `raft.batch`, `raft.snapshot` ([`raft`]): KRaft metadata records, metadata
 //!   log batches (data and control) and snapshot files.
+//! * `kraft.request`, `kraft.response`, `kraft.entries` ([`kraft`]): the quorum's RPC bodies
+//!   (Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch, FetchSnapshot, DescribeQuorum) both ways,
+//!   and metadata entries as record batches.
 //! * `rlmm.record`, `rlmm.snapshot` ([`rlmm`]): `__remote_log_metadata` values and the local
 //!   RLMM snapshot file.
 //! * `local_log.files`, `local_log.recovery`, `local_log.append` ([`local_log`]): checkpoints,
@@ -14,6 +17,7 @@
 
 pub mod batches;
 mod captures;
+pub mod kraft;
 pub mod local_log;
 pub mod raft;
 pub mod requests;
@@ -47,6 +51,9 @@ pub fn target_names() -> Vec<String> {
             "raft.record",
             "raft.batch",
             "raft.snapshot",
+            "kraft.request",
+            "kraft.response",
+            "kraft.entries",
             "rlmm.record",
             "rlmm.snapshot",
             "local_log.files",
@@ -68,6 +75,9 @@ pub fn make_target(name: &str) -> Option<Box<dyn Target>> {
         "raft.record" => Box::new(raft::RecordTarget::new()),
         "raft.batch" => Box::new(raft::BatchTarget::new()),
         "raft.snapshot" => Box::new(raft::SnapshotTarget::new()),
+        "kraft.request" => Box::new(kraft::RequestTarget::new()),
+        "kraft.response" => Box::new(kraft::ResponseTarget::new()),
+        "kraft.entries" => Box::new(kraft::EntriesTarget::new()),
         "rlmm.record" => Box::new(rlmm::RecordTarget::new()),
         "rlmm.snapshot" => Box::new(rlmm::SnapshotTarget::new()),
         "local_log.files" => Box::new(local_log::FilesTarget::new()),

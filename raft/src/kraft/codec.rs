@@ -20,6 +20,12 @@ pub fn encode_entries(
     entries: &[Entry],
     timestamp: i64,
 ) -> Result<Bytes, RaftError> {
+    if base_offset < 0 || base_offset.checked_add(entries.len() as i64).is_none() {
+        return Err(RaftError::InvalidArgument(format!(
+            "{} entries cannot start at offset {base_offset}",
+            entries.len()
+        )));
+    }
     let mut out = BytesMut::new();
     let mut offset = base_offset;
     for batch in entry_batches(offset, entries, timestamp) {
@@ -51,7 +57,7 @@ pub fn entry_batches(
         let (batch, tail) = rest.split_at(run);
         rest = tail;
         let base = offset;
-        offset += run as i64;
+        offset = offset.saturating_add(run as i64);
         Some(encode_run(base, batch, timestamp))
     })
 }
@@ -92,25 +98,41 @@ pub fn decode_entries(bytes: Bytes) -> Result<(Option<i64>, Vec<Entry>), RaftErr
             )));
         }
         first.get_or_insert(base);
-        decode_batch_into(&batch, &mut entries)?;
-        next = Some(batch.last_offset() + 1);
+        next = Some(decode_batch_into(&batch, &mut entries)?);
     }
     Ok((first, entries))
 }
 
-fn decode_batch_into(batch: &RecordBatch, out: &mut Vec<Entry>) -> Result<(), RaftError> {
+/// Appends the batch's entries to `out`; returns the offset after the batch. Offsets must be
+/// non-negative and every record's offset delta its position (Kafka's raft writes them so).
+fn decode_batch_into(batch: &RecordBatch, out: &mut Vec<Entry>) -> Result<i64, RaftError> {
     let epoch = batch.partition_leader_epoch();
     let base = batch.base_offset();
+    let delta = batch.last_offset_delta();
+    let end = (base >= 0 && delta >= 0)
+        .then(|| base.checked_add(i64::from(delta) + 1))
+        .flatten()
+        .ok_or_else(|| {
+            RaftError::Decode(format!(
+                "metadata batch at offset {base} with last offset delta {delta}"
+            ))
+        })?;
     let records = batch.records()?;
-    let expected = batch.last_offset() - base + 1;
-    if records.len() as i64 != expected {
+    if records.len() as i64 != end - base {
         return Err(RaftError::Decode(format!(
-            "metadata batch at offset {base} holds {} records for {expected} offsets",
-            records.len()
+            "metadata batch at offset {base} holds {} records for {} offsets",
+            records.len(),
+            end - base
         )));
     }
-    for r in records {
-        let offset = base + i64::from(r.offset_delta);
+    for (i, r) in records.into_iter().enumerate() {
+        if r.offset_delta as usize != i {
+            return Err(RaftError::Decode(format!(
+                "metadata batch at offset {base}: record {i} has offset delta {}",
+                r.offset_delta
+            )));
+        }
+        let offset = base + i as i64;
         let record = if batch.is_control() {
             let key = r.key.as_deref().unwrap_or_default();
             let control_type = match key {
@@ -133,7 +155,7 @@ fn decode_batch_into(batch: &RecordBatch, out: &mut Vec<Entry>) -> Result<(), Ra
         };
         out.push(Entry { epoch, record });
     }
-    Ok(())
+    Ok(end)
 }
 
 #[cfg(test)]
@@ -206,6 +228,20 @@ mod tests {
         let mut gap = BytesMut::from(&encode_entries(0, &entries[..1], 0).unwrap()[..]);
         gap.extend_from_slice(&encode_entries(5, &entries[1..], 0).unwrap());
         assert!(decode_entries(gap.freeze()).is_err());
+    }
+
+    #[test]
+    fn offsets_out_of_range_are_errors_not_overflows() {
+        // Found by the fuzzer (kraft.entries): a batch ending at i64::MAX. The base offset is
+        // outside the CRC, so a peer can send any.
+        let bytes = encode_entries(0, &[data(1, b"a")], 0).unwrap();
+        for base in [i64::MAX, -5] {
+            let mut patched = BytesMut::from(&bytes[..]);
+            patched[..8].copy_from_slice(&base.to_be_bytes());
+            assert!(decode_entries(patched.freeze()).is_err(), "base {base}");
+        }
+        assert!(encode_entries(i64::MAX, &[data(1, b"a")], 0).is_err());
+        assert!(encode_entries(-1, &[data(1, b"a")], 0).is_err());
     }
 
     #[test]
