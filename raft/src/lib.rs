@@ -2,7 +2,8 @@
 //! [`image::MetadataImage`] built from them, the sans-IO consensus cores ([`quorum`], one voter,
 //! driven by the controller; [`kraft`], several voters, checked by a simulation), the
 //! `__cluster_metadata-0` log ([`metadata_log`]) and its [`snapshot`]s, the
-//! [`controller::Controller`] that is the only writer of metadata, and `shale format`
+//! [`controller::Controller`] that is the only writer of metadata, the active controller's
+//! [`broker_liveness`] table (heartbeats, fencing, controlled shutdown), and `shale format`
 //! ([`format`]).
 //!
 //! Layering (arrows = "uses"):
@@ -15,6 +16,7 @@
 //! ```
 
 pub mod batch;
+pub mod broker_liveness;
 pub mod controller;
 mod controller_ops;
 pub mod error;
