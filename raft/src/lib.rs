@@ -1,6 +1,6 @@
 //! KRaft metadata for Shale: Kafka's metadata records ([`records`]), the immutable
 //! [`image::MetadataImage`] built from them, the sans-IO consensus cores ([`quorum`], one voter,
-//! driven by the controller; [`kraft`], several voters, checked by a simulation), the
+//! driven by the controller; [`kraft`], several voters, on the network in `shale-broker`), the
 //! `__cluster_metadata-0` log ([`metadata_log`]) and its [`snapshot`]s, the
 //! [`controller::Controller`] that is the only writer of metadata, the active controller's
 //! [`broker_liveness`] table (heartbeats, fencing, controlled shutdown), and `shale format`
