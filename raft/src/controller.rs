@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::error::{ControllerError, RaftError};
 use crate::image::{Endpoint, MetadataImage};
-pub use crate::local_quorum::LocalQuorum;
+pub use crate::local_quorum::{atomic_chunks, LocalQuorum};
 use crate::records::MetadataRecord;
 use crate::snapshot::SnapshotId;
 

@@ -33,8 +33,9 @@ pub mod snapshot;
 pub mod validation;
 
 pub use controller::{
-    AlterConfigOp, ConfigOpType, ConfigResource, Controller, ControllerOptions, CreateTopicSpec,
-    CreatedTopic, LocalQuorum, MetadataLogTuning, MetadataQuorum, TopicConfigPolicy,
+    atomic_chunks, AlterConfigOp, ConfigOpType, ConfigResource, Controller, ControllerOptions,
+    CreateTopicSpec, CreatedTopic, LocalQuorum, MetadataLogTuning, MetadataQuorum,
+    TopicConfigPolicy,
 };
 pub use controller_ops::PRODUCER_ID_BLOCK_SIZE;
 pub use error::{ControllerError, ErrorKind, RaftError};

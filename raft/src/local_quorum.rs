@@ -161,28 +161,7 @@ impl LocalQuorum {
             kafka.base_offset = inner.engine.log_end_offset(),
         )
         .entered();
-        let limit = MAX_BATCH_BYTES as usize / 2;
-        let sizes: Vec<usize> = records.iter().map(|r| r.encode().len() + 16).collect();
-        let chunks: Vec<Vec<MetadataRecord>> = if sizes.iter().sum::<usize>() <= limit {
-            vec![records]
-        } else {
-            let mut chunks = vec![vec![MetadataRecord::BeginTransaction { name: None }]];
-            let mut size = 0;
-            for (r, s) in records.into_iter().zip(sizes) {
-                if size + s > limit {
-                    chunks.push(Vec::new());
-                    size = 0;
-                }
-                size += s;
-                if let Some(c) = chunks.last_mut() {
-                    c.push(r);
-                }
-            }
-            if let Some(c) = chunks.last_mut() {
-                c.push(MetadataRecord::EndTransaction);
-            }
-            chunks
-        };
+        let chunks = atomic_chunks(records);
         for chunk in chunks {
             let cmds = inner
                 .engine
@@ -340,6 +319,34 @@ impl MetadataQuorum for LocalQuorum {
         inner.log.close()?;
         inner.stopped = Some("the metadata controller is shut down".into());
         Ok(())
+    }
+}
+
+/// Splits one atomic change into the batches that carry it: one batch when it fits in half the
+/// batch size limit, else a BeginTransaction .. EndTransaction run over several batches (the
+/// loader publishes nothing until the end marker). Shared by every [`MetadataQuorum`] backend.
+pub fn atomic_chunks(records: Vec<MetadataRecord>) -> Vec<Vec<MetadataRecord>> {
+    let limit = MAX_BATCH_BYTES as usize / 2;
+    let sizes: Vec<usize> = records.iter().map(|r| r.encode().len() + 16).collect();
+    if sizes.iter().sum::<usize>() <= limit {
+        vec![records]
+    } else {
+        let mut chunks = vec![vec![MetadataRecord::BeginTransaction { name: None }]];
+        let mut size = 0;
+        for (r, s) in records.into_iter().zip(sizes) {
+            if size + s > limit {
+                chunks.push(Vec::new());
+                size = 0;
+            }
+            size += s;
+            if let Some(c) = chunks.last_mut() {
+                c.push(r);
+            }
+        }
+        if let Some(c) = chunks.last_mut() {
+            c.push(MetadataRecord::EndTransaction);
+        }
+        chunks
     }
 }
 
