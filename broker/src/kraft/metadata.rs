@@ -175,6 +175,8 @@ pub struct KRaftMetadataQuorum {
     clock: Arc<dyn Clock>,
     /// How long a commit (or a new leader's catch-up) may take before a retriable error.
     timeout: Duration,
+    /// Written by the first active controller of a fresh cluster (`bootstrap.checkpoint`).
+    bootstrap: Vec<MetadataRecord>,
     stopped: AtomicBool,
 }
 
@@ -194,8 +196,16 @@ impl KRaftMetadataQuorum {
             driver,
             clock,
             timeout,
+            bootstrap: Vec::new(),
             stopped: AtomicBool::new(false),
         }
+    }
+
+    /// The records an active controller writes when the committed metadata has no features
+    /// yet (a fresh cluster): the bootstrap `metadata.version`, as Kafka's controller does.
+    pub fn with_bootstrap(mut self, records: Vec<MetadataRecord>) -> KRaftMetadataQuorum {
+        self.bootstrap = records;
+        self
     }
 
     fn view(&self) -> QuorumView {
@@ -290,7 +300,7 @@ impl KRaftMetadataQuorum {
 
 impl MetadataQuorum for KRaftMetadataQuorum {
     /// Leader only, once an entry of its own epoch is applied; aborts a metadata transaction
-    /// a previous leader left open.
+    /// a previous leader left open and bootstraps a fresh cluster.
     fn check_active(&self) -> Result<(), ControllerError> {
         let view = self.leading()?;
         let caught_up = self.wait_for(|state, now| {
@@ -309,6 +319,9 @@ impl MetadataQuorum for KRaftMetadataQuorum {
             self.commit_batch(&[MetadataRecord::AbortTransaction {
                 reason: Some("controller failover".into()),
             }])?;
+        }
+        if !self.bootstrap.is_empty() && self.applied.image().features.is_empty() {
+            self.commit(self.bootstrap.clone())?;
         }
         Ok(())
     }
