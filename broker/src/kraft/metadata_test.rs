@@ -84,3 +84,169 @@ fn an_undecodable_entry_is_a_fault() {
     assert!(state.fault.is_some());
     assert_eq!(state.offset, 1);
 }
+
+/// A stand-in driver: answers appends with offsets and, when `commit_epoch` is set, applies
+/// them at once in that epoch (as if committed).
+struct FakeDriver {
+    view: tokio::sync::watch::Sender<QuorumView>,
+    machine: Arc<std::sync::Mutex<MetadataApplier>>,
+    appended: Arc<std::sync::Mutex<Vec<MetadataRecord>>>,
+    commit_epoch: Arc<std::sync::Mutex<Option<i32>>>,
+}
+
+fn view(role: RoleKind, epoch: i32, leader: Option<i32>) -> QuorumView {
+    QuorumView {
+        node_id: 1,
+        epoch,
+        leader,
+        role,
+        high_watermark: 0,
+        log_end_offset: 0,
+        stopped: false,
+    }
+}
+
+fn fake(initial: QuorumView) -> (FakeDriver, KRaftMetadataQuorum) {
+    let (machine, applied) = MetadataApplier::new("c");
+    let machine = Arc::new(std::sync::Mutex::new(machine));
+    let (view_tx, view_rx) = tokio::sync::watch::channel(initial);
+    let (inputs, rx) = std::sync::mpsc::sync_channel::<Input>(16);
+    let appended = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let commit_epoch = Arc::new(std::sync::Mutex::new(None));
+    let (m, a, ce) = (machine.clone(), appended.clone(), commit_epoch.clone());
+    std::thread::spawn(move || {
+        let mut next = 100i64;
+        while let Ok(input) = rx.recv() {
+            if let Input::Append { records, reply } = input {
+                let n = records.len() as i64;
+                let _ = reply.send(Ok(next + n - 1));
+                let decoded: Vec<MetadataRecord> = records
+                    .iter()
+                    .map(|r| MetadataRecord::decode(r).unwrap())
+                    .collect();
+                if let Some(epoch) = *ce.lock().unwrap() {
+                    let entries: Vec<Entry> =
+                        decoded.iter().cloned().map(|r| data(epoch, r)).collect();
+                    m.lock().unwrap().apply(next, &entries);
+                }
+                a.lock().unwrap().extend(decoded);
+                next += n;
+            }
+        }
+    });
+    let handle = DriverHandle {
+        inputs,
+        view: view_rx,
+    };
+    let quorum = KRaftMetadataQuorum::new(
+        1,
+        applied,
+        handle,
+        shale_common::SystemClock::new(),
+        Duration::from_millis(200),
+    );
+    let driver = FakeDriver {
+        view: view_tx,
+        machine,
+        appended,
+        commit_epoch,
+    };
+    (driver, quorum)
+}
+
+#[test]
+fn a_follower_is_not_the_controller_and_names_the_leader() {
+    let (_driver, quorum) = fake(view(RoleKind::Follower, 3, Some(2)));
+    let err = quorum.check_active().unwrap_err();
+    assert!(
+        matches!(err, ControllerError::NotController { leader: Some(2) }),
+        "{err:?}"
+    );
+    let err = quorum.commit(vec![topic("a")]).unwrap_err();
+    assert!(
+        matches!(err, ControllerError::NotController { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_new_leader_serves_only_after_applying_its_own_epoch() {
+    let (driver, quorum) = fake(view(RoleKind::Leader, 2, Some(1)));
+    driver
+        .machine
+        .lock()
+        .unwrap()
+        .apply(0, &[leader_change(1, 3), data(1, topic("a"))]);
+    let err = quorum.check_active().unwrap_err();
+    assert!(
+        matches!(err, ControllerError::NotController { leader: Some(1) }),
+        "{err:?}"
+    );
+    driver
+        .machine
+        .lock()
+        .unwrap()
+        .apply(2, &[leader_change(2, 1)]);
+    quorum.check_active().unwrap();
+    assert!(driver.appended.lock().unwrap().is_empty());
+}
+
+#[test]
+fn commit_waits_for_the_apply_and_checks_its_epoch() {
+    let (driver, quorum) = fake(view(RoleKind::Leader, 2, Some(1)));
+    *driver.commit_epoch.lock().unwrap() = Some(2);
+    quorum.commit(vec![topic("a"), topic("bb")]).unwrap();
+    assert!(quorum.image().topic("bb").is_some());
+    assert_eq!(quorum.image().last_offset, 101);
+
+    // Applied, but in another epoch: the append was lost to a new leader.
+    *driver.commit_epoch.lock().unwrap() = Some(3);
+    let err = quorum.commit(vec![topic("ccc")]).unwrap_err();
+    assert!(
+        matches!(err, ControllerError::NotController { .. }),
+        "{err:?}"
+    );
+
+    // Never committed: a retriable timeout.
+    *driver.commit_epoch.lock().unwrap() = None;
+    let err = quorum.commit(vec![topic("dddd")]).unwrap_err();
+    assert!(matches!(err, ControllerError::Timeout(_)), "{err:?}");
+
+    driver.view.send_modify(|v| v.stopped = true);
+    let err = quorum.commit(vec![topic("eeeee")]).unwrap_err();
+    assert!(
+        matches!(err, ControllerError::Storage(RaftError::Closed)),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_dangling_transaction_is_aborted_and_a_fresh_cluster_bootstrapped() {
+    let (driver, quorum) = fake(view(RoleKind::Leader, 2, Some(1)));
+    let quorum = quorum.with_bootstrap(shale_raft::format::default_bootstrap_records());
+    driver.machine.lock().unwrap().apply(
+        0,
+        &[
+            data(1, MetadataRecord::BeginTransaction { name: None }),
+            data(1, topic("a")),
+            leader_change(2, 1),
+        ],
+    );
+    *driver.commit_epoch.lock().unwrap() = Some(2);
+    quorum.check_active().unwrap();
+    let appended = driver.appended.lock().unwrap().clone();
+    assert!(
+        matches!(
+            appended.first(),
+            Some(MetadataRecord::AbortTransaction { .. })
+        ),
+        "{appended:?}"
+    );
+    let image = quorum.image();
+    assert!(image.topic("a").is_none());
+    assert!(image.metadata_version() > 0);
+    // Bootstrapped once only.
+    let before = driver.appended.lock().unwrap().len();
+    quorum.check_active().unwrap();
+    assert_eq!(driver.appended.lock().unwrap().len(), before);
+}
