@@ -111,6 +111,8 @@ pub fn controller_error(e: &ControllerError) -> (i16, String) {
         ControllerError::InvalidReplicaAssignment(_) => E::InvalidReplicaAssignment,
         ControllerError::InvalidConfig { .. } => E::InvalidConfig,
         ControllerError::InvalidRequest(_) => E::InvalidRequest,
+        ControllerError::NotController { .. } => E::NotController,
+        ControllerError::Timeout(_) => E::RequestTimedOut,
         ControllerError::Storage(raft) => match raft.kind() {
             // Metadata the controller cannot write or read: Kafka answers UNKNOWN_SERVER_ERROR
             // for an unexpected controller failure, NOT_CONTROLLER once it has shut down.

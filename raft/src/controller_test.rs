@@ -2,9 +2,10 @@ use std::fs;
 use std::path::Path;
 
 use super::*;
-use crate::batch::decode_batch;
+use crate::batch::{data_batch, decode_batch, MetadataBatch};
 use crate::format::format_dirs;
-use crate::metadata_log::METADATA_PARTITION_DIR;
+use crate::metadata_log::{MetadataLog, METADATA_PARTITION_DIR};
+use crate::snapshot;
 use shale_common::{ManualClock, SeededRng};
 use shale_protocol::record_batch::batches;
 

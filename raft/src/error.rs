@@ -88,7 +88,7 @@ impl RaftError {
 /// Why the controller refused a metadata change. Each variant maps to one Kafka error code at
 /// the broker edge (TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC_EXCEPTION,
 /// INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT, INVALID_CONFIG,
-/// INVALID_REQUEST, and an internal error for `Storage`).
+/// INVALID_REQUEST, NOT_CONTROLLER, REQUEST_TIMED_OUT, and an internal error for `Storage`).
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
     #[error("Topic '{0}' already exists.")]
@@ -110,6 +110,14 @@ pub enum ControllerError {
     InvalidConfig { key: String, reason: String },
     #[error("{0}")]
     InvalidRequest(String),
+    /// This node is not the active controller (NOT_CONTROLLER, 41); `leader` is the one it
+    /// knows of, if any.
+    #[error("This node is not the active controller (the active controller is {})", leader.map_or("unknown".to_owned(), |l| l.to_string()))]
+    NotController { leader: Option<i32> },
+    /// The change was handed to the quorum but not seen committed in time (REQUEST_TIMED_OUT,
+    /// 7; retriable: it may still commit).
+    #[error("{0}")]
+    Timeout(String),
     #[error(transparent)]
     Storage(#[from] RaftError),
 }

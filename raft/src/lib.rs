@@ -9,9 +9,11 @@
 //! Layering (arrows = "uses"):
 //!
 //! ```text
-//!   controller(+_ops, validation) ──► quorum  (pure state machine: events in, commands out)
-//!        │                       └──► metadata_log ──► shale_local_log::Log
-//!        │                       └──► snapshot ──► batch (v2 batches, control records)
+//!   controller(+_ops, validation) ──► dyn MetadataQuorum
+//!        │                                 ├─ local_quorum ──► quorum (pure state machine)
+//!        │                                 │        └──► metadata_log ──► shale_local_log::Log
+//!        │                                 │        └──► snapshot ──► batch (v2 batches)
+//!        │                                 └─ (broker) KRaft backend over kraft
 //!        └──► image ◄── records ◄── flex (flexible encoding)
 //! ```
 
@@ -25,6 +27,7 @@ pub mod format;
 pub mod ids;
 pub mod image;
 pub mod kraft;
+mod local_quorum;
 pub mod metadata_log;
 pub mod quorum;
 pub mod records;
@@ -32,8 +35,9 @@ pub mod snapshot;
 pub mod validation;
 
 pub use controller::{
-    AlterConfigOp, ConfigOpType, ConfigResource, Controller, ControllerOptions, CreateTopicSpec,
-    CreatedTopic, MetadataLogTuning, TopicConfigPolicy,
+    atomic_chunks, AlterConfigOp, ConfigOpType, ConfigResource, Controller, ControllerOptions,
+    CreateTopicSpec, CreatedTopic, LocalQuorum, MetadataLogTuning, MetadataQuorum,
+    TopicConfigPolicy,
 };
 pub use controller_ops::PRODUCER_ID_BLOCK_SIZE;
 pub use error::{ControllerError, ErrorKind, RaftError};

@@ -8,9 +8,11 @@
 //! * [`peers`] — one task per other voter, sending the core's requests.
 //! * [`listener`] — the controller listener, answering peers' requests.
 //! * [`node`] — a quorum member assembled from the above.
+//! * [`metadata`] — the metadata controller's commit path over the quorum.
 
 pub mod driver;
 pub mod listener;
+pub mod metadata;
 pub mod node;
 pub mod peers;
 pub mod wire;

@@ -105,6 +105,12 @@ impl QuorumNode {
         })
     }
 
+    /// The driver's input queue and view, for a backend that talks to it from blocking
+    /// threads (the metadata controller's [`super::metadata::KRaftMetadataQuorum`]).
+    pub fn handle(&self) -> DriverHandle {
+        self.handle.clone()
+    }
+
     /// The latest view of the quorum from this node.
     pub fn view(&self) -> watch::Receiver<QuorumView> {
         self.handle.view.clone()
