@@ -67,8 +67,12 @@ impl RunningBroker {
     }
 }
 
-/// Runs a broker until `shutdown` completes, then stops it cleanly.
+/// Runs a broker (or, with `process.roles=controller`, a controller-only quorum member) until
+/// `shutdown` completes, then stops it cleanly.
 pub async fn run(config: BrokerConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    if config.roles == crate::config::cluster::Roles::Controller {
+        return crate::kraft::controller_node::run(config, shutdown).await;
+    }
     let running = start(config).await?;
     for (name, addr) in &running.listeners {
         tracing::info!(listener = %name, %addr, "listening");

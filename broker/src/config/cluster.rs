@@ -1,33 +1,92 @@
 //! The cluster keys: `process.roles`, `controller.quorum.voters` and
-//! `controller.quorum.bootstrap.servers`. Shale runs one combined node (broker and controller in
-//! one process, quorum of one). A configuration that describes anything else — a separate broker or
-//! controller, or a quorum naming another node — would today start an independent single-node
-//! cluster, so it is reported as unsupported and stops start-up.
+//! `controller.quorum.bootstrap.servers`. Two shapes run today:
 //!
-//! Voters carry node ids, so `controller.quorum.voters` may only name `node.id` itself. Bootstrap
-//! servers carry only addresses: an entry names this node when its port is one of this node's
-//! (bound or advertised) listener ports and its host is that listener's host, or the listener
-//! binds every interface and the host resolves only to addresses of this machine.
+//! * a combined node (`broker,controller`, the default) in a quorum of one: the single node;
+//! * a controller-only node (`controller`) in a static quorum of several voters that names it:
+//!   the metadata quorum of a cluster, served on its controller listener.
+//!
+//! A configuration that describes anything else — a broker-only node, or a combined node in a
+//! quorum naming other nodes — would start something the cluster work has not built yet (a
+//! broker that registers with remote controllers), so it is reported as unsupported and stops
+//! start-up. A combined node's `controller.quorum.voters` may only name `node.id` itself.
+//! Bootstrap servers carry only addresses: an entry names this node when its port is one of this
+//! node's (bound or advertised) listener ports and its host is that listener's host, or the
+//! listener binds every interface and the host resolves only to addresses of this machine.
 
 use super::listeners::{Listener, Listeners};
 use super::{invalid, split_list, ConfigError};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, ToSocketAddrs};
 
-/// Checks the roles and the quorum keys; unsupported settings are pushed to `unsupported`.
+/// What a node runs (`process.roles`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Roles {
+    /// Broker and controller in one process (the default).
+    Combined,
+    /// A member of the metadata quorum only.
+    Controller,
+    /// A broker only (not served yet: reported as unsupported).
+    Broker,
+}
+
+/// One entry of `controller.quorum.voters`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Voter {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+}
+
+/// `process.roles`: a list of `broker` and/or `controller`.
+pub fn roles(props: &BTreeMap<String, String>) -> Result<Roles, ConfigError> {
+    let Some(v) = props.get("process.roles") else {
+        return Ok(Roles::Combined);
+    };
+    let mut roles = split_list(v);
+    if let Some(bad) = roles.iter().find(|r| *r != "broker" && *r != "controller") {
+        return Err(invalid(
+            "process.roles",
+            v,
+            &format!("unknown role '{bad}' (expected broker and/or controller)"),
+        ));
+    }
+    roles.sort();
+    roles.dedup();
+    Ok(match roles.as_slice() {
+        [one] if one == "broker" => Roles::Broker,
+        [one] if one == "controller" => Roles::Controller,
+        [] => return Err(invalid("process.roles", v, "at least one role is required")),
+        _ => Roles::Combined,
+    })
+}
+
+/// Checks the roles against the quorum keys and returns the voters; unsupported settings are
+/// pushed to `unsupported`.
 pub fn check(
     props: &BTreeMap<String, String>,
     node_id: i32,
     listeners: &Listeners,
     unsupported: &mut Vec<String>,
-) -> Result<(), ConfigError> {
-    check_roles(props, unsupported)?;
-    if let Some(v) = props.get("controller.quorum.voters") {
-        for (id, host, port) in parse_voters(v)? {
-            if id != node_id {
+) -> Result<Vec<Voter>, ConfigError> {
+    let roles = roles(props)?;
+    let voters = match props.get("controller.quorum.voters") {
+        Some(v) => parse_voters(v)?,
+        None => Vec::new(),
+    };
+    match roles {
+        Roles::Broker => unsupported.push(
+            "process.roles=broker: a broker-only node registers with remote controllers, which \
+             is not supported yet (run combined nodes, or controller-only nodes for a quorum)"
+                .to_string(),
+        ),
+        Roles::Controller => check_controller(node_id, &voters, listeners)?,
+        Roles::Combined => {
+            for v in voters.iter().filter(|v| v.id != node_id) {
                 unsupported.push(format!(
-                    "controller.quorum.voters: voter {id}@{host}:{port} is another node \
-                     (this is node.id={node_id}); multi-node clusters are not supported yet"
+                    "controller.quorum.voters: voter {}@{}:{} is another node (this is \
+                     node.id={node_id}); a combined node in a multi-node quorum is not \
+                     supported yet (controller-only nodes are)",
+                    v.id, v.host, v.port
                 ));
             }
         }
@@ -49,38 +108,45 @@ pub fn check(
             }
         }
     }
-    Ok(())
+    Ok(voters)
 }
 
-/// Only combined mode exists today.
-fn check_roles(
-    props: &BTreeMap<String, String>,
-    unsupported: &mut Vec<String>,
+/// A controller-only node: a static voter set naming it, and a controller listener to serve on.
+fn check_controller(
+    node_id: i32,
+    voters: &[Voter],
+    listeners: &Listeners,
 ) -> Result<(), ConfigError> {
-    let Some(v) = props.get("process.roles") else {
-        return Ok(());
-    };
-    let mut roles = split_list(v);
-    if let Some(bad) = roles.iter().find(|r| *r != "broker" && *r != "controller") {
+    const KEY: &str = "controller.quorum.voters";
+    let Some(me) = voters.iter().find(|v| v.id == node_id) else {
         return Err(invalid(
-            "process.roles",
-            v,
-            &format!("unknown role '{bad}' (expected broker and/or controller)"),
+            KEY,
+            &voters.iter().map(|v| v.id.to_string()).collect::<Vec<_>>().join(","),
+            &format!("a controller (process.roles=controller) must be a voter: node.id={node_id} is not listed"),
+        ));
+    };
+    let bound = listeners
+        .bind
+        .iter()
+        .any(|l| listeners.controller_names.contains(&l.name) && l.port == me.port);
+    if !bound {
+        return Err(invalid(
+            KEY,
+            &format!("{}@{}:{}", me.id, me.host, me.port),
+            "this node's voter port is not the port of a controller listener (controller.listener.names) in listeners",
         ));
     }
-    roles.sort();
-    roles.dedup();
-    if roles != ["broker", "controller"] {
-        unsupported.push(format!(
-            "process.roles={v}: only a combined node (broker,controller) is supported; separate \
-             brokers and controllers need a multi-node cluster, which is not supported yet"
-        ));
+    let mut ids: Vec<i32> = voters.iter().map(|v| v.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() != voters.len() {
+        return Err(invalid(KEY, "", "a node id is listed twice"));
     }
     Ok(())
 }
 
 /// `{id}@{host}:{port}` entries, as Kafka's QuorumConfig writes them.
-fn parse_voters(v: &str) -> Result<Vec<(i32, String, u16)>, ConfigError> {
+fn parse_voters(v: &str) -> Result<Vec<Voter>, ConfigError> {
     const KEY: &str = "controller.quorum.voters";
     split_list(v)
         .into_iter()
@@ -88,8 +154,11 @@ fn parse_voters(v: &str) -> Result<Vec<(i32, String, u16)>, ConfigError> {
             let bad = || invalid(KEY, &entry, "each entry must look like {id}@{host}:{port}");
             let (id, address) = entry.split_once('@').ok_or_else(bad)?;
             let id: i32 = id.trim().parse().map_err(|_| bad())?;
+            if id < 0 {
+                return Err(bad());
+            }
             let (host, port) = parse_host_port(KEY, address)?;
-            Ok((id, host, port))
+            Ok(Voter { id, host, port })
         })
         .collect()
 }
@@ -153,7 +222,9 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let mut unsupported = Vec::new();
-        let listeners = super::super::listeners::resolve(&props, &mut unsupported)?;
+        let controller_only = roles(&props)? == Roles::Controller;
+        let listeners =
+            super::super::listeners::resolve(&props, controller_only, &mut unsupported)?;
         check(&props, node_id, &listeners, &mut unsupported)?;
         Ok(unsupported)
     }
@@ -221,14 +292,38 @@ mod tests {
     }
 
     #[test]
-    fn roles_other_than_combined_are_unsupported() {
-        for roles in ["broker", "controller"] {
-            let u = run(&[("process.roles", roles)], 1).unwrap();
-            assert_eq!(u.len(), 1, "{roles}");
-        }
+    fn a_broker_only_node_is_unsupported_and_roles_are_checked() {
+        let u = run(&[("process.roles", "broker")], 1).unwrap();
+        assert_eq!(u.len(), 1, "{u:?}");
         assert!(run(&[("process.roles", "controller, broker")], 1)
             .unwrap()
             .is_empty());
         assert!(run(&[("process.roles", "broker,leader")], 1).is_err());
+        assert!(run(&[("process.roles", "")], 1).is_err());
+    }
+
+    #[test]
+    fn a_controller_is_one_of_several_voters_on_its_controller_listener() {
+        let base = [
+            ("process.roles", "controller"),
+            ("listeners", "CONTROLLER://127.0.0.1:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+        ];
+        let with = |voters: &'static str| {
+            let mut pairs = base.to_vec();
+            pairs.push(("controller.quorum.voters", voters));
+            pairs
+        };
+        let u = run(
+            &with("1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095"),
+            1,
+        )
+        .unwrap();
+        assert!(u.is_empty(), "{u:?}");
+        // Not a voter; its voter port is not the controller listener's; a duplicate id.
+        assert!(run(&with("2@127.0.0.1:9094,3@127.0.0.1:9095"), 1).is_err());
+        assert!(run(&with("1@127.0.0.1:9999,2@127.0.0.1:9094"), 1).is_err());
+        assert!(run(&with("1@127.0.0.1:9093,1@127.0.0.1:9094"), 1).is_err());
+        assert!(run(&base, 1).is_err(), "no voters at all");
     }
 }

@@ -49,13 +49,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "process.roles",
         Some("broker,controller"),
         List,
-        "Roles of this process; only a combined node (broker,controller) is supported, anything else stops start-up."
+        "Roles of this process: broker,controller (a combined node, the single-node default) or controller (a member of a multi-voter metadata quorum, see docs/cluster.md); broker alone stops start-up."
     ),
     def!(
         "controller.quorum.voters",
         None,
         List,
-        "Static voter set ({id}@{host}:{port}); may only name this node (node.id), another voter stops start-up."
+        "Static voter set ({id}@{host}:{port}). A controller-only node must be one of the voters, on the port of its controller listener; a combined node may only name itself (another voter stops start-up)."
     ),
     def!(
         "controller.quorum.bootstrap.servers",
@@ -630,12 +630,14 @@ Shale refuses to start, listing every offending setting, rather than run without
 configuration asks for:
 
 - a listener whose security protocol is not PLAINTEXT, and `inter.broker.listener.name` naming one;
-- `process.roles` other than `broker,controller` (a separate broker or controller);
-- `controller.quorum.voters` naming a node other than `node.id`, and
-  `controller.quorum.bootstrap.servers` naming an address that is not one of this node's listeners
-  (same port, and the same host, or a host resolving to this machine when the listener binds all
-  interfaces): three nodes configured as one cluster would otherwise each start a separate
-  single-node cluster;
+- `process.roles=broker` (a broker-only node, which would register with remote controllers);
+- on a combined node, `controller.quorum.voters` naming a node other than `node.id` (combined
+  nodes in a multi-node quorum need broker registration, not built yet), and on any node
+  `controller.quorum.bootstrap.servers` naming an address that is not one of this node's
+  listeners (same port, and the same host, or a host resolving to this machine when the listener
+  binds all interfaces; a dynamic KIP-853 quorum is not served, a static
+  `controller.quorum.voters` is): three nodes configured as one cluster would otherwise each start
+  a separate single-node cluster;
 - any key matching a rule below with a value other than the harmless ones (an empty value always
   is). Such keys set to a harmless value are logged as ignored.
 

@@ -52,9 +52,11 @@ pub struct Listeners {
 }
 
 /// Resolves the listener keys. Malformed values are errors; a listener that is not PLAINTEXT is
-/// pushed to `unsupported` (so every such setting is reported at once).
+/// pushed to `unsupported` (so every such setting is reported at once). A controller-only node
+/// (`controller_only`) needs no listener for clients.
 pub fn resolve(
     props: &BTreeMap<String, String>,
+    controller_only: bool,
     unsupported: &mut Vec<String>,
 ) -> Result<Listeners, ConfigError> {
     let bind = parse_listeners("listeners", listeners_value(props))?;
@@ -75,7 +77,7 @@ pub fn resolve(
             return Err(invalid(
                 "controller.listener.names",
                 name,
-                "a combined node must bind its controller listener: add it to listeners",
+                "a controller listener must be bound: add it to listeners",
             ));
         }
     }
@@ -89,7 +91,8 @@ pub fn resolve(
             ));
         }
     }
-    let (advertised, advertised_all) = advertised(props, &bind, &controller_names)?;
+    let (advertised, advertised_all) =
+        advertised(props, &bind, &controller_names, controller_only)?;
     check_inter_broker(props, &bind, &map, unsupported)?;
     Ok(Listeners {
         bind,
@@ -111,6 +114,7 @@ fn advertised(
     props: &BTreeMap<String, String>,
     bind: &[Listener],
     controller_names: &[String],
+    controller_only: bool,
 ) -> Result<(Vec<Listener>, Vec<Listener>), ConfigError> {
     let advertised_all: Vec<Listener> = match props.get("advertised.listeners") {
         Some(v) => parse_listeners("advertised.listeners", v)?,
@@ -130,7 +134,7 @@ fn advertised(
         .filter(|l| !controller_names.contains(&l.name))
         .cloned()
         .collect();
-    if advertised.is_empty() {
+    if advertised.is_empty() && !controller_only {
         return Err(invalid(
             "listeners",
             props
@@ -276,7 +280,7 @@ mod tests {
 
     fn resolve_ok(pairs: &[(&str, &str)]) -> (Listeners, Vec<String>) {
         let mut unsupported = Vec::new();
-        let l = resolve(&props(pairs), &mut unsupported).unwrap();
+        let l = resolve(&props(pairs), false, &mut unsupported).unwrap();
         (l, unsupported)
     }
 
@@ -313,7 +317,8 @@ mod tests {
     #[test]
     fn unmapped_listener_name_is_an_error() {
         let mut u = Vec::new();
-        let err = resolve(&props(&[("listeners", "FOO://127.0.0.1:1")]), &mut u).unwrap_err();
+        let err =
+            resolve(&props(&[("listeners", "FOO://127.0.0.1:1")]), false, &mut u).unwrap_err();
         assert!(err.to_string().contains("no security protocol"), "{err}");
     }
 
@@ -333,7 +338,7 @@ mod tests {
             ("listeners", "CONTROLLER://:9093,SSL://:9092"),
             ("controller.listener.names", "CONTROLLER"),
         ]);
-        assert!(resolve(&p, &mut u).is_err());
+        assert!(resolve(&p, false, &mut u).is_err());
     }
 
     #[test]
@@ -343,10 +348,10 @@ mod tests {
             ("listeners", "CONTROLLER://:9093"),
             ("controller.listener.names", "CONTROLLER"),
         ]);
-        assert!(resolve(&p, &mut u).is_err());
+        assert!(resolve(&p, false, &mut u).is_err());
         let p = props(&[("controller.listener.names", "CONTROLLER")]);
         assert!(
-            resolve(&p, &mut u).is_err(),
+            resolve(&p, false, &mut u).is_err(),
             "controller listener must be bound"
         );
     }
@@ -355,12 +360,12 @@ mod tests {
     fn duplicate_names_and_unknown_advertised_names_are_errors() {
         let mut u = Vec::new();
         let p = props(&[("listeners", "PLAINTEXT://:1,plaintext://:2")]);
-        assert!(resolve(&p, &mut u).is_err());
+        assert!(resolve(&p, false, &mut u).is_err());
         let p = props(&[
             ("listeners", "PLAINTEXT://:1"),
             ("advertised.listeners", "OTHER://h:1"),
         ]);
-        assert!(resolve(&p, &mut u).is_err());
+        assert!(resolve(&p, false, &mut u).is_err());
     }
 
     #[test]

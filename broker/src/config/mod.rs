@@ -9,7 +9,7 @@
 //! Topic-level defaults (`log.retention.hours`, `log.segment.bytes`, …) are folded into a
 //! [`LogConfig`] through the broker synonyms declared by `shale_local_log`.
 
-mod cluster;
+pub mod cluster;
 mod defs;
 mod listeners;
 pub mod unsupported;
@@ -68,6 +68,10 @@ pub struct BrokerConfig {
     pub ignored: Vec<String>,
     /// `node.id`.
     pub node_id: i32,
+    /// `process.roles`.
+    pub roles: cluster::Roles,
+    /// `controller.quorum.voters` (empty: a quorum of this node alone).
+    pub voters: Vec<cluster::Voter>,
     /// Listeners to bind: every one in `listeners`, controller listeners included.
     pub listeners: Vec<Listener>,
     /// Broker listeners given to clients (`advertised.listeners`, else `listeners`, without the
@@ -151,8 +155,10 @@ impl BrokerConfig {
         if !(0..=i32::MAX as i64).contains(&node_id) {
             return Err(invalid("node.id", &node_id.to_string(), "must be >= 0"));
         }
-        let listeners = listeners::resolve(&props, &mut unsupported_settings)?;
-        cluster::check(
+        let roles = cluster::roles(&props)?;
+        let controller_only = roles == cluster::Roles::Controller;
+        let listeners = listeners::resolve(&props, controller_only, &mut unsupported_settings)?;
+        let voters = cluster::check(
             &props,
             node_id as i32,
             &listeners,
@@ -184,6 +190,8 @@ impl BrokerConfig {
         let log_config = topic_defaults(&props)?;
         Ok(BrokerConfig {
             node_id: node_id as i32,
+            roles,
+            voters,
             listeners: listeners.bind,
             advertised_listeners: listeners.advertised,
             controller_listener_names: listeners.controller_names,

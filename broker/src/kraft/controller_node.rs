@@ -1,0 +1,206 @@
+//! A controller-only `shale` process (`process.roles=controller`): one voter of a static
+//! metadata quorum (`controller.quorum.voters`), serving the quorum's RPCs on its controller
+//! listener, with the metadata [`Controller`] on top so that the node that becomes active
+//! bootstraps a fresh cluster (and aborts a metadata transaction a previous leader left open),
+//! as Kafka's controller does on activation.
+//!
+//! ```text
+//!  start ─ meta.properties (shale format) ─ QuorumNode on the controller listener
+//!        └ Controller over KRaftMetadataQuorum ─ activation task: on each new leadership of this
+//!          node, Controller::check_active (catch up, abort, bootstrap) on a blocking thread
+//!  shutdown ─ the leader resigns (EndQuorumEpoch) ─ store flushed
+//! ```
+//!
+//! The log directory must have been formatted with `shale format --cluster-id ID --config FILE`
+//! (every voter with the same id), as Kafka's `kafka-storage.sh format` is required first.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use shale_common::{Clock, SeededRng, SystemClock};
+use shale_local_log::MetaProperties;
+use shale_raft::kraft::{KRaftConfig, RoleKind};
+use shale_raft::{Controller, ControllerOptions};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::driver::QuorumView;
+use super::metadata::{KRaftMetadataQuorum, MetadataApplier};
+use super::node::{QuorumNode, QuorumNodeConfig};
+use super::peers::Peer;
+use crate::config::BrokerConfig;
+
+/// How long a metadata write (or a new leader's catch-up) may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running controller-only node.
+#[derive(Debug)]
+pub struct RunningController {
+    /// The controller listener's bound address.
+    pub addr: SocketAddr,
+    node: QuorumNode,
+    controller: Arc<Controller>,
+}
+
+impl RunningController {
+    /// This node's view of the quorum.
+    pub fn view(&self) -> watch::Receiver<QuorumView> {
+        self.node.view()
+    }
+
+    /// The metadata controller (active only while this node leads).
+    pub fn controller(&self) -> &Arc<Controller> {
+        &self.controller
+    }
+
+    /// Resigns if leading, flushes and stops.
+    pub async fn shutdown(self) {
+        self.node.shutdown().await;
+    }
+}
+
+/// Runs a controller-only node until `shutdown` completes.
+pub async fn run(config: BrokerConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    tracing::info!(addr = %running.addr, "controller listening");
+    shutdown.await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Opens the metadata log, joins the quorum and starts serving.
+pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningController> {
+    for key in &config.ignored {
+        tracing::warn!(key = %key, "ignoring unknown configuration key");
+    }
+    let meta = read_meta(&config).await?;
+    let listener = config
+        .listeners
+        .iter()
+        .find(|l| config.controller_listener_names.contains(&l.name))
+        .context("no controller listener (controller.listener.names) in listeners")?
+        .clone();
+    let socket = TcpListener::bind((listener.host.as_str(), listener.port))
+        .await
+        .with_context(|| format!("binding controller listener {listener}"))?;
+    let addr = socket.local_addr()?;
+    let clock: Arc<dyn Clock> = SystemClock::new();
+    let voters: Vec<Peer> = config
+        .voters
+        .iter()
+        .map(|v| Peer {
+            id: v.id,
+            host: v.host.clone(),
+            port: v.port,
+        })
+        .collect();
+    let ids = voters.iter().map(|v| v.id).collect();
+    let (machine, applied) = MetadataApplier::new(&meta.cluster_id);
+    let node_config = QuorumNodeConfig {
+        node_id: config.node_id,
+        cluster_id: meta.cluster_id.clone(),
+        voters,
+        listener_name: listener.name.clone(),
+        dir: config.metadata_log_dir.clone(),
+        raft: KRaftConfig::new(config.node_id, ids),
+        clock: clock.clone(),
+        rng: SeededRng::from_entropy(),
+        machine: Box::new(machine),
+    };
+    let node = QuorumNode::start(node_config, socket).await?;
+    let dir = config.metadata_log_dir.clone();
+    let bootstrap =
+        shale_common::blocking::spawn(move || shale_raft::format::bootstrap_records(&dir))
+            .await??;
+    let quorum =
+        KRaftMetadataQuorum::new(config.node_id, applied, node.handle(), clock, WRITE_TIMEOUT)
+            .with_bootstrap(bootstrap);
+    let controller = Arc::new(Controller::with_quorum(
+        controller_options(&config),
+        Arc::new(quorum),
+        SeededRng::from_entropy(),
+    ));
+    tokio::spawn(activate_on_leadership(node.view(), controller.clone()));
+    Ok(RunningController {
+        addr,
+        node,
+        controller,
+    })
+}
+
+/// `meta.properties` of the metadata log dir, which must be formatted for this node.
+async fn read_meta(config: &BrokerConfig) -> anyhow::Result<MetaProperties> {
+    let dir = config.metadata_log_dir.clone();
+    let read = shale_common::blocking::spawn({
+        let dir = dir.clone();
+        move || MetaProperties::read(&dir)
+    });
+    let meta = read.await??.with_context(|| {
+        format!(
+            "{} is not formatted: run `shale format --cluster-id ID --config FILE` on every \
+             controller with the same cluster id first",
+            dir.display()
+        )
+    })?;
+    anyhow::ensure!(
+        meta.node_id == config.node_id,
+        "{} was formatted for node.id={}, this is node.id={}",
+        dir.display(),
+        meta.node_id,
+        config.node_id
+    );
+    Ok(meta)
+}
+
+fn controller_options(config: &BrokerConfig) -> ControllerOptions {
+    ControllerOptions {
+        metadata_log_dir: config.metadata_log_dir.clone(),
+        node_id: config.node_id,
+        endpoints: Vec::new(),
+        rack: None,
+        default_num_partitions: config.num_partitions,
+        default_replication_factor: config.default_replication_factor,
+        snapshot_every_records: 0,
+    }
+}
+
+/// Each time this node becomes leader in a new epoch, activates the controller (catch up to its
+/// own epoch, abort a dangling metadata transaction, bootstrap a fresh cluster), retrying while
+/// it stays leader of that epoch.
+async fn activate_on_leadership(
+    mut view: watch::Receiver<QuorumView>,
+    controller: Arc<Controller>,
+) {
+    let mut activated_epoch = -1;
+    loop {
+        let current = view.borrow_and_update().clone();
+        if current.stopped {
+            return;
+        }
+        if current.role == RoleKind::Leader && current.epoch != activated_epoch {
+            let c = controller.clone();
+            match shale_common::blocking::spawn(move || c.check_active()).await {
+                Ok(Ok(())) => {
+                    activated_epoch = current.epoch;
+                    tracing::info!(epoch = current.epoch, "active controller");
+                }
+                Ok(Err(e)) => {
+                    tracing::info!(epoch = current.epoch, error = %e, "controller not activated yet");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "controller activation panicked");
+                    return;
+                }
+            }
+        }
+        if view.changed().await.is_err() {
+            return;
+        }
+    }
+}
