@@ -113,6 +113,10 @@ pub fn controller_error(e: &ControllerError) -> (i16, String) {
         ControllerError::InvalidRequest(_) => E::InvalidRequest,
         ControllerError::NotController { .. } => E::NotController,
         ControllerError::Timeout(_) => E::RequestTimedOut,
+        ControllerError::BrokerIdNotRegistered(_) => E::BrokerIdNotRegistered,
+        ControllerError::StaleBrokerEpoch { .. } => E::StaleBrokerEpoch,
+        ControllerError::DuplicateBrokerRegistration(_) => E::DuplicateBrokerRegistration,
+        ControllerError::InconsistentClusterId { .. } => E::InconsistentClusterId,
         ControllerError::Storage(raft) => match raft.kind() {
             // Metadata the controller cannot write or read: Kafka answers UNKNOWN_SERVER_ERROR
             // for an unexpected controller failure, NOT_CONTROLLER once it has shut down.

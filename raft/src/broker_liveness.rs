@@ -62,7 +62,7 @@ pub struct HeartbeatOutcome {
 /// Why a heartbeat is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HeartbeatError {
-    /// No registration for this broker id (BROKER_ID_NOT_REGISTERED, 122).
+    /// No registration for this broker id (BROKER_ID_NOT_REGISTERED, 102).
     #[error("broker {0} is not registered")]
     NotRegistered(i32),
     /// The heartbeat names another incarnation's epoch (STALE_BROKER_EPOCH, 77).
@@ -241,6 +241,29 @@ impl BrokerLiveness {
                 !s.fenced && now_ms.saturating_sub(s.last_contact_ms) > self.session_timeout_ms
             })
             .map(|(id, _)| *id)
+    }
+
+    /// The epoch of the broker's session, if it has one.
+    pub fn epoch(&self, broker_id: i32) -> Option<i64> {
+        self.sessions.get(&broker_id).map(|s| s.epoch)
+    }
+
+    /// Whether the broker is fenced in this table (`None`: no session).
+    pub fn is_fenced(&self, broker_id: i32) -> Option<bool> {
+        self.sessions.get(&broker_id).map(|s| s.fenced)
+    }
+
+    /// Whether the broker holds a live session: unfenced and heard from within the session
+    /// timeout (a new incarnation may not register over one: DUPLICATE_BROKER_REGISTRATION).
+    pub fn has_live_session(&self, broker_id: i32, now_ms: u64) -> bool {
+        self.sessions.get(&broker_id).is_some_and(|s| {
+            !s.fenced && now_ms.saturating_sub(s.last_contact_ms) <= self.session_timeout_ms
+        })
+    }
+
+    /// The ids of every broker with a session.
+    pub fn broker_ids(&self) -> Vec<i32> {
+        self.sessions.keys().copied().collect()
     }
 
     /// The broker's state, if registered.

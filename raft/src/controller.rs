@@ -17,6 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use shale_common::{Clock, Rng};
 use uuid::Uuid;
 
+use crate::controller_brokers::{Sessions, DEFAULT_BROKER_SESSION_TIMEOUT_MS};
 use crate::error::{ControllerError, RaftError};
 use crate::image::{Endpoint, MetadataImage};
 pub use crate::local_quorum::{atomic_chunks, LocalQuorum};
@@ -191,6 +192,8 @@ pub struct Controller {
     quorum: Arc<dyn MetadataQuorum>,
     /// Serializes writers: validation sees the image every earlier write produced.
     writer: Mutex<()>,
+    /// The active controller's broker sessions (taken after `writer` when both are held).
+    pub(crate) sessions: Mutex<Sessions>,
 }
 
 impl Controller {
@@ -227,6 +230,7 @@ impl Controller {
             rng,
             quorum,
             writer: Mutex::new(()),
+            sessions: Mutex::new(Sessions::new(DEFAULT_BROKER_SESSION_TIMEOUT_MS)),
         }
     }
 

@@ -88,7 +88,8 @@ impl RaftError {
 /// Why the controller refused a metadata change. Each variant maps to one Kafka error code at
 /// the broker edge (TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC_EXCEPTION,
 /// INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT, INVALID_CONFIG,
-/// INVALID_REQUEST, NOT_CONTROLLER, REQUEST_TIMED_OUT, and an internal error for `Storage`).
+/// INVALID_REQUEST, NOT_CONTROLLER, REQUEST_TIMED_OUT, BROKER_ID_NOT_REGISTERED,
+/// STALE_BROKER_EPOCH, DUPLICATE_BROKER_REGISTRATION, INCONSISTENT_CLUSTER_ID, and an internal error for `Storage`).
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
     #[error("Topic '{0}' already exists.")]
@@ -118,6 +119,24 @@ pub enum ControllerError {
     /// 7; retriable: it may still commit).
     #[error("{0}")]
     Timeout(String),
+    /// A heartbeat or change for a broker id with no registration (BROKER_ID_NOT_REGISTERED,
+    /// 102).
+    #[error("Broker {0} is not registered.")]
+    BrokerIdNotRegistered(i32),
+    /// A heartbeat naming another incarnation's broker epoch (STALE_BROKER_EPOCH, 77).
+    #[error("Broker {broker_id} sent epoch {sent}, but its registration has epoch {registered}.")]
+    StaleBrokerEpoch {
+        broker_id: i32,
+        sent: i64,
+        registered: i64,
+    },
+    /// A new incarnation of a broker whose previous one still holds a live session
+    /// (DUPLICATE_BROKER_REGISTRATION, 101).
+    #[error("Another broker is registered with broker id {0}.")]
+    DuplicateBrokerRegistration(i32),
+    /// A registration for another cluster (INCONSISTENT_CLUSTER_ID, 104).
+    #[error("Expected cluster id {expected}, but the broker sent {found}.")]
+    InconsistentClusterId { expected: String, found: String },
     #[error(transparent)]
     Storage(#[from] RaftError),
 }

@@ -75,6 +75,8 @@ pub struct BrokerRegistration {
     pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
     pub fenced: bool,
+    /// In controlled shutdown (BrokerRegistrationChangeRecord `InControlledShutdown=1`).
+    pub in_controlled_shutdown: bool,
 }
 
 /// One broker listener.
@@ -138,11 +140,16 @@ impl MetadataImage {
             }
             MetadataRecord::FenceBroker(r) => self.set_fenced(r.id, r.epoch, true),
             MetadataRecord::UnfenceBroker(r) => self.set_fenced(r.id, r.epoch, false),
-            MetadataRecord::BrokerRegistrationChange(r) => match r.fenced {
-                1 => self.set_fenced(r.broker_id, r.broker_epoch, true),
-                -1 => self.set_fenced(r.broker_id, r.broker_epoch, false),
-                _ => {}
-            },
+            MetadataRecord::BrokerRegistrationChange(r) => {
+                match r.fenced {
+                    1 => self.set_fenced(r.broker_id, r.broker_epoch, true),
+                    -1 => self.set_fenced(r.broker_id, r.broker_epoch, false),
+                    _ => {}
+                }
+                if r.in_controlled_shutdown == 1 {
+                    self.set_in_controlled_shutdown(r.broker_id, r.broker_epoch);
+                }
+            }
             MetadataRecord::Topic(r) => self.add_topic(r),
             MetadataRecord::Partition(r) => self.add_partition(r),
             MetadataRecord::PartitionChange(r) => self.change_partition(r),
@@ -188,8 +195,17 @@ impl MetadataImage {
                 endpoints,
                 rack: r.rack.clone(),
                 fenced: r.fenced,
+                in_controlled_shutdown: r.in_controlled_shutdown,
             },
         );
+    }
+
+    fn set_in_controlled_shutdown(&mut self, id: i32, epoch: i64) {
+        if let Some(b) = self.brokers.get_mut(&id) {
+            if b.epoch == epoch {
+                b.in_controlled_shutdown = true;
+            }
+        }
     }
 
     fn set_fenced(&mut self, id: i32, epoch: i64, fenced: bool) {
@@ -362,7 +378,7 @@ impl BrokerRegistration {
             features: Vec::new(),
             rack: self.rack.clone(),
             fenced: self.fenced,
-            in_controlled_shutdown: false,
+            in_controlled_shutdown: self.in_controlled_shutdown,
             log_dirs: Vec::new(),
         }
     }

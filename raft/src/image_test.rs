@@ -19,6 +19,7 @@ fn broker(id_: i32, epoch: i64) -> MetadataRecord {
             }],
             rack: None,
             fenced: true,
+            in_controlled_shutdown: false,
         }
         .to_record(),
     )

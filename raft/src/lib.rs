@@ -20,6 +20,7 @@
 pub mod batch;
 pub mod broker_liveness;
 pub mod controller;
+mod controller_brokers;
 mod controller_ops;
 pub mod error;
 mod flex;
@@ -38,6 +39,9 @@ pub use controller::{
     atomic_chunks, AlterConfigOp, ConfigOpType, ConfigResource, Controller, ControllerOptions,
     CreateTopicSpec, CreatedTopic, LocalQuorum, MetadataLogTuning, MetadataQuorum,
     TopicConfigPolicy,
+};
+pub use controller_brokers::{
+    BrokerRegistrationRequest, HeartbeatReply, DEFAULT_BROKER_SESSION_TIMEOUT_MS,
 };
 pub use controller_ops::PRODUCER_ID_BLOCK_SIZE;
 pub use error::{ControllerError, ErrorKind, RaftError};

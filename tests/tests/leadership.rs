@@ -34,6 +34,7 @@ fn moved(image: &MetadataImage, topic: &str, leader: i32, leader_epoch: i32) -> 
             }],
             rack: None,
             fenced: false,
+            in_controlled_shutdown: false,
         },
     );
     let mut t = (**img.topics.get(topic).unwrap()).clone();
