@@ -82,6 +82,12 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Listener name to security protocol. Unset, controller listener names map to PLAINTEXT (as in Kafka). Only PLAINTEXT is served; a listener resolving to anything else stops start-up."
     ),
     def!(
+        "broker.session.timeout.ms",
+        Some("9000"),
+        Int,
+        "How long the active controller waits for a registered broker's heartbeat before it fences the broker."
+    ),
+    def!(
         "controller.listener.names",
         None,
         List,

@@ -87,6 +87,8 @@ pub struct BrokerConfig {
     pub metadata_log_dir: PathBuf,
     /// `num.partitions`.
     pub num_partitions: i32,
+    /// `broker.session.timeout.ms`.
+    pub broker_session_timeout_ms: u64,
     /// `default.replication.factor`.
     pub default_replication_factor: i16,
     /// `auto.create.topics.enable`.
@@ -199,6 +201,7 @@ impl BrokerConfig {
             log_dirs,
             metadata_log_dir,
             num_partitions: positive("num.partitions")? as i32,
+            broker_session_timeout_ms: positive("broker.session.timeout.ms")? as u64,
             default_replication_factor: positive("default.replication.factor")? as i16,
             auto_create_topics: get("auto.create.topics.enable").as_deref() == Some("true"),
             delete_topic_enable: get("delete.topic.enable").as_deref() == Some("true"),

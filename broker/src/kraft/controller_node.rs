@@ -7,7 +7,9 @@
 //! ```text
 //!  start ─ meta.properties (shale format) ─ QuorumNode on the controller listener
 //!        └ Controller over KRaftMetadataQuorum ─ activation task: on each new leadership of this
-//!          node, Controller::check_active (catch up, abort, bootstrap) on a blocking thread
+//!          node, Controller::check_active (catch up, abort, bootstrap) on a blocking thread;
+//!          while leading, every second, Controller::fence_stale_brokers (expired sessions)
+//!        └ the listener hands BrokerRegistration / BrokerHeartbeat to the Controller
 //!  shutdown ─ the leader resigns (EndQuorumEpoch) ─ store flushed
 //! ```
 //!
@@ -35,6 +37,8 @@ use crate::config::BrokerConfig;
 
 /// How long a metadata write (or a new leader's catch-up) may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the leader looks for brokers whose session expired.
+const FENCE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A running controller-only node.
 #[derive(Debug)]
@@ -116,15 +120,25 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningController> {
     let bootstrap =
         shale_common::blocking::spawn(move || shale_raft::format::bootstrap_records(&dir))
             .await??;
-    let quorum =
-        KRaftMetadataQuorum::new(config.node_id, applied, node.handle(), clock, WRITE_TIMEOUT)
-            .with_bootstrap(bootstrap);
-    let controller = Arc::new(Controller::with_quorum(
-        controller_options(&config),
-        Arc::new(quorum),
-        SeededRng::from_entropy(),
-    ));
+    let quorum = KRaftMetadataQuorum::new(
+        config.node_id,
+        applied,
+        node.handle(),
+        clock.clone(),
+        WRITE_TIMEOUT,
+    )
+    .with_bootstrap(bootstrap);
+    let controller = Arc::new(
+        Controller::with_quorum(
+            controller_options(&config),
+            Arc::new(quorum),
+            SeededRng::from_entropy(),
+        )
+        .with_broker_session_timeout_ms(config.broker_session_timeout_ms),
+    );
+    node.set_controller(controller.clone());
     tokio::spawn(activate_on_leadership(node.view(), controller.clone()));
+    tokio::spawn(fence_stale_brokers(node.view(), controller.clone(), clock));
     Ok(RunningController {
         addr,
         node,
@@ -201,6 +215,37 @@ async fn activate_on_leadership(
         }
         if view.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// While this node leads, fences brokers whose session expired (one per call, as Kafka does;
+/// repeated at once while one was found, else every [`FENCE_CHECK_INTERVAL`]).
+async fn fence_stale_brokers(
+    view: watch::Receiver<QuorumView>,
+    controller: Arc<Controller>,
+    clock: Arc<dyn Clock>,
+) {
+    loop {
+        let current = view.borrow().clone();
+        if current.stopped {
+            return;
+        }
+        let mut fenced = false;
+        if current.role == RoleKind::Leader {
+            let c = controller.clone();
+            let now_ms = u64::try_from(clock.now_ms()).unwrap_or(0);
+            match shale_common::blocking::spawn(move || c.fence_stale_brokers(now_ms)).await {
+                Ok(Ok(found)) => fenced = found.is_some(),
+                Ok(Err(e)) => tracing::debug!(error = %e, "no stale-broker check"),
+                Err(e) => {
+                    tracing::error!(error = %e, "stale-broker check panicked");
+                    return;
+                }
+            }
+        }
+        if !fenced {
+            tokio::time::sleep(FENCE_CHECK_INTERVAL).await;
         }
     }
 }

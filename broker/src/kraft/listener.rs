@@ -5,8 +5,10 @@
 //! Fetch holds its connection until the leader answers it (at most the fetch wait). A request
 //! the wire refuses (other cluster id, wrong partition, unsupported version) gets Kafka's error
 //! code; an unknown api or a body that does not decode closes the connection with a log line.
+//! BrokerRegistration and BrokerHeartbeat go to the metadata controller, when this node has one
+//! ([`super::broker_lifecycle`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -16,10 +18,12 @@ use shale_protocol::kafka_protocol::messages::api_versions_response::ApiVersion;
 use shale_protocol::kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 use shale_protocol::kafka_protocol::protocol::Encodable;
 use shale_raft::kraft::Message;
+use shale_raft::Controller;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 
+use super::broker_lifecycle;
 use super::driver::{DriverHandle, Input};
 use super::wire::{self, codes, WireContext};
 
@@ -36,6 +40,9 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// How long a request may wait for the core's answer (`controller.quorum.request.timeout.ms`).
     pub timeout: Duration,
+    /// The metadata controller answering BrokerRegistration / BrokerHeartbeat; unset on a
+    /// plain quorum member (NOT_CONTROLLER), set once by a controller node after start.
+    pub controller: OnceLock<Arc<Controller>>,
 }
 
 /// Serves quorum requests on `listener` until `stop` turns true.
@@ -115,6 +122,10 @@ async fn answer(call: Call, body: Bytes, shared: &Shared) -> anyhow::Result<Byte
     if api_key == ApiKey::ApiVersions {
         return api_versions(version);
     }
+    if broker_lifecycle::handles(api_key) {
+        let controller = shared.controller.get().cloned();
+        return broker_lifecycle::answer(api_key, version, body, controller, &shared.clock).await;
+    }
     if api_key == ApiKey::DescribeQuorum {
         wire::decode_describe_quorum_request(version, body)?;
         return describe(version, shared).await;
@@ -163,8 +174,8 @@ async fn answer(call: Call, body: Bytes, shared: &Shared) -> anyhow::Result<Byte
     }
 }
 
-/// The controller listener's APIs: ApiVersions and the quorum's RPCs at the versions the wire
-/// adapter speaks. A version above ours gets UNSUPPORTED_VERSION in a v0 body, as Kafka answers.
+/// The controller listener's APIs: ApiVersions, the quorum's RPCs at the versions the wire
+/// adapter speaks, BrokerRegistration and BrokerHeartbeat. A version above ours gets UNSUPPORTED_VERSION in a v0 body, as Kafka answers.
 fn api_versions(version: i16) -> anyhow::Result<Bytes> {
     const QUORUM_APIS: [ApiKey; 6] = [
         ApiKey::Vote,
@@ -185,6 +196,9 @@ fn api_versions(version: i16) -> anyhow::Result<Bytes> {
         if let Some(range) = wire::supported_versions(key) {
             apis.push(entry(key, range));
         }
+    }
+    for (key, range) in broker_lifecycle::VERSIONS {
+        apis.push(entry(key, range));
     }
     let (version, error) = if version > API_VERSIONS_RANGE.1 {
         (0, codes::UNSUPPORTED_VERSION)

@@ -7,12 +7,14 @@
 //! * [`driver`] — the thread that runs the sans-IO core with its durable store.
 //! * [`peers`] — one task per other voter, sending the core's requests.
 //! * [`listener`] — the controller listener, answering peers' requests.
+//! * [`broker_lifecycle`] — BrokerRegistration and BrokerHeartbeat on that listener.
 //! * [`node`] — a quorum member assembled from the above.
 //! * [`metadata`] — the controller's metadata quorum over a member: committed entries applied
 //!   to the metadata image, leader-only commits.
 //! * [`controller_node`] — a controller-only `shale` process (`process.roles=controller`).
 //! * [`metadata`] — the metadata controller's commit path over the quorum.
 
+pub mod broker_lifecycle;
 pub mod controller_node;
 pub mod driver;
 pub mod listener;

@@ -44,6 +44,7 @@ pub struct QuorumNode {
     handle: DriverHandle,
     thread: Option<std::thread::JoinHandle<()>>,
     stop: watch::Sender<bool>,
+    listener: Arc<listener::Shared>,
 }
 
 impl QuorumNode {
@@ -96,12 +97,14 @@ impl QuorumNode {
             driver: handle.clone(),
             clock,
             timeout: request_timeout,
+            controller: std::sync::OnceLock::new(),
         });
-        tokio::spawn(listener::serve(listener, shared, stop_rx));
+        tokio::spawn(listener::serve(listener, shared.clone(), stop_rx));
         Ok(QuorumNode {
             handle,
             thread: Some(thread),
             stop,
+            listener: shared,
         })
     }
 
@@ -109,6 +112,12 @@ impl QuorumNode {
     /// threads (the metadata controller's [`super::metadata::KRaftMetadataQuorum`]).
     pub fn handle(&self) -> DriverHandle {
         self.handle.clone()
+    }
+
+    /// Hands BrokerRegistration / BrokerHeartbeat on the listener to `controller` (once; a
+    /// later call is ignored).
+    pub fn set_controller(&self, controller: Arc<shale_raft::Controller>) {
+        let _ = self.listener.controller.set(controller);
     }
 
     /// The latest view of the quorum from this node.

@@ -1,0 +1,132 @@
+//! BrokerRegistration (api 62) and BrokerHeartbeat (api 63) on the controller listener: decode
+//! with kafka-protocol, call the metadata [`Controller`] on a blocking thread (its writes wait
+//! for the quorum to commit), encode the answer. A quorum member without a controller, or a
+//! controller that is not active, answers NOT_CONTROLLER, as Kafka's controller does.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use shale_common::Clock;
+use shale_protocol::codec::decode_message;
+use shale_protocol::kafka_protocol::error::ResponseError;
+use shale_protocol::kafka_protocol::messages::{
+    ApiKey, BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest,
+    BrokerRegistrationResponse,
+};
+use shale_protocol::kafka_protocol::protocol::{Encodable, Message};
+use shale_raft::broker_liveness::Heartbeat;
+use shale_raft::{Controller, ControllerError, Endpoint};
+
+use crate::errors::controller_error;
+
+/// The versions served here, as (api, (min, max)).
+pub const VERSIONS: [(ApiKey, (i16, i16)); 2] = [
+    (
+        ApiKey::BrokerRegistration,
+        (
+            BrokerRegistrationRequest::VERSIONS.min,
+            BrokerRegistrationRequest::VERSIONS.max,
+        ),
+    ),
+    (
+        ApiKey::BrokerHeartbeat,
+        (
+            BrokerHeartbeatRequest::VERSIONS.min,
+            BrokerHeartbeatRequest::VERSIONS.max,
+        ),
+    ),
+];
+
+/// Whether `api_key` is answered by [`answer`].
+pub fn handles(api_key: ApiKey) -> bool {
+    VERSIONS.iter().any(|(k, _)| *k == api_key)
+}
+
+/// The response body for a BrokerRegistration or BrokerHeartbeat request.
+pub async fn answer(
+    api_key: ApiKey,
+    version: i16,
+    body: Bytes,
+    controller: Option<Arc<Controller>>,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<Bytes> {
+    let now_ms = u64::try_from(clock.now_ms()).unwrap_or(0);
+    let mut out = BytesMut::new();
+    if api_key == ApiKey::BrokerRegistration {
+        let req: BrokerRegistrationRequest = decode_message(body, version)?;
+        let result = call(controller, move |c| {
+            c.register_broker(registration(&req), now_ms)
+        })
+        .await;
+        let (code, epoch) = match result {
+            Ok(epoch) => (0, epoch),
+            Err(code) => (code, -1),
+        };
+        BrokerRegistrationResponse::default()
+            .with_error_code(code)
+            .with_broker_epoch(epoch)
+            .encode(&mut out, version)?;
+    } else {
+        let req: BrokerHeartbeatRequest = decode_message(body, version)?;
+        let hb = Heartbeat {
+            broker_id: req.broker_id.0,
+            broker_epoch: req.broker_epoch,
+            current_metadata_offset: req.current_metadata_offset,
+            want_fence: req.want_fence,
+            want_shutdown: req.want_shut_down,
+        };
+        let response = match call(controller, move |c| c.broker_heartbeat(hb, now_ms)).await {
+            Ok(reply) => BrokerHeartbeatResponse::default()
+                .with_is_caught_up(reply.is_caught_up)
+                .with_is_fenced(reply.is_fenced)
+                .with_should_shut_down(reply.should_shut_down),
+            // Kafka's defaults on error: not caught up, fenced.
+            Err(code) => BrokerHeartbeatResponse::default()
+                .with_error_code(code)
+                .with_is_fenced(true),
+        };
+        response.encode(&mut out, version)?;
+    }
+    Ok(out.freeze())
+}
+
+fn registration(req: &BrokerRegistrationRequest) -> shale_raft::BrokerRegistrationRequest {
+    shale_raft::BrokerRegistrationRequest {
+        broker_id: req.broker_id.0,
+        cluster_id: req.cluster_id.to_string(),
+        incarnation_id: req.incarnation_id,
+        endpoints: req
+            .listeners
+            .iter()
+            .map(|l| Endpoint {
+                name: l.name.to_string(),
+                host: l.host.to_string(),
+                port: l.port,
+                security_protocol: l.security_protocol,
+            })
+            .collect(),
+        rack: req.rack.as_ref().map(|r| r.to_string()),
+    }
+}
+
+/// Runs `f` on the controller on a blocking thread; the error is a Kafka error code.
+async fn call<T: Send + 'static>(
+    controller: Option<Arc<Controller>>,
+    f: impl FnOnce(&Controller) -> Result<T, ControllerError> + Send + 'static,
+) -> Result<T, i16> {
+    let Some(controller) = controller else {
+        return Err(ResponseError::NotController.code());
+    };
+    match shale_common::blocking::spawn(move || f(&controller)).await {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(e)) => {
+            let (code, message) = controller_error(&e);
+            tracing::debug!(code, %message, "broker lifecycle request refused");
+            Err(code)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "broker lifecycle request panicked");
+            Err(ResponseError::UnknownServerError.code())
+        }
+    }
+}
