@@ -184,6 +184,11 @@ async fn a_broker_registers_is_unfenced_by_heartbeats_and_fenced_when_they_stop(
     .await;
     assert!(epoch > 0);
     assert_eq!(broker_100(&nodes[leader]), Some((true, epoch)));
+    let image = nodes[leader].controller().image();
+    assert_eq!(
+        image.last_offset, epoch,
+        "the record sits at the broker epoch"
+    );
     // A retry of the same incarnation keeps the epoch.
     let again = register(lport, 1).await;
     assert_eq!((again.error_code, again.broker_epoch), (0, epoch));
