@@ -18,18 +18,9 @@ fn configuration_reference_matches_the_code() {
 /// The controller quorum's table in docs/compatibility.md lists the wire adapter's versions.
 #[test]
 fn compatibility_lists_the_quorum_rpc_versions() {
-    use kafka_protocol::messages::ApiKey;
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/compatibility.md");
     let doc = std::fs::read_to_string(path).unwrap_or_default();
-    let keys = [
-        ApiKey::Fetch,
-        ApiKey::Vote,
-        ApiKey::BeginQuorumEpoch,
-        ApiKey::EndQuorumEpoch,
-        ApiKey::DescribeQuorum,
-        ApiKey::FetchSnapshot,
-    ];
-    for key in keys {
+    for key in shale_broker::kraft::wire::QUORUM_APIS {
         let (min, max) = shale_broker::kraft::wire::supported_versions(key).unwrap();
         let row = format!("| {key:?} | {} | {min}–{max} |\n", key as i16);
         assert!(doc.contains(&row), "docs/compatibility.md lacks {row}");

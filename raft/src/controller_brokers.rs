@@ -16,10 +16,8 @@ use uuid::Uuid;
 use crate::broker_liveness::{BrokerLiveness, BrokerState, Heartbeat, HeartbeatError};
 use crate::controller::Controller;
 use crate::error::ControllerError;
-use crate::image::{Endpoint, MetadataImage};
-use crate::records::{
-    BrokerEndpoint, BrokerRegistrationChangeRecord, MetadataRecord, RegisterBrokerRecord,
-};
+use crate::image::{register_broker_record, Endpoint, MetadataImage};
+use crate::records::{BrokerRegistrationChangeRecord, MetadataRecord};
 
 /// Kafka's `broker.session.timeout.ms` default.
 pub const DEFAULT_BROKER_SESSION_TIMEOUT_MS: u64 = 9000;
@@ -100,29 +98,16 @@ fn change_record(broker_id: i32, epoch: i64, fenced: i8, shutdown: i8) -> Metada
     })
 }
 
+/// A new registration starts fenced (Kafka's `registerBroker`).
 fn register_record(req: &BrokerRegistrationRequest, epoch: i64) -> MetadataRecord {
-    MetadataRecord::RegisterBroker(RegisterBrokerRecord {
-        version: crate::image::REGISTER_BROKER_RECORD_VERSION,
-        broker_id: req.broker_id,
-        is_migrating_zk_broker: false,
-        incarnation_id: req.incarnation_id,
-        broker_epoch: epoch,
-        end_points: req
-            .endpoints
-            .iter()
-            .map(|e| BrokerEndpoint {
-                name: e.name.clone(),
-                host: e.host.clone(),
-                port: e.port,
-                security_protocol: e.security_protocol,
-            })
-            .collect(),
-        features: Vec::new(),
-        rack: req.rack.clone(),
-        fenced: true,
-        in_controlled_shutdown: false,
-        log_dirs: Vec::new(),
-    })
+    MetadataRecord::RegisterBroker(register_broker_record(
+        req.broker_id,
+        req.incarnation_id,
+        epoch,
+        &req.endpoints,
+        req.rack.clone(),
+        true,
+    ))
 }
 
 fn heartbeat_error(e: HeartbeatError) -> ControllerError {

@@ -356,30 +356,52 @@ fn config_records<'a>(
     })
 }
 
+/// A broker's registration as a RegisterBrokerRecord at the version Shale writes (no features,
+/// no log dirs, not in controlled shutdown). `epoch` is the record's own offset.
+pub fn register_broker_record(
+    broker_id: i32,
+    incarnation_id: Uuid,
+    epoch: i64,
+    endpoints: &[Endpoint],
+    rack: Option<String>,
+    fenced: bool,
+) -> RegisterBrokerRecord {
+    RegisterBrokerRecord {
+        version: REGISTER_BROKER_RECORD_VERSION,
+        broker_id,
+        is_migrating_zk_broker: false,
+        incarnation_id,
+        broker_epoch: epoch,
+        end_points: endpoints
+            .iter()
+            .map(|e| BrokerEndpoint {
+                name: e.name.clone(),
+                host: e.host.clone(),
+                port: e.port,
+                security_protocol: e.security_protocol,
+            })
+            .collect(),
+        features: Vec::new(),
+        rack,
+        fenced,
+        in_controlled_shutdown: false,
+        log_dirs: Vec::new(),
+    }
+}
+
 impl BrokerRegistration {
     /// The RegisterBrokerRecord (current version) describing this registration.
     pub fn to_record(&self) -> RegisterBrokerRecord {
         RegisterBrokerRecord {
-            version: REGISTER_BROKER_RECORD_VERSION,
-            broker_id: self.id,
-            is_migrating_zk_broker: false,
-            incarnation_id: self.incarnation_id,
-            broker_epoch: self.epoch,
-            end_points: self
-                .endpoints
-                .iter()
-                .map(|e| BrokerEndpoint {
-                    name: e.name.clone(),
-                    host: e.host.clone(),
-                    port: e.port,
-                    security_protocol: e.security_protocol,
-                })
-                .collect(),
-            features: Vec::new(),
-            rack: self.rack.clone(),
-            fenced: self.fenced,
             in_controlled_shutdown: self.in_controlled_shutdown,
-            log_dirs: Vec::new(),
+            ..register_broker_record(
+                self.id,
+                self.incarnation_id,
+                self.epoch,
+                &self.endpoints,
+                self.rack.clone(),
+                self.fenced,
+            )
         }
     }
 }

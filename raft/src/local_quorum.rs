@@ -19,10 +19,10 @@ use crate::batch::{
 use crate::controller::{ControllerOptions, MetadataLogTuning, MetadataQuorum};
 use crate::error::{ControllerError, RaftError};
 use crate::format::{bootstrap_records, random_uuid_value};
-use crate::image::{MetadataImage, MetadataLoader, REGISTER_BROKER_RECORD_VERSION};
+use crate::image::{register_broker_record, MetadataImage, MetadataLoader};
 use crate::metadata_log::{MetadataLog, MAX_BATCH_BYTES};
 use crate::quorum::{BatchPayload, Command, Event, QuorumConfig, QuorumEngine};
-use crate::records::{BrokerEndpoint, MetadataRecord, RegisterBrokerRecord};
+use crate::records::MetadataRecord;
 use crate::snapshot::{self, SnapshotId};
 
 #[derive(Debug)]
@@ -115,29 +115,15 @@ impl LocalQuorum {
             self.append_locked(&mut inner, records)?;
         }
         let broker_epoch = inner.engine.log_end_offset();
-        let registration = RegisterBrokerRecord {
-            version: REGISTER_BROKER_RECORD_VERSION,
-            broker_id: self.opts.node_id,
-            is_migrating_zk_broker: false,
-            incarnation_id: random_uuid_value(&*self.rng),
+        // The single node registers itself unfenced: it is its own controller.
+        let registration = register_broker_record(
+            self.opts.node_id,
+            random_uuid_value(&*self.rng),
             broker_epoch,
-            end_points: self
-                .opts
-                .endpoints
-                .iter()
-                .map(|e| BrokerEndpoint {
-                    name: e.name.clone(),
-                    host: e.host.clone(),
-                    port: e.port,
-                    security_protocol: e.security_protocol,
-                })
-                .collect(),
-            features: Vec::new(),
-            rack: self.opts.rack.clone(),
-            fenced: false,
-            in_controlled_shutdown: false,
-            log_dirs: Vec::new(),
-        };
+            &self.opts.endpoints,
+            self.opts.rack.clone(),
+            false,
+        );
         self.append_locked(
             &mut inner,
             vec![MetadataRecord::RegisterBroker(registration)],

@@ -220,3 +220,20 @@ pub fn fetch_request(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest
     req.topics = vec![t];
     req
 }
+
+/// `n` listeners on 127.0.0.1 with free ports, and those ports (quorum members each need their
+/// address before any of them starts).
+pub async fn loopback_listeners(n: usize) -> (Vec<tokio::net::TcpListener>, Vec<u16>) {
+    let mut listeners = Vec::new();
+    for _ in 0..n {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback listener");
+        listeners.push(l);
+    }
+    let ports = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("listener address").port())
+        .collect();
+    (listeners, ports)
+}

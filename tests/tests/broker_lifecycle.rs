@@ -23,22 +23,12 @@ use shale_common::SeededRng;
 use shale_protocol::kafka_protocol::messages::ApiKey;
 use shale_raft::kraft::RoleKind;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const CLUSTER: &str = "MkU3OEVBNTcwNTJENDM2Qg";
 const SESSION_TIMEOUT_MS: u64 = 1500;
 const NOT_CONTROLLER: i16 = 41;
 const STALE_BROKER_EPOCH: i16 = 77;
-
-async fn free_ports(n: usize) -> Vec<u16> {
-    let mut held = Vec::new();
-    for _ in 0..n {
-        held.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
-    }
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
 
 fn config(id: i32, ports: &[u16], dir: &std::path::Path) -> BrokerConfig {
     let voters: Vec<String> = ports
@@ -139,7 +129,8 @@ fn broker_100(node: &RunningController) -> Option<(bool, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_registers_is_unfenced_by_heartbeats_and_fenced_when_they_stop() {
-    let ports = free_ports(3).await;
+    // The nodes bind these ports themselves once the probe listeners are dropped.
+    let (_, ports) = shale_tests::loopback_listeners(3).await;
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut nodes = Vec::new();
     for (i, dir) in dirs.iter().enumerate() {

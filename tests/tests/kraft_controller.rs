@@ -176,14 +176,7 @@ async fn create(c: Arc<Controller>, s: CreateTopicSpec) -> Result<uuid::Uuid, Co
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_over_three_voters_fails_over_without_losing_metadata() {
-    let mut listeners = Vec::new();
-    for _ in 0..3 {
-        listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
-    }
-    let ports: Vec<u16> = listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect();
+    let (listeners, ports) = shale_tests::loopback_listeners(3).await;
     let mut members = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {
         let mut m = Member {

@@ -204,14 +204,7 @@ async fn api_versions(port: u16) -> Vec<(i16, i16, i16)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_voters_elect_replicate_hand_over_and_catch_up() {
-    let mut listeners = Vec::new();
-    for _ in 0..3 {
-        listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
-    }
-    let ports: Vec<u16> = listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect();
+    let (listeners, ports) = shale_tests::loopback_listeners(3).await;
     let mut members = Vec::new();
     let started = Instant::now();
     for (i, listener) in listeners.into_iter().enumerate() {

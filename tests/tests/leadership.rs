@@ -6,12 +6,13 @@
 //! the replica manager a crafted image — the one a multi-broker controller would publish after
 //! moving leadership to broker 2 — exactly as the metadata path does after each change.
 
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use shale_raft::{BrokerRegistration, Endpoint, MetadataImage, PartitionImage};
-use shale_tests::{batch, create_topic, now_ms, produce, start_broker, topic_name, Client};
+use shale_tests::{
+    batch, create_topic, fetch_request, now_ms, produce, start_broker, topic_name, Client,
+};
 use std::sync::Arc;
 
 const NOT_LEADER: i16 = 6;
@@ -59,22 +60,10 @@ async fn apply(broker: &shale_broker::RunningBroker, img: MetadataImage) {
         .unwrap();
 }
 
+/// A Fetch by topic id (v13+) from offset 0 that does not wait.
 fn fetch(topic_id: uuid::Uuid, topic: &str) -> FetchRequest {
-    let mut p = FetchPartition::default();
-    p.partition = 0;
-    p.partition_max_bytes = 1 << 20;
-    p.current_leader_epoch = -1;
-    p.last_fetched_epoch = -1;
-    p.log_start_offset = -1;
-    let mut t = FetchTopic::default();
-    t.topic = topic_name(topic);
-    t.topic_id = topic_id;
-    t.partitions = vec![p];
-    let mut req = FetchRequest::default();
-    req.replica_id = BrokerId(-1);
-    req.max_bytes = 1 << 20;
-    req.session_epoch = -1;
-    req.topics = vec![t];
+    let mut req = fetch_request(topic, 0, 0);
+    req.topics[0].topic_id = topic_id;
     req
 }
 

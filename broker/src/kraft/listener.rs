@@ -177,14 +177,6 @@ async fn answer(call: Call, body: Bytes, shared: &Shared) -> anyhow::Result<Byte
 /// The controller listener's APIs: ApiVersions, the quorum's RPCs at the versions the wire
 /// adapter speaks, BrokerRegistration and BrokerHeartbeat. A version above ours gets UNSUPPORTED_VERSION in a v0 body, as Kafka answers.
 fn api_versions(version: i16) -> anyhow::Result<Bytes> {
-    const QUORUM_APIS: [ApiKey; 6] = [
-        ApiKey::Vote,
-        ApiKey::BeginQuorumEpoch,
-        ApiKey::EndQuorumEpoch,
-        ApiKey::Fetch,
-        ApiKey::FetchSnapshot,
-        ApiKey::DescribeQuorum,
-    ];
     let entry = |key: ApiKey, (min, max): (i16, i16)| {
         ApiVersion::default()
             .with_api_key(key as i16)
@@ -192,7 +184,7 @@ fn api_versions(version: i16) -> anyhow::Result<Bytes> {
             .with_max_version(max)
     };
     let mut apis = vec![entry(ApiKey::ApiVersions, API_VERSIONS_RANGE)];
-    for key in QUORUM_APIS {
+    for key in wire::QUORUM_APIS {
         if let Some(range) = wire::supported_versions(key) {
             apis.push(entry(key, range));
         }

@@ -208,6 +208,16 @@ impl WireError {
     }
 }
 
+/// The quorum's RPCs this adapter speaks (ApiVersions of a controller listener lists them).
+pub const QUORUM_APIS: [ApiKey; 6] = [
+    ApiKey::Vote,
+    ApiKey::BeginQuorumEpoch,
+    ApiKey::EndQuorumEpoch,
+    ApiKey::Fetch,
+    ApiKey::FetchSnapshot,
+    ApiKey::DescribeQuorum,
+];
+
 /// The versions this adapter encodes and decodes for `api_key` (inclusive), for the
 /// controller listener's ApiVersions; `None` if it is not a KRaft RPC. Fetch starts at v13,
 /// the first to name topics by id (Kafka's KRaft refuses older fetches as INVALID_REQUEST).

@@ -28,15 +28,8 @@ use super::{maybe_fix_batch_crcs, outcome, Target};
 use crate::rng::FuzzRng;
 use crate::runner::Outcome;
 
-/// The APIs an input's first byte picks from.
-const APIS: [ApiKey; 6] = [
-    ApiKey::Vote,
-    ApiKey::BeginQuorumEpoch,
-    ApiKey::EndQuorumEpoch,
-    ApiKey::Fetch,
-    ApiKey::FetchSnapshot,
-    ApiKey::DescribeQuorum,
-];
+/// The APIs an input's first byte picks from (DescribeQuorum last, at index 5).
+const APIS: [ApiKey; 6] = wire::QUORUM_APIS;
 
 fn ctx() -> WireContext {
     let mut ctx = WireContext::new("fuzz-cluster-id", 1, "CONTROLLER");

@@ -227,33 +227,51 @@ pub(super) fn decode_begin_request(
     Ok((leader, msg))
 }
 
-pub(super) fn begin_response(
-    asked: i32,
-    epoch: i32,
-    leader: Option<NodeId>,
-    version: i16,
-    ctx: &WireContext,
-) -> km::BeginQuorumEpochResponse {
-    use km::begin_quorum_epoch_response as r;
-    let partition = r::PartitionData::default()
-        .with_partition_index(super::METADATA_PARTITION)
-        .with_error_code(fencing_code(asked, epoch))
-        .with_leader_id(leader_or_nil(leader).into())
-        .with_leader_epoch(epoch);
-    let topic = r::TopicData::default()
-        .with_topic_name(topic_name())
-        .with_partitions(vec![partition]);
-    let mut out = km::BeginQuorumEpochResponse::default().with_topics(vec![topic]);
-    if version >= 1 {
-        if let Some((id, e)) = ctx.endpoint(leader) {
-            out = out.with_node_endpoints(vec![r::NodeEndpoint::default()
-                .with_node_id(id.into())
-                .with_host(StrBytes::from_string(e.host.clone()))
-                .with_port(e.port)]);
+/// BeginQuorumEpoch and EndQuorumEpoch answer with the same shape (our epoch and leader, a
+/// fencing error when the request's epoch is older, the leader's endpoint from v1) in two
+/// kafka-protocol types that share no trait: one builder for both.
+macro_rules! epoch_response {
+    ($name:ident, $ty:ident, $module:ident) => {
+        pub(super) fn $name(
+            asked: i32,
+            epoch: i32,
+            leader: Option<NodeId>,
+            version: i16,
+            ctx: &WireContext,
+        ) -> km::$ty {
+            use km::$module as r;
+            let partition = r::PartitionData::default()
+                .with_partition_index(super::METADATA_PARTITION)
+                .with_error_code(fencing_code(asked, epoch))
+                .with_leader_id(leader_or_nil(leader).into())
+                .with_leader_epoch(epoch);
+            let topic = r::TopicData::default()
+                .with_topic_name(topic_name())
+                .with_partitions(vec![partition]);
+            let mut out = km::$ty::default().with_topics(vec![topic]);
+            if version >= 1 {
+                if let Some((id, e)) = ctx.endpoint(leader) {
+                    out = out.with_node_endpoints(vec![r::NodeEndpoint::default()
+                        .with_node_id(id.into())
+                        .with_host(StrBytes::from_string(e.host.clone()))
+                        .with_port(e.port)]);
+                }
+            }
+            out
         }
-    }
-    out
+    };
 }
+
+epoch_response!(
+    begin_response,
+    BeginQuorumEpochResponse,
+    begin_quorum_epoch_response
+);
+epoch_response!(
+    end_response,
+    EndQuorumEpochResponse,
+    end_quorum_epoch_response
+);
 
 pub(super) fn decode_begin_response(version: i16, body: Bytes) -> Result<Message, WireError> {
     let api_key = ApiKey::BeginQuorumEpoch;
@@ -341,34 +359,6 @@ pub(super) fn decode_end_request(
         preferred_successors,
     };
     Ok((leader, msg))
-}
-
-pub(super) fn end_response(
-    asked: i32,
-    epoch: i32,
-    leader: Option<NodeId>,
-    version: i16,
-    ctx: &WireContext,
-) -> km::EndQuorumEpochResponse {
-    use km::end_quorum_epoch_response as r;
-    let partition = r::PartitionData::default()
-        .with_partition_index(super::METADATA_PARTITION)
-        .with_error_code(fencing_code(asked, epoch))
-        .with_leader_id(leader_or_nil(leader).into())
-        .with_leader_epoch(epoch);
-    let topic = r::TopicData::default()
-        .with_topic_name(topic_name())
-        .with_partitions(vec![partition]);
-    let mut out = km::EndQuorumEpochResponse::default().with_topics(vec![topic]);
-    if version >= 1 {
-        if let Some((id, e)) = ctx.endpoint(leader) {
-            out = out.with_node_endpoints(vec![r::NodeEndpoint::default()
-                .with_node_id(id.into())
-                .with_host(StrBytes::from_string(e.host.clone()))
-                .with_port(e.port)]);
-        }
-    }
-    out
 }
 
 pub(super) fn decode_end_response(version: i16, body: Bytes) -> Result<(), WireError> {
