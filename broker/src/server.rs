@@ -19,9 +19,12 @@
 //! is at `max.connections.per.ip`. A connection with no bytes read, no request in progress and no
 //! response written for `connections.max.idle.ms` is closed.
 
+use crate::api::forward::Forwarder;
 use crate::api::{self, CloseReason, ConnectionInfo, Response};
 use crate::config::{BrokerConfig, Listener};
 use crate::connection_limits::{ConnectionLimits, Permit, Refused};
+use crate::kraft::cluster_node::ClusterNode;
+use crate::kraft::driver::QuorumView;
 use crate::state::Broker;
 use crate::tiering::{Tiering, TieringSettings, TopicPolicy};
 use anyhow::Context;
@@ -50,6 +53,8 @@ pub struct RunningBroker {
     /// The metrics endpoint, if enabled.
     pub metrics_addr: Option<SocketAddr>,
     broker: Arc<Broker>,
+    /// The cluster side of a node of a multi-node cluster.
+    cluster: Option<ClusterNode>,
     stop: watch::Sender<bool>,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -60,10 +65,23 @@ impl RunningBroker {
         &self.broker
     }
 
-    /// Stops the broker cleanly and waits for it.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    /// This node's view of the metadata quorum (a node of a multi-node cluster only).
+    pub fn quorum_view(&self) -> Option<watch::Receiver<QuorumView>> {
+        self.cluster.as_ref().map(ClusterNode::view)
+    }
+
+    /// Stops the broker cleanly and waits for it. In a cluster the controller first moves
+    /// leadership away (controlled shutdown) and the quorum is left last.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.controlled_shutdown().await;
+        }
         let _ = self.stop.send(true);
-        self.done.await.context("broker task panicked")?
+        let result = self.done.await.context("broker task panicked")?;
+        if let Some(cluster) = self.cluster.take() {
+            cluster.stop().await;
+        }
+        result
     }
 }
 
@@ -91,12 +109,21 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     // Listeners and limits first: a port in use or an unresolvable override fails start-up
     // before the data directories are touched.
     let limits = ConnectionLimits::from_config(&config.connection_limits).await?;
-    let listeners = bind_listeners(&config.listeners).await?;
+    let listeners = bind_listeners(&client_listeners(&config)).await?;
     let clock = SystemClock::new();
+    let cluster = match config.is_multi_node() {
+        true => Some(ClusterNode::join(&config, clock.clone()).await?),
+        false => None,
+    };
+    let controller = cluster.as_ref().map(ClusterNode::controller);
     // Loading logs and replaying metadata and offsets is file I/O: off the runtime's workers.
     let broker = Arc::new(shale_common::blocking::io(|| {
-        open_broker(config, clock.clone())
+        open_broker(config, clock.clone(), controller)
     })?);
+    if let Some(c) = &cluster {
+        broker.set_forwarder(Forwarder::new(c.forwarder(), c.view(), c.applied_offsets()));
+        c.attach(&broker);
+    }
     shale_common::blocking::io(|| crate::group::store::replay(&broker));
     start_tiering(&broker, clock).await?;
     let addrs = listeners
@@ -127,43 +154,49 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         listeners: addrs,
         metrics_addr,
         broker,
+        cluster,
         stop,
         done,
     })
 }
 
-fn open_broker(config: BrokerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Broker> {
+/// The listeners clients connect to: all of them on a single node (its controller listener
+/// answers clients too), all but the controller listeners on a node of a multi-node cluster
+/// (they carry the quorum's traffic).
+fn client_listeners(config: &BrokerConfig) -> Vec<Listener> {
+    let multi = config.is_multi_node();
+    config
+        .listeners
+        .iter()
+        .filter(|l| !multi || !config.controller_listener_names.contains(&l.name))
+        .cloned()
+        .collect()
+}
+
+/// Opens the metadata controller (the single node's own, unless `cluster` brings the one over
+/// the cluster's quorum) and the logs, and assembles the broker.
+fn open_broker(
+    config: BrokerConfig,
+    clock: Arc<dyn Clock>,
+    cluster: Option<Arc<Controller>>,
+) -> anyhow::Result<Broker> {
     let rng = SeededRng::from_entropy();
     let mut dirs = config.log_dirs.clone();
     if !dirs.contains(&config.metadata_log_dir) {
         dirs.push(config.metadata_log_dir.clone());
     }
-    shale_raft::format::ensure_formatted(&dirs, config.node_id, rng.as_ref())
-        .context("formatting the data directories")?;
-    let endpoints = config
-        .advertised_listeners
-        .iter()
-        .map(|l| Endpoint {
-            name: l.name.clone(),
-            host: l.host.clone(),
-            port: l.port,
-            security_protocol: 0,
-        })
-        .collect();
-    let controller = Controller::open(
-        ControllerOptions {
-            metadata_log_dir: config.metadata_log_dir.clone(),
-            node_id: config.node_id,
-            endpoints,
-            rack: None,
-            default_num_partitions: config.num_partitions,
-            default_replication_factor: config.default_replication_factor,
-            snapshot_every_records: 20_000,
-        },
-        clock.clone(),
-        rng,
+    let cluster_id = cluster.as_ref().map(|c| c.image().cluster_id.clone());
+    shale_raft::format::ensure_formatted_as(
+        &dirs,
+        cluster_id.as_deref(),
+        config.node_id,
+        rng.as_ref(),
     )
-    .context("opening the metadata log")?;
+    .context("formatting the data directories")?;
+    let controller = match cluster {
+        Some(c) => c,
+        None => Arc::new(open_controller(&config, clock.clone(), rng)?),
+    };
     let image = controller.image();
     let defaults = config.log_config.clone();
     let configs = |topic: &str| {
@@ -185,6 +218,38 @@ fn open_broker(config: BrokerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Br
     )
     .context("loading the logs")?;
     Ok(Broker::new(config, clock, controller, logs)?)
+}
+
+/// The single node's controller over its own metadata log (a quorum of one).
+fn open_controller(
+    config: &BrokerConfig,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn shale_common::Rng>,
+) -> anyhow::Result<Controller> {
+    let endpoints = config
+        .advertised_listeners
+        .iter()
+        .map(|l| Endpoint {
+            name: l.name.clone(),
+            host: l.host.clone(),
+            port: l.port,
+            security_protocol: 0,
+        })
+        .collect();
+    Controller::open(
+        ControllerOptions {
+            metadata_log_dir: config.metadata_log_dir.clone(),
+            node_id: config.node_id,
+            endpoints,
+            rack: config.broker_rack.clone(),
+            default_num_partitions: config.num_partitions,
+            default_replication_factor: config.default_replication_factor,
+            snapshot_every_records: 20_000,
+        },
+        clock,
+        rng,
+    )
+    .context("opening the metadata log")
 }
 
 /// Binds every listener, or fails naming the one that could not be bound. An empty host means
@@ -415,6 +480,7 @@ async fn accept_loop(
             connection: ConnectionInfo {
                 peer,
                 listener: shared_name.clone(),
+                forwarded: false,
             },
             permit,
         };

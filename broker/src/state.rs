@@ -36,6 +36,8 @@ pub struct Broker {
     pub groups: crate::group::GroupCoordinator,
     /// Tiered storage, once started (absent when `remote.log.storage.system.enable=false`).
     tiering: std::sync::OnceLock<Arc<crate::tiering::Tiering>>,
+    /// The way to the active controller, in a cluster.
+    forwarder: std::sync::OnceLock<crate::api::forward::Forwarder>,
     replicas: Arc<ReplicaManager>,
     producer_ids: Mutex<(i64, i64)>,
 }
@@ -45,7 +47,7 @@ impl Broker {
     pub fn new(
         config: BrokerConfig,
         clock: Arc<dyn Clock>,
-        controller: Controller,
+        controller: Arc<Controller>,
         logs: LogManager,
     ) -> Result<Broker, shale_local_log::LogError> {
         let fetch_sessions = FetchSessions::new(config.fetch_session_slots);
@@ -63,13 +65,14 @@ impl Broker {
         let broker = Broker {
             config,
             clock,
-            controller: Arc::new(controller),
+            controller,
             replicas: Arc::new(replicas),
             metrics,
             topic_metrics,
             fetch_sessions,
             groups,
             tiering: std::sync::OnceLock::new(),
+            forwarder: std::sync::OnceLock::new(),
             producer_ids: Mutex::new((0, 0)),
         };
         broker.replicas.delete_strays()?;
@@ -88,6 +91,16 @@ impl Broker {
     /// Installs the started tiered storage (once).
     pub fn set_tiering(&self, tiering: Arc<crate::tiering::Tiering>) {
         let _ = self.tiering.set(tiering);
+    }
+
+    /// The way to the active controller (a node of a multi-node cluster only).
+    pub fn forwarder(&self) -> Option<&crate::api::forward::Forwarder> {
+        self.forwarder.get()
+    }
+
+    /// Installs the way to the active controller (once).
+    pub fn set_forwarder(&self, forwarder: crate::api::forward::Forwarder) {
+        let _ = self.forwarder.set(forwarder);
     }
 
     /// Every metric in Prometheus text form.

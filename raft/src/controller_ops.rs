@@ -84,6 +84,7 @@ impl Controller {
                 }
                 check_assignment(image, spec.assignments.clone(), 0)?
             };
+            self.check_replicas_supported(&assignment)?;
             let configs = check_topic_configs(&spec.configs)?;
             self.check_policy(image, &spec.name, None, &configs)?;
             let created = CreatedTopic {
@@ -157,6 +158,7 @@ impl Controller {
             let brokers = usable_brokers(image);
             check_replication_factor(rf, brokers.len())?;
             let assignment = place_replicas(&brokers, current, new_total - current, rf);
+            self.check_replicas_supported(&assignment)?;
             if validate_only {
                 return Ok((Vec::new(), ()));
             }

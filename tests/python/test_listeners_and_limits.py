@@ -1,6 +1,6 @@
 """Listeners, fail-closed start-up and connection limits, against the real `shale` process.
 
-* Settings that ask for what Shale does not implement (TLS, SASL, ACLs, a multi-node quorum)
+* Settings that ask for what Shale does not implement (TLS, SASL, ACLs, a broker-only node)
   stop start-up with a non-zero exit and a message naming each of them.
 * Every listener is bound: two PLAINTEXT listeners both answer; a Kafka 4 single-node
   configuration with a CONTROLLER listener starts and keeps that listener out of Metadata.
@@ -164,17 +164,16 @@ def test_each_unsupported_setting_alone_stops_startup(shale_bin, tmp_path, key, 
     assert nothing_listens(port)
 
 
-def test_three_voter_quorum_stops_startup(shale_bin, tmp_path):
+def test_unbuilt_cluster_shapes_stop_startup(shale_bin, tmp_path):
     port, c = free_port(), free_port()
     res = run_shale(shale_bin, tmp_path, {
-        "node.id": "1",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{c}",
-        "controller.listener.names": "CONTROLLER",
+        "node.id": "4",
+        "process.roles": "broker",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port}",
         "controller.quorum.voters": f"1@127.0.0.1:{c},2@127.0.0.1:{c + 1},3@127.0.0.1:{c + 2}",
     })
     assert res.returncode != 0
-    assert "controller.quorum.voters" in res.stderr and "multi-node" in res.stderr, res.stderr
-    assert f"voter 2@127.0.0.1:{c + 1}" in res.stderr and f"voter 3@127.0.0.1:{c + 2}" in res.stderr
+    assert "process.roles=broker" in res.stderr and "refusing to start" in res.stderr, res.stderr
     res = run_shale(shale_bin, tmp_path, {
         "listeners": f"PLAINTEXT://127.0.0.1:{port}",
         "controller.quorum.bootstrap.servers": "192.0.2.10:9093",

@@ -35,6 +35,9 @@ pub(crate) enum CreateError {
     /// The open-files budget cannot host the new partitions.
     #[error(transparent)]
     Capacity(LogError),
+    /// The active controller, reached by forwarding, answered with this error.
+    #[error("{1}")]
+    Remote(i16, String),
 }
 
 impl CreateError {
@@ -43,8 +46,33 @@ impl CreateError {
         match self {
             CreateError::Controller(e) => controller_error(e),
             CreateError::Capacity(e) => (log_error_code(e), e.to_string()),
+            CreateError::Remote(code, message) => (*code, message.clone()),
         }
     }
+
+    /// The topic existed already.
+    pub(crate) fn is_already_exists(&self) -> bool {
+        match self {
+            CreateError::Controller(e) => matches!(e, ControllerError::TopicAlreadyExists(_)),
+            CreateError::Capacity(_) => false,
+            CreateError::Remote(code, _) => *code == E::TopicAlreadyExists.code(),
+        }
+    }
+}
+
+/// Creates a topic the broker itself needs (auto-creation, `__consumer_offsets`): through the
+/// local controller, or, on a node of a cluster that is not the active controller, by
+/// forwarding a CreateTopics request and waiting for the topic to reach this broker's image.
+pub(crate) async fn create_internal(
+    broker: &Arc<Broker>,
+    spec: CreateTopicSpec,
+) -> Result<(), CreateError> {
+    if let Some(forwarder) = broker.forwarder().filter(|f| !f.is_controller()) {
+        return forwarder.create_topic(broker, spec).await;
+    }
+    blocking(broker, move |b| create_topic_with_logs(b, spec, false))
+        .await
+        .map(drop)
 }
 
 /// Room in the open-files budget for `partitions` new active segments, held while their logs

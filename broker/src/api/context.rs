@@ -12,6 +12,8 @@ pub struct ConnectionInfo {
     pub peer: SocketAddr,
     /// The name of the listener that accepted the connection.
     pub listener: Arc<str>,
+    /// Forwarded by another broker to this active controller (never forwarded again).
+    pub forwarded: bool,
 }
 
 /// One request's context.
@@ -73,6 +75,7 @@ mod tests {
         let conn = ConnectionInfo {
             peer: "192.168.1.7:40000".parse().unwrap(),
             listener: Arc::from("PLAINTEXT"),
+            forwarded: false,
         };
         let ctx = RequestContext {
             connection: &conn,

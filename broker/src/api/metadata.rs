@@ -1,8 +1,6 @@
 //! Metadata: brokers, topics and partitions from the metadata image, with auto-creation of
 //! requested topics when `auto.create.topics.enable` and the request allow it.
 
-use super::admin_topics::CreateError;
-use super::blocking;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::metadata_response::{
@@ -90,16 +88,12 @@ pub async fn auto_create(broker: &Arc<Broker>, name: &str) -> Result<(), i16> {
         assignments: vec![],
         configs: vec![],
     };
-    let result = blocking(broker, move |b| {
-        super::admin_topics::create_topic_with_logs(b, spec, false)
-    })
-    .await;
-    match result {
-        Ok(_) => {
+    match super::admin_topics::create_internal(broker, spec).await {
+        Ok(()) => {
             tracing::info!(topic = name, "auto-created topic");
             Ok(())
         }
-        Err(CreateError::Controller(shale_raft::ControllerError::TopicAlreadyExists(_))) => Ok(()),
+        Err(e) if e.is_already_exists() => Ok(()),
         Err(e) => Err(e.code_and_message().0),
     }
 }

@@ -15,6 +15,7 @@ mod cluster;
 mod context;
 mod fetch;
 mod fetch_remote;
+pub mod forward;
 mod groups;
 mod leader_hint;
 mod list_offsets;
@@ -105,6 +106,9 @@ pub async fn handle(
     let name = ApiKey::try_from(api_key)
         .map(|k| format!("{k:?}"))
         .unwrap_or_else(|_| api_key.to_string());
+    if let Some(response) = forward::forward(broker, connection, api_key, &frame).await {
+        return Ok(response);
+    }
     let span = trace::request_span(&name, api_key, version, correlation_id);
     let result = match codec::decode_request(frame.clone()) {
         Ok((header, request)) => {

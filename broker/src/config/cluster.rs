@@ -1,14 +1,14 @@
 //! The cluster keys: `process.roles`, `controller.quorum.voters` and
-//! `controller.quorum.bootstrap.servers`. Two shapes run today:
+//! `controller.quorum.bootstrap.servers`. Three shapes run today:
 //!
 //! * a combined node (`broker,controller`, the default) in a quorum of one: the single node;
+//! * a combined node in a static quorum of several voters that names it: one node of a
+//!   multi-node cluster (it registers with whichever voter is the active controller);
 //! * a controller-only node (`controller`) in a static quorum of several voters that names it:
 //!   the metadata quorum of a cluster, served on its controller listener.
 //!
-//! A configuration that describes anything else — a broker-only node, or a combined node in a
-//! quorum naming other nodes — would start something the cluster work has not built yet (a
-//! broker that registers with remote controllers), so it is reported as unsupported and stops
-//! start-up. A combined node's `controller.quorum.voters` may only name `node.id` itself.
+//! A broker-only node is not built yet, so `process.roles=broker` is reported as unsupported
+//! and stops start-up.
 //! Bootstrap servers carry only addresses: an entry names this node when its port is one of this
 //! node's (bound or advertised) listener ports and its host is that listener's host, or the
 //! listener binds every interface and the host resolves only to addresses of this machine.
@@ -75,21 +75,15 @@ pub fn check(
     };
     match roles {
         Roles::Broker => unsupported.push(
-            "process.roles=broker: a broker-only node registers with remote controllers, which \
-             is not supported yet (run combined nodes, or controller-only nodes for a quorum)"
+            "process.roles=broker: a broker-only node is not supported yet (run combined \
+             nodes, or controller-only nodes for a quorum)"
                 .to_string(),
         ),
         Roles::Controller => check_controller(node_id, &voters, listeners)?,
-        Roles::Combined => {
-            for v in voters.iter().filter(|v| v.id != node_id) {
-                unsupported.push(format!(
-                    "controller.quorum.voters: voter {}@{}:{} is another node (this is \
-                     node.id={node_id}); a combined node in a multi-node quorum is not \
-                     supported yet (controller-only nodes are)",
-                    v.id, v.host, v.port
-                ));
-            }
+        Roles::Combined if voters.iter().any(|v| v.id != node_id) => {
+            check_controller(node_id, &voters, listeners)?
         }
+        Roles::Combined => {}
     }
     if let Some(v) = props.get("controller.quorum.bootstrap.servers") {
         const KEY: &str = "controller.quorum.bootstrap.servers";
@@ -121,8 +115,12 @@ fn check_controller(
     let Some(me) = voters.iter().find(|v| v.id == node_id) else {
         return Err(invalid(
             KEY,
-            &voters.iter().map(|v| v.id.to_string()).collect::<Vec<_>>().join(","),
-            &format!("a controller (process.roles=controller) must be a voter: node.id={node_id} is not listed"),
+            &voters
+                .iter()
+                .map(|v| v.id.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            &format!("a controller must be a voter: node.id={node_id} is not listed"),
         ));
     };
     let bound = listeners

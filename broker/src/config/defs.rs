@@ -55,7 +55,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "controller.quorum.voters",
         None,
         List,
-        "Static voter set ({id}@{host}:{port}). A controller-only node must be one of the voters, on the port of its controller listener; a combined node may only name itself (another voter stops start-up)."
+        "Static voter set ({id}@{host}:{port}). A controller-only node must be one of the voters, on the port of its controller listener; a combined node naming other voters is one node of a multi-node cluster and must be a voter too."
     ),
     def!(
         "controller.quorum.bootstrap.servers",
@@ -80,6 +80,18 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
         Str,
         "Listener name to security protocol. Unset, controller listener names map to PLAINTEXT (as in Kafka). Only PLAINTEXT is served; a listener resolving to anything else stops start-up."
+    ),
+    def!(
+        "broker.heartbeat.interval.ms",
+        Some("2000"),
+        Int,
+        "How often a broker of a multi-node cluster heartbeats to the active controller."
+    ),
+    def!(
+        "broker.rack",
+        None,
+        Str,
+        "The broker's rack, registered with the controller and shown to clients in Metadata."
     ),
     def!(
         "broker.session.timeout.ms",
@@ -636,10 +648,8 @@ Shale refuses to start, listing every offending setting, rather than run without
 configuration asks for:
 
 - a listener whose security protocol is not PLAINTEXT, and `inter.broker.listener.name` naming one;
-- `process.roles=broker` (a broker-only node, which would register with remote controllers);
-- on a combined node, `controller.quorum.voters` naming a node other than `node.id` (combined
-  nodes in a multi-node quorum need broker registration, not built yet), and on any node
-  `controller.quorum.bootstrap.servers` naming an address that is not one of this node's
+- `process.roles=broker` (a broker-only node, not built yet: run combined nodes);
+- on any node, `controller.quorum.bootstrap.servers` naming an address that is not one of this node's
   listeners (same port, and the same host, or a host resolving to this machine when the listener
   binds all interfaces; a dynamic KIP-853 quorum is not served, a static
   `controller.quorum.voters` is): three nodes configured as one cluster would otherwise each start

@@ -89,6 +89,10 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     /// `broker.session.timeout.ms`.
     pub broker_session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: u64,
+    /// `broker.rack`.
+    pub broker_rack: Option<String>,
     /// `default.replication.factor`.
     pub default_replication_factor: i16,
     /// `auto.create.topics.enable`.
@@ -120,6 +124,11 @@ pub struct BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// A node of a multi-node cluster: its quorum names other nodes.
+    pub fn is_multi_node(&self) -> bool {
+        self.voters.iter().any(|v| v.id != self.node_id)
+    }
+
     /// Reads an optional properties file, then applies `key=value` overrides, then validates.
     pub fn load(file: Option<&std::path::Path>, overrides: &[String]) -> Result<Self, ConfigError> {
         let mut props = BTreeMap::new();
@@ -202,6 +211,8 @@ impl BrokerConfig {
             metadata_log_dir,
             num_partitions: positive("num.partitions")? as i32,
             broker_session_timeout_ms: positive("broker.session.timeout.ms")? as u64,
+            broker_heartbeat_interval_ms: positive("broker.heartbeat.interval.ms")? as u64,
+            broker_rack: get("broker.rack").filter(|r| !r.trim().is_empty()),
             default_replication_factor: positive("default.replication.factor")? as i16,
             auto_create_topics: get("auto.create.topics.enable").as_deref() == Some("true"),
             delete_topic_enable: get("delete.topic.enable").as_deref() == Some("true"),
@@ -472,6 +483,7 @@ mod tests {
             ),
             ("super.users", "User:admin"),
             ("allow.everyone.if.no.acl.found", "false"),
+            ("process.roles", "broker"),
             ("controller.quorum.voters", "1@h1:9093,2@h2:9093,3@h3:9093"),
             ("no.such.key", "ignored"),
         ]);
@@ -479,7 +491,7 @@ mod tests {
         let ConfigError::Unsupported { problems } = &err else {
             panic!("{err}");
         };
-        assert_eq!(problems.len(), 11, "{problems:#?}");
+        assert_eq!(problems.len(), 10, "{problems:#?}");
         let text = err.to_string();
         for needle in [
             "SASL_SSL://127.0.0.1:9092",
@@ -491,8 +503,7 @@ mod tests {
             "authorizer.class.name",
             "super.users",
             "allow.everyone.if.no.acl.found",
-            "voter 2@h2:9093",
-            "voter 3@h3:9093",
+            "process.roles=broker",
         ] {
             assert!(text.contains(needle), "{needle} missing from: {text}");
         }

@@ -5,7 +5,6 @@
 
 use super::records;
 use super::{GroupCoordinator, Write, OFFSETS_TOPIC};
-use crate::api::admin_topics::CreateError;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
 use shale_common::TopicPartition;
@@ -42,10 +41,15 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), i16> {
     }
     let cfg = broker.groups.with(|g| g.config().clone());
     let brokers = image.brokers.len().max(1) as i16;
+    let max_rf = broker.controller.max_replication_factor();
     let spec = CreateTopicSpec {
         name: OFFSETS_TOPIC.to_string(),
         num_partitions: cfg.offsets_partitions,
-        replication_factor: cfg.offsets_replication_factor.min(brokers).max(1),
+        replication_factor: cfg
+            .offsets_replication_factor
+            .min(brokers)
+            .max(1)
+            .min(max_rf),
         assignments: vec![],
         configs: vec![
             ("cleanup.policy".into(), "compact".into()),
@@ -56,29 +60,22 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), i16> {
             ),
         ],
     };
-    let result = crate::api::blocking(broker, move |b| {
-        crate::api::admin_topics::create_topic_with_logs(b, spec, false)
-    })
-    .await;
+    let result = crate::api::admin_topics::create_internal(broker, spec).await;
     match result {
-        Ok(_)
-        | Err(CreateError::Controller(shale_raft::ControllerError::TopicAlreadyExists(_))) => {
-            if result.is_ok() {
-                tracing::info!("created {OFFSETS_TOPIC}");
-            }
-            let n = broker
-                .image()
-                .topic(OFFSETS_TOPIC)
-                .map(|t| t.partitions.len() as i32)
-                .unwrap_or(cfg.offsets_partitions);
-            broker.groups.with(|g| g.set_partitions(n));
-            Ok(())
-        }
+        Ok(()) => tracing::info!("created {OFFSETS_TOPIC}"),
+        Err(e) if e.is_already_exists() => {}
         Err(e) => {
             tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}");
-            Err(E::CoordinatorNotAvailable.code())
+            return Err(E::CoordinatorNotAvailable.code());
         }
     }
+    let n = broker
+        .image()
+        .topic(OFFSETS_TOPIC)
+        .map(|t| t.partitions.len() as i32)
+        .unwrap_or(cfg.offsets_partitions);
+    broker.groups.with(|g| g.set_partitions(n));
+    Ok(())
 }
 
 /// Where the coordinator's records go: `__consumer_offsets` in the broker ([`BrokerLog`]), a

@@ -30,10 +30,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::driver::QuorumView;
-use super::metadata::{KRaftMetadataQuorum, MetadataApplier};
+use super::metadata::{Applied, KRaftMetadataQuorum, MetadataApplier};
 use super::node::{QuorumNode, QuorumNodeConfig};
 use super::peers::Peer;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, Listener};
 
 /// How long a metadata write (or a new leader's catch-up) may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,26 +82,13 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningController> {
         tracing::warn!(key = %key, "ignoring unknown configuration key");
     }
     let meta = read_meta(&config).await?;
-    let listener = config
-        .listeners
-        .iter()
-        .find(|l| config.controller_listener_names.contains(&l.name))
-        .context("no controller listener (controller.listener.names) in listeners")?
-        .clone();
+    let listener = controller_listener(&config)?;
     let socket = TcpListener::bind((listener.host.as_str(), listener.port))
         .await
         .with_context(|| format!("binding controller listener {listener}"))?;
     let addr = socket.local_addr()?;
     let clock: Arc<dyn Clock> = SystemClock::new();
-    let voters: Vec<Peer> = config
-        .voters
-        .iter()
-        .map(|v| Peer {
-            id: v.id,
-            host: v.host.clone(),
-            port: v.port,
-        })
-        .collect();
+    let voters = peers(&config);
     let ids = voters.iter().map(|v| v.id).collect();
     let (machine, applied) = MetadataApplier::new(&meta.cluster_id);
     let node_config = QuorumNodeConfig {
@@ -116,6 +103,46 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningController> {
         machine: Box::new(machine),
     };
     let node = QuorumNode::start(node_config, socket).await?;
+    let controller = start_controller(&config, &node, applied, clock).await?;
+    Ok(RunningController {
+        addr,
+        node,
+        controller,
+    })
+}
+
+/// The first controller listener (`controller.listener.names`) in `listeners`.
+pub(super) fn controller_listener(config: &BrokerConfig) -> anyhow::Result<Listener> {
+    config
+        .listeners
+        .iter()
+        .find(|l| config.controller_listener_names.contains(&l.name))
+        .cloned()
+        .context("no controller listener (controller.listener.names) in listeners")
+}
+
+/// The voters of `controller.quorum.voters`.
+pub(super) fn peers(config: &BrokerConfig) -> Vec<Peer> {
+    config
+        .voters
+        .iter()
+        .map(|v| Peer {
+            id: v.id,
+            host: v.host.clone(),
+            port: v.port,
+        })
+        .collect()
+}
+
+/// The metadata controller over `node`'s quorum: it answers BrokerRegistration and
+/// BrokerHeartbeat on the controller listener, activates whenever this node becomes leader and
+/// fences brokers whose session expired while it leads.
+pub(super) async fn start_controller(
+    config: &BrokerConfig,
+    node: &QuorumNode,
+    applied: Arc<Applied>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<Controller>> {
     let dir = config.metadata_log_dir.clone();
     let bootstrap =
         shale_common::blocking::spawn(move || shale_raft::format::bootstrap_records(&dir))
@@ -130,24 +157,21 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningController> {
     .with_bootstrap(bootstrap);
     let controller = Arc::new(
         Controller::with_quorum(
-            controller_options(&config),
+            controller_options(config),
             Arc::new(quorum),
             SeededRng::from_entropy(),
         )
-        .with_broker_session_timeout_ms(config.broker_session_timeout_ms),
+        .with_broker_session_timeout_ms(config.broker_session_timeout_ms)
+        .with_max_replication_factor(1),
     );
     node.set_controller(controller.clone());
     tokio::spawn(activate_on_leadership(node.view(), controller.clone()));
     tokio::spawn(fence_stale_brokers(node.view(), controller.clone(), clock));
-    Ok(RunningController {
-        addr,
-        node,
-        controller,
-    })
+    Ok(controller)
 }
 
 /// `meta.properties` of the metadata log dir, which must be formatted for this node.
-async fn read_meta(config: &BrokerConfig) -> anyhow::Result<MetaProperties> {
+pub(super) async fn read_meta(config: &BrokerConfig) -> anyhow::Result<MetaProperties> {
     let dir = config.metadata_log_dir.clone();
     let read = shale_common::blocking::spawn({
         let dir = dir.clone();

@@ -6,8 +6,11 @@
 //! the wire refuses (other cluster id, wrong partition, unsupported version) gets Kafka's error
 //! code; an unknown api or a body that does not decode closes the connection with a log line.
 //! BrokerRegistration and BrokerHeartbeat go to the metadata controller, when this node has one
-//! ([`super::broker_lifecycle`]).
+//! ([`super::broker_lifecycle`]). Admin requests other brokers forward here (CreateTopics and
+//! the like) go, whole, to the [`ForwardedRequests`] handler a combined node installs.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -32,6 +35,15 @@ const MAX_REQUEST: usize = 16 << 20;
 /// ApiVersions versions answered here.
 const API_VERSIONS_RANGE: (i16, i16) = (0, 4);
 
+/// Answers client requests other brokers forwarded to this (active) controller.
+pub trait ForwardedRequests: Send + Sync + std::fmt::Debug {
+    /// Whether requests of `api_key` are forwarded here.
+    fn handles(&self, api_key: ApiKey) -> bool;
+    /// The size-prefixed response frame for one request frame (header and body, no prefix);
+    /// `None` closes the connection.
+    fn answer(&self, frame: Bytes) -> Pin<Box<dyn Future<Output = Option<Bytes>> + Send + '_>>;
+}
+
 /// What every connection of the listener shares.
 #[derive(Debug)]
 pub struct Shared {
@@ -43,6 +55,8 @@ pub struct Shared {
     /// The metadata controller answering BrokerRegistration / BrokerHeartbeat; unset on a
     /// plain quorum member (NOT_CONTROLLER), set once by a controller node after start.
     pub controller: OnceLock<Arc<Controller>>,
+    /// The broker's handlers for forwarded admin requests (combined nodes only).
+    pub forwarded: OnceLock<Arc<dyn ForwardedRequests>>,
 }
 
 /// Serves quorum requests on `listener` until `stop` turns true.
@@ -101,6 +115,14 @@ async fn connection(
         let (header, body) = split_request_header(&frame)?;
         let api_key = ApiKey::try_from(header.api_key)
             .map_err(|()| anyhow::anyhow!("unknown api key {}", header.api_key))?;
+        if let Some(handler) = shared.forwarded.get().filter(|h| h.handles(api_key)) {
+            let response = handler
+                .answer(frame)
+                .await
+                .ok_or_else(|| anyhow::anyhow!("forwarded {api_key:?} request refused"))?;
+            stream.write_all(&response).await?;
+            continue;
+        }
         let call = Call {
             api_key,
             version: header.api_version,

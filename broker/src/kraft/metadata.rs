@@ -65,6 +65,8 @@ impl AppliedState {
 pub struct Applied {
     state: Mutex<AppliedState>,
     changed: Condvar,
+    /// The applied offset, for async watchers (a broker reconciling its partitions).
+    offsets: tokio::sync::watch::Sender<i64>,
 }
 
 impl Applied {
@@ -81,6 +83,17 @@ impl Applied {
     /// Offset of the last entry applied (-1 = none).
     pub fn applied_offset(&self) -> i64 {
         self.lock().offset
+    }
+
+    /// Follows the applied offset.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.offsets.subscribe()
+    }
+
+    /// Wakes the blocking waiters and the async watchers.
+    fn publish(&self, offset: i64) {
+        self.changed.notify_all();
+        self.offsets.send_replace(offset);
     }
 }
 
@@ -102,6 +115,7 @@ impl MetadataApplier {
                 fault: None,
             }),
             changed: Condvar::new(),
+            offsets: tokio::sync::watch::channel(-1).0,
         });
         let machine = MetadataApplier {
             applied: applied.clone(),
@@ -150,8 +164,9 @@ impl StateMachine for MetadataApplier {
             state.note_entry(offset, entry.epoch);
         }
         flush_run(&mut state, &mut run, run_end.take());
+        let offset = state.offset;
         drop(state);
-        self.applied.changed.notify_all();
+        self.applied.publish(offset);
     }
 
     fn load_snapshot(&mut self, snapshot: &Snapshot) {

@@ -12,11 +12,16 @@
 //! * [`metadata`] — the controller's metadata quorum over a member: committed entries applied
 //!   to the metadata image, leader-only commits.
 //! * [`controller_node`] — a controller-only `shale` process (`process.roles=controller`).
-//! * [`metadata`] — the metadata controller's commit path over the quorum.
+//! * [`controller_channel`] — a broker's connection to the active controller.
+//! * [`lifecycle_manager`] — the broker side of BrokerRegistration / BrokerHeartbeat.
+//! * [`cluster_node`] — a combined node in a multi-voter quorum: the above, assembled.
 
 pub mod broker_lifecycle;
+pub mod cluster_node;
+pub mod controller_channel;
 pub mod controller_node;
 pub mod driver;
+pub mod lifecycle_manager;
 pub mod listener;
 pub mod metadata;
 pub mod node;

@@ -98,6 +98,7 @@ impl QuorumNode {
             clock,
             timeout: request_timeout,
             controller: std::sync::OnceLock::new(),
+            forwarded: std::sync::OnceLock::new(),
         });
         tokio::spawn(listener::serve(listener, shared.clone(), stop_rx));
         Ok(QuorumNode {
@@ -118,6 +119,11 @@ impl QuorumNode {
     /// later call is ignored).
     pub fn set_controller(&self, controller: Arc<shale_raft::Controller>) {
         let _ = self.listener.controller.set(controller);
+    }
+
+    /// Hands forwarded admin requests on the listener to `handler` (once).
+    pub fn set_forwarded(&self, handler: Arc<dyn listener::ForwardedRequests>) {
+        let _ = self.listener.forwarded.set(handler);
     }
 
     /// The latest view of the quorum from this node.

@@ -61,6 +61,23 @@ pub struct TieringSettings {
     pub default_remote_root: PathBuf,
 }
 
+/// `remote.log.storage.system.enable`. A node of a multi-node cluster runs without tiered
+/// storage until partitions replicate (their remote metadata topic is written locally), and
+/// refuses an explicit `true` rather than tier a partition other brokers cannot follow.
+fn enabled(config: &BrokerConfig) -> anyhow::Result<bool> {
+    const KEY: &str = "remote.log.storage.system.enable";
+    let on = config.value_of(KEY).as_deref() == Some("true");
+    if !config.is_multi_node() {
+        return Ok(on);
+    }
+    anyhow::ensure!(
+        !(on && config.explicit.contains_key(KEY)),
+        "{KEY}=true: tiered storage in a multi-node cluster is not supported yet (it comes with \
+         partition replication); set it to false"
+    );
+    Ok(false)
+}
+
 impl TieringSettings {
     /// Reads the tiering keys of a validated broker configuration.
     pub fn from_config(config: &BrokerConfig) -> anyhow::Result<Self> {
@@ -92,10 +109,7 @@ impl TieringSettings {
             Ok(v as u64)
         };
         Ok(TieringSettings {
-            enabled: config
-                .value_of("remote.log.storage.system.enable")
-                .as_deref()
-                == Some("true"),
+            enabled: enabled(config)?,
             task_interval: Duration::from_millis(positive("remote.log.manager.task.interval.ms")?),
             fetch_max_wait: Duration::from_millis(positive("remote.fetch.max.wait.ms")?),
             copy_bytes_per_second: positive("remote.log.manager.copy.max.bytes.per.second")?,

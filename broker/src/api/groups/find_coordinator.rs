@@ -1,13 +1,18 @@
-//! FindCoordinator: this broker coordinates every group (creating `__consumer_offsets` on first
-//! use); transaction coordinators do not exist, so key type 1 is COORDINATOR_NOT_AVAILABLE.
-//! v4+ answers a batch of keys.
+//! FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets` partition
+//! (on a single node, this broker; the topic is created on first use); transaction
+//! coordinators do not exist, so key type 1 is COORDINATOR_NOT_AVAILABLE. v4+ answers a batch
+//! of keys.
 
+use crate::group::OFFSETS_TOPIC;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
+
+/// One key's answer: the coordinator's (node, host, port), or an error code.
+type Answer = Result<(i32, String, i32), i16>;
 
 /// Answers FindCoordinator for a request that arrived on `listener`.
 pub async fn handle(
@@ -16,7 +21,7 @@ pub async fn handle(
     version: i16,
     listener: &str,
 ) -> FindCoordinatorResponse {
-    let outcome = match req.key_type {
+    let ready = match req.key_type {
         // While loading Kafka answers COORDINATOR_NOT_AVAILABLE here (retriable lookup).
         0 => super::ready(broker)
             .await
@@ -24,35 +29,29 @@ pub async fn handle(
         1 => Err(E::CoordinatorNotAvailable.code()),
         _ => Err(E::InvalidRequest.code()),
     };
-    let (node, host, port) = match outcome {
-        Ok(()) => endpoint(broker, listener),
-        Err(_) => (-1, String::new(), -1),
+    let answer = |key: &str| -> Answer {
+        ready?;
+        coordinator(broker, key, listener)
     };
-    let code = outcome.err().unwrap_or(0);
-    let message = (code != 0).then(|| {
-        StrBytes::from_string(
-            kafka_protocol::error::ResponseError::try_from_code(code)
-                .map(|e| e.to_string())
-                .unwrap_or_default(),
-        )
-    });
     let mut resp = FindCoordinatorResponse::default();
     if version >= 4 {
         resp.coordinators = req
             .coordinator_keys
             .iter()
             .map(|key| {
+                let (node, host, port, code, message) = fields(answer(key.as_str()));
                 let mut c = Coordinator::default();
                 c.key = key.clone();
                 c.node_id = BrokerId(node);
-                c.host = StrBytes::from_string(host.clone());
+                c.host = StrBytes::from_string(host);
                 c.port = port;
                 c.error_code = code;
-                c.error_message = message.clone();
+                c.error_message = message;
                 c
             })
             .collect();
     } else {
+        let (node, host, port, code, message) = fields(answer(req.key.as_str()));
         resp.error_code = code;
         if version >= 1 {
             resp.error_message = message;
@@ -62,6 +61,47 @@ pub async fn handle(
         resp.port = port;
     }
     resp
+}
+
+/// An answer as the response's fields: node, host, port, error code and message.
+fn fields(answer: Answer) -> (i32, String, i32, i16, Option<StrBytes>) {
+    match answer {
+        Ok((node, host, port)) => (node, host, port, 0, None),
+        Err(code) => {
+            let message = kafka_protocol::error::ResponseError::try_from_code(code)
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            (
+                -1,
+                String::new(),
+                -1,
+                code,
+                Some(StrBytes::from_string(message)),
+            )
+        }
+    }
+}
+
+/// The coordinator of group `key`: the leader of its `__consumer_offsets` partition (this
+/// broker on a single node), at its endpoint on the request's listener.
+fn coordinator(broker: &Broker, key: &str, listener: &str) -> Answer {
+    let image = broker.image();
+    let partition = broker.groups.with(|g| g.partition_for(key));
+    let leader = image
+        .topic(OFFSETS_TOPIC)
+        .and_then(|t| t.partitions.get(&partition))
+        .map_or(-1, |p| p.leader);
+    if leader == broker.config.node_id {
+        return Ok(endpoint(broker, listener));
+    }
+    let name = crate::api::metadata::client_listener(broker, listener);
+    image
+        .brokers
+        .get(&leader)
+        .filter(|b| !b.fenced)
+        .and_then(|b| crate::api::metadata::client_endpoint(b, name))
+        .map(|(host, port, _)| (leader, host.to_string(), port))
+        .ok_or(E::CoordinatorNotAvailable.code())
 }
 
 /// This broker's endpoint on the request's listener, as Metadata advertises it (the registered

@@ -1,0 +1,224 @@
+//! A combined node (`process.roles=broker,controller`) in a quorum of several voters: the
+//! quorum member and metadata controller of [`super::controller_node`], plus the broker's
+//! side of the cluster: registration and heartbeats to the active controller, catching up on
+//! the metadata log before any partition log is opened, following metadata as it commits, and
+//! forwarding controller-bound client requests to the active controller.
+//!
+//! ```text
+//!  join ─ meta.properties ─ QuorumNode on the controller listener ─ Controller
+//!       └ BrokerLifecycle: BrokerRegistration ─ broker epoch = offset of its record
+//!       └ wait until the applied metadata reaches that offset (the image is caught up: a log
+//!         absent from it really is a deleted topic's)
+//!  attach(broker) ─ follow: reconcile partitions on every applied offset
+//!                 ─ forwarded requests arriving on the controller listener go to the broker's
+//!                   own handlers; the broker forwards its clients' admin requests
+//!                 ─ ready: heartbeats ask to be unfenced
+//!  controlled_shutdown ─ (broker stops serving, logs closed) ─ stop: the quorum resigns
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use shale_common::{Clock, Rng, SeededRng};
+use shale_raft::kraft::KRaftConfig;
+use shale_raft::{Controller, Endpoint};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::controller_channel::ControllerChannel;
+use super::controller_node;
+use super::driver::QuorumView;
+use super::lifecycle_manager::{BrokerLifecycle, Registration};
+use super::metadata::{Applied, MetadataApplier};
+use super::node::{QuorumNode, QuorumNodeConfig};
+use super::wire::WireContext;
+use crate::config::BrokerConfig;
+use crate::state::Broker;
+
+/// How long a controlled shutdown waits for the controller's consent.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request to the active controller may take (finding it included).
+const CONTROLLER_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The cluster side of a running combined node.
+#[derive(Debug)]
+pub struct ClusterNode {
+    node: QuorumNode,
+    controller: Arc<Controller>,
+    applied: Arc<Applied>,
+    lifecycle: Option<BrokerLifecycle>,
+    forward: Arc<ControllerChannel>,
+    stop: watch::Sender<bool>,
+}
+
+impl ClusterNode {
+    /// Joins the quorum, registers this broker and waits until its metadata has caught up with
+    /// its own registration.
+    pub async fn join(config: &BrokerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<ClusterNode> {
+        join(config, clock).await
+    }
+}
+
+async fn join(config: &BrokerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<ClusterNode> {
+    let meta = controller_node::read_meta(config).await?;
+    let listener = controller_node::controller_listener(config)?;
+    let socket = TcpListener::bind((listener.host.as_str(), listener.port))
+        .await
+        .with_context(|| format!("binding controller listener {listener}"))?;
+    let voters = controller_node::peers(config);
+    let ids = voters.iter().map(|v| v.id).collect();
+    let (machine, applied) = MetadataApplier::new(&meta.cluster_id);
+    let node = QuorumNode::start(
+        QuorumNodeConfig {
+            node_id: config.node_id,
+            cluster_id: meta.cluster_id.clone(),
+            voters: voters.clone(),
+            listener_name: listener.name.clone(),
+            dir: config.metadata_log_dir.clone(),
+            raft: KRaftConfig::new(config.node_id, ids),
+            clock: clock.clone(),
+            rng: SeededRng::from_entropy(),
+            machine: Box::new(machine),
+        },
+        socket,
+    )
+    .await?;
+    let controller =
+        controller_node::start_controller(config, &node, applied.clone(), clock.clone()).await?;
+    let channel = |name: &str| {
+        let ctx = WireContext::new(meta.cluster_id.clone(), config.node_id, name);
+        Arc::new(ControllerChannel::new(
+            &voters,
+            node.view(),
+            ctx,
+            CONTROLLER_REQUEST_TIMEOUT,
+        ))
+    };
+    let lifecycle = BrokerLifecycle::start(
+        channel(&listener.name),
+        registration(config, &meta.cluster_id, &*SeededRng::from_entropy()),
+        Duration::from_millis(config.broker_heartbeat_interval_ms),
+        {
+            let applied = applied.clone();
+            Arc::new(move || applied.applied_offset())
+        },
+    );
+    let epoch = lifecycle.registered().await?;
+    let mut offsets = applied.subscribe();
+    offsets.wait_for(|offset| *offset >= epoch).await?;
+    tracing::info!(
+        broker_epoch = epoch,
+        "metadata caught up with this broker's registration"
+    );
+    let forward = channel(&listener.name);
+    Ok(ClusterNode {
+        node,
+        controller,
+        applied,
+        lifecycle: Some(lifecycle),
+        forward,
+        stop: watch::channel(false).0,
+    })
+}
+
+/// What this broker tells the controller about itself.
+fn registration(config: &BrokerConfig, cluster_id: &str, rng: &dyn Rng) -> Registration {
+    Registration {
+        broker_id: config.node_id,
+        cluster_id: cluster_id.to_string(),
+        incarnation_id: uuid::Uuid::from_bytes(rng.next_bytes16()),
+        endpoints: config
+            .advertised_listeners
+            .iter()
+            .map(|l| Endpoint {
+                name: l.name.clone(),
+                host: l.host.clone(),
+                port: l.port,
+                security_protocol: 0,
+            })
+            .collect(),
+        rack: config.broker_rack.clone(),
+        metadata_versions: (
+            shale_raft::format::BOOTSTRAP_METADATA_VERSION,
+            shale_raft::format::BOOTSTRAP_METADATA_VERSION,
+        ),
+    }
+}
+
+impl ClusterNode {
+    /// The metadata controller over the quorum (active only while this node leads).
+    pub fn controller(&self) -> Arc<Controller> {
+        self.controller.clone()
+    }
+
+    /// This node's view of the quorum.
+    pub fn view(&self) -> watch::Receiver<QuorumView> {
+        self.node.view()
+    }
+
+    /// Follows the offset of the applied metadata.
+    pub fn applied_offsets(&self) -> watch::Receiver<i64> {
+        self.applied.subscribe()
+    }
+
+    /// The channel a broker forwards controller-bound requests on.
+    pub fn forwarder(&self) -> Arc<ControllerChannel> {
+        self.forward.clone()
+    }
+
+    /// Wires the opened broker in: it follows the metadata, answers requests forwarded to this
+    /// node's controller, and asks to be unfenced.
+    pub fn attach(&self, broker: &Arc<Broker>) {
+        self.node
+            .set_forwarded(Arc::new(crate::api::forward::LocalAdmin::new(broker)));
+        tokio::spawn(follow(
+            Arc::downgrade(broker),
+            self.applied.subscribe(),
+            self.stop.subscribe(),
+        ));
+        if let Some(lifecycle) = &self.lifecycle {
+            lifecycle.set_ready();
+        }
+    }
+
+    /// Controlled shutdown: the controller moves this broker's leaderships away first.
+    pub async fn controlled_shutdown(&mut self) {
+        if let Some(lifecycle) = self.lifecycle.take() {
+            lifecycle
+                .controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT)
+                .await;
+        }
+    }
+
+    /// Stops following the metadata and leaves the quorum (resigning if leading).
+    pub async fn stop(mut self) {
+        self.controlled_shutdown().await;
+        let _ = self.stop.send(true);
+        self.node.shutdown().await;
+    }
+}
+
+/// Reconciles the broker's partitions with every newly applied metadata offset.
+async fn follow(
+    broker: std::sync::Weak<Broker>,
+    mut offsets: watch::Receiver<i64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let Some(b) = broker.upgrade() else { return };
+        let result = shale_common::blocking::spawn(move || b.reconcile()).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to partitions failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "applying metadata to partitions panicked");
+                return;
+            }
+        }
+        tokio::select! {
+            changed = offsets.changed() => if changed.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
+}
