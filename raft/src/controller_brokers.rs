@@ -8,13 +8,15 @@
 //! decision it is reset when the raft epoch changed (a new leadership starts every session
 //! afresh, as Kafka's newly active controller does), learns registrations it has no session
 //! for, drops unregistered brokers and takes the fenced flag from the image (the committed
-//! truth). Time is passed in by the caller. Fencing does not yet move the broker's leaderships
-//! or shrink ISRs (Kafka's `generateLeaderAndIsrUpdates`).
+//! truth). Time is passed in by the caller. Fencing a broker or its controlled shutdown moves
+//! its leaderships away and takes it out of ISRs in the same batch; unfencing gives leaderless
+//! partitions their leader back ([`crate::controller_leaders`]).
 
 use uuid::Uuid;
 
 use crate::broker_liveness::{BrokerLiveness, BrokerState, Heartbeat, HeartbeatError};
 use crate::controller::Controller;
+use crate::controller_leaders::{elect_leaderless, move_leadership_away};
 use crate::error::ControllerError;
 use crate::image::{register_broker_record, Endpoint, MetadataImage};
 use crate::records::{BrokerRegistrationChangeRecord, MetadataRecord};
@@ -166,7 +168,10 @@ impl Controller {
                 }
             }
             let epoch = self.log_end_offset();
-            Ok((vec![register_record(&req, epoch)], epoch))
+            let mut records = vec![register_record(&req, epoch)];
+            // A new incarnation starts fenced: what the old one led waits for it to unfence.
+            records.extend(move_leadership_away(image, req.broker_id));
+            Ok((records, epoch))
         })?;
         let image = self.image();
         self.sessions.lock().sync(&image, raft_epoch, now_ms);
@@ -190,24 +195,36 @@ impl Controller {
                 .heartbeat(&hb, leads, now_ms)
                 .map_err(heartbeat_error)?;
             let (id, epoch) = (hb.broker_id, hb.broker_epoch);
-            let record = match (outcome.current, outcome.next) {
+            let records = match (outcome.current, outcome.next) {
                 (BrokerState::Fenced, BrokerState::Unfenced) => {
-                    Some(change_record(id, epoch, UNFENCE, 0))
+                    let mut r = vec![change_record(id, epoch, UNFENCE, 0)];
+                    r.extend(elect_leaderless(image, id));
+                    r
                 }
                 (BrokerState::Unfenced | BrokerState::ControlledShutdown, BrokerState::Fenced)
                 | (
                     BrokerState::Unfenced | BrokerState::ControlledShutdown,
                     BrokerState::ShutdownNow,
-                ) => Some(change_record(id, epoch, FENCE, 0)),
-                (BrokerState::Unfenced, BrokerState::ControlledShutdown) => {
-                    Some(change_record(id, epoch, 0, 1))
+                ) => {
+                    let mut r = vec![change_record(id, epoch, FENCE, 0)];
+                    r.extend(move_leadership_away(image, id));
+                    r
                 }
-                _ => None,
+                (BrokerState::Unfenced, BrokerState::ControlledShutdown) => {
+                    let mut r = vec![change_record(id, epoch, 0, 1)];
+                    r.extend(move_leadership_away(image, id));
+                    r
+                }
+                // Partitions it was given meanwhile move too.
+                (BrokerState::ControlledShutdown, BrokerState::ControlledShutdown) => {
+                    move_leadership_away(image, id)
+                }
+                _ => Vec::new(),
             };
             let shutdown_at = (outcome.next == BrokerState::ControlledShutdown
                 && outcome.current != BrokerState::ControlledShutdown)
                 .then(|| self.log_end_offset());
-            Ok((record.into_iter().collect(), (outcome, shutdown_at)))
+            Ok((records, (outcome, shutdown_at)))
         })?;
         let image = self.image();
         let mut sessions = self.sessions.lock();
@@ -233,7 +250,9 @@ impl Controller {
                 return Ok((Vec::new(), None));
             };
             let epoch = image.brokers.get(&id).map_or(-1, |b| b.epoch);
-            Ok((vec![change_record(id, epoch, FENCE, 0)], Some(id)))
+            let mut records = vec![change_record(id, epoch, FENCE, 0)];
+            records.extend(move_leadership_away(image, id));
+            Ok((records, Some(id)))
         })?;
         if let Some(id) = fenced {
             tracing::info!(broker = id, "fenced a broker whose session expired");

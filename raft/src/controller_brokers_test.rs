@@ -204,3 +204,72 @@ fn want_shutdown_without_leaderships_fences_and_says_shut_down() {
     assert!(reply.should_shut_down && reply.is_fenced);
     assert!(c.image().brokers[&100].fenced);
 }
+
+/// Broker 100 registered and unfenced; topic "t" with one partition on broker 100 alone.
+fn with_topic_on_100(c: &Controller) -> i64 {
+    let epoch = c.register_broker(request(100, 1), T0).unwrap();
+    c.broker_heartbeat(hb(100, epoch, epoch), T0).unwrap();
+    let spec = crate::controller::CreateTopicSpec {
+        name: "t".into(),
+        num_partitions: -1,
+        replication_factor: -1,
+        assignments: vec![(0, vec![100])],
+        configs: vec![],
+    };
+    c.create_topic(spec, false).unwrap();
+    epoch
+}
+
+fn partition_0(c: &Controller) -> crate::image::PartitionImage {
+    c.image().topic("t").unwrap().partitions[&0].clone()
+}
+
+#[test]
+fn fencing_takes_leadership_away_and_unfencing_gives_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), 1000);
+    let epoch = with_topic_on_100(&c);
+    let before = partition_0(&c);
+    assert_eq!(before.leader, 100);
+
+    c.broker_heartbeat(hb(100, epoch, epoch), T0 + 10).unwrap();
+    let mut fenced = Vec::new();
+    while let Some(id) = c.fence_stale_brokers(T0 + 1500).unwrap() {
+        fenced.push(id);
+    }
+    assert!(fenced.contains(&100), "{fenced:?}");
+    let offline = partition_0(&c);
+    assert_eq!((offline.leader, offline.isr.clone()), (-1, vec![100]));
+    assert_eq!(offline.leader_epoch, before.leader_epoch + 1);
+
+    let reply = c
+        .broker_heartbeat(hb(100, epoch, c.log_end_offset()), T0 + 1600)
+        .unwrap();
+    assert!(!reply.is_fenced);
+    let back = partition_0(&c);
+    assert_eq!(back.leader, 100);
+    assert_eq!(back.leader_epoch, before.leader_epoch + 2);
+    assert!(back.partition_epoch > offline.partition_epoch);
+}
+
+#[test]
+fn controlled_shutdown_moves_leadership_then_says_shut_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), 9000);
+    let epoch = with_topic_on_100(&c);
+    let mut bye = hb(100, epoch, c.log_end_offset());
+    bye.want_shutdown = true;
+    let reply = c.broker_heartbeat(bye, T0 + 1).unwrap();
+    assert!(!reply.should_shut_down, "it led a partition");
+    assert!(c.image().brokers[&100].in_controlled_shutdown);
+    assert_eq!(partition_0(&c).leader, -1);
+
+    // Every other active broker (here the controller's own, broker 1) has applied past the
+    // shutdown offset.
+    let leo = c.log_end_offset();
+    let one = c.image().brokers[&1].epoch;
+    c.broker_heartbeat(hb(1, one, leo), T0 + 2).unwrap();
+    bye.current_metadata_offset = leo;
+    let reply = c.broker_heartbeat(bye, T0 + 2).unwrap();
+    assert!(reply.should_shut_down && reply.is_fenced);
+}

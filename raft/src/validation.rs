@@ -56,12 +56,12 @@ pub fn check_collision(image: &MetadataImage, name: &str) -> Result<(), Controll
     Ok(())
 }
 
-/// Brokers that can host replicas (registered and unfenced), ascending.
+/// Brokers that can host replicas (registered, unfenced, not shutting down), ascending.
 pub fn usable_brokers(image: &MetadataImage) -> Vec<i32> {
     image
         .brokers
         .values()
-        .filter(|b| !b.fenced)
+        .filter(|b| !b.fenced && !b.in_controlled_shutdown)
         .map(|b| b.id)
         .collect()
 }

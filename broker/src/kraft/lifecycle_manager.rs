@@ -36,6 +36,9 @@ use super::controller_channel::ControllerChannel;
 const REGISTRATION_VERSION: i16 = BrokerRegistrationRequest::VERSIONS.max;
 const HEARTBEAT_VERSION: i16 = BrokerHeartbeatRequest::VERSIONS.max;
 
+/// The pause between heartbeats while in controlled shutdown.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+
 /// Who this broker is, as it registers.
 #[derive(Clone, Debug)]
 pub struct Registration {
@@ -253,8 +256,15 @@ impl Run {
                 }
                 Err(e) => tracing::debug!(error = %e, "broker heartbeat failed"),
             }
+            // In a controlled shutdown the controller is asked again at once (a short pause
+            // only), as Kafka's broker does, so leaving takes round trips rather than intervals.
+            let pause = if self.shutting_down.load(Ordering::Acquire) {
+                SHUTDOWN_POLL
+            } else {
+                self.interval
+            };
             tokio::select! {
-                _ = tokio::time::sleep(self.interval) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = self.wake.notified() => {}
             }
         }
