@@ -31,7 +31,7 @@ use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use shale_common::{Clock, SeededRng, SystemClock};
 use shale_local_log::{LogManager, LogManagerOptions};
-use shale_raft::{Controller, ControllerOptions, Endpoint};
+use shale_raft::{Controller, ControllerOptions};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -226,16 +226,7 @@ fn open_controller(
     clock: Arc<dyn Clock>,
     rng: Arc<dyn shale_common::Rng>,
 ) -> anyhow::Result<Controller> {
-    let endpoints = config
-        .advertised_listeners
-        .iter()
-        .map(|l| Endpoint {
-            name: l.name.clone(),
-            host: l.host.clone(),
-            port: l.port,
-            security_protocol: 0,
-        })
-        .collect();
+    let endpoints = config.advertised_endpoints();
     Controller::open(
         ControllerOptions {
             metadata_log_dir: config.metadata_log_dir.clone(),

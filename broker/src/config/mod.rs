@@ -124,6 +124,19 @@ pub struct BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// The advertised client listeners as registered endpoints (all PLAINTEXT).
+    pub fn advertised_endpoints(&self) -> Vec<shale_raft::Endpoint> {
+        self.advertised_listeners
+            .iter()
+            .map(|l| shale_raft::Endpoint {
+                name: l.name.clone(),
+                host: l.host.clone(),
+                port: l.port,
+                security_protocol: 0,
+            })
+            .collect()
+    }
+
     /// A node of a multi-node cluster: its quorum names other nodes.
     pub fn is_multi_node(&self) -> bool {
         self.voters.iter().any(|v| v.id != self.node_id)

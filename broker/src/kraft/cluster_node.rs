@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::Context;
 use shale_common::{Clock, Rng, SeededRng};
 use shale_raft::kraft::KRaftConfig;
-use shale_raft::{Controller, Endpoint};
+use shale_raft::Controller;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -128,16 +128,7 @@ fn registration(config: &BrokerConfig, cluster_id: &str, rng: &dyn Rng) -> Regis
         broker_id: config.node_id,
         cluster_id: cluster_id.to_string(),
         incarnation_id: uuid::Uuid::from_bytes(rng.next_bytes16()),
-        endpoints: config
-            .advertised_listeners
-            .iter()
-            .map(|l| Endpoint {
-                name: l.name.clone(),
-                host: l.host.clone(),
-                port: l.port,
-                security_protocol: 0,
-            })
-            .collect(),
+        endpoints: config.advertised_endpoints(),
         rack: config.broker_rack.clone(),
         metadata_versions: (
             shale_raft::format::BOOTSTRAP_METADATA_VERSION,
