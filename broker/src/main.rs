@@ -39,6 +39,10 @@ enum Command {
     Format {
         #[arg(long)]
         cluster_id: String,
+        /// Leave directories that are already formatted as they are (kafka-storage.sh's
+        /// --ignore-formatted), so a container can format on every start.
+        #[arg(long, short = 'g')]
+        ignore_formatted: bool,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -57,11 +61,22 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run(cli.run)) {
         Command::Run(args) => run(args),
-        Command::Format { cluster_id, config } => {
+        Command::Format {
+            cluster_id,
+            ignore_formatted,
+            config,
+        } => {
             let cfg = load(&config)?;
             let mut dirs = cfg.log_dirs.clone();
             dirs.push(cfg.metadata_log_dir.clone());
             dirs.dedup();
+            if ignore_formatted {
+                dirs.retain(|d| !matches!(shale_local_log::MetaProperties::read(d), Ok(Some(_))));
+                if dirs.is_empty() {
+                    println!("All of the log directories are already formatted.");
+                    return Ok(());
+                }
+            }
             let rng = shale_common::SeededRng::from_entropy();
             shale_raft::format::format_dirs(&dirs, &cluster_id, cfg.node_id, rng.as_ref())?;
             println!(

@@ -19,7 +19,6 @@
 //! is at `max.connections.per.ip`. A connection with no bytes read, no request in progress and no
 //! response written for `connections.max.idle.ms` is closed.
 
-use crate::api::forward::Forwarder;
 use crate::api::{self, CloseReason, ConnectionInfo, Response};
 use crate::config::{BrokerConfig, Listener};
 use crate::connection_limits::{ConnectionLimits, Permit, Refused};
@@ -121,10 +120,10 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         open_broker(config, clock.clone(), controller)
     })?);
     if let Some(c) = &cluster {
-        broker.set_forwarder(Forwarder::new(c.forwarder(), c.view(), c.applied_offsets()));
+        broker.set_forwarder(c.forwarder());
         c.attach(&broker);
     }
-    shale_common::blocking::io(|| crate::group::store::replay(&broker));
+    shale_common::blocking::io(|| crate::group::store::sync_partitions(&broker));
     start_tiering(&broker, clock).await?;
     let addrs = listeners
         .iter()
@@ -175,7 +174,7 @@ fn client_listeners(config: &BrokerConfig) -> Vec<Listener> {
 
 /// Opens the metadata controller (the single node's own, unless `cluster` brings the one over
 /// the cluster's quorum) and the logs, and assembles the broker.
-fn open_broker(
+pub(crate) fn open_broker(
     config: BrokerConfig,
     clock: Arc<dyn Clock>,
     cluster: Option<Arc<Controller>>,

@@ -187,16 +187,23 @@ impl Broker {
         self.replicas.apply(self.image())
     }
 
-    /// Hands out a producer id, fetching a new block from the controller when needed.
-    pub fn next_producer_id(&self) -> Result<i64, shale_raft::ControllerError> {
+    /// Takes the next producer id of the block in hand; `None` when it is used up.
+    pub fn take_producer_id(&self) -> Option<i64> {
+        let mut ids = self.producer_ids.lock();
+        (ids.0 < ids.1).then(|| {
+            ids.0 += 1;
+            ids.0 - 1
+        })
+    }
+
+    /// Puts a block of producer ids (first, length) from the controller in hand. A block that
+    /// arrives while another is still in hand (two requests refilled at once) is dropped: its
+    /// ids are never handed out, so no id is given twice.
+    pub fn add_producer_ids(&self, (first, len): (i64, i32)) {
         let mut ids = self.producer_ids.lock();
         if ids.0 >= ids.1 {
-            let (first, len) = self.controller.allocate_producer_ids(self.config.node_id)?;
-            *ids = (first, first + len as i64);
+            *ids = (first, first + i64::from(len));
         }
-        let id = ids.0;
-        ids.0 += 1;
-        Ok(id)
     }
 }
 

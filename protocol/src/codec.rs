@@ -124,6 +124,8 @@ requests! {
     InitProducerId => InitProducerIdRequest,
     DescribeProducers => DescribeProducersRequest,
     OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
+    DescribeQuorum => DescribeQuorumRequest,
+    ElectLeaders => ElectLeadersRequest,
     DescribeLogDirs => DescribeLogDirsRequest,
     FindCoordinator => FindCoordinatorRequest,
     JoinGroup => JoinGroupRequest,

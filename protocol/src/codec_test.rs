@@ -100,6 +100,8 @@ fn every_served_api_round_trips_at_every_version() {
         DeleteRecords => DeleteRecordsRequest, InitProducerId => InitProducerIdRequest,
         DescribeProducers => DescribeProducersRequest,
         OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
+        DescribeQuorum => DescribeQuorumRequest,
+        ElectLeaders => ElectLeadersRequest,
         DescribeLogDirs => DescribeLogDirsRequest, FindCoordinator => FindCoordinatorRequest,
         JoinGroup => JoinGroupRequest, SyncGroup => SyncGroupRequest,
         Heartbeat => HeartbeatRequest, LeaveGroup => LeaveGroupRequest,

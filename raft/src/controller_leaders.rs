@@ -14,6 +14,11 @@
 //!   `unclean.leader.election.enable` is true for its topic (topic override, else the cluster
 //!   default), with an ISR of that replica alone.
 //!
+//! * ElectLeaders ([`elect`]): a preferred election gives the partition its first replica as
+//!   leader when that replica is in the ISR and active; an unclean one gives a leaderless
+//!   partition its first active ISR member, else (whatever the topic's config says: the operator
+//!   asked) its first active replica with an ISR of that replica alone.
+//!
 //! A leader change bumps the leader epoch (the image does it for every record that names a
 //! leader), every change the partition epoch.
 
@@ -102,6 +107,74 @@ fn unclean_allowed(image: &MetadataImage, topic: &TopicImage) -> bool {
                 .and_then(|c| c.get(UNCLEAN_LEADER_ELECTION))
         })
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// ElectLeaders' election types (`election_type` 0 and 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElectionType {
+    Preferred,
+    Unclean,
+}
+
+/// Why a partition's election did not change its leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElectionError {
+    /// The partition already has such a leader (ELECTION_NOT_NEEDED).
+    NotNeeded,
+    /// The preferred replica is gone, fenced, shutting down or out of the ISR
+    /// (PREFERRED_LEADER_NOT_AVAILABLE).
+    PreferredNotAvailable,
+    /// No replica can lead (ELIGIBLE_LEADERS_NOT_AVAILABLE).
+    NoEligibleLeader,
+    /// No such topic or partition (UNKNOWN_TOPIC_OR_PARTITION).
+    UnknownPartition,
+}
+
+/// The change an election of `kind` makes to `partition` of `topic`.
+pub fn elect(
+    image: &MetadataImage,
+    topic: &TopicImage,
+    partition: i32,
+    kind: ElectionType,
+) -> Result<PartitionChangeRecord, ElectionError> {
+    let p = topic
+        .partitions
+        .get(&partition)
+        .ok_or(ElectionError::UnknownPartition)?;
+    let mut change = PartitionChangeRecord::new(PARTITION_RECORD_VERSION, topic.id, partition);
+    match kind {
+        ElectionType::Preferred => {
+            let preferred = *p
+                .replicas
+                .first()
+                .ok_or(ElectionError::PreferredNotAvailable)?;
+            if p.leader == preferred {
+                return Err(ElectionError::NotNeeded);
+            }
+            if !p.isr.contains(&preferred) || !is_active(image, preferred) {
+                return Err(ElectionError::PreferredNotAvailable);
+            }
+            change.leader = preferred;
+        }
+        ElectionType::Unclean => {
+            if p.leader != -1 {
+                return Err(ElectionError::NotNeeded);
+            }
+            let active = |r: &&i32| is_active(image, **r);
+            if let Some(&r) = p.replicas.iter().filter(|r| p.isr.contains(r)).find(active) {
+                change.leader = r;
+            } else {
+                let &r = p
+                    .replicas
+                    .iter()
+                    .find(active)
+                    .ok_or(ElectionError::NoEligibleLeader)?;
+                change.leader = r;
+                change.isr = Some(vec![r]);
+            }
+        }
+    }
+    Ok(change)
 }
 
 #[cfg(test)]

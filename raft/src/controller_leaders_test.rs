@@ -136,3 +136,57 @@ fn unclean_election_takes_any_replica_only_when_enabled() {
     img.brokers.get_mut(&2).unwrap().fenced = false;
     assert!(elect_leaderless(&img, 1).is_empty());
 }
+
+#[test]
+fn preferred_election_moves_leadership_to_the_first_replica_when_it_can_lead() {
+    let img = image(
+        &[3],
+        vec![
+            partition(&[1, 2], &[1, 2], 2), // preferred 1 is in the ISR and live
+            partition(&[1, 2], &[1, 2], 1), // already led by it
+            partition(&[1, 2], &[2], 2),    // preferred out of the ISR
+            partition(&[3, 2], &[3, 2], 2), // preferred fenced
+        ],
+    );
+    let t = img.topic("t").unwrap();
+    let kind = ElectionType::Preferred;
+    let c = elect(&img, t, 0, kind).unwrap();
+    assert_eq!((c.leader, c.isr), (1, None));
+    assert_eq!(elect(&img, t, 1, kind), Err(ElectionError::NotNeeded));
+    assert_eq!(
+        elect(&img, t, 2, kind),
+        Err(ElectionError::PreferredNotAvailable)
+    );
+    assert_eq!(
+        elect(&img, t, 3, kind),
+        Err(ElectionError::PreferredNotAvailable)
+    );
+    assert_eq!(
+        elect(&img, t, 9, kind),
+        Err(ElectionError::UnknownPartition)
+    );
+}
+
+#[test]
+fn unclean_election_prefers_the_isr_then_any_live_replica() {
+    let img = image(
+        &[1],
+        vec![
+            partition(&[1, 2, 3], &[1, 3], -1), // live ISR member 3
+            partition(&[1, 2], &[1], -1),       // ISR gone: replica 2 alone
+            partition(&[1], &[1], -1),          // nobody
+            partition(&[2], &[2], 2),           // has a leader
+        ],
+    );
+    let t = img.topic("t").unwrap();
+    let kind = ElectionType::Unclean;
+    let c = elect(&img, t, 0, kind).unwrap();
+    assert_eq!((c.leader, c.isr), (3, None));
+    let c = elect(&img, t, 1, kind).unwrap();
+    assert_eq!((c.leader, c.isr), (2, Some(vec![2])));
+    assert_eq!(
+        elect(&img, t, 2, kind),
+        Err(ElectionError::NoEligibleLeader)
+    );
+    assert_eq!(elect(&img, t, 3, kind), Err(ElectionError::NotNeeded));
+}

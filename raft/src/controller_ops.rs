@@ -1,6 +1,7 @@
 //! The controller's metadata operations: validation against the current image (see
 //! [`crate::validation`]) and the records each change writes, following Kafka's
-//! ReplicationControlManager / ConfigurationControlManager / ProducerIdControlManager.
+//! ReplicationControlManager / ConfigurationControlManager / ProducerIdControlManager, and
+//! ElectLeaders over [`crate::controller_leaders`].
 
 use std::collections::BTreeMap;
 
@@ -9,6 +10,7 @@ use uuid::Uuid;
 use crate::controller::{
     AlterConfigOp, ConfigOpType, ConfigResource, Controller, CreateTopicSpec, CreatedTopic,
 };
+use crate::controller_leaders::{elect, ElectionError, ElectionType};
 use crate::error::ControllerError;
 use crate::format::random_uuid_value;
 use crate::image::{MetadataImage, PartitionImage};
@@ -215,12 +217,25 @@ impl Controller {
         })
     }
 
-    /// AllocateProducerIds: hands `broker_id` the next block of 1000 ids.
-    pub fn allocate_producer_ids(&self, broker_id: i32) -> Result<(i64, i32), ControllerError> {
+    /// AllocateProducerIds: hands `broker_id` the next block of 1000 ids. A broker asking over
+    /// the wire names its broker epoch, which must be its current registration's, as Kafka's
+    /// controller checks (STALE_BROKER_EPOCH otherwise); the node's own broker passes `None`.
+    pub fn allocate_producer_ids(
+        &self,
+        broker_id: i32,
+        broker_epoch: Option<i64>,
+    ) -> Result<(i64, i32), ControllerError> {
         self.write(|image| {
             let broker = image.brokers.get(&broker_id).ok_or_else(|| {
                 ControllerError::InvalidRequest(format!("Broker {broker_id} is not registered."))
             })?;
+            if let Some(sent) = broker_epoch.filter(|e| *e != broker.epoch) {
+                return Err(ControllerError::StaleBrokerEpoch {
+                    broker_id,
+                    sent,
+                    registered: broker.epoch,
+                });
+            }
             let first = image.next_producer_id;
             let record = MetadataRecord::ProducerIds(ProducerIdsRecord {
                 broker_id,
@@ -228,6 +243,49 @@ impl Controller {
                 next_producer_id: first + i64::from(PRODUCER_ID_BLOCK_SIZE),
             });
             Ok((vec![record], (first, PRODUCER_ID_BLOCK_SIZE)))
+        })
+    }
+}
+
+/// One topic's election outcomes, by partition.
+pub type TopicElections = (String, Vec<(i32, Result<(), ElectionError>)>);
+
+impl Controller {
+    /// ElectLeaders: elects the leaders `kind` asks for in `partitions`, by topic; `None` means
+    /// every partition, answering only those whose leader changed or could not be elected, as
+    /// Kafka's controller does.
+    pub fn elect_leaders(
+        &self,
+        kind: ElectionType,
+        partitions: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<Vec<TopicElections>, ControllerError> {
+        self.write(|image| {
+            let all = partitions.is_none();
+            let wanted = partitions.unwrap_or_else(|| {
+                let each = image.topics.values();
+                each.map(|t| (t.name.clone(), t.partitions.keys().copied().collect()))
+                    .collect()
+            });
+            let mut records = Vec::new();
+            let mut results = Vec::new();
+            for (name, ids) in wanted {
+                let ids: std::collections::BTreeSet<i32> = ids.into_iter().collect();
+                let mut outcomes = Vec::new();
+                for id in ids {
+                    let outcome = match image.topic(&name) {
+                        None => Err(ElectionError::UnknownPartition),
+                        Some(t) => elect(image, t, id, kind)
+                            .map(|c| records.push(MetadataRecord::PartitionChange(c))),
+                    };
+                    if !(all && outcome == Err(ElectionError::NotNeeded)) {
+                        outcomes.push((id, outcome));
+                    }
+                }
+                if !(all && outcomes.is_empty()) {
+                    results.push((name, outcomes));
+                }
+            }
+            Ok((records, results))
         })
     }
 }

@@ -426,15 +426,24 @@ fn producer_id_blocks_are_unique_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     format(dir.path());
     let c = open(dir.path(), 1);
-    assert_eq!(c.allocate_producer_ids(1).unwrap(), (0, 1000));
-    assert_eq!(c.allocate_producer_ids(1).unwrap(), (1000, 1000));
+    assert_eq!(c.allocate_producer_ids(1, None).unwrap(), (0, 1000));
+    assert_eq!(c.allocate_producer_ids(1, None).unwrap(), (1000, 1000));
     assert!(matches!(
-        c.allocate_producer_ids(5),
+        c.allocate_producer_ids(5, None),
         Err(ControllerError::InvalidRequest(_))
     ));
+    let epoch = c.image().brokers[&1].epoch;
+    assert!(matches!(
+        c.allocate_producer_ids(1, Some(epoch + 1)),
+        Err(ControllerError::StaleBrokerEpoch { broker_id: 1, .. })
+    ));
+    assert_eq!(
+        c.allocate_producer_ids(1, Some(epoch)).unwrap(),
+        (2000, 1000)
+    );
     drop(c);
     let c = open(dir.path(), 2);
-    assert_eq!(c.allocate_producer_ids(1).unwrap(), (2000, 1000));
+    assert_eq!(c.allocate_producer_ids(1, None).unwrap(), (3000, 1000));
 }
 
 fn populate(c: &Controller) {
@@ -451,7 +460,7 @@ fn populate(c: &Controller) {
         false,
     )
     .unwrap();
-    c.allocate_producer_ids(1).unwrap();
+    c.allocate_producer_ids(1, None).unwrap();
 }
 
 #[test]

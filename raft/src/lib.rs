@@ -44,7 +44,7 @@ pub use controller::{
 pub use controller_brokers::{
     BrokerRegistrationRequest, HeartbeatReply, DEFAULT_BROKER_SESSION_TIMEOUT_MS,
 };
-pub use controller_ops::PRODUCER_ID_BLOCK_SIZE;
+pub use controller_ops::{TopicElections, PRODUCER_ID_BLOCK_SIZE};
 pub use error::{ControllerError, ErrorKind, RaftError};
 pub use format::{ensure_formatted, ensure_formatted_as, format_dirs, random_uuid};
 pub use image::{BrokerRegistration, Endpoint, MetadataImage, PartitionImage, TopicImage};

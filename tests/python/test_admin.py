@@ -1,6 +1,6 @@
 """Admin APIs through confluent-kafka's AdminClient and kafka-python's
 KafkaAdminClient: CreateTopics (partitions, configs, validate_only, errors),
-Metadata, DescribeConfigs / AlterConfigs / IncrementalAlterConfigs,
+Metadata, DescribeQuorum, DescribeConfigs / AlterConfigs / IncrementalAlterConfigs,
 CreatePartitions, DeleteTopics, DeleteRecords, DescribeLogDirs and topic auto-creation."""
 
 from __future__ import annotations
@@ -174,6 +174,31 @@ def test_metadata(abroker):
         raw = kh.metadata_v1(c, ["md-b"])
         assert list(raw["topics"]) == ["md-b"]
         assert raw["topics"]["md-b"]["partitions"][0]["leader"] == nid
+
+
+def test_describe_quorum_on_the_client_listener(abroker):
+    """`kafka-metadata-quorum.sh --bootstrap-server` asks a broker: the single node answers for
+    its quorum of one (it leads; its log end is the high watermark)."""
+    from test_quorum import describe_quorum
+    kh.ck_create_topic(abroker.bootstrap, "dq", 1)
+    leader, epoch, hw, voters = describe_quorum(abroker.port)
+    nid = next(iter(kh.raw_metadata(abroker.host, abroker.port)["brokers"]))["node_id"]
+    assert leader == nid and epoch >= 0 and hw > 0, (leader, epoch, hw)
+    assert voters == {nid: hw}
+
+
+def test_elect_leaders_on_a_single_node(abroker):
+    """kafka-leader-election.sh's ElectLeaders: the one broker already leads every partition."""
+    from confluent_kafka import ElectionType
+    kh.ck_create_topic(abroker.bootstrap, "el", 2)
+    admin = kh.ck_admin(abroker.bootstrap)
+    tps = [TopicPartition("el", p) for p in (0, 1)] + [TopicPartition("el", 7)]
+    got = admin.elect_leaders(ElectionType.PREFERRED, tps).result(timeout=30)
+    codes = {tp.partition: e.code() for tp, e in got.items()}
+    assert codes == {0: KafkaError.ELECTION_NOT_NEEDED, 1: KafkaError.ELECTION_NOT_NEEDED,
+                     7: KafkaError.UNKNOWN_TOPIC_OR_PART}, codes
+    # Every partition: none needed an election, so none is listed.
+    assert admin.elect_leaders(ElectionType.UNCLEAN, None).result(timeout=30) == {}
 
 
 # ---------------------------------------------------------------------------

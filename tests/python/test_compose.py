@@ -1,6 +1,8 @@
-"""minio-compose/ cannot be run on these machines (no Docker engine), so it is checked as well as
-can be done without one: the compose file against the compose-spec JSON schema, the references
-between services, the build context, and every broker setting it passes is one the broker knows."""
+"""minio-compose/ (the single node with MinIO, and the three-node cluster) cannot be run on these
+machines (no Docker engine), so it is checked as well as can be done without one: each compose
+file against the compose-spec JSON schema, the references between services, the build context,
+and the broker settings each passes (the real binary starts with the single node's and formats
+each cluster node's directory with its properties)."""
 
 import subprocess
 import sys
@@ -91,3 +93,61 @@ def test_every_broker_setting_is_known_to_the_broker(shale_bin, tmp_path):
     text = "".join(lines)
     assert " started" in text, text
     assert "unknown configuration key" not in text, text
+
+
+# ---------------------------------------------------------------------------
+# docker-compose.cluster.yml: three combined nodes, settings in cluster/node-N.properties
+# ---------------------------------------------------------------------------
+CLUSTER = REPO / "minio-compose" / "docker-compose.cluster.yml"
+
+
+def read_properties(path: Path) -> dict:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines()
+             if line.strip() and not line.startswith("#"))
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def test_cluster_compose_file_matches_the_compose_spec_schema():
+    exe = Path(sys.executable).with_name("check-jsonschema")
+    res = subprocess.run([str(exe), "--builtin-schema", "vendor.compose-spec", str(CLUSTER)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_cluster_nodes_agree_and_the_broker_accepts_their_settings(shale_bin, tmp_path):
+    """Each service mounts its node's properties; the voters are the services on their
+    controller port; every node's external listener is published; and the real binary
+    formats each node's directory with those settings (twice: the second start skips it)."""
+    doc = YAML(typ="safe").load(CLUSTER.read_text())
+    services = doc["services"]
+    assert set(services) == {"shale-1", "shale-2", "shale-3"}
+    voters = set()
+    for n in (1, 2, 3):
+        svc = services[f"shale-{n}"]
+        assert svc["hostname"] == f"shale-{n}"
+        mount, data = svc["volumes"]
+        source, target = mount.split(":")[:2]
+        assert target == "/etc/shale/server.properties"
+        assert data.split(":")[0] in doc["volumes"]
+        path = (CLUSTER.parent / source).resolve()
+        props = read_properties(path)
+        assert props["node.id"] == str(n)
+        voters.add(props["controller.quorum.voters"])
+        for entry in props["controller.quorum.voters"].split(","):
+            host, port = entry.split("@")[1].split(":")
+            assert host in services and f"CONTROLLER://0.0.0.0:{port}" in props["listeners"]
+        external = next(l for l in props["advertised.listeners"].split(",")
+                        if l.startswith("EXTERNAL://"))
+        port = external.rsplit(":", 1)[1]
+        assert f"{port}:{port}" in svc["ports"], svc["ports"]
+        command = svc["command"][0]
+        cluster_id = command.split("--cluster-id ")[1].split()[0]
+        args = [str(shale_bin), "format", "--ignore-formatted", "--cluster-id", cluster_id,
+                "--config", str(path), "--override", f"log.dirs={tmp_path / f'node{n}'}"]
+        first = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        assert first.returncode == 0 and "Formatted" in first.stdout, first.stdout + first.stderr
+        again = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        assert again.returncode == 0 and "already formatted" in again.stdout, again.stderr
+    assert len(voters) == 1, voters
+    build = services["shale-1"]["build"]
+    assert (CLUSTER.parent / build["context"] / build["dockerfile"]).resolve().is_file()

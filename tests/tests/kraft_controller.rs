@@ -65,7 +65,7 @@ async fn start(member: &mut Member, ports: &[u16], listener: TcpListener) {
         rng: SeededRng::new(id as u64),
         machine: Box::new(machine),
     };
-    let node = QuorumNode::start(cfg, listener).await.unwrap();
+    let node = QuorumNode::start(cfg, Some(listener)).await.unwrap();
     let quorum = Arc::new(
         KRaftMetadataQuorum::new(id, applied, node.handle(), clock, Duration::from_secs(5))
             .with_bootstrap(default_bootstrap_records()),

@@ -81,7 +81,10 @@ async fn start(
         rng: SeededRng::new(id as u64),
         machine: Box::new(applied.clone()),
     };
-    (QuorumNode::start(cfg, listener).await.unwrap(), applied)
+    (
+        QuorumNode::start(cfg, Some(listener)).await.unwrap(),
+        applied,
+    )
 }
 
 /// Polls until `f` holds for the members' views, or fails after `limit`.

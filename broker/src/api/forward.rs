@@ -2,9 +2,10 @@
 //! admin requests to the active controller.
 //!
 //! * The receiving broker ([`forward`]): a CreateTopics, DeleteTopics, CreatePartitions,
-//!   AlterConfigs or IncrementalAlterConfigs from a client, on a node that is not the active
+//!   AlterConfigs, IncrementalAlterConfigs or ElectLeaders from a client, on a node that is not the active
 //!   controller, is relayed whole over the [`ControllerChannel`]; the controller's answer goes
-//!   back to the client as it came. When the relay fails (no controller known, connection lost)
+//!   back to the client as it came. DescribeQuorum is always relayed: only the quorum leader's
+//!   controller listener can answer it. When the relay fails (no controller known, connection lost)
 //!   the request is handled locally, where the controller's NOT_CONTROLLER (retriable) answers.
 //! * The active controller ([`LocalAdmin`]): forwarded frames arriving on its controller
 //!   listener run through this broker's own handlers, never forwarded again.
@@ -21,7 +22,8 @@ use shale_protocol::kafka_protocol::messages::create_topics_request::{
     CreatableTopic, CreatableTopicConfig,
 };
 use shale_protocol::kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, TopicName,
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, ApiKey, BrokerId, CreateTopicsRequest,
+    CreateTopicsResponse, TopicName,
 };
 use shale_protocol::kafka_protocol::protocol::{Encodable, StrBytes};
 use shale_raft::kraft::RoleKind;
@@ -32,6 +34,7 @@ use super::admin_topics::CreateError;
 use super::{ConnectionInfo, Response};
 use crate::kraft::controller_channel::ControllerChannel;
 use crate::kraft::driver::QuorumView;
+use crate::kraft::lifecycle_manager::LifecycleState;
 use crate::kraft::listener::ForwardedRequests;
 use crate::state::Broker;
 
@@ -39,13 +42,18 @@ use crate::state::Broker;
 const TOPIC_VISIBLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The client requests only the active controller can carry out.
-pub const FORWARDED_APIS: [ApiKey; 5] = [
+pub const FORWARDED_APIS: [ApiKey; 6] = [
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
     ApiKey::AlterConfigs,
     ApiKey::IncrementalAlterConfigs,
+    ApiKey::ElectLeaders,
 ];
+
+/// The client requests the active controller's listener answers itself: relayed even by the
+/// node that leads (to its own controller listener), never through the broker's handlers.
+const CONTROLLER_APIS: [ApiKey; 1] = [ApiKey::DescribeQuorum];
 
 /// A broker's way to the active controller.
 #[derive(Debug)]
@@ -54,6 +62,8 @@ pub struct Forwarder {
     view: watch::Receiver<QuorumView>,
     /// The offset of the metadata this broker applied.
     applied: watch::Receiver<i64>,
+    /// This broker's registration as the controller last answered it (its broker epoch).
+    lifecycle: watch::Receiver<LifecycleState>,
 }
 
 impl Forwarder {
@@ -61,11 +71,13 @@ impl Forwarder {
         channel: Arc<ControllerChannel>,
         view: watch::Receiver<QuorumView>,
         applied: watch::Receiver<i64>,
+        lifecycle: watch::Receiver<LifecycleState>,
     ) -> Forwarder {
         Forwarder {
             channel,
             view,
             applied,
+            lifecycle,
         }
     }
 
@@ -106,6 +118,36 @@ impl Forwarder {
                 E::RequestTimedOut.code(),
                 format!("topic {name} created but not yet in this broker's metadata"),
             )),
+        }
+    }
+
+    /// A block of producer ids from the active controller (AllocateProducerIds, as Kafka's
+    /// brokers ask for theirs): the first id and how many; a Kafka error code and message when
+    /// refused or unreachable.
+    pub(crate) async fn allocate_producer_ids(
+        &self,
+        broker_id: i32,
+    ) -> Result<(i64, i32), (i16, String)> {
+        const VERSION: i16 = 0;
+        let epoch = self.lifecycle.borrow().broker_epoch;
+        let request = AllocateProducerIdsRequest::default()
+            .with_broker_id(BrokerId(broker_id))
+            .with_broker_epoch(epoch);
+        fn unreachable(e: impl std::fmt::Display) -> (i16, String) {
+            (E::CoordinatorNotAvailable.code(), e.to_string())
+        }
+        let mut body = bytes::BytesMut::new();
+        request.encode(&mut body, VERSION).map_err(unreachable)?;
+        let answer = self
+            .channel
+            .send(ApiKey::AllocateProducerIds, VERSION, &body)
+            .await
+            .map_err(unreachable)?;
+        let response: AllocateProducerIdsResponse =
+            decode_message(answer, VERSION).map_err(unreachable)?;
+        match response.error_code {
+            0 => Ok((response.producer_id_start.0, response.producer_id_len)),
+            code => Err((code, "the controller refused AllocateProducerIds".into())),
         }
     }
 
@@ -155,7 +197,9 @@ pub async fn forward(
 ) -> Option<Response> {
     let forwarder = broker.forwarder()?;
     let key = ApiKey::try_from(api_key).ok()?;
-    if connection.forwarded || !FORWARDED_APIS.contains(&key) || forwarder.is_controller() {
+    let relayed = CONTROLLER_APIS.contains(&key)
+        || (FORWARDED_APIS.contains(&key) && !forwarder.is_controller());
+    if connection.forwarded || !relayed {
         return None;
     }
     match forwarder.channel.forward(frame).await {

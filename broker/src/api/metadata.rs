@@ -54,7 +54,11 @@ pub async fn handle(
     }
     resp.cluster_authorized_operations = i32::MIN;
     if all {
-        resp.topics = image.topics.values().map(|t| topic(t, version)).collect();
+        resp.topics = image
+            .topics
+            .values()
+            .map(|t| topic(&image, t, version))
+            .collect();
         return resp;
     }
     for t in req.topics.iter().flatten() {
@@ -63,7 +67,7 @@ pub async fn handle(
             None => image.topic_by_id(&t.topic_id),
         };
         let entry = match (found, &t.name) {
-            (Some(ti), _) => topic(ti, version),
+            (Some(ti), _) => topic(&image, ti, version),
             (None, Some(name)) => {
                 let code = create_errors
                     .iter()
@@ -137,8 +141,11 @@ fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker>
         .collect()
 }
 
-/// One topic, with only the fields `version` has (kafka-protocol refuses to encode others).
-fn topic(t: &TopicImage, version: i16) -> MetadataResponseTopic {
+/// One topic, with only the fields `version` has (kafka-protocol refuses to encode others). A
+/// partition without a live leader gets LEADER_NOT_AVAILABLE and its replicas on brokers that
+/// are gone or fenced are listed offline, as Kafka answers.
+fn topic(image: &MetadataImage, t: &TopicImage, version: i16) -> MetadataResponseTopic {
+    let live = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
     let mut m = MetadataResponseTopic::default();
     m.name = Some(TopicName(StrBytes::from_string(t.name.clone())));
     if version >= 10 {
@@ -158,6 +165,14 @@ fn topic(t: &TopicImage, version: i16) -> MetadataResponseTopic {
             }
             mp.replica_nodes = p.replicas.iter().map(|&r| BrokerId(r)).collect();
             mp.isr_nodes = p.isr.iter().map(|&r| BrokerId(r)).collect();
+            if !live(p.leader) {
+                mp.error_code = E::LeaderNotAvailable.code();
+                mp.leader_id = BrokerId(-1);
+            }
+            if version >= 5 {
+                let offline = p.replicas.iter().filter(|&&r| !live(r));
+                mp.offline_replicas = offline.map(|&r| BrokerId(r)).collect();
+            }
             mp
         })
         .collect();

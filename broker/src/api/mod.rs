@@ -13,6 +13,7 @@ mod api_versions;
 mod close;
 mod cluster;
 mod context;
+mod elect;
 mod fetch;
 mod fetch_remote;
 pub mod forward;
@@ -22,6 +23,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod producers;
+mod quorum;
 mod trace;
 
 use crate::state::Broker;
@@ -68,6 +70,8 @@ pub const SUPPORTED: &[ApiKey] = &[
     ApiKey::DescribeCluster,
     ApiKey::DescribeProducers,
     ApiKey::DescribeTopicPartitions,
+    ApiKey::DescribeQuorum,
+    ApiKey::ElectLeaders,
     ApiKey::JoinGroup,
     ApiKey::SyncGroup,
     ApiKey::Heartbeat,
@@ -226,6 +230,8 @@ async fn dispatch(
         Request::DescribeProducers(r) => {
             reply!(DescribeProducers, producers::describe_producers(broker, &r))
         }
+        Request::ElectLeaders(r) => reply!(ElectLeaders, elect::handle(broker, &r, v).await),
+        Request::DescribeQuorum(r) => reply!(DescribeQuorum, quorum::describe(broker, &r, v)),
         Request::OffsetForLeaderEpoch(r) => reply!(
             OffsetForLeaderEpoch,
             list_offsets::offset_for_leader_epoch(broker, &r)

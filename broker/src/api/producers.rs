@@ -30,14 +30,43 @@ pub async fn init_producer_id(
         resp.error_code = E::TransactionalIdAuthorizationFailed.code();
         return resp;
     }
-    match super::blocking(broker, |b| b.next_producer_id()).await {
+    match next_producer_id(broker).await {
         Ok(id) => {
             resp.producer_id = ProducerId(id);
             resp.producer_epoch = 0;
         }
-        Err(e) => resp.error_code = controller_error(&e).0,
+        Err(code) => resp.error_code = code,
     }
     resp
+}
+
+/// A producer id from the block in hand, refilled from the active controller when used up:
+/// this node's own controller when it leads, else by AllocateProducerIds over the controller
+/// channel. The error is a Kafka error code; a block the controller did not give answers
+/// COORDINATOR_LOAD_IN_PROGRESS (retriable), as Kafka's brokers do while they wait for one.
+async fn next_producer_id(broker: &Arc<Broker>) -> Result<i64, i16> {
+    if let Some(id) = broker.take_producer_id() {
+        return Ok(id);
+    }
+    let node_id = broker.config.node_id;
+    let block = match broker.forwarder() {
+        Some(forwarder) if !forwarder.is_controller() => forwarder
+            .allocate_producer_ids(node_id)
+            .await
+            .map_err(|(code, message)| {
+                tracing::info!(code, %message, "no producer ids from the controller");
+                E::CoordinatorLoadInProgress.code()
+            })?,
+        _ => super::blocking(broker, move |b| {
+            b.controller.allocate_producer_ids(node_id, None)
+        })
+        .await
+        .map_err(|e| controller_error(&e).0)?,
+    };
+    broker.add_producer_ids(block);
+    broker
+        .take_producer_id()
+        .ok_or(E::CoordinatorNotAvailable.code())
 }
 
 /// Active producers of each requested partition.

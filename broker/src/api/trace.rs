@@ -159,6 +159,15 @@ first_error! {
         let each = r.coordinators.iter().map(|c| c.error_code);
         [r.error_code].into_iter().chain(each)
     };
+    ElectLeadersResponse => |r| {
+        let results = r.replica_election_results.iter();
+        let partitions = results.flat_map(|t| t.partition_result.iter());
+        [r.error_code].into_iter().chain(partitions.map(|p| p.error_code))
+    };
+    DescribeQuorumResponse => |r| {
+        let partitions = r.topics.iter().flat_map(|t| t.partitions.iter());
+        [r.error_code].into_iter().chain(partitions.map(|p| p.error_code))
+    };
     DescribeLogDirsResponse => |r| {
         let each = r.results.iter().map(|d| d.error_code);
         [r.error_code].into_iter().chain(each)

@@ -1,5 +1,5 @@
 //! The cluster keys: `process.roles`, `controller.quorum.voters` and
-//! `controller.quorum.bootstrap.servers`. Three shapes run today:
+//! `controller.quorum.bootstrap.servers`. Four shapes run today:
 //!
 //! * a combined node (`broker,controller`, the default) in a quorum of one: the single node;
 //! * a combined node in a static quorum of several voters that names it: one node of a
@@ -7,8 +7,9 @@
 //! * a controller-only node (`controller`) in a static quorum of several voters that names it:
 //!   the metadata quorum of a cluster, served on its controller listener.
 //!
-//! A broker-only node is not built yet, so `process.roles=broker` is reported as unsupported
-//! and stops start-up.
+//! * a broker-only node (`broker`) with a static quorum of controllers that does not name it:
+//!   an observer of the metadata log, registering with the active controller.
+//!
 //! Bootstrap servers carry only addresses: an entry names this node when its port is one of this
 //! node's (bound or advertised) listener ports and its host is that listener's host, or the
 //! listener binds every interface and the host resolves only to addresses of this machine.
@@ -25,7 +26,7 @@ pub enum Roles {
     Combined,
     /// A member of the metadata quorum only.
     Controller,
-    /// A broker only (not served yet: reported as unsupported).
+    /// A broker only: an observer of a quorum of controllers.
     Broker,
 }
 
@@ -74,11 +75,7 @@ pub fn check(
         None => Vec::new(),
     };
     match roles {
-        Roles::Broker => unsupported.push(
-            "process.roles=broker: a broker-only node is not supported yet (run combined \
-             nodes, or controller-only nodes for a quorum)"
-                .to_string(),
-        ),
+        Roles::Broker => check_broker(node_id, &voters, listeners)?,
         Roles::Controller => check_controller(node_id, &voters, listeners)?,
         Roles::Combined if voters.iter().any(|v| v.id != node_id) => {
             check_controller(node_id, &voters, listeners)?
@@ -139,6 +136,34 @@ fn check_controller(
     ids.dedup();
     if ids.len() != voters.len() {
         return Err(invalid(KEY, "", "a node id is listed twice"));
+    }
+    Ok(())
+}
+
+/// A broker-only node: controllers to register with, none of them itself, and the name of
+/// their listener.
+fn check_broker(node_id: i32, voters: &[Voter], listeners: &Listeners) -> Result<(), ConfigError> {
+    const KEY: &str = "controller.quorum.voters";
+    if voters.is_empty() {
+        return Err(invalid(
+            KEY,
+            "",
+            "a broker-only node needs the controllers' static voter set",
+        ));
+    }
+    if voters.iter().any(|v| v.id == node_id) {
+        return Err(invalid(
+            KEY,
+            &node_id.to_string(),
+            "a broker-only node must not be a voter: give it a node.id of its own",
+        ));
+    }
+    if listeners.controller_names.is_empty() {
+        return Err(invalid(
+            "controller.listener.names",
+            "",
+            "a broker-only node needs the name of the controllers' listener",
+        ));
     }
     Ok(())
 }
@@ -292,9 +317,24 @@ mod tests {
     }
 
     #[test]
-    fn a_broker_only_node_is_unsupported_and_roles_are_checked() {
-        let u = run(&[("process.roles", "broker")], 1).unwrap();
-        assert_eq!(u.len(), 1, "{u:?}");
+    fn a_broker_only_node_observes_a_quorum_of_others_and_roles_are_checked() {
+        let voters = (
+            "controller.quorum.voters",
+            "1@127.0.0.1:9093,2@127.0.0.1:9094",
+        );
+        let names = ("controller.listener.names", "CONTROLLER");
+        let ok = [("process.roles", "broker"), voters, names];
+        assert!(run(&ok, 4).unwrap().is_empty());
+        // No voters, a node id among the voters, no controller listener name, or the
+        // controller listener bound by the broker.
+        assert!(run(&[("process.roles", "broker"), names], 4).is_err());
+        assert!(run(&ok, 1).is_err());
+        assert!(run(&[("process.roles", "broker"), voters], 4).is_err());
+        let bound = (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+        );
+        assert!(run(&[("process.roles", "broker"), voters, names, bound], 4).is_err());
         assert!(run(&[("process.roles", "controller, broker")], 1)
             .unwrap()
             .is_empty());

@@ -49,7 +49,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "process.roles",
         Some("broker,controller"),
         List,
-        "Roles of this process: broker,controller (a combined node, the single-node default) or controller (a member of a multi-voter metadata quorum, see docs/cluster.md); broker alone stops start-up."
+        "Roles of this process: broker,controller (a combined node, the single-node default), controller (a member of a multi-voter metadata quorum) or broker (a broker of a cluster whose controllers are other nodes); see docs/cluster.md."
     ),
     def!(
         "controller.quorum.voters",
@@ -616,12 +616,15 @@ const CONNECTIONS_DOC: &str = "
 
 Every listener in `listeners` is bound, or start-up fails naming the one that could not be. Each
 listener's security protocol is looked up by its name in `listener.security.protocol.map`; only
-PLAINTEXT is served. A controller listener (named in `controller.listener.names`, as Kafka's
-single-node KRaft configuration has it) is bound and answers the same Kafka API as the others —
-Shale's quorum runs in-process, so there is no separate controller protocol — but it is never given
-to clients in Metadata, DescribeCluster or FindCoordinator responses. Those responses give the
-endpoints of the listener the request came in on, as Kafka does; a request on a controller
-listener gets those of the first broker listener of `advertised.listeners` (else `listeners`).
+PLAINTEXT is served. On a single node, a controller listener (named in
+`controller.listener.names`, as Kafka's single-node KRaft configuration has it) is bound and
+answers the same Kafka API as the others — its quorum of one runs in-process — but it is never
+given to clients in Metadata, DescribeCluster or FindCoordinator responses. Those responses give
+the endpoints of the listener the request came in on, as Kafka does; a request on a controller
+listener gets those of the first broker listener of `advertised.listeners` (else `listeners`). In
+a cluster the controller listener carries only the controllers' protocol (the quorum's RPCs,
+broker registration and heartbeats, producer-id blocks, forwarded admin requests); a broker-only
+node does not bind it, and names it in `controller.listener.names` only to know its name.
 
 Connection limits follow Kafka's SocketServer:
 
@@ -648,7 +651,6 @@ Shale refuses to start, listing every offending setting, rather than run without
 configuration asks for:
 
 - a listener whose security protocol is not PLAINTEXT, and `inter.broker.listener.name` naming one;
-- `process.roles=broker` (a broker-only node, not built yet: run combined nodes);
 - on any node, `controller.quorum.bootstrap.servers` naming an address that is not one of this node's
   listeners (same port, and the same host, or a host resolving to this machine when the listener
   binds all interfaces; a dynamic KIP-853 quorum is not served, a static

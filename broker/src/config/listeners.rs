@@ -72,13 +72,27 @@ pub fn resolve(
         .get("controller.listener.names")
         .map(|v| split_list(v).iter().map(|n| n.to_uppercase()).collect())
         .unwrap_or_default();
+    // A controller serves on its controller listener; a broker-only node only connects to the
+    // controllers' (named here, bound by them), as Kafka requires.
+    let broker_only = super::cluster::roles(props).ok() == Some(super::cluster::Roles::Broker);
     for name in &controller_names {
-        if !bind.iter().any(|l| &l.name == name) {
-            return Err(invalid(
-                "controller.listener.names",
-                name,
-                "a controller listener must be bound: add it to listeners",
-            ));
+        match (bind.iter().any(|l| &l.name == name), broker_only) {
+            (false, false) => {
+                return Err(invalid(
+                    "controller.listener.names",
+                    name,
+                    "a controller listener must be bound: add it to listeners",
+                ))
+            }
+            (true, true) => {
+                return Err(invalid(
+                    "controller.listener.names",
+                    name,
+                    "a broker-only node must not bind a controller listener: remove it from \
+                     listeners",
+                ))
+            }
+            _ => {}
         }
     }
     let map = protocol_map(props, &bind, &controller_names)?;

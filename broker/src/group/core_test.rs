@@ -779,3 +779,24 @@ fn a_member_past_its_first_join_waits_out_a_long_rebalance() {
     let mut rb = later(g.join(slow_params(&b), t));
     assert_eq!((done(&mut ra).generation, done(&mut rb).generation), (3, 3));
 }
+
+#[test]
+fn unloading_a_partition_drops_its_groups_and_answers_their_waiters() {
+    let mut g = Groups::new(cfg(3000), 1);
+    let p = g.partition_for("g");
+    g.own(p);
+    assert!(g.owns("g"));
+    let other = (0..1000)
+        .map(|i| format!("other-{i}"))
+        .find(|id| g.partition_for(id) != p)
+        .unwrap();
+    assert!(!g.owns(&other));
+    let (_, mut rx) = join_new(&mut g, 0);
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+
+    g.unload(p);
+    assert!(!g.owns("g"));
+    assert_eq!(g.state_of("g"), None);
+    assert_eq!(rx.try_recv().unwrap().error, E::NotCoordinator.code());
+    assert!(g.owned_partitions().is_empty());
+}

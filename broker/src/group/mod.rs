@@ -28,7 +28,7 @@ use bytes::Bytes;
 use model::{Group, Member};
 use parking_lot::Mutex;
 use records::{Decoded, OffsetValue};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The name of the offsets topic.
@@ -159,6 +159,9 @@ pub struct DescribedGroup {
 pub struct Groups {
     config: GroupConfig,
     partitions: i32,
+    /// The `__consumer_offsets` partitions whose groups this broker coordinates: it leads them
+    /// and their state is loaded. A group of any other partition is not coordinated here.
+    owned: BTreeSet<i32>,
     groups: BTreeMap<String, Group>,
     pending: Vec<Pending>,
     id_nonce: u64,
@@ -172,6 +175,7 @@ impl Groups {
         Groups {
             partitions: config.offsets_partitions,
             config,
+            owned: BTreeSet::new(),
             groups: BTreeMap::new(),
             pending: Vec::new(),
             id_nonce,
@@ -193,6 +197,42 @@ impl Groups {
     /// The `__consumer_offsets` partition of a group.
     pub fn partition_for(&self, group: &str) -> i32 {
         records::partition_for(group, self.partitions)
+    }
+
+    /// Whether `group` is coordinated here (its partition is led and loaded).
+    pub fn owns(&self, group: &str) -> bool {
+        self.owned.contains(&self.partition_for(group))
+    }
+
+    /// The `__consumer_offsets` partitions coordinated here.
+    pub fn owned_partitions(&self) -> BTreeSet<i32> {
+        self.owned.clone()
+    }
+
+    /// Partition `p` is loaded: its groups are coordinated here from now on.
+    pub fn own(&mut self, p: i32) {
+        self.owned.insert(p);
+    }
+
+    /// This broker no longer leads partition `p`: its groups are dropped, and members waiting
+    /// in a rebalance get NOT_COORDINATOR so they look for the new coordinator, as Kafka's
+    /// coordinator unloads a partition on resignation.
+    pub fn unload(&mut self, p: i32) {
+        self.owned.remove(&p);
+        let partitions = self.partitions;
+        let gone: Vec<String> = self
+            .groups
+            .keys()
+            .filter(|id| records::partition_for(id, partitions) == p)
+            .cloned()
+            .collect();
+        let code = kafka_protocol::error::ResponseError::NotCoordinator.code();
+        for id in gone {
+            if let Some(mut g) = self.groups.remove(&id) {
+                fail_members(&mut g, code);
+            }
+        }
+        self.pending.retain(|w| w.partition != p);
     }
 
     fn next_member_suffix(&mut self) -> String {
@@ -228,11 +268,7 @@ impl Groups {
     pub fn fail_waiters(&mut self) {
         let code = kafka_protocol::error::ResponseError::NotCoordinator.code();
         for g in self.groups.values_mut() {
-            for m in g.members.values_mut() {
-                let id = m.id.clone();
-                m.complete_join(JoinResult::error(code, &id));
-                m.complete_sync(SyncResult::error(code));
-            }
+            fail_members(g, code);
         }
     }
 
@@ -345,6 +381,15 @@ impl Groups {
         self.groups.retain(|_, g| {
             !(g.members.is_empty() && g.offsets.is_empty() && g.protocol_type.is_none())
         });
+    }
+}
+
+/// Answers every member waiting in a join or sync of `g` with `code`.
+fn fail_members(g: &mut Group, code: i16) {
+    for m in g.members.values_mut() {
+        let id = m.id.clone();
+        m.complete_join(JoinResult::error(code, &id));
+        m.complete_sync(SyncResult::error(code));
     }
 }
 

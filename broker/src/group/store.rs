@@ -1,7 +1,8 @@
 //! Persistence of the coordinator in `__consumer_offsets`: creating the topic on first use,
 //! appending the core's queued changes ([`persist`]: one batch per change, in queue order, each
-//! change applied with the outcome of its append) through an [`OffsetsLog`], and rebuilding the
-//! state at start-up by replaying every partition from its log start.
+//! change applied with the outcome of its append) through an [`OffsetsLog`], and loading and
+//! unloading partitions as this broker gains and loses their leadership ([`sync_partitions`]:
+//! a gained partition is replayed from its log start).
 
 use super::records;
 use super::{GroupCoordinator, Write, OFFSETS_TOPIC};
@@ -36,6 +37,13 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), i16> {
                 tracing::warn!(error = %e, "creating the logs of __consumer_offsets failed");
                 return Err(E::CoordinatorNotAvailable.code());
             }
+        }
+        // Leadership the metadata gave this broker that the coordinator has not followed yet.
+        let node = broker.config.node_id;
+        let led = t.partitions.iter().filter(|(_, part)| part.leader == node);
+        let led: std::collections::BTreeSet<i32> = led.map(|(&p, _)| p).collect();
+        if led != broker.groups.with(|g| g.owned_partitions()) {
+            crate::api::blocking(broker, sync_partitions).await;
         }
         return Ok(());
     }
@@ -75,6 +83,7 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), i16> {
         .map(|t| t.partitions.len() as i32)
         .unwrap_or(cfg.offsets_partitions);
     broker.groups.with(|g| g.set_partitions(n));
+    crate::api::blocking(broker, sync_partitions).await;
     Ok(())
 }
 
@@ -170,23 +179,47 @@ impl OffsetsLog for BrokerLog<'_> {
     }
 }
 
-/// Rebuilds the coordinator from every local partition of `__consumer_offsets`, then marks it
-/// loaded. Unreadable records are logged and skipped.
-pub fn replay(broker: &Broker) {
-    let now = broker.clock.now_ms();
+/// Follows leadership of `__consumer_offsets`, as Kafka's coordinator loads a partition when
+/// elected its leader and unloads it on resignation: every partition this broker now leads and
+/// does not coordinate yet is replayed from its log start, then coordinated; every partition
+/// it coordinates but no longer leads is unloaded. Runs under the coordinator's write lock, on
+/// a thread that may block; marks the coordinator loaded the first time. Unreadable records
+/// are logged and skipped.
+pub fn sync_partitions(broker: &Broker) {
+    let _writing = broker.groups.lock_writes_blocking();
     let image = broker.image();
+    let now = broker.clock.now_ms();
+    let mut led = std::collections::BTreeSet::new();
     if let Some(t) = image.topic(OFFSETS_TOPIC) {
-        let n = t.partitions.len() as i32;
-        broker.groups.with(|g| g.set_partitions(n));
-        let mut count = 0u64;
-        for &p in t.partitions.keys() {
+        broker
+            .groups
+            .with(|g| g.set_partitions(t.partitions.len() as i32));
+        led.extend(t.partitions.keys().copied().filter(|&p| {
             let tp = TopicPartition::new(OFFSETS_TOPIC, p);
-            if let Ok(part) = broker.replicas().get_leader(&tp) {
-                count += replay_partition(broker, &part.log, now);
-            }
+            broker.replicas().get_leader(&tp).is_ok()
+        }));
+    }
+    let owned = broker.groups.with(|g| g.owned_partitions());
+    for &p in owned.difference(&led) {
+        broker.groups.with(|g| g.unload(p));
+        tracing::info!(partition = p, "no longer coordinating {OFFSETS_TOPIC}-{p}");
+    }
+    let loading: Vec<i32> = led.difference(&owned).copied().collect();
+    let mut count = 0u64;
+    for &p in &loading {
+        let tp = TopicPartition::new(OFFSETS_TOPIC, p);
+        if let Ok(part) = broker.replicas().get_leader(&tp) {
+            count += replay_partition(broker, &part.log, now);
+            broker.groups.with(|g| g.own(p));
         }
+    }
+    if !loading.is_empty() {
         broker.groups.with(|g| g.finish_replay());
-        tracing::info!(records = count, "loaded group state from {OFFSETS_TOPIC}");
+        tracing::info!(
+            partitions = loading.len(),
+            records = count,
+            "loaded group state from {OFFSETS_TOPIC}"
+        );
     }
     broker.groups.set_loaded();
 }

@@ -1,4 +1,5 @@
-//! BrokerRegistration (api 62) and BrokerHeartbeat (api 63) on the controller listener: decode
+//! BrokerRegistration (api 62), BrokerHeartbeat (api 63) and AllocateProducerIds (api 67) on
+//! the controller listener — what a broker asks of the active controller for itself: decode
 //! with kafka-protocol, call the metadata [`Controller`] on a blocking thread (its writes wait
 //! for the quorum to commit), encode the answer. A quorum member without a controller, or a
 //! controller that is not active, answers NOT_CONTROLLER, as Kafka's controller does.
@@ -10,8 +11,8 @@ use shale_common::Clock;
 use shale_protocol::codec::decode_message;
 use shale_protocol::kafka_protocol::error::ResponseError;
 use shale_protocol::kafka_protocol::messages::{
-    ApiKey, BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest,
-    BrokerRegistrationResponse,
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, ApiKey, BrokerHeartbeatRequest,
+    BrokerHeartbeatResponse, BrokerRegistrationRequest, BrokerRegistrationResponse, ProducerId,
 };
 use shale_protocol::kafka_protocol::protocol::{Encodable, Message};
 use shale_raft::broker_liveness::Heartbeat;
@@ -20,7 +21,7 @@ use shale_raft::{Controller, ControllerError, Endpoint};
 use crate::errors::controller_error;
 
 /// The versions served here, as (api, (min, max)).
-pub const VERSIONS: [(ApiKey, (i16, i16)); 2] = [
+pub const VERSIONS: [(ApiKey, (i16, i16)); 3] = [
     (
         ApiKey::BrokerRegistration,
         (
@@ -35,6 +36,13 @@ pub const VERSIONS: [(ApiKey, (i16, i16)); 2] = [
             BrokerHeartbeatRequest::VERSIONS.max,
         ),
     ),
+    (
+        ApiKey::AllocateProducerIds,
+        (
+            AllocateProducerIdsRequest::VERSIONS.min,
+            AllocateProducerIdsRequest::VERSIONS.max,
+        ),
+    ),
 ];
 
 /// Whether `api_key` is answered by [`answer`].
@@ -42,7 +50,7 @@ pub fn handles(api_key: ApiKey) -> bool {
     VERSIONS.iter().any(|(k, _)| *k == api_key)
 }
 
-/// The response body for a BrokerRegistration or BrokerHeartbeat request.
+/// The response body for a BrokerRegistration, BrokerHeartbeat or AllocateProducerIds request.
 pub async fn answer(
     api_key: ApiKey,
     version: i16,
@@ -52,30 +60,62 @@ pub async fn answer(
 ) -> anyhow::Result<Bytes> {
     let now_ms = u64::try_from(clock.now_ms()).unwrap_or(0);
     let mut out = BytesMut::new();
-    if api_key == ApiKey::BrokerRegistration {
-        let req: BrokerRegistrationRequest = decode_message(body, version)?;
-        let result = call(controller, move |c| {
-            c.register_broker(registration(&req), now_ms)
-        })
-        .await;
-        let (code, epoch) = match result {
-            Ok(epoch) => (0, epoch),
-            Err(code) => (code, -1),
-        };
-        BrokerRegistrationResponse::default()
-            .with_error_code(code)
-            .with_broker_epoch(epoch)
-            .encode(&mut out, version)?;
-    } else {
-        let req: BrokerHeartbeatRequest = decode_message(body, version)?;
-        let hb = Heartbeat {
-            broker_id: req.broker_id.0,
-            broker_epoch: req.broker_epoch,
-            current_metadata_offset: req.current_metadata_offset,
-            want_fence: req.want_fence,
-            want_shutdown: req.want_shut_down,
-        };
-        let response = match call(controller, move |c| c.broker_heartbeat(hb, now_ms)).await {
+    match api_key {
+        ApiKey::BrokerRegistration => {
+            let req: BrokerRegistrationRequest = decode_message(body, version)?;
+            let result = call(controller, move |c| {
+                c.register_broker(registration(&req), now_ms)
+            })
+            .await;
+            let (code, epoch) = match result {
+                Ok(epoch) => (0, epoch),
+                Err(code) => (code, -1),
+            };
+            BrokerRegistrationResponse::default()
+                .with_error_code(code)
+                .with_broker_epoch(epoch)
+                .encode(&mut out, version)?;
+        }
+        ApiKey::AllocateProducerIds => {
+            let req: AllocateProducerIdsRequest = decode_message(body, version)?;
+            let (id, epoch) = (req.broker_id.0, req.broker_epoch);
+            let response = match call(controller, move |c| {
+                c.allocate_producer_ids(id, Some(epoch))
+            })
+            .await
+            {
+                Ok((first, len)) => AllocateProducerIdsResponse::default()
+                    .with_producer_id_start(ProducerId(first))
+                    .with_producer_id_len(len),
+                Err(code) => AllocateProducerIdsResponse::default()
+                    .with_error_code(code)
+                    .with_producer_id_start(ProducerId(-1)),
+            };
+            response.encode(&mut out, version)?;
+        }
+        _ => heartbeat(version, body, controller, now_ms)
+            .await?
+            .encode(&mut out, version)?,
+    }
+    Ok(out.freeze())
+}
+
+async fn heartbeat(
+    version: i16,
+    body: Bytes,
+    controller: Option<Arc<Controller>>,
+    now_ms: u64,
+) -> anyhow::Result<BrokerHeartbeatResponse> {
+    let req: BrokerHeartbeatRequest = decode_message(body, version)?;
+    let hb = Heartbeat {
+        broker_id: req.broker_id.0,
+        broker_epoch: req.broker_epoch,
+        current_metadata_offset: req.current_metadata_offset,
+        want_fence: req.want_fence,
+        want_shutdown: req.want_shut_down,
+    };
+    Ok(
+        match call(controller, move |c| c.broker_heartbeat(hb, now_ms)).await {
             Ok(reply) => BrokerHeartbeatResponse::default()
                 .with_is_caught_up(reply.is_caught_up)
                 .with_is_fenced(reply.is_fenced)
@@ -84,10 +124,8 @@ pub async fn answer(
             Err(code) => BrokerHeartbeatResponse::default()
                 .with_error_code(code)
                 .with_is_fenced(true),
-        };
-        response.encode(&mut out, version)?;
-    }
-    Ok(out.freeze())
+        },
+    )
 }
 
 fn registration(req: &BrokerRegistrationRequest) -> shale_raft::BrokerRegistrationRequest {

@@ -1,5 +1,8 @@
-//! A combined node (`process.roles=broker,controller`) in a quorum of several voters: the
-//! quorum member and metadata controller of [`super::controller_node`], plus the broker's
+//! The cluster side of a broker node: a combined node (`process.roles=broker,controller`) in a
+//! quorum of several voters, or a broker-only node (`process.roles=broker`) observing a quorum
+//! of controller-only nodes. Either has the quorum member (an observer without a listener on a
+//! broker-only node) and a metadata controller over it, as in [`super::controller_node`] (on an
+//! observer it never becomes active: its image is the applied metadata), plus the broker's
 //! side of the cluster: registration and heartbeats to the active controller, catching up on
 //! the metadata log before any partition log is opened, following metadata as it commits, and
 //! forwarding controller-bound client requests to the active controller.
@@ -9,7 +12,8 @@
 //!       └ BrokerLifecycle: BrokerRegistration ─ broker epoch = offset of its record
 //!       └ wait until the applied metadata reaches that offset (the image is caught up: a log
 //!         absent from it really is a deleted topic's)
-//!  attach(broker) ─ follow: reconcile partitions on every applied offset
+//!  attach(broker) ─ follow: reconcile partitions (and the group coordinator's partitions of
+//!                   __consumer_offsets) on every applied offset
 //!                 ─ forwarded requests arriving on the controller listener go to the broker's
 //!                   own handlers; the broker forwards its clients' admin requests
 //!                 ─ ready: heartbeats ask to be unfenced
@@ -29,10 +33,12 @@ use tokio::sync::watch;
 use super::controller_channel::ControllerChannel;
 use super::controller_node;
 use super::driver::QuorumView;
-use super::lifecycle_manager::{BrokerLifecycle, Registration};
+use super::lifecycle_manager::{BrokerLifecycle, LifecycleState, Registration};
 use super::metadata::{Applied, MetadataApplier};
 use super::node::{QuorumNode, QuorumNodeConfig};
 use super::wire::WireContext;
+use crate::api::forward::Forwarder;
+use crate::config::cluster::Roles;
 use crate::config::BrokerConfig;
 use crate::state::Broker;
 
@@ -48,6 +54,8 @@ pub struct ClusterNode {
     controller: Arc<Controller>,
     applied: Arc<Applied>,
     lifecycle: Option<BrokerLifecycle>,
+    /// What the controller last said about this broker (its epoch above all).
+    lifecycle_state: watch::Receiver<LifecycleState>,
     forward: Arc<ControllerChannel>,
     stop: watch::Sender<bool>,
 }
@@ -62,10 +70,21 @@ impl ClusterNode {
 
 async fn join(config: &BrokerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<ClusterNode> {
     let meta = controller_node::read_meta(config).await?;
-    let listener = controller_node::controller_listener(config)?;
-    let socket = TcpListener::bind((listener.host.as_str(), listener.port))
-        .await
-        .with_context(|| format!("binding controller listener {listener}"))?;
+    // A combined node serves the quorum on its controller listener; a broker-only node is an
+    // observer and only connects to the controllers' listeners.
+    let (listener_name, socket) = match config.roles {
+        Roles::Broker => {
+            let name = config.controller_listener_names.first().cloned();
+            (name.context("controller.listener.names is empty")?, None)
+        }
+        _ => {
+            let listener = controller_node::controller_listener(config)?;
+            let socket = TcpListener::bind((listener.host.as_str(), listener.port))
+                .await
+                .with_context(|| format!("binding controller listener {listener}"))?;
+            (listener.name, Some(socket))
+        }
+    };
     let voters = controller_node::peers(config);
     let ids = voters.iter().map(|v| v.id).collect();
     let (machine, applied) = MetadataApplier::new(&meta.cluster_id);
@@ -74,7 +93,7 @@ async fn join(config: &BrokerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Cl
             node_id: config.node_id,
             cluster_id: meta.cluster_id.clone(),
             voters: voters.clone(),
-            listener_name: listener.name.clone(),
+            listener_name: listener_name.clone(),
             dir: config.metadata_log_dir.clone(),
             raft: KRaftConfig::new(config.node_id, ids),
             clock: clock.clone(),
@@ -96,7 +115,7 @@ async fn join(config: &BrokerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Cl
         ))
     };
     let lifecycle = BrokerLifecycle::start(
-        channel(&listener.name),
+        channel(&listener_name),
         registration(config, &meta.cluster_id, &*SeededRng::from_entropy()),
         Duration::from_millis(config.broker_heartbeat_interval_ms),
         {
@@ -111,11 +130,12 @@ async fn join(config: &BrokerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Cl
         broker_epoch = epoch,
         "metadata caught up with this broker's registration"
     );
-    let forward = channel(&listener.name);
+    let forward = channel(&listener_name);
     Ok(ClusterNode {
         node,
         controller,
         applied,
+        lifecycle_state: lifecycle.state(),
         lifecycle: Some(lifecycle),
         forward,
         stop: watch::channel(false).0,
@@ -153,9 +173,14 @@ impl ClusterNode {
         self.applied.subscribe()
     }
 
-    /// The channel a broker forwards controller-bound requests on.
-    pub fn forwarder(&self) -> Arc<ControllerChannel> {
-        self.forward.clone()
+    /// The broker's way to the active controller.
+    pub fn forwarder(&self) -> Forwarder {
+        Forwarder::new(
+            self.forward.clone(),
+            self.node.view(),
+            self.applied.subscribe(),
+            self.lifecycle_state.clone(),
+        )
     }
 
     /// Wires the opened broker in: it follows the metadata, answers requests forwarded to this
@@ -190,7 +215,8 @@ impl ClusterNode {
     }
 }
 
-/// Reconciles the broker's partitions with every newly applied metadata offset.
+/// Reconciles the broker's partitions with every newly applied metadata offset, and the group
+/// coordinator with its leadership of `__consumer_offsets`.
 async fn follow(
     broker: std::sync::Weak<Broker>,
     mut offsets: watch::Receiver<i64>,
@@ -198,7 +224,12 @@ async fn follow(
 ) {
     loop {
         let Some(b) = broker.upgrade() else { return };
-        let result = shale_common::blocking::spawn(move || b.reconcile()).await;
+        let result = shale_common::blocking::spawn(move || {
+            let reconciled = b.reconcile();
+            crate::group::store::sync_partitions(&b);
+            reconciled
+        })
+        .await;
         match result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to partitions failed"),

@@ -9,7 +9,9 @@
 //!        └ Controller over KRaftMetadataQuorum ─ activation task: on each new leadership of this
 //!          node, Controller::check_active (catch up, abort, bootstrap) on a blocking thread;
 //!          while leading, every second, Controller::fence_stale_brokers (expired sessions)
-//!        └ the listener hands BrokerRegistration / BrokerHeartbeat to the Controller
+//!        └ the listener hands BrokerRegistration / BrokerHeartbeat / AllocateProducerIds to the
+//!          Controller, and admin requests brokers forward (CreateTopics, …) to the broker's
+//!          handlers over a broker state without partitions or listeners
 //!  shutdown ─ the leader resigns (EndQuorumEpoch) ─ store flushed
 //! ```
 //!
@@ -33,6 +35,7 @@ use super::driver::QuorumView;
 use super::metadata::{Applied, KRaftMetadataQuorum, MetadataApplier};
 use super::node::{QuorumNode, QuorumNodeConfig};
 use super::peers::Peer;
+use crate::api::forward::LocalAdmin;
 use crate::config::{BrokerConfig, Listener};
 
 /// How long a metadata write (or a new leader's catch-up) may take.
@@ -47,6 +50,8 @@ pub struct RunningController {
     pub addr: SocketAddr,
     node: QuorumNode,
     controller: Arc<Controller>,
+    /// The handlers of forwarded admin requests (held: the listener keeps a weak reference).
+    _admin: Arc<crate::state::Broker>,
 }
 
 impl RunningController {
@@ -102,12 +107,23 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningController> {
         rng: SeededRng::from_entropy(),
         machine: Box::new(machine),
     };
-    let node = QuorumNode::start(node_config, socket).await?;
-    let controller = start_controller(&config, &node, applied, clock).await?;
+    let node = QuorumNode::start(node_config, Some(socket)).await?;
+    let controller = start_controller(&config, &node, applied, clock.clone()).await?;
+    // Admin requests brokers forward here run through the broker's own handlers, on a broker
+    // state that hosts no partitions (a controller is never a replica) and has no listeners.
+    let admin = {
+        let controller = controller.clone();
+        let admin = shale_common::blocking::io(move || {
+            crate::server::open_broker(config, clock, Some(controller))
+        })?;
+        Arc::new(admin)
+    };
+    node.set_forwarded(Arc::new(LocalAdmin::new(&admin)));
     Ok(RunningController {
         addr,
         node,
         controller,
+        _admin: admin,
     })
 }
 

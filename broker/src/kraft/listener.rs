@@ -5,9 +5,10 @@
 //! Fetch holds its connection until the leader answers it (at most the fetch wait). A request
 //! the wire refuses (other cluster id, wrong partition, unsupported version) gets Kafka's error
 //! code; an unknown api or a body that does not decode closes the connection with a log line.
-//! BrokerRegistration and BrokerHeartbeat go to the metadata controller, when this node has one
-//! ([`super::broker_lifecycle`]). Admin requests other brokers forward here (CreateTopics and
-//! the like) go, whole, to the [`ForwardedRequests`] handler a combined node installs.
+//! BrokerRegistration, BrokerHeartbeat and AllocateProducerIds go to the metadata controller,
+//! when this node has one ([`super::broker_lifecycle`]). Admin requests other brokers forward
+//! here (CreateTopics and the like) go, whole, to the [`ForwardedRequests`] handler a combined
+//! node installs.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -52,8 +53,8 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// How long a request may wait for the core's answer (`controller.quorum.request.timeout.ms`).
     pub timeout: Duration,
-    /// The metadata controller answering BrokerRegistration / BrokerHeartbeat; unset on a
-    /// plain quorum member (NOT_CONTROLLER), set once by a controller node after start.
+    /// The metadata controller answering the broker lifecycle APIs; unset on a plain quorum
+    /// member (NOT_CONTROLLER), set once by a controller node after start.
     pub controller: OnceLock<Arc<Controller>>,
     /// The broker's handlers for forwarded admin requests (combined nodes only).
     pub forwarded: OnceLock<Arc<dyn ForwardedRequests>>,
@@ -197,7 +198,8 @@ async fn answer(call: Call, body: Bytes, shared: &Shared) -> anyhow::Result<Byte
 }
 
 /// The controller listener's APIs: ApiVersions, the quorum's RPCs at the versions the wire
-/// adapter speaks, BrokerRegistration and BrokerHeartbeat. A version above ours gets UNSUPPORTED_VERSION in a v0 body, as Kafka answers.
+/// adapter speaks, and the broker lifecycle APIs. A version above ours gets UNSUPPORTED_VERSION
+/// in a v0 body, as Kafka answers.
 fn api_versions(version: i16) -> anyhow::Result<Bytes> {
     let entry = |key: ApiKey, (min, max): (i16, i16)| {
         ApiVersion::default()

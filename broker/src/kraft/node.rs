@@ -48,8 +48,12 @@ pub struct QuorumNode {
 }
 
 impl QuorumNode {
-    /// Opens the store, starts the driver, the peer tasks and the listener on `listener`.
-    pub async fn start(cfg: QuorumNodeConfig, listener: TcpListener) -> anyhow::Result<QuorumNode> {
+    /// Opens the store, starts the driver, the peer tasks and the listener on `listener`. An
+    /// observer (a broker-only node) has no listener: it only fetches from the voters.
+    pub async fn start(
+        cfg: QuorumNodeConfig,
+        listener: Option<TcpListener>,
+    ) -> anyhow::Result<QuorumNode> {
         let QuorumNodeConfig {
             node_id,
             cluster_id,
@@ -100,7 +104,9 @@ impl QuorumNode {
             controller: std::sync::OnceLock::new(),
             forwarded: std::sync::OnceLock::new(),
         });
-        tokio::spawn(listener::serve(listener, shared.clone(), stop_rx));
+        if let Some(listener) = listener {
+            tokio::spawn(listener::serve(listener, shared.clone(), stop_rx));
+        }
         Ok(QuorumNode {
             handle,
             thread: Some(thread),

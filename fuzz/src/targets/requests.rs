@@ -165,6 +165,8 @@ pub fn seeds_for(key: ApiKey) -> Vec<Vec<u8>> {
         DeleteRecords => DeleteRecordsRequest, InitProducerId => InitProducerIdRequest,
         DescribeProducers => DescribeProducersRequest,
         OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
+        DescribeQuorum => DescribeQuorumRequest,
+        ElectLeaders => ElectLeadersRequest,
         DescribeLogDirs => DescribeLogDirsRequest, FindCoordinator => FindCoordinatorRequest,
         JoinGroup => JoinGroupRequest, SyncGroup => SyncGroupRequest,
         Heartbeat => HeartbeatRequest, LeaveGroup => LeaveGroupRequest,

@@ -1,6 +1,7 @@
 //! DeleteGroups: only empty groups; their offsets and metadata get tombstones.
 
 use crate::state::Broker;
+use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use std::sync::Arc;
@@ -12,14 +13,24 @@ pub async fn handle(broker: &Arc<Broker>, req: &DeleteGroupsRequest) -> DeleteGr
     let codes = match ready {
         Err(code) => vec![code; ids.len()],
         Ok(()) => {
-            let (codes, persisted) = super::write(broker, |g, _| g.delete_groups(&ids)).await;
-            ids.iter()
+            // Groups coordinated elsewhere answer NOT_COORDINATOR; the rest are deleted here.
+            let (here, elsewhere): (Vec<String>, Vec<String>) = ids
+                .iter()
+                .cloned()
+                .partition(|id| super::coordinates(broker, id).is_ok());
+            let (codes, persisted) = super::write(broker, |g, _| g.delete_groups(&here)).await;
+            let mut answers: std::collections::HashMap<&str, i16> = here
+                .iter()
                 .zip(codes)
                 .map(|(id, c)| match (c, persisted.result_for(id)) {
-                    (0, Err(code)) => code,
-                    (c, _) => c,
+                    (0, Err(code)) => (id.as_str(), code),
+                    (c, _) => (id.as_str(), c),
                 })
-                .collect()
+                .collect();
+            for id in &elsewhere {
+                answers.insert(id.as_str(), E::NotCoordinator.code());
+            }
+            ids.iter().map(|id| answers[id.as_str()]).collect()
         }
     };
     let mut resp = DeleteGroupsResponse::default();

@@ -22,7 +22,7 @@ pub async fn handle(
         if version < 3 {
             out.authorized_operations = i32::MIN;
         }
-        if let Err(code) = ready {
+        if let Err(code) = ready.and_then(|()| super::coordinates(broker, id.as_str())) {
             out.error_code = code;
             resp.groups.push(out);
             continue;

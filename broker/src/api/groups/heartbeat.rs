@@ -7,7 +7,7 @@ use std::sync::Arc;
 /// Answers Heartbeat.
 pub async fn handle(broker: &Arc<Broker>, req: &HeartbeatRequest) -> HeartbeatResponse {
     let mut resp = HeartbeatResponse::default();
-    if let Err(code) = super::ready(broker).await {
+    if let Err(code) = super::ready_for(broker, req.group_id.as_str()).await {
         resp.error_code = code;
         return resp;
     }

@@ -17,7 +17,7 @@ pub async fn handle(
     version: i16,
     ctx: &RequestContext<'_>,
 ) -> JoinGroupResponse {
-    if let Err(code) = super::ready(broker).await {
+    if let Err(code) = super::ready_for(broker, req.group_id.as_str()).await {
         return response(JoinResult::error(code, req.member_id.as_str()), version);
     }
     let params = JoinParams {

@@ -13,7 +13,7 @@ pub async fn handle(
     version: i16,
 ) -> LeaveGroupResponse {
     let mut resp = LeaveGroupResponse::default();
-    if let Err(code) = super::ready(broker).await {
+    if let Err(code) = super::ready_for(broker, req.group_id.as_str()).await {
         resp.error_code = code;
         return resp;
     }

@@ -29,6 +29,21 @@ pub(crate) async fn ready(broker: &Arc<Broker>) -> Result<(), i16> {
     store::ensure_topic(broker).await
 }
 
+/// Ready to coordinate `group`: [`ready`], and its `__consumer_offsets` partition is led and
+/// loaded here (NOT_COORDINATOR otherwise, so the client looks the coordinator up again).
+pub(crate) async fn ready_for(broker: &Arc<Broker>, group: &str) -> Result<(), i16> {
+    ready(broker).await?;
+    coordinates(broker, group)
+}
+
+/// Whether `group` is coordinated here; NOT_COORDINATOR otherwise.
+pub(crate) fn coordinates(broker: &Broker, group: &str) -> Result<(), i16> {
+    match broker.groups.with(|g| g.owns(group)) {
+        true => Ok(()),
+        false => Err(E::NotCoordinator.code()),
+    }
+}
+
 /// Runs a coordinator operation that may change persisted state: under the coordinator's
 /// write lock, `op` runs on the core with the clock's `now`, the records it queued are appended
 /// and each change is applied with the outcome of its append. Returns `op`'s result and which

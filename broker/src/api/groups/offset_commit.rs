@@ -16,7 +16,7 @@ pub async fn handle(
     req: &OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
-    let ready = super::ready(broker).await;
+    let ready = super::ready_for(broker, req.group_id.as_str()).await;
     let (entries, codes) = entries(broker, req, version);
     let result = match ready {
         Err(code) => Err(code),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// Answers OffsetDelete.
 pub async fn handle(broker: &Arc<Broker>, req: &OffsetDeleteRequest) -> OffsetDeleteResponse {
     let mut resp = OffsetDeleteResponse::default();
-    if let Err(code) = super::ready(broker).await {
+    if let Err(code) = super::ready_for(broker, req.group_id.as_str()).await {
         resp.error_code = code;
         return resp;
     }

@@ -30,7 +30,7 @@ pub async fn handle(
             });
             let mut out = OffsetFetchResponseGroup::default();
             out.group_id = g.group_id.clone();
-            match ready {
+            match ready.and_then(|()| super::coordinates(broker, g.group_id.as_str())) {
                 Err(code) => out.error_code = code,
                 Ok(()) => {
                     let fetched = fetch(broker, g.group_id.as_str(), topics.as_deref());
@@ -46,7 +46,7 @@ pub async fn handle(
             .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    match ready {
+    match ready.and_then(|()| super::coordinates(broker, req.group_id.as_str())) {
         Err(code) if version >= 2 => resp.error_code = code,
         Err(code) => {
             let all = topics.unwrap_or_default();

@@ -13,7 +13,7 @@ pub async fn handle(
     req: &SyncGroupRequest,
     version: i16,
 ) -> SyncGroupResponse {
-    if let Err(code) = super::ready(broker).await {
+    if let Err(code) = super::ready_for(broker, req.group_id.as_str()).await {
         return response(SyncResult::error(code), version);
     }
     let assignments = req
