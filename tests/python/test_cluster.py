@@ -226,6 +226,19 @@ def elect(node: Node, kind: str, topic: str, partitions) -> dict:
     return {tp.partition: (e.code() if e is not None else 0) for tp, e in result.items()}
 
 
+def idempotent_round_trip(brokers: list, into: Node, out_of: Node, topic: str, partitions: int):
+    """Raw InitProducerIds to every broker get distinct ids (blocks from the active controller),
+    then an idempotent confluent-kafka producer through `into` and a group through `out_of`."""
+    ids = [init_producer_id(b) for b in brokers for _ in range(2)]
+    assert len(set(ids)) == len(ids), ids
+    p = kh.ck_producer(into.bootstrap, **{"enable.idempotence": True})
+    for i in range(10 * partitions):
+        p.produce(topic, value=b"idem-%d" % i, partition=i % partitions)
+    assert p.flush(30) == 0
+    got = consume_all(out_of.bootstrap, topic, 10 * partitions, f"g-idem-{topic}")
+    assert sorted(got) == sorted(b"idem-%d" % i for i in range(10 * partitions))
+
+
 def init_producer_id(node: Node) -> int:
     """A raw InitProducerId v0 (idempotent, no transactional id) to one broker: the id."""
     with kh.RawConnection("127.0.0.1", node.port) as conn:
@@ -293,14 +306,7 @@ def test_clients_see_the_cluster_and_admin_requests_work_on_any_broker(cluster, 
 
     # Producer ids: every broker hands them out from blocks the active controller allocates
     # (AllocateProducerIds over the controller channel on the others); no id twice.
-    ids = [init_producer_id(n) for n in cluster for _ in range(3)]
-    assert len(set(ids)) == len(ids), ids
-    idem = kh.ck_producer(cluster[1].bootstrap, **{"enable.idempotence": True})
-    for i in range(60):
-        idem.produce("via-3", value=b"idem-%d" % i, partition=i % 6)
-    assert idem.flush(30) == 0
-    got = consume_all(cluster[0].bootstrap, "via-3", 60, "g-idem")
-    assert sorted(got) == sorted(b"idem-%d" % i for i in range(60))
+    idempotent_round_trip(cluster, cluster[1], cluster[0], "via-3", 6)
 
     consumer = kh._track(KafkaConsumer("kp", bootstrap_servers=cluster[0].bootstrap,
                                        group_id="g-kp", auto_offset_reset="earliest",
@@ -425,14 +431,7 @@ def test_controller_only_quorum_with_broker_only_nodes(split_cluster, kcat_bin):
 
     create(brokers[0], "split", 4)
     assert set(leaders(brokers[1], "split").values()) == {4, 5}
-    ids = [init_producer_id(b) for b in brokers for _ in range(2)]
-    assert len(set(ids)) == len(ids), ids
-    p = kh.ck_producer(brokers[1].bootstrap, **{"enable.idempotence": True})
-    for i in range(80):
-        p.produce("split", value=b"s-%d" % i, partition=i % 4)
-    assert p.flush(30) == 0
-    got = consume_all(brokers[0].bootstrap, "split", 80, "g-split")
-    assert sorted(got) == sorted(b"s-%d" % i for i in range(80))
+    idempotent_round_trip(brokers, brokers[1], brokers[0], "split", 4)
 
     victim = next(c for c in controllers if c.node_id == controller)
     victim.kill()
