@@ -110,7 +110,7 @@ fn every_served_api_round_trips_at_every_version() {
         DeleteGroups => DeleteGroupsRequest, OffsetDelete => OffsetDeleteRequest,
         SaslHandshake => SaslHandshakeRequest,
     }
-    assert_eq!(Request::SERVED_API_KEYS.len(), 30);
+    assert_eq!(Request::SERVED_API_KEYS.len(), 32);
 }
 
 fn produce(version: i16, records: &Bytes) -> km::ProduceRequest {
