@@ -25,16 +25,17 @@ pub fn describe(
         && req.topics[0].topic_name.0.as_str() == METADATA_TOPIC
         && req.topics[0].partitions.len() == 1
         && req.topics[0].partitions[0].partition_index == 0;
+    use kafka_protocol::error::ResponseError as E;
     let mut partition = PartitionData::default();
-    if broker.forwarder().is_some() {
-        // A cluster node reaching here could not relay the request to the active controller:
-        // only the quorum leader can describe the quorum.
-        partition.error_code = kafka_protocol::error::ResponseError::NotLeaderOrFollower.code();
-        partition.leader_id = BrokerId(-1);
-        partition.leader_epoch = -1;
-        partition.high_watermark = -1;
-    } else if !asks_metadata {
-        partition.error_code = kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code();
+    // A cluster node reaching here could not relay the request to the active controller: only
+    // the quorum leader can describe the quorum.
+    let refusal = match (broker.forwarder().is_some(), asks_metadata) {
+        (true, _) => Some(E::NotLeaderOrFollower),
+        (false, false) => Some(E::UnknownTopicOrPartition),
+        (false, true) => None,
+    };
+    if let Some(error) = refusal {
+        partition.error_code = error.code();
         partition.leader_id = BrokerId(-1);
         partition.leader_epoch = -1;
         partition.high_watermark = -1;
