@@ -311,6 +311,7 @@ async fn serve(
         tracing::warn!("connections did not finish within 30 s; closing them");
         connections.abort_all();
     }
+    tracing::debug!("connections closed");
     let _ = housekeeping.await;
     let _ = group_timers.await;
     let _ = tiering.await;

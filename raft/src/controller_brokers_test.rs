@@ -273,3 +273,54 @@ fn controlled_shutdown_moves_leadership_then_says_shut_down() {
     let reply = c.broker_heartbeat(bye, T0 + 2).unwrap();
     assert!(reply.should_shut_down && reply.is_fenced);
 }
+
+#[test]
+fn auto_rebalance_moves_leadership_back_to_the_preferred_replica() {
+    use crate::image::PARTITION_RECORD_VERSION;
+    use crate::records::PartitionChangeRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), 9000);
+    let epoch = c.register_broker(request(100, 1), T0).unwrap();
+    c.broker_heartbeat(hb(100, epoch, epoch), T0).unwrap();
+    let spec = crate::controller::CreateTopicSpec {
+        name: "t".into(),
+        num_partitions: -1,
+        replication_factor: -1,
+        assignments: vec![(0, vec![100, 1]), (1, vec![100, 1]), (2, vec![1, 100])],
+        configs: vec![],
+    };
+    c.create_topic(spec, false).unwrap();
+    assert_eq!(c.balance_leaders(1000).unwrap(), 0, "balanced at creation");
+
+    // Leadership of partitions 0 and 1 moved to broker 1, both replicas still in the ISR.
+    let id = c.image().topic("t").unwrap().id;
+    let moved = (0..2).map(|p| {
+        let mut change = PartitionChangeRecord::new(PARTITION_RECORD_VERSION, id, p);
+        change.leader = 1;
+        MetadataRecord::PartitionChange(change)
+    });
+    let moved: Vec<_> = moved.collect();
+    c.write(|_| Ok((moved, ()))).unwrap();
+    assert_eq!(partition_0(&c).leader, 1);
+
+    assert_eq!(
+        c.balance_leaders(1).unwrap(),
+        1,
+        "one election per round at most"
+    );
+    assert_eq!(c.balance_leaders(1000).unwrap(), 1);
+    assert_eq!(c.balance_leaders(1000).unwrap(), 0);
+    let t = c.image().topic("t").unwrap().clone();
+    let leaders: Vec<i32> = t.partitions.values().map(|p| p.leader).collect();
+    assert_eq!(leaders, vec![100, 100, 1]);
+
+    // A preferred replica that is fenced is not elected.
+    let mut change = PartitionChangeRecord::new(PARTITION_RECORD_VERSION, id, 0);
+    change.leader = 1;
+    c.write(|_| Ok((vec![MetadataRecord::PartitionChange(change)], ())))
+        .unwrap();
+    let mut fence = hb(100, epoch, c.log_end_offset());
+    fence.want_fence = true;
+    c.broker_heartbeat(fence, T0 + 1).unwrap();
+    assert_eq!(c.balance_leaders(1000).unwrap(), 0);
+}

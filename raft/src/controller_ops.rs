@@ -288,6 +288,28 @@ impl Controller {
             Ok((records, results))
         })
     }
+
+    /// One round of `auto.leader.rebalance.enable`: a preferred leader election for up to
+    /// `max` partitions whose leader is not their first replica while that replica is in the
+    /// ISR and active (Kafka's KRaft controller, `maxElectionsPerImbalance`). Returns how many
+    /// leaderships moved; `max` of them means more may be waiting.
+    pub fn balance_leaders(&self, max: usize) -> Result<usize, ControllerError> {
+        self.write(|image| {
+            let mut records = Vec::new();
+            'topics: for t in image.topics.values() {
+                for id in t.partitions.keys() {
+                    if records.len() >= max {
+                        break 'topics;
+                    }
+                    if let Ok(change) = elect(image, t, *id, ElectionType::Preferred) {
+                        records.push(MetadataRecord::PartitionChange(change));
+                    }
+                }
+            }
+            let moved = records.len();
+            Ok((records, moved))
+        })
+    }
 }
 
 fn topic_config(topic: &str, key: &str, value: Option<&String>) -> MetadataRecord {

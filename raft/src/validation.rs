@@ -56,13 +56,23 @@ pub fn check_collision(image: &MetadataImage, name: &str) -> Result<(), Controll
     Ok(())
 }
 
+/// A broker that can host replicas, with its rack (`broker.rack`; None is a rack of its own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub id: i32,
+    pub rack: Option<String>,
+}
+
 /// Brokers that can host replicas (registered, unfenced, not shutting down), ascending.
-pub fn usable_brokers(image: &MetadataImage) -> Vec<i32> {
+pub fn usable_brokers(image: &MetadataImage) -> Vec<Slot> {
     image
         .brokers
         .values()
         .filter(|b| !b.fenced && !b.in_controlled_shutdown)
-        .map(|b| b.id)
+        .map(|b| Slot {
+            id: b.id,
+            rack: b.rack.clone(),
+        })
         .collect()
 }
 
@@ -89,17 +99,47 @@ pub fn check_replication_factor(rf: i16, brokers: usize) -> Result<(), Controlle
     Ok(())
 }
 
-/// Places `count` partitions starting at `first` with `rf` replicas each, striping leaders
-/// over `brokers` as Kafka's striped placer does for a single rack.
-pub fn place_replicas(brokers: &[i32], first: i32, count: i32, rf: i16) -> Vec<(i32, Vec<i32>)> {
-    let n = brokers.len().max(1);
+/// Places `count` partitions starting at `first` with `rf` replicas each. Brokers are taken in
+/// rack-alternating order (the first broker of each rack, then the second of each, …), leaders
+/// stripe over that order, and each further replica is the next broker in it on a rack the
+/// partition does not use yet (any unused broker once every rack is used). With one rack this
+/// is plain striping; with several, a partition spans min(rf, racks) racks and leaders spread
+/// evenly over racks, as Kafka's striped placer aims for.
+pub fn place_replicas(brokers: &[Slot], first: i32, count: i32, rf: i16) -> Vec<(i32, Vec<i32>)> {
+    let order = rack_alternating(brokers);
+    let n = order.len().max(1);
     (first..first + count)
         .map(|p| {
-            let replicas = (0..rf as usize)
-                .filter_map(|i| brokers.get((p as usize + i) % n).copied())
-                .collect();
-            (p, replicas)
+            let start = p as usize % n;
+            let mut chosen: Vec<&Slot> = Vec::with_capacity(rf as usize);
+            for _ in 0..rf {
+                let ring = (0..order.len()).map(|i| order[(start + i) % n]);
+                let unused = |b: &&Slot| !chosen.iter().any(|c| c.id == b.id);
+                let new_rack = |b: &&Slot| !chosen.iter().any(|c| c.rack == b.rack);
+                let pick = ring.clone().filter(unused).find(new_rack);
+                match pick.or_else(|| ring.clone().find(unused)) {
+                    Some(b) => chosen.push(b),
+                    None => break,
+                }
+            }
+            (p, chosen.iter().map(|b| b.id).collect())
         })
+        .collect()
+}
+
+/// The brokers ordered rack by rack in turn: racks by name (no rack last), brokers by id.
+fn rack_alternating(brokers: &[Slot]) -> Vec<&Slot> {
+    let mut racks: BTreeMap<(bool, Option<&str>), Vec<&Slot>> = BTreeMap::new();
+    for b in brokers {
+        let rack = b.rack.as_deref();
+        racks.entry((rack.is_none(), rack)).or_default().push(b);
+    }
+    for members in racks.values_mut() {
+        members.sort_by_key(|b| b.id);
+    }
+    let deepest = racks.values().map(Vec::len).max().unwrap_or(0);
+    (0..deepest)
+        .flat_map(|i| racks.values().filter_map(move |m| m.get(i).copied()))
         .collect()
 }
 
@@ -217,15 +257,69 @@ mod tests {
         assert!(check_replication_factor(1, 1).is_ok());
     }
 
+    fn slots(spec: &[(i32, Option<&str>)]) -> Vec<Slot> {
+        let slot = |(id, rack): &(i32, Option<&str>)| Slot {
+            id: *id,
+            rack: rack.map(str::to_owned),
+        };
+        spec.iter().map(slot).collect()
+    }
+
     #[test]
     fn placement_stripes_leaders() {
+        let one_rack = slots(&[(1, None), (2, None), (3, None)]);
         assert_eq!(
-            place_replicas(&[1, 2, 3], 0, 3, 2),
+            place_replicas(&one_rack, 0, 3, 2),
             vec![(0, vec![1, 2]), (1, vec![2, 3]), (2, vec![3, 1])]
         );
         assert_eq!(
-            place_replicas(&[1], 2, 2, 1),
+            place_replicas(&slots(&[(1, None)]), 2, 2, 1),
             vec![(2, vec![1]), (3, vec![1])]
         );
+    }
+
+    #[test]
+    fn placement_spreads_every_partition_over_racks() {
+        let brokers = slots(&[
+            (1, Some("a")),
+            (2, Some("a")),
+            (3, Some("b")),
+            (4, Some("b")),
+            (5, Some("c")),
+            (6, Some("c")),
+        ]);
+        let rack = |id: i32| brokers.iter().find(|b| b.id == id).unwrap().rack.clone();
+        let placed = place_replicas(&brokers, 0, 12, 3);
+        let mut leaders = BTreeMap::new();
+        for (_, replicas) in &placed {
+            let racks: BTreeSet<_> = replicas.iter().map(|b| rack(*b)).collect();
+            assert_eq!(racks.len(), 3, "{replicas:?} spans every rack");
+            *leaders.entry(replicas[0]).or_insert(0) += 1;
+        }
+        assert_eq!(leaders.len(), 6, "every broker leads: {leaders:?}");
+        assert!(leaders.values().all(|n| *n == 2), "{leaders:?}");
+    }
+
+    #[test]
+    fn placement_with_uneven_racks_still_uses_both() {
+        let brokers = slots(&[
+            (1, Some("a")),
+            (2, Some("a")),
+            (3, Some("a")),
+            (4, Some("b")),
+        ]);
+        for (p, replicas) in place_replicas(&brokers, 0, 8, 2) {
+            assert!(
+                replicas.contains(&4),
+                "partition {p}: {replicas:?} misses rack b"
+            );
+            assert_eq!(replicas.len(), 2);
+        }
+        // More replicas than racks: distinct brokers, every rack used.
+        for (_, replicas) in place_replicas(&brokers, 0, 4, 3) {
+            let distinct: BTreeSet<_> = replicas.iter().collect();
+            assert_eq!(distinct.len(), 3);
+            assert!(replicas.contains(&4));
+        }
     }
 }

@@ -44,7 +44,7 @@ class Node:
     (a controller port) or broker-only (a broker port)."""
 
     def __init__(self, binary: Path, root: Path, node_id: int, port, controller_port,
-                 voters: str):
+                 voters: str, extra: str = ""):
         self.binary, self.node_id = binary, node_id
         self.port, self.controller_port = port, controller_port
         self.dir = root / f"node{node_id}"
@@ -65,7 +65,8 @@ class Node:
             f"broker.session.timeout.ms={SESSION_TIMEOUT_MS}\n"
             "broker.heartbeat.interval.ms=500\n"
             "shale.metrics.address=\n"
-            f"log.dirs={self.dir}\n")
+            f"log.dirs={self.dir}\n"
+            f"{extra}")
         subprocess.run([str(binary), "format", "--cluster-id", CLUSTER_ID, "--config",
                         str(self.config)], check=True, capture_output=True)
         self.proc = None

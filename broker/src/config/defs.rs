@@ -130,6 +130,30 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Directory of the metadata log; defaults to the first of log.dirs."
     ),
     def!(
+        "metadata.log.max.record.bytes.between.snapshots",
+        Some("20971520"),
+        Int,
+        "A node of a multi-node cluster snapshots its metadata image once this many bytes of metadata records were applied since its last snapshot, and drops the log prefix the snapshot covers (a lagging or wiped node then catches up with FetchSnapshot)."
+    ),
+    def!(
+        "metadata.log.max.snapshot.interval.ms",
+        Some("3600000"),
+        Int,
+        "A node of a multi-node cluster also snapshots once this long has passed since its last snapshot and any record was applied; 0 turns the time rule off."
+    ),
+    def!(
+        "auto.leader.rebalance.enable",
+        Some("true"),
+        Bool,
+        "The active controller of a multi-node cluster moves leadership back to preferred replicas (the first replica), checking every leader.imbalance.check.interval.seconds, as Kafka's KRaft controller does (leader.imbalance.per.broker.percentage was ZooKeeper-only and is gone from Kafka 4)."
+    ),
+    def!(
+        "leader.imbalance.check.interval.seconds",
+        Some("300"),
+        Int,
+        "How often the active controller checks leader imbalance."
+    ),
+    def!(
         "num.partitions",
         Some("1"),
         Int,

@@ -85,6 +85,14 @@ pub struct BrokerConfig {
     pub log_dirs: Vec<PathBuf>,
     /// Directory holding `__cluster_metadata-0`.
     pub metadata_log_dir: PathBuf,
+    /// `metadata.log.max.record.bytes.between.snapshots` (0 = no size rule).
+    pub metadata_snapshot_max_bytes: u64,
+    /// `metadata.log.max.snapshot.interval.ms` (0 = no time rule).
+    pub metadata_snapshot_max_interval_ms: u64,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval_s: u64,
     /// `num.partitions`.
     pub num_partitions: i32,
     /// `broker.session.timeout.ms`.
@@ -222,6 +230,13 @@ impl BrokerConfig {
             connection_limits: connection_limits(&get)?,
             log_dirs,
             metadata_log_dir,
+            metadata_snapshot_max_bytes: int("metadata.log.max.record.bytes.between.snapshots")
+                .max(0) as u64,
+            metadata_snapshot_max_interval_ms: int("metadata.log.max.snapshot.interval.ms").max(0)
+                as u64,
+            auto_leader_rebalance: get("auto.leader.rebalance.enable").as_deref() == Some("true"),
+            leader_imbalance_check_interval_s: positive("leader.imbalance.check.interval.seconds")?
+                as u64,
             num_partitions: positive("num.partitions")? as i32,
             broker_session_timeout_ms: positive("broker.session.timeout.ms")? as u64,
             broker_heartbeat_interval_ms: positive("broker.heartbeat.interval.ms")? as u64,

@@ -25,17 +25,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use shale_common::{Clock, Rng, SeededRng};
-use shale_raft::kraft::KRaftConfig;
 use shale_raft::Controller;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::controller_channel::ControllerChannel;
 use super::controller_node;
 use super::driver::QuorumView;
 use super::lifecycle_manager::{BrokerLifecycle, LifecycleState, Registration};
-use super::metadata::{Applied, MetadataApplier};
-use super::node::{QuorumNode, QuorumNodeConfig};
+use super::metadata::Applied;
+use super::node::QuorumNode;
 use super::wire::WireContext;
 use crate::api::forward::Forwarder;
 use crate::config::cluster::Roles;
@@ -78,29 +76,17 @@ async fn join(config: &BrokerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Cl
             (name.context("controller.listener.names is empty")?, None)
         }
         _ => {
-            let listener = controller_node::controller_listener(config)?;
-            let socket = TcpListener::bind((listener.host.as_str(), listener.port))
-                .await
-                .with_context(|| format!("binding controller listener {listener}"))?;
+            let (listener, socket) = controller_node::bind_controller_listener(config).await?;
             (listener.name, Some(socket))
         }
     };
     let voters = controller_node::peers(config);
-    let ids = voters.iter().map(|v| v.id).collect();
-    let (machine, applied) = MetadataApplier::new(&meta.cluster_id);
-    let node = QuorumNode::start(
-        QuorumNodeConfig {
-            node_id: config.node_id,
-            cluster_id: meta.cluster_id.clone(),
-            voters: voters.clone(),
-            listener_name: listener_name.clone(),
-            dir: config.metadata_log_dir.clone(),
-            raft: KRaftConfig::new(config.node_id, ids),
-            clock: clock.clone(),
-            rng: SeededRng::from_entropy(),
-            machine: Box::new(machine),
-        },
+    let (node, applied) = controller_node::join_quorum(
+        config,
+        &meta.cluster_id,
+        listener_name.clone(),
         socket,
+        clock.clone(),
     )
     .await?;
     let controller =

@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::driver::QuorumView;
-use super::metadata::{Applied, KRaftMetadataQuorum, MetadataApplier};
+use super::metadata::{Applied, KRaftMetadataQuorum, MetadataApplier, SnapshotPolicy};
 use super::node::{QuorumNode, QuorumNodeConfig};
 use super::peers::Peer;
 use crate::api::forward::LocalAdmin;
@@ -40,6 +40,9 @@ use crate::config::{BrokerConfig, Listener};
 
 /// How long a metadata write (or a new leader's catch-up) may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Preferred leader elections one balancing round commits at most (Kafka's
+/// `maxElectionsPerImbalance`).
+const MAX_ELECTIONS_PER_ROUND: usize = 1000;
 /// How often the leader looks for brokers whose session expired.
 const FENCE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -87,27 +90,17 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningController> {
         tracing::warn!(key = %key, "ignoring unknown configuration key");
     }
     let meta = read_meta(&config).await?;
-    let listener = controller_listener(&config)?;
-    let socket = TcpListener::bind((listener.host.as_str(), listener.port))
-        .await
-        .with_context(|| format!("binding controller listener {listener}"))?;
+    let (listener, socket) = bind_controller_listener(&config).await?;
     let addr = socket.local_addr()?;
     let clock: Arc<dyn Clock> = SystemClock::new();
-    let voters = peers(&config);
-    let ids = voters.iter().map(|v| v.id).collect();
-    let (machine, applied) = MetadataApplier::new(&meta.cluster_id);
-    let node_config = QuorumNodeConfig {
-        node_id: config.node_id,
-        cluster_id: meta.cluster_id.clone(),
-        voters,
-        listener_name: listener.name.clone(),
-        dir: config.metadata_log_dir.clone(),
-        raft: KRaftConfig::new(config.node_id, ids),
-        clock: clock.clone(),
-        rng: SeededRng::from_entropy(),
-        machine: Box::new(machine),
-    };
-    let node = QuorumNode::start(node_config, Some(socket)).await?;
+    let (node, applied) = join_quorum(
+        &config,
+        &meta.cluster_id,
+        listener.name,
+        Some(socket),
+        clock.clone(),
+    )
+    .await?;
     let controller = start_controller(&config, &node, applied, clock.clone()).await?;
     // Admin requests brokers forward here run through the broker's own handlers, on a broker
     // state that hosts no partitions (a controller is never a replica) and has no listeners.
@@ -135,6 +128,49 @@ pub(super) fn controller_listener(config: &BrokerConfig) -> anyhow::Result<Liste
         .find(|l| config.controller_listener_names.contains(&l.name))
         .cloned()
         .context("no controller listener (controller.listener.names) in listeners")
+}
+
+/// Binds this node's controller listener.
+pub(super) async fn bind_controller_listener(
+    config: &BrokerConfig,
+) -> anyhow::Result<(Listener, TcpListener)> {
+    let listener = controller_listener(config)?;
+    let socket = TcpListener::bind((listener.host.as_str(), listener.port))
+        .await
+        .with_context(|| format!("binding controller listener {listener}"))?;
+    Ok((listener, socket))
+}
+
+/// Starts this node's quorum member over its metadata log dir: a voter serving `socket`, or an
+/// observer fetching from the voters (`socket` None); its applier snapshots the metadata by
+/// `metadata.log.max.*` settings.
+pub(super) async fn join_quorum(
+    config: &BrokerConfig,
+    cluster_id: &str,
+    listener_name: String,
+    socket: Option<TcpListener>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(QuorumNode, Arc<Applied>)> {
+    let voters = peers(config);
+    let ids = voters.iter().map(|v| v.id).collect();
+    let (machine, applied) = MetadataApplier::new(cluster_id);
+    let machine = machine.with_snapshots(SnapshotPolicy {
+        max_bytes_between: config.metadata_snapshot_max_bytes,
+        max_interval_ms: config.metadata_snapshot_max_interval_ms,
+    });
+    let node_config = QuorumNodeConfig {
+        node_id: config.node_id,
+        cluster_id: cluster_id.to_owned(),
+        voters,
+        listener_name,
+        dir: config.metadata_log_dir.clone(),
+        raft: KRaftConfig::new(config.node_id, ids),
+        clock,
+        rng: SeededRng::from_entropy(),
+        machine: Box::new(machine),
+    };
+    let node = QuorumNode::start(node_config, socket).await?;
+    Ok((node, applied))
 }
 
 /// The voters of `controller.quorum.voters`.
@@ -183,6 +219,10 @@ pub(super) async fn start_controller(
     node.set_controller(controller.clone());
     tokio::spawn(activate_on_leadership(node.view(), controller.clone()));
     tokio::spawn(fence_stale_brokers(node.view(), controller.clone(), clock));
+    if config.auto_leader_rebalance {
+        let every = Duration::from_secs(config.leader_imbalance_check_interval_s);
+        tokio::spawn(balance_leaders(node.view(), controller.clone(), every));
+    }
     Ok(controller)
 }
 
@@ -286,6 +326,43 @@ async fn fence_stale_brokers(
         }
         if !fenced {
             tokio::time::sleep(FENCE_CHECK_INTERVAL).await;
+        }
+    }
+}
+
+/// `auto.leader.rebalance.enable`: while this node leads, every `every` a round of preferred
+/// leader elections for partitions led by another replica than their first; a full round
+/// ([`MAX_ELECTIONS_PER_ROUND`]) is followed by another at once, as in Kafka's controller.
+async fn balance_leaders(
+    view: watch::Receiver<QuorumView>,
+    controller: Arc<Controller>,
+    every: Duration,
+) {
+    loop {
+        let current = view.borrow().clone();
+        if current.stopped {
+            return;
+        }
+        let mut full = false;
+        if current.role == RoleKind::Leader {
+            let c = controller.clone();
+            let round = move || c.balance_leaders(MAX_ELECTIONS_PER_ROUND);
+            match shale_common::blocking::spawn(round).await {
+                Ok(Ok(moved)) => {
+                    if moved > 0 {
+                        tracing::info!(moved, "preferred leaders restored");
+                    }
+                    full = moved >= MAX_ELECTIONS_PER_ROUND;
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "no leader balancing round"),
+                Err(e) => {
+                    tracing::error!(error = %e, "leader balancing panicked");
+                    return;
+                }
+            }
+        }
+        if !full {
+            tokio::time::sleep(every).await;
         }
     }
 }

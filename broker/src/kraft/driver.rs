@@ -47,8 +47,14 @@ pub const INPUT_QUEUE: usize = 1024;
 pub trait StateMachine: Send + std::fmt::Debug {
     /// Committed entries starting at `base_offset`.
     fn apply(&mut self, base_offset: i64, entries: &[Entry]);
-    /// Replace the whole state with a committed snapshot (a lagging node installed it).
+    /// Replace the whole state with a committed snapshot (a lagging node installed it, or this
+    /// node restarted from one).
     fn load_snapshot(&mut self, snapshot: &Snapshot);
+    /// When a snapshot is due (by the machine's own policy): the offset it ends at (exclusive,
+    /// everything below applied) and its bytes. Asked after every step.
+    fn snapshot_due(&mut self, _now_ms: i64) -> Option<(i64, Bytes)> {
+        None
+    }
 }
 
 /// The kinds of request a peer can have waiting for an answer.
@@ -242,6 +248,31 @@ impl Driver {
                 Ok(input) => self.on_input(input)?,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return self.shutdown(),
+            }
+            self.maybe_snapshot()?;
+        }
+    }
+
+    /// Turns the state machine's due snapshot into one of the core's (written, then the log
+    /// prefix it covers is dropped). A refused snapshot is logged and skipped: the machine
+    /// asks again later.
+    fn maybe_snapshot(&mut self) -> Result<(), shale_raft::RaftError> {
+        let Some((end_offset, data)) = self.machine.snapshot_due(self.clock.now_ms()) else {
+            return Ok(());
+        };
+        match self.core.handle(Event::CreateSnapshot { end_offset, data }) {
+            Ok(commands) => {
+                self.execute(commands)?;
+                tracing::info!(
+                    node = self.core.node_id(),
+                    end_offset,
+                    "metadata snapshot written"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(node = self.core.node_id(), error = %e, "metadata snapshot skipped");
+                Ok(())
             }
         }
     }

@@ -135,8 +135,9 @@ impl BrokerLifecycle {
         self.wake.notify_one();
         let mut state = self.state.clone();
         let done = state.wait_for(|s| s.should_shut_down || s.broker_epoch < 0);
-        if tokio::time::timeout(timeout, done).await.is_err() {
-            tracing::warn!("controlled shutdown not confirmed by the controller in time");
+        match tokio::time::timeout(timeout, done).await {
+            Ok(_) => tracing::info!("controlled shutdown confirmed by the controller"),
+            Err(_) => tracing::warn!("controlled shutdown not confirmed by the controller in time"),
         }
         self.task.abort();
     }

@@ -11,6 +11,7 @@
 //! client to report it caught up to the epoch start before claiming leadership. A metadata
 //! transaction a previous leader left open is aborted before the new leader's first write.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use shale_common::Clock;
 use shale_raft::image::{MetadataImage, MetadataLoader};
-use shale_raft::kraft::{Entry, NodeId, Record, RoleKind, Snapshot};
+use shale_raft::kraft::{Entry, NodeId, Record, RoleKind, Snapshot, SnapshotId};
 use shale_raft::{atomic_chunks, ControllerError, MetadataQuorum, MetadataRecord, RaftError};
 use tokio::sync::oneshot;
 
@@ -97,13 +98,42 @@ impl Applied {
     }
 }
 
-/// The [`StateMachine`] the driver hands committed entries to.
+/// When a node snapshots its metadata (Kafka's `metadata.log.max.record.bytes.between.snapshots`
+/// and `metadata.log.max.snapshot.interval.ms`; 0 turns either off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    pub max_bytes_between: u64,
+    pub max_interval_ms: u64,
+}
+
+impl SnapshotPolicy {
+    /// Never snapshot.
+    pub const NEVER: SnapshotPolicy = SnapshotPolicy {
+        max_bytes_between: 0,
+        max_interval_ms: 0,
+    };
+}
+
+/// The [`StateMachine`] the driver hands committed entries to. Every node (voter or observer)
+/// snapshots its own image by [`SnapshotPolicy`], as Kafka's nodes each do.
 #[derive(Debug)]
 pub struct MetadataApplier {
     applied: Arc<Applied>,
+    cluster_id: String,
+    policy: SnapshotPolicy,
+    /// Bytes of data records applied since the last snapshot (or start).
+    bytes_since_snapshot: u64,
+    /// Wall time of the last snapshot (or of the first apply after start).
+    last_snapshot_ms: Option<i64>,
 }
 
 impl MetadataApplier {
+    /// Snapshots by `policy` (the default is [`SnapshotPolicy::NEVER`]).
+    pub fn with_snapshots(mut self, policy: SnapshotPolicy) -> MetadataApplier {
+        self.policy = policy;
+        self
+    }
+
     /// An applier starting from the empty image of `cluster_id`, and its shared state.
     pub fn new(cluster_id: &str) -> (MetadataApplier, Arc<Applied>) {
         let applied = Arc::new(Applied {
@@ -119,6 +149,10 @@ impl MetadataApplier {
         });
         let machine = MetadataApplier {
             applied: applied.clone(),
+            cluster_id: cluster_id.to_owned(),
+            policy: SnapshotPolicy::NEVER,
+            bytes_since_snapshot: 0,
+            last_snapshot_ms: None,
         };
         (machine, applied)
     }
@@ -145,6 +179,7 @@ impl StateMachine for MetadataApplier {
             match &entry.record {
                 Record::Data(bytes) => match MetadataRecord::decode(bytes) {
                     Ok(record) => {
+                        self.bytes_since_snapshot += bytes.len() as u64;
                         run.push(record);
                         run_end = Some((offset, entry.epoch));
                     }
@@ -170,14 +205,70 @@ impl StateMachine for MetadataApplier {
     }
 
     fn load_snapshot(&mut self, snapshot: &Snapshot) {
-        // Cluster mode takes no snapshots yet, so a peer never offers one.
-        let why = format!(
-            "loading metadata snapshot {:?} is not supported yet",
-            snapshot.id
+        let SnapshotId { end_offset, epoch } = snapshot.id;
+        let path = Path::new("metadata snapshot");
+        let content = match shale_raft::snapshot::decode_batch_file(path, snapshot.data.clone()) {
+            Ok(content) => content,
+            Err(e) => {
+                let why = format!("metadata snapshot {:?}: {e}", snapshot.id);
+                tracing::error!("{why}");
+                self.applied.lock().fault.get_or_insert(why);
+                self.applied.changed.notify_all();
+                return;
+            }
+        };
+        let mut loader = MetadataLoader::new(MetadataImage::empty(self.cluster_id.as_str()));
+        loader.apply_batch(end_offset - 1, epoch, &content.records);
+        let mut state = self.applied.lock();
+        state.loader = loader;
+        state.offset = end_offset - 1;
+        state.epoch = epoch;
+        state.epoch_starts = vec![(epoch, end_offset - 1)];
+        drop(state);
+        self.bytes_since_snapshot = 0;
+        tracing::info!(
+            end_offset,
+            epoch,
+            records = content.records.len(),
+            "metadata snapshot loaded"
         );
-        tracing::error!("{why}");
-        self.applied.lock().fault.get_or_insert(why);
-        self.applied.changed.notify_all();
+        self.applied.publish(end_offset - 1);
+    }
+
+    /// Due once enough record bytes or time has passed since the last snapshot, outside a
+    /// metadata transaction: the whole image as a Kafka checkpoint file.
+    fn snapshot_due(&mut self, now_ms: i64) -> Option<(i64, Bytes)> {
+        let SnapshotPolicy {
+            max_bytes_between,
+            max_interval_ms,
+        } = self.policy;
+        let since = *self.last_snapshot_ms.get_or_insert(now_ms);
+        let by_bytes = max_bytes_between > 0 && self.bytes_since_snapshot >= max_bytes_between;
+        let by_time = max_interval_ms > 0
+            && self.bytes_since_snapshot > 0
+            && now_ms.saturating_sub(since) >= max_interval_ms as i64;
+        if !(by_bytes || by_time) {
+            return None;
+        }
+        let state = self.applied.lock();
+        if state.loader.in_transaction() || state.offset < 0 || state.fault.is_some() {
+            return None;
+        }
+        let image = state.loader.image();
+        let (end_offset, epoch) = (state.offset + 1, state.epoch);
+        drop(state);
+        let records = image.to_records();
+        match shale_raft::snapshot::encode_batch_file(epoch, now_ms, now_ms, &records) {
+            Ok(data) => {
+                self.bytes_since_snapshot = 0;
+                self.last_snapshot_ms = Some(now_ms);
+                Some((end_offset, data))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "encoding a metadata snapshot failed");
+                None
+            }
+        }
     }
 }
 

@@ -73,6 +73,57 @@ fn a_transaction_is_published_only_at_its_end() {
 }
 
 #[test]
+fn snapshots_by_bytes_or_time_and_a_loaded_snapshot_replaces_the_state() {
+    let policy = SnapshotPolicy {
+        max_bytes_between: 40,
+        max_interval_ms: 1000,
+    };
+    let (machine, applied) = MetadataApplier::new("c");
+    let mut machine = machine.with_snapshots(policy);
+    assert_eq!(machine.snapshot_due(0), None, "nothing applied");
+    machine.apply(0, &[leader_change(1, 1), data(1, topic("a"))]);
+    assert_eq!(machine.snapshot_due(10), None, "under the byte and time limits");
+    assert!(machine.snapshot_due(1000).is_some(), "due by time");
+    assert_eq!(machine.snapshot_due(1001), None, "nothing applied since");
+
+    // Inside a metadata transaction no snapshot is taken, however many bytes.
+    let open = data(1, MetadataRecord::BeginTransaction { name: None });
+    let names = ["bb", "ccc", "dddd", "eeeee"];
+    let mut entries = vec![open];
+    entries.extend(names.iter().map(|n| data(1, topic(n))));
+    machine.apply(2, &entries);
+    assert_eq!(machine.snapshot_due(1002), None);
+    machine.apply(7, &[data(1, MetadataRecord::EndTransaction)]);
+    let (end_offset, bytes) = machine.snapshot_due(1003).expect("due by bytes");
+    assert_eq!(end_offset, 8);
+
+    let (mut other, other_applied) = MetadataApplier::new("c");
+    other.apply(0, &[leader_change(1, 2), data(1, topic("stale"))]);
+    let id = shale_raft::kraft::SnapshotId {
+        end_offset,
+        epoch: 1,
+    };
+    other.load_snapshot(&Snapshot { id, data: bytes });
+    let image = other_applied.image();
+    assert!(image.topic("stale").is_none(), "the snapshot replaces the state");
+    for name in ["a", "bb", "eeeee"] {
+        assert!(image.topic(name).is_some(), "{name}");
+    }
+    assert_eq!((image.last_offset, image.epoch), (7, 1));
+    assert_eq!(other_applied.applied_offset(), 7);
+    assert_eq!(*image, *applied.image());
+    other.apply(8, &[data(2, topic("ffffff"))]);
+    assert_eq!(other_applied.lock().epoch_of(8), Some(2));
+
+    let garbage = Snapshot {
+        id,
+        data: Bytes::from_static(b"not a checkpoint"),
+    };
+    other.load_snapshot(&garbage);
+    assert!(other_applied.lock().fault.is_some());
+}
+
+#[test]
 fn an_undecodable_entry_is_a_fault() {
     let (mut machine, applied) = MetadataApplier::new("c");
     let bad = Entry {
