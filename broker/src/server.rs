@@ -25,7 +25,7 @@ use crate::connection_limits::{ConnectionLimits, Permit, Refused};
 use crate::kraft::cluster_node::ClusterNode;
 use crate::kraft::driver::QuorumView;
 use crate::state::Broker;
-use crate::tiering::{Tiering, TieringSettings, TopicPolicy};
+use crate::tiering::{Tiering, TieringParts, TieringSettings, TopicPolicy};
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use shale_common::{Clock, SeededRng, SystemClock};
@@ -337,7 +337,13 @@ async fn start_tiering(broker: &Arc<Broker>, clock: Arc<dyn Clock>) -> anyhow::R
     let settings = TieringSettings::from_config(&broker.config)?;
     let policy = TopicPolicy::new(broker.config.log_config.clone(), settings.enabled);
     broker.controller.set_topic_config_policy(Arc::new(policy));
-    if let Some(tiering) = Tiering::start(broker, clock, SeededRng::from_entropy()).await? {
+    let parts = TieringParts {
+        controller: broker.controller.clone(),
+        replicas: broker.replicas().clone(),
+        topic_metrics: broker.topic_metrics.clone(),
+    };
+    let rng = SeededRng::from_entropy();
+    if let Some(tiering) = Tiering::start(&broker.config, parts, clock, rng).await? {
         broker.set_tiering(tiering);
     }
     Ok(())

@@ -8,7 +8,7 @@
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessions;
 use crate::metrics::Metrics;
-pub use crate::replica::Partition;
+pub use crate::replica::{effective_log_config, Partition};
 use crate::replica::{HostedMetrics, ReplicaManager};
 use crate::topic_metrics::{self, LogGauges, TopicMetrics};
 use parking_lot::Mutex;
@@ -205,43 +205,4 @@ impl Broker {
             *ids = (first, first + i64::from(len));
         }
     }
-}
-
-/// A topic's effective log config: the broker's static defaults, then dynamic cluster-wide
-/// defaults (`log.retention.ms`, … set through AlterConfigs), then the topic's own overrides.
-pub fn effective_log_config(
-    static_defaults: &LogConfig,
-    image: &MetadataImage,
-    overrides: &std::collections::BTreeMap<String, String>,
-) -> LogConfig {
-    let mut cfg = static_defaults.clone();
-    if let Some(dynamic) = image.broker_configs.get("") {
-        let pairs = dynamic_topic_defaults(dynamic);
-        if let Ok(c) = cfg.with_overrides(pairs.iter().map(|(k, v)| (*k, v.as_str()))) {
-            cfg = c;
-        }
-    }
-    match cfg.with_overrides(overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "invalid stored topic config");
-            cfg
-        }
-    }
-}
-
-/// Dynamic cluster-wide broker configs that are topic defaults (`log.retention.ms`, …), mapped to
-/// topic config names.
-fn dynamic_topic_defaults(
-    dynamic: &std::collections::BTreeMap<String, String>,
-) -> Vec<(&'static str, String)> {
-    shale_local_log::TOPIC_CONFIGS
-        .iter()
-        .filter_map(|def| {
-            def.broker_synonyms
-                .iter()
-                .find_map(|s| dynamic.get(*s))
-                .map(|v| (def.name, v.clone()))
-        })
-        .collect()
 }

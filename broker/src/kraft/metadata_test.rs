@@ -82,7 +82,11 @@ fn snapshots_by_bytes_or_time_and_a_loaded_snapshot_replaces_the_state() {
     let mut machine = machine.with_snapshots(policy);
     assert_eq!(machine.snapshot_due(0), None, "nothing applied");
     machine.apply(0, &[leader_change(1, 1), data(1, topic("a"))]);
-    assert_eq!(machine.snapshot_due(10), None, "under the byte and time limits");
+    assert_eq!(
+        machine.snapshot_due(10),
+        None,
+        "under the byte and time limits"
+    );
     assert!(machine.snapshot_due(1000).is_some(), "due by time");
     assert_eq!(machine.snapshot_due(1001), None, "nothing applied since");
 
@@ -105,7 +109,10 @@ fn snapshots_by_bytes_or_time_and_a_loaded_snapshot_replaces_the_state() {
     };
     other.load_snapshot(&Snapshot { id, data: bytes });
     let image = other_applied.image();
-    assert!(image.topic("stale").is_none(), "the snapshot replaces the state");
+    assert!(
+        image.topic("stale").is_none(),
+        "the snapshot replaces the state"
+    );
     for name in ["a", "bb", "eeeee"] {
         assert!(image.topic(name).is_some(), "{name}");
     }

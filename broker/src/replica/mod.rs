@@ -13,11 +13,13 @@
 //! applied (a slower concurrent caller) is ignored. After each apply the leader-count gauge and
 //! the per-topic meters follow the hosted set.
 
+mod config;
 pub mod delta;
 mod partition;
 #[cfg(test)]
 mod tests;
 
+pub use config::effective_log_config;
 pub use delta::DeleteReason;
 pub use partition::{FollowerState, Partition, Role};
 
@@ -154,7 +156,7 @@ impl ReplicaManager {
 
     /// A topic's effective log config under `image`.
     pub fn log_config_for(&self, image: &MetadataImage, topic: &TopicImage) -> LogConfig {
-        crate::state::effective_log_config(&self.static_log_config, image, &topic.configs)
+        effective_log_config(&self.static_log_config, image, &topic.configs)
     }
 
     /// Brings the hosted partitions in line with `image`: deletes what the image says is gone,

@@ -21,7 +21,6 @@ pub use remote_read::RemoteReadError;
 
 use crate::config::BrokerConfig;
 use crate::replica::ReplicaManager;
-use crate::state::Broker;
 use anyhow::Context;
 use metadata_topic::LocalMetadataTopic;
 use shale_common::{Clock, Rng};
@@ -172,16 +171,25 @@ pub struct Tiering {
     topic_metrics: Arc<crate::topic_metrics::TopicMetrics>,
 }
 
+/// What tiering works with besides its settings.
+#[derive(Debug)]
+pub struct TieringParts {
+    pub controller: Arc<Controller>,
+    pub replicas: Arc<ReplicaManager>,
+    pub topic_metrics: Arc<crate::topic_metrics::TopicMetrics>,
+}
+
 impl Tiering {
-    /// Builds the machinery from the broker's settings and parts (it keeps the controller and
-    /// the replica manager, not the broker). `None` when
+    /// Builds the machinery from the broker's settings and the parts it works with (the
+    /// controller and the replica manager; never the broker itself). `None` when
     /// `remote.log.storage.system.enable=false`.
     pub async fn start(
-        broker: &Broker,
+        config: &BrokerConfig,
+        parts: TieringParts,
         clock: Arc<dyn Clock>,
         rng: Arc<dyn Rng>,
     ) -> anyhow::Result<Option<Arc<Tiering>>> {
-        let settings = TieringSettings::from_config(&broker.config)?;
+        let settings = TieringSettings::from_config(config)?;
         if !settings.enabled {
             return Ok(None);
         }
@@ -198,19 +206,24 @@ impl Tiering {
             reader: RemoteLogReader::from_config(store, &storage),
             fetch_quota: RateLimiter::new(settings.fetch_bytes_per_second, clock.clone()),
             fetch_stats: remote_read::FetchStats::default(),
-            topic_metrics: broker.topic_metrics.clone(),
+            topic_metrics: parts.topic_metrics,
             clock,
             rng,
-            node_id: broker.config.node_id,
-            snapshot_dir: broker.config.log_dirs[0].clone(),
-            controller: broker.controller.clone(),
-            replicas: broker.replicas().clone(),
+            node_id: config.node_id,
+            snapshot_dir: config.log_dirs[0].clone(),
+            controller: parts.controller.clone(),
+            replicas: parts.replicas,
             active: tokio::sync::OnceCell::new(),
             settings,
             storage,
             store_stats,
         });
-        if broker.image().topic(metadata_topic::TOPIC).is_some() {
+        if parts
+            .controller
+            .image()
+            .topic(metadata_topic::TOPIC)
+            .is_some()
+        {
             tiering.activate().await?;
         }
         tracing::info!(backend = ?tiering.storage.backend, "tiered storage enabled");
@@ -328,7 +341,7 @@ impl Tiering {
     }
 
     /// The id of a tiered partition in RLMM terms.
-    pub fn topic_id_partition(p: &crate::state::Partition) -> TopicIdPartition {
+    pub fn topic_id_partition(p: &crate::replica::Partition) -> TopicIdPartition {
         TopicIdPartition::new(p.topic_id, p.tp.topic.clone(), p.tp.partition)
     }
 }

@@ -1,7 +1,7 @@
 //! The broker's side of the tiering contracts: a leader partition's local log as remote-log's
 //! [`TieredPartition`], and the topic-config policy that checks merged configs for tiering.
 
-use crate::state::Partition;
+use crate::replica::Partition;
 use shale_local_log::{validate_merged, LogConfig, LogError};
 use shale_raft::{ControllerError, MetadataImage, TopicConfigPolicy};
 use shale_remote_log::tasks::{LocalLogError, LocalSegment, Retention, TieredPartition};
@@ -134,7 +134,7 @@ impl TopicConfigPolicy for TopicPolicy {
         new: &BTreeMap<String, String>,
     ) -> Result<(), ControllerError> {
         let merged = |overrides: &BTreeMap<String, String>| {
-            crate::state::effective_log_config(&self.defaults, image, overrides)
+            crate::replica::effective_log_config(&self.defaults, image, overrides)
         };
         let previous = previous.map(merged);
         validate_merged(&merged(new), previous.as_ref(), self.system_enabled).map_err(|e| match e {
