@@ -23,13 +23,15 @@ import pytest
 
 import kafka_helpers as kh
 from conftest import free_port
-from test_quorum import describe_quorum
+from test_quorum import describe_cluster, describe_quorum
 
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qg"
 INVALID_REPLICATION_FACTOR = 38
 PREFERRED_LEADER_NOT_AVAILABLE = 80
 ELIGIBLE_LEADERS_NOT_AVAILABLE = 83
 ELECTION_NOT_NEEDED = 84
+MISMATCHED_ENDPOINT_TYPE = 114
+UNSUPPORTED_ENDPOINT_TYPE = 115
 SESSION_TIMEOUT_MS = 3000
 
 
@@ -429,6 +431,16 @@ def test_controller_only_quorum_with_broker_only_nodes(split_cluster, kcat_bin):
     controller = kh.wait_until(lambda: active_controller(controllers), 10, what="a controller")
     leader, _, _, voters = describe_quorum(brokers[1].port)
     assert leader == controller and set(voters) == {1, 2, 3}
+    # KIP-919, as kafka-metadata-quorum.sh --bootstrap-controller asks: any controller lists
+    # the controllers and names the active one; each listener refuses the other endpoint type.
+    for c in controllers:
+        error, active, nodes = describe_cluster(c.controller_port, 2)
+        assert (error, active) == (0, controller)
+        assert nodes == {n.node_id: ("127.0.0.1", n.controller_port) for n in controllers}
+        assert describe_cluster(c.controller_port, 1)[0] == MISMATCHED_ENDPOINT_TYPE
+    assert describe_cluster(brokers[0].port, 2)[0] == MISMATCHED_ENDPOINT_TYPE
+    assert describe_cluster(brokers[0].port, 7)[0] == UNSUPPORTED_ENDPOINT_TYPE
+    assert set(describe_cluster(brokers[0].port, 1)[2]) == {4, 5}
 
     create(brokers[0], "split", 4)
     assert set(leaders(brokers[1], "split").values()) == {4, 5}

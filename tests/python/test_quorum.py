@@ -16,7 +16,31 @@ from conftest import free_port
 
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qg"
 DESCRIBE_QUORUM = 55
+DESCRIBE_CLUSTER = 60
 NOT_LEADER_OR_FOLLOWER = 6
+
+
+def describe_cluster(port: int, endpoint_type: int):
+    """DescribeCluster v1 asking for `endpoint_type` (1 broker, 2 controller): (error,
+    controller id, {node id: (host, port)})."""
+    body = kh.boolean(False) + kh.i8(endpoint_type) + kh.EMPTY_TAGS
+    with kh.RawConnection("127.0.0.1", port, timeout=5) as c:
+        corr = c.send_request(DESCRIBE_CLUSTER, 1, body, flexible_header=True)
+        r = c.recv_response(corr, flexible_header=True)
+
+    def node(r):
+        n = (r.i32(), r.compact_string(), r.i32(), r.compact_string())
+        r.tagged_fields()
+        return n
+
+    r.i32()  # throttle
+    error = r.i16()
+    r.compact_string()  # message
+    r.i8()  # endpoint type
+    r.compact_string()  # cluster id
+    controller = r.i32()
+    nodes = r.compact_array(node) or []
+    return error, controller, {n[0]: (n[1], n[2]) for n in nodes}
 
 
 def describe_quorum(port: int):

@@ -21,14 +21,16 @@ use std::collections::BTreeMap;
 pub fn describe_cluster(
     broker: &Broker,
     req: &DescribeClusterRequest,
+    version: i16,
     listener: &str,
 ) -> DescribeClusterResponse {
+    use crate::kraft::controller_apis::{endpoint_type_refusal, ENDPOINT_BROKER};
     let listener = super::metadata::client_listener(broker, listener);
     let image = broker.image();
     let mut resp = DescribeClusterResponse::default();
-    resp.endpoint_type = req.endpoint_type.max(1);
-    if req.endpoint_type != 1 && req.endpoint_type != 0 {
-        resp.error_code = E::UnsupportedEndpointType.code();
+    resp.endpoint_type = ENDPOINT_BROKER;
+    if let Some(code) = endpoint_type_refusal(version, req.endpoint_type, ENDPOINT_BROKER) {
+        resp.error_code = code;
         return resp;
     }
     resp.cluster_id = StrBytes::from_string(image.cluster_id.clone());

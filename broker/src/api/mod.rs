@@ -211,7 +211,7 @@ async fn dispatch(
         Request::DescribeCluster(r) => {
             reply!(
                 DescribeCluster,
-                cluster::describe_cluster(broker, &r, &connection.listener)
+                cluster::describe_cluster(broker, &r, v, &connection.listener)
             )
         }
         Request::DescribeTopicPartitions(r) => reply!(

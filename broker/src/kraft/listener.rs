@@ -28,6 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 
 use super::broker_lifecycle;
+use super::controller_apis;
 use super::driver::{DriverHandle, Input};
 use super::wire::{self, codes, WireContext};
 
@@ -150,8 +151,10 @@ async fn answer(call: Call, body: Bytes, shared: &Shared) -> anyhow::Result<Byte
         return broker_lifecycle::answer(api_key, version, body, controller, &shared.clock).await;
     }
     if api_key == ApiKey::DescribeQuorum {
-        wire::decode_describe_quorum_request(version, body)?;
-        return describe(version, shared).await;
+        return controller_apis::describe_quorum(version, body, shared).await;
+    }
+    if api_key == ApiKey::DescribeCluster {
+        return controller_apis::describe_cluster(version, body, shared);
     }
     let inbound = match wire::decode_request(api_key, version, body, seq, &shared.ctx) {
         Ok(inbound) => inbound,
@@ -216,6 +219,8 @@ fn api_versions(version: i16) -> anyhow::Result<Bytes> {
     for (key, range) in broker_lifecycle::VERSIONS {
         apis.push(entry(key, range));
     }
+    let describe_cluster = controller_apis::DESCRIBE_CLUSTER_VERSIONS;
+    apis.push(entry(ApiKey::DescribeCluster, describe_cluster));
     let (version, error) = if version > API_VERSIONS_RANGE.1 {
         (0, codes::UNSUPPORTED_VERSION)
     } else {
@@ -227,24 +232,6 @@ fn api_versions(version: i16) -> anyhow::Result<Bytes> {
     let mut out = BytesMut::new();
     response.encode(&mut out, version)?;
     Ok(out.freeze())
-}
-
-async fn describe(version: i16, shared: &Shared) -> anyhow::Result<Bytes> {
-    let (reply, rx) = oneshot::channel();
-    if shared
-        .driver
-        .inputs
-        .try_send(Input::Describe { reply })
-        .is_err()
-    {
-        let code = codes::BROKER_NOT_AVAILABLE;
-        return Ok(wire::encode_describe_quorum_error(version, code)?);
-    }
-    let status = tokio::time::timeout(shared.timeout, rx).await;
-    Ok(match status.ok().and_then(Result::ok).flatten() {
-        Some(status) => wire::encode_describe_quorum(&status, version, &shared.ctx)?,
-        None => wire::encode_describe_quorum_error(version, codes::NOT_LEADER_OR_FOLLOWER)?,
-    })
 }
 
 /// A size-prefixed response frame: correlation id, the header's empty tagged fields when the

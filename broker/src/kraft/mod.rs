@@ -18,6 +18,7 @@
 
 pub mod broker_lifecycle;
 pub mod cluster_node;
+pub mod controller_apis;
 pub mod controller_channel;
 pub mod controller_node;
 pub mod driver;

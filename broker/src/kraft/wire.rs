@@ -81,6 +81,8 @@ pub mod codes {
     pub const POSITION_OUT_OF_RANGE: i16 = E::PositionOutOfRange.code();
     pub const INCONSISTENT_CLUSTER_ID: i16 = E::InconsistentClusterId.code();
     pub const INVALID_VOTER_KEY: i16 = E::InvalidVoterKey.code();
+    pub const MISMATCHED_ENDPOINT_TYPE: i16 = E::MismatchedEndpointType.code();
+    pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = E::UnsupportedEndpointType.code();
 }
 
 /// A node's controller-listener address.
