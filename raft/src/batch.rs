@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use shale_protocol::codec::decode_message;
 use shale_protocol::kafka_protocol::messages::leader_change_message::Voter;
 use shale_protocol::kafka_protocol::messages::{
-    LeaderChangeMessage, SnapshotFooterRecord, SnapshotHeaderRecord,
+    LeaderChangeMessage, SnapshotFooterRecord, SnapshotHeaderRecord, VotersRecord,
 };
 use shale_protocol::kafka_protocol::protocol::Encodable;
 use shale_protocol::record::BatchBuilder;
@@ -23,6 +23,10 @@ pub const CONTROL_LEADER_CHANGE: i16 = 2;
 pub const CONTROL_SNAPSHOT_HEADER: i16 = 3;
 /// Control record type of a SnapshotFooterRecord.
 pub const CONTROL_SNAPSHOT_FOOTER: i16 = 4;
+/// Control record type of a KRaftVersionRecord (KIP-853).
+pub const CONTROL_KRAFT_VERSION: i16 = 5;
+/// Control record type of a VotersRecord (KIP-853).
+pub const CONTROL_KRAFT_VOTERS: i16 = 6;
 
 /// A batch of the metadata log (or a snapshot file), decoded.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,9 +80,20 @@ pub fn data_batch(
     timestamp: i64,
     records: &[MetadataRecord],
 ) -> Result<RecordBatch, RaftError> {
+    let values: Vec<Bytes> = records.iter().map(MetadataRecord::encode).collect();
+    values_batch(base_offset, epoch, timestamp, &values)
+}
+
+/// [`data_batch`] of already framed record values.
+pub fn values_batch(
+    base_offset: i64,
+    epoch: i32,
+    timestamp: i64,
+    values: &[Bytes],
+) -> Result<RecordBatch, RaftError> {
     let mut b = builder(base_offset, epoch, timestamp);
-    for r in records {
-        b.push(timestamp, None, Some(r.encode()), Vec::new());
+    for v in values {
+        b.push(timestamp, None, Some(v.clone()), Vec::new());
     }
     Ok(b.build()?)
 }
@@ -129,6 +144,41 @@ pub fn decode_leader_change(value: Bytes) -> Result<LeaderChange, RaftError> {
         voters: msg.voters.iter().map(|v| v.voter_id).collect(),
         granting_voters: msg.granting_voters.iter().map(|v| v.voter_id).collect(),
     })
+}
+
+/// VotersRecord v0 value for voters known by id (directory ids zero, no endpoints, each voter
+/// supporting kraft.version 0–1).
+pub fn voters_value(voters: &[i32]) -> Result<Bytes, RaftError> {
+    use shale_protocol::kafka_protocol::messages::voters_record::{self, KRaftVersionFeature};
+    let voter = |id: &i32| {
+        voters_record::Voter::default()
+            .with_voter_id((*id).into())
+            .with_k_raft_version_feature(
+                KRaftVersionFeature::default()
+                    .with_min_supported_version(0)
+                    .with_max_supported_version(1),
+            )
+    };
+    let msg = VotersRecord::default()
+        .with_version(0)
+        .with_voters(voters.iter().map(voter).collect());
+    encode_message(&msg, "VotersRecord")
+}
+
+/// The voter ids of a VotersRecord v0 value.
+pub fn decode_voters(value: Bytes) -> Result<Vec<i32>, RaftError> {
+    let msg: VotersRecord =
+        decode_message(value, 0).map_err(|e| RaftError::Decode(format!("VotersRecord: {e}")))?;
+    Ok(msg.voters.iter().map(|v| v.voter_id.0).collect())
+}
+
+/// KRaftVersionRecord v0 value: version, kraft.version, no tagged fields (5 bytes).
+pub fn kraft_version_value(kraft_version: i16) -> Bytes {
+    let mut out = BytesMut::with_capacity(5);
+    out.extend_from_slice(&0i16.to_be_bytes());
+    out.extend_from_slice(&kraft_version.to_be_bytes());
+    out.extend_from_slice(&[0]);
+    out.freeze()
 }
 
 /// SnapshotHeaderRecord v0 value (11 bytes).

@@ -15,8 +15,9 @@ use bytes::{Bytes, BytesMut};
 use shale_protocol::record_batch::batches;
 
 use crate::batch::{
-    control_batch, data_batch, decode_batch, snapshot_footer_value, snapshot_header_value,
-    MetadataBatch, CONTROL_SNAPSHOT_FOOTER, CONTROL_SNAPSHOT_HEADER,
+    control_batch, decode_batch, decode_voters, kraft_version_value, snapshot_footer_value,
+    snapshot_header_value, values_batch, voters_value, MetadataBatch, CONTROL_KRAFT_VERSION,
+    CONTROL_KRAFT_VOTERS, CONTROL_SNAPSHOT_FOOTER, CONTROL_SNAPSHOT_HEADER,
 };
 use crate::error::RaftError;
 use crate::records::MetadataRecord;
@@ -66,33 +67,90 @@ pub fn encode_batch_file(
     now_ms: i64,
     records: &[MetadataRecord],
 ) -> Result<Bytes, RaftError> {
+    let values: Vec<Bytes> = records.iter().map(MetadataRecord::encode).collect();
+    encode_checkpoint(epoch, last_contained_log_timestamp, now_ms, None, &values)
+}
+
+/// Encodes a checkpoint: the SnapshotHeader; with a dynamic voter set (KIP-853) a
+/// KRaftVersionRecord (kraft.version 1) and the VotersRecord, as Kafka writes them; `values`
+/// (framed records) in data batches of at most 1 MiB; the SnapshotFooter.
+pub fn encode_checkpoint(
+    epoch: i32,
+    last_contained_log_timestamp: i64,
+    now_ms: i64,
+    voters: Option<&[i32]>,
+    values: &[Bytes],
+) -> Result<Bytes, RaftError> {
     let mut out = BytesMut::new();
     let header = snapshot_header_value(last_contained_log_timestamp)?;
-    let b = control_batch(0, epoch, now_ms, CONTROL_SNAPSHOT_HEADER, header)?;
-    out.extend_from_slice(b.as_bytes());
-    let mut offset = 1i64;
+    let mut control = vec![(CONTROL_SNAPSHOT_HEADER, header)];
+    if let Some(voters) = voters {
+        control.push((CONTROL_KRAFT_VERSION, kraft_version_value(1)));
+        control.push((CONTROL_KRAFT_VOTERS, voters_value(voters)?));
+    }
+    let mut offset = 0i64;
+    for (control_type, value) in control {
+        let b = control_batch(offset, epoch, now_ms, control_type, value)?;
+        out.extend_from_slice(b.as_bytes());
+        offset += 1;
+    }
     let mut start = 0;
-    while start < records.len() {
+    while start < values.len() {
         let mut end = start;
         let mut size = 0;
-        while end < records.len() && (end == start || size < MAX_BATCH_BYTES) {
-            size += records[end].encode().len();
+        while end < values.len() && (end == start || size < MAX_BATCH_BYTES) {
+            size += values[end].len();
             end += 1;
         }
-        let b = data_batch(offset, epoch, now_ms, &records[start..end])?;
+        let b = values_batch(offset, epoch, now_ms, &values[start..end])?;
         out.extend_from_slice(b.as_bytes());
         offset += (end - start) as i64;
         start = end;
     }
-    let b = control_batch(
-        offset,
-        epoch,
-        now_ms,
-        CONTROL_SNAPSHOT_FOOTER,
-        snapshot_footer_value()?,
-    )?;
+    let footer = snapshot_footer_value()?;
+    let b = control_batch(offset, epoch, now_ms, CONTROL_SNAPSHOT_FOOTER, footer)?;
     out.extend_from_slice(b.as_bytes());
     Ok(out.freeze())
+}
+
+/// The voter set of a checkpoint's VotersRecord, read from the control batches before its
+/// first data batch; None without one (a static quorum) or when `data` is not a checkpoint.
+pub fn checkpoint_voters(data: &Bytes) -> Option<Vec<i32>> {
+    for b in batches(data.clone()) {
+        let b = b.ok()?;
+        if !b.is_control() {
+            return None;
+        }
+        for r in b.records().ok()? {
+            let key = r.key.as_deref().unwrap_or_default();
+            if key.len() >= 4 && i16::from_be_bytes([key[2], key[3]]) == CONTROL_KRAFT_VOTERS {
+                return decode_voters(r.value.unwrap_or_default()).ok();
+            }
+        }
+    }
+    None
+}
+
+/// What a checkpoint's raft layer holds besides the records: the voter set of its VotersRecord
+/// (None without one: a static quorum), and the raw data-record values.
+pub fn checkpoint_contents(data: Bytes) -> Result<(Option<Vec<i32>>, Vec<Bytes>), RaftError> {
+    let mut voters = None;
+    let mut values = Vec::new();
+    for b in batches(data) {
+        let b = b?;
+        b.verify_crc()?;
+        for r in b.records()? {
+            if !b.is_control() {
+                values.push(r.value.unwrap_or_default());
+                continue;
+            }
+            let key = r.key.as_deref().unwrap_or_default();
+            if key.len() >= 4 && i16::from_be_bytes([key[2], key[3]]) == CONTROL_KRAFT_VOTERS {
+                voters = Some(decode_voters(r.value.unwrap_or_default())?);
+            }
+        }
+    }
+    Ok((voters, values))
 }
 
 /// Writes `bytes` to `tmp`, fsyncs, renames to `path` and fsyncs the directory.

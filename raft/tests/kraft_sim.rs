@@ -7,7 +7,10 @@
 //! flushed log suffix. A client appends records at random times to whichever node leads. Nodes
 //! (the leader half the time) snapshot their state machine (the applied entries, serialized by
 //! `codec.rs`) at random applied offsets and drop the log prefix, so a node that was down or cut
-//! off usually catches up through FetchSnapshot, whose chunks the network treats like any message. After a chaos phase the
+//! off usually catches up through FetchSnapshot, whose chunks the network treats like any message.
+//! The leader adds and removes voters at random (KIP-853; the pool is every node, so removed
+//! voters become observers and observers become voters, the leader may remove itself), and
+//! snapshots carry the voter set in force at their end. After a chaos phase the
 //! network heals and every node comes back; then a leader must emerge and fresh appends must
 //! commit on every node within a bounded virtual time.
 //!
@@ -16,8 +19,9 @@
 //! persisted epochs never go back; the core's log equals the node's log; a node's high
 //! watermark only rises within one incarnation (a restart starts again from 0 and re-learns
 //! it); entries below any node's high watermark agree with the global committed log, and once
-//! a node holds a committed entry it is never truncated; the committed log is durable on a
-//! majority of voters; the highest-epoch leader holds all of it; `Apply` hands out exactly the
+//! a node holds a committed entry it is never truncated; every majority of the voter set in
+//! force at the committed log's end holds its last entry durably (with static voters: it is
+//! durable on a majority); the highest-epoch leader holds all of it; `Apply` hands out exactly the
 //! node's log, in order, without gaps. Snapshots: every written or loaded snapshot decodes to
 //! exactly the committed log below its end offset (with the matching epoch) and never replaces a
 //! later one; no node holds a snapshot beyond its high watermark; the log start moves only to
@@ -46,7 +50,7 @@ fn sim_seeds() {
         }
     };
     let (mut elections, mut crashes, mut committed) = (0, 0, 0);
-    let (mut snapshots, mut installs) = (0, 0);
+    let (mut snapshots, mut installs, mut voter_changes) = (0, 0, 0);
     for seed in &seeds {
         let stats = run_seed(*seed, &SimOptions::default());
         elections += stats.elections;
@@ -54,9 +58,10 @@ fn sim_seeds() {
         committed += stats.committed;
         snapshots += stats.snapshots;
         installs += stats.installs;
+        voter_changes += stats.voter_changes;
     }
     eprintln!(
-        "sim: {} seeds, {elections} leader elections, {crashes} crashes, {committed} committed entries, {snapshots} snapshots, {installs} installed through FetchSnapshot",
+        "sim: {} seeds, {elections} leader elections, {crashes} crashes, {committed} committed entries, {snapshots} snapshots, {installs} installed through FetchSnapshot, {voter_changes} voter changes",
         seeds.len()
     );
     assert!(
@@ -65,6 +70,7 @@ fn sim_seeds() {
     );
     if seeds.len() >= 100 {
         assert!(installs > 0, "some node catches up through FetchSnapshot");
+        assert!(voter_changes > 0, "some leader changes the voter set");
     }
 }
 
@@ -76,6 +82,7 @@ fn sim_single_voter_commits_alone() {
         chaos_ms: 2_000,
         faults: false,
         snapshots: true,
+        reconfig: false,
     };
     let stats = run_seed(7, &opts);
     assert!(stats.committed >= 1, "{stats:?}");
@@ -90,6 +97,7 @@ fn sim_healthy_cluster_commits_everything() {
             chaos_ms: 5_000,
             faults: false,
             snapshots: true,
+            reconfig: false,
         };
         let stats = run_seed(seed, &opts);
         assert_eq!(stats.elections, 1, "seed {seed}: {stats:?}");

@@ -190,7 +190,7 @@ impl StateMachine for MetadataApplier {
                         });
                     }
                 },
-                Record::LeaderChange(_) => {
+                Record::LeaderChange(_) | Record::Voters(_) => {
                     flush_run(&mut state, &mut run, run_end.take());
                     // Control records only move the image's offset forward.
                     state.loader.apply_batch(offset, entry.epoch, &[]);

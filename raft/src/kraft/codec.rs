@@ -1,8 +1,8 @@
 //! The multi-voter core's [`Entry`]s as Kafka v2 record batches: the bytes `__cluster_metadata-0`
 //! holds on disk and a KRaft Fetch response carries (formats.md §6.2). A run of data entries of
 //! one epoch becomes one data batch (null keys, the entries' framed records as values, the epoch
-//! as partition leader epoch); a LeaderChange entry becomes a control batch of its own.
-//! Decoding checks each batch's CRC and refuses control types other than LeaderChange.
+//! as partition leader epoch); a LeaderChange or Voters entry becomes a control batch of its
+//! own. Decoding checks each batch's CRC and refuses other control types.
 
 use bytes::{Bytes, BytesMut};
 use shale_protocol::record::BatchBuilder;
@@ -10,7 +10,8 @@ use shale_protocol::record_batch::{batches, RecordBatch, TimestampType};
 
 use super::types::{Entry, Record};
 use crate::batch::{
-    control_batch, decode_leader_change, leader_change_value, CONTROL_LEADER_CHANGE,
+    control_batch, decode_leader_change, decode_voters, leader_change_value, voters_value,
+    CONTROL_KRAFT_VOTERS, CONTROL_LEADER_CHANGE,
 };
 use crate::error::RaftError;
 
@@ -48,7 +49,7 @@ pub fn entry_batches(
     std::iter::from_fn(move || {
         let first = rest.first()?;
         let run = match first.record {
-            Record::LeaderChange(_) => 1,
+            Record::LeaderChange(_) | Record::Voters(_) => 1,
             Record::Data(_) => rest
                 .iter()
                 .take_while(|e| e.epoch == first.epoch && matches!(e.record, Record::Data(_)))
@@ -64,9 +65,16 @@ pub fn entry_batches(
 
 fn encode_run(base_offset: i64, run: &[Entry], timestamp: i64) -> Result<RecordBatch, RaftError> {
     let epoch = run[0].epoch;
-    if let Record::LeaderChange(change) = &run[0].record {
-        let value = leader_change_value(change)?;
-        return control_batch(base_offset, epoch, timestamp, CONTROL_LEADER_CHANGE, value);
+    match &run[0].record {
+        Record::LeaderChange(change) => {
+            let value = leader_change_value(change)?;
+            return control_batch(base_offset, epoch, timestamp, CONTROL_LEADER_CHANGE, value);
+        }
+        Record::Voters(voters) => {
+            let value = voters_value(voters)?;
+            return control_batch(base_offset, epoch, timestamp, CONTROL_KRAFT_VOTERS, value);
+        }
+        Record::Data(_) => {}
     }
     let mut b = BatchBuilder::new(timestamp);
     b.base_offset = base_offset;
@@ -139,12 +147,14 @@ fn decode_batch_into(batch: &RecordBatch, out: &mut Vec<Entry>) -> Result<i64, R
                 [_, _, a, b, ..] => i16::from_be_bytes([*a, *b]),
                 _ => -1,
             };
-            if control_type != CONTROL_LEADER_CHANGE {
-                return Err(RaftError::Decode(format!(
+            let value = r.value.unwrap_or_default();
+            match control_type {
+                CONTROL_LEADER_CHANGE => Record::LeaderChange(decode_leader_change(value)?),
+                CONTROL_KRAFT_VOTERS => Record::Voters(decode_voters(value)?),
+                _ => return Err(RaftError::Decode(format!(
                     "control record of type {control_type} at offset {offset} in the metadata log"
-                )));
+                ))),
             }
-            Record::LeaderChange(decode_leader_change(r.value.unwrap_or_default())?)
         } else {
             let value = r.value.ok_or_else(|| {
                 RaftError::Decode(format!(
@@ -179,6 +189,24 @@ mod tests {
                 granting_voters: vec![1, 2],
             }),
         }
+    }
+
+    #[test]
+    fn a_voters_entry_is_a_kraft_voters_control_batch() {
+        let voters = Entry {
+            epoch: 4,
+            record: Record::Voters(vec![1, 3, 5]),
+        };
+        let entries = vec![data(4, b"a"), voters, data(4, b"b")];
+        let bytes = encode_entries(10, &entries, 7).unwrap();
+        let shape: Vec<_> = batches(bytes.clone())
+            .map(|b| {
+                let b = b.unwrap();
+                (b.base_offset(), b.is_control())
+            })
+            .collect();
+        assert_eq!(shape, vec![(10, false), (11, true), (12, false)]);
+        assert_eq!(decode_entries(bytes).unwrap(), (Some(10), entries));
     }
 
     #[test]

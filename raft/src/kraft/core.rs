@@ -124,6 +124,8 @@ impl KRaft {
             voters: cfg.voters.clone(),
         };
         let flushed = log.end_offset();
+        let mut log = log;
+        log.set_base_voters(cfg.voters.clone(), false);
         let mut node = KRaft {
             election: stored.clone().unwrap_or_else(|| blank.clone()),
             cfg,
@@ -142,17 +144,17 @@ impl KRaft {
         if let Some(s) = snapshot {
             node.adopt_snapshot(s, &mut out);
         }
-        let voter = node.cfg.is_voter(me);
+        let voter = node.is_voter(me);
         let e = node.election.clone();
         if stored.is_none() || e.epoch < node.log.last_epoch() {
             let epoch = e.epoch.max(node.log.last_epoch());
             node.become_unattached(epoch, &mut out);
             node.persist(&mut out);
-        } else if voter && e.leader_id == me {
+        } else if e.leader_id == me {
             node.role = Role::Resigned {
                 deadline_ms: node.now + node.election_timeout(),
             };
-        } else if voter && e.voted_id == me && e.leader_id < 0 {
+        } else if node.may_campaign() && e.voted_id == me && e.leader_id < 0 {
             node.start_candidate(e.epoch, &mut out);
         } else if e.leader_id >= 0 {
             node.become_follower(e.epoch, e.leader_id, &mut out);
@@ -161,7 +163,7 @@ impl KRaft {
                 deadline_ms: node.now + node.unattached_timeout(),
             };
         }
-        if voter && node.cfg.voters.len() == 1 && node.role.kind() == RoleKind::Unattached {
+        if voter && node.voters().len() == 1 && node.role.kind() == RoleKind::Unattached {
             node.start_prospective(&mut out);
         }
         (node, out)
@@ -215,6 +217,20 @@ impl KRaft {
         &self.cfg
     }
 
+    /// The voter set in force: the latest in the log (KIP-853), else the static one.
+    pub fn voters(&self) -> &[NodeId] {
+        self.log.voters()
+    }
+
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        self.voters().contains(&id)
+    }
+
+    /// Votes (or durable copies) that make a majority of the voters in force.
+    pub fn majority(&self) -> usize {
+        self.voters().len() / 2 + 1
+    }
+
     /// The latest durable snapshot's id.
     pub fn snapshot_id(&self) -> Option<super::types::SnapshotId> {
         self.snapshot.as_ref().map(|s| s.id)
@@ -230,6 +246,9 @@ impl KRaft {
             }
             Event::Message { from, msg } => self.on_message(from, msg, &mut out)?,
             Event::AppendRequested { records } => self.append_records(records, &mut out)?,
+            Event::ChangeVoters(change) => {
+                self.change_voters(change, &mut out)?;
+            }
             Event::Flushed { up_to } => self.on_flushed(up_to, &mut out),
             Event::Shutdown => self.resign(&mut out),
             Event::CreateSnapshot { end_offset, data } => {
@@ -327,7 +346,7 @@ impl KRaft {
             epoch,
             leader_id: leader,
             voted_id: voted,
-            voters: self.cfg.voters.clone(),
+            voters: self.voters().to_vec(),
         };
         if next != self.election {
             self.election = next;
@@ -425,7 +444,7 @@ impl KRaft {
     /// How long an Unattached node waits: an election timeout for voters, a request retry for
     /// observers looking for the leader.
     fn unattached_timeout(&self) -> u64 {
-        if self.cfg.is_voter(self.cfg.node_id) {
+        if self.may_campaign() {
             self.election_timeout()
         } else {
             self.cfg.retry_backoff_ms.max(1) * 10

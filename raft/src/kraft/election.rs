@@ -19,7 +19,7 @@ impl KRaft {
     /// Timers of Unattached, Prospective, Candidate and Resigned.
     pub(super) fn election_tick(&mut self, out: &mut Vec<Command>) {
         let now = self.now;
-        let voter = self.cfg.is_voter(self.cfg.node_id);
+        let voter = self.may_campaign();
         match &self.role {
             Role::Unattached { deadline_ms } if now >= *deadline_ms => {
                 if voter {
@@ -32,19 +32,37 @@ impl KRaft {
             Role::Candidate {
                 backoff_until_ms: Some(until),
                 ..
-            } if now >= *until => self.start_prospective(out),
+            } if now >= *until => self.campaign_or_stand_down(out),
             Role::Candidate {
                 round,
                 backoff_until_ms: None,
             } if now >= round.deadline_ms => self.candidate_lost(),
-            Role::Resigned { deadline_ms } if now >= *deadline_ms => self.start_prospective(out),
+            Role::Resigned { deadline_ms } if now >= *deadline_ms => {
+                self.campaign_or_stand_down(out)
+            }
             _ => {}
         }
     }
 
+    /// Prospective when it may campaign, else (removed from the voters, KIP-853) Unattached.
+    fn campaign_or_stand_down(&mut self, out: &mut Vec<Command>) {
+        if self.may_campaign() {
+            self.start_prospective(out);
+        } else {
+            self.become_unattached(self.election.epoch, out);
+        }
+    }
+
     fn new_round(&self) -> ElectionRound {
+        // A node campaigning outside its voter set (see `may_campaign`) does not vote for itself.
+        let me = self.cfg.node_id;
+        let granted = if self.is_voter(me) {
+            BTreeSet::from([me])
+        } else {
+            BTreeSet::new()
+        };
         ElectionRound {
-            granted: BTreeSet::from([self.cfg.node_id]),
+            granted,
             rejected: BTreeSet::new(),
             deadline_ms: self.now + self.election_timeout(),
         }
@@ -81,7 +99,7 @@ impl KRaft {
     }
 
     pub(super) fn send_to_voters(&self, msg: Message, out: &mut Vec<Command>) {
-        for &v in &self.cfg.voters {
+        for &v in self.voters() {
             if v != self.cfg.node_id {
                 out.push(Command::Send {
                     to: v,
@@ -93,9 +111,9 @@ impl KRaft {
 
     fn maybe_win_pre_vote(&mut self, out: &mut Vec<Command>) {
         if let Role::Prospective(round) = &self.role {
-            if round.granted.len() >= self.cfg.majority() {
+            if round.granted.len() >= self.majority() {
                 self.start_candidate(self.election.epoch + 1, out);
-            } else if round.rejected.len() > self.cfg.voters.len() - self.cfg.majority() {
+            } else if round.rejected.len() > self.voters().len() - self.majority() {
                 self.prospective_lost(out);
             }
         }
@@ -107,10 +125,10 @@ impl KRaft {
             backoff_until_ms: None,
         } = &self.role
         {
-            if round.granted.len() >= self.cfg.majority() {
+            if round.granted.len() >= self.majority() {
                 let granting: Vec<NodeId> = round.granted.iter().copied().collect();
                 self.become_leader(granting, out);
-            } else if round.rejected.len() > self.cfg.voters.len() - self.cfg.majority() {
+            } else if round.rejected.len() > self.voters().len() - self.majority() {
                 self.candidate_lost();
             }
         }
@@ -147,8 +165,9 @@ impl KRaft {
         req: VoteRequest,
         out: &mut Vec<Command>,
     ) {
-        let valid = self.cfg.is_voter(from)
-            && from == req.candidate
+        // The candidate need not be a voter in our view (KIP-853): a voter added by an entry we
+        // have not fetched yet must still be able to win, as Raft's membership changes require.
+        let valid = from == req.candidate
             && req.end_offset >= 0
             && req.last_epoch >= 0
             && req.last_epoch < req.epoch;
@@ -217,7 +236,7 @@ impl KRaft {
         resp: VoteResponse,
         out: &mut Vec<Command>,
     ) {
-        if !self.cfg.is_voter(from) {
+        if !self.is_voter(from) {
             return;
         }
         if resp.epoch > self.election.epoch {
@@ -261,7 +280,9 @@ impl KRaft {
         leader: NodeId,
         out: &mut Vec<Command>,
     ) {
-        if from != leader || !self.cfg.is_voter(leader) {
+        // A leader outside our voter set is still obeyed (it may have been added by an entry we
+        // have not fetched yet).
+        if from != leader {
             return;
         }
         self.observe_epoch(epoch, Some(leader), out);

@@ -20,7 +20,7 @@ impl KRaft {
             return;
         };
         if now >= f.fetch_deadline_ms {
-            if self.cfg.is_voter(self.cfg.node_id) {
+            if self.may_campaign() {
                 self.start_prospective(out);
             } else {
                 let epoch = self.election.epoch;
@@ -75,13 +75,15 @@ impl KRaft {
 
     /// An observer without a leader asks a random voter; the answer names the leader.
     pub(super) fn probe_for_leader(&mut self, out: &mut Vec<Command>) {
-        let voters = &self.cfg.voters;
-        let to = voters[(self.rng.next_u64() % voters.len() as u64) as usize];
-        let req = self.fetch_request();
-        out.push(Command::Send {
-            to,
-            msg: Message::Fetch(req),
-        });
+        let voters = self.voters();
+        if let Some(n) = std::num::NonZeroU64::new(voters.len() as u64) {
+            let to = voters[(self.rng.next_u64() % n) as usize];
+            let req = self.fetch_request();
+            out.push(Command::Send {
+                to,
+                msg: Message::Fetch(req),
+            });
+        }
         let epoch = self.election.epoch;
         self.become_unattached(epoch, out);
     }

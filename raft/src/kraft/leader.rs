@@ -25,8 +25,7 @@ impl KRaft {
         self.set_election(self.election.epoch, me, me, out);
         self.election_retries = 0;
         let replicas: BTreeMap<NodeId, ReplicaProgress> = self
-            .cfg
-            .voters
+            .voters()
             .iter()
             .filter(|&&v| v != me)
             .map(|&v| {
@@ -48,7 +47,7 @@ impl KRaft {
         });
         let change = LeaderChange {
             leader_id: me,
-            voters: self.cfg.voters.clone(),
+            voters: self.voters().to_vec(),
             granting_voters: granting,
         };
         let entry = Entry {
@@ -87,13 +86,14 @@ impl KRaft {
         };
         let window = self.cfg.fetch_timeout_ms * 3 / 2;
         let heard = |p: &ReplicaProgress| p.last_fetch_ms.unwrap_or(ls.since_ms) + window > now;
-        let live = 1 + self
-            .cfg
-            .voters
+        // A leader that removed itself (KIP-853) no longer counts itself.
+        let me = self.cfg.node_id;
+        let voters = self.log.voters();
+        let live = voters
             .iter()
-            .filter(|v| ls.replicas.get(v).is_some_and(heard))
+            .filter(|&&v| v == me || ls.replicas.get(&v).is_some_and(heard))
             .count();
-        if live < self.cfg.majority() {
+        if live < voters.len() / 2 + 1 {
             self.resign(out);
             return;
         }
@@ -105,7 +105,7 @@ impl KRaft {
                 // Unacknowledged, or silent for a fetch timeout (it may sit in a higher epoch
                 // after a failed election; its response then makes us step down).
                 let silent = p.last_fetch_ms.is_none_or(|t| t + fetch_timeout <= now);
-                if (!p.acknowledged || silent) && self.cfg.is_voter(id) {
+                if (!p.acknowledged || silent) && self.log.voters().contains(&id) {
                     let msg = Message::BeginQuorumEpoch {
                         epoch,
                         leader: self.cfg.node_id,
@@ -206,7 +206,7 @@ impl KRaft {
         let knows_hw = ls.high_watermark.is_none_or(|hw| req.high_watermark >= hw);
         if req.fetch_offset >= self.log.end_offset()
             && knows_hw
-            && ls.parked.len() <= self.cfg.max_observers + self.cfg.voters.len()
+            && ls.parked.len() <= self.cfg.max_observers + self.log.voters().len()
         {
             let parked = ParkedFetch {
                 seq: req.seq,
@@ -242,11 +242,14 @@ impl KRaft {
     /// Notes a successful fetch (check-quorum); `offset` is its durable end offset, if known.
     pub(super) fn record_fetch(&mut self, from: NodeId, offset: Option<i64>) {
         let now = self.now;
-        let voter = self.cfg.is_voter(from);
+        let voter = self.is_voter(from);
         let Role::Leader(ls) = &mut self.role else {
             return;
         };
-        let observers = ls.replicas.len() + 1 - self.cfg.voters.len();
+        // Replicas tracked besides the voters (the leader tracks every voter but itself).
+        let voters = self.log.voters();
+        let others = voters.len() - usize::from(voters.contains(&self.cfg.node_id));
+        let observers = ls.replicas.len().saturating_sub(others);
         if !voter && !ls.replicas.contains_key(&from) && observers >= self.cfg.max_observers {
             return;
         }
@@ -270,7 +273,7 @@ impl KRaft {
         out: &mut Vec<Command>,
     ) {
         if epoch != self.election.epoch {
-            if self.cfg.is_voter(from) {
+            if self.is_voter(from) {
                 self.observe_epoch(epoch, leader, out);
             }
             return;
@@ -288,9 +291,8 @@ impl KRaft {
         let Role::Leader(ls) = &mut self.role else {
             return;
         };
-        let mut offsets: Vec<i64> = self
-            .cfg
-            .voters
+        let voters = self.log.voters();
+        let mut offsets: Vec<i64> = voters
             .iter()
             .map(|v| {
                 if *v == me {
@@ -301,13 +303,14 @@ impl KRaft {
             })
             .collect();
         offsets.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = offsets[self.cfg.voters.len() / 2];
+        let candidate = offsets[voters.len() / 2];
         if candidate <= ls.epoch_start_offset || ls.high_watermark.is_some_and(|h| candidate <= h) {
             return;
         }
         ls.high_watermark = Some(candidate);
         self.raise_high_watermark(candidate, out);
         self.answer_all_parked(out);
+        self.resign_if_removed(out);
     }
 
     /// Steps down: Resigned in this epoch, EndQuorumEpoch to the other voters naming them by
@@ -319,7 +322,7 @@ impl KRaft {
         let mut others: Vec<(i64, NodeId)> = ls
             .replicas
             .iter()
-            .filter(|(id, _)| self.cfg.is_voter(**id))
+            .filter(|(id, _)| self.is_voter(**id))
             .map(|(&id, p)| (p.end_offset, id))
             .collect();
         others.sort_unstable_by(|a, b| b.cmp(a));

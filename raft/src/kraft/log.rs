@@ -2,36 +2,91 @@
 //! the epoch of each, so the core can answer fetches, compute diverging epochs and check
 //! whether a candidate's log is up to date. The runtime owns the durable copy and mirrors the
 //! same appends and truncations from [`super::Command`]s.
+//!
+//! It also tracks the voter set (KIP-853): the set at the log start (from the snapshot, or the
+//! static `controller.quorum.voters`) and every Voters entry held. The set in force is the
+//! latest one in the log, committed or not, as Raft's single-server changes require; a
+//! truncation that removes a Voters entry brings the previous set back.
 
-use super::types::Entry;
+use super::types::{Entry, NodeId, Record};
 
-/// Entries from `start_offset` to the log end offset.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Entries from `start_offset` to the log end offset. Two views are equal when they hold the
+/// same entries from the same start (the voter set at the start is configuration, not log).
+#[derive(Clone, Debug, Default)]
 pub struct LogView {
     start_offset: i64,
     /// Epoch of the entry just below `start_offset` (0 for an empty log).
     start_epoch: i32,
     entries: Vec<Entry>,
+    /// The voter set in force at `start_offset`.
+    base_voters: Vec<NodeId>,
+    /// Whether `base_voters` came from a Voters record (a dynamic quorum) rather than the
+    /// static configuration.
+    base_dynamic: bool,
+    /// (offset, set) of every Voters entry held, ascending.
+    voter_changes: Vec<(i64, Vec<NodeId>)>,
 }
+
+impl PartialEq for LogView {
+    fn eq(&self, other: &LogView) -> bool {
+        (self.start_offset, self.start_epoch, &self.entries)
+            == (other.start_offset, other.start_epoch, &other.entries)
+    }
+}
+
+impl Eq for LogView {}
 
 impl LogView {
     /// A log holding `entries` from offset 0.
     pub fn new(entries: Vec<Entry>) -> LogView {
-        LogView {
-            start_offset: 0,
-            start_epoch: 0,
-            entries,
-        }
+        LogView::starting_at(0, 0, entries)
     }
 
     /// A log whose first held entry is at `start_offset`; `start_epoch` is the epoch of the
     /// entry just below it (the snapshot's epoch; 0 when starting at 0).
     pub fn starting_at(start_offset: i64, start_epoch: i32, entries: Vec<Entry>) -> LogView {
+        let voter_changes = voter_changes(start_offset, &entries);
         LogView {
             start_offset,
             start_epoch,
             entries,
+            base_voters: Vec::new(),
+            base_dynamic: false,
+            voter_changes,
         }
+    }
+
+    /// The epoch of the entry just below the log start (a snapshot's, once it is adopted).
+    pub fn set_start_epoch(&mut self, epoch: i32) {
+        self.start_epoch = epoch;
+    }
+
+    /// Sets the voter set in force at the log start: a snapshot's (`dynamic`) or the static
+    /// configuration's.
+    pub fn set_base_voters(&mut self, voters: Vec<NodeId>, dynamic: bool) {
+        self.base_voters = voters;
+        self.base_dynamic = dynamic;
+    }
+
+    /// The voter set in force: the latest Voters entry's, else the one at the log start.
+    pub fn voters(&self) -> &[NodeId] {
+        self.voter_changes
+            .last()
+            .map_or(&self.base_voters, |(_, v)| v)
+    }
+
+    /// The voter set in force once the entry at `offset` is appended; None unless it comes
+    /// from a Voters record (a static quorum's snapshots carry no voter set).
+    pub fn dynamic_voters_at(&self, offset: i64) -> Option<&[NodeId]> {
+        match self.voter_changes.iter().rev().find(|(o, _)| *o <= offset) {
+            Some((_, v)) => Some(v),
+            None => self.base_dynamic.then_some(self.base_voters.as_slice()),
+        }
+    }
+
+    /// The offset of the latest Voters entry held.
+    pub fn last_voter_change(&self) -> Option<i64> {
+        self.voter_changes.last().map(|(o, _)| *o)
     }
 
     pub fn start_offset(&self) -> i64 {
@@ -70,6 +125,8 @@ impl LogView {
     }
 
     pub fn append(&mut self, entries: &[Entry]) {
+        let base = self.end_offset();
+        self.voter_changes.extend(voter_changes(base, entries));
         self.entries.extend_from_slice(entries);
     }
 
@@ -77,6 +134,8 @@ impl LogView {
     pub fn truncate(&mut self, to: i64) {
         let keep = (to - self.start_offset).clamp(0, self.entries.len() as i64) as usize;
         self.entries.truncate(keep);
+        let end = self.end_offset();
+        self.voter_changes.retain(|(o, _)| *o < end);
     }
 
     /// Drops every entry below `to` (which must be held or equal the end offset); the log then
@@ -89,11 +148,23 @@ impl LogView {
         self.start_epoch = self.entries[n - 1].epoch;
         self.entries.drain(..n);
         self.start_offset += n as i64;
+        let start = self.start_offset;
+        let below = self.voter_changes.partition_point(|(o, _)| *o < start);
+        let folded = self.voter_changes.drain(..below).next_back();
+        if let Some((_, v)) = folded {
+            self.set_base_voters(v, true);
+        }
     }
 
-    /// Discards everything: the log is empty and starts at `start_offset` after `start_epoch`.
+    /// Discards everything: the log is empty and starts at `start_offset` after `start_epoch`,
+    /// with the voter set in force now as its base (a snapshot's own replaces it).
     pub fn reset(&mut self, start_offset: i64, start_epoch: i32) {
+        let (voters, dynamic) = (
+            self.voters().to_vec(),
+            self.base_dynamic || !self.voter_changes.is_empty(),
+        );
         *self = LogView::starting_at(start_offset, start_epoch, Vec::new());
+        self.set_base_voters(voters, dynamic);
     }
 
     /// The largest epoch not above `epoch` that this log knows, and its end offset (the first
@@ -116,6 +187,15 @@ impl LogView {
     pub fn is_up_to_date(&self, last_epoch: i32, end_offset: i64) -> bool {
         (last_epoch, end_offset) >= (self.last_epoch(), self.end_offset())
     }
+}
+
+/// The Voters entries of `entries`, the first at `base`.
+fn voter_changes(base: i64, entries: &[Entry]) -> Vec<(i64, Vec<NodeId>)> {
+    let voters = |(i, e): (usize, &Entry)| match &e.record {
+        Record::Voters(v) => Some((base + i as i64, v.clone())),
+        _ => None,
+    };
+    entries.iter().enumerate().filter_map(voters).collect()
 }
 
 #[cfg(test)]

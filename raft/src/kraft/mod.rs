@@ -1,6 +1,6 @@
 //! The multi-voter KRaft consensus core (Kafka 4.x semantics), sans IO: a [`KRaft`] node
 //! consumes [`Event`]s (`Tick` with injected time, `Message`, `AppendRequested`, `Flushed`,
-//! `Shutdown`, `CreateSnapshot`) and returns [`Command`]s (`Send`, `WriteQuorumState`,
+//! `Shutdown`, `CreateSnapshot`, `ChangeVoters`) and returns [`Command`]s (`Send`, `WriteQuorumState`,
 //! `AppendBatch`, `Truncate`, `Flush`, `Commit`, `Apply`, and for KIP-630 snapshots
 //! `WriteSnapshot`, `DeleteLogPrefix`, `ResetLog`, `LoadSnapshot`) that the runtime executes in
 //! order. Randomness
@@ -21,7 +21,8 @@
 //! [`state`] (per-role data), `core` (the node, shared transitions), `election` (timers, votes,
 //! Begin/EndQuorumEpoch), `leader` (fetch serving, high watermark, check-quorum, resign),
 //! `follower` (fetching, truncation), `snapshot` (creating, serving, fetching and installing
-//! snapshots), [`codec`] (entries as Kafka v2 record batches, on disk and in Fetch), [`store`]
+//! snapshots), `reconfig` (KIP-853 voter changes: one voter added or removed at a time through
+//! a Voters entry, in force as soon as it is in the log; [`log`] tracks the set), [`codec`] (entries as Kafka v2 record batches, on disk and in Fetch), [`store`]
 //! (executes the storage commands on `__cluster_metadata-0` and recovers the core's inputs at
 //! start-up). This core lives beside the single-voter
 //! [`crate::quorum::QuorumEngine`] the controller still drives; nothing is wired to a network
@@ -33,6 +34,7 @@ mod election;
 mod follower;
 mod leader;
 pub mod log;
+mod reconfig;
 mod snapshot;
 pub mod state;
 pub mod store;
@@ -40,6 +42,7 @@ pub mod types;
 
 pub use self::core::{KRaft, KRaftConfig};
 pub use log::LogView;
+pub use reconfig::VoterChange;
 pub use state::{ReplicaProgress, RoleKind};
 pub use store::{KRaftStore, Recovered};
 pub use types::{
@@ -60,3 +63,7 @@ mod snapshot_tests;
 #[cfg(test)]
 #[path = "store_test.rs"]
 mod store_tests;
+
+#[cfg(test)]
+#[path = "reconfig_test.rs"]
+mod reconfig_tests;

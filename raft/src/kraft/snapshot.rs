@@ -10,7 +10,6 @@
 use bytes::Bytes;
 
 use super::core::KRaft;
-use super::log::LogView;
 use super::state::{Role, SnapshotFetch};
 use super::types::{
     Command, FetchError, FetchRequest, FetchSnapshotRequest, FetchSnapshotResponse,
@@ -35,8 +34,7 @@ impl KRaft {
             self.log.delete_prefix(end_offset);
             out.push(Command::DeleteLogPrefix { to: end_offset });
         } else {
-            let rest = self.log.range(end_offset, self.log.end_offset());
-            self.log = LogView::starting_at(end_offset, epoch, rest);
+            self.log.set_start_epoch(epoch);
         }
         self.flushed = self.log.end_offset();
         self.load_snapshot(s, out);
@@ -45,6 +43,9 @@ impl KRaft {
     /// Hands a committed snapshot to the state machine: Apply continues from its end.
     fn load_snapshot(&mut self, s: Snapshot, out: &mut Vec<Command>) {
         let end = s.id.end_offset;
+        if let Some(voters) = crate::snapshot::checkpoint_voters(&s.data) {
+            self.log.set_base_voters(voters, true);
+        }
         out.push(Command::LoadSnapshot(s.clone()));
         self.applied = self.applied.max(end);
         if end > self.high_watermark {

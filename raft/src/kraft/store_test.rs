@@ -600,7 +600,7 @@ impl Node {
             .iter()
             .filter_map(|(o, e)| match &e.record {
                 Record::Data(v) => Some((*o, v.clone())),
-                Record::LeaderChange(_) => None,
+                Record::LeaderChange(_) | Record::Voters(_) => None,
             })
             .collect()
     }

@@ -17,6 +17,9 @@ pub enum Record {
     LeaderChange(LeaderChange),
     /// An opaque data record (a framed metadata record for the controller).
     Data(Bytes),
+    /// The voter set from this entry on, committed or not (KIP-853's VotersRecord, written by
+    /// a leader adding or removing a voter). A log without one keeps the static voter set.
+    Voters(Vec<NodeId>),
 }
 
 /// A record stamped with the epoch of the leader that appended it. Offsets are implicit: the
@@ -209,6 +212,8 @@ pub enum Event {
     Flushed { up_to: i64 },
     /// Graceful shutdown: a leader resigns and names its successors.
     Shutdown,
+    /// Add or remove one voter (leader only, KIP-853): appends the new voter set.
+    ChangeVoters(super::reconfig::VoterChange),
     /// The state machine's contents after applying every entry below `end_offset` (which must
     /// be above the current snapshot, at most the high watermark and already applied): make
     /// it a snapshot and drop the log prefix it covers.
@@ -269,6 +274,18 @@ pub enum KRaftError {
     /// A leader asked us to truncate committed entries: fatal, as in Kafka.
     #[error("asked to truncate to {to}, below the high watermark {high_watermark}")]
     TruncateBelowHighWatermark { to: i64, high_watermark: i64 },
+    /// A voter change while the previous one is uncommitted, or before the leader's first
+    /// commit in its epoch (Kafka: REQUEST_TIMED_OUT).
+    #[error("a voter change is pending or the leader has not committed in its epoch yet")]
+    VoterChangePending,
+    #[error("node {0} is already a voter")]
+    DuplicateVoter(NodeId),
+    #[error("node {0} is not a voter")]
+    VoterNotFound(NodeId),
+    #[error("node {0} is not fetching or not caught up to the high watermark")]
+    VoterNotCaughtUp(NodeId),
+    #[error("node {0} is the last voter")]
+    LastVoter(NodeId),
     /// A snapshot may only end above the current one and at most at the applied high watermark.
     #[error("cannot snapshot at {end_offset}: log start {log_start}, applied/high watermark {high_watermark}")]
     InvalidSnapshot {

@@ -1,6 +1,7 @@
 //! The simulated state machine's snapshot format: the applied entries, serialized losslessly
-//! (epoch, then a data record or a LeaderChange record), so a snapshot can be compared with the
-//! committed log.
+//! (epoch, then a data, LeaderChange or Voters record), so a snapshot can be compared with the
+//! committed log, inside a Kafka checkpoint whose VotersRecord (KIP-853) holds the voter set in
+//! force at its end when the log ever changed it, as the core expects.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use shale_raft::kraft::{Entry, LeaderChange, Record};
@@ -21,7 +22,7 @@ fn get_u32(b: &mut &[u8]) -> Option<u32> {
     (b.remaining() >= 4).then(|| b.get_u32())
 }
 
-pub fn encode(entries: &[Entry]) -> Bytes {
+fn encode(entries: &[Entry]) -> Bytes {
     let mut b = BytesMut::new();
     for e in entries {
         b.put_i32(e.epoch);
@@ -37,13 +38,44 @@ pub fn encode(entries: &[Entry]) -> Bytes {
                 put_ids(&mut b, &c.voters);
                 put_ids(&mut b, &c.granting_voters);
             }
+            Record::Voters(v) => {
+                b.put_u8(2);
+                put_ids(&mut b, v);
+            }
         }
     }
     b.freeze()
 }
 
+/// The voter set of the last Voters entry (None: the static set is in force).
+pub fn last_voters(entries: &[Entry]) -> Option<&[i32]> {
+    entries.iter().rev().find_map(|e| match &e.record {
+        Record::Voters(v) => Some(v.as_slice()),
+        _ => None,
+    })
+}
+
+/// A snapshot of `entries` (non-empty): a checkpoint holding their encoding.
+pub fn encode_snapshot(entries: &[Entry]) -> Bytes {
+    let epoch = entries.last().map_or(0, |e| e.epoch);
+    let voters = last_voters(entries);
+    shale_raft::snapshot::encode_checkpoint(epoch, 0, 0, voters, &[encode(entries)])
+        .expect("encodable checkpoint")
+}
+
+/// The entries of a snapshot, or None if it is malformed or its voter set is not the one its
+/// entries end with.
+pub fn decode_snapshot(data: &Bytes) -> Option<Vec<Entry>> {
+    let (voters, values) = shale_raft::snapshot::checkpoint_contents(data.clone()).ok()?;
+    let [value] = values.as_slice() else {
+        return None;
+    };
+    let entries = decode(value)?;
+    (voters.as_deref() == last_voters(&entries)).then_some(entries)
+}
+
 /// The entries in `data`, or None if it is not a well-formed snapshot.
-pub fn decode(mut data: &[u8]) -> Option<Vec<Entry>> {
+fn decode(mut data: &[u8]) -> Option<Vec<Entry>> {
     let b = &mut data;
     let mut out = Vec::new();
     while b.has_remaining() {
@@ -71,6 +103,7 @@ pub fn decode(mut data: &[u8]) -> Option<Vec<Entry>> {
                     granting_voters,
                 })
             }
+            2 => Record::Voters(get_ids(b)?),
             _ => return None,
         };
         out.push(Entry { epoch, record });

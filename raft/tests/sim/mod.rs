@@ -12,7 +12,7 @@ use bytes::Bytes;
 use shale_common::{Rng, SeededRng};
 use shale_raft::kraft::{
     Command, ElectionState, Entry, Event, KRaft, KRaftConfig, KRaftError, LogView, Message, NodeId,
-    RoleKind, Snapshot,
+    RoleKind, Snapshot, VoterChange,
 };
 
 use checks::Checker;
@@ -37,6 +37,8 @@ pub struct SimOptions {
     pub faults: bool,
     /// Nodes take snapshots at random applied offsets (and drop the log prefix) all along.
     pub snapshots: bool,
+    /// The leader adds and removes voters (KIP-853) at random during the chaos phase.
+    pub reconfig: bool,
 }
 
 impl Default for SimOptions {
@@ -47,6 +49,7 @@ impl Default for SimOptions {
             chaos_ms: 20_000,
             faults: true,
             snapshots: true,
+            reconfig: true,
         }
     }
 }
@@ -59,6 +62,8 @@ pub struct SimStats {
     /// Snapshots created by nodes, and installed from a leader through FetchSnapshot.
     pub snapshots: u64,
     pub installs: u64,
+    /// Voter changes the leader accepted (appended; not all commit).
+    pub voter_changes: u64,
 }
 
 #[derive(Debug)]
@@ -76,6 +81,7 @@ enum SimEvent {
     Client,
     Fault,
     Snapshot,
+    Reconfig,
     Restart {
         node: usize,
     },
@@ -253,11 +259,12 @@ impl Sim {
             .iter()
             .map(|n| match &n.core {
                 Some(c) => format!(
-                    "node {} {:?} epoch {} leader {:?} hw {} log [{}, {}) durable {} snapshot {:?}",
+                    "node {} {:?} epoch {} leader {:?} voters {:?} hw {} log [{}, {}) durable {} snapshot {:?}",
                     n.id,
                     c.role(),
                     c.epoch(),
                     c.leader(),
+                    c.voters(),
                     c.high_watermark(),
                     n.disk_start,
                     n.log_end(),
@@ -288,6 +295,9 @@ impl Sim {
         }
         if self.snapshots_on {
             self.schedule(200 + self.rand(1000), SimEvent::Snapshot);
+        }
+        if opts.reconfig {
+            self.schedule(300 + self.rand(2000), SimEvent::Reconfig);
         }
         self.run_until(opts.chaos_ms);
         self.heal();
@@ -381,6 +391,13 @@ impl Sim {
                     self.now + 3000 + self.rand(3000)
                 };
                 self.schedule(next, SimEvent::Snapshot);
+            }
+            SimEvent::Reconfig => {
+                if self.faults_on {
+                    self.change_voters();
+                    let next = self.now + 300 + self.rand(2000);
+                    self.schedule(next, SimEvent::Reconfig);
+                }
             }
             SimEvent::Restart { node } => {
                 if self.nodes[node].core.is_none() {
@@ -682,7 +699,7 @@ impl Sim {
         } else {
             from + 1 + self.rand((applied - from) as u64) as i64
         };
-        let data = codec::encode(&n.state[..end as usize]);
+        let data = codec::encode_snapshot(&n.state[..end as usize]);
         self.note(format!("snapshot node {} at {end}", n.id));
         self.stats.snapshots += 1;
         self.feed(
@@ -692,6 +709,42 @@ impl Sim {
                 data,
             },
         );
+    }
+
+    /// The leader (if any) adds a random non-voter or removes a random voter, itself included.
+    /// Refusals (a change pending, a laggard, the last voter) are part of the test.
+    fn change_voters(&mut self) {
+        let Some(i) = (0..self.nodes.len()).find(|&i| {
+            let core = self.nodes[i].core.as_ref();
+            core.is_some_and(|c| c.role() == RoleKind::Leader)
+        }) else {
+            return;
+        };
+        let voters = self.nodes[i].core.as_ref().map(|c| c.voters().to_vec());
+        let voters = voters.unwrap_or_default();
+        let all: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        let outside: Vec<NodeId> = all.into_iter().filter(|id| !voters.contains(id)).collect();
+        let change = if !outside.is_empty() && (voters.len() < 3 || self.rand(2) == 0) {
+            VoterChange::Add(outside[self.rand(outside.len() as u64) as usize])
+        } else {
+            VoterChange::Remove(voters[self.rand(voters.len() as u64) as usize])
+        };
+        self.note(format!("node {} asked to {change:?}", self.nodes[i].id));
+        let core = self.nodes[i].core.as_mut().expect("leader is live");
+        match core.handle(Event::ChangeVoters(change)) {
+            Ok(cmds) => {
+                self.stats.voter_changes += 1;
+                self.execute(i, cmds);
+            }
+            Err(
+                KRaftError::VoterChangePending
+                | KRaftError::VoterNotCaughtUp(_)
+                | KRaftError::DuplicateVoter(_)
+                | KRaftError::VoterNotFound(_)
+                | KRaftError::LastVoter(_),
+            ) => {}
+            Err(e) => self.fail(&format!("voter change {change:?}: {e}")),
+        }
     }
 
     fn append_to(&mut self, id: NodeId, count: u64) {
