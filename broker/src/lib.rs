@@ -21,6 +21,7 @@ pub mod config;
 pub mod connection_limits;
 pub mod errors;
 pub mod fetch_session;
+pub mod format;
 pub mod group;
 pub mod kraft;
 pub mod metrics;

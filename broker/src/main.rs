@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Args, Clone, Default)]
 struct ConfigArgs {
     /// Kafka server.properties file.
-    #[arg(long)]
+    #[arg(long, short = 'c')]
     config: Option<PathBuf>,
     /// key=value pairs applied over the file (repeatable).
     #[arg(long = "override", value_name = "KEY=VALUE")]
@@ -37,12 +37,21 @@ enum Command {
     Run(ConfigArgs),
     /// Format the log directories, like kafka-storage.sh format.
     Format {
-        #[arg(long)]
+        #[arg(long, short = 't')]
         cluster_id: String,
         /// Leave directories that are already formatted as they are (kafka-storage.sh's
         /// --ignore-formatted), so a container can format on every start.
         #[arg(long, short = 'g')]
         ignore_formatted: bool,
+        /// This controller alone is the initial voter set of a dynamic quorum (KIP-853).
+        #[arg(long, short = 's')]
+        standalone: bool,
+        /// The initial voters of a dynamic quorum: id@host:port:directory-id,...
+        #[arg(long, short = 'I', value_name = "VOTERS")]
+        initial_controllers: Option<String>,
+        /// This controller joins a dynamic quorum later (refused: not supported yet).
+        #[arg(long, short = 'N')]
+        no_initial_controllers: bool,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -64,26 +73,24 @@ fn main() -> anyhow::Result<()> {
         Command::Format {
             cluster_id,
             ignore_formatted,
+            standalone,
+            initial_controllers,
+            no_initial_controllers,
             config,
         } => {
             let cfg = load(&config)?;
-            let mut dirs = cfg.log_dirs.clone();
-            dirs.push(cfg.metadata_log_dir.clone());
-            dirs.dedup();
-            if ignore_formatted {
-                dirs.retain(|d| !matches!(shale_local_log::MetaProperties::read(d), Ok(Some(_))));
-                if dirs.is_empty() {
-                    println!("All of the log directories are already formatted.");
-                    return Ok(());
-                }
+            let flags = shale_broker::format::QuorumFlags {
+                standalone,
+                initial_controllers,
+                no_initial_controllers,
+            };
+            match shale_broker::format::run(&cfg, &cluster_id, ignore_formatted, &flags)? {
+                0 => println!("All of the log directories are already formatted."),
+                n => println!(
+                    "Formatted {n} director{} with cluster id {cluster_id}",
+                    if n == 1 { "y" } else { "ies" }
+                ),
             }
-            let rng = shale_common::SeededRng::from_entropy();
-            shale_raft::format::format_dirs(&dirs, &cluster_id, cfg.node_id, rng.as_ref())?;
-            println!(
-                "Formatted {} director{} with cluster id {cluster_id}",
-                dirs.len(),
-                if dirs.len() == 1 { "y" } else { "ies" }
-            );
             Ok(())
         }
         Command::RandomUuid => {

@@ -35,7 +35,11 @@ pub fn dump_file(path: &Path, print_records: bool, out: &mut dyn Write) -> Resul
     let w = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| out_err(path, e));
     w(out, format!("Dumping {}", path.display()))?;
     let base = base_of(path);
-    if name.ends_with(".log") {
+    if is_batch_checkpoint(&name) {
+        // A KRaft snapshot (`<end offset>-<epoch>.checkpoint`) or `bootstrap.checkpoint`:
+        // record batches from offset 0, as kafka-dump-log.sh reads them.
+        dump_log(path, Bytes::from(data), 0, print_records, out)
+    } else if name.ends_with(".log") {
         dump_log(path, Bytes::from(data), base, print_records, out)
     } else if name.ends_with(".index") {
         if data.len() < 8 {
@@ -102,6 +106,18 @@ pub fn dump_file(path: &Path, print_records: bool, out: &mut dyn Write) -> Resul
     } else {
         out.write_all(&data).map_err(|e| out_err(path, e))
     }
+}
+
+/// `bootstrap.checkpoint`, or `<20 digits>-<10 digits>.checkpoint` (a metadata snapshot).
+fn is_batch_checkpoint(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".checkpoint") else {
+        return false;
+    };
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    stem == "bootstrap"
+        || stem
+            .split_once('-')
+            .is_some_and(|(end, epoch)| digits(end, 20) && digits(epoch, 10))
 }
 
 fn dump_log(

@@ -146,13 +146,45 @@ pub fn decode_leader_change(value: Bytes) -> Result<LeaderChange, RaftError> {
     })
 }
 
+/// One voter of a VotersRecord: its id, directory id and controller-listener endpoints
+/// (listener name, host, port).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoterEntry {
+    pub id: i32,
+    pub directory_id: uuid::Uuid,
+    pub endpoints: Vec<(String, String, u16)>,
+}
+
 /// VotersRecord v0 value for voters known by id (directory ids zero, no endpoints, each voter
 /// supporting kraft.version 0–1).
 pub fn voters_value(voters: &[i32]) -> Result<Bytes, RaftError> {
+    let entries: Vec<VoterEntry> = voters
+        .iter()
+        .map(|id| VoterEntry {
+            id: *id,
+            directory_id: uuid::Uuid::nil(),
+            endpoints: Vec::new(),
+        })
+        .collect();
+    voters_entries_value(&entries)
+}
+
+/// VotersRecord v0 value with each voter's directory id and endpoints, as `kafka-storage.sh
+/// format --standalone` / `--initial-controllers` writes it.
+pub fn voters_entries_value(voters: &[VoterEntry]) -> Result<Bytes, RaftError> {
     use shale_protocol::kafka_protocol::messages::voters_record::{self, KRaftVersionFeature};
-    let voter = |id: &i32| {
+    use shale_protocol::kafka_protocol::protocol::StrBytes;
+    let voter = |v: &VoterEntry| {
+        let endpoints = v.endpoints.iter().map(|(name, host, port)| {
+            voters_record::Endpoint::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_host(StrBytes::from_string(host.clone()))
+                .with_port(*port)
+        });
         voters_record::Voter::default()
-            .with_voter_id((*id).into())
+            .with_voter_id(v.id.into())
+            .with_voter_directory_id(v.directory_id)
+            .with_endpoints(endpoints.collect())
             .with_k_raft_version_feature(
                 KRaftVersionFeature::default()
                     .with_min_supported_version(0)

@@ -12,10 +12,15 @@ use shale_common::Rng;
 use shale_local_log::MetaProperties;
 use uuid::Uuid;
 
+use crate::batch::{voters_entries_value, VoterEntry};
 use crate::error::RaftError;
 use crate::image::METADATA_VERSION_FEATURE;
+use crate::metadata_log::METADATA_TOPIC;
 use crate::records::{FeatureLevelRecord, MetadataRecord};
-use crate::snapshot::{encode_batch_file, read_batch_file, write_atomic};
+use crate::snapshot::{
+    checkpoint_voters, encode_batch_file, encode_checkpoint_with, read_batch_file, write_atomic,
+    SnapshotId,
+};
 
 /// The bootstrap file in every formatted log dir.
 pub const BOOTSTRAP_FILE: &str = "bootstrap.checkpoint";
@@ -77,7 +82,12 @@ fn check_cluster_id(cluster_id: &str) -> Result<(), RaftError> {
     Ok(())
 }
 
-fn format_one(dir: &Path, cluster_id: &str, node_id: i32, rng: &dyn Rng) -> Result<(), RaftError> {
+fn format_one(
+    dir: &Path,
+    cluster_id: &str,
+    node_id: i32,
+    directory_id: Uuid,
+) -> Result<(), RaftError> {
     fs::create_dir_all(dir).map_err(|e| RaftError::io(dir, e))?;
     let bytes = encode_batch_file(0, 0, 0, &default_bootstrap_records())?;
     let path = dir.join(BOOTSTRAP_FILE);
@@ -85,10 +95,133 @@ fn format_one(dir: &Path, cluster_id: &str, node_id: i32, rng: &dyn Rng) -> Resu
     let meta = MetaProperties {
         cluster_id: cluster_id.to_owned(),
         node_id,
-        directory_id: random_uuid(rng),
+        directory_id: kafka_uuid::encode(&directory_id),
     };
     meta.write(dir)?;
     Ok(())
+}
+
+/// The initial voter set of a dynamic quorum (KIP-853), chosen at format time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InitialVoters {
+    /// `--standalone`: this node alone, at these controller-listener endpoints.
+    Standalone(Vec<(String, String, u16)>),
+    /// `--initial-controllers`: these voters; this node's entry names its metadata dir's
+    /// directory id.
+    List(Vec<VoterEntry>),
+}
+
+/// Parses `--initial-controllers`: `id@host:port:directory-id` entries, comma-separated, each
+/// endpoint on the listener `listener`.
+pub fn parse_initial_controllers(text: &str, listener: &str) -> Result<Vec<VoterEntry>, RaftError> {
+    let bad = |entry: &str, why: &str| {
+        RaftError::InvalidArgument(format!(
+            "--initial-controllers entry '{entry}': {why} (expected id@host:port:directory-id)"
+        ))
+    };
+    let mut out: Vec<VoterEntry> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, rest) = entry.split_once('@').ok_or_else(|| bad(entry, "no '@'"))?;
+        let id: i32 = id.parse().map_err(|_| bad(entry, "bad node id"))?;
+        let (address, dir) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| bad(entry, "no directory id"))?;
+        let (host, port) = address
+            .rsplit_once(':')
+            .ok_or_else(|| bad(entry, "no port"))?;
+        let port: u16 = port.parse().map_err(|_| bad(entry, "bad port"))?;
+        let directory_id = kafka_uuid::decode(dir).ok_or_else(|| bad(entry, "bad directory id"))?;
+        if id < 0 || out.iter().any(|v| v.id == id) {
+            return Err(bad(entry, "negative or repeated node id"));
+        }
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        out.push(VoterEntry {
+            id,
+            directory_id,
+            endpoints: vec![(listener.to_owned(), host, port)],
+        });
+    }
+    if out.is_empty() {
+        return Err(RaftError::InvalidArgument(
+            "--initial-controllers names no controller".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// `shale format --standalone` / `--initial-controllers`: [`format_dirs`], then the bootstrap
+/// snapshot `__cluster_metadata-0/00000000000000000000-0000000000.checkpoint` in
+/// `metadata_dir` (a SnapshotHeader, KRaftVersion 1, the VotersRecord, a SnapshotFooter), as
+/// Kafka's formatter writes it. The metadata dir's directory id is this node's voter's.
+pub fn format_dirs_dynamic(
+    dirs: &[PathBuf],
+    metadata_dir: &Path,
+    cluster_id: &str,
+    node_id: i32,
+    rng: &dyn Rng,
+    initial: &InitialVoters,
+) -> Result<(), RaftError> {
+    let (voters, own_dir) = match initial {
+        InitialVoters::Standalone(endpoints) => {
+            let id = random_uuid_value(rng);
+            let me = VoterEntry {
+                id: node_id,
+                directory_id: id,
+                endpoints: endpoints.clone(),
+            };
+            (vec![me], Some(id))
+        }
+        InitialVoters::List(list) => {
+            let own = list
+                .iter()
+                .find(|v| v.id == node_id)
+                .map(|v| v.directory_id);
+            (list.clone(), own)
+        }
+    };
+    let ids: Vec<(PathBuf, Uuid)> = dirs
+        .iter()
+        .map(|d| {
+            let id = match own_dir {
+                Some(own) if d == metadata_dir => own,
+                _ => random_uuid_value(rng),
+            };
+            (d.clone(), id)
+        })
+        .collect();
+    format_checked(&ids, cluster_id, node_id)?;
+    let log_dir = metadata_dir.join(format!("{METADATA_TOPIC}-0"));
+    fs::create_dir_all(&log_dir).map_err(|e| RaftError::io(&log_dir, e))?;
+    let value = voters_entries_value(&voters)?;
+    let bytes = encode_checkpoint_with(0, 0, 0, Some(value), &[])?;
+    let name = SnapshotId {
+        end_offset: 0,
+        epoch: 0,
+    }
+    .file_name();
+    write_atomic(
+        &log_dir.join(&name),
+        &log_dir.join(format!("{name}.part")),
+        &bytes,
+    )
+}
+
+/// The voter ids of a dynamic quorum's bootstrap snapshot in `metadata_dir`, if it has one.
+pub fn bootstrap_voters(metadata_dir: &Path) -> Result<Option<Vec<i32>>, RaftError> {
+    let dir = metadata_dir.join(format!("{METADATA_TOPIC}-0"));
+    let name = SnapshotId {
+        end_offset: 0,
+        epoch: 0,
+    }
+    .file_name();
+    match fs::read(dir.join(&name)) {
+        Ok(bytes) => Ok(checkpoint_voters(&bytes::Bytes::from(bytes))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(RaftError::io(dir.join(name), e)),
+    }
 }
 
 /// `shale format`: formats every dir in `dirs`; refuses (before writing anything) when any of
@@ -98,6 +231,19 @@ pub fn format_dirs(
     cluster_id: &str,
     node_id: i32,
     rng: &dyn Rng,
+) -> Result<(), RaftError> {
+    let ids: Vec<(PathBuf, Uuid)> = dirs
+        .iter()
+        .map(|d| (d.clone(), random_uuid_value(rng)))
+        .collect();
+    format_checked(&ids, cluster_id, node_id)
+}
+
+/// Formats each dir with its directory id, after the checks of [`format_dirs`].
+fn format_checked(
+    dirs: &[(PathBuf, Uuid)],
+    cluster_id: &str,
+    node_id: i32,
 ) -> Result<(), RaftError> {
     check_cluster_id(cluster_id)?;
     if node_id < 0 {
@@ -110,13 +256,13 @@ pub fn format_dirs(
             "no log directories to format".into(),
         ));
     }
-    for dir in dirs {
+    for (dir, _) in dirs {
         if MetaProperties::read(dir)?.is_some() {
             return Err(RaftError::AlreadyFormatted { path: dir.clone() });
         }
     }
-    for dir in dirs {
-        format_one(dir, cluster_id, node_id, rng)?;
+    for (dir, id) in dirs {
+        format_one(dir, cluster_id, node_id, *id)?;
     }
     Ok(())
 }

@@ -118,3 +118,76 @@ fn ensure_formatted_formats_fresh_and_checks_existing() {
     fs::write(c.join("junk"), b"x").unwrap();
     assert!(ensure_formatted(&[c], 2, &*rng).is_err());
 }
+
+#[test]
+fn initial_controllers_parse_kafkas_syntax() {
+    let dir = random_uuid(&*SeededRng::new(5));
+    let parsed =
+        parse_initial_controllers(&format!("1@h1:9093:{dir}, 2@[::1]:9094:{dir}"), "CTL").unwrap();
+    assert_eq!(parsed.len(), 2);
+    assert_eq!(parsed[1].id, 2);
+    assert_eq!(
+        parsed[1].endpoints,
+        vec![("CTL".into(), "::1".into(), 9094)]
+    );
+    assert_eq!(
+        kafka_uuid::encode(&parsed[0].directory_id),
+        dir,
+        "directory id kept"
+    );
+    for bad in [
+        "",
+        "1@h:9093",
+        "x@h:1:{dir}",
+        &format!("1@h:1:{dir},1@h:2:{dir}"),
+    ] {
+        assert!(parse_initial_controllers(bad, "CTL").is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn a_standalone_format_writes_the_bootstrap_voters_and_a_single_node_starts_fresh() {
+    use crate::controller::{Controller, ControllerOptions, MetadataLogTuning};
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("meta");
+    let rng = SeededRng::new(4);
+    let cluster = random_uuid(&*rng);
+    let endpoints = vec![("CONTROLLER".to_string(), "localhost".to_string(), 9093)];
+    let initial = InitialVoters::Standalone(endpoints);
+    format_dirs_dynamic(std::slice::from_ref(&dir), &dir, &cluster, 7, &*rng, &initial).unwrap();
+    assert_eq!(bootstrap_voters(&dir).unwrap(), Some(vec![7]));
+
+    let opts = |node_id| ControllerOptions {
+        metadata_log_dir: dir.clone(),
+        node_id,
+        endpoints: Vec::new(),
+        rack: None,
+        default_num_partitions: 1,
+        default_replication_factor: 1,
+        snapshot_every_records: 0,
+    };
+    let clock = shale_common::ManualClock::new(1_700_000_000_000);
+    let c = Controller::open_with(
+        opts(7),
+        MetadataLogTuning::default(),
+        clock,
+        SeededRng::new(1),
+    )
+    .unwrap();
+    // The bootstrap snapshot holds no records: the node bootstraps a fresh cluster.
+    assert_eq!(c.image().metadata_version(), BOOTSTRAP_METADATA_VERSION);
+    drop(c);
+
+    // Formatted as one of several initial controllers: refused at start.
+    let other = root.path().join("other");
+    let voters =
+        parse_initial_controllers(&format!("7@h:1:{cluster},8@h:2:{cluster}"), "CONTROLLER")
+            .unwrap();
+    let list = InitialVoters::List(voters);
+    format_dirs_dynamic(std::slice::from_ref(&other), &other, &cluster, 7, &*rng, &list).unwrap();
+    let mut o = opts(7);
+    o.metadata_log_dir = other;
+    let clock = shale_common::ManualClock::new(1_700_000_000_000);
+    let err = Controller::open_with(o, MetadataLogTuning::default(), clock, SeededRng::new(1));
+    assert!(err.is_err());
+}

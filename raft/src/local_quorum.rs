@@ -74,6 +74,15 @@ impl LocalQuorum {
                 found: meta.node_id.to_string(),
             });
         }
+        if let Some(voters) = crate::format::bootstrap_voters(dir)? {
+            if voters != [opts.node_id] {
+                return Err(RaftError::InvalidArgument(format!(
+                    "{} was formatted with the initial controllers {voters:?}; a dynamic quorum \
+                     of several controllers is not supported yet (use controller.quorum.voters)",
+                    dir.display()
+                )));
+            }
+        }
         let log = MetadataLog::open(dir, tuning.segment_bytes, clock.clone())?;
         snapshot::remove_partial_files(log.dir())?;
         let inner = load(log, &meta.cluster_id, opts.node_id)?;
@@ -90,7 +99,9 @@ impl LocalQuorum {
 
     fn start(&self) -> Result<(), RaftError> {
         let mut inner = self.inner.lock();
-        let fresh = inner.latest_snapshot.is_none() && inner.loader.image().last_offset < 0;
+        // Nothing applied yet (a dynamic quorum's bootstrap snapshot ends at 0 and holds no
+        // records): a fresh cluster.
+        let fresh = inner.loader.image().last_offset < 0;
         let stored = inner.log.read_quorum_state()?;
         let log_end_offset = inner.log.log_end_offset();
         let log_end_epoch = inner.log_end_epoch;

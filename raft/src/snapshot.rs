@@ -81,12 +81,24 @@ pub fn encode_checkpoint(
     voters: Option<&[i32]>,
     values: &[Bytes],
 ) -> Result<Bytes, RaftError> {
+    let voters = voters.map(voters_value).transpose()?;
+    encode_checkpoint_with(epoch, last_contained_log_timestamp, now_ms, voters, values)
+}
+
+/// [`encode_checkpoint`] with an encoded VotersRecord value.
+pub fn encode_checkpoint_with(
+    epoch: i32,
+    last_contained_log_timestamp: i64,
+    now_ms: i64,
+    voters: Option<Bytes>,
+    values: &[Bytes],
+) -> Result<Bytes, RaftError> {
     let mut out = BytesMut::new();
     let header = snapshot_header_value(last_contained_log_timestamp)?;
     let mut control = vec![(CONTROL_SNAPSHOT_HEADER, header)];
     if let Some(voters) = voters {
         control.push((CONTROL_KRAFT_VERSION, kraft_version_value(1)));
-        control.push((CONTROL_KRAFT_VOTERS, voters_value(voters)?));
+        control.push((CONTROL_KRAFT_VOTERS, voters));
     }
     let mut offset = 0i64;
     for (control_type, value) in control {

@@ -151,9 +151,11 @@ fn decode_batch_into(batch: &RecordBatch, out: &mut Vec<Entry>) -> Result<i64, R
             match control_type {
                 CONTROL_LEADER_CHANGE => Record::LeaderChange(decode_leader_change(value)?),
                 CONTROL_KRAFT_VOTERS => Record::Voters(decode_voters(value)?),
-                _ => return Err(RaftError::Decode(format!(
+                _ => {
+                    return Err(RaftError::Decode(format!(
                     "control record of type {control_type} at offset {offset} in the metadata log"
-                ))),
+                )))
+                }
             }
         } else {
             let value = r.value.ok_or_else(|| {

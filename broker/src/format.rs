@@ -1,0 +1,112 @@
+//! `shale format`, as `kafka-storage.sh format`: formats every log directory with the cluster
+//! id, and with `--standalone` or `--initial-controllers` (KIP-853) also writes the dynamic
+//! quorum's bootstrap snapshot with its initial voters. Kafka's rules: those flags are for
+//! controllers of a quorum configured with `controller.quorum.bootstrap.servers` (not
+//! `controller.quorum.voters`), and at most one of them (or `--no-initial-controllers`) is
+//! given. Shale runs a dynamic quorum of one voter today, so a voter set naming other
+//! controllers, and joining one later, are refused here rather than at start-up.
+
+use shale_raft::format::InitialVoters;
+use shale_raft::format::{format_dirs, format_dirs_dynamic, parse_initial_controllers};
+
+use crate::config::cluster::Roles;
+use crate::BrokerConfig;
+
+/// How a node takes part in a dynamic quorum (`--standalone`, `--initial-controllers`,
+/// `--no-initial-controllers`), if at all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuorumFlags {
+    pub standalone: bool,
+    pub initial_controllers: Option<String>,
+    pub no_initial_controllers: bool,
+}
+
+/// Formats `cfg`'s directories (those already formatted are skipped when `ignore_formatted`);
+/// returns how many were formatted.
+pub fn run(
+    cfg: &BrokerConfig,
+    cluster_id: &str,
+    ignore_formatted: bool,
+    flags: &QuorumFlags,
+) -> anyhow::Result<usize> {
+    let initial = initial_voters(cfg, flags)?;
+    let mut dirs = cfg.log_dirs.clone();
+    dirs.push(cfg.metadata_log_dir.clone());
+    dirs.dedup();
+    if ignore_formatted {
+        dirs.retain(|d| !matches!(shale_local_log::MetaProperties::read(d), Ok(Some(_))));
+        if dirs.is_empty() {
+            return Ok(0);
+        }
+    }
+    let rng = shale_common::SeededRng::from_entropy();
+    match &initial {
+        Some(initial) => {
+            let metadata_dir = &cfg.metadata_log_dir;
+            format_dirs_dynamic(&dirs, metadata_dir, cluster_id, cfg.node_id, &*rng, initial)?
+        }
+        None => format_dirs(&dirs, cluster_id, cfg.node_id, &*rng)?,
+    }
+    Ok(dirs.len())
+}
+
+/// The initial voters the flags ask for, checked against the configuration.
+fn initial_voters(
+    cfg: &BrokerConfig,
+    flags: &QuorumFlags,
+) -> anyhow::Result<Option<InitialVoters>> {
+    let given = [
+        flags.standalone,
+        flags.initial_controllers.is_some(),
+        flags.no_initial_controllers,
+    ];
+    match given.iter().filter(|g| **g).count() {
+        0 => return Ok(None),
+        1 => {}
+        _ => anyhow::bail!(
+            "only one of --standalone, --initial-controllers and --no-initial-controllers may be given"
+        ),
+    }
+    anyhow::ensure!(
+        cfg.roles != Roles::Broker,
+        "--standalone, --initial-controllers and --no-initial-controllers are for controllers; \
+         process.roles does not include controller"
+    );
+    anyhow::ensure!(
+        cfg.voters.is_empty(),
+        "controller.quorum.voters is set: this is a static quorum; a dynamic quorum \
+         (--standalone, --initial-controllers) uses controller.quorum.bootstrap.servers instead"
+    );
+    anyhow::ensure!(
+        !flags.no_initial_controllers,
+        "--no-initial-controllers formats a controller that joins a dynamic quorum later \
+         (AddRaftVoter), which Shale does not support yet"
+    );
+    let listener = cfg.controller_listener_names.first().cloned();
+    if flags.standalone {
+        let endpoints = cfg
+            .listeners
+            .iter()
+            .filter(|l| cfg.controller_listener_names.contains(&l.name))
+            .map(|l| {
+                let host = if l.host.is_empty() {
+                    "localhost"
+                } else {
+                    &l.host
+                };
+                (l.name.clone(), host.to_owned(), l.port)
+            })
+            .collect();
+        return Ok(Some(InitialVoters::Standalone(endpoints)));
+    }
+    let text = flags.initial_controllers.as_deref().unwrap_or_default();
+    let listener = listener.unwrap_or_else(|| "CONTROLLER".into());
+    let voters = parse_initial_controllers(text, &listener)?;
+    anyhow::ensure!(
+        voters.iter().all(|v| v.id == cfg.node_id),
+        "--initial-controllers names other controllers than this node ({}); a dynamic quorum of \
+         several controllers is not supported yet: list them in controller.quorum.voters",
+        cfg.node_id
+    );
+    Ok(Some(InitialVoters::List(voters)))
+}
