@@ -207,13 +207,18 @@ fn want_shutdown_without_leaderships_fences_and_says_shut_down() {
 
 /// Broker 100 registered and unfenced; topic "t" with one partition on broker 100 alone.
 fn with_topic_on_100(c: &Controller) -> i64 {
+    with_topic(c, vec![(0, vec![100])])
+}
+
+/// Broker 100 registered and unfenced; topic "t" placed as `assignments`. Returns its epoch.
+fn with_topic(c: &Controller, assignments: Vec<(i32, Vec<i32>)>) -> i64 {
     let epoch = c.register_broker(request(100, 1), T0).unwrap();
     c.broker_heartbeat(hb(100, epoch, epoch), T0).unwrap();
     let spec = crate::controller::CreateTopicSpec {
         name: "t".into(),
         num_partitions: -1,
         replication_factor: -1,
-        assignments: vec![(0, vec![100])],
+        assignments,
         configs: vec![],
     };
     c.create_topic(spec, false).unwrap();
@@ -280,16 +285,8 @@ fn auto_rebalance_moves_leadership_back_to_the_preferred_replica() {
     use crate::records::PartitionChangeRecord;
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), 9000);
-    let epoch = c.register_broker(request(100, 1), T0).unwrap();
-    c.broker_heartbeat(hb(100, epoch, epoch), T0).unwrap();
-    let spec = crate::controller::CreateTopicSpec {
-        name: "t".into(),
-        num_partitions: -1,
-        replication_factor: -1,
-        assignments: vec![(0, vec![100, 1]), (1, vec![100, 1]), (2, vec![1, 100])],
-        configs: vec![],
-    };
-    c.create_topic(spec, false).unwrap();
+    let placed = vec![(0, vec![100, 1]), (1, vec![100, 1]), (2, vec![1, 100])];
+    let epoch = with_topic(&c, placed);
     assert_eq!(c.balance_leaders(1000).unwrap(), 0, "balanced at creation");
 
     // Leadership of partitions 0 and 1 moved to broker 1, both replicas still in the ISR.

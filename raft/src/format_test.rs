@@ -154,7 +154,15 @@ fn a_standalone_format_writes_the_bootstrap_voters_and_a_single_node_starts_fres
     let cluster = random_uuid(&*rng);
     let endpoints = vec![("CONTROLLER".to_string(), "localhost".to_string(), 9093)];
     let initial = InitialVoters::Standalone(endpoints);
-    format_dirs_dynamic(std::slice::from_ref(&dir), &dir, &cluster, 7, &*rng, &initial).unwrap();
+    format_dirs_dynamic(
+        std::slice::from_ref(&dir),
+        &dir,
+        &cluster,
+        7,
+        &*rng,
+        &initial,
+    )
+    .unwrap();
     assert_eq!(bootstrap_voters(&dir).unwrap(), Some(vec![7]));
 
     let opts = |node_id| ControllerOptions {
@@ -184,7 +192,15 @@ fn a_standalone_format_writes_the_bootstrap_voters_and_a_single_node_starts_fres
         parse_initial_controllers(&format!("7@h:1:{cluster},8@h:2:{cluster}"), "CONTROLLER")
             .unwrap();
     let list = InitialVoters::List(voters);
-    format_dirs_dynamic(std::slice::from_ref(&other), &other, &cluster, 7, &*rng, &list).unwrap();
+    format_dirs_dynamic(
+        std::slice::from_ref(&other),
+        &other,
+        &cluster,
+        7,
+        &*rng,
+        &list,
+    )
+    .unwrap();
     let mut o = opts(7);
     o.metadata_log_dir = other;
     let clock = shale_common::ManualClock::new(1_700_000_000_000);

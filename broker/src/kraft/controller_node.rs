@@ -8,7 +8,8 @@
 //!  start ─ meta.properties (shale format) ─ QuorumNode on the controller listener
 //!        └ Controller over KRaftMetadataQuorum ─ activation task: on each new leadership of this
 //!          node, Controller::check_active (catch up, abort, bootstrap) on a blocking thread;
-//!          while leading, every second, Controller::fence_stale_brokers (expired sessions)
+//!          while leading, every second, Controller::fence_stale_brokers (expired sessions) and,
+//!          with auto.leader.rebalance.enable, Controller::balance_leaders
 //!        └ the listener hands BrokerRegistration / BrokerHeartbeat / AllocateProducerIds to the
 //!          Controller, and admin requests brokers forward (CreateTopics, …) to the broker's
 //!          handlers over a broker state without partitions or listeners
@@ -299,70 +300,61 @@ async fn activate_on_leadership(
     }
 }
 
-/// While this node leads, fences brokers whose session expired (one per call, as Kafka does;
-/// repeated at once while one was found, else every [`FENCE_CHECK_INTERVAL`]).
+/// While this node leads, runs `round` on a blocking thread every `every`; a round that says
+/// more work is waiting (`Ok(true)`) is followed by another at once.
+async fn while_leading<F>(view: watch::Receiver<QuorumView>, every: Duration, what: &str, round: F)
+where
+    F: Fn() -> Result<bool, shale_raft::ControllerError> + Clone + Send + 'static,
+{
+    loop {
+        let current = view.borrow().clone();
+        if current.stopped {
+            return;
+        }
+        let mut more = false;
+        if current.role == RoleKind::Leader {
+            match shale_common::blocking::spawn(round.clone()).await {
+                Ok(Ok(again)) => more = again,
+                Ok(Err(e)) => tracing::debug!(error = %e, "no {what} round"),
+                Err(e) => {
+                    tracing::error!(error = %e, "{what} panicked");
+                    return;
+                }
+            }
+        }
+        if !more {
+            tokio::time::sleep(every).await;
+        }
+    }
+}
+
+/// Fences brokers whose session expired, one per round.
 async fn fence_stale_brokers(
     view: watch::Receiver<QuorumView>,
     controller: Arc<Controller>,
     clock: Arc<dyn Clock>,
 ) {
-    loop {
-        let current = view.borrow().clone();
-        if current.stopped {
-            return;
-        }
-        let mut fenced = false;
-        if current.role == RoleKind::Leader {
-            let c = controller.clone();
-            let now_ms = u64::try_from(clock.now_ms()).unwrap_or(0);
-            match shale_common::blocking::spawn(move || c.fence_stale_brokers(now_ms)).await {
-                Ok(Ok(found)) => fenced = found.is_some(),
-                Ok(Err(e)) => tracing::debug!(error = %e, "no stale-broker check"),
-                Err(e) => {
-                    tracing::error!(error = %e, "stale-broker check panicked");
-                    return;
-                }
-            }
-        }
-        if !fenced {
-            tokio::time::sleep(FENCE_CHECK_INTERVAL).await;
-        }
-    }
+    let round = move || {
+        let now_ms = u64::try_from(clock.now_ms()).unwrap_or(0);
+        Ok(controller.fence_stale_brokers(now_ms)?.is_some())
+    };
+    while_leading(view, FENCE_CHECK_INTERVAL, "stale-broker check", round).await;
 }
 
-/// `auto.leader.rebalance.enable`: while this node leads, every `every` a round of preferred
-/// leader elections for partitions led by another replica than their first; a full round
-/// ([`MAX_ELECTIONS_PER_ROUND`]) is followed by another at once, as in Kafka's controller.
+/// `auto.leader.rebalance.enable`: every `every`, preferred leader elections for partitions
+/// led by another replica than their first; a full round ([`MAX_ELECTIONS_PER_ROUND`]) is
+/// followed by another at once, as in Kafka's controller.
 async fn balance_leaders(
     view: watch::Receiver<QuorumView>,
     controller: Arc<Controller>,
     every: Duration,
 ) {
-    loop {
-        let current = view.borrow().clone();
-        if current.stopped {
-            return;
+    let round = move || {
+        let moved = controller.balance_leaders(MAX_ELECTIONS_PER_ROUND)?;
+        if moved > 0 {
+            tracing::info!(moved, "preferred leaders restored");
         }
-        let mut full = false;
-        if current.role == RoleKind::Leader {
-            let c = controller.clone();
-            let round = move || c.balance_leaders(MAX_ELECTIONS_PER_ROUND);
-            match shale_common::blocking::spawn(round).await {
-                Ok(Ok(moved)) => {
-                    if moved > 0 {
-                        tracing::info!(moved, "preferred leaders restored");
-                    }
-                    full = moved >= MAX_ELECTIONS_PER_ROUND;
-                }
-                Ok(Err(e)) => tracing::debug!(error = %e, "no leader balancing round"),
-                Err(e) => {
-                    tracing::error!(error = %e, "leader balancing panicked");
-                    return;
-                }
-            }
-        }
-        if !full {
-            tokio::time::sleep(every).await;
-        }
-    }
+        Ok(moved >= MAX_ELECTIONS_PER_ROUND)
+    };
+    while_leading(view, every, "leader balancing", round).await;
 }
