@@ -155,22 +155,19 @@ pub struct VoterEntry {
     pub endpoints: Vec<(String, String, u16)>,
 }
 
-/// VotersRecord v0 value for voters known by id (directory ids zero, no endpoints, each voter
-/// supporting kraft.version 0–1).
-pub fn voters_value(voters: &[i32]) -> Result<Bytes, RaftError> {
-    let entries: Vec<VoterEntry> = voters
-        .iter()
-        .map(|id| VoterEntry {
-            id: *id,
+impl VoterEntry {
+    /// A voter known by id only (zero directory id, no endpoints).
+    pub fn by_id(id: i32) -> VoterEntry {
+        VoterEntry {
+            id,
             directory_id: uuid::Uuid::nil(),
             endpoints: Vec::new(),
-        })
-        .collect();
-    voters_entries_value(&entries)
+        }
+    }
 }
 
-/// VotersRecord v0 value with each voter's directory id and endpoints, as `kafka-storage.sh
-/// format --standalone` / `--initial-controllers` writes it.
+/// VotersRecord v0 value with each voter's directory id and endpoints (each supporting
+/// kraft.version 0–1), as Kafka's leader and `kafka-storage.sh format --standalone` write it.
 pub fn voters_entries_value(voters: &[VoterEntry]) -> Result<Bytes, RaftError> {
     use shale_protocol::kafka_protocol::messages::voters_record::{self, KRaftVersionFeature};
     use shale_protocol::kafka_protocol::protocol::StrBytes;
@@ -199,9 +196,23 @@ pub fn voters_entries_value(voters: &[VoterEntry]) -> Result<Bytes, RaftError> {
 
 /// The voter ids of a VotersRecord v0 value.
 pub fn decode_voters(value: Bytes) -> Result<Vec<i32>, RaftError> {
+    Ok(decode_voter_entries(value)?.iter().map(|v| v.id).collect())
+}
+
+/// The voters of a VotersRecord v0 value, with directory ids and endpoints.
+pub fn decode_voter_entries(value: Bytes) -> Result<Vec<VoterEntry>, RaftError> {
     let msg: VotersRecord =
         decode_message(value, 0).map_err(|e| RaftError::Decode(format!("VotersRecord: {e}")))?;
-    Ok(msg.voters.iter().map(|v| v.voter_id.0).collect())
+    let entry = |v: &shale_protocol::kafka_protocol::messages::voters_record::Voter| VoterEntry {
+        id: v.voter_id.0,
+        directory_id: v.voter_directory_id,
+        endpoints: v
+            .endpoints
+            .iter()
+            .map(|e| (e.name.to_string(), e.host.to_string(), e.port))
+            .collect(),
+    };
+    Ok(msg.voters.iter().map(entry).collect())
 }
 
 /// KRaftVersionRecord v0 value: version, kraft.version, no tagged fields (5 bytes).

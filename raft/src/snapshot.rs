@@ -15,9 +15,10 @@ use bytes::{Bytes, BytesMut};
 use shale_protocol::record_batch::batches;
 
 use crate::batch::{
-    control_batch, decode_batch, decode_voters, kraft_version_value, snapshot_footer_value,
-    snapshot_header_value, values_batch, voters_value, MetadataBatch, CONTROL_KRAFT_VERSION,
-    CONTROL_KRAFT_VOTERS, CONTROL_SNAPSHOT_FOOTER, CONTROL_SNAPSHOT_HEADER,
+    control_batch, decode_batch, decode_voter_entries, decode_voters, kraft_version_value,
+    snapshot_footer_value, snapshot_header_value, values_batch, voters_entries_value,
+    MetadataBatch, VoterEntry, CONTROL_KRAFT_VERSION, CONTROL_KRAFT_VOTERS,
+    CONTROL_SNAPSHOT_FOOTER, CONTROL_SNAPSHOT_HEADER,
 };
 use crate::error::RaftError;
 use crate::records::MetadataRecord;
@@ -78,10 +79,10 @@ pub fn encode_checkpoint(
     epoch: i32,
     last_contained_log_timestamp: i64,
     now_ms: i64,
-    voters: Option<&[i32]>,
+    voters: Option<&[VoterEntry]>,
     values: &[Bytes],
 ) -> Result<Bytes, RaftError> {
-    let voters = voters.map(voters_value).transpose()?;
+    let voters = voters.map(voters_entries_value).transpose()?;
     encode_checkpoint_with(epoch, last_contained_log_timestamp, now_ms, voters, values)
 }
 
@@ -125,9 +126,15 @@ pub fn encode_checkpoint_with(
     Ok(out.freeze())
 }
 
+/// The voter ids of a checkpoint's VotersRecord (see [`checkpoint_voter_entries`]).
+pub fn checkpoint_voters(data: &Bytes) -> Option<Vec<i32>> {
+    let entries = checkpoint_voter_entries(data)?;
+    Some(entries.iter().map(|v| v.id).collect())
+}
+
 /// The voter set of a checkpoint's VotersRecord, read from the control batches before its
 /// first data batch; None without one (a static quorum) or when `data` is not a checkpoint.
-pub fn checkpoint_voters(data: &Bytes) -> Option<Vec<i32>> {
+pub fn checkpoint_voter_entries(data: &Bytes) -> Option<Vec<VoterEntry>> {
     for b in batches(data.clone()) {
         let b = b.ok()?;
         if !b.is_control() {
@@ -136,7 +143,7 @@ pub fn checkpoint_voters(data: &Bytes) -> Option<Vec<i32>> {
         for r in b.records().ok()? {
             let key = r.key.as_deref().unwrap_or_default();
             if key.len() >= 4 && i16::from_be_bytes([key[2], key[3]]) == CONTROL_KRAFT_VOTERS {
-                return decode_voters(r.value.unwrap_or_default()).ok();
+                return decode_voter_entries(r.value.unwrap_or_default()).ok();
             }
         }
     }

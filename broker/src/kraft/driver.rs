@@ -28,7 +28,7 @@ use bytes::Bytes;
 use shale_common::{Clock, Rng};
 use shale_raft::kraft::store::{KRaftStore, Recovered};
 use shale_raft::kraft::{Command, Entry, Event, KRaft, KRaftConfig, Message, NodeId, RoleKind};
-use shale_raft::kraft::{KRaftError, Snapshot};
+use shale_raft::kraft::{KRaftError, Snapshot, Voter};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
@@ -51,11 +51,16 @@ pub trait StateMachine: Send + std::fmt::Debug {
     /// node restarted from one).
     fn load_snapshot(&mut self, snapshot: &Snapshot);
     /// When a snapshot is due (by the machine's own policy): the offset it ends at (exclusive,
-    /// everything below applied) and its bytes. Asked after every step.
-    fn snapshot_due(&mut self, _now_ms: i64) -> Option<(i64, Bytes)> {
+    /// everything below applied) and its bytes, which carry `voters_at(end)` (the voter set in
+    /// force at that end in a dynamic quorum, KIP-853; None in a static one). Asked after
+    /// every step.
+    fn snapshot_due(&mut self, _now_ms: i64, _voters_at: &VotersAt<'_>) -> Option<(i64, Bytes)> {
         None
     }
 }
+
+/// The voter set in force at a snapshot's end offset, if it is a dynamic one.
+pub type VotersAt<'a> = dyn Fn(i64) -> Option<Vec<Voter>> + 'a;
 
 /// The kinds of request a peer can have waiting for an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -257,7 +262,10 @@ impl Driver {
     /// prefix it covers is dropped). A refused snapshot is logged and skipped: the machine
     /// asks again later.
     fn maybe_snapshot(&mut self) -> Result<(), shale_raft::RaftError> {
-        let Some((end_offset, data)) = self.machine.snapshot_due(self.clock.now_ms()) else {
+        let log = self.core.log();
+        let voters_at = |end: i64| log.dynamic_voters_at(end - 1).map(<[Voter]>::to_vec);
+        let due = self.machine.snapshot_due(self.clock.now_ms(), &voters_at);
+        let Some((end_offset, data)) = due else {
             return Ok(());
         };
         match self.core.handle(Event::CreateSnapshot { end_offset, data }) {

@@ -23,7 +23,7 @@ use shale_raft::kraft::{Entry, NodeId, Record, RoleKind, Snapshot, SnapshotId};
 use shale_raft::{atomic_chunks, ControllerError, MetadataQuorum, MetadataRecord, RaftError};
 use tokio::sync::oneshot;
 
-use super::driver::{DriverHandle, Input, QuorumView, StateMachine};
+use super::driver::{DriverHandle, Input, QuorumView, StateMachine, VotersAt};
 
 /// The longest a condition wait sleeps before the quorum view is looked at again.
 const RECHECK: Duration = Duration::from_millis(20);
@@ -237,7 +237,7 @@ impl StateMachine for MetadataApplier {
 
     /// Due once enough record bytes or time has passed since the last snapshot, outside a
     /// metadata transaction: the whole image as a Kafka checkpoint file.
-    fn snapshot_due(&mut self, now_ms: i64) -> Option<(i64, Bytes)> {
+    fn snapshot_due(&mut self, now_ms: i64, voters_at: &VotersAt<'_>) -> Option<(i64, Bytes)> {
         let SnapshotPolicy {
             max_bytes_between,
             max_interval_ms,
@@ -257,8 +257,20 @@ impl StateMachine for MetadataApplier {
         let image = state.loader.image();
         let (end_offset, epoch) = (state.offset + 1, state.epoch);
         drop(state);
-        let records = image.to_records();
-        match shale_raft::snapshot::encode_batch_file(epoch, now_ms, now_ms, &records) {
+        let values: Vec<Bytes> = image
+            .to_records()
+            .iter()
+            .map(MetadataRecord::encode)
+            .collect();
+        let voters = voters_at(end_offset);
+        let encoded = shale_raft::snapshot::encode_checkpoint(
+            epoch,
+            now_ms,
+            now_ms,
+            voters.as_deref(),
+            &values,
+        );
+        match encoded {
             Ok(data) => {
                 self.bytes_since_snapshot = 0;
                 self.last_snapshot_ms = Some(now_ms);

@@ -80,15 +80,22 @@ fn snapshots_by_bytes_or_time_and_a_loaded_snapshot_replaces_the_state() {
     };
     let (machine, applied) = MetadataApplier::new("c");
     let mut machine = machine.with_snapshots(policy);
-    assert_eq!(machine.snapshot_due(0), None, "nothing applied");
+    assert_eq!(machine.snapshot_due(0, &|_| None), None, "nothing applied");
     machine.apply(0, &[leader_change(1, 1), data(1, topic("a"))]);
     assert_eq!(
-        machine.snapshot_due(10),
+        machine.snapshot_due(10, &|_| None),
         None,
         "under the byte and time limits"
     );
-    assert!(machine.snapshot_due(1000).is_some(), "due by time");
-    assert_eq!(machine.snapshot_due(1001), None, "nothing applied since");
+    assert!(
+        machine.snapshot_due(1000, &|_| None).is_some(),
+        "due by time"
+    );
+    assert_eq!(
+        machine.snapshot_due(1001, &|_| None),
+        None,
+        "nothing applied since"
+    );
 
     // Inside a metadata transaction no snapshot is taken, however many bytes.
     let open = data(1, MetadataRecord::BeginTransaction { name: None });
@@ -96,10 +103,22 @@ fn snapshots_by_bytes_or_time_and_a_loaded_snapshot_replaces_the_state() {
     let mut entries = vec![open];
     entries.extend(names.iter().map(|n| data(1, topic(n))));
     machine.apply(2, &entries);
-    assert_eq!(machine.snapshot_due(1002), None);
+    assert_eq!(machine.snapshot_due(1002, &|_| None), None);
     machine.apply(7, &[data(1, MetadataRecord::EndTransaction)]);
-    let (end_offset, bytes) = machine.snapshot_due(1003).expect("due by bytes");
+    // In a dynamic quorum the snapshot carries the voter set in force at its end (KIP-853).
+    let voters = |end: i64| {
+        assert_eq!(end, 8);
+        Some(vec![
+            shale_raft::kraft::Voter::by_id(1),
+            shale_raft::kraft::Voter::by_id(3),
+        ])
+    };
+    let (end_offset, bytes) = machine.snapshot_due(1003, &voters).expect("due by bytes");
     assert_eq!(end_offset, 8);
+    assert_eq!(
+        shale_raft::snapshot::checkpoint_voters(&bytes),
+        Some(vec![1, 3])
+    );
 
     let (mut other, other_applied) = MetadataApplier::new("c");
     other.apply(0, &[leader_change(1, 2), data(1, topic("stale"))]);

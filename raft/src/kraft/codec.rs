@@ -10,8 +10,8 @@ use shale_protocol::record_batch::{batches, RecordBatch, TimestampType};
 
 use super::types::{Entry, Record};
 use crate::batch::{
-    control_batch, decode_leader_change, decode_voters, leader_change_value, voters_value,
-    CONTROL_KRAFT_VOTERS, CONTROL_LEADER_CHANGE,
+    control_batch, decode_leader_change, decode_voter_entries, leader_change_value,
+    voters_entries_value, CONTROL_KRAFT_VOTERS, CONTROL_LEADER_CHANGE,
 };
 use crate::error::RaftError;
 
@@ -71,7 +71,7 @@ fn encode_run(base_offset: i64, run: &[Entry], timestamp: i64) -> Result<RecordB
             return control_batch(base_offset, epoch, timestamp, CONTROL_LEADER_CHANGE, value);
         }
         Record::Voters(voters) => {
-            let value = voters_value(voters)?;
+            let value = voters_entries_value(voters)?;
             return control_batch(base_offset, epoch, timestamp, CONTROL_KRAFT_VOTERS, value);
         }
         Record::Data(_) => {}
@@ -150,7 +150,7 @@ fn decode_batch_into(batch: &RecordBatch, out: &mut Vec<Entry>) -> Result<i64, R
             let value = r.value.unwrap_or_default();
             match control_type {
                 CONTROL_LEADER_CHANGE => Record::LeaderChange(decode_leader_change(value)?),
-                CONTROL_KRAFT_VOTERS => Record::Voters(decode_voters(value)?),
+                CONTROL_KRAFT_VOTERS => Record::Voters(decode_voter_entries(value)?),
                 _ => {
                     return Err(RaftError::Decode(format!(
                     "control record of type {control_type} at offset {offset} in the metadata log"
@@ -173,6 +173,7 @@ fn decode_batch_into(batch: &RecordBatch, out: &mut Vec<Entry>) -> Result<i64, R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kraft::types::Voter;
     use crate::quorum::LeaderChange;
 
     fn data(epoch: i32, v: &'static [u8]) -> Entry {
@@ -197,7 +198,14 @@ mod tests {
     fn a_voters_entry_is_a_kraft_voters_control_batch() {
         let voters = Entry {
             epoch: 4,
-            record: Record::Voters(vec![1, 3, 5]),
+            record: Record::Voters(vec![
+                Voter::by_id(1),
+                Voter {
+                    id: 3,
+                    directory_id: uuid::Uuid::from_u128(9),
+                    endpoints: vec![("CONTROLLER".into(), "h3".into(), 9093)],
+                },
+            ]),
         };
         let entries = vec![data(4, b"a"), voters, data(4, b"b")];
         let bytes = encode_entries(10, &entries, 7).unwrap();

@@ -125,7 +125,8 @@ impl KRaft {
         };
         let flushed = log.end_offset();
         let mut log = log;
-        log.set_base_voters(cfg.voters.clone(), false);
+        let configured = cfg.voters.iter().map(|id| super::types::Voter::by_id(*id));
+        log.set_base_voters(configured.collect(), false);
         let mut node = KRaft {
             election: stored.clone().unwrap_or_else(|| blank.clone()),
             cfg,

@@ -8,7 +8,7 @@
 //! latest one in the log, committed or not, as Raft's single-server changes require; a
 //! truncation that removes a Voters entry brings the previous set back.
 
-use super::types::{Entry, NodeId, Record};
+use super::types::{Entry, NodeId, Record, Voter};
 
 /// Entries from `start_offset` to the log end offset. Two views are equal when they hold the
 /// same entries from the same start (the voter set at the start is configuration, not log).
@@ -19,12 +19,29 @@ pub struct LogView {
     start_epoch: i32,
     entries: Vec<Entry>,
     /// The voter set in force at `start_offset`.
-    base_voters: Vec<NodeId>,
-    /// Whether `base_voters` came from a Voters record (a dynamic quorum) rather than the
-    /// static configuration.
+    base: VoterSet,
+    /// Whether `base` came from a Voters record (a dynamic quorum) rather than the static
+    /// configuration.
     base_dynamic: bool,
     /// (offset, set) of every Voters entry held, ascending.
-    voter_changes: Vec<(i64, Vec<NodeId>)>,
+    voter_changes: Vec<(i64, VoterSet)>,
+}
+
+/// A voter set: the ids (what the core decides with) and the records (directory ids and
+/// endpoints, for the runtime to reach the voters).
+#[derive(Clone, Debug, Default)]
+struct VoterSet {
+    ids: Vec<NodeId>,
+    voters: Vec<Voter>,
+}
+
+impl VoterSet {
+    fn of(voters: Vec<Voter>) -> VoterSet {
+        VoterSet {
+            ids: voters.iter().map(|v| v.id).collect(),
+            voters,
+        }
+    }
 }
 
 impl PartialEq for LogView {
@@ -50,7 +67,7 @@ impl LogView {
             start_offset,
             start_epoch,
             entries,
-            base_voters: Vec::new(),
+            base: VoterSet::default(),
             base_dynamic: false,
             voter_changes,
         }
@@ -63,24 +80,32 @@ impl LogView {
 
     /// Sets the voter set in force at the log start: a snapshot's (`dynamic`) or the static
     /// configuration's.
-    pub fn set_base_voters(&mut self, voters: Vec<NodeId>, dynamic: bool) {
-        self.base_voters = voters;
+    pub fn set_base_voters(&mut self, voters: Vec<Voter>, dynamic: bool) {
+        self.base = VoterSet::of(voters);
         self.base_dynamic = dynamic;
     }
 
-    /// The voter set in force: the latest Voters entry's, else the one at the log start.
+    fn current(&self) -> &VoterSet {
+        self.voter_changes.last().map_or(&self.base, |(_, v)| v)
+    }
+
+    /// The ids of the voter set in force: the latest Voters entry's, else the one at the log
+    /// start.
     pub fn voters(&self) -> &[NodeId] {
-        self.voter_changes
-            .last()
-            .map_or(&self.base_voters, |(_, v)| v)
+        &self.current().ids
+    }
+
+    /// The voter set in force with directory ids and endpoints (a static set has none).
+    pub fn voter_records(&self) -> &[Voter] {
+        &self.current().voters
     }
 
     /// The voter set in force once the entry at `offset` is appended; None unless it comes
     /// from a Voters record (a static quorum's snapshots carry no voter set).
-    pub fn dynamic_voters_at(&self, offset: i64) -> Option<&[NodeId]> {
+    pub fn dynamic_voters_at(&self, offset: i64) -> Option<&[Voter]> {
         match self.voter_changes.iter().rev().find(|(o, _)| *o <= offset) {
-            Some((_, v)) => Some(v),
-            None => self.base_dynamic.then_some(self.base_voters.as_slice()),
+            Some((_, v)) => Some(&v.voters),
+            None => self.base_dynamic.then_some(self.base.voters.as_slice()),
         }
     }
 
@@ -152,19 +177,19 @@ impl LogView {
         let below = self.voter_changes.partition_point(|(o, _)| *o < start);
         let folded = self.voter_changes.drain(..below).next_back();
         if let Some((_, v)) = folded {
-            self.set_base_voters(v, true);
+            self.base = v;
+            self.base_dynamic = true;
         }
     }
 
     /// Discards everything: the log is empty and starts at `start_offset` after `start_epoch`,
     /// with the voter set in force now as its base (a snapshot's own replaces it).
     pub fn reset(&mut self, start_offset: i64, start_epoch: i32) {
-        let (voters, dynamic) = (
-            self.voters().to_vec(),
-            self.base_dynamic || !self.voter_changes.is_empty(),
-        );
+        let dynamic = self.base_dynamic || !self.voter_changes.is_empty();
+        let base = self.current().clone();
         *self = LogView::starting_at(start_offset, start_epoch, Vec::new());
-        self.set_base_voters(voters, dynamic);
+        self.base = base;
+        self.base_dynamic = dynamic;
     }
 
     /// The largest epoch not above `epoch` that this log knows, and its end offset (the first
@@ -190,9 +215,9 @@ impl LogView {
 }
 
 /// The Voters entries of `entries`, the first at `base`.
-fn voter_changes(base: i64, entries: &[Entry]) -> Vec<(i64, Vec<NodeId>)> {
+fn voter_changes(base: i64, entries: &[Entry]) -> Vec<(i64, VoterSet)> {
     let voters = |(i, e): (usize, &Entry)| match &e.record {
-        Record::Voters(v) => Some((base + i as i64, v.clone())),
+        Record::Voters(v) => Some((base + i as i64, VoterSet::of(v.clone()))),
         _ => None,
     };
     entries.iter().enumerate().filter_map(voters).collect()

@@ -48,7 +48,7 @@ pub use store::{KRaftStore, Recovered};
 pub use types::{
     Command, ElectionState, Entry, Event, FetchError, FetchRequest, FetchResponse, FetchResult,
     FetchSnapshotRequest, FetchSnapshotResponse, FetchSnapshotResult, KRaftError, LeaderChange,
-    Message, NodeId, Record, Snapshot, SnapshotId, VoteRequest, VoteResponse,
+    Message, NodeId, Record, Snapshot, SnapshotId, VoteRequest, VoteResponse, Voter,
     UNKNOWN_HIGH_WATERMARK,
 };
 

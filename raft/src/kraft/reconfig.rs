@@ -10,12 +10,13 @@
 
 use super::core::KRaft;
 use super::state::Role;
-use super::types::{Command, Entry, KRaftError, NodeId, Record};
+use super::types::{Command, Entry, KRaftError, NodeId, Record, Voter};
 
-/// One voter change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One voter change: a voter to add (with its directory id and endpoints, which every node
+/// learns from the Voters entry), or the id of one to remove.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VoterChange {
-    Add(NodeId),
+    Add(Voter),
     Remove(NodeId),
 }
 
@@ -39,10 +40,11 @@ impl KRaft {
         if self.log.last_voter_change().is_some_and(|o| o >= hw) {
             return Err(KRaftError::VoterChangePending);
         }
-        let mut next = self.voters().to_vec();
+        let mut next = self.log.voter_records().to_vec();
         match change {
-            VoterChange::Add(id) => {
-                if next.contains(&id) {
+            VoterChange::Add(voter) => {
+                let id = voter.id;
+                if next.iter().any(|v| v.id == id) {
                     return Err(KRaftError::DuplicateVoter(id));
                 }
                 let window = self.cfg.fetch_timeout_ms;
@@ -52,14 +54,14 @@ impl KRaft {
                 if !caught_up {
                     return Err(KRaftError::VoterNotCaughtUp(id));
                 }
-                next.push(id);
-                next.sort_unstable();
+                next.push(voter);
+                next.sort_unstable_by_key(|v| v.id);
             }
             VoterChange::Remove(id) => {
-                if !next.contains(&id) {
+                if !next.iter().any(|v| v.id == id) {
                     return Err(KRaftError::VoterNotFound(id));
                 }
-                next.retain(|v| *v != id);
+                next.retain(|v| v.id != id);
                 if next.is_empty() {
                     return Err(KRaftError::LastVoter(id));
                 }

@@ -5,6 +5,10 @@
 use super::tests::{data, elected_leader, fetch, msg, state};
 use super::*;
 
+fn ids(ids: &[NodeId]) -> Vec<Voter> {
+    ids.iter().map(|id| Voter::by_id(*id)).collect()
+}
+
 fn change(n: &mut KRaft, c: VoterChange) -> Result<Vec<Command>, KRaftError> {
     n.handle(Event::ChangeVoters(c))
 }
@@ -24,12 +28,12 @@ fn committed_leader() -> KRaft {
 fn a_change_waits_for_the_leaders_first_commit_and_the_previous_change() {
     let mut n = elected_leader();
     assert_eq!(
-        change(&mut n, VoterChange::Add(4)),
+        change(&mut n, VoterChange::Add(Voter::by_id(4))),
         Err(KRaftError::VoterChangePending),
         "nothing committed in this epoch yet"
     );
     let mut n = committed_leader();
-    change(&mut n, VoterChange::Add(4)).unwrap();
+    change(&mut n, VoterChange::Add(Voter::by_id(4))).unwrap();
     assert_eq!(n.voters(), &[1, 2, 3, 4], "in force once appended");
     assert_eq!(
         change(&mut n, VoterChange::Remove(3)),
@@ -49,7 +53,7 @@ fn a_change_waits_for_the_leaders_first_commit_and_the_previous_change() {
 fn duplicates_unknown_voters_laggards_and_the_last_voter_are_refused() {
     let mut n = committed_leader();
     assert_eq!(
-        change(&mut n, VoterChange::Add(2)),
+        change(&mut n, VoterChange::Add(Voter::by_id(2))),
         Err(KRaftError::DuplicateVoter(2))
     );
     assert_eq!(
@@ -57,7 +61,7 @@ fn duplicates_unknown_voters_laggards_and_the_last_voter_are_refused() {
         Err(KRaftError::VoterNotFound(7))
     );
     assert_eq!(
-        change(&mut n, VoterChange::Add(5)),
+        change(&mut n, VoterChange::Add(Voter::by_id(5))),
         Err(KRaftError::VoterNotCaughtUp(5)),
         "never fetched"
     );
@@ -66,7 +70,7 @@ fn duplicates_unknown_voters_laggards_and_the_last_voter_are_refused() {
     })
     .unwrap();
     assert_eq!(
-        change(&mut n, VoterChange::Add(4)),
+        change(&mut n, VoterChange::Add(Voter::by_id(4))),
         Err(KRaftError::VoterNotCaughtUp(4)),
         "silent for a fetch timeout"
     );
@@ -104,35 +108,36 @@ fn a_removed_leader_leads_until_its_removal_commits_then_resigns() {
 fn a_truncated_voters_entry_brings_the_previous_set_back() {
     let voters = Entry {
         epoch: 1,
-        record: Record::Voters(vec![1, 2]),
+        record: Record::Voters(ids(&[1, 2])),
     };
     let mut log = LogView::new(vec![data(1), voters, data(1)]);
-    log.set_base_voters(vec![1, 2, 3], false);
+    log.set_base_voters(ids(&[1, 2, 3]), false);
     assert_eq!(log.voters(), &[1, 2]);
     assert_eq!(log.dynamic_voters_at(0), None);
-    assert_eq!(log.dynamic_voters_at(2), Some(&[1, 2][..]));
+    assert_eq!(log.dynamic_voters_at(2), Some(&ids(&[1, 2])[..]));
     log.truncate(1);
     assert_eq!(log.voters(), &[1, 2, 3]);
 }
 
 #[test]
 fn a_node_learns_the_voter_set_of_a_snapshot_and_of_the_log_after_a_prefix_deletion() {
+    let mut four = Voter::by_id(4);
+    four.endpoints = vec![("CONTROLLER".into(), "h4".into(), 9093)];
+    let set = vec![Voter::by_id(2), Voter::by_id(3), four];
     let voters = Entry {
         epoch: 1,
-        record: Record::Voters(vec![2, 3, 4]),
+        record: Record::Voters(set.clone()),
     };
     let mut log = LogView::new(vec![data(1), voters, data(1)]);
-    log.set_base_voters(vec![1, 2, 3], false);
+    log.set_base_voters(ids(&[1, 2, 3]), false);
     log.delete_prefix(2);
-    assert_eq!(
-        log.voters(),
-        &[2, 3, 4],
-        "the deleted entry's set is now the base"
-    );
-    assert_eq!(log.dynamic_voters_at(2), Some(&[2, 3, 4][..]));
+    let what = "the deleted entry's set is now the base";
+    assert_eq!(log.voters(), &[2, 3, 4], "{what}");
+    assert_eq!(log.dynamic_voters_at(2), Some(&set[..]));
 
-    // A restarted node 4 adopts a snapshot whose VotersRecord names it: it is a voter.
-    let data = crate::snapshot::encode_checkpoint(1, 0, 0, Some(&[2, 3, 4]), &[]).unwrap();
+    // A restarted node 4 adopts a snapshot whose VotersRecord names it: it is a voter, and
+    // knows the voters' endpoints.
+    let data = crate::snapshot::encode_checkpoint(1, 0, 0, Some(&set), &[]).unwrap();
     let snapshot = Snapshot {
         id: SnapshotId {
             end_offset: 3,
@@ -151,4 +156,5 @@ fn a_node_learns_the_voter_set_of_a_snapshot_and_of_the_log_after_a_prefix_delet
     );
     assert!(n.is_voter(4));
     assert_eq!(n.voters(), &[2, 3, 4]);
+    assert_eq!(n.log().voter_records(), &set[..]);
 }

@@ -43,7 +43,7 @@ impl KRaft {
     /// Hands a committed snapshot to the state machine: Apply continues from its end.
     fn load_snapshot(&mut self, s: Snapshot, out: &mut Vec<Command>) {
         let end = s.id.end_offset;
-        if let Some(voters) = crate::snapshot::checkpoint_voters(&s.data) {
+        if let Some(voters) = crate::snapshot::checkpoint_voter_entries(&s.data) {
             self.log.set_base_voters(voters, true);
         }
         out.push(Command::LoadSnapshot(s.clone()));

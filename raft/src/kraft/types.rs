@@ -10,6 +10,9 @@ pub use crate::quorum::{ElectionState, LeaderChange};
 /// A node id (`node.id` of a controller or broker).
 pub type NodeId = i32;
 
+/// One voter of a Voters record: id, directory id, controller-listener endpoints.
+pub use crate::batch::VoterEntry as Voter;
+
 /// One record of the metadata log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
@@ -18,8 +21,9 @@ pub enum Record {
     /// An opaque data record (a framed metadata record for the controller).
     Data(Bytes),
     /// The voter set from this entry on, committed or not (KIP-853's VotersRecord, written by
-    /// a leader adding or removing a voter). A log without one keeps the static voter set.
-    Voters(Vec<NodeId>),
+    /// a leader adding or removing a voter), with each voter's directory id and endpoints. A
+    /// log without one keeps the static voter set.
+    Voters(Vec<Voter>),
 }
 
 /// A record stamped with the epoch of the leader that appended it. Offsets are implicit: the

@@ -286,7 +286,7 @@ fn check_majority_durable(sim: &Sim) {
         return;
     }
     let last = &sim.checker.committed[c - 1];
-    let set = codec::last_voters(&sim.checker.committed).unwrap_or(&sim.voters);
+    let set = codec::last_voters(&sim.checker.committed).unwrap_or_else(|| sim.voters.clone());
     let holders = sim
         .nodes
         .iter()

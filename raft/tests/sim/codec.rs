@@ -4,7 +4,7 @@
 //! force at its end when the log ever changed it, as the core expects.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use shale_raft::kraft::{Entry, LeaderChange, Record};
+use shale_raft::kraft::{Entry, LeaderChange, Record, Voter};
 
 fn put_ids(b: &mut BytesMut, ids: &[i32]) {
     b.put_u32(ids.len() as u32);
@@ -39,8 +39,9 @@ fn encode(entries: &[Entry]) -> Bytes {
                 put_ids(&mut b, &c.granting_voters);
             }
             Record::Voters(v) => {
+                // The simulation's voters have no directory ids or endpoints.
                 b.put_u8(2);
-                put_ids(&mut b, v);
+                put_ids(&mut b, &v.iter().map(|v| v.id).collect::<Vec<_>>());
             }
         }
     }
@@ -48,9 +49,9 @@ fn encode(entries: &[Entry]) -> Bytes {
 }
 
 /// The voter set of the last Voters entry (None: the static set is in force).
-pub fn last_voters(entries: &[Entry]) -> Option<&[i32]> {
+pub fn last_voters(entries: &[Entry]) -> Option<Vec<i32>> {
     entries.iter().rev().find_map(|e| match &e.record {
-        Record::Voters(v) => Some(v.as_slice()),
+        Record::Voters(v) => Some(v.iter().map(|v| v.id).collect()),
         _ => None,
     })
 }
@@ -58,8 +59,9 @@ pub fn last_voters(entries: &[Entry]) -> Option<&[i32]> {
 /// A snapshot of `entries` (non-empty): a checkpoint holding their encoding.
 pub fn encode_snapshot(entries: &[Entry]) -> Bytes {
     let epoch = entries.last().map_or(0, |e| e.epoch);
-    let voters = last_voters(entries);
-    shale_raft::snapshot::encode_checkpoint(epoch, 0, 0, voters, &[encode(entries)])
+    let voters: Option<Vec<Voter>> =
+        last_voters(entries).map(|ids| ids.into_iter().map(Voter::by_id).collect());
+    shale_raft::snapshot::encode_checkpoint(epoch, 0, 0, voters.as_deref(), &[encode(entries)])
         .expect("encodable checkpoint")
 }
 
@@ -71,7 +73,7 @@ pub fn decode_snapshot(data: &Bytes) -> Option<Vec<Entry>> {
         return None;
     };
     let entries = decode(value)?;
-    (voters.as_deref() == last_voters(&entries)).then_some(entries)
+    (voters == last_voters(&entries)).then_some(entries)
 }
 
 /// The entries in `data`, or None if it is not a well-formed snapshot.
@@ -103,7 +105,7 @@ fn decode(mut data: &[u8]) -> Option<Vec<Entry>> {
                     granting_voters,
                 })
             }
-            2 => Record::Voters(get_ids(b)?),
+            2 => Record::Voters(get_ids(b)?.into_iter().map(Voter::by_id).collect()),
             _ => return None,
         };
         out.push(Entry { epoch, record });

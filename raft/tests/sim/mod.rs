@@ -12,7 +12,7 @@ use bytes::Bytes;
 use shale_common::{Rng, SeededRng};
 use shale_raft::kraft::{
     Command, ElectionState, Entry, Event, KRaft, KRaftConfig, KRaftError, LogView, Message, NodeId,
-    RoleKind, Snapshot, VoterChange,
+    RoleKind, Snapshot, Voter, VoterChange,
 };
 
 use checks::Checker;
@@ -725,13 +725,15 @@ impl Sim {
         let all: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
         let outside: Vec<NodeId> = all.into_iter().filter(|id| !voters.contains(id)).collect();
         let change = if !outside.is_empty() && (voters.len() < 3 || self.rand(2) == 0) {
-            VoterChange::Add(outside[self.rand(outside.len() as u64) as usize])
+            VoterChange::Add(Voter::by_id(
+                outside[self.rand(outside.len() as u64) as usize],
+            ))
         } else {
             VoterChange::Remove(voters[self.rand(voters.len() as u64) as usize])
         };
         self.note(format!("node {} asked to {change:?}", self.nodes[i].id));
         let core = self.nodes[i].core.as_mut().expect("leader is live");
-        match core.handle(Event::ChangeVoters(change)) {
+        match core.handle(Event::ChangeVoters(change.clone())) {
             Ok(cmds) => {
                 self.stats.voter_changes += 1;
                 self.execute(i, cmds);
