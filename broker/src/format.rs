@@ -3,8 +3,9 @@
 //! quorum's bootstrap snapshot with its initial voters. Kafka's rules: those flags are for
 //! controllers of a quorum configured with `controller.quorum.bootstrap.servers` (not
 //! `controller.quorum.voters`), and at most one of them (or `--no-initial-controllers`) is
-//! given. Shale runs a dynamic quorum of one voter today, so a voter set naming other
-//! controllers, and joining one later, are refused here rather than at start-up.
+//! given. A dynamic quorum of several voters runs on controller-only nodes; a combined node
+//! may only be a dynamic quorum of one (`--standalone`, Kafka 4's quickstart), so other
+//! voters and joining later are refused for it here rather than at start-up.
 
 use shale_raft::format::InitialVoters;
 use shale_raft::format::{format_dirs, format_dirs_dynamic, parse_initial_controllers};
@@ -77,11 +78,15 @@ fn initial_voters(
         "controller.quorum.voters is set: this is a static quorum; a dynamic quorum \
          (--standalone, --initial-controllers) uses controller.quorum.bootstrap.servers instead"
     );
-    anyhow::ensure!(
-        !flags.no_initial_controllers,
-        "--no-initial-controllers formats a controller that joins a dynamic quorum later \
-         (AddRaftVoter), which Shale does not support yet"
-    );
+    let controller_only = cfg.roles == Roles::Controller;
+    if flags.no_initial_controllers {
+        anyhow::ensure!(
+            controller_only,
+            "--no-initial-controllers formats a controller that joins a dynamic quorum later \
+             (AddRaftVoter); only controller-only nodes (process.roles=controller) can"
+        );
+        return Ok(None);
+    }
     let listener = cfg.controller_listener_names.first().cloned();
     if flags.standalone {
         let endpoints = cfg
@@ -103,9 +108,9 @@ fn initial_voters(
     let listener = listener.unwrap_or_else(|| "CONTROLLER".into());
     let voters = parse_initial_controllers(text, &listener)?;
     anyhow::ensure!(
-        voters.iter().all(|v| v.id == cfg.node_id),
-        "--initial-controllers names other controllers than this node ({}); a dynamic quorum of \
-         several controllers is not supported yet: list them in controller.quorum.voters",
+        controller_only || voters.iter().all(|v| v.id == cfg.node_id),
+        "--initial-controllers names other controllers than this node ({}); only controller-only \
+         nodes (process.roles=controller) form a dynamic quorum of several voters",
         cfg.node_id
     );
     Ok(Some(InitialVoters::List(voters)))

@@ -46,6 +46,13 @@ def describe_cluster(port: int, endpoint_type: int):
 def describe_quorum(port: int):
     """DescribeQuorum v0 on a controller listener: (leader, epoch, high watermark,
     {voter: log end offset}), or None when this node is not the leader."""
+    p = describe_quorum_partition(port)
+    return None if p is None else (p["leader"], p["epoch"], p["hw"], p["voters"])
+
+
+def describe_quorum_partition(port: int):
+    """DescribeQuorum v0's partition: leader, epoch, hw, {voter: log end}, {observer: log
+    end}; None when this node is not the leader."""
     partition = kh.i32(0) + kh.EMPTY_TAGS
     topic = kh.compact_string("__cluster_metadata") + kh.compact_array([partition]) + kh.EMPTY_TAGS
     body = kh.compact_array([topic]) + kh.EMPTY_TAGS
@@ -79,7 +86,7 @@ def describe_quorum(port: int):
     if p["error"] == NOT_LEADER_OR_FOLLOWER:
         return None
     assert p["error"] == 0, p
-    return p["leader"], p["epoch"], p["hw"], p["voters"]
+    return p
 
 
 class Controller:

@@ -58,6 +58,7 @@ async fn start(member: &mut Member, ports: &[u16], listener: TcpListener) {
         node_id: id,
         cluster_id: CLUSTER.into(),
         voters: voters(ports),
+        bootstrap: Vec::new(),
         listener_name: "CONTROLLER".into(),
         dir: member.dir.path().to_path_buf(),
         raft: KRaftConfig::new(id, vec![1, 2, 3]),

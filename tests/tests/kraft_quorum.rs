@@ -74,6 +74,7 @@ async fn start(
         node_id: id,
         cluster_id: "kraft-quorum-test-cluster".into(),
         voters: voters(ports),
+        bootstrap: Vec::new(),
         listener_name: "CONTROLLER".into(),
         dir: dir.to_path_buf(),
         raft: KRaftConfig::new(id, vec![1, 2, 3]),

@@ -61,28 +61,42 @@ pub fn roles(props: &BTreeMap<String, String>) -> Result<Roles, ConfigError> {
     })
 }
 
-/// Checks the roles against the quorum keys and returns the voters; unsupported settings are
-/// pushed to `unsupported`.
+/// The quorum keys, checked: the static voters, and the bootstrap servers that are not this
+/// node (a controller-only node of a dynamic quorum asks them for the leader; pseudo ids are
+/// given at start).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Quorum {
+    pub voters: Vec<Voter>,
+    pub bootstrap: Vec<(String, u16)>,
+}
+
+/// Checks the roles against the quorum keys; unsupported settings are pushed to
+/// `unsupported`. A controller-only node with `controller.quorum.bootstrap.servers` and no
+/// voters belongs to a dynamic quorum (KIP-853); other nodes may only name themselves there.
 pub fn check(
     props: &BTreeMap<String, String>,
     node_id: i32,
     listeners: &Listeners,
     unsupported: &mut Vec<String>,
-) -> Result<Vec<Voter>, ConfigError> {
+) -> Result<Quorum, ConfigError> {
     let roles = roles(props)?;
     let voters = match props.get("controller.quorum.voters") {
         Some(v) => parse_voters(v)?,
         None => Vec::new(),
     };
+    let servers = props.get("controller.quorum.bootstrap.servers");
+    let dynamic = roles == Roles::Controller && voters.is_empty() && servers.is_some();
     match roles {
         Roles::Broker => check_broker(node_id, &voters, listeners)?,
+        Roles::Controller if dynamic => check_controller_listener(listeners)?,
         Roles::Controller => check_controller(node_id, &voters, listeners)?,
         Roles::Combined if voters.iter().any(|v| v.id != node_id) => {
             check_controller(node_id, &voters, listeners)?
         }
         Roles::Combined => {}
     }
-    if let Some(v) = props.get("controller.quorum.bootstrap.servers") {
+    let mut bootstrap = Vec::new();
+    if let Some(v) = servers {
         const KEY: &str = "controller.quorum.bootstrap.servers";
         let ours: Vec<&Listener> = listeners
             .bind
@@ -91,15 +105,36 @@ pub fn check(
             .collect();
         for entry in split_list(v) {
             let (host, port) = parse_host_port(KEY, &entry)?;
-            if !names_this_node(&host, port, &ours) {
+            if names_this_node(&host, port, &ours) {
+                continue;
+            }
+            if !dynamic {
                 unsupported.push(format!(
-                    "{KEY}: {entry} is not one of this node's listeners; joining another node's \
-                     quorum (a multi-node cluster) is not supported yet"
+                    "{KEY}: {entry} is not one of this node's listeners; only controller-only \
+                     nodes join a dynamic quorum of several voters (brokers and combined nodes \
+                     use controller.quorum.voters)"
                 ));
             }
+            bootstrap.push((host, port));
         }
     }
-    Ok(voters)
+    Ok(Quorum { voters, bootstrap })
+}
+
+/// A controller of a dynamic quorum needs a controller listener to serve on.
+fn check_controller_listener(listeners: &Listeners) -> Result<(), ConfigError> {
+    let bound = listeners
+        .bind
+        .iter()
+        .any(|l| listeners.controller_names.contains(&l.name));
+    if !bound {
+        return Err(invalid(
+            "controller.listener.names",
+            &listeners.controller_names.join(","),
+            "a controller needs a controller listener in listeners",
+        ));
+    }
+    Ok(())
 }
 
 /// A controller-only node: a static voter set naming it, and a controller listener to serve on.
@@ -301,6 +336,36 @@ mod tests {
             let u = run(&pairs, 1).unwrap();
             assert_eq!(u.len(), 1, "{servers}: {u:?}");
         }
+    }
+
+    #[test]
+    fn a_controller_only_node_joins_a_dynamic_quorum_through_bootstrap_servers() {
+        let pairs = [
+            ("process.roles", "controller"),
+            ("listeners", "CONTROLLER://127.0.0.1:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "controller.quorum.bootstrap.servers",
+                "127.0.0.1:9093,192.0.2.7:9093,192.0.2.8:9093",
+            ),
+        ];
+        let props = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let listeners = super::super::listeners::resolve(&props, true, &mut Vec::new()).unwrap();
+        let mut unsupported = Vec::new();
+        let quorum = check(&props, 2, &listeners, &mut unsupported).unwrap();
+        assert!(unsupported.is_empty(), "{unsupported:?}");
+        assert!(quorum.voters.is_empty());
+        let others = [
+            ("192.0.2.7".to_string(), 9093),
+            ("192.0.2.8".to_string(), 9093),
+        ];
+        assert_eq!(
+            quorum.bootstrap, others,
+            "this node's own entry is left out"
+        );
     }
 
     #[test]

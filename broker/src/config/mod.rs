@@ -70,8 +70,11 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// `process.roles`.
     pub roles: cluster::Roles,
-    /// `controller.quorum.voters` (empty: a quorum of this node alone).
+    /// `controller.quorum.voters` (empty: a quorum of this node alone, or a dynamic quorum).
     pub voters: Vec<cluster::Voter>,
+    /// `controller.quorum.bootstrap.servers` entries other than this node (a controller-only
+    /// node of a dynamic quorum, KIP-853).
+    pub bootstrap_servers: Vec<(String, u16)>,
     /// Listeners to bind: every one in `listeners`, controller listeners included.
     pub listeners: Vec<Listener>,
     /// Broker listeners given to clients (`advertised.listeners`, else `listeners`, without the
@@ -190,7 +193,7 @@ impl BrokerConfig {
         let roles = cluster::roles(&props)?;
         let controller_only = roles == cluster::Roles::Controller;
         let listeners = listeners::resolve(&props, controller_only, &mut unsupported_settings)?;
-        let voters = cluster::check(
+        let quorum = cluster::check(
             &props,
             node_id as i32,
             &listeners,
@@ -223,7 +226,8 @@ impl BrokerConfig {
         Ok(BrokerConfig {
             node_id: node_id as i32,
             roles,
-            voters,
+            voters: quorum.voters,
+            bootstrap_servers: quorum.bootstrap,
             listeners: listeners.bind,
             advertised_listeners: listeners.advertised,
             controller_listener_names: listeners.controller_names,

@@ -152,8 +152,31 @@ pub(super) async fn join_quorum(
     socket: Option<TcpListener>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(QuorumNode, Arc<Applied>)> {
-    let voters = peers(config);
+    let mut voters = peers(config);
     let ids = voters.iter().map(|v| v.id).collect();
+    if voters.is_empty() {
+        // A dynamic quorum: the voters come from the log; name our own endpoint for responses.
+        if let Ok(own) = controller_listener(config) {
+            let host = if own.host.is_empty() {
+                "localhost".into()
+            } else {
+                own.host
+            };
+            voters.push(Peer {
+                id: config.node_id,
+                host,
+                port: own.port,
+            });
+        }
+    }
+    let bootstrap = (2..)
+        .zip(&config.bootstrap_servers)
+        .map(|(k, (host, port))| Peer {
+            id: -k,
+            host: host.clone(),
+            port: *port,
+        })
+        .collect();
     let (machine, applied) = MetadataApplier::new(cluster_id);
     let machine = machine.with_snapshots(SnapshotPolicy {
         max_bytes_between: config.metadata_snapshot_max_bytes,
@@ -163,6 +186,7 @@ pub(super) async fn join_quorum(
         node_id: config.node_id,
         cluster_id: cluster_id.to_owned(),
         voters,
+        bootstrap,
         listener_name,
         dir: config.metadata_log_dir.clone(),
         raft: KRaftConfig::new(config.node_id, ids),

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use shale_common::{Clock, Rng};
 use shale_raft::kraft::store::{KRaftStore, Recovered};
 use shale_raft::kraft::{Command, Entry, Event, KRaft, KRaftConfig, Message, NodeId, RoleKind};
-use shale_raft::kraft::{KRaftError, Snapshot, Voter};
+use shale_raft::kraft::{KRaftError, Snapshot, Voter, VoterChange};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
@@ -120,6 +120,14 @@ pub enum Input {
     Describe {
         reply: oneshot::Sender<Option<QuorumStatus>>,
     },
+    /// Add or remove a voter (leader only, KIP-853): the reply is the offset of the Voters
+    /// entry, committed once the high watermark passes it.
+    ChangeVoters {
+        change: VoterChange,
+        reply: oneshot::Sender<Result<i64, KRaftError>>,
+    },
+    /// Where a node listens, learned from a response (a bootstrap server naming the leader).
+    Endpoint { id: NodeId, host: String, port: u16 },
     /// Resign (a leader names its successors) and stop.
     Shutdown,
     /// Stop at once, without resigning or flushing, as a crash would (what is durable stays).
@@ -153,6 +161,7 @@ struct Driver {
     clock: Arc<dyn Clock>,
     machine: Box<dyn StateMachine>,
     peers: HashMap<NodeId, mpsc::Sender<Message>>,
+    spawn_peer: PeerSpawner,
     pending: HashMap<(NodeId, Kind), oneshot::Sender<Message>>,
     view: watch::Sender<QuorumView>,
 }
@@ -173,6 +182,18 @@ pub struct DriverParts {
     pub machine: Box<dyn StateMachine>,
     /// The queues of the network tasks sending to the other nodes.
     pub peers: HashMap<NodeId, mpsc::Sender<Message>>,
+    /// Starts a task sending to a node first learned at run time (a voter added to a dynamic
+    /// quorum, or its leader named by a bootstrap server).
+    pub spawn_peer: PeerSpawner,
+}
+
+/// Starts the network task for a node, given its id and address; returns its queue.
+pub struct PeerSpawner(pub Box<dyn Fn(NodeId, String, u16) -> mpsc::Sender<Message> + Send>);
+
+impl std::fmt::Debug for PeerSpawner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerSpawner")
+    }
 }
 
 /// Starts the driver thread; `inputs`/`rx` are the two ends of its input queue (the peer
@@ -190,6 +211,7 @@ pub fn spawn(
         clock,
         machine,
         peers,
+        spawn_peer,
     } = parts;
     let node_id = cfg.node_id;
     let (core, commands) = KRaft::restore(
@@ -215,6 +237,7 @@ pub fn spawn(
         clock,
         machine,
         peers,
+        spawn_peer,
         pending: HashMap::new(),
         view: view_tx,
     };
@@ -330,6 +353,23 @@ impl Driver {
                 let _ = reply.send(self.describe());
                 Ok(())
             }
+            Input::ChangeVoters { change, reply } => {
+                match self.core.handle(Event::ChangeVoters(change)) {
+                    Ok(commands) => {
+                        // The Voters entry is the last one the leader appended.
+                        let _ = reply.send(Ok(self.core.log().end_offset() - 1));
+                        self.execute(commands)
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        Ok(())
+                    }
+                }
+            }
+            Input::Endpoint { id, host, port } => {
+                self.connect(id, host, port);
+                Ok(())
+            }
             Input::Shutdown => self.shutdown(),
             Input::Halt => Ok(()),
         }
@@ -371,7 +411,7 @@ impl Driver {
                 last_fetch_timestamp: to_wall(p.last_fetch_ms),
                 last_caught_up_timestamp: to_wall(caught_up),
             };
-            if self.core.config().is_voter(id) {
+            if self.core.is_voter(id) {
                 out.voters.push(r);
             } else {
                 out.observers.push(r);
@@ -412,6 +452,7 @@ impl Driver {
                 }
             }
         }
+        self.connect_voters();
         self.publish(false);
         Ok(())
     }
@@ -431,6 +472,33 @@ impl Driver {
                 }
             }
             None => tracing::debug!(to, "quorum message to a node with no known address dropped"),
+        }
+    }
+
+    /// Starts the network task for `id` unless it has one.
+    fn connect(&mut self, id: NodeId, host: String, port: u16) {
+        if id == self.core.node_id() || self.peers.contains_key(&id) {
+            return;
+        }
+        tracing::info!(node = self.core.node_id(), peer = id, %host, port, "connecting to a quorum member");
+        let queue = (self.spawn_peer.0)(id, host, port);
+        self.peers.insert(id, queue);
+    }
+
+    /// Connects to every voter of the set in force that has no network task yet, at the
+    /// endpoint its Voters record names (a voter added to a dynamic quorum).
+    fn connect_voters(&mut self) {
+        let me = self.core.node_id();
+        let missing: Vec<(NodeId, String, u16)> = self
+            .core
+            .log()
+            .voter_records()
+            .iter()
+            .filter(|v| v.id != me && !self.peers.contains_key(&v.id))
+            .filter_map(|v| v.endpoints.first().map(|(_, h, p)| (v.id, h.clone(), *p)))
+            .collect();
+        for (id, host, port) in missing {
+            self.connect(id, host, port);
         }
     }
 

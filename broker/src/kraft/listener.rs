@@ -30,6 +30,7 @@ use tokio::sync::{oneshot, watch};
 use super::broker_lifecycle;
 use super::controller_apis;
 use super::driver::{DriverHandle, Input};
+use super::raft_voters;
 use super::wire::{self, codes, WireContext};
 
 /// Largest request frame accepted on the controller listener.
@@ -156,6 +157,9 @@ async fn answer(call: Call, body: Bytes, shared: &Shared) -> anyhow::Result<Byte
     if api_key == ApiKey::DescribeCluster {
         return controller_apis::describe_cluster(version, body, shared);
     }
+    if raft_voters::handles(api_key) {
+        return raft_voters::answer(api_key, version, body, shared).await;
+    }
     let inbound = match wire::decode_request(api_key, version, body, seq, &shared.ctx) {
         Ok(inbound) => inbound,
         Err(e) => match e.refusal_code() {
@@ -221,6 +225,9 @@ fn api_versions(version: i16) -> anyhow::Result<Bytes> {
     }
     let describe_cluster = controller_apis::DESCRIBE_CLUSTER_VERSIONS;
     apis.push(entry(ApiKey::DescribeCluster, describe_cluster));
+    for (key, range) in raft_voters::VERSIONS {
+        apis.push(entry(key, range));
+    }
     let (version, error) = if version > API_VERSIONS_RANGE.1 {
         (0, codes::UNSUPPORTED_VERSION)
     } else {

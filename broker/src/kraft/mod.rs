@@ -27,6 +27,7 @@ pub mod listener;
 pub mod metadata;
 pub mod node;
 pub mod peers;
+pub mod raft_voters;
 pub mod wire;
 
 #[cfg(test)]

@@ -25,8 +25,12 @@ use super::wire::{Endpoint, WireContext};
 pub struct QuorumNodeConfig {
     pub node_id: NodeId,
     pub cluster_id: String,
-    /// Every voter with its controller-listener address (this node included when it votes).
+    /// Every voter with its controller-listener address (this node included when it votes,
+    /// or, in a dynamic quorum, to name its own endpoint).
     pub voters: Vec<Peer>,
+    /// `controller.quorum.bootstrap.servers` entries other than this node, under pseudo ids
+    /// (-2, -3, …): a node joining a dynamic quorum asks them for the leader.
+    pub bootstrap: Vec<Peer>,
     /// The controller listener's name (KIP-853 endpoints carry it).
     pub listener_name: String,
     /// The metadata log dir (`metadata.log.dir`).
@@ -58,13 +62,15 @@ impl QuorumNode {
             node_id,
             cluster_id,
             voters,
+            bootstrap,
             listener_name,
             dir,
-            raft,
+            mut raft,
             clock,
             rng,
             machine,
         } = cfg;
+        raft.bootstrap = bootstrap.iter().map(|p| p.id).collect();
         let store_clock = clock.clone();
         let (store, recovered) =
             shale_common::blocking::spawn(move || KRaftStore::open(&dir, store_clock)).await??;
@@ -80,11 +86,24 @@ impl QuorumNode {
         let request_timeout = Duration::from_millis(raft.request_timeout_ms);
         let (inputs, rx) = std::sync::mpsc::sync_channel(driver::INPUT_QUEUE);
         let mut queues = HashMap::new();
-        for peer in voters.into_iter().filter(|p| p.id != node_id) {
+        let others = voters.into_iter().filter(|p| p.id != node_id);
+        for peer in others.chain(bootstrap) {
             let id = peer.id;
             let queue = peers::spawn_peer(peer, ctx.clone(), inputs.clone(), request_timeout);
             queues.insert(id, queue);
         }
+        let spawn_peer: driver::PeerSpawner = {
+            let (runtime, ctx, inputs) = (
+                tokio::runtime::Handle::current(),
+                ctx.clone(),
+                inputs.clone(),
+            );
+            driver::PeerSpawner(Box::new(move |id, host, port| {
+                let peer = Peer { id, host, port };
+                let _entered = runtime.enter();
+                peers::spawn_peer(peer, ctx.clone(), inputs.clone(), request_timeout)
+            }))
+        };
         let parts = DriverParts {
             cfg: raft,
             store,
@@ -93,6 +112,7 @@ impl QuorumNode {
             clock: clock.clone(),
             machine,
             peers: queues,
+            spawn_peer,
         };
         let (handle, thread) = driver::spawn(parts, inputs, rx)?;
         let (stop, stop_rx) = watch::channel(false);

@@ -70,6 +70,10 @@ async fn peer_loop(
                 continue;
             }
         };
+        let (answer, learned) = answer;
+        for (id, host, port) in learned {
+            let _ = to_driver.try_send(Input::Endpoint { id, host, port });
+        }
         if let Some(answer) = answer {
             let input = Input::Response {
                 from: peer.id,
@@ -82,14 +86,18 @@ async fn peer_loop(
     }
 }
 
-/// Sends `msg` and reads its answer, connecting first if needed.
+/// What a bootstrap server's answer teaches: endpoints it names (the leader's).
+type Learned = Vec<(NodeId, String, u16)>;
+
+/// Sends `msg` and reads its answer, connecting first if needed. A bootstrap server's Fetch
+/// answer (pseudo id below 0) also yields the endpoints it names.
 async fn exchange(
     peer: &Peer,
     ctx: &WireContext,
     conn: &mut Option<TcpStream>,
     correlation: i32,
     msg: &Message,
-) -> anyhow::Result<Option<Message>> {
+) -> anyhow::Result<(Option<Message>, Learned)> {
     let request = wire::encode_request(peer.id, msg, ctx)?;
     let frame = request_frame(
         request.api_key,
@@ -108,7 +116,11 @@ async fn exchange(
     };
     stream.write_all(&frame).await?;
     let body = read_response(stream, request.api_key, request.version, correlation).await?;
-    Ok(wire::decode_response(msg, request.version, body)?)
+    let learned = match msg {
+        Message::Fetch(_) if peer.id < 0 => wire::node_endpoints(request.version, body.clone()),
+        _ => Vec::new(),
+    };
+    Ok((wire::decode_response(msg, request.version, body)?, learned))
 }
 
 /// A size-prefixed request frame: header at the version the api and version call for, then

@@ -40,6 +40,7 @@
 mod describe;
 mod election;
 mod fetch;
+pub use fetch::node_endpoints;
 
 pub use describe::{
     decode_describe_quorum, decode_describe_quorum_request, encode_describe_quorum,

@@ -37,6 +37,9 @@ pub struct KRaftConfig {
     pub fetch_snapshot_max_bytes: usize,
     /// Observers a leader tracks (bounds the per-replica maps, which are keyed by fetchers).
     pub max_observers: usize,
+    /// Pseudo ids (negative) of `controller.quorum.bootstrap.servers` entries: a node that
+    /// knows no voter (it joins a dynamic quorum) asks one of them for the leader.
+    pub bootstrap: Vec<NodeId>,
 }
 
 impl KRaftConfig {
@@ -54,6 +57,7 @@ impl KRaftConfig {
             fetch_max_entries: 64,
             fetch_snapshot_max_bytes: 8 << 20,
             max_observers: 1024,
+            bootstrap: Vec::new(),
         }
     }
 

@@ -73,11 +73,16 @@ impl KRaft {
         }
     }
 
-    /// An observer without a leader asks a random voter; the answer names the leader.
+    /// An observer without a leader asks a random voter (a bootstrap server when it knows no
+    /// voter: a node joining a dynamic quorum); the answer names the leader.
     pub(super) fn probe_for_leader(&mut self, out: &mut Vec<Command>) {
-        let voters = self.voters();
-        if let Some(n) = std::num::NonZeroU64::new(voters.len() as u64) {
-            let to = voters[(self.rng.next_u64() % n) as usize];
+        let me = self.cfg.node_id;
+        let mut targets: Vec<NodeId> = self.voters().iter().copied().filter(|v| *v != me).collect();
+        if targets.is_empty() {
+            targets.clone_from(&self.cfg.bootstrap);
+        }
+        if let Some(n) = std::num::NonZeroU64::new(targets.len() as u64) {
+            let to = targets[(self.rng.next_u64() % n) as usize];
             let req = self.fetch_request();
             out.push(Command::Send {
                 to,

@@ -182,6 +182,19 @@ fn top_level_fetch_error(
         .ok_or(WireError::ErrorResponse { api_key, code })
 }
 
+/// The endpoints a Fetch response names in `NodeEndpoints` (v16+): how a node that asked a
+/// bootstrap server learns where the leader listens.
+pub fn node_endpoints(version: i16, body: Bytes) -> Vec<(NodeId, String, u16)> {
+    let Ok(resp) = decode::<km::FetchResponse>(ApiKey::Fetch, version, body) else {
+        return Vec::new();
+    };
+    let endpoint = |e: &km::fetch_response::NodeEndpoint| {
+        let port = u16::try_from(e.port).ok()?;
+        Some((e.node_id.0, e.host.to_string(), port))
+    };
+    resp.node_endpoints.iter().filter_map(endpoint).collect()
+}
+
 pub(super) fn decode_fetch_response(
     sent: &FetchRequest,
     version: i16,

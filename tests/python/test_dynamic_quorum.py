@@ -1,0 +1,141 @@
+"""A dynamic controller quorum (KIP-853) of three controller-only `shale` processes.
+
+Controller 1 is formatted with `--standalone`; controllers 2 and 3 with
+`--no-initial-controllers`. All three name each other in `controller.quorum.bootstrap.servers`
+and none sets `controller.quorum.voters`. Controllers 2 and 3 find the leader through the
+bootstrap servers and follow it as observers. Then AddRaftVoter, sent raw as
+`kafka-metadata-quorum.sh add-controller` sends it, makes them voters one at a time. The
+three-voter quorum survives `kill -9` of its leader. RemoveRaftVoter shrinks it again, and
+Kafka's refusals come back for a duplicate, an unknown voter and a non-leader.
+"""
+
+import subprocess
+import time
+
+import pytest
+
+import kafka_helpers as kh
+from conftest import free_port
+from test_quorum import describe_quorum, describe_quorum_partition
+
+ADD_RAFT_VOTER, REMOVE_RAFT_VOTER = 80, 81
+NOT_LEADER_OR_FOLLOWER, DUPLICATE_VOTER, VOTER_NOT_FOUND = 6, 126, 127
+
+
+class Controller:
+    def __init__(self, binary, root, node_id, ports, flag):
+        self.binary, self.node_id, self.port = binary, node_id, ports[node_id - 1]
+        self.dir = root / f"c{node_id}"
+        self.log = root / f"c{node_id}.log"
+        self.config = root / f"c{node_id}.properties"
+        servers = ",".join(f"127.0.0.1:{p}" for p in ports)
+        self.config.write_text(
+            f"process.roles=controller\nnode.id={node_id}\n"
+            f"controller.quorum.bootstrap.servers={servers}\n"
+            f"listeners=CONTROLLER://127.0.0.1:{self.port}\ncontroller.listener.names=CONTROLLER\n"
+            f"log.dirs={self.dir}\nshale.metrics.address=\n")
+        cluster = "MkU3OEVBNTcwNTJENDM2Qg"
+        subprocess.run([str(binary), "format", "-t", cluster, "-c", str(self.config), flag],
+                       check=True, capture_output=True)
+        self.directory_id = dict(line.split("=", 1) for line in
+                                 (self.dir / "meta.properties").read_text().splitlines()
+                                 if "=" in line and not line.startswith("#"))["directory.id"]
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([str(self.binary), "-c", str(self.config)],
+                                     stdout=self.log.open("a"), stderr=subprocess.STDOUT)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def quorum(self):
+        try:
+            return describe_quorum(self.port)
+        except (OSError, kh.ConnectionClosed):
+            return None
+
+
+def uuid_bytes(kafka_uuid: str) -> bytes:
+    import base64
+    return base64.urlsafe_b64decode(kafka_uuid + "==")
+
+
+def add_voter(leader_port: int, c: Controller) -> int:
+    listener = (kh.compact_string("CONTROLLER") + kh.compact_string("127.0.0.1")
+                + c.port.to_bytes(2, "big") + kh.EMPTY_TAGS)
+    body = (kh.compact_string("MkU3OEVBNTcwNTJENDM2Qg") + kh.i32(10_000) + kh.i32(c.node_id)
+            + uuid_bytes(c.directory_id) + kh.compact_array([listener]) + kh.EMPTY_TAGS)
+    return voter_call(leader_port, ADD_RAFT_VOTER, body)
+
+
+def remove_voter(leader_port: int, node_id: int, directory_id: str) -> int:
+    body = (kh.compact_string("MkU3OEVBNTcwNTJENDM2Qg") + kh.i32(node_id)
+            + uuid_bytes(directory_id) + kh.EMPTY_TAGS)
+    return voter_call(leader_port, REMOVE_RAFT_VOTER, body)
+
+
+def voter_call(port: int, api: int, body: bytes) -> int:
+    with kh.RawConnection("127.0.0.1", port, timeout=15) as conn:
+        corr = conn.send_request(api, 0, body, flexible_header=True)
+        r = conn.recv_response(corr, flexible_header=True)
+    r.i32()  # throttle
+    return r.i16()
+
+
+def leader_of(controllers) -> tuple:
+    """(leader id, {voter: log end}) as the live controllers agree on it, or None."""
+    answers = [c.quorum() for c in controllers if c.alive()]
+    views = {(a[0], tuple(sorted(a[3]))) for a in answers if a is not None}
+    return views.pop() if len(views) == 1 else None
+
+
+@pytest.fixture
+def controllers(shale_bin, tmp_path):
+    ports = [free_port() for _ in range(3)]
+    nodes = [Controller(shale_bin, tmp_path, 1, ports, "--standalone")]
+    nodes += [Controller(shale_bin, tmp_path, i, ports, "--no-initial-controllers") for i in (2, 3)]
+    for n in nodes:
+        n.start()
+    yield nodes
+    for n in nodes:
+        if n.alive():
+            n.proc.terminate()
+    for n in nodes:
+        if n.proc is not None:
+            n.proc.wait(timeout=30)
+        print(f"--- c{n.node_id} ---\n" + "\n".join(n.log.read_text().splitlines()[-30:]))
+
+
+def test_controllers_join_a_standalone_quorum_and_survive_its_leaders_crash(controllers):
+    c1, c2, c3 = controllers
+    kh.wait_until(lambda: leader_of([c1]) == (1, (1,)), 30, what="controller 1 leading alone")
+    # The joiners follow it as observers once the bootstrap servers named the leader.
+    kh.wait_until(lambda: {2, 3} <= set(describe_quorum_partition(c1.port)["observers"]), 30,
+                  what="observers 2 and 3 fetching")
+
+    kh.wait_until(lambda: add_voter(c1.port, c2) in (0, DUPLICATE_VOTER), 30, what="voter 2 added")
+    assert add_voter(c1.port, c2) == DUPLICATE_VOTER
+    assert add_voter(c2.port, c3) == NOT_LEADER_OR_FOLLOWER
+    kh.wait_until(lambda: add_voter(c1.port, c3) in (0, DUPLICATE_VOTER), 30, what="voter 3 added")
+    kh.wait_until(lambda: leader_of(controllers) == (1, (1, 2, 3)), 30,
+                  what="three voters on every controller")
+    assert remove_voter(c1.port, 9, c1.directory_id) == VOTER_NOT_FOUND
+
+    c1.proc.kill()
+    c1.proc.wait(timeout=10)
+    killed = time.monotonic()
+    def new_leader():
+        view = leader_of([c2, c3])
+        return view if view is not None and view[0] in (2, 3) else None
+
+    new = kh.wait_until(new_leader, 30, what="a new leader among the added voters")
+    print(f"\nleader 1 killed; controller {new[0]} leads {time.monotonic() - killed:.2f} s later")
+    assert new[1] == (1, 2, 3)
+
+    # The old leader is removed while down; the two left then commit alone.
+    leader_port = next(c.port for c in controllers if c.node_id == new[0])
+    kh.wait_until(lambda: remove_voter(leader_port, 1, c1.directory_id) == 0, 30,
+                  what="voter 1 removed")
+    kh.wait_until(lambda: (leader_of([c2, c3]) or (0, ()))[1] == (2, 3), 30,
+                  what="voters 2 and 3")
