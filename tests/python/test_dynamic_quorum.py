@@ -90,6 +90,26 @@ def leader_of(controllers) -> tuple:
     return views.pop() if len(views) == 1 else None
 
 
+class Broker(Controller):
+    """A broker-only node whose controllers are found through the bootstrap servers."""
+
+    def __init__(self, binary, root, node_id, controller_ports):
+        self.binary, self.node_id, self.port = binary, node_id, free_port()
+        self.dir = root / f"b{node_id}"
+        self.log = root / f"b{node_id}.log"
+        self.config = root / f"b{node_id}.properties"
+        servers = ",".join(f"127.0.0.1:{p}" for p in controller_ports)
+        self.config.write_text(
+            f"process.roles=broker\nnode.id={node_id}\n"
+            f"controller.quorum.bootstrap.servers={servers}\n"
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port}\ncontroller.listener.names=CONTROLLER\n"
+            "broker.heartbeat.interval.ms=500\nbroker.session.timeout.ms=3000\n"
+            f"log.dirs={self.dir}\nshale.metrics.address=\n")
+        subprocess.run([str(binary), "format", "-t", "MkU3OEVBNTcwNTJENDM2Qg", "-c",
+                        str(self.config)], check=True, capture_output=True)
+        self.proc = None
+
+
 @pytest.fixture
 def controllers(shale_bin, tmp_path):
     ports = [free_port() for _ in range(3)]
@@ -98,13 +118,25 @@ def controllers(shale_bin, tmp_path):
     for n in nodes:
         n.start()
     yield nodes
+    kh.close_all_clients()
     for n in nodes:
         if n.alive():
             n.proc.terminate()
     for n in nodes:
         if n.proc is not None:
             n.proc.wait(timeout=30)
-        print(f"--- c{n.node_id} ---\n" + "\n".join(n.log.read_text().splitlines()[-30:]))
+        print(f"--- {n.log.name} ---\n" + "\n".join(n.log.read_text().splitlines()[-30:]))
+
+
+def grow_to_three_voters(controllers):
+    c1, c2, c3 = controllers[:3]
+    kh.wait_until(lambda: leader_of([c1]) == (1, (1,)), 30, what="controller 1 leading alone")
+    kh.wait_until(lambda: {2, 3} <= set(describe_quorum_partition(c1.port)["observers"]), 30,
+                  what="observers 2 and 3 fetching")
+    for c in (c2, c3):
+        kh.wait_until(lambda c=c: add_voter(c1.port, c) in (0, DUPLICATE_VOTER), 30,
+                      what=f"voter {c.node_id} added")
+    kh.wait_until(lambda: leader_of(controllers[:3]) == (1, (1, 2, 3)), 30, what="three voters")
 
 
 def test_controllers_join_a_standalone_quorum_and_survive_its_leaders_crash(controllers):
@@ -113,13 +145,9 @@ def test_controllers_join_a_standalone_quorum_and_survive_its_leaders_crash(cont
     # The joiners follow it as observers once the bootstrap servers named the leader.
     kh.wait_until(lambda: {2, 3} <= set(describe_quorum_partition(c1.port)["observers"]), 30,
                   what="observers 2 and 3 fetching")
-
-    kh.wait_until(lambda: add_voter(c1.port, c2) in (0, DUPLICATE_VOTER), 30, what="voter 2 added")
-    assert add_voter(c1.port, c2) == DUPLICATE_VOTER
     assert add_voter(c2.port, c3) == NOT_LEADER_OR_FOLLOWER
-    kh.wait_until(lambda: add_voter(c1.port, c3) in (0, DUPLICATE_VOTER), 30, what="voter 3 added")
-    kh.wait_until(lambda: leader_of(controllers) == (1, (1, 2, 3)), 30,
-                  what="three voters on every controller")
+    grow_to_three_voters(controllers)
+    assert add_voter(c1.port, c2) == DUPLICATE_VOTER
     assert remove_voter(c1.port, 9, c1.directory_id) == VOTER_NOT_FOUND
 
     c1.proc.kill()
@@ -139,3 +167,52 @@ def test_controllers_join_a_standalone_quorum_and_survive_its_leaders_crash(cont
                   what="voter 1 removed")
     kh.wait_until(lambda: (leader_of([c2, c3]) or (0, ()))[1] == (2, 3), 30,
                   what="voters 2 and 3")
+
+
+def test_a_broker_joins_a_dynamic_quorum_through_its_bootstrap_servers(controllers, shale_bin,
+                                                                        tmp_path, kcat_bin):
+    grow_to_three_voters(controllers)
+    broker = Broker(shale_bin, tmp_path, 4, [c.port for c in controllers])
+    broker.start()
+    controllers.append(broker)
+    bootstrap = f"127.0.0.1:{broker.port}"
+    kh.wait_until(lambda: [b["node_id"] for b in kh.raw_metadata("127.0.0.1", broker.port)["brokers"]]
+                  == [4], 30, what="broker 4 registered and unfenced")
+    out = subprocess.run([kcat_bin, "-b", bootstrap, "-L"], check=True, capture_output=True,
+                         text=True, timeout=30).stdout
+    assert " 1 brokers:" in out and "broker 4 at 127.0.0.1" in out, out
+
+    from confluent_kafka.admin import NewTopic
+    admin = kh.ck_admin(bootstrap)
+    admin.create_topics([NewTopic("dyn", 2, 1)])["dyn"].result(timeout=30)
+    p = kh.ck_producer(bootstrap)
+    for i in range(20):
+        p.produce("dyn", value=b"d%d" % i, partition=i % 2)
+    assert p.flush(30) == 0
+
+    # The leader dies: the broker follows the new one and its admin requests reach it.
+    controllers[0].proc.kill()
+    controllers[0].proc.wait(timeout=10)
+    kh.wait_until(lambda: (leader_of(controllers[1:3]) or (0,))[0] in (2, 3), 30,
+                  what="a new leader")
+
+    def create_after():
+        try:
+            kh.ck_admin(bootstrap).create_topics([NewTopic("after", 1, 1)],
+                                                 request_timeout=5)["after"].result(timeout=10)
+        except Exception as e:  # noqa: BLE001 - retriable while the broker finds the leader
+            if "already exists" not in str(e):
+                return False
+        return True
+
+    kh.wait_until(create_after, 30, what="a topic created through the broker")
+    consumer = kh.ck_consumer(bootstrap, **{"group.id": "g-dyn"})
+    consumer.subscribe(["dyn"])
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < 20 and time.monotonic() < deadline:
+        m = consumer.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append(m.value())
+    consumer.close()
+    assert sorted(got) == sorted(b"d%d" % i for i in range(20))

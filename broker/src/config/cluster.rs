@@ -85,8 +85,9 @@ pub fn check(
         None => Vec::new(),
     };
     let servers = props.get("controller.quorum.bootstrap.servers");
-    let dynamic = roles == Roles::Controller && voters.is_empty() && servers.is_some();
+    let dynamic = roles != Roles::Combined && voters.is_empty() && servers.is_some();
     match roles {
+        Roles::Broker if dynamic => check_dynamic_broker(listeners)?,
         Roles::Broker => check_broker(node_id, &voters, listeners)?,
         Roles::Controller if dynamic => check_controller_listener(listeners)?,
         Roles::Controller => check_controller(node_id, &voters, listeners)?,
@@ -110,15 +111,40 @@ pub fn check(
             }
             if !dynamic {
                 unsupported.push(format!(
-                    "{KEY}: {entry} is not one of this node's listeners; only controller-only \
-                     nodes join a dynamic quorum of several voters (brokers and combined nodes \
-                     use controller.quorum.voters)"
+                    "{KEY}: {entry} is not one of this node's listeners; a combined node \
+                     cannot join a dynamic quorum of several voters (use controller-only and \
+                     broker-only nodes, or controller.quorum.voters)"
                 ));
             }
             bootstrap.push((host, port));
         }
     }
     Ok(Quorum { voters, bootstrap })
+}
+
+/// A broker of a dynamic quorum needs the name of the controllers' listener, and must not bind
+/// it.
+fn check_dynamic_broker(listeners: &Listeners) -> Result<(), ConfigError> {
+    const KEY: &str = "controller.listener.names";
+    if listeners.controller_names.is_empty() {
+        return Err(invalid(
+            KEY,
+            "",
+            "a broker needs the controllers' listener name",
+        ));
+    }
+    let bound = listeners
+        .bind
+        .iter()
+        .any(|l| listeners.controller_names.contains(&l.name));
+    if bound {
+        return Err(invalid(
+            KEY,
+            &listeners.controller_names.join(","),
+            "a broker-only node must not bind the controller listener",
+        ));
+    }
+    Ok(())
 }
 
 /// A controller of a dynamic quorum needs a controller listener to serve on.

@@ -150,7 +150,7 @@ impl BrokerConfig {
 
     /// A node of a multi-node cluster: its quorum names other nodes.
     pub fn is_multi_node(&self) -> bool {
-        self.voters.iter().any(|v| v.id != self.node_id)
+        self.voters.iter().any(|v| v.id != self.node_id) || !self.bootstrap_servers.is_empty()
     }
 
     /// Reads an optional properties file, then applies `key=value` overrides, then validates.

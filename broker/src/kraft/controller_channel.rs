@@ -133,11 +133,14 @@ impl ControllerChannel {
             conn.to = None;
         }
         if conn.to.is_none() {
-            let peer = self
-                .controllers
-                .get(&leader)
-                .ok_or_else(|| anyhow::anyhow!("controller {leader} has no known address"))?;
-            let stream = TcpStream::connect((peer.host.as_str(), peer.port)).await?;
+            // A static voter's address is configured; a dynamic quorum's leader was learned.
+            let learned = self.view.borrow().leader_address.clone();
+            let (host, port) = match self.controllers.get(&leader) {
+                Some(peer) => (peer.host.clone(), peer.port),
+                None => learned
+                    .ok_or_else(|| anyhow::anyhow!("controller {leader} has no known address"))?,
+            };
+            let stream = TcpStream::connect((host.as_str(), port)).await?;
             stream.set_nodelay(true)?;
             conn.to = Some((leader, stream));
         }

@@ -143,6 +143,9 @@ pub struct QuorumView {
     pub role: RoleKind,
     pub high_watermark: i64,
     pub log_end_offset: i64,
+    /// Where the leader's controller listener is, when this node learned it at run time (a
+    /// dynamic quorum); static voters' addresses come from the configuration.
+    pub leader_address: Option<(String, u16)>,
     /// The driver has stopped (shutdown or a storage error).
     pub stopped: bool,
 }
@@ -162,6 +165,8 @@ struct Driver {
     machine: Box<dyn StateMachine>,
     peers: HashMap<NodeId, mpsc::Sender<Message>>,
     spawn_peer: PeerSpawner,
+    /// Addresses of the nodes connected to at run time.
+    learned: HashMap<NodeId, (String, u16)>,
     pending: HashMap<(NodeId, Kind), oneshot::Sender<Message>>,
     view: watch::Sender<QuorumView>,
 }
@@ -229,6 +234,7 @@ pub fn spawn(
         role: core.role(),
         high_watermark: core.high_watermark(),
         log_end_offset: core.log().end_offset(),
+        leader_address: None,
         stopped: false,
     });
     let mut driver = Driver {
@@ -238,6 +244,7 @@ pub fn spawn(
         machine,
         peers,
         spawn_peer,
+        learned: HashMap::new(),
         pending: HashMap::new(),
         view: view_tx,
     };
@@ -481,8 +488,9 @@ impl Driver {
             return;
         }
         tracing::info!(node = self.core.node_id(), peer = id, %host, port, "connecting to a quorum member");
-        let queue = (self.spawn_peer.0)(id, host, port);
+        let queue = (self.spawn_peer.0)(id, host.clone(), port);
         self.peers.insert(id, queue);
+        self.learned.insert(id, (host, port));
     }
 
     /// Connects to every voter of the set in force that has no network task yet, at the
@@ -510,6 +518,10 @@ impl Driver {
             role: self.core.role(),
             high_watermark: self.core.high_watermark(),
             log_end_offset: self.core.log().end_offset(),
+            leader_address: self
+                .core
+                .leader()
+                .and_then(|l| self.learned.get(&l).cloned()),
             stopped,
         };
         self.view.send_if_modified(|v| {

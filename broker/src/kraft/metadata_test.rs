@@ -173,6 +173,7 @@ struct FakeDriver {
 
 fn view(role: RoleKind, epoch: i32, leader: Option<i32>) -> QuorumView {
     QuorumView {
+        leader_address: None,
         node_id: 1,
         epoch,
         leader,
