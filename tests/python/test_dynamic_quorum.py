@@ -16,30 +16,35 @@ import pytest
 
 import kafka_helpers as kh
 from conftest import free_port
+from test_cluster import stop_all
 from test_quorum import describe_quorum, describe_quorum_partition
 
 ADD_RAFT_VOTER, REMOVE_RAFT_VOTER = 80, 81
 NOT_LEADER_OR_FOLLOWER, DUPLICATE_VOTER, VOTER_NOT_FOUND = 6, 126, 127
 
 
-class Controller:
-    def __init__(self, binary, root, node_id, ports, flag):
-        self.binary, self.node_id, self.port = binary, node_id, ports[node_id - 1]
-        self.dir = root / f"c{node_id}"
-        self.log = root / f"c{node_id}.log"
-        self.config = root / f"c{node_id}.properties"
-        servers = ",".join(f"127.0.0.1:{p}" for p in ports)
+class Node:
+    """A controller-only or broker-only node of a dynamic quorum, formatted with `flags`."""
+
+    def __init__(self, binary, root, node_id, port, controller_ports, roles, flags=()):
+        self.binary, self.node_id, self.port = binary, node_id, port
+        name = f"{roles[0]}{node_id}"
+        self.dir, self.log = root / name, root / f"{name}.log"
+        self.config = root / f"{name}.properties"
+        servers = ",".join(f"127.0.0.1:{p}" for p in controller_ports)
+        listener = "CONTROLLER" if roles == "controller" else "PLAINTEXT"
+        session = ("broker.heartbeat.interval.ms=500\nbroker.session.timeout.ms=3000\n"
+                   if roles == "broker" else "")
         self.config.write_text(
-            f"process.roles=controller\nnode.id={node_id}\n"
+            f"process.roles={roles}\nnode.id={node_id}\n"
             f"controller.quorum.bootstrap.servers={servers}\n"
-            f"listeners=CONTROLLER://127.0.0.1:{self.port}\ncontroller.listener.names=CONTROLLER\n"
-            f"log.dirs={self.dir}\nshale.metrics.address=\n")
-        cluster = "MkU3OEVBNTcwNTJENDM2Qg"
-        subprocess.run([str(binary), "format", "-t", cluster, "-c", str(self.config), flag],
-                       check=True, capture_output=True)
-        self.directory_id = dict(line.split("=", 1) for line in
-                                 (self.dir / "meta.properties").read_text().splitlines()
-                                 if "=" in line and not line.startswith("#"))["directory.id"]
+            f"listeners={listener}://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\n"
+            f"{session}log.dirs={self.dir}\nshale.metrics.address=\n")
+        subprocess.run([str(binary), "format", "-t", "MkU3OEVBNTcwNTJENDM2Qg", "-c",
+                        str(self.config), *flags], check=True, capture_output=True)
+        meta = (self.dir / "meta.properties").read_text().splitlines()
+        self.directory_id = next(line.split("=", 1)[1] for line in meta
+                                 if line.startswith("directory.id="))
         self.proc = None
 
     def start(self):
@@ -61,7 +66,7 @@ def uuid_bytes(kafka_uuid: str) -> bytes:
     return base64.urlsafe_b64decode(kafka_uuid + "==")
 
 
-def add_voter(leader_port: int, c: Controller) -> int:
+def add_voter(leader_port: int, c: Node) -> int:
     listener = (kh.compact_string("CONTROLLER") + kh.compact_string("127.0.0.1")
                 + c.port.to_bytes(2, "big") + kh.EMPTY_TAGS)
     body = (kh.compact_string("MkU3OEVBNTcwNTJENDM2Qg") + kh.i32(10_000) + kh.i32(c.node_id)
@@ -90,41 +95,18 @@ def leader_of(controllers) -> tuple:
     return views.pop() if len(views) == 1 else None
 
 
-class Broker(Controller):
-    """A broker-only node whose controllers are found through the bootstrap servers."""
-
-    def __init__(self, binary, root, node_id, controller_ports):
-        self.binary, self.node_id, self.port = binary, node_id, free_port()
-        self.dir = root / f"b{node_id}"
-        self.log = root / f"b{node_id}.log"
-        self.config = root / f"b{node_id}.properties"
-        servers = ",".join(f"127.0.0.1:{p}" for p in controller_ports)
-        self.config.write_text(
-            f"process.roles=broker\nnode.id={node_id}\n"
-            f"controller.quorum.bootstrap.servers={servers}\n"
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port}\ncontroller.listener.names=CONTROLLER\n"
-            "broker.heartbeat.interval.ms=500\nbroker.session.timeout.ms=3000\n"
-            f"log.dirs={self.dir}\nshale.metrics.address=\n")
-        subprocess.run([str(binary), "format", "-t", "MkU3OEVBNTcwNTJENDM2Qg", "-c",
-                        str(self.config)], check=True, capture_output=True)
-        self.proc = None
-
-
 @pytest.fixture
 def controllers(shale_bin, tmp_path):
     ports = [free_port() for _ in range(3)]
-    nodes = [Controller(shale_bin, tmp_path, 1, ports, "--standalone")]
-    nodes += [Controller(shale_bin, tmp_path, i, ports, "--no-initial-controllers") for i in (2, 3)]
+    flags = {1: ["--standalone"], 2: ["--no-initial-controllers"], 3: ["--no-initial-controllers"]}
+    nodes = [Node(shale_bin, tmp_path, i, ports[i - 1], ports, "controller", flags[i])
+             for i in (1, 2, 3)]
     for n in nodes:
         n.start()
     yield nodes
     kh.close_all_clients()
+    stop_all(nodes)
     for n in nodes:
-        if n.alive():
-            n.proc.terminate()
-    for n in nodes:
-        if n.proc is not None:
-            n.proc.wait(timeout=30)
         print(f"--- {n.log.name} ---\n" + "\n".join(n.log.read_text().splitlines()[-30:]))
 
 
@@ -172,7 +154,7 @@ def test_controllers_join_a_standalone_quorum_and_survive_its_leaders_crash(cont
 def test_a_broker_joins_a_dynamic_quorum_through_its_bootstrap_servers(controllers, shale_bin,
                                                                         tmp_path, kcat_bin):
     grow_to_three_voters(controllers)
-    broker = Broker(shale_bin, tmp_path, 4, [c.port for c in controllers])
+    broker = Node(shale_bin, tmp_path, 4, free_port(), [c.port for c in controllers], "broker")
     broker.start()
     controllers.append(broker)
     bootstrap = f"127.0.0.1:{broker.port}"

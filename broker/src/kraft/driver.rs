@@ -344,34 +344,14 @@ impl Driver {
             }
             Input::Response { from, msg } => self.step(Event::Message { from, msg }),
             Input::Append { records, reply } => {
-                match self.core.handle(Event::AppendRequested { records }) {
-                    Ok(commands) => {
-                        // The leader's log view already ends with the records.
-                        let _ = reply.send(Ok(self.core.log().end_offset() - 1));
-                        self.execute(commands)
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                        Ok(())
-                    }
-                }
+                self.append(Event::AppendRequested { records }, reply)
             }
             Input::Describe { reply } => {
                 let _ = reply.send(self.describe());
                 Ok(())
             }
             Input::ChangeVoters { change, reply } => {
-                match self.core.handle(Event::ChangeVoters(change)) {
-                    Ok(commands) => {
-                        // The Voters entry is the last one the leader appended.
-                        let _ = reply.send(Ok(self.core.log().end_offset() - 1));
-                        self.execute(commands)
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                        Ok(())
-                    }
-                }
+                self.append(Event::ChangeVoters(change), reply)
             }
             Input::Endpoint { id, host, port } => {
                 self.connect(id, host, port);
@@ -479,6 +459,26 @@ impl Driver {
                 }
             }
             None => tracing::debug!(to, "quorum message to a node with no known address dropped"),
+        }
+    }
+
+    /// Feeds a leader-only append (records or a voter change) and replies with the offset of
+    /// the last entry appended, or why the core refused.
+    fn append(
+        &mut self,
+        event: Event,
+        reply: oneshot::Sender<Result<i64, KRaftError>>,
+    ) -> Result<(), shale_raft::RaftError> {
+        match self.core.handle(event) {
+            Ok(commands) => {
+                // The leader's log view already ends with what was appended.
+                let _ = reply.send(Ok(self.core.log().end_offset() - 1));
+                self.execute(commands)
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                Ok(())
+            }
         }
     }
 
