@@ -3,9 +3,9 @@
 //! quorum's bootstrap snapshot with its initial voters. Kafka's rules: those flags are for
 //! controllers of a quorum configured with `controller.quorum.bootstrap.servers` (not
 //! `controller.quorum.voters`), and at most one of them (or `--no-initial-controllers`) is
-//! given. A dynamic quorum of several voters runs on controller-only nodes; a combined node
-//! may only be a dynamic quorum of one (`--standalone`, Kafka 4's quickstart), so other
-//! voters and joining later are refused for it here rather than at start-up.
+//! given. Other initial voters, or joining later, need bootstrap servers naming other
+//! controllers; a node whose bootstrap servers name only itself is a quorum of one
+//! (`--standalone`, Kafka 4's quickstart).
 
 use shale_raft::format::InitialVoters;
 use shale_raft::format::{format_dirs, format_dirs_dynamic, parse_initial_controllers};
@@ -78,12 +78,12 @@ fn initial_voters(
         "controller.quorum.voters is set: this is a static quorum; a dynamic quorum \
          (--standalone, --initial-controllers) uses controller.quorum.bootstrap.servers instead"
     );
-    let controller_only = cfg.roles == Roles::Controller;
+    let others = !cfg.bootstrap_servers.is_empty();
     if flags.no_initial_controllers {
         anyhow::ensure!(
-            controller_only,
+            others,
             "--no-initial-controllers formats a controller that joins a dynamic quorum later \
-             (AddRaftVoter); only controller-only nodes (process.roles=controller) can"
+             (AddRaftVoter), but controller.quorum.bootstrap.servers names no other controller"
         );
         return Ok(None);
     }
@@ -108,9 +108,9 @@ fn initial_voters(
     let listener = listener.unwrap_or_else(|| "CONTROLLER".into());
     let voters = parse_initial_controllers(text, &listener)?;
     anyhow::ensure!(
-        controller_only || voters.iter().all(|v| v.id == cfg.node_id),
-        "--initial-controllers names other controllers than this node ({}); only controller-only \
-         nodes (process.roles=controller) form a dynamic quorum of several voters",
+        others || voters.iter().all(|v| v.id == cfg.node_id),
+        "--initial-controllers names other controllers than this node ({}), but \
+         controller.quorum.bootstrap.servers names no other controller",
         cfg.node_id
     );
     Ok(Some(InitialVoters::List(voters)))

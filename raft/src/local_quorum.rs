@@ -77,8 +77,8 @@ impl LocalQuorum {
         if let Some(voters) = crate::format::bootstrap_voters(dir)? {
             if voters != [opts.node_id] {
                 return Err(RaftError::InvalidArgument(format!(
-                    "{} was formatted with the initial controllers {voters:?}; a dynamic quorum \
-                     of several controllers is not supported yet (use controller.quorum.voters)",
+                    "{} was formatted with the initial controllers {voters:?}, but \
+                     controller.quorum.bootstrap.servers names no other controller",
                     dir.display()
                 )));
             }

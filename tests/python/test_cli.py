@@ -118,9 +118,9 @@ def test_dynamic_quorum_format_flags_follow_kafkas_rules(shale_bin, tmp_path):
 
     props = kafka4_quickstart(tmp_path, 19092, 19093)
     refused(props, "--standalone", "--no-initial-controllers", why="only one of")
-    refused(props, "--no-initial-controllers", why="controller-only")
+    refused(props, "--no-initial-controllers", why="names no other controller")
     refused(props, "--initial-controllers", f"1@localhost:19093:{dir_id},2@h2:19093:{dir_id}",
-            why="other controllers")
+            why="names no other controller")
     refused(props, "--initial-controllers", "1@localhost:19093", why="expected id@host:port")
     static = kafka4_quickstart(tmp_path, 19092, 19093, "controller.quorum.voters=1@localhost:19093\n",
                                name="static.properties")

@@ -28,17 +28,22 @@ class Node:
 
     def __init__(self, binary, root, node_id, port, controller_ports, roles, flags=()):
         self.binary, self.node_id, self.port = binary, node_id, port
-        name = f"{roles[0]}{node_id}"
+        name = f"{roles.replace(',', '-')}{node_id}"
         self.dir, self.log = root / name, root / f"{name}.log"
         self.config = root / f"{name}.properties"
         servers = ",".join(f"127.0.0.1:{p}" for p in controller_ports)
-        listener = "CONTROLLER" if roles == "controller" else "PLAINTEXT"
+        # Combined nodes: `port` is the controller listener, the broker listener is free.
+        self.broker_port = free_port() if roles == "broker,controller" else port
+        listeners = {"controller": f"CONTROLLER://127.0.0.1:{port}",
+                     "broker": f"PLAINTEXT://127.0.0.1:{port}",
+                     "broker,controller": f"PLAINTEXT://127.0.0.1:{self.broker_port},"
+                                          f"CONTROLLER://127.0.0.1:{port}"}[roles]
         session = ("broker.heartbeat.interval.ms=500\nbroker.session.timeout.ms=3000\n"
-                   if roles == "broker" else "")
+                   if "broker" in roles else "")
         self.config.write_text(
             f"process.roles={roles}\nnode.id={node_id}\n"
             f"controller.quorum.bootstrap.servers={servers}\n"
-            f"listeners={listener}://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\n"
+            f"listeners={listeners}\ncontroller.listener.names=CONTROLLER\n"
             f"{session}log.dirs={self.dir}\nshale.metrics.address=\n")
         subprocess.run([str(binary), "format", "-t", "MkU3OEVBNTcwNTJENDM2Qg", "-c",
                         str(self.config), *flags], check=True, capture_output=True)
@@ -95,12 +100,24 @@ def leader_of(controllers) -> tuple:
     return views.pop() if len(views) == 1 else None
 
 
-@pytest.fixture
-def controllers(shale_bin, tmp_path):
+def start_quorum(shale_bin, tmp_path, roles):
+    """Nodes 1–3: 1 formatted --standalone, 2 and 3 --no-initial-controllers."""
     ports = [free_port() for _ in range(3)]
     flags = {1: ["--standalone"], 2: ["--no-initial-controllers"], 3: ["--no-initial-controllers"]}
-    nodes = [Node(shale_bin, tmp_path, i, ports[i - 1], ports, "controller", flags[i])
-             for i in (1, 2, 3)]
+    return [Node(shale_bin, tmp_path, i, ports[i - 1], ports, roles, flags[i]) for i in (1, 2, 3)]
+
+
+@pytest.fixture
+def controllers(shale_bin, tmp_path):
+    yield from run_nodes(start_quorum(shale_bin, tmp_path, "controller"))
+
+
+@pytest.fixture
+def combined(shale_bin, tmp_path):
+    yield from run_nodes(start_quorum(shale_bin, tmp_path, "broker,controller"))
+
+
+def run_nodes(nodes):
     for n in nodes:
         n.start()
     yield nodes
@@ -198,3 +215,29 @@ def test_a_broker_joins_a_dynamic_quorum_through_its_bootstrap_servers(controlle
             got.append(m.value())
     consumer.close()
     assert sorted(got) == sorted(b"d%d" % i for i in range(20))
+
+
+def test_combined_nodes_form_a_dynamic_cluster(combined, kcat_bin):
+    grow_to_three_voters(combined)
+    bootstrap = f"127.0.0.1:{combined[2].broker_port}"
+    kh.wait_until(lambda: sorted(b["node_id"] for b in kh.raw_metadata(
+        "127.0.0.1", combined[2].broker_port)["brokers"]) == [1, 2, 3], 30, what="three brokers")
+    out = subprocess.run([kcat_bin, "-b", bootstrap, "-L"], check=True, capture_output=True,
+                         text=True, timeout=30).stdout
+    assert " 3 brokers:" in out, out
+    from confluent_kafka.admin import NewTopic
+    kh.ck_admin(bootstrap).create_topics([NewTopic("comb", 3, 1)])["comb"].result(timeout=30)
+    p = kh.ck_producer(bootstrap)
+    for i in range(30):
+        p.produce("comb", value=b"c%d" % i, partition=i % 3)
+    assert p.flush(30) == 0
+    consumer = kh.ck_consumer(f"127.0.0.1:{combined[0].broker_port}", **{"group.id": "g-comb"})
+    consumer.subscribe(["comb"])
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < 30 and time.monotonic() < deadline:
+        m = consumer.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append(m.value())
+    consumer.close()
+    assert sorted(got) == sorted(b"c%d" % i for i in range(30))

@@ -61,6 +61,8 @@ pub fn roles(props: &BTreeMap<String, String>) -> Result<Roles, ConfigError> {
     })
 }
 
+const BOOTSTRAP: &str = "controller.quorum.bootstrap.servers";
+
 /// The quorum keys, checked: the static voters, and the bootstrap servers that are not this
 /// node (a controller-only node of a dynamic quorum asks them for the leader; pseudo ids are
 /// given at start).
@@ -84,42 +86,54 @@ pub fn check(
         Some(v) => parse_voters(v)?,
         None => Vec::new(),
     };
-    let servers = props.get("controller.quorum.bootstrap.servers");
-    let dynamic = roles != Roles::Combined && voters.is_empty() && servers.is_some();
+    let bootstrap = other_bootstrap_servers(props, listeners)?;
+    if !voters.is_empty() && !bootstrap.is_empty() {
+        unsupported.push(
+            "controller.quorum.bootstrap.servers names other nodes while \
+             controller.quorum.voters is set: choose a static or a dynamic quorum"
+                .into(),
+        );
+    }
+    // A dynamic quorum (KIP-853) of several nodes: voters come from the metadata log.
+    let dynamic = voters.is_empty() && !bootstrap.is_empty();
     match roles {
         Roles::Broker if dynamic => check_dynamic_broker(listeners)?,
         Roles::Broker => check_broker(node_id, &voters, listeners)?,
-        Roles::Controller if dynamic => check_controller_listener(listeners)?,
+        Roles::Controller if voters.is_empty() && props.contains_key(BOOTSTRAP) => {
+            check_controller_listener(listeners)?
+        }
         Roles::Controller => check_controller(node_id, &voters, listeners)?,
+        Roles::Combined if dynamic => check_controller_listener(listeners)?,
         Roles::Combined if voters.iter().any(|v| v.id != node_id) => {
             check_controller(node_id, &voters, listeners)?
         }
         Roles::Combined => {}
     }
-    let mut bootstrap = Vec::new();
-    if let Some(v) = servers {
-        const KEY: &str = "controller.quorum.bootstrap.servers";
-        let ours: Vec<&Listener> = listeners
-            .bind
-            .iter()
-            .chain(&listeners.advertised_all)
-            .collect();
-        for entry in split_list(v) {
-            let (host, port) = parse_host_port(KEY, &entry)?;
-            if names_this_node(&host, port, &ours) {
-                continue;
-            }
-            if !dynamic {
-                unsupported.push(format!(
-                    "{KEY}: {entry} is not one of this node's listeners; a combined node \
-                     cannot join a dynamic quorum of several voters (use controller-only and \
-                     broker-only nodes, or controller.quorum.voters)"
-                ));
-            }
-            bootstrap.push((host, port));
+    Ok(Quorum { voters, bootstrap })
+}
+
+/// The `controller.quorum.bootstrap.servers` entries that are not this node.
+fn other_bootstrap_servers(
+    props: &BTreeMap<String, String>,
+    listeners: &Listeners,
+) -> Result<Vec<(String, u16)>, ConfigError> {
+    const KEY: &str = BOOTSTRAP;
+    let Some(v) = props.get(KEY) else {
+        return Ok(Vec::new());
+    };
+    let ours: Vec<&Listener> = listeners
+        .bind
+        .iter()
+        .chain(&listeners.advertised_all)
+        .collect();
+    let mut others = Vec::new();
+    for entry in split_list(v) {
+        let (host, port) = parse_host_port(KEY, &entry)?;
+        if !names_this_node(&host, port, &ours) {
+            others.push((host, port));
         }
     }
-    Ok(Quorum { voters, bootstrap })
+    Ok(others)
 }
 
 /// A broker of a dynamic quorum needs the name of the controllers' listener, and must not bind
@@ -351,7 +365,8 @@ mod tests {
             let u = run(&pairs, 1).unwrap();
             assert!(u.is_empty(), "{servers}: {u:?}");
         }
-        // Another port, or an address that is not this machine's, is another node.
+        // Another port, or an address that is not this machine's, is another node: a member
+        // of a dynamic quorum of several nodes, which a static voter list cannot be mixed with.
         for servers in [
             "localhost:9999",
             "192.0.2.7:9093",
@@ -359,6 +374,8 @@ mod tests {
         ] {
             let mut pairs = base.to_vec();
             pairs.push(("controller.quorum.bootstrap.servers", servers));
+            assert!(run(&pairs, 1).unwrap().is_empty(), "{servers}");
+            pairs.push(("controller.quorum.voters", "1@localhost:9093"));
             let u = run(&pairs, 1).unwrap();
             assert_eq!(u.len(), 1, "{servers}: {u:?}");
         }

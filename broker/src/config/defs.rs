@@ -61,7 +61,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "controller.quorum.bootstrap.servers",
         None,
         List,
-        "Quorum bootstrap addresses (host:port) of a dynamic (KIP-853) quorum, used instead of controller.quorum.voters. Controller-only and broker-only nodes ask the other addresses for the leader; on a combined node they may only name this node's own listeners (a quorum of one), another address stops start-up."
+        "Quorum bootstrap addresses (host:port) of a dynamic (KIP-853) quorum, used instead of controller.quorum.voters. A node asks the addresses other than its own for the leader; naming only this node is a quorum of one (Kafka 4's quickstart). Set together with controller.quorum.voters naming other nodes, start-up stops."
     ),
     def!(
         "listeners",
@@ -675,12 +675,9 @@ Shale refuses to start, listing every offending setting, rather than run without
 configuration asks for:
 
 - a listener whose security protocol is not PLAINTEXT, and `inter.broker.listener.name` naming one;
-- on a combined node, `controller.quorum.bootstrap.servers` naming an address that is not one of
-  this node's listeners (same port, and the same host, or a host resolving to this machine when
-  the listener binds all interfaces). A dynamic KIP-853 quorum of several voters runs on
-  controller-only nodes with broker-only nodes beside them; combined nodes of a cluster use a
-  static `controller.quorum.voters`. Three such nodes configured as one cluster would otherwise each
-  start a separate single-node cluster;
+- `controller.quorum.bootstrap.servers` naming another node (an address that is not one of this
+  node's listeners: another port, or a host that is not this machine) together with
+  `controller.quorum.voters`: a static and a dynamic (KIP-853) quorum at once;
 - any key matching a rule below with a value other than the harmless ones (an empty value always
   is). Such keys set to a harmless value are logged as ignored.
 

@@ -143,8 +143,8 @@ pub struct QuorumView {
     pub role: RoleKind,
     pub high_watermark: i64,
     pub log_end_offset: i64,
-    /// Where the leader's controller listener is, when this node learned it at run time (a
-    /// dynamic quorum); static voters' addresses come from the configuration.
+    /// Where the leader's controller listener is (configured, or learned at run time in a
+    /// dynamic quorum).
     pub leader_address: Option<(String, u16)>,
     /// The driver has stopped (shutdown or a storage error).
     pub stopped: bool,
@@ -165,7 +165,7 @@ struct Driver {
     machine: Box<dyn StateMachine>,
     peers: HashMap<NodeId, mpsc::Sender<Message>>,
     spawn_peer: PeerSpawner,
-    /// Addresses of the nodes connected to at run time.
+    /// Controller-listener addresses: configured, or learned at run time.
     learned: HashMap<NodeId, (String, u16)>,
     pending: HashMap<(NodeId, Kind), oneshot::Sender<Message>>,
     view: watch::Sender<QuorumView>,
@@ -190,6 +190,8 @@ pub struct DriverParts {
     /// Starts a task sending to a node first learned at run time (a voter added to a dynamic
     /// quorum, or its leader named by a bootstrap server).
     pub spawn_peer: PeerSpawner,
+    /// Controller-listener addresses known at start (the configured voters, this node's own).
+    pub addresses: HashMap<NodeId, (String, u16)>,
 }
 
 /// Starts the network task for a node, given its id and address; returns its queue.
@@ -217,6 +219,7 @@ pub fn spawn(
         machine,
         peers,
         spawn_peer,
+        addresses,
     } = parts;
     let node_id = cfg.node_id;
     let (core, commands) = KRaft::restore(
@@ -244,7 +247,7 @@ pub fn spawn(
         machine,
         peers,
         spawn_peer,
-        learned: HashMap::new(),
+        learned: addresses,
         pending: HashMap::new(),
         view: view_tx,
     };

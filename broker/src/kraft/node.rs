@@ -86,6 +86,10 @@ impl QuorumNode {
         let request_timeout = Duration::from_millis(raft.request_timeout_ms);
         let (inputs, rx) = std::sync::mpsc::sync_channel(driver::INPUT_QUEUE);
         let mut queues = HashMap::new();
+        let addresses = voters
+            .iter()
+            .map(|p| (p.id, (p.host.clone(), p.port)))
+            .collect();
         let others = voters.into_iter().filter(|p| p.id != node_id);
         for peer in others.chain(bootstrap) {
             let id = peer.id;
@@ -113,6 +117,7 @@ impl QuorumNode {
             machine,
             peers: queues,
             spawn_peer,
+            addresses,
         };
         let (handle, thread) = driver::spawn(parts, inputs, rx)?;
         let (stop, stop_rx) = watch::channel(false);
