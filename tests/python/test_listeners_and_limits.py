@@ -174,13 +174,22 @@ def test_cluster_shapes_that_cannot_run_stop_startup(shale_bin, tmp_path):
     })
     assert res.returncode != 0
     assert "controller.listener.names" in res.stderr, res.stderr
-    # Joining a quorum through bootstrap servers (KIP-853) is not served.
+    # Joining a dynamic quorum (KIP-853) as a combined node needs a controller listener.
     res = run_shale(shale_bin, tmp_path, {
         "listeners": f"PLAINTEXT://127.0.0.1:{port}",
         "controller.quorum.bootstrap.servers": "192.0.2.10:9093",
     })
     assert res.returncode != 0
-    assert "controller.quorum.bootstrap.servers: 192.0.2.10:9093" in res.stderr, res.stderr
+    assert "controller listener" in res.stderr, res.stderr
+    # A static and a dynamic quorum at once.
+    res = run_shale(shale_bin, tmp_path, {
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{c}",
+        "controller.listener.names": "CONTROLLER",
+        "controller.quorum.voters": f"1@127.0.0.1:{c}",
+        "controller.quorum.bootstrap.servers": "192.0.2.10:9093",
+    })
+    assert res.returncode != 0
+    assert "choose a static or a dynamic quorum" in res.stderr, res.stderr
 
 
 def test_a_listener_that_cannot_bind_stops_startup(shale_bin, tmp_path):
