@@ -1,4 +1,4 @@
-"""A dynamic controller quorum (KIP-853) of three controller-only `shale` processes.
+"""A dynamic quorum (KIP-853) of three `shale` processes, controller-only or combined.
 
 Controller 1 is formatted with `--standalone`; controllers 2 and 3 with
 `--no-initial-controllers`. All three name each other in `controller.quorum.bootstrap.servers`
@@ -6,7 +6,9 @@ and none sets `controller.quorum.voters`. Controllers 2 and 3 find the leader th
 bootstrap servers and follow it as observers. Then AddRaftVoter, sent raw as
 `kafka-metadata-quorum.sh add-controller` sends it, makes them voters one at a time. The
 three-voter quorum survives `kill -9` of its leader. RemoveRaftVoter shrinks it again, and
-Kafka's refusals come back for a duplicate, an unknown voter and a non-leader.
+Kafka's refusals come back for a duplicate, an unknown voter and a non-leader. A broker-only
+node finds the quorum through the same bootstrap servers, serves kcat and confluent-kafka and
+follows a new leader; three combined nodes grow the same way into a three-broker cluster.
 """
 
 import subprocess
@@ -16,7 +18,7 @@ import pytest
 
 import kafka_helpers as kh
 from conftest import free_port
-from test_cluster import stop_all
+from test_cluster import consume_all, stop_all
 from test_quorum import describe_quorum, describe_quorum_partition
 
 ADD_RAFT_VOTER, REMOVE_RAFT_VOTER = 80, 81
@@ -205,15 +207,7 @@ def test_a_broker_joins_a_dynamic_quorum_through_its_bootstrap_servers(controlle
         return True
 
     kh.wait_until(create_after, 30, what="a topic created through the broker")
-    consumer = kh.ck_consumer(bootstrap, **{"group.id": "g-dyn"})
-    consumer.subscribe(["dyn"])
-    got = []
-    deadline = time.monotonic() + 30
-    while len(got) < 20 and time.monotonic() < deadline:
-        m = consumer.poll(0.5)
-        if m is not None and m.error() is None:
-            got.append(m.value())
-    consumer.close()
+    got = consume_all(bootstrap, "dyn", 20, "g-dyn")
     assert sorted(got) == sorted(b"d%d" % i for i in range(20))
 
 
@@ -231,13 +225,5 @@ def test_combined_nodes_form_a_dynamic_cluster(combined, kcat_bin):
     for i in range(30):
         p.produce("comb", value=b"c%d" % i, partition=i % 3)
     assert p.flush(30) == 0
-    consumer = kh.ck_consumer(f"127.0.0.1:{combined[0].broker_port}", **{"group.id": "g-comb"})
-    consumer.subscribe(["comb"])
-    got = []
-    deadline = time.monotonic() + 30
-    while len(got) < 30 and time.monotonic() < deadline:
-        m = consumer.poll(0.5)
-        if m is not None and m.error() is None:
-            got.append(m.value())
-    consumer.close()
+    got = consume_all(f"127.0.0.1:{combined[0].broker_port}", "comb", 30, "g-comb")
     assert sorted(got) == sorted(b"c%d" % i for i in range(30))
