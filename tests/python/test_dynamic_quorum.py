@@ -19,7 +19,7 @@ import pytest
 import kafka_helpers as kh
 from conftest import free_port
 from test_cluster import consume_all, stop_all
-from test_quorum import describe_quorum, describe_quorum_partition
+from test_quorum import describe_cluster, describe_quorum, describe_quorum_partition
 
 ADD_RAFT_VOTER, REMOVE_RAFT_VOTER = 80, 81
 NOT_LEADER_OR_FOLLOWER, DUPLICATE_VOTER, VOTER_NOT_FOUND = 6, 126, 127
@@ -148,6 +148,12 @@ def test_controllers_join_a_standalone_quorum_and_survive_its_leaders_crash(cont
                   what="observers 2 and 3 fetching")
     assert add_voter(c2.port, c3) == NOT_LEADER_OR_FOLLOWER
     grow_to_three_voters(controllers)
+    # KIP-919, as kafka-metadata-quorum.sh --bootstrap-controller asks: every controller
+    # lists the voters in force (learned from the log) and names the leader.
+    for c in controllers:
+        kh.wait_until(lambda c=c: describe_cluster(c.port, 2) ==
+                      (0, 1, {n.node_id: ("127.0.0.1", n.port) for n in controllers}), 10,
+                      what=f"DescribeCluster from controller {c.node_id}")
     assert add_voter(c1.port, c2) == DUPLICATE_VOTER
     assert remove_voter(c1.port, 9, c1.directory_id) == VOTER_NOT_FOUND
 

@@ -1,8 +1,8 @@
 //! The read-only APIs a controller listener answers for admin clients that bootstrap from the
 //! controllers (`bootstrap.controllers`, KIP-919): DescribeQuorum (the quorum leader's view of
-//! every replica) and DescribeCluster with endpoint type CONTROLLER (the voters at their
-//! controller-listener endpoints, and the active controller). `kafka-metadata-quorum.sh
-//! --bootstrap-controller` asks the second to find the first.
+//! every replica) and DescribeCluster with endpoint type CONTROLLER (the voters in force at
+//! their controller-listener endpoints, and the active controller).
+//! `kafka-metadata-quorum.sh --bootstrap-controller` asks the second to find the first.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -45,20 +45,21 @@ pub fn describe_cluster(version: i16, body: Bytes, shared: &Shared) -> anyhow::R
         Some(code) => resp.error_code = code,
         None => {
             resp.cluster_id = StrBytes::from_string(shared.ctx.cluster_id.clone());
-            resp.brokers = shared
-                .ctx
-                .endpoints
+            let view = shared.driver.view.borrow().clone();
+            resp.brokers = view
+                .voters
                 .iter()
-                .map(|(id, e)| {
+                .map(|(id, host, port)| {
                     let mut b = DescribeClusterBroker::default();
                     b.broker_id = BrokerId(*id);
-                    b.host = StrBytes::from_string(e.host.clone());
-                    b.port = i32::from(e.port);
+                    b.host = StrBytes::from_string(host.clone());
+                    b.port = i32::from(*port);
                     b
                 })
                 .collect();
-            let leader = shared.driver.view.borrow().leader;
-            let known = leader.filter(|l| shared.ctx.endpoints.contains_key(l));
+            let known = view
+                .leader
+                .filter(|l| view.voters.iter().any(|v| v.0 == *l));
             resp.controller_id = BrokerId(known.unwrap_or(-1));
         }
     }

@@ -146,6 +146,8 @@ pub struct QuorumView {
     /// Where the leader's controller listener is (configured, or learned at run time in a
     /// dynamic quorum).
     pub leader_address: Option<(String, u16)>,
+    /// The voters in force with their controller-listener addresses, where known.
+    pub voters: Vec<(NodeId, String, u16)>,
     /// The driver has stopped (shutdown or a storage error).
     pub stopped: bool,
 }
@@ -238,6 +240,7 @@ pub fn spawn(
         high_watermark: core.high_watermark(),
         log_end_offset: core.log().end_offset(),
         leader_address: None,
+        voters: Vec::new(),
         stopped: false,
     });
     let mut driver = Driver {
@@ -513,6 +516,24 @@ impl Driver {
         }
     }
 
+    /// The voters in force at their addresses: the Voters record's endpoint, else the
+    /// configured or learned one.
+    fn voter_addresses(&self) -> Vec<(NodeId, String, u16)> {
+        let log = self.core.log();
+        let recorded = |id: NodeId| {
+            let v = log.voter_records().iter().find(|v| v.id == id)?;
+            v.endpoints.first().map(|(_, h, p)| (h.clone(), *p))
+        };
+        self.core
+            .voters()
+            .iter()
+            .filter_map(|&id| {
+                let (host, port) = recorded(id).or_else(|| self.learned.get(&id).cloned())?;
+                Some((id, host, port))
+            })
+            .collect()
+    }
+
     fn publish(&self, stopped: bool) {
         let view = QuorumView {
             node_id: self.core.node_id(),
@@ -525,6 +546,7 @@ impl Driver {
                 .core
                 .leader()
                 .and_then(|l| self.learned.get(&l).cloned()),
+            voters: self.voter_addresses(),
             stopped,
         };
         self.view.send_if_modified(|v| {
