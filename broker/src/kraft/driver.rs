@@ -42,6 +42,9 @@ const HOUSEKEEPING: Duration = Duration::from_secs(10);
 pub const MAX_PENDING: usize = 4096;
 /// Inputs queued for the driver, at most.
 pub const INPUT_QUEUE: usize = 1024;
+/// Nodes the driver keeps a network task for, at most (voters, bootstrap servers and leaders
+/// they named: addresses that come off the wire).
+pub const MAX_PEERS: usize = 256;
 
 /// What the core commits, in log order.
 pub trait StateMachine: Send + std::fmt::Debug {
@@ -147,7 +150,7 @@ pub struct QuorumView {
     /// dynamic quorum).
     pub leader_address: Option<(String, u16)>,
     /// The voters in force with their controller-listener addresses, where known.
-    pub voters: Vec<(NodeId, String, u16)>,
+    pub voters: Arc<Vec<(NodeId, String, u16)>>,
     /// The driver has stopped (shutdown or a storage error).
     pub stopped: bool,
 }
@@ -169,6 +172,9 @@ struct Driver {
     spawn_peer: PeerSpawner,
     /// Controller-listener addresses: configured, or learned at run time.
     learned: HashMap<NodeId, (String, u16)>,
+    /// The voters in force at their addresses, recomputed only when the set or an address
+    /// changes (the view is published after every step).
+    voter_addresses: Arc<Vec<(NodeId, String, u16)>>,
     pending: HashMap<(NodeId, Kind), oneshot::Sender<Message>>,
     view: watch::Sender<QuorumView>,
 }
@@ -240,7 +246,7 @@ pub fn spawn(
         high_watermark: core.high_watermark(),
         log_end_offset: core.log().end_offset(),
         leader_address: None,
-        voters: Vec::new(),
+        voters: Arc::default(),
         stopped: false,
     });
     let mut driver = Driver {
@@ -251,6 +257,7 @@ pub fn spawn(
         peers,
         spawn_peer,
         learned: addresses,
+        voter_addresses: Arc::default(),
         pending: HashMap::new(),
         view: view_tx,
     };
@@ -493,6 +500,13 @@ impl Driver {
         if id == self.core.node_id() || self.peers.contains_key(&id) {
             return;
         }
+        if self.peers.len() >= MAX_PEERS {
+            tracing::warn!(
+                peer = id,
+                "too many quorum peers; not connecting to another"
+            );
+            return;
+        }
         tracing::info!(node = self.core.node_id(), peer = id, %host, port, "connecting to a quorum member");
         let queue = (self.spawn_peer.0)(id, host.clone(), port);
         self.peers.insert(id, queue);
@@ -511,8 +525,13 @@ impl Driver {
             .filter(|v| v.id != me && !self.peers.contains_key(&v.id))
             .filter_map(|v| v.endpoints.first().map(|(_, h, p)| (v.id, h.clone(), *p)))
             .collect();
+        let changed = !missing.is_empty();
         for (id, host, port) in missing {
             self.connect(id, host, port);
+        }
+        let ids = self.voter_addresses.iter().map(|v| v.0);
+        if changed || !ids.eq(self.core.voters().iter().copied()) {
+            self.voter_addresses = Arc::new(self.voter_addresses());
         }
     }
 
@@ -546,7 +565,7 @@ impl Driver {
                 .core
                 .leader()
                 .and_then(|l| self.learned.get(&l).cloned()),
-            voters: self.voter_addresses(),
+            voters: self.voter_addresses.clone(),
             stopped,
         };
         self.view.send_if_modified(|v| {

@@ -174,7 +174,7 @@ struct FakeDriver {
 fn view(role: RoleKind, epoch: i32, leader: Option<i32>) -> QuorumView {
     QuorumView {
         leader_address: None,
-        voters: Vec::new(),
+        voters: Default::default(),
         node_id: 1,
         epoch,
         leader,

@@ -3,7 +3,6 @@
 //! [`QuorumNode::start`] brings it up; [`QuorumNode::shutdown`] resigns (a leader names its
 //! successors with EndQuorumEpoch), flushes and stops the tasks.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +50,20 @@ pub struct QuorumNode {
     listener: Arc<listener::Shared>,
 }
 
+/// Starts the sending task of a peer, from any thread (the driver's included).
+fn peer_spawner(
+    ctx: Arc<WireContext>,
+    inputs: std::sync::mpsc::SyncSender<driver::Input>,
+    request_timeout: Duration,
+) -> driver::PeerSpawner {
+    let runtime = tokio::runtime::Handle::current();
+    driver::PeerSpawner(Box::new(move |id, host, port| {
+        let peer = Peer { id, host, port };
+        let _entered = runtime.enter();
+        peers::spawn_peer(peer, ctx.clone(), inputs.clone(), request_timeout)
+    }))
+}
+
 impl QuorumNode {
     /// Opens the store, starts the driver, the peer tasks and the listener on `listener`. An
     /// observer (a broker-only node) has no listener: it only fetches from the voters.
@@ -85,29 +98,16 @@ impl QuorumNode {
         let ctx = Arc::new(ctx);
         let request_timeout = Duration::from_millis(raft.request_timeout_ms);
         let (inputs, rx) = std::sync::mpsc::sync_channel(driver::INPUT_QUEUE);
-        let mut queues = HashMap::new();
         let addresses = voters
             .iter()
             .map(|p| (p.id, (p.host.clone(), p.port)))
             .collect();
+        let spawn_peer = peer_spawner(ctx.clone(), inputs.clone(), request_timeout);
         let others = voters.into_iter().filter(|p| p.id != node_id);
-        for peer in others.chain(bootstrap) {
-            let id = peer.id;
-            let queue = peers::spawn_peer(peer, ctx.clone(), inputs.clone(), request_timeout);
-            queues.insert(id, queue);
-        }
-        let spawn_peer: driver::PeerSpawner = {
-            let (runtime, ctx, inputs) = (
-                tokio::runtime::Handle::current(),
-                ctx.clone(),
-                inputs.clone(),
-            );
-            driver::PeerSpawner(Box::new(move |id, host, port| {
-                let peer = Peer { id, host, port };
-                let _entered = runtime.enter();
-                peers::spawn_peer(peer, ctx.clone(), inputs.clone(), request_timeout)
-            }))
-        };
+        let queues = others
+            .chain(bootstrap)
+            .map(|p| (p.id, (spawn_peer.0)(p.id, p.host, p.port)))
+            .collect();
         let parts = DriverParts {
             cfg: raft,
             store,

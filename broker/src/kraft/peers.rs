@@ -71,7 +71,13 @@ async fn peer_loop(
             }
         };
         let (answer, learned) = answer;
-        for (id, host, port) in learned {
+        // Only the leader a bootstrap server names is worth connecting to.
+        let leader = match &answer {
+            Some(Message::FetchResponse(r)) => r.leader,
+            _ => None,
+        };
+        let named = learned.into_iter().find(|(id, _, _)| Some(*id) == leader);
+        if let Some((id, host, port)) = named {
             let _ = to_driver.try_send(Input::Endpoint { id, host, port });
         }
         if let Some(answer) = answer {
