@@ -29,7 +29,7 @@ use model::{Group, Member};
 use parking_lot::Mutex;
 use records::{Decoded, OffsetValue};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 /// The name of the offsets topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -436,6 +436,8 @@ pub struct GroupCoordinator {
     /// the append of its records to their apply, so no other change interleaves.
     writes: tokio::sync::Mutex<()>,
     loaded: AtomicBool,
+    /// The metadata offset (image `last_offset`) the owned partitions were last synced with.
+    synced_metadata: AtomicI64,
 }
 
 impl GroupCoordinator {
@@ -445,6 +447,7 @@ impl GroupCoordinator {
             core: Mutex::new(Groups::new(config, id_nonce)),
             writes: tokio::sync::Mutex::new(()),
             loaded: AtomicBool::new(false),
+            synced_metadata: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -471,6 +474,16 @@ impl GroupCoordinator {
     /// Marks the state as rebuilt.
     pub fn set_loaded(&self) {
         self.loaded.store(true, Ordering::Release);
+    }
+
+    /// The metadata offset the owned partitions were last synced with.
+    pub fn synced_metadata(&self) -> i64 {
+        self.synced_metadata.load(Ordering::Acquire)
+    }
+
+    /// The owned partitions follow the metadata up to `offset`.
+    pub fn set_synced_metadata(&self, offset: i64) {
+        self.synced_metadata.store(offset, Ordering::Release);
     }
 }
 

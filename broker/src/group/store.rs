@@ -38,11 +38,9 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), i16> {
                 return Err(E::CoordinatorNotAvailable.code());
             }
         }
-        // Leadership the metadata gave this broker that the coordinator has not followed yet.
-        let node = broker.config.node_id;
-        let led = t.partitions.iter().filter(|(_, part)| part.leader == node);
-        let led: std::collections::BTreeSet<i32> = led.map(|(&p, _)| p).collect();
-        if led != broker.groups.with(|g| g.owned_partitions()) {
+        // Metadata the coordinator has not followed yet (leadership may have moved): the
+        // metadata follower syncs too, this covers a request that arrives first.
+        if image.last_offset != broker.groups.synced_metadata() {
             crate::api::blocking(broker, sync_partitions).await;
         }
         return Ok(());
@@ -188,6 +186,7 @@ impl OffsetsLog for BrokerLog<'_> {
 pub fn sync_partitions(broker: &Broker) {
     let _writing = broker.groups.lock_writes_blocking();
     let image = broker.image();
+    broker.groups.set_synced_metadata(image.last_offset);
     let now = broker.clock.now_ms();
     let mut led = std::collections::BTreeSet::new();
     if let Some(t) = image.topic(OFFSETS_TOPIC) {
