@@ -32,6 +32,8 @@ pub struct FetchTarget {
     pub max_bytes: i32,
     /// The client's view of the leader epoch (-1 = unknown).
     pub current_leader_epoch: i32,
+    /// A follower's epoch of its last fetched batch (v12+; -1 = none).
+    pub last_fetched_epoch: i32,
 }
 
 /// What the client last heard about a partition, to decide whether an incremental response
@@ -222,6 +224,7 @@ mod tests {
 
     fn target(p: i32, offset: i64) -> FetchTarget {
         FetchTarget {
+            last_fetched_epoch: -1,
             topic: "t".into(),
             topic_id: Uuid::nil(),
             partition: p,

@@ -137,6 +137,32 @@ fn plan_raft(input: &[RecordBatch], leo: i64) -> Plan {
 }
 
 impl Log {
+    /// A follower's batches: offsets as the leader wrote them, each batch after the previous
+    /// one and the first at or above the log end offset (a gap is a compacted range).
+    fn plan_replica(&self, input: &[RecordBatch], leo: i64) -> Result<Plan> {
+        let mut plan = plan_raft(input, leo);
+        let mut next = leo;
+        for (p, b) in plan.prepared.iter_mut().zip(input) {
+            if b.base_offset() < next {
+                return Err(self.invalid(format!(
+                    "replicated batch at offset {} is below the next offset {next}",
+                    b.base_offset()
+                )));
+            }
+            p.header.set_base_offset(b.base_offset());
+            next = p.header.last_offset() + 1;
+        }
+        plan.next = next;
+        plan.offset_of_max = leo;
+        for p in &plan.prepared {
+            if p.header.max_timestamp() == plan.max_ts {
+                plan.offset_of_max = p.header.last_offset();
+                break;
+            }
+        }
+        Ok(plan)
+    }
+
     fn corrupt(&self, e: &BatchError) -> LogError {
         if e.is_corrupt_message() {
             LogError::CorruptRecord {
@@ -346,7 +372,7 @@ impl Log {
                 }
                 self.validate_client_batch(&input[0], config, now)
             }
-            AppendOrigin::RaftLeader => {
+            AppendOrigin::RaftLeader | AppendOrigin::Replication => {
                 if let Some(b) = input.iter().find(|b| b.last_offset_delta() < 0) {
                     return Err(self.invalid(format!(
                         "negative last offset delta {}",
@@ -424,6 +450,7 @@ impl Log {
                 plan_client(b, leader_epoch, leo, &config, now, checked.max_ts)
             }
             AppendOrigin::RaftLeader => plan_raft(&input, leo),
+            AppendOrigin::Replication => self.plan_replica(&input, leo)?,
         };
         let Plan {
             prepared,
@@ -433,6 +460,7 @@ impl Log {
             log_append_time,
             records_total,
         } = plan;
+        let first_offset = prepared.first().map_or(leo, |p| p.header.base_offset());
         let total: u64 = prepared.iter().map(|p| p.header.size() as u64).sum();
         if total > config.segment_bytes.max(0) as u64 {
             return Err(LogError::RecordListTooLarge {
@@ -458,7 +486,7 @@ impl Log {
             self.flush_locked(&mut inner)?;
         }
         Ok(AppendInfo {
-            first_offset: leo,
+            first_offset,
             last_offset: next - 1,
             log_append_time,
             log_start_offset: self.log_start_offset(),

@@ -37,6 +37,10 @@ pub enum AppendOrigin {
     /// The KRaft leader's own metadata batches: offsets assigned by the log, batch leader epoch
     /// kept as written, only CRC/size checks.
     RaftLeader,
+    /// A follower copying its leader's batches: offsets, epochs and timestamps kept as written
+    /// (the first offset must not be below the log end offset), CRC/size checks only; producer
+    /// state and the epoch cache follow the batches as on the leader.
+    Replication,
 }
 
 /// Result of an append.
@@ -202,6 +206,11 @@ impl Log {
     /// The partition.
     pub fn topic_partition(&self) -> &TopicPartition {
         &self.tp
+    }
+
+    /// The clock this log stamps appends and ages segments with.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The partition directory.

@@ -57,6 +57,7 @@ fn resolve(image: &MetadataImage, req: &FetchRequest, version: i16) -> Resolved 
             fetch_offset: p.fetch_offset,
             max_bytes: p.partition_max_bytes,
             current_leader_epoch: p.current_leader_epoch,
+            last_fetched_epoch: p.last_fetched_epoch,
         }));
     }
     let forgotten = req
@@ -75,6 +76,16 @@ fn resolve(image: &MetadataImage, req: &FetchRequest, version: i16) -> Resolved 
         })
         .collect();
     (requested, unknown, forgotten)
+}
+
+/// The broker a replica fetch comes from (`ReplicaId` before v15, `ReplicaState` after), or -1
+/// for a consumer.
+fn replica_of(req: &FetchRequest, version: i16) -> i32 {
+    if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    }
 }
 
 /// Serves one Fetch request that arrived on `listener`.
@@ -99,7 +110,7 @@ pub async fn handle(
             return chunks(version, correlation_id, &data);
         }
     };
-    let read = read_with_wait(broker, req, &plan).await;
+    let read = read_with_wait(broker, req, &plan, replica_of(req, version)).await;
     count_reads(broker, &read);
     data.session_id = plan.session_id;
     let mut reports = Vec::new();
@@ -193,6 +204,7 @@ async fn read_with_wait(
     broker: &Arc<Broker>,
     req: &FetchRequest,
     plan: &SessionPlan,
+    replica: i32,
 ) -> Vec<(FetchTarget, FetchPartitionData)> {
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + wait;
@@ -207,7 +219,7 @@ async fn read_with_wait(
     loop {
         // Seen before reading, so an append between the read and the wait still wakes us.
         waiter.mark_seen();
-        let (mut results, remote) = super::storage_io(|| read_all(broker, req, plan));
+        let (mut results, remote) = super::storage_io(|| read_all(broker, req, plan, replica));
         if !remote.is_empty() {
             // Remote data is historical: it is there now, so there is nothing to wait for.
             fetch_remote::fill(broker, req, &mut results, remote).await;
@@ -217,13 +229,15 @@ async fn read_with_wait(
             .iter()
             .map(|(_, p)| p.records.iter().map(|b| b.len()).sum::<usize>())
             .sum();
-        let errors = results.iter().any(|(_, p)| p.error_code != 0);
+        let errors = results
+            .iter()
+            .any(|(_, p)| p.error_code != 0 || p.diverging_epoch.is_some());
         let done = bytes >= req.min_bytes.max(0) as usize || errors || plan.targets.is_empty();
         if done || !waiter.wait_until(deadline).await {
             return results;
         }
         if tokio::time::Instant::now() >= deadline {
-            let (mut results, remote) = super::storage_io(|| read_all(broker, req, plan));
+            let (mut results, remote) = super::storage_io(|| read_all(broker, req, plan, replica));
             fetch_remote::fill(broker, req, &mut results, remote).await;
             return results;
         }
@@ -270,6 +284,7 @@ fn read_all(
     broker: &Broker,
     req: &FetchRequest,
     plan: &SessionPlan,
+    replica: i32,
 ) -> (Vec<(FetchTarget, FetchPartitionData)>, Vec<RemotePending>) {
     let mut budget = if req.max_bytes <= 0 {
         i32::MAX as usize
@@ -283,7 +298,7 @@ fn read_all(
         .iter()
         .enumerate()
         .map(|(index, (t, _))| {
-            let (out, tiered) = read_one(broker, t, budget, !any, req.isolation_level);
+            let (out, tiered) = read_one(broker, t, budget, !any, replica);
             if let Some(tp) = tiered {
                 let max_bytes = t.max_bytes.max(0) as usize;
                 remote.push(RemotePending {
@@ -308,7 +323,7 @@ fn read_one(
     t: &FetchTarget,
     budget: usize,
     min_one: bool,
-    _isolation: i8,
+    replica: i32,
 ) -> (FetchPartitionData, Option<TopicIdPartition>) {
     let mut out = FetchPartitionData {
         partition_index: t.partition,
@@ -340,13 +355,27 @@ fn read_one(
     out.high_watermark = hw;
     out.last_stable_offset = hw;
     out.log_start_offset = partition.log.log_start_offset();
+    // Consumers read committed records only; followers everything the leader has.
+    let mut max_offset = hw;
+    if replica >= 0 {
+        if let Some(refusal) = super::replica_fetch::check(broker, &partition, t, replica) {
+            refusal.apply(&mut out);
+            return (out, None);
+        }
+        max_offset = partition.log.log_end_offset();
+        out.high_watermark = partition.high_watermark();
+    }
     let max = (t.max_bytes.max(0) as usize).min(budget);
-    match partition.log.read(t.fetch_offset, max, hw, min_one) {
+    match partition.log.read(t.fetch_offset, max, max_offset, min_one) {
         Ok(info) => {
             out.log_start_offset = info.log_start_offset;
             if !info.records.is_empty() {
                 out.records = vec![info.records];
             }
+        }
+        Err(LogError::OffsetMovedToTieredStorage { .. }) if replica >= 0 => {
+            // A follower rebuilds what is tiered from the remote tier itself (KIP-405).
+            out.error_code = E::OffsetMovedToTieredStorage.code();
         }
         Err(LogError::OffsetMovedToTieredStorage { .. }) => {
             return (

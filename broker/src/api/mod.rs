@@ -7,6 +7,7 @@
 //! (the controller or a partition's log) and builds a kafka-protocol response; Fetch is the
 //! exception and returns chunks from our own writer so record bytes are never copied.
 
+mod acks;
 mod admin_configs;
 pub(crate) mod admin_topics;
 mod api_versions;
@@ -24,6 +25,7 @@ mod metadata;
 mod produce;
 mod producers;
 mod quorum;
+mod replica_fetch;
 mod trace;
 
 use crate::state::Broker;
@@ -173,7 +175,7 @@ async fn dispatch(
             Metadata,
             metadata::handle(broker, &r, v, &connection.listener).await
         ),
-        Request::Produce(r) => match produce::handle(broker, &r, v, &connection.listener) {
+        Request::Produce(r) => match produce::handle(broker, &r, v, &connection.listener).await {
             Some(resp) => reply!(Produce, resp),
             None => Ok(Response::None),
         },

@@ -3,7 +3,7 @@
 //! this broker does not lead is refused with NOT_LEADER_OR_FOLLOWER and, from v10, the current
 //! leader and its endpoint (KIP-951).
 
-use super::leader_hint;
+use super::{acks, leader_hint};
 use crate::errors::{log_error_code, replica_error};
 use crate::state::Broker;
 use crate::topic_metrics::{Meter, TopicMetrics, TopicStats};
@@ -19,10 +19,12 @@ use shale_local_log::AppendOrigin;
 use shale_protocol::compression::Compression;
 use shale_protocol::record_batch::{batches, BatchError};
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Appends every partition's batch; `None` when acks=0 (no response is sent). `listener` is
-/// the one the request came on (leader endpoints are given on it).
-pub fn handle(
+/// Appends every partition's batch and, with acks=all, waits until the ISR has them; `None`
+/// when acks=0 (no response is sent). `listener` is the one the request came on (leader
+/// endpoints are given on it).
+pub async fn handle(
     broker: &Arc<Broker>,
     req: &ProduceRequest,
     version: i16,
@@ -31,6 +33,7 @@ pub fn handle(
     let acks_valid = matches!(req.acks, -1..=1);
     let image = broker.image();
     let mut resp = ProduceResponse::default();
+    let mut waits = Vec::new();
     for topic in &req.topic_data {
         let name: Option<String> = if version >= 13 {
             image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
@@ -48,7 +51,14 @@ pub fn handle(
                 (None, _) => error(p.index, E::UnknownTopicId.code(), None),
                 (Some(name), true) => match validate_records(version, p.records.as_ref()) {
                     Ok(records) => {
-                        super::storage_io(|| append(broker, stats, name, p.index, records))
+                        let (r, wait) = super::storage_io(|| {
+                            append(broker, stats, name, p.index, records, req.acks)
+                        });
+                        if let Some(wait) = wait {
+                            let at = (resp.responses.len(), out.partition_responses.len());
+                            waits.push((at, wait));
+                        }
+                        r
                     }
                     Err((code, msg)) => error(p.index, code, Some(msg)),
                 },
@@ -59,6 +69,17 @@ pub fn handle(
             out.partition_responses.push(r);
         }
         resp.responses.push(out);
+    }
+    if !waits.is_empty() {
+        let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+        for ((t, p), code) in acks::wait_for_isr(waits, timeout).await {
+            let r = &mut resp.responses[t].partition_responses[p];
+            if code != 0 {
+                let index = r.index;
+                *r = error(index, code, None);
+                fit_to_version(r, version);
+            }
+        }
     }
     if version >= 10 {
         // The image the replica manager applied: the one the refusals' leaders came from.
@@ -154,13 +175,15 @@ fn count_request(metrics: &TopicMetrics, stats: Option<&TopicStats>, code: i16, 
     }
 }
 
+/// Appends one partition's batch; with acks=all, also what to wait for.
 fn append(
     broker: &Broker,
     stats: Option<&TopicStats>,
     topic: &str,
     index: i32,
     records: Bytes,
-) -> PartitionProduceResponse {
+    acks: i16,
+) -> (PartitionProduceResponse, Option<acks::Pending>) {
     let tp = TopicPartition::new(topic, index);
     let partition = match broker.replicas().get_leader(&tp) {
         Ok(p) => p,
@@ -171,9 +194,14 @@ fn append(
                     .with_leader_id(BrokerId(id))
                     .with_leader_epoch(epoch);
             }
-            return r;
+            return (r, None);
         }
     };
+    if acks == -1 && !partition.enough_in_sync(false) {
+        let code = E::NotEnoughReplicas.code();
+        let msg = "the ISR is smaller than min.insync.replicas".to_string();
+        return (error(index, code, Some(msg)), None);
+    }
     let size = records.len() as u64;
     let origin = AppendOrigin::Client {
         leader_epoch: partition.leader_epoch(),
@@ -205,13 +233,14 @@ fn append(
             r.base_offset = info.first_offset;
             r.log_append_time_ms = info.log_append_time;
             r.log_start_offset = info.log_start_offset;
-            r
+            let wait = (acks == -1).then(|| acks::Pending::new(partition, info.last_offset + 1));
+            (r, wait)
         }
         Err(e) => {
             tracing::debug!(partition = %tp, error = %e, "produce rejected");
             let code = log_error_code(&e);
             span.record("kafka.error_code", code);
-            error(index, code, Some(e.to_string()))
+            (error(index, code, Some(e.to_string())), None)
         }
     }
 }

@@ -316,6 +316,54 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "How often the log-start-offset checkpoint is written."
     ),
     def!(
+        "replica.lag.time.max.ms",
+        Some("30000"),
+        Long,
+        "A follower that has not caught up with the leader's log end for this long leaves the ISR."
+    ),
+    def!(
+        "replica.fetch.max.bytes",
+        Some("1048576"),
+        Int,
+        "Bytes a follower asks for per partition in one fetch (at least one batch is returned)."
+    ),
+    def!(
+        "replica.fetch.response.max.bytes",
+        Some("10485760"),
+        Int,
+        "Bytes a follower asks for in one whole fetch response."
+    ),
+    def!(
+        "replica.fetch.wait.max.ms",
+        Some("500"),
+        Int,
+        "How long a follower's fetch waits at the leader for data; at most replica.lag.time.max.ms."
+    ),
+    def!(
+        "replica.fetch.min.bytes",
+        Some("1"),
+        Int,
+        "Bytes a follower's fetch waits for before the leader answers."
+    ),
+    def!(
+        "replica.fetch.backoff.ms",
+        Some("1000"),
+        Int,
+        "How long a follower waits after a failed fetch before fetching that partition again."
+    ),
+    def!(
+        "replica.socket.timeout.ms",
+        Some("30000"),
+        Int,
+        "How long a follower waits for a fetch response before it reconnects."
+    ),
+    def!(
+        "num.replica.fetchers",
+        Some("1"),
+        Int,
+        "Fetcher tasks per source broker; a partition always uses the same one."
+    ),
+    def!(
         "replica.high.watermark.checkpoint.interval.ms",
         Some("5000"),
         Long,

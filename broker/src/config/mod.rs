@@ -12,10 +12,12 @@
 pub mod cluster;
 mod defs;
 mod listeners;
+mod replication;
 pub mod unsupported;
 
 pub use defs::{configuration_markdown, ConfigDef, Kind, BROKER_CONFIGS};
 pub use listeners::Listener;
+pub use replication::ReplicationConfig;
 
 use crate::connection_limits::LimitsConfig;
 use shale_local_log::{LogConfig, TOPIC_CONFIGS};
@@ -84,6 +86,8 @@ pub struct BrokerConfig {
     pub controller_listener_names: Vec<String>,
     /// `max.connections`, `max.connections.per.ip[.overrides]`, `connections.max.idle.ms`.
     pub connection_limits: LimitsConfig,
+    /// How partitions replicate (`replica.*`).
+    pub replication: ReplicationConfig,
     /// Partition log directories.
     pub log_dirs: Vec<PathBuf>,
     /// Directory holding `__cluster_metadata-0`.
@@ -223,6 +227,11 @@ impl BrokerConfig {
             })?),
         };
         let log_config = topic_defaults(&props)?;
+        let first_listener = listeners
+            .advertised
+            .first()
+            .map_or("PLAINTEXT", |l| &l.name);
+        let replication = replication::replication_config(&get, &positive, first_listener)?;
         Ok(BrokerConfig {
             node_id: node_id as i32,
             roles,
@@ -262,6 +271,7 @@ impl BrokerConfig {
             },
             log_config,
             groups: group_config(&int, &positive)?,
+            replication,
             explicit: props,
             ignored,
         })

@@ -38,6 +38,7 @@ use super::wire::WireContext;
 use crate::api::forward::Forwarder;
 use crate::config::cluster::Roles;
 use crate::config::BrokerConfig;
+use crate::replica::ReplicaFetchers;
 use crate::state::Broker;
 
 /// How long a controlled shutdown waits for the controller's consent.
@@ -55,6 +56,9 @@ pub struct ClusterNode {
     /// What the controller last said about this broker (its epoch above all).
     lifecycle_state: watch::Receiver<LifecycleState>,
     forward: Arc<ControllerChannel>,
+    /// ISR changes go to the controller on a channel of their own.
+    isr_channel: Arc<ControllerChannel>,
+    fetchers: Arc<ReplicaFetchers>,
     stop: watch::Sender<bool>,
 }
 
@@ -117,7 +121,14 @@ async fn join(config: &BrokerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Cl
         "metadata caught up with this broker's registration"
     );
     let forward = channel(&listener_name);
+    let isr_channel = channel(&listener_name);
+    let fetchers = Arc::new(ReplicaFetchers::new(
+        config.node_id,
+        config.replication.clone(),
+    ));
     Ok(ClusterNode {
+        isr_channel,
+        fetchers,
         node,
         controller,
         applied,
@@ -176,7 +187,14 @@ impl ClusterNode {
             .set_forwarded(Arc::new(crate::api::forward::LocalAdmin::new(broker)));
         tokio::spawn(follow(
             Arc::downgrade(broker),
+            self.fetchers.clone(),
             self.applied.subscribe(),
+            self.stop.subscribe(),
+        ));
+        tokio::spawn(super::isr_sender::run(
+            Arc::downgrade(broker),
+            self.isr_channel.clone(),
+            broker.config.replication.lag_time_max,
             self.stop.subscribe(),
         ));
         if let Some(lifecycle) = &self.lifecycle {
@@ -197,6 +215,7 @@ impl ClusterNode {
     pub async fn stop(mut self) {
         self.controlled_shutdown().await;
         let _ = self.stop.send(true);
+        self.fetchers.shutdown();
         self.node.shutdown().await;
     }
 }
@@ -205,11 +224,13 @@ impl ClusterNode {
 /// coordinator with its leadership of `__consumer_offsets`.
 async fn follow(
     broker: std::sync::Weak<Broker>,
+    fetchers: Arc<ReplicaFetchers>,
     mut offsets: watch::Receiver<i64>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
         let Some(b) = broker.upgrade() else { return };
+        let reconciled = b.clone();
         let result = shale_common::blocking::spawn(move || {
             let reconciled = b.reconcile();
             crate::group::store::sync_partitions(&b);
@@ -224,6 +245,8 @@ async fn follow(
                 return;
             }
         }
+        fetchers.sync(&reconciled);
+        drop(reconciled);
         tokio::select! {
             changed = offsets.changed() => if changed.is_err() { return },
             _ = stop.changed() => return,

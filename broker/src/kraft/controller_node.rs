@@ -238,8 +238,7 @@ pub(super) async fn start_controller(
             Arc::new(quorum),
             SeededRng::from_entropy(),
         )
-        .with_broker_session_timeout_ms(config.broker_session_timeout_ms)
-        .with_max_replication_factor(1),
+        .with_broker_session_timeout_ms(config.broker_session_timeout_ms),
     );
     node.set_controller(controller.clone());
     tokio::spawn(activate_on_leadership(node.view(), controller.clone()));

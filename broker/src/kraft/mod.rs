@@ -14,6 +14,7 @@
 //! * [`controller_node`] — a controller-only `shale` process (`process.roles=controller`).
 //! * [`controller_channel`] — a broker's connection to the active controller.
 //! * [`lifecycle_manager`] — the broker side of BrokerRegistration / BrokerHeartbeat.
+//! * [`isr_sender`] — a partition leader's ISR changes, sent to the controller.
 //! * [`cluster_node`] — a combined node in a multi-voter quorum: the above, assembled.
 
 pub mod broker_lifecycle;
@@ -22,6 +23,7 @@ pub mod controller_apis;
 pub mod controller_channel;
 pub mod controller_node;
 pub mod driver;
+pub mod isr_sender;
 pub mod lifecycle_manager;
 pub mod listener;
 pub mod metadata;

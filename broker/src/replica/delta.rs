@@ -4,7 +4,7 @@
 //! The computation is pure — it compares the image with what is hosted and touches no log —
 //! so it is tested on crafted images alone.
 
-use super::partition::{FollowerState, Role};
+use super::partition::{Assignment, FollowerState, Role};
 use shale_common::TopicPartition;
 use shale_raft::{MetadataImage, TopicImage};
 use std::collections::HashMap;
@@ -33,6 +33,8 @@ pub struct Hosted {
     pub role: Role,
     /// The image's partition epoch.
     pub partition_epoch: i32,
+    /// The image's replicas and ISR.
+    pub assignment: Assignment,
 }
 
 /// The local consequences of an image.
@@ -85,6 +87,10 @@ pub fn local_changes(
                 topic: topic.clone(),
                 role,
                 partition_epoch: p.partition_epoch,
+                assignment: Assignment {
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                },
             });
         }
     }

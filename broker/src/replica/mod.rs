@@ -14,14 +14,18 @@
 //! the per-topic meters follow the hosted set.
 
 mod config;
+mod connection;
 pub mod delta;
+mod fetcher;
+pub mod isr;
 mod partition;
 #[cfg(test)]
 mod tests;
 
 pub use config::effective_log_config;
 pub use delta::DeleteReason;
-pub use partition::{FollowerState, Partition, Role};
+pub use fetcher::ReplicaFetchers;
+pub use partition::{Assignment, FollowerState, Partition, Role};
 
 use crate::topic_metrics::TopicMetrics;
 use parking_lot::{Mutex, RwLock};
@@ -66,6 +70,10 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     image: RwLock<Arc<MetadataImage>>,
     apply_lock: Mutex<()>,
+    /// ISR changes leaders want, one per partition (bounded by the hosted partitions), until
+    /// the AlterPartition sender takes them.
+    isr_proposals: Mutex<HashMap<TopicPartition, Vec<i32>>>,
+    isr_wake: tokio::sync::Notify,
 }
 
 impl ReplicaManager {
@@ -86,6 +94,8 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             image: RwLock::new(Arc::new(MetadataImage::empty(""))),
             apply_lock: Mutex::new(()),
+            isr_proposals: Mutex::new(HashMap::new()),
+            isr_wake: tokio::sync::Notify::new(),
         }
     }
 
@@ -143,6 +153,35 @@ impl ReplicaManager {
     pub fn hosted_topics(&self) -> Vec<Arc<str>> {
         let parts = self.partitions.read();
         parts.keys().map(|tp| tp.topic.clone()).collect()
+    }
+
+    /// A leader wants the controller to set `tp`'s ISR to `isr` (the latest wish replaces an
+    /// earlier one not sent yet).
+    pub fn propose_isr(&self, tp: &TopicPartition, isr: Vec<i32>) {
+        self.isr_proposals.lock().insert(tp.clone(), isr);
+        self.isr_wake.notify_one();
+    }
+
+    /// Checks every led partition for ISR members that stopped catching up for `lag_ms`
+    /// (Kafka's `maybeShrinkIsr`, run every `replica.lag.time.max.ms / 2`).
+    pub fn propose_isr_shrinks(&self, lag_ms: i64) {
+        for p in self.leaders() {
+            if let Some(isr) = p.isr_shrink(lag_ms) {
+                tracing::info!(partition = %p.tp, ?isr, "shrinking the ISR: members stopped catching up");
+                self.propose_isr(&p.tp, isr);
+            }
+        }
+    }
+
+    /// Waits until an ISR change is proposed, then takes every proposal.
+    pub async fn take_isr_proposals(&self) -> Vec<(TopicPartition, Vec<i32>)> {
+        loop {
+            let taken: Vec<_> = self.isr_proposals.lock().drain().collect();
+            if !taken.is_empty() {
+                return taken;
+            }
+            self.isr_wake.notified().await;
+        }
     }
 
     /// Deletes logs found at start-up whose topic the metadata does not know.
@@ -219,14 +258,22 @@ impl ReplicaManager {
             if p.log.config() != cfg {
                 p.log.update_config(cfg);
             }
-            if p.set_role(h.role, h.partition_epoch) {
+            if p.set_role(h.role, h.partition_epoch, h.assignment) {
                 tracing::info!(partition = %h.tp, role = ?h.role, "partition role changed");
             }
             return Ok(());
         }
         match self.logs.get_or_create(&h.tp, h.topic.id, cfg) {
             Ok(log) => {
-                let part = Partition::new(h.tp.clone(), h.topic.id, log, h.role, h.partition_epoch);
+                let part = Partition::new(
+                    h.tp.clone(),
+                    h.topic.id,
+                    log,
+                    self.node_id,
+                    h.role,
+                    h.partition_epoch,
+                    h.assignment,
+                );
                 self.partitions.write().insert(h.tp, Arc::new(part));
                 Ok(())
             }
