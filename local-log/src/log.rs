@@ -128,6 +128,8 @@ pub struct Log {
     pub(crate) highest_remote_offset: AtomicI64,
     /// Cleaner checkpoint: offsets below it have been compacted.
     pub(crate) cleaner_checkpoint: AtomicI64,
+    /// The high watermark the broker last published; `replication-offset-checkpoint` keeps it.
+    pub(crate) high_watermark: AtomicI64,
     /// Earliest delete horizon of a cleaned batch still holding tombstones (-1 = none).
     pub(crate) delete_horizon: AtomicI64,
     pub(crate) log_end_offset: AtomicI64,
@@ -195,6 +197,7 @@ impl Log {
             log_start_offset: AtomicI64::new(loaded.log_start_offset),
             highest_remote_offset: AtomicI64::new(-1),
             cleaner_checkpoint: AtomicI64::new(0),
+            high_watermark: AtomicI64::new(0),
             delete_horizon: AtomicI64::new(-1),
             log_end_offset: AtomicI64::new(loaded.log_end_offset),
             recovery_point: Arc::new(RecoveryPoint::new(loaded.recovery_point)),
@@ -221,6 +224,18 @@ impl Log {
     /// The topic id, if known.
     pub fn topic_id(&self) -> Option<Uuid> {
         self.topic_id
+    }
+
+    /// The high watermark last recorded with [`Log::set_high_watermark`] (or restored from the
+    /// checkpoint), within the log's offsets: a truncation below it lowers it.
+    pub fn high_watermark(&self) -> i64 {
+        let hw = self.high_watermark.load(Ordering::Acquire);
+        hw.min(self.log_end_offset()).max(self.log_start_offset())
+    }
+
+    /// Records the partition's high watermark, which the broker computes, for the checkpoint.
+    pub fn set_high_watermark(&self, hw: i64) {
+        self.high_watermark.store(hw, Ordering::Release);
     }
 
     /// Log start offset.

@@ -152,6 +152,7 @@ impl LogManager {
         let recovery = read_offset_checkpoint(&log_dir.join(RECOVERY_POINT_CHECKPOINT))?;
         let starts = read_offset_checkpoint(&log_dir.join(LOG_START_OFFSET_CHECKPOINT))?;
         let cleaned = read_offset_checkpoint(&log_dir.join(CLEANER_OFFSET_CHECKPOINT))?;
+        let hws = read_offset_checkpoint(&log_dir.join(REPLICATION_OFFSET_CHECKPOINT))?;
         for e in fs::read_dir(log_dir).ctx(log_dir)? {
             let e = e.ctx(log_dir)?;
             if !e.file_type().ctx(&e.path())?.is_dir() {
@@ -185,6 +186,9 @@ impl LogManager {
             )?;
             if let Some(&c) = cleaned.get(&tp) {
                 log.set_cleaner_checkpoint(c);
+            }
+            if let Some(&hw) = hws.get(&tp) {
+                log.set_high_watermark(hw);
             }
             if !known {
                 self.strays.write().push(tp.clone());
@@ -328,7 +332,7 @@ impl LogManager {
         self.logs.read().get(tp).map(|e| e.log_dir.clone())
     }
 
-    /// Writes the three offset checkpoints of every log dir (HW = LEO on a single node).
+    /// Writes the three offset checkpoints of every log dir.
     pub fn write_checkpoints(&self) -> Result<()> {
         let logs = self.logs.read();
         for log_dir in &self.opts.log_dirs {
@@ -337,7 +341,7 @@ impl LogManager {
             let mut hws = Vec::new();
             for (tp, e) in logs.iter().filter(|(_, e)| &e.log_dir == log_dir) {
                 recovery.push((tp.clone(), e.log.recovery_point()));
-                hws.push((tp.clone(), e.log.log_end_offset()));
+                hws.push((tp.clone(), e.log.high_watermark()));
                 // Tiered logs always (invariant 4): their start cannot be derived from local files.
                 if e.log.is_tiered() || e.log.log_start_offset() > e.log.first_segment_base_offset()
                 {

@@ -71,6 +71,8 @@ fn create_shutdown_reopen() {
         ]
     );
     m.get(&tp0).unwrap().delete_records_before(1).unwrap();
+    let tp1 = TopicPartition::new("topic", 1);
+    m.get(&tp1).unwrap().set_high_watermark(1);
     m.shutdown().unwrap();
     let marker = dirs[0].join(".kafka_cleanshutdown");
     assert_eq!(
@@ -95,6 +97,9 @@ fn create_shutdown_reopen() {
     assert!(m.stray_partitions().is_empty());
     let log = m.get(&tp0).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (1, 2));
+    // The high watermark comes back from the checkpoint, within the log's offsets.
+    assert_eq!(m.get(&tp1).unwrap().high_watermark(), 1);
+    assert_eq!(log.high_watermark(), 1, "never set: the log start");
     assert_eq!(log.topic_id(), Some(id));
     m.delete(&tp0).unwrap();
     assert!(m.get(&tp0).is_none());

@@ -126,6 +126,8 @@ requests! {
     OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
     DescribeQuorum => DescribeQuorumRequest,
     ElectLeaders => ElectLeadersRequest,
+    AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
+    ListPartitionReassignments => ListPartitionReassignmentsRequest,
     DescribeLogDirs => DescribeLogDirsRequest,
     FindCoordinator => FindCoordinatorRequest,
     JoinGroup => JoinGroupRequest,

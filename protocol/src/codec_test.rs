@@ -102,6 +102,8 @@ fn every_served_api_round_trips_at_every_version() {
         OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
         DescribeQuorum => DescribeQuorumRequest,
         ElectLeaders => ElectLeadersRequest,
+        AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
+        ListPartitionReassignments => ListPartitionReassignmentsRequest,
         DescribeLogDirs => DescribeLogDirsRequest, FindCoordinator => FindCoordinatorRequest,
         JoinGroup => JoinGroupRequest, SyncGroup => SyncGroupRequest,
         Heartbeat => HeartbeatRequest, LeaveGroup => LeaveGroupRequest,
@@ -110,7 +112,7 @@ fn every_served_api_round_trips_at_every_version() {
         DeleteGroups => DeleteGroupsRequest, OffsetDelete => OffsetDeleteRequest,
         SaslHandshake => SaslHandshakeRequest,
     }
-    assert_eq!(Request::SERVED_API_KEYS.len(), 32);
+    assert_eq!(Request::SERVED_API_KEYS.len(), 34);
 }
 
 fn produce(version: i16, records: &Bytes) -> km::ProduceRequest {

@@ -194,8 +194,6 @@ pub struct Controller {
     writer: Mutex<()>,
     /// The active controller's broker sessions (taken after `writer` when both are held).
     pub(crate) sessions: Mutex<Sessions>,
-    /// The most replicas a partition may be given (see [`Controller::with_max_replication_factor`]).
-    max_replication_factor: i16,
 }
 
 impl Controller {
@@ -233,36 +231,6 @@ impl Controller {
             quorum,
             writer: Mutex::new(()),
             sessions: Mutex::new(Sessions::new(DEFAULT_BROKER_SESSION_TIMEOUT_MS)),
-            max_replication_factor: i16::MAX,
-        }
-    }
-
-    /// Refuses partitions with more than `max` replicas (INVALID_REPLICATION_FACTOR): a
-    /// cluster whose brokers do not replicate yet must not promise copies it does not keep.
-    pub fn with_max_replication_factor(mut self, max: i16) -> Controller {
-        self.max_replication_factor = max;
-        self
-    }
-
-    /// The most replicas a partition may be given.
-    pub fn max_replication_factor(&self) -> i16 {
-        self.max_replication_factor
-    }
-
-    /// Checks an assignment against [`Controller::with_max_replication_factor`].
-    pub(crate) fn check_replicas_supported(
-        &self,
-        assignment: &[(i32, Vec<i32>)],
-    ) -> Result<(), ControllerError> {
-        let max = self.max_replication_factor;
-        match assignment.iter().map(|(_, r)| r.len()).max() {
-            Some(rf) if rf > max as usize => {
-                Err(ControllerError::InvalidReplicationFactor(format!(
-                    "Replication factor {rf} is not supported: this cluster keeps at most {max} \
-                 replica(s) per partition (partition replication is not built yet)."
-                )))
-            }
-            _ => Ok(()),
         }
     }
 

@@ -27,6 +27,7 @@ fn partition(replicas: &[i32], isr: &[i32], leader: i32) -> PartitionImage {
         leader,
         leader_epoch: 3,
         partition_epoch: 5,
+        ..Default::default()
     }
 }
 

@@ -42,6 +42,7 @@ fn partition_records(
             leader: replicas.first().copied().unwrap_or(-1),
             leader_epoch: 0,
             partition_epoch: 0,
+            ..Default::default()
         };
         MetadataRecord::Partition(image.to_record(topic_id, *p))
     })
@@ -86,7 +87,6 @@ impl Controller {
                 }
                 check_assignment(image, spec.assignments.clone(), 0)?
             };
-            self.check_replicas_supported(&assignment)?;
             let configs = check_topic_configs(&spec.configs)?;
             self.check_policy(image, &spec.name, None, &configs)?;
             let created = CreatedTopic {
@@ -160,7 +160,6 @@ impl Controller {
             let brokers = usable_brokers(image);
             check_replication_factor(rf, brokers.len())?;
             let assignment = place_replicas(&brokers, current, new_total - current, rf);
-            self.check_replicas_supported(&assignment)?;
             if validate_only {
                 return Ok((Vec::new(), ()));
             }

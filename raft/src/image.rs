@@ -56,13 +56,17 @@ pub struct TopicImage {
 }
 
 /// One partition's replica assignment and leadership.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PartitionImage {
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// Replicas a reassignment in progress adds (they are in `replicas` too).
+    pub adding_replicas: Vec<i32>,
+    /// Replicas a reassignment in progress removes (still in `replicas`).
+    pub removing_replicas: Vec<i32>,
 }
 
 /// A registered broker.
@@ -244,6 +248,8 @@ impl MetadataImage {
                     leader: r.leader,
                     leader_epoch: r.leader_epoch,
                     partition_epoch: r.partition_epoch,
+                    adding_replicas: r.adding_replicas.clone(),
+                    removing_replicas: r.removing_replicas.clone(),
                 },
             );
         }
@@ -261,6 +267,12 @@ impl MetadataImage {
         }
         if let Some(replicas) = &r.replicas {
             p.replicas = replicas.clone();
+        }
+        if let Some(adding) = &r.adding_replicas {
+            p.adding_replicas = adding.clone();
+        }
+        if let Some(removing) = &r.removing_replicas {
+            p.removing_replicas = removing.clone();
         }
         if r.leader != NO_LEADER_CHANGE {
             p.leader = r.leader;
@@ -416,8 +428,8 @@ impl PartitionImage {
             topic_id,
             replicas: self.replicas.clone(),
             isr: self.isr.clone(),
-            removing_replicas: Vec::new(),
-            adding_replicas: Vec::new(),
+            removing_replicas: self.removing_replicas.clone(),
+            adding_replicas: self.adding_replicas.clone(),
             leader: self.leader,
             leader_recovery_state: 0,
             leader_epoch: self.leader_epoch,

@@ -38,6 +38,7 @@ fn topic(name: &str, tid: u128, partitions: i32) -> Vec<MetadataRecord> {
                 leader: 1,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                ..Default::default()
             }
             .to_record(id(tid), p),
         ));

@@ -3,7 +3,7 @@ per node) form one cluster on loopback, driven by real clients.
 
 * confluent-kafka, kafka-python and kcat see all three brokers; topics created through any
   broker (forwarded to the active controller) get leaders spread over the brokers; producers and
-  a consumer group route to the leaders; a replication factor the cluster cannot keep yet is
+  a consumer group route to the leaders; a replication factor above the number of brokers is
   refused with INVALID_REPLICATION_FACTOR. Every broker hands out producer ids (from blocks the
   active controller allocates) and an idempotent producer works.
 * A broker killed with -9 is fenced once its session expires (its partitions lose their leader
@@ -290,7 +290,7 @@ def test_clients_see_the_cluster_and_admin_requests_work_on_any_broker(cluster, 
     admin = kh._track(KafkaAdminClient(bootstrap_servers=cluster[1].bootstrap))
     admin.create_topics([KpNewTopic("kp", num_partitions=6, replication_factor=1)])
     with pytest.raises(InvalidReplicationFactorError):
-        admin.create_topics([KpNewTopic("rf3", num_partitions=1, replication_factor=3)])
+        admin.create_topics([KpNewTopic("rf4", num_partitions=1, replication_factor=4)])
     racks = {b["node_id"]: b["rack"] for b in kh.raw_metadata("127.0.0.1", cluster[1].port)["brokers"]}
     assert racks == {1: "rack-1", 2: "rack-2", 3: "rack-3"}, racks
     producer = kh._track(KafkaProducer(bootstrap_servers=cluster[2].bootstrap))

@@ -406,6 +406,37 @@ async fn every_advertised_version_is_served() {
     )
     .await;
 
+    // A move of ct7-0 to the replica it already has: accepted, nothing to do, nothing listed.
+    each(
+        &mut c,
+        ApiKey::AlterPartitionReassignments,
+        |_| {
+            let mut p = alter_partition_reassignments_request::ReassignablePartition::default();
+            p.replicas = Some(vec![BrokerId(1)]);
+            let mut t = alter_partition_reassignments_request::ReassignableTopic::default();
+            t.name = name("ct7");
+            t.partitions = vec![p];
+            let mut r = AlterPartitionReassignmentsRequest::default();
+            r.topics = vec![t];
+            r
+        },
+        |v, r| {
+            assert_eq!(r.error_code, 0, "AlterPartitionReassignments v{v}");
+            assert_eq!(r.responses[0].partitions[0].error_code, 0, "v{v}");
+        },
+    )
+    .await;
+    each(
+        &mut c,
+        ApiKey::ListPartitionReassignments,
+        |_| ListPartitionReassignmentsRequest::default(),
+        |v, r| {
+            assert_eq!(r.error_code, 0, "ListPartitionReassignments v{v}");
+            assert!(r.topics.is_empty(), "v{v}");
+        },
+    )
+    .await;
+
     each(
         &mut c,
         ApiKey::DescribeLogDirs,

@@ -25,6 +25,7 @@ mod metadata;
 mod produce;
 mod producers;
 mod quorum;
+mod reassign;
 mod replica_fetch;
 mod trace;
 
@@ -74,6 +75,8 @@ pub const SUPPORTED: &[ApiKey] = &[
     ApiKey::DescribeTopicPartitions,
     ApiKey::DescribeQuorum,
     ApiKey::ElectLeaders,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
     ApiKey::JoinGroup,
     ApiKey::SyncGroup,
     ApiKey::Heartbeat,
@@ -233,6 +236,13 @@ async fn dispatch(
             reply!(DescribeProducers, producers::describe_producers(broker, &r))
         }
         Request::ElectLeaders(r) => reply!(ElectLeaders, elect::handle(broker, &r, v).await),
+        Request::AlterPartitionReassignments(r) => reply!(
+            AlterPartitionReassignments,
+            reassign::alter(broker, &r).await
+        ),
+        Request::ListPartitionReassignments(r) => {
+            reply!(ListPartitionReassignments, reassign::list(broker, &r))
+        }
         Request::DescribeQuorum(r) => reply!(DescribeQuorum, quorum::describe(broker, &r, v)),
         Request::OffsetForLeaderEpoch(r) => reply!(
             OffsetForLeaderEpoch,

@@ -134,7 +134,7 @@ macro_rules! per_partition {
 
 flat! {
     top: ApiVersionsResponse, InitProducerIdResponse, DescribeClusterResponse, HeartbeatResponse,
-        JoinGroupResponse, SyncGroupResponse, ListGroupsResponse;
+        JoinGroupResponse, SyncGroupResponse, ListGroupsResponse, ListPartitionReassignmentsResponse;
     items: CreateTopicsResponse => topics, DeleteTopicsResponse => responses,
         CreatePartitionsResponse => results, DescribeConfigsResponse => results,
         AlterConfigsResponse => responses, IncrementalAlterConfigsResponse => responses,
@@ -162,6 +162,10 @@ first_error! {
     ElectLeadersResponse => |r| {
         let results = r.replica_election_results.iter();
         let partitions = results.flat_map(|t| t.partition_result.iter());
+        [r.error_code].into_iter().chain(partitions.map(|p| p.error_code))
+    };
+    AlterPartitionReassignmentsResponse => |r| {
+        let partitions = r.responses.iter().flat_map(|t| t.partitions.iter());
         [r.error_code].into_iter().chain(partitions.map(|p| p.error_code))
     };
     DescribeQuorumResponse => |r| {

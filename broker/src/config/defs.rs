@@ -109,7 +109,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "inter.broker.listener.name",
         None,
         Str,
-        "Accepted when it names a PLAINTEXT listener; a single node has no inter-broker traffic."
+        "The broker listener followers fetch from (a PLAINTEXT one); by default the first broker listener."
     ),
     def!(
         "log.dirs",
@@ -367,7 +367,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "replica.high.watermark.checkpoint.interval.ms",
         Some("5000"),
         Long,
-        "How often the high-watermark checkpoint is written."
+        "How often replication-offset-checkpoint (the high watermarks) is written; all offset checkpoints are written together, at the shorter of this and log.flush.offset.checkpoint.interval.ms."
     ),
     def!(
         "log.cleanup.policy",

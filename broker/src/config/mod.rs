@@ -120,7 +120,8 @@ pub struct BrokerConfig {
     pub queued_max_requests: usize,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
-    /// `log.flush.offset.checkpoint.interval.ms`.
+    /// How often the offset checkpoints are written: the shorter of
+    /// `log.flush.offset.checkpoint.interval.ms` and `replica.high.watermark.checkpoint.interval.ms`.
     pub checkpoint_interval_ms: u64,
     /// `max.incremental.fetch.session.cache.slots`.
     pub fetch_session_slots: usize,
@@ -260,7 +261,9 @@ impl BrokerConfig {
             socket_request_max_bytes: positive("socket.request.max.bytes")? as usize,
             queued_max_requests: positive("queued.max.requests")? as usize,
             retention_check_interval_ms: positive("log.retention.check.interval.ms")? as u64,
-            checkpoint_interval_ms: positive("log.flush.offset.checkpoint.interval.ms")? as u64,
+            checkpoint_interval_ms: positive("log.flush.offset.checkpoint.interval.ms")?
+                .min(positive("replica.high.watermark.checkpoint.interval.ms")?)
+                as u64,
             fetch_session_slots: int("max.incremental.fetch.session.cache.slots").max(0) as usize,
             metrics_address,
             metrics_topic_labels_max: int("shale.metrics.topic.labels.max").max(0) as usize,

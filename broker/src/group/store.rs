@@ -47,15 +47,10 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), i16> {
     }
     let cfg = broker.groups.with(|g| g.config().clone());
     let brokers = image.brokers.len().max(1) as i16;
-    let max_rf = broker.controller.max_replication_factor();
     let spec = CreateTopicSpec {
         name: OFFSETS_TOPIC.to_string(),
         num_partitions: cfg.offsets_partitions,
-        replication_factor: cfg
-            .offsets_replication_factor
-            .min(brokers)
-            .max(1)
-            .min(max_rf),
+        replication_factor: cfg.offsets_replication_factor.min(brokers).max(1),
         assignments: vec![],
         configs: vec![
             ("cleanup.policy".into(), "compact".into()),

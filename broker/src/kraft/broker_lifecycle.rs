@@ -1,5 +1,6 @@
-//! BrokerRegistration (api 62), BrokerHeartbeat (api 63) and AllocateProducerIds (api 67) on
-//! the controller listener — what a broker asks of the active controller for itself: decode
+//! BrokerRegistration (api 62), BrokerHeartbeat (api 63), AllocateProducerIds (api 67) and
+//! AlterPartition (api 56, v2–3) on the controller listener — what a broker asks of the
+//! active controller for itself and for the partitions it leads: decode
 //! with kafka-protocol, call the metadata [`Controller`] on a blocking thread (its writes wait
 //! for the quorum to commit), encode the answer. A quorum member without a controller, or a
 //! controller that is not active, answers NOT_CONTROLLER, as Kafka's controller does.
@@ -11,17 +12,20 @@ use shale_common::Clock;
 use shale_protocol::codec::decode_message;
 use shale_protocol::kafka_protocol::error::ResponseError;
 use shale_protocol::kafka_protocol::messages::{
-    AllocateProducerIdsRequest, AllocateProducerIdsResponse, ApiKey, BrokerHeartbeatRequest,
-    BrokerHeartbeatResponse, BrokerRegistrationRequest, BrokerRegistrationResponse, ProducerId,
+    alter_partition_response, AllocateProducerIdsRequest, AllocateProducerIdsResponse,
+    AlterPartitionRequest, AlterPartitionResponse, ApiKey, BrokerHeartbeatRequest,
+    BrokerHeartbeatResponse, BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse,
+    ProducerId,
 };
 use shale_protocol::kafka_protocol::protocol::{Encodable, Message};
 use shale_raft::broker_liveness::Heartbeat;
+use shale_raft::controller_isr::{AlterIsr, IsrChange, IsrError, IsrState};
 use shale_raft::{Controller, ControllerError, Endpoint};
 
 use crate::errors::controller_error;
 
 /// The versions served here, as (api, (min, max)).
-pub const VERSIONS: [(ApiKey, (i16, i16)); 3] = [
+pub const VERSIONS: [(ApiKey, (i16, i16)); 4] = [
     (
         ApiKey::BrokerRegistration,
         (
@@ -43,6 +47,13 @@ pub const VERSIONS: [(ApiKey, (i16, i16)); 3] = [
             AllocateProducerIdsRequest::VERSIONS.max,
         ),
     ),
+    (
+        ApiKey::AlterPartition,
+        (
+            AlterPartitionRequest::VERSIONS.min,
+            AlterPartitionRequest::VERSIONS.max,
+        ),
+    ),
 ];
 
 /// Whether `api_key` is answered by [`answer`].
@@ -50,7 +61,7 @@ pub fn handles(api_key: ApiKey) -> bool {
     VERSIONS.iter().any(|(k, _)| *k == api_key)
 }
 
-/// The response body for a BrokerRegistration, BrokerHeartbeat or AllocateProducerIds request.
+/// The response body for a request of one of the [`VERSIONS`] APIs.
 pub async fn answer(
     api_key: ApiKey,
     version: i16,
@@ -93,6 +104,9 @@ pub async fn answer(
             };
             response.encode(&mut out, version)?;
         }
+        ApiKey::AlterPartition => alter_partition(version, body, controller)
+            .await?
+            .encode(&mut out, version)?,
         _ => heartbeat(version, body, controller, now_ms)
             .await?
             .encode(&mut out, version)?,
@@ -126,6 +140,90 @@ async fn heartbeat(
                 .with_is_fenced(true),
         },
     )
+}
+
+async fn alter_partition(
+    version: i16,
+    body: Bytes,
+    controller: Option<Arc<Controller>>,
+) -> anyhow::Result<AlterPartitionResponse> {
+    let req: AlterPartitionRequest = decode_message(body, version)?;
+    let asked = alter_isr(&req);
+    let outcomes = match call(controller, move |c| c.alter_partition(asked)).await {
+        Ok(outcomes) => outcomes,
+        Err(code) => return Ok(AlterPartitionResponse::default().with_error_code(code)),
+    };
+    let mut outcomes = outcomes.into_iter();
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .zip(outcomes.by_ref())
+                .map(|(p, outcome)| partition_outcome(p.partition_index, outcome))
+                .collect();
+            alter_partition_response::TopicData::default()
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    Ok(AlterPartitionResponse::default().with_topics(topics))
+}
+
+/// The controller's form of an AlterPartition request; v2 members carry no broker epoch (-1).
+fn alter_isr(req: &AlterPartitionRequest) -> AlterIsr {
+    let partitions = req.topics.iter().flat_map(|t| {
+        t.partitions.iter().map(|p| IsrChange {
+            topic_id: t.topic_id,
+            partition: p.partition_index,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr: if p.new_isr_with_epochs.is_empty() {
+                p.new_isr.iter().map(|b| (b.0, -1)).collect()
+            } else {
+                let members = p.new_isr_with_epochs.iter();
+                members.map(|b| (b.broker_id.0, b.broker_epoch)).collect()
+            },
+            leader_recovery_state: p.leader_recovery_state,
+        })
+    });
+    AlterIsr {
+        broker_id: req.broker_id.0,
+        broker_epoch: req.broker_epoch,
+        partitions: partitions.collect(),
+    }
+}
+
+fn partition_outcome(
+    index: i32,
+    outcome: Result<IsrState, IsrError>,
+) -> alter_partition_response::PartitionData {
+    let data = alter_partition_response::PartitionData::default().with_partition_index(index);
+    match outcome {
+        Ok(s) => data
+            .with_leader_id(BrokerId(s.leader))
+            .with_leader_epoch(s.leader_epoch)
+            .with_isr(s.isr.into_iter().map(BrokerId).collect())
+            .with_partition_epoch(s.partition_epoch),
+        Err(e) => data.with_error_code(isr_error_code(e)),
+    }
+}
+
+/// Kafka's error code for a refused ISR change (AlterPartition v2+).
+fn isr_error_code(e: IsrError) -> i16 {
+    let kafka = match e {
+        IsrError::UnknownTopicId => ResponseError::UnknownTopicId,
+        IsrError::UnknownPartition => ResponseError::UnknownTopicOrPartition,
+        IsrError::ControllerBehind => ResponseError::NotController,
+        IsrError::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+        IsrError::InvalidUpdateVersion => ResponseError::InvalidUpdateVersion,
+        IsrError::InvalidRequest => ResponseError::InvalidRequest,
+        IsrError::IneligibleReplica => ResponseError::IneligibleReplica,
+        IsrError::NewLeaderElected => ResponseError::NewLeaderElected,
+    };
+    kafka.code()
 }
 
 fn registration(req: &BrokerRegistrationRequest) -> shale_raft::BrokerRegistrationRequest {

@@ -7,7 +7,8 @@
 //! * [`driver`] — the thread that runs the sans-IO core with its durable store.
 //! * [`peers`] — one task per other voter, sending the core's requests.
 //! * [`listener`] — the controller listener, answering peers' requests.
-//! * [`broker_lifecycle`] — BrokerRegistration and BrokerHeartbeat on that listener.
+//! * [`broker_lifecycle`] — BrokerRegistration, BrokerHeartbeat, AllocateProducerIds and
+//!   AlterPartition on that listener.
 //! * [`node`] — a quorum member assembled from the above.
 //! * [`metadata`] — the controller's metadata quorum over a member: committed entries applied
 //!   to the metadata image, leader-only commits.

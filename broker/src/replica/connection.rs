@@ -109,6 +109,6 @@ impl BrokerConnection {
             );
             body = body.split_off(1);
         }
-        Ok(R::decode(&mut body, version)?)
+        R::decode(&mut body, version)
     }
 }

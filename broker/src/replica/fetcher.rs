@@ -43,8 +43,11 @@ const FETCH_VERSION: i16 = 16;
 pub struct ReplicaFetchers {
     me: i32,
     config: ReplicationConfig,
-    tasks: Mutex<HashMap<(i32, usize), watch::Sender<Vec<TopicPartition>>>>,
+    tasks: Mutex<HashMap<FetcherKey, watch::Sender<Vec<TopicPartition>>>>,
 }
+
+/// One fetch task: the leader it fetches from and its slot among `num.replica.fetchers`.
+type FetcherKey = (i32, usize);
 
 impl ReplicaFetchers {
     /// Fetchers for broker `me`; none runs until [`ReplicaFetchers::sync`].
@@ -188,7 +191,7 @@ impl Fetcher {
         let leader = image.brokers.get(&self.leader)?;
         let listener = &self.config.inter_broker_listener;
         let endpoint = leader.endpoints.iter().find(|e| &e.name == listener)?;
-        let addr = (endpoint.host.clone(), u16::try_from(endpoint.port).ok()?);
+        let addr = (endpoint.host.clone(), endpoint.port);
         let broker_epoch = image.brokers.get(&self.me).map_or(-1, |b| b.epoch);
         let mut sent = HashMap::new();
         let mut topics: Vec<FetchTopic> = Vec::new();
@@ -289,6 +292,12 @@ fn apply_partition(p: &Partition, data: &PartitionData) -> Result<Next, LogError
                 p.log.append(records.clone(), AppendOrigin::Replication)?;
             }
             p.set_follower_high_watermark(data.high_watermark);
+            // DeleteRecords and retention on the leader move this replica's log start too, up
+            // to what is committed here.
+            let start = data.log_start_offset.min(p.high_watermark());
+            if start > p.log.log_start_offset() {
+                p.log.delete_records_before(start)?;
+            }
             Ok(Next::FetchAgain)
         }
         code if code == E::OffsetOutOfRange.code() => {

@@ -96,7 +96,7 @@ impl Partition {
         let part = Partition {
             tp,
             topic_id,
-            high_watermark: AtomicI64::new(log.log_start_offset()),
+            high_watermark: AtomicI64::new(log.high_watermark()),
             log,
             me,
             state: RwLock::new(State {
@@ -309,6 +309,7 @@ impl Partition {
             let leo = self.log.log_end_offset();
             self.high_watermark.fetch_min(leo, Ordering::AcqRel);
         }
+        self.log.set_high_watermark(self.high_watermark());
         self.progress.publish(Progress {
             log_end_offset: self.log.log_end_offset(),
             high_watermark: self.high_watermark(),

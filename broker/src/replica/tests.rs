@@ -52,6 +52,7 @@ fn image(id: Uuid, replicas: &[i32], leader: i32, leader_epoch: i32, pe: i32) ->
         leader,
         leader_epoch,
         partition_epoch: pe,
+        ..Default::default()
     };
     let topic = TopicImage {
         name: "t".into(),
