@@ -1,70 +1,12 @@
-use std::path::Path;
-
-use shale_common::{ManualClock, SeededRng};
-use uuid::Uuid;
-
 use super::*;
-use crate::broker_liveness::Heartbeat;
-use crate::controller::{ControllerOptions, CreateTopicSpec, MetadataLogTuning};
-use crate::controller_brokers::BrokerRegistrationRequest;
-use crate::format::format_dirs;
-use crate::image::Endpoint;
-
-const CLUSTER: &str = "MkU3OEVBNTcwNTJENDM2Qg";
-const T0: u64 = 1_700_000_000_000;
-
-fn open(dir: &Path) -> Controller {
-    format_dirs(&[dir.to_path_buf()], CLUSTER, 9, &*SeededRng::new(9)).unwrap();
-    let opts = ControllerOptions {
-        metadata_log_dir: dir.to_path_buf(),
-        node_id: 9,
-        endpoints: vec![],
-        rack: None,
-        default_num_partitions: 1,
-        default_replication_factor: 1,
-        snapshot_every_records: 0,
-    };
-    let clock = ManualClock::new(T0 as i64);
-    Controller::open_with(opts, MetadataLogTuning::default(), clock, SeededRng::new(3)).unwrap()
-}
-
-/// Registers and unfences broker `id`; returns its epoch.
-fn join(c: &Controller, id: i32) -> i64 {
-    let req = BrokerRegistrationRequest {
-        broker_id: id,
-        cluster_id: CLUSTER.into(),
-        incarnation_id: Uuid::from_u128(id as u128),
-        endpoints: vec![Endpoint {
-            name: "PLAINTEXT".into(),
-            host: "localhost".into(),
-            port: 9000 + id as u16,
-            security_protocol: 0,
-        }],
-        rack: None,
-    };
-    let epoch = c.register_broker(req, T0).unwrap();
-    let hb = Heartbeat {
-        broker_id: id,
-        broker_epoch: epoch,
-        current_metadata_offset: c.log_end_offset(),
-        want_fence: false,
-        want_shutdown: false,
-    };
-    c.broker_heartbeat(hb, T0).unwrap();
-    epoch
-}
+use crate::test_support::T0;
+use crate::test_support::{heartbeat, join, open, topic_on};
+use uuid::Uuid;
 
 /// Brokers 1, 2, 3 and topic "t" with partition 0 on [1, 2, 3] (leader 1). Returns the epochs.
 fn cluster(c: &Controller) -> [i64; 3] {
     let epochs = [join(c, 1), join(c, 2), join(c, 3)];
-    let spec = CreateTopicSpec {
-        name: "t".into(),
-        num_partitions: -1,
-        replication_factor: -1,
-        assignments: vec![(0, vec![1, 2, 3])],
-        configs: vec![],
-    };
-    c.create_topic(spec, false).unwrap();
+    topic_on(c, "t", &[1, 2, 3]);
     epochs
 }
 
@@ -205,13 +147,8 @@ fn a_fenced_member_cannot_rejoin() {
     let c = open(dir.path());
     let [e1, e2, e3] = cluster(&c);
     ask(&c, (1, e1), change(&c, &[(1, e1), (2, e2)])).unwrap();
-    let hb = Heartbeat {
-        broker_id: 3,
-        broker_epoch: e3,
-        current_metadata_offset: c.log_end_offset(),
-        want_fence: true,
-        want_shutdown: false,
-    };
+    let mut hb = heartbeat(&c, 3, e3);
+    hb.want_fence = true;
     c.broker_heartbeat(hb, T0 + 1).unwrap();
     assert!(c.image().brokers[&3].fenced);
     let err = ask(&c, (1, e1), change(&c, &[(1, e1), (2, e2), (3, e3)]));

@@ -36,6 +36,8 @@ pub mod metadata_log;
 pub mod quorum;
 pub mod records;
 pub mod snapshot;
+#[cfg(test)]
+mod test_support;
 pub mod validation;
 
 pub use controller::{

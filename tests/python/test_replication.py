@@ -3,19 +3,24 @@
 * A topic with replication factor 3 and min.insync.replicas=2: every replica holds the same
   records (followers fetch from the leader), acks=all producers are acknowledged once the ISR
   has them, and the ISR is visible to kcat.
-* Leader failover: the partition leader is killed with SIGKILL and restarted, again and again,
-  while an idempotent acks=all producer (confluent-kafka) and a consumer group (kafka-python)
-  run: no acknowledged record is lost, none is duplicated, and the consumer carries on. Each
-  restarted broker truncates what it had beyond the new leader's log and rejoins the ISR.
+* Leader failover: the partition leader is killed with SIGKILL and restarted (or frozen with
+  SIGSTOP until a new leader acknowledges, then thawed), again and again, while an idempotent
+  acks=all producer (confluent-kafka) and a consumer group (kafka-python) run: no acknowledged
+  record is lost, none is duplicated, and the consumer carries on. Each returning broker
+  truncates what it had beyond the new leader's log and rejoins the ISR; at the end every
+  replica holds the same log.
 * min.insync.replicas: with one of three brokers down the ISR shrinks to two; a topic needing
   three refuses acks=all with NOT_ENOUGH_REPLICAS while acks=1 still works.
 * Reassignment (kafka-python's AlterPartitionReassignments / ListPartitionReassignments): a
   fourth, broker-only node joins; a move to it while it is down stays in progress (listed) and is
   cancelled; once it runs, partitions move to it under a running idempotent producer, it copies
   the logs byte for byte, the replicas it replaced drop theirs, and nothing acked is lost.
+* KIP-392: with the rack-aware selector, a confluent-kafka consumer with `client.rack` reads
+  from the follower in its rack, one without it from the leader.
 """
 
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -27,19 +32,28 @@ from conftest import free_port
 from test_cluster import Node, live_brokers, stop_all, voters_of
 
 KILL_ROUNDS = int(os.environ.get("SHALE_KILL_ROUNDS", "20"))
+FREEZE_ROUNDS = int(os.environ.get("SHALE_FREEZE_ROUNDS", "5"))
 NOT_ENOUGH_REPLICAS = 19
 
 
-@pytest.fixture
-def cluster(shale_bin, tmp_path):
+EXTRA = "replica.lag.time.max.ms=6000\nreplica.fetch.backoff.ms=200\n"
+
+
+def start_cluster(shale_bin, tmp_path, extra: str = EXTRA) -> list:
+    """Three combined nodes (racks rack-1 … rack-3), every broker unfenced."""
     controller_ports = [free_port() for _ in range(3)]
     voters = voters_of(controller_ports)
-    extra = "replica.lag.time.max.ms=6000\nreplica.fetch.backoff.ms=200\n"
     nodes = [Node(shale_bin, tmp_path, i + 1, free_port(), controller_ports[i], voters, extra)
              for i in range(3)]
     for n in nodes:
         n.start()
     kh.wait_until(lambda: live_brokers(nodes[0]) == {1, 2, 3}, 30, what="three unfenced brokers")
+    return nodes
+
+
+@pytest.fixture
+def cluster(shale_bin, tmp_path):
+    nodes = start_cluster(shale_bin, tmp_path)
     yield nodes
     kh.close_all_clients()
     stop_all(nodes)
@@ -58,7 +72,7 @@ def partition_state(nodes: list, topic: str, partition: int = 0, replicas: bool 
     """(leader, isr) of a partition as the first live broker reports it (and its replicas when
     `replicas`), None if none answers."""
     for n in nodes:
-        if not n.alive():
+        if not n.alive() or getattr(n, "frozen", False):
             continue
         try:
             md = kh.raw_metadata("127.0.0.1", n.port, [topic])
@@ -69,6 +83,20 @@ def partition_state(nodes: list, topic: str, partition: int = 0, replicas: bool 
                 state = p["leader"], set(p["isr"])
                 return state + (p["replicas"],) if replicas else state
     return None
+
+
+def agreed_state(nodes: list, topic: str):
+    """(leader, isr) when every live broker names the same leader and a full ISR, else None (a
+    broker that was just thawed may still believe it leads)."""
+    states = []
+    for n in nodes:
+        if not n.alive() or getattr(n, "frozen", False):
+            continue
+        state = partition_state([n], topic)
+        if state is None or state[0] <= 0 or len(state[1]) != len(nodes):
+            return None
+        states.append(state)
+    return states[0] if states and all(s == states[0] for s in states) else None
 
 
 def segment_bytes(node: Node, topic: str) -> list:
@@ -156,7 +184,7 @@ class Consumer(threading.Thread):
     def __init__(self, bootstrap: str, topic: str):
         super().__init__(daemon=True)
         from kafka import KafkaConsumer
-        self.c = kh._track(KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id="g-kills",
+        self.c = kh._track(KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"g-{topic}",
                                          auto_offset_reset="earliest", request_timeout_ms=15000,
                                          enable_auto_commit=True, auto_commit_interval_ms=500))
         self.values, self.stopping = [], threading.Event()
@@ -167,28 +195,45 @@ class Consumer(threading.Thread):
                 self.values.extend(int(r.value) for r in records)
 
 
-def test_killing_the_leader_loses_and_duplicates_no_acked_record(cluster):
-    create(cluster[0], "kills", 1, min_insync_replicas=2)
-    producer = Producer(",".join(n.bootstrap for n in cluster), "kills")
-    consumer = Consumer(",".join(n.bootstrap for n in cluster), "kills")
+@pytest.mark.parametrize("fault", ["kill", "freeze"])
+def test_losing_the_leader_loses_and_duplicates_no_acked_record(cluster, fault):
+    """`kill`: SIGKILL of the leader, then a restart. `freeze`: SIGSTOP of the leader until a
+    new one acknowledges, then SIGCONT — the old leader wakes up believing it still leads, with
+    client requests queued on its sockets, as after a network partition heals."""
+    topic = f"lose-{fault}"
+    create(cluster[0], topic, 1, min_insync_replicas=2)
+    producer = Producer(",".join(n.bootstrap for n in cluster), topic)
+    consumer = Consumer(",".join(n.bootstrap for n in cluster), topic)
     producer.start()
     consumer.start()
     failover = []
+    rounds = KILL_ROUNDS if fault == "kill" else FREEZE_ROUNDS
     try:
-        for round_ in range(KILL_ROUNDS):
+        for round_ in range(rounds):
             kh.wait_until(lambda: len(producer.acked) > 0, 30, what="acks")
-            leader, isr = kh.wait_until(lambda: (s := partition_state(cluster, "kills"))
-                                        and s[0] > 0 and len(s[1]) == 3 and s, 60,
-                                        what="a leader and a full ISR")
+            leader, isr = kh.wait_until(lambda: agreed_state(cluster, topic), 60,
+                                        what="a leader and a full ISR every broker agrees on")
             victim = cluster[leader - 1]
-            killed_at = time.monotonic()
-            victim.kill()
-            failover.append(kh.wait_until(lambda: producer.failover_after(killed_at), 60,
-                                          what="an ack of a record produced after the kill"))
-            victim.start()
-            print(f"round {round_}: killed leader {leader}, next ack after "
+            lost_at = time.monotonic()
+            if fault == "kill":
+                victim.kill()
+            else:
+                victim.frozen = True
+                victim.proc.send_signal(signal.SIGSTOP)
+            failover.append(kh.wait_until(lambda: producer.failover_after(lost_at), 60,
+                                          what=f"an ack of a record produced after the {fault}"))
+            if fault == "kill":
+                victim.start()
+            else:
+                victim.proc.send_signal(signal.SIGCONT)
+                victim.frozen = False
+            print(f"round {round_}: {fault} of leader {leader}, next ack after "
                   f"{failover[-1]:.2f} s, {len(producer.acked)} acked")
     finally:
+        for n in cluster:
+            if getattr(n, "frozen", False):
+                n.proc.send_signal(signal.SIGCONT)
+                n.frozen = False
         producer.stopping.set()
         producer.join(150)
     acked = producer.acked
@@ -197,19 +242,16 @@ def test_killing_the_leader_loses_and_duplicates_no_acked_record(cluster):
     consumer.stopping.set()
     consumer.join(10)
 
-    # Read the whole partition again from the start: every acked value exactly once.
-    c = kh.ck_consumer(cluster[0].bootstrap)
-    c.assign([__import__("confluent_kafka").TopicPartition("kills", 0, 0)])
-    seen = []
-    while True:
-        m = c.poll(5)
-        if m is None or m.error() is not None:
-            break
-        seen.append(int(m.value()))
+    # Read the whole partition again from the start: every acked value exactly once; and every
+    # replica ends up with the same log (what a returning leader wrote beyond the new leader's
+    # log was truncated).
+    seen = read_all(cluster[0].bootstrap, topic, 1)
+    kh.wait_until(lambda: segment_bytes(cluster[0], topic) == segment_bytes(cluster[1], topic)
+                  == segment_bytes(cluster[2], topic), 60, what="identical replicas")
     assert len(seen) == len(set(seen)), "duplicates in the log"
     assert acked <= set(seen), f"lost acked records: {sorted(acked - set(seen))[:10]}"
     failover.sort()
-    print(f"\nfailover (kill -9 of the leader to the next acked produce) over {len(failover)} kills: "
+    print(f"\nfailover ({fault} of the leader to the next acked produce) over {len(failover)} rounds: "
           f"p50 {failover[len(failover) // 2]:.2f} s, max {failover[-1]:.2f} s; "
           f"{len(acked)} records acked, {len(seen)} in the log")
 
@@ -252,8 +294,7 @@ def test_reassignment_moves_partitions_to_a_new_broker_under_load(cluster, shale
     from kafka import KafkaAdminClient, TopicPartition
     from kafka.errors import NoReassignmentInProgressError
     voters = voters_of([n.controller_port for n in cluster])
-    extra = "replica.lag.time.max.ms=6000\nreplica.fetch.backoff.ms=200\n"
-    fourth = Node(shale_bin, tmp_path, 4, free_port(), None, voters, extra)
+    fourth = Node(shale_bin, tmp_path, 4, free_port(), None, voters, EXTRA)
     fourth.start()
     kh.wait_until(lambda: live_brokers(cluster[0]) == {1, 2, 3, 4}, 30, what="a fourth broker")
     create(cluster[0], "moving", 2, rf=2, min_insync_replicas=1)
@@ -317,3 +358,44 @@ def test_reassignment_moves_partitions_to_a_new_broker_under_load(cluster, shale
 def segment_bytes_of(node: Node, partition_dir: str) -> bytes:
     d = node.dir / partition_dir
     return b"".join(f.read_bytes() for f in sorted(d.glob("*.log"))) if d.exists() else b""
+
+
+def test_a_consumer_with_a_rack_reads_from_the_replica_in_its_rack(shale_bin, tmp_path):
+    """KIP-392: with Kafka's RackAwareReplicaSelector the leader (rack-1) points a consumer with
+    `client.rack=rack-2` at broker 2, which serves it; without `client.rack` the leader does."""
+    import json
+    selector = "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector\n"
+    nodes = start_cluster(shale_bin, tmp_path, EXTRA + selector)
+    try:
+        from confluent_kafka.admin import NewTopic
+        topic = NewTopic("racked", 1, -1, replica_assignment=[[1, 2, 3]])
+        kh.ck_admin(nodes[0].bootstrap).create_topics([topic])["racked"].result(30)
+        p = kh.ck_producer(nodes[0].bootstrap, acks="all")
+        for i in range(2000):
+            p.produce("racked", value=b"%d" % i, partition=0)
+        assert p.flush(30) == 0
+
+        def read(**extra):
+            stats = []
+            c = kh.ck_consumer(",".join(n.bootstrap for n in nodes), **extra,
+                               **{"statistics.interval.ms": 200,
+                                  "stats_cb": lambda s: stats.append(json.loads(s))})
+            from confluent_kafka import TopicPartition as Tp
+            c.assign([Tp("racked", 0, 0)])
+            got = []
+            while len(got) < 2000:
+                m = c.poll(10)
+                assert m is not None, f"stalled after {len(got)} records"
+                if m.error() is None:
+                    got.append(int(m.value()))
+            kh.wait_until(lambda: c.poll(0.2) is None and stats, 10, what="statistics")
+            c.close()
+            return got, stats[-1]["topics"]["racked"]["partitions"]["0"]["broker"]
+
+        got, served_by = read(**{"client.rack": "rack-2"})
+        assert got == list(range(2000)) and served_by == 2, served_by
+        got, served_by = read()
+        assert got == list(range(2000)) and served_by == 1, served_by
+    finally:
+        kh.close_all_clients()
+        stop_all(nodes)

@@ -109,7 +109,13 @@ async fn a_follower_partition_names_its_leader_and_keeps_its_data() {
         NOT_LEADER
     );
 
+    // A consumer fetch with client metadata (v11+) is served by a follower (KIP-392); another
+    // broker's replica fetch is not, and learns the leader.
     let resp = c.send(&fetch(topic_id, "moved"), 16).await.unwrap();
+    assert_eq!(resp.responses[0].partitions[0].error_code, 0);
+    let mut from_replica = fetch(topic_id, "moved");
+    from_replica.replica_state.replica_id = BrokerId(3);
+    let resp = c.send(&from_replica, 16).await.unwrap();
     let p = &resp.responses[0].partitions[0];
     assert_eq!(p.error_code, NOT_LEADER);
     assert_eq!(

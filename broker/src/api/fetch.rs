@@ -5,10 +5,12 @@
 //! rule). When fewer than `min_bytes` are available the request waits until an append to one of
 //! its partitions or `max_wait_ms`, whichever comes first — no polling. A partition this broker
 //! does not lead answers NOT_LEADER_OR_FOLLOWER with, from v12, the current leader (KIP-951) and,
-//! from v16, its endpoint.
+//! from v16, its endpoint — except a consumer fetch with client metadata (v11+), which a follower
+//! serves up to its high watermark ([`super::read_replica`], KIP-392).
 
 use super::fetch_remote::{self, RemotePending};
 use super::leader_hint;
+use super::read_replica;
 use super::{CloseReason, Response};
 use crate::errors::{log_error_code, replica_error};
 use crate::fetch_session::{FetchTarget, Reported, SessionError, SessionPlan};
@@ -110,7 +112,9 @@ pub async fn handle(
             return chunks(version, correlation_id, &data);
         }
     };
-    let read = read_with_wait(broker, req, &plan, replica_of(req, version)).await;
+    // Client metadata (v11+): the consumer may read from a follower (KIP-392).
+    let client_rack = (version >= 11).then_some(req.rack_id.as_str());
+    let read = read_with_wait(broker, req, &plan, replica_of(req, version), client_rack).await;
     count_reads(broker, &read);
     data.session_id = plan.session_id;
     let mut reports = Vec::new();
@@ -205,6 +209,7 @@ async fn read_with_wait(
     req: &FetchRequest,
     plan: &SessionPlan,
     replica: i32,
+    client_rack: Option<&str>,
 ) -> Vec<(FetchTarget, FetchPartitionData)> {
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + wait;
@@ -212,14 +217,15 @@ async fn read_with_wait(
     let mut waiter = Waiter::new();
     for (t, _) in &plan.targets {
         let tp = TopicPartition::new(t.topic.as_str(), t.partition);
-        if let Ok(p) = broker.replicas().get_leader(&tp) {
+        if let Ok(p) = read_replica::partition(broker, &tp, replica, client_rack) {
             waiter.watch(p.progress());
         }
     }
     loop {
         // Seen before reading, so an append between the read and the wait still wakes us.
         waiter.mark_seen();
-        let (mut results, remote) = super::storage_io(|| read_all(broker, req, plan, replica));
+        let (mut results, remote) =
+            super::storage_io(|| read_all(broker, req, plan, replica, client_rack));
         if !remote.is_empty() {
             // Remote data is historical: it is there now, so there is nothing to wait for.
             fetch_remote::fill(broker, req, &mut results, remote).await;
@@ -237,7 +243,8 @@ async fn read_with_wait(
             return results;
         }
         if tokio::time::Instant::now() >= deadline {
-            let (mut results, remote) = super::storage_io(|| read_all(broker, req, plan, replica));
+            let (mut results, remote) =
+                super::storage_io(|| read_all(broker, req, plan, replica, client_rack));
             fetch_remote::fill(broker, req, &mut results, remote).await;
             return results;
         }
@@ -285,6 +292,7 @@ fn read_all(
     req: &FetchRequest,
     plan: &SessionPlan,
     replica: i32,
+    client_rack: Option<&str>,
 ) -> (Vec<(FetchTarget, FetchPartitionData)>, Vec<RemotePending>) {
     let mut budget = if req.max_bytes <= 0 {
         i32::MAX as usize
@@ -298,7 +306,7 @@ fn read_all(
         .iter()
         .enumerate()
         .map(|(index, (t, _))| {
-            let (out, tiered) = read_one(broker, t, budget, !any, replica);
+            let (out, tiered) = read_one(broker, t, budget, !any, (replica, client_rack));
             if let Some(tp) = tiered {
                 let max_bytes = t.max_bytes.max(0) as usize;
                 remote.push(RemotePending {
@@ -317,14 +325,17 @@ fn read_all(
     (results, remote)
 }
 
-/// A local read; the second value names the partition when its data is in the remote tier.
+/// A local read for `reader` (the fetching replica, -1 for a consumer, and the consumer's
+/// rack when it sent client metadata); the second value names the partition when its data is
+/// in the remote tier.
 fn read_one(
     broker: &Broker,
     t: &FetchTarget,
     budget: usize,
     min_one: bool,
-    replica: i32,
+    reader: (i32, Option<&str>),
 ) -> (FetchPartitionData, Option<TopicIdPartition>) {
+    let (replica, client_rack) = reader;
     let mut out = FetchPartitionData {
         partition_index: t.partition,
         high_watermark: -1,
@@ -334,7 +345,7 @@ fn read_one(
         ..Default::default()
     };
     let tp = TopicPartition::new(t.topic.as_str(), t.partition);
-    let partition = match broker.replicas().get_leader(&tp) {
+    let partition = match read_replica::partition(broker, &tp, replica, client_rack) {
         Ok(p) => p,
         Err(e) => {
             out.error_code = replica_error(&e).code();
@@ -355,6 +366,11 @@ fn read_one(
     out.high_watermark = hw;
     out.last_stable_offset = hw;
     out.log_start_offset = partition.log.log_start_offset();
+    if let Some(id) = client_rack.and_then(|rack| read_replica::preferred(broker, &partition, rack))
+    {
+        out.preferred_read_replica = id;
+        return (out, None);
+    }
     // Consumers read committed records only; followers everything the leader has.
     let mut max_offset = hw;
     if replica >= 0 {

@@ -25,6 +25,7 @@ mod metadata;
 mod produce;
 mod producers;
 mod quorum;
+mod read_replica;
 mod reassign;
 mod replica_fetch;
 mod trace;

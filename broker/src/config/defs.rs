@@ -364,6 +364,12 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Fetcher tasks per source broker; a partition always uses the same one."
     ),
     def!(
+        "replica.selector.class",
+        None,
+        Str,
+        "org.apache.kafka.common.replica.RackAwareReplicaSelector lets consumers with client.rack read from an in-sync replica in their rack (KIP-392); unset, consumers read from leaders."
+    ),
+    def!(
         "replica.high.watermark.checkpoint.interval.ms",
         Some("5000"),
         Long,

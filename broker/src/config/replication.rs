@@ -26,7 +26,14 @@ pub struct ReplicationConfig {
     pub socket_timeout: Duration,
     /// `num.replica.fetchers`.
     pub fetchers: usize,
+    /// `replica.selector.class` names Kafka's RackAwareReplicaSelector: consumers that send a
+    /// rack (`client.rack`, Fetch v11+) are pointed at an in-sync replica in their rack
+    /// (KIP-392).
+    pub rack_aware_reads: bool,
 }
+
+/// The one `replica.selector.class` there is to choose.
+pub const RACK_AWARE_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
 
 impl Default for ReplicationConfig {
     fn default() -> Self {
@@ -40,6 +47,7 @@ impl Default for ReplicationConfig {
             fetch_backoff: Duration::from_millis(1000),
             socket_timeout: Duration::from_millis(30_000),
             fetchers: 1,
+            rack_aware_reads: false,
         }
     }
 }
@@ -71,6 +79,14 @@ pub(super) fn replication_config(
         fetch_backoff: ms("replica.fetch.backoff.ms")?,
         socket_timeout: ms("replica.socket.timeout.ms")?,
         fetchers: int("num.replica.fetchers")? as usize,
+        rack_aware_reads: match get("replica.selector.class").as_deref().map(str::trim) {
+            None | Some("") => false,
+            Some(RACK_AWARE_SELECTOR) => true,
+            Some(other) => {
+                let why = format!("the only selector is {RACK_AWARE_SELECTOR}");
+                return Err(invalid("replica.selector.class", other, &why));
+            }
+        },
     };
     let wait = config.fetch_wait_max.as_millis().to_string();
     if config.fetch_wait_max > config.lag_time_max {
@@ -123,5 +139,13 @@ mod tests {
         ]);
         let c = c.unwrap().replication;
         assert_eq!((c.fetchers, c.fetch_max_bytes), (3, 4096));
+    }
+
+    #[test]
+    fn the_rack_aware_selector_is_the_only_one() {
+        let c = config(&[("replica.selector.class", super::RACK_AWARE_SELECTOR)]);
+        assert!(c.unwrap().replication.rack_aware_reads);
+        let e = config(&[("replica.selector.class", "com.example.Mine")]).unwrap_err();
+        assert!(e.to_string().contains("replica.selector.class"), "{e}");
     }
 }

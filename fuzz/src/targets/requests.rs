@@ -167,6 +167,8 @@ pub fn seeds_for(key: ApiKey) -> Vec<Vec<u8>> {
         OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
         DescribeQuorum => DescribeQuorumRequest,
         ElectLeaders => ElectLeadersRequest,
+        AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
+        ListPartitionReassignments => ListPartitionReassignmentsRequest,
         DescribeLogDirs => DescribeLogDirsRequest, FindCoordinator => FindCoordinatorRequest,
         JoinGroup => JoinGroupRequest, SyncGroup => SyncGroupRequest,
         Heartbeat => HeartbeatRequest, LeaveGroup => LeaveGroupRequest,
