@@ -15,6 +15,8 @@
   fourth, broker-only node joins; a move to it while it is down stays in progress (listed) and is
   cancelled; once it runs, partitions move to it under a running idempotent producer, it copies
   the logs byte for byte, the replicas it replaced drop theirs, and nothing acked is lost.
+* Committed offsets survive `kill -9` of the group coordinator (the new leader of its
+  `__consumer_offsets` partition serves them).
 * KIP-392: with the rack-aware selector, a confluent-kafka consumer with `client.rack` reads
   from the follower in its rack, one without it from the leader.
 """
@@ -298,12 +300,14 @@ def test_reassignment_moves_partitions_to_a_new_broker_under_load(cluster, shale
     fourth.start()
     kh.wait_until(lambda: live_brokers(cluster[0]) == {1, 2, 3, 4}, 30, what="a fourth broker")
     create(cluster[0], "moving", 2, rf=2, min_insync_replicas=1)
-    admin = kh._track(KafkaAdminClient(bootstrap_servers=cluster[1].bootstrap))
     tp0, tp1 = TopicPartition("moving", 0), TopicPartition("moving", 1)
 
     # Broker 4 down (still registered): the move cannot complete, is listed, and is cancelled.
+    # (The admin client is made afterwards: kafka-python does not retry a request it sent to a
+    # broker that died since its last metadata.)
     fourth.kill()
     kh.wait_until(lambda: 4 not in live_brokers(cluster[0]), 30, what="broker 4 fenced")
+    admin = kh._track(KafkaAdminClient(bootstrap_servers=cluster[1].bootstrap))
     _, _, before = partition_state(cluster, "moving", 0, replicas=True)
     assert admin.alter_partition_reassignments({tp0: [before[0], 4]}) == {tp0: None}
     ongoing = admin.list_partition_reassignments()
@@ -399,3 +403,39 @@ def test_a_consumer_with_a_rack_reads_from_the_replica_in_its_rack(shale_bin, tm
     finally:
         kh.close_all_clients()
         stop_all(nodes)
+
+
+def test_committed_offsets_survive_the_loss_of_the_coordinator(cluster):
+    """A commit is answered once the ISR of its `__consumer_offsets` partition has it (Kafka's
+    coordinator writes with acks=-1): after `kill -9` of the coordinator, the partition's new
+    leader coordinates the group and serves the committed offset."""
+    from confluent_kafka import TopicPartition as Tp
+    create(cluster[0], "offs", 1)
+    p = kh.ck_producer(cluster[0].bootstrap, acks="all")
+    for i in range(100):
+        p.produce("offs", value=b"%d" % i, partition=0)
+    assert p.flush(30) == 0
+    everyone = ",".join(n.bootstrap for n in cluster)
+    c = kh.ck_consumer(everyone, **{"group.id": "g-offs"})
+    c.assign([Tp("offs", 0, 0)])
+    got = 0
+    while got < 60:
+        m = c.poll(10)
+        assert m is not None
+        got += m.error() is None
+    c.commit(offsets=[Tp("offs", 0, 60)], asynchronous=False)
+    group = kh.ck_admin(everyone).describe_consumer_groups(["g-offs"])["g-offs"].result(30)
+    coordinator = cluster[group.coordinator.id - 1]
+    c.close()
+    coordinator.kill()
+    others = ",".join(n.bootstrap for n in cluster if n is not coordinator)
+    c2 = kh.ck_consumer(others, **{"group.id": "g-offs"})
+
+    def committed():
+        try:
+            return c2.committed([Tp("offs", 0)], timeout=5)[0].offset == 60
+        except Exception:  # noqa: BLE001 - the coordinator is moving: retry
+            return False
+
+    kh.wait_until(committed, 60, what="the committed offset from the new coordinator")
+    coordinator.start()

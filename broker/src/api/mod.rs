@@ -7,7 +7,7 @@
 //! (the controller or a partition's log) and builds a kafka-protocol response; Fetch is the
 //! exception and returns chunks from our own writer so record bytes are never copied.
 
-mod acks;
+pub(crate) mod acks;
 mod admin_configs;
 pub(crate) mod admin_topics;
 mod api_versions;

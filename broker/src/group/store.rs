@@ -6,6 +6,7 @@
 
 use super::records;
 use super::{GroupCoordinator, Write, OFFSETS_TOPIC};
+use crate::api::acks::Pending;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
 use shale_common::TopicPartition;
@@ -83,8 +84,14 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), i16> {
 /// Where the coordinator's records go: `__consumer_offsets` in the broker ([`BrokerLog`]), a
 /// fake in tests.
 pub trait OffsetsLog {
-    /// Appends `writes` (all of one partition) as one batch.
-    fn append(&self, partition: i32, writes: &[Write], now: i64) -> Result<(), AppendError>;
+    /// Appends `writes` (all of one partition) as one batch; returns what must reach the ISR
+    /// before the write counts (`None`: nothing to wait for).
+    fn append(
+        &self,
+        partition: i32,
+        writes: &[Write],
+        now: i64,
+    ) -> Result<Option<Pending>, AppendError>;
 }
 
 /// A failed append: the error a producer would get, and what happened.
@@ -96,13 +103,38 @@ pub struct AppendError {
     pub detail: String,
 }
 
-/// The outcome of [`persist`]: the groups whose records could not be written.
+/// The outcome of [`persist`]: the groups whose records could not be written, and the
+/// appended batches still to reach the ISR.
 #[derive(Debug, Default)]
 pub struct Persisted {
     failed: Vec<(String, i16)>,
+    replicating: Vec<(String, Pending)>,
 }
 
 impl Persisted {
+    /// Waits, at most `timeout`, until the ISR has every appended batch: Kafka's coordinator
+    /// writes with acks=-1, so a commit is answered once it survives the loss of the leader. A
+    /// group whose records did not reach the ISR in time gets COORDINATOR_NOT_AVAILABLE, one
+    /// whose partition lost leadership meanwhile NOT_COORDINATOR (its records stay in the log).
+    pub async fn replicated(mut self, timeout: std::time::Duration) -> Persisted {
+        let replicating = std::mem::take(&mut self.replicating);
+        let (groups, waits): (Vec<String>, Vec<(usize, Pending)>) = replicating
+            .into_iter()
+            .enumerate()
+            .map(|(i, (group, pending))| (group, (i, pending)))
+            .unzip();
+        for (i, code) in crate::api::acks::wait_for_isr(waits, timeout).await {
+            if code != 0 {
+                let produce = E::try_from_code(code).unwrap_or(E::UnknownServerError);
+                let answer = crate::errors::coordinator_append_error(produce);
+                tracing::warn!(group = %groups[i], code, answer = ?answer,
+                    "group state written but not replicated in time");
+                self.failed.push((groups[i].clone(), answer.code()));
+            }
+        }
+        self
+    }
+
     /// `Err(code)` when a change of `group` was not written, with the code to answer.
     pub fn result_for(&self, group: &str) -> Result<(), i16> {
         match self.failed.iter().find(|(g, _)| g == group) {
@@ -121,7 +153,7 @@ pub fn persist(coordinator: &GroupCoordinator, log: &dyn OffsetsLog, now: i64) -
     let mut persisted = Persisted::default();
     for p in pending {
         let outcome = match p.writes.is_empty() {
-            true => Ok(()),
+            true => Ok(None),
             false => log.append(p.partition, &p.writes, now).map_err(|e| {
                 let answer = crate::errors::coordinator_append_error(e.error);
                 tracing::warn!(group = %p.group, partition = p.partition, error = %e.detail,
@@ -129,6 +161,11 @@ pub fn persist(coordinator: &GroupCoordinator, log: &dyn OffsetsLog, now: i64) -
                 answer.code()
             }),
         };
+        let outcome = outcome.map(|wait| {
+            if let Some(wait) = wait {
+                persisted.replicating.push((p.group.clone(), wait));
+            }
+        });
         if let Err(code) = outcome {
             persisted.failed.push((p.group.clone(), code));
         }
@@ -142,7 +179,12 @@ pub fn persist(coordinator: &GroupCoordinator, log: &dyn OffsetsLog, now: i64) -
 pub struct BrokerLog<'a>(pub &'a Broker);
 
 impl OffsetsLog for BrokerLog<'_> {
-    fn append(&self, partition: i32, writes: &[Write], now: i64) -> Result<(), AppendError> {
+    fn append(
+        &self,
+        partition: i32,
+        writes: &[Write],
+        now: i64,
+    ) -> Result<Option<Pending>, AppendError> {
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
         let fail = |error: E, detail: String| AppendError { error, detail };
         let part = self.0.replicas().get_leader(&tp).map_err(|_| {
@@ -165,10 +207,10 @@ impl OffsetsLog for BrokerLog<'_> {
         let origin = AppendOrigin::Client {
             leader_epoch: part.leader_epoch(),
         };
-        crate::api::storage_io(|| part.log.append(batch.into_bytes(), origin))
+        let info = crate::api::storage_io(|| part.log.append(batch.into_bytes(), origin))
             .map_err(|e| fail(crate::errors::log_error(&e), format!("{tp}: {e}")))?;
         part.publish_progress();
-        Ok(())
+        Ok(Some(Pending::new(part, info.last_offset + 1)))
     }
 }
 

@@ -29,7 +29,12 @@ impl FakeLog {
 }
 
 impl OffsetsLog for FakeLog {
-    fn append(&self, _partition: i32, writes: &[Write], _now: i64) -> Result<(), AppendError> {
+    fn append(
+        &self,
+        _partition: i32,
+        writes: &[Write],
+        _now: i64,
+    ) -> Result<Option<Pending>, AppendError> {
         if let Some(error) = *self.fail.lock() {
             return Err(AppendError {
                 error,
@@ -37,7 +42,7 @@ impl OffsetsLog for FakeLog {
             });
         }
         self.written.lock().extend(writes.iter().cloned());
-        Ok(())
+        Ok(None)
     }
 }
 

@@ -46,19 +46,25 @@ pub(crate) fn coordinates(broker: &Broker, group: &str) -> Result<(), i16> {
 
 /// Runs a coordinator operation that may change persisted state: under the coordinator's
 /// write lock, `op` runs on the core with the clock's `now`, the records it queued are appended
-/// and each change is applied with the outcome of its append. Returns `op`'s result and which
-/// groups' records could not be written. Nothing awaits between the lock and its release, so a
-/// dropped request cannot leave an operation half done.
+/// and each change is applied with the outcome of its append; then, with the lock released,
+/// the call waits until the ISR has the records (acks=-1, as Kafka's coordinator writes).
+/// Returns `op`'s result and which groups' records could not be written or replicated. Nothing
+/// awaits between the lock and its release, so a dropped request cannot leave an operation half
+/// done.
 pub(crate) async fn write<T>(
     broker: &Arc<Broker>,
     op: impl FnOnce(&mut Groups, i64) -> T,
 ) -> (T, Persisted) {
-    let _writing = broker.groups.lock_writes().await;
+    let writing = broker.groups.lock_writes().await;
     let now = now(broker);
     let out = broker.groups.with(|g| op(g, now));
     let persisted = store::persist(&broker.groups, &store::BrokerLog(broker), now);
-    (out, persisted)
+    drop(writing);
+    (out, persisted.replicated(COMMIT_TIMEOUT).await)
 }
+
+/// How long a write waits for the ISR (Kafka's `offsets.commit.timeout.ms` default).
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(5000);
 
 /// The current time.
 pub(crate) fn now(broker: &Broker) -> i64 {
