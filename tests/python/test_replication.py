@@ -145,8 +145,12 @@ class Producer(threading.Thread):
     def __init__(self, bootstrap: str, topic: str, partitions: int = 1):
         super().__init__(daemon=True)
         self.partitions = partitions
+        # A frozen leader keeps its connections open: librdkafka gives up on requests in
+        # flight there only at its request timeout (30 s by default), 10 s here.
         self.p = kh.ck_producer(bootstrap, **{"enable.idempotence": True, "acks": "all",
-                                              "message.timeout.ms": 120000, "linger.ms": 2})
+                                              "message.timeout.ms": 120000, "linger.ms": 2,
+                                              "request.timeout.ms": 10000,
+                                              "socket.timeout.ms": 10000})
         self.topic, self.acked, self.errors = topic, set(), []
         self.sent_at, self.acked_at = {}, {}
         self.stopping = threading.Event()
@@ -222,7 +226,7 @@ def test_losing_the_leader_loses_and_duplicates_no_acked_record(cluster, fault):
             else:
                 victim.frozen = True
                 victim.proc.send_signal(signal.SIGSTOP)
-            failover.append(kh.wait_until(lambda: producer.failover_after(lost_at), 60,
+            failover.append(kh.wait_until(lambda: producer.failover_after(lost_at), 90,
                                           what=f"an ack of a record produced after the {fault}"))
             if fault == "kill":
                 victim.start()

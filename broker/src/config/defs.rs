@@ -580,6 +580,12 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Replication factor of __consumer_offsets, capped by the number of brokers."
     ),
     def!(
+        "offsets.commit.timeout.ms",
+        Some("5000"),
+        Int,
+        "How long a group coordinator write (a commit, a join, a sync) waits for the ISR of its __consumer_offsets partition before COORDINATOR_NOT_AVAILABLE."
+    ),
+    def!(
         "offsets.topic.segment.bytes",
         Some("104857600"),
         Int,

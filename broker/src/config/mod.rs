@@ -328,6 +328,7 @@ fn group_config(
         offsets_partitions: positive("offsets.topic.num.partitions")? as i32,
         offsets_replication_factor: positive("offsets.topic.replication.factor")? as i16,
         offsets_segment_bytes: positive("offsets.topic.segment.bytes")?,
+        commit_timeout_ms: positive("offsets.commit.timeout.ms")?,
         offsets_retention_ms: positive("offsets.retention.minutes")?.saturating_mul(60_000),
         offsets_retention_check_interval_ms: positive("offsets.retention.check.interval.ms")?,
         offset_metadata_max_bytes: int("offset.metadata.max.bytes").max(0) as usize,

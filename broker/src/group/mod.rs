@@ -43,6 +43,8 @@ pub struct GroupConfig {
     pub offsets_replication_factor: i16,
     /// `offsets.topic.segment.bytes`.
     pub offsets_segment_bytes: i64,
+    /// `offsets.commit.timeout.ms`: how long a write waits for the ISR.
+    pub commit_timeout_ms: i64,
     /// `offsets.retention.minutes` in ms.
     pub offsets_retention_ms: i64,
     /// `offsets.retention.check.interval.ms`.
@@ -65,6 +67,7 @@ impl Default for GroupConfig {
             offsets_partitions: 50,
             offsets_replication_factor: 3,
             offsets_segment_bytes: 104_857_600,
+            commit_timeout_ms: 5000,
             offsets_retention_ms: 10_080 * 60_000,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,

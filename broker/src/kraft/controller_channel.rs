@@ -1,7 +1,8 @@
 //! A broker's line to the active controller (Kafka's NodeToControllerChannelManager): finds the
 //! quorum leader in this node's [`QuorumView`], keeps one connection to its controller
 //! listener, and sends one request at a time. The leader changes under it: a request that
-//! fails or times out drops the connection, and the next one goes to whoever leads then.
+//! fails, times out or is still waiting when the quorum leader changes drops the connection,
+//! and the next one goes to whoever leads then.
 //!
 //! Two kinds of traffic use it, each on its own channel so that a slow admin request never
 //! delays a heartbeat: the broker's lifecycle requests (BrokerRegistration, BrokerHeartbeat,
@@ -107,17 +108,33 @@ impl ControllerChannel {
         self.bounded(call).await
     }
 
-    /// Runs `call` under the timeout; any failure drops the connection.
+    /// Runs `call` under the timeout; a change of quorum leader while it waits ends it (the
+    /// old controller may be frozen or cut off with the connection still open, and a heartbeat
+    /// stuck there would let the new controller fence this broker). Any failure drops the
+    /// connection.
     async fn bounded<T>(
         &self,
         call: impl std::future::Future<Output = anyhow::Result<T>>,
     ) -> anyhow::Result<T> {
-        let result = match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result,
-            Err(_) => Err(anyhow::anyhow!(
-                "no answer from the controller in {:?}",
-                self.timeout
-            )),
+        let mut view = self.view.clone();
+        let leader = view.borrow_and_update().leader;
+        let leader_moved = async move {
+            while leader.is_some() && view.changed().await.is_ok() {
+                if view.borrow().leader != leader {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await
+        };
+        let result = tokio::select! {
+            result = tokio::time::timeout(self.timeout, call) => match result {
+                Ok(result) => result,
+                Err(_) => Err(anyhow::anyhow!(
+                    "no answer from the controller in {:?}",
+                    self.timeout
+                )),
+            },
+            () = leader_moved => Err(anyhow::anyhow!("the active controller changed")),
         };
         if result.is_err() {
             self.conn.lock().await.to = None;

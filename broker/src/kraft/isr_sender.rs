@@ -4,15 +4,19 @@
 //! their own, and each answer is handed back to its partition.
 //!
 //! At most one change per partition is in flight: a partition marks its change pending when
-//! it is sent and proposes nothing more until the answer (or new metadata) arrives. A refused
-//! or lost change just clears the pending mark; the leader proposes again when its followers'
-//! progress calls for it (the next fetch, the next shrink check), so nothing is retried blind.
+//! it is sent and proposes nothing more until the answer (or new metadata) arrives. As in
+//! Kafka's `handleAlterPartitionError`: INELIGIBLE_REPLICA or OPERATION_NOT_ATTEMPTED (and a
+//! lost request or NOT_CONTROLLER) clear the pending mark, and the leader proposes again when
+//! its followers' progress calls for it (the next fetch, the next shrink check); the other
+//! refusals (stale epochs, unknown partition, NEW_LEADER_ELECTED …) mean this leader's state is
+//! behind, so the change stays pending until new metadata replaces it.
 //! Every `replica.lag.time.max.ms / 2` the led partitions are checked for members to drop.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_partition_request::{BrokerState, PartitionData, TopicData};
 use kafka_protocol::messages::{AlterPartitionRequest, AlterPartitionResponse, ApiKey, BrokerId};
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -98,14 +102,18 @@ async fn send(
         .with_topics(topics);
     let answered = call(channel, &req).await;
     for p in sent {
-        let committed = match &answered {
+        let answer = match &answered {
             Ok(resp) => outcome(resp, &p),
             Err(e) => {
                 tracing::warn!(partition = %p.tp, error = %e, "ISR change not answered");
-                None
+                Answer::Retry
             }
         };
-        p.isr_change_answered(committed);
+        match answer {
+            Answer::Committed(isr, epoch) => p.isr_change_answered(Some((isr, epoch))),
+            Answer::Retry => p.isr_change_answered(None),
+            Answer::AwaitMetadata => {}
+        }
     }
 }
 
@@ -125,18 +133,44 @@ async fn call(
     Ok(resp)
 }
 
-/// The committed ISR and partition epoch the controller answered for `p`, `None` when it
-/// refused the change.
-fn outcome(resp: &AlterPartitionResponse, p: &Partition) -> Option<(Vec<i32>, i32)> {
-    let t = resp.topics.iter().find(|t| t.topic_id == p.topic_id)?;
-    let d = t
-        .partitions
+/// What the controller's answer means for a partition's pending change.
+enum Answer {
+    /// Committed: this ISR at this partition epoch.
+    Committed(Vec<i32>, i32),
+    /// Refused for now: back to the committed ISR, propose again when progress calls for it.
+    Retry,
+    /// Refused because this leader's state is behind: stay pending until new metadata.
+    AwaitMetadata,
+}
+
+/// The controller's answer for `p`.
+fn outcome(resp: &AlterPartitionResponse, p: &Partition) -> Answer {
+    let data = resp
+        .topics
         .iter()
-        .find(|d| d.partition_index == p.tp.partition)?;
-    if d.error_code != 0 {
-        tracing::info!(partition = %p.tp, code = d.error_code, "the controller refused the ISR change");
-        return None;
+        .find(|t| t.topic_id == p.topic_id)
+        .and_then(|t| {
+            t.partitions
+                .iter()
+                .find(|d| d.partition_index == p.tp.partition)
+        });
+    let Some(d) = data else {
+        return Answer::Retry;
+    };
+    let code = d.error_code;
+    if code == 0 {
+        let isr = d.isr.iter().map(|b| b.0).collect();
+        return Answer::Committed(isr, d.partition_epoch);
     }
-    let isr = d.isr.iter().map(|b| b.0).collect();
-    Some((isr, d.partition_epoch))
+    tracing::info!(partition = %p.tp, code, "the controller refused the ISR change");
+    let retry = [
+        ResponseError::IneligibleReplica,
+        ResponseError::OperationNotAttempted,
+        ResponseError::NotController,
+    ];
+    if retry.iter().any(|e| e.code() == code) {
+        Answer::Retry
+    } else {
+        Answer::AwaitMetadata
+    }
 }

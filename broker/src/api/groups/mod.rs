@@ -60,11 +60,10 @@ pub(crate) async fn write<T>(
     let out = broker.groups.with(|g| op(g, now));
     let persisted = store::persist(&broker.groups, &store::BrokerLog(broker), now);
     drop(writing);
-    (out, persisted.replicated(COMMIT_TIMEOUT).await)
+    let timeout = broker.groups.with(|g| g.config().commit_timeout_ms);
+    let timeout = std::time::Duration::from_millis(timeout as u64);
+    (out, persisted.replicated(timeout).await)
 }
-
-/// How long a write waits for the ISR (Kafka's `offsets.commit.timeout.ms` default).
-const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(5000);
 
 /// The current time.
 pub(crate) fn now(broker: &Broker) -> i64 {
