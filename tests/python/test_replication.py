@@ -103,10 +103,13 @@ def agreed_state(nodes: list, topic: str):
 
 def segment_bytes(node: Node, topic: str) -> list:
     """The bytes of every partition's log files on `node`, by partition."""
-    out = []
-    for d in sorted(node.dir.glob(f"{topic}-*")):
-        out.append(b"".join(f.read_bytes() for f in sorted(d.glob("*.log"))))
-    return out
+    return [segment_bytes_of(node, d.name) for d in sorted(node.dir.glob(f"{topic}-*"))]
+
+
+def segment_bytes_of(node: Node, partition_dir: str) -> bytes:
+    """The bytes of one partition's log files on `node` (empty when it has none)."""
+    d = node.dir / partition_dir
+    return b"".join(f.read_bytes() for f in sorted(d.glob("*.log"))) if d.exists() else b""
 
 
 def test_followers_copy_the_leader_and_acks_all_waits_for_the_isr(cluster, kcat_bin):
@@ -361,11 +364,6 @@ def test_reassignment_moves_partitions_to_a_new_broker_under_load(cluster, shale
     assert len(seen) == len(set(seen)), "duplicates"
     assert producer.acked <= set(seen), f"lost: {sorted(producer.acked - set(seen))[:10]}"
     stop_all([fourth])
-
-
-def segment_bytes_of(node: Node, partition_dir: str) -> bytes:
-    d = node.dir / partition_dir
-    return b"".join(f.read_bytes() for f in sorted(d.glob("*.log"))) if d.exists() else b""
 
 
 def test_a_consumer_with_a_rack_reads_from_the_replica_in_its_rack(shale_bin, tmp_path):
