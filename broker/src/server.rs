@@ -119,12 +119,13 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     let broker = Arc::new(shale_common::blocking::io(|| {
         open_broker(config, clock.clone(), controller)
     })?);
+    // Tiering before the cluster attaches: a follower's first fetch may need the remote tier.
+    start_tiering(&broker, clock).await?;
     if let Some(c) = &cluster {
         broker.set_forwarder(c.forwarder());
         c.attach(&broker);
     }
     shale_common::blocking::io(|| crate::group::store::sync_partitions(&broker));
-    start_tiering(&broker, clock).await?;
     let addrs = listeners
         .iter()
         .map(|(name, l)| Ok((name.clone(), l.local_addr()?)))
@@ -341,12 +342,33 @@ async fn start_tiering(broker: &Arc<Broker>, clock: Arc<dyn Clock>) -> anyhow::R
         controller: broker.controller.clone(),
         replicas: broker.replicas().clone(),
         topic_metrics: broker.topic_metrics.clone(),
+        topics: Arc::new(InternalTopics(Arc::downgrade(broker))),
     };
     let rng = SeededRng::from_entropy();
     if let Some(tiering) = Tiering::start(&broker.config, parts, clock, rng).await? {
         broker.set_tiering(tiering);
     }
     Ok(())
+}
+
+/// Tiering's way to create `__remote_log_metadata`: the broker's internal-topic path.
+#[derive(Debug)]
+struct InternalTopics(std::sync::Weak<Broker>);
+
+impl crate::tiering::TopicCreator for InternalTopics {
+    fn create(
+        &self,
+        spec: shale_raft::CreateTopicSpec,
+    ) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + '_>> {
+        Box::pin(async move {
+            let broker = self.0.upgrade().context("the broker is stopping")?;
+            match crate::api::admin_topics::create_internal(&broker, spec).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.is_already_exists() => Ok(()),
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            }
+        })
+    }
 }
 
 /// Runs `round` every `period` until `stop` changes. A slow round delays the next tick rather

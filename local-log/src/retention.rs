@@ -302,6 +302,52 @@ impl Log {
         Ok(())
     }
 
+    /// Restarts this follower log at `next_offset` from state found in the remote tier (Kafka's
+    /// `buildRemoteLogAuxState`): every local segment goes and the log starts empty at
+    /// `next_offset`, keeping the leader's `log_start` below it (the offsets between live in the
+    /// remote tier), with `epochs` (the entries starting at or below `next_offset`) as its epoch
+    /// cache and the producer state of `producer_snapshot` (the bytes of the snapshot taken at
+    /// `next_offset`), written as this log's snapshot file.
+    pub fn start_from_remote(
+        &self,
+        next_offset: i64,
+        log_start: i64,
+        epochs: &[(i32, i64)],
+        producer_snapshot: Option<&[u8]>,
+    ) -> Result<()> {
+        shale_common::blocking::check("Log::start_from_remote");
+        let mut inner = self.lock_open()?;
+        let next_offset = next_offset.max(0);
+        self.start_over_at(&mut inner, next_offset)?;
+        self.log_start_offset
+            .store(log_start.clamp(0, next_offset), Ordering::Release);
+        self.log_end_offset.store(next_offset, Ordering::Release);
+        self.recovery_point.lower_to(next_offset);
+        self.recovery_point.advance_to(next_offset);
+        {
+            let mut cache = self.epochs.lock();
+            cache.clear()?;
+            for &(epoch, start) in epochs.iter().filter(|e| e.1 <= next_offset) {
+                cache.assign(epoch, start)?;
+            }
+        }
+        for o in inner.producers.snapshot_offsets() {
+            inner.producers.delete_snapshot(o)?;
+        }
+        inner.producers.reset(next_offset);
+        if let Some(bytes) = producer_snapshot {
+            let path = self
+                .dir()
+                .join(crate::producer_state::snapshot_file_name(next_offset));
+            crate::checkpoint::write_atomic(&path, bytes)?;
+            inner.producers.register_snapshot(next_offset, path);
+            inner
+                .producers
+                .load_latest(next_offset, self.clock.now_ms())?;
+        }
+        Ok(())
+    }
+
     /// Replaces every segment with one empty segment based at `offset`, which becomes the log
     /// start offset; the caller fixes the log end offset, epochs and producer state.
     fn start_over_at(&self, inner: &mut Inner, offset: i64) -> Result<()> {

@@ -193,3 +193,38 @@ fn truncate_fully_and_start_at_restarts_empty_even_above_the_end() {
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (20, 20));
     assert!(all_batches(&log).is_empty());
 }
+
+#[test]
+fn start_from_remote_keeps_the_leaders_log_start_epochs_and_producers() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let clock = ManualClock::new(T0);
+    // The leader's log: an idempotent producer wrote 0-9; the segment after them starts at 10
+    // with a producer snapshot (what a tiered segment ships).
+    let leader = open(da.path(), cfg(&[]), &clock, true);
+    leader.append(pbatch(7, 0, 0, 5, T0), client()).unwrap();
+    leader.append(pbatch(7, 0, 5, 5, T0), client()).unwrap();
+    leader.roll().unwrap();
+    let snapshot = std::fs::read(da.path().join("00000000000000000010.snapshot")).unwrap();
+
+    let follower = open(db.path(), cfg(&[]), &clock, true);
+    fill(&follower, 3, T0); // stale local data, all discarded
+    follower
+        .start_from_remote(10, 0, &[(3, 0), (5, 11)], Some(&snapshot))
+        .unwrap();
+    assert_eq!(follower.log_start_offset(), 0);
+    assert_eq!(follower.local_log_start_offset(), 10);
+    assert_eq!(follower.log_end_offset(), 10);
+    assert_eq!(follower.segment_base_offsets(), vec![10]);
+    assert_eq!(
+        follower.epoch_entries(),
+        vec![(3, 0)],
+        "epochs above 10 are not ours yet"
+    );
+    assert_eq!(follower.producer_states(), leader.producer_states());
+    // A retried old batch is recognised as a duplicate (answered with its offset, not written);
+    // the producer's next batch continues its sequence.
+    let retried = follower.append(pbatch(7, 0, 5, 5, T0), client()).unwrap();
+    assert_eq!((retried.first_offset, follower.log_end_offset()), (5, 10));
+    let next = follower.append(pbatch(7, 0, 10, 5, T0), client()).unwrap();
+    assert_eq!(next.first_offset, 10);
+}

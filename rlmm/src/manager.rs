@@ -4,9 +4,14 @@
 //! * Start: ensure the topic (partition count must match), load the local snapshot if any
 //!   (missing, corrupt, or ahead of the topic ⇒ ignored, full replay), replay each metadata
 //!   partition from the snapshot's covered offset + 1 up to its end offset, mark all caches ready.
-//! * Publish (synchronous, read-your-write): validate against the cache first (an invalid change is
-//!   never written), serialize, append to `metadata_partition(tp)`, then apply to the cache with the
-//!   offset the append returned. Publishers are serialized so append order equals apply order.
+//! * Publish (synchronous, read-your-write): catch the metadata partition up, validate against the
+//!   cache (an invalid change is never written), serialize, append to `metadata_partition(tp)`,
+//!   apply what other brokers appended before it, then the event itself at the offset the append
+//!   returned. Publishers and catch-ups are serialized so the cache applies records in topic order.
+//! * Catch-up ([`TopicBasedRemoteLogMetadataManager::catch_up`]): in a cluster the leaders of
+//!   other partitions publish too; every broker hosting a replica of a partition reads that
+//!   partition's metadata partition forward, so a follower can build its state from the remote
+//!   tier and any new leader serves cold reads at once.
 //! * Queries read the cache; a partition with no metadata at all answers empty.
 //! * [`TopicBasedRemoteLogMetadataManager::snapshot`] writes the whole store atomically.
 
@@ -203,9 +208,75 @@ impl TopicBasedRemoteLogMetadataManager {
         self.publish(RemoteLogMetadata::PartitionDelete(d))
     }
 
+    /// Applies what was appended to the metadata partitions of `partitions` since this manager
+    /// last read them (records written by other brokers). Returns how many records it applied.
+    pub fn catch_up(&self, partitions: &[TopicIdPartition]) -> Result<u64> {
+        let mps: std::collections::BTreeSet<i32> = partitions
+            .iter()
+            .map(|tp| self.metadata_partition_for(tp))
+            .collect();
+        let _publishing = self.publish_lock.lock();
+        self.ensure_open()?;
+        let mut applied = 0;
+        for mp in mps {
+            applied += self.read_forward(mp, None)?;
+        }
+        Ok(applied)
+    }
+
+    /// [`Self::catch_up`] over every metadata partition (the broker that sweeps deleted topics
+    /// needs the partitions no replica of its own maps to).
+    pub fn catch_up_all(&self) -> Result<u64> {
+        let _publishing = self.publish_lock.lock();
+        self.ensure_open()?;
+        let mut applied = 0;
+        for mp in 0..self.config.num_partitions {
+            applied += self.read_forward(mp, None)?;
+        }
+        Ok(applied)
+    }
+
+    /// Reads metadata partition `mp` from the next unprocessed offset up to its end (or up to,
+    /// not including, `until`) and applies every record. The read happens outside the store
+    /// lock; the caller holds `publish_lock`, so nothing else applies to `mp` meanwhile.
+    fn read_forward(&self, mp: i32, until: Option<i64>) -> Result<u64> {
+        let end = match until {
+            Some(until) => until,
+            None => self.topic.end_offset(mp)?,
+        };
+        let mut applied = 0;
+        loop {
+            let from = self.store.read().next_offset(mp);
+            if from >= end {
+                return Ok(applied);
+            }
+            let batch = self.topic.read(mp, from, REPLAY_READ_MAX_BYTES)?;
+            let batch: Vec<_> = batch.into_iter().filter(|(o, _)| *o < end).collect();
+            let Some(&(last, _)) = batch.last() else {
+                return Ok(applied);
+            };
+            let mut store = self.store.write();
+            for (offset, value) in &batch {
+                if let ApplyOutcome::Dropped(e) = store.apply_record(mp, *offset, value) {
+                    tracing::warn!(metadata_partition = mp, offset, error = %e, "dropped a remote log metadata record");
+                }
+                applied += 1;
+            }
+            if last < from {
+                return Err(RlmmError::Topic {
+                    reason: format!(
+                        "read of {REMOTE_LOG_METADATA_TOPIC}-{mp} from {from} returned offset {last}"
+                    ),
+                });
+            }
+        }
+    }
+
     fn publish(&self, event: RemoteLogMetadata) -> Result<()> {
         let _publishing = self.publish_lock.lock();
         self.ensure_open()?;
+        let mp = self.metadata_partition_for(event.topic_id_partition());
+        self.read_forward(mp, None)?;
         {
             let store = self.store.read();
             match &event {
@@ -214,8 +285,8 @@ impl TopicBasedRemoteLogMetadataManager {
                 RemoteLogMetadata::PartitionDelete(d) => store.check_partition_delete(d)?,
             }
         }
-        let mp = self.metadata_partition_for(event.topic_id_partition());
         let offset = self.topic.append(mp, crate::serde::encode(&event))?;
+        self.read_forward(mp, Some(offset))?;
         match self.store.write().apply(mp, offset, &event) {
             ApplyOutcome::Applied => Ok(()),
             ApplyOutcome::Dropped(e) => Err(e),

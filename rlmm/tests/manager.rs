@@ -569,3 +569,26 @@ fn without_snapshot_path_snapshot_is_a_no_op() {
     let m = start(&topic, None);
     assert_eq!(m.snapshot().unwrap(), None);
 }
+
+#[test]
+fn managers_sharing_the_topic_catch_up_with_each_others_events() {
+    // Two brokers: each publishes for the partitions it leads and reads the others forward.
+    let topic = InMemoryMetadataTopic::new();
+    let (a, b) = (start(&topic, None), start(&topic, None));
+    let mp = metadata_partition(&tp(0), N);
+    let other = (1..100)
+        .find(|&p| metadata_partition(&tp(p), N) == mp)
+        .unwrap();
+    copy(&a, 0, 1, 0, 9, &[(0, 0)]);
+    assert!(b.list_remote_log_segments(&tp(0)).unwrap().is_empty());
+    assert_eq!(b.catch_up(&[tp(0)]).unwrap(), 2);
+    assert_eq!(b.highest_copied_offset(&tp(0)).unwrap(), Some(9));
+    // b publishes to the same metadata partition without catching up first: the publish reads
+    // a's newer records forward before its own, so neither cache misses an event.
+    copy(&a, 0, 2, 10, 19, &[(0, 10)]);
+    copy(&b, other, 3, 0, 4, &[(2, 0)]);
+    assert_eq!(b.highest_copied_offset(&tp(0)).unwrap(), Some(19));
+    assert_eq!(a.catch_up(&[tp(other)]).unwrap(), 2);
+    assert_eq!(answers(&a), answers(&b));
+    assert_eq!(a.catch_up_all().unwrap(), 0, "nothing left to read");
+}

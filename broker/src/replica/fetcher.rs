@@ -12,15 +12,19 @@
 //!                          DivergingEpoch → truncate where the logs part, fetch again
 //!                          OUT_OF_RANGE   → start over at the leader's log start, or
 //!                                           truncate to its HW (an unclean history)
+//!                          OFFSET_MOVED_TO_TIERED_STORAGE → start after the remote segment
+//!                                           below the leader's local log start (tiered_start)
 //!                          other errors   → back off replica.fetch.backoff.ms
 //! ```
 //! A response is applied only to partitions still following that leader in the leader epoch
 //! the fetch was sent in; a role change meanwhile makes the task skip them.
 
 use super::connection::BrokerConnection;
+use super::leader_calls::LeaderOf;
 use super::{Partition, Role};
 use crate::config::ReplicationConfig;
 use crate::state::Broker;
+use anyhow::Context;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use kafka_protocol::messages::fetch_response::PartitionData;
@@ -120,6 +124,10 @@ struct Sent {
 enum Next {
     FetchAgain,
     BackOff,
+    /// The leader has tiered the offsets asked for: start from the remote tier.
+    FromRemote {
+        leader_log_start: i64,
+    },
 }
 
 /// One fetch task: a source broker and the partitions it leads that fetch through this task.
@@ -156,7 +164,7 @@ impl Fetcher {
                 .call((&addr.0, addr.1), ApiKey::Fetch, FETCH_VERSION, &req)
                 .await;
             match resp {
-                Ok(resp) if resp.error_code == 0 => self.apply(&resp, &sent),
+                Ok(resp) if resp.error_code == 0 => self.apply(&resp, &sent).await,
                 Ok(resp) => self.back_off_all(&sent, &format!("error {}", resp.error_code)),
                 Err(e) => self.back_off_all(&sent, &e.to_string()),
             }
@@ -247,8 +255,9 @@ impl Fetcher {
         Some((addr, req, sent))
     }
 
-    fn apply(&mut self, resp: &FetchResponse, sent: &HashMap<(uuid::Uuid, i32), Sent>) {
+    async fn apply(&mut self, resp: &FetchResponse, sent: &HashMap<(uuid::Uuid, i32), Sent>) {
         let until = Instant::now() + self.config.fetch_backoff;
+        let mut from_remote = Vec::new();
         for t in &resp.responses {
             for data in &t.partitions {
                 let Some(s) = sent.get(&(t.topic_id, data.partition_index)) else {
@@ -266,6 +275,9 @@ impl Fetcher {
                     Ok(Next::BackOff) => {
                         self.delayed.insert(p.tp.clone(), until);
                     }
+                    Ok(Next::FromRemote { leader_log_start }) => {
+                        from_remote.push((p.clone(), leader_log_start));
+                    }
                     Err(e) => {
                         tracing::error!(partition = %p.tp, leader = self.leader, error = %e, "cannot apply fetched data; backing off");
                         self.delayed.insert(p.tp.clone(), until);
@@ -273,6 +285,33 @@ impl Fetcher {
                 }
             }
         }
+        for (p, leader_log_start) in from_remote {
+            if let Err(e) = self.start_from_remote(&p, leader_log_start).await {
+                tracing::warn!(partition = %p.tp, leader = self.leader, error = %format!("{e:#}"),
+                    "cannot start from the remote tier yet; backing off");
+                self.delayed.insert(p.tp.clone(), until);
+            }
+        }
+    }
+
+    async fn start_from_remote(
+        &mut self,
+        p: &Arc<Partition>,
+        leader_log_start: i64,
+    ) -> anyhow::Result<i64> {
+        let broker = self.broker.upgrade().context("the broker is stopping")?;
+        let image = broker.replicas().image();
+        let listener = &self.config.inter_broker_listener;
+        let leader = LeaderOf::find(&image, &p.tp.topic, p.tp.partition, listener)?;
+        anyhow::ensure!(leader.leader == self.leader, "the leader moved");
+        super::tiered_start::start_from_remote(
+            &broker,
+            &mut self.conn,
+            &leader,
+            p,
+            leader_log_start,
+        )
+        .await
     }
 }
 
@@ -314,6 +353,9 @@ fn apply_partition(p: &Partition, data: &PartitionData) -> Result<Next, LogError
             p.publish_progress();
             Ok(Next::FetchAgain)
         }
+        code if code == E::OffsetMovedToTieredStorage.code() => Ok(Next::FromRemote {
+            leader_log_start: data.log_start_offset,
+        }),
         code => {
             tracing::debug!(partition = %p.tp, code, "replica fetch refused; backing off");
             Ok(Next::BackOff)

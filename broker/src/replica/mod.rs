@@ -8,19 +8,21 @@
 //!  handlers ─ get_leader(tp) → Partition | NotLeader{leader, epoch} | Unknown
 //! ```
 //! A change of leadership never deletes data: the partition keeps its log and only its role
-//! changes. Followers serve no client reads or writes; until the follower fetcher exists
-//! (issue 11) their logs are only kept. Images are applied in order: one older than the last
+//! changes. Followers copy their leader through the fetchers (`fetcher`); a follower whose
+//! leader has tiered the offsets it needs starts from the remote tier (`tiered_start`). Images are applied in order: one older than the last
 //! applied (a slower concurrent caller) is ignored. After each apply the leader-count gauge and
 //! the per-topic meters follow the hosted set.
 
 mod config;
-mod connection;
+pub mod connection;
 pub mod delta;
 mod fetcher;
 pub mod isr;
+pub mod leader_calls;
 mod partition;
 #[cfg(test)]
 mod tests;
+mod tiered_start;
 
 pub use config::effective_log_config;
 pub use delta::DeleteReason;

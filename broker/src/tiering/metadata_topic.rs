@@ -1,52 +1,131 @@
-//! `__remote_log_metadata` on this broker's own logs: the RLMM's [`MetadataTopic`].
+//! `__remote_log_metadata` as the RLMM's [`MetadataTopic`], on whichever broker leads each of
+//! its partitions.
 //!
-//! The topic is created through the controller like any topic (retention -1, cleanup delete,
-//! never tiered). Appends are ordinary batches with a null key; they are fsynced before the
-//! offset is returned, because the metadata of an uploaded segment must never be lost while its
-//! objects survive (that would orphan them) nor survive while the upload is lost. It reaches the
-//! topic's partitions through the replica manager (only partitions led here are written or read)
-//! and creates the topic through the controller.
+//! The topic is created (by [`super::Tiering::activate`], through the controller like any
+//! internal topic: retention -1, cleanup delete, never tiered, replication factor
+//! `rlmm.config.remote.log.metadata.topic.replication.factor` capped by the broker count) before
+//! the RLMM starts. A partition led here is written and read on the local log; one led by
+//! another broker is reached as a client would: Produce with acks=all, a consumer Fetch,
+//! ListOffsets (`super::super::replica::leader_calls`).
+//!
+//! | call | led here | led elsewhere |
+//! |---|---|---|
+//! | append | append + fsync, then wait until the ISR has it | Produce acks=all |
+//! | read | the local log up to the high watermark | Fetch as a consumer |
+//! | end offset | the high watermark | ListOffsets latest |
+//!
+//! An event counts only once the ISR has it: the metadata of an uploaded segment must survive
+//! the loss of the broker that wrote it, or its objects would be orphaned (and a new leader would
+//! upload them again). The RLMM's calls are synchronous; the network ones run on this thread
+//! through the runtime ([`shale_common::blocking::io`]).
 
+use crate::replica::connection::BrokerConnection;
+use crate::replica::leader_calls::LeaderOf;
 use crate::replica::{Partition, ReplicaManager};
 use bytes::Bytes;
 use shale_common::{Clock, TopicPartition};
 use shale_local_log::AppendOrigin;
 use shale_protocol::record::BatchBuilder;
 use shale_protocol::record_batch::batches;
-use shale_raft::{Controller, CreateTopicSpec};
 use shale_rlmm::manager::MetadataTopic;
 use shale_rlmm::RlmmError;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Kafka's name for the topic.
 pub const TOPIC: &str = "__remote_log_metadata";
 
-/// The metadata topic on the broker's local logs.
+/// How long an append waits for the ISR (Kafka's producer default `request.timeout.ms`).
+const APPEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The metadata topic, wherever its partitions are led.
 #[derive(Debug)]
-pub struct LocalMetadataTopic {
-    controller: Arc<Controller>,
+pub struct BrokerMetadataTopic {
     replicas: Arc<ReplicaManager>,
     clock: Arc<dyn Clock>,
+    /// The inter-broker listener other leaders are reached on.
+    listener: String,
+    conn: tokio::sync::Mutex<BrokerConnection>,
 }
 
-impl LocalMetadataTopic {
-    /// The topic on `replicas`' logs, created through `controller`.
-    pub fn new(
-        controller: Arc<Controller>,
-        replicas: Arc<ReplicaManager>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        LocalMetadataTopic {
-            controller,
+impl BrokerMetadataTopic {
+    /// The topic on `replicas`' logs, and on the brokers named by their metadata.
+    pub fn new(replicas: Arc<ReplicaManager>, clock: Arc<dyn Clock>, listener: String) -> Self {
+        let conn = BrokerConnection::new("shale-rlmm".into(), APPEND_TIMEOUT);
+        BrokerMetadataTopic {
             replicas,
             clock,
+            listener,
+            conn: tokio::sync::Mutex::new(conn),
         }
     }
 
-    fn partition(&self, partition: i32) -> Result<Arc<Partition>, RlmmError> {
+    fn local(&self, partition: i32) -> Option<Arc<Partition>> {
         self.replicas
             .get_leader(&TopicPartition::new(TOPIC, partition))
-            .map_err(|_| topic_err(format!("{TOPIC}-{partition} is not led here")))
+            .ok()
+    }
+
+    /// Runs a call to the partition's leader on another broker.
+    fn remote<T>(
+        &self,
+        partition: i32,
+        call: impl AsyncFnOnce(&LeaderOf, &mut BrokerConnection) -> Result<T, RlmmError>,
+    ) -> Result<T, RlmmError> {
+        let image = self.replicas.image();
+        let leader = LeaderOf::find(&image, TOPIC, partition, &self.listener)
+            .map_err(|e| topic_err(e.to_string()))?;
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| topic_err(format!("{TOPIC}-{partition} is led by another broker")))?;
+        shale_common::blocking::io(|| {
+            handle.block_on(async {
+                let mut conn = self.conn.lock().await;
+                call(&leader, &mut conn).await
+            })
+        })
+    }
+
+    fn append_local(&self, part: &Arc<Partition>, value: Bytes) -> Result<i64, RlmmError> {
+        let partition = part.tp.partition;
+        let now = self.clock.now_ms();
+        let mut builder = BatchBuilder::new(now);
+        builder.push(now, None, Some(value), vec![]);
+        let batch = builder.build().map_err(|e| topic_err(e.to_string()))?;
+        let log = &part.log;
+        let origin = AppendOrigin::Client {
+            leader_epoch: part.leader_epoch(),
+        };
+        let info = shale_common::blocking::io(|| {
+            let info = log.append(batch.into_bytes(), origin)?;
+            log.flush().map(|()| info)
+        })
+        .map_err(|e| topic_err(format!("{TOPIC}-{partition}: {e}")))?;
+        part.publish_progress();
+        let offset = info.first_offset;
+        if part.high_watermark() <= offset {
+            self.wait_for_isr(part, offset)?;
+        }
+        Ok(offset)
+    }
+
+    fn wait_for_isr(&self, part: &Arc<Partition>, offset: i64) -> Result<(), RlmmError> {
+        let pending = crate::api::acks::Pending::new(part.clone(), offset + 1);
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| topic_err("no runtime to wait for the ISR on"))?;
+        let outcome = shale_common::blocking::io(|| {
+            handle.block_on(crate::api::acks::wait_for_isr(
+                vec![((), pending)],
+                APPEND_TIMEOUT,
+            ))
+        });
+        match outcome.first() {
+            Some(((), 0)) => Ok(()),
+            other => Err(topic_err(format!(
+                "{TOPIC}-{}: offset {offset} did not reach the ISR (error {:?})",
+                part.tp.partition,
+                other.map(|o| o.1)
+            ))),
+        }
     }
 }
 
@@ -56,53 +135,56 @@ fn topic_err(reason: impl Into<String>) -> RlmmError {
     }
 }
 
-impl MetadataTopic for LocalMetadataTopic {
+/// `(offset, value)` of every record at or after `from` in `records`.
+fn values_from(records: Bytes, from: i64) -> Result<Vec<(i64, Bytes)>, RlmmError> {
+    let mut out = Vec::new();
+    for batch in batches(records) {
+        let batch = batch.map_err(|e| topic_err(e.to_string()))?;
+        let base = batch.base_offset();
+        batch
+            .for_each_record(|r| {
+                let offset = base + i64::from(r.offset_delta);
+                if offset >= from {
+                    out.push((offset, r.value.clone().unwrap_or_default()));
+                }
+                Ok(())
+            })
+            .map_err(|e| topic_err(e.to_string()))?;
+    }
+    Ok(out)
+}
+
+impl MetadataTopic for BrokerMetadataTopic {
     fn ensure(&self, partitions: i32) -> Result<(), RlmmError> {
-        if let Some(t) = self.controller.image().topic(TOPIC) {
-            let actual = t.partitions.len() as i32;
-            if actual != partitions {
-                return Err(RlmmError::PartitionCountMismatch {
-                    expected: partitions,
-                    actual,
-                });
-            }
-            return Ok(());
+        let image = self.replicas.image();
+        let topic = image
+            .topic(TOPIC)
+            .ok_or_else(|| topic_err(format!("{TOPIC} has not reached this broker yet")))?;
+        let actual = topic.partitions.len() as i32;
+        if actual != partitions {
+            return Err(RlmmError::PartitionCountMismatch {
+                expected: partitions,
+                actual,
+            });
         }
-        let spec = CreateTopicSpec {
-            name: TOPIC.to_string(),
-            num_partitions: partitions,
-            replication_factor: 1,
-            assignments: vec![],
-            configs: vec![
-                ("retention.ms".into(), "-1".into()),
-                ("retention.bytes".into(), "-1".into()),
-                ("cleanup.policy".into(), "delete".into()),
-            ],
-        };
-        match self.controller.create_topic(spec, false) {
-            Ok(_) | Err(shale_raft::ControllerError::TopicAlreadyExists(_)) => {}
-            Err(e) => return Err(topic_err(format!("creating {TOPIC}: {e}"))),
-        }
-        self.replicas
-            .apply(self.controller.image())
-            .map_err(|e| topic_err(format!("creating the logs of {TOPIC}: {e}")))
+        Ok(())
     }
 
     fn append(&self, partition: i32, value: Bytes) -> Result<i64, RlmmError> {
-        let part = self.partition(partition)?;
-        let log = &part.log;
+        if let Some(part) = self.local(partition) {
+            return self.append_local(&part, value);
+        }
         let now = self.clock.now_ms();
         let mut builder = BatchBuilder::new(now);
         builder.push(now, None, Some(value), vec![]);
         let batch = builder.build().map_err(|e| topic_err(e.to_string()))?;
-        // Appended and fsynced before the event counts (called from async tiering tasks).
-        let info = crate::api::storage_io(|| {
-            let info = log.append(batch.into_bytes(), AppendOrigin::Client { leader_epoch: 0 })?;
-            log.flush().map(|()| info)
+        let timeout = APPEND_TIMEOUT.as_millis() as i32;
+        self.remote(partition, async |leader, conn| {
+            leader
+                .produce(conn, batch.into_bytes(), timeout)
+                .await
+                .map_err(|e| topic_err(e.to_string()))
         })
-        .map_err(|e| topic_err(format!("{TOPIC}-{partition}: {e}")))?;
-        part.publish_progress();
-        Ok(info.first_offset)
     }
 
     fn read(
@@ -111,32 +193,34 @@ impl MetadataTopic for LocalMetadataTopic {
         from_offset: i64,
         max_bytes: usize,
     ) -> Result<Vec<(i64, Bytes)>, RlmmError> {
-        let log = &self.partition(partition)?.log;
+        let Some(part) = self.local(partition) else {
+            let max = i32::try_from(max_bytes).unwrap_or(i32::MAX);
+            let records = self.remote(partition, async |leader, conn| {
+                let fetched = leader.fetch(conn, from_offset, max).await;
+                fetched.map_err(|e| topic_err(e.to_string()))
+            })?;
+            return values_from(records.0, from_offset);
+        };
+        let log = &part.log;
         let from = from_offset.max(log.log_start_offset());
-        let end = log.log_end_offset();
+        let end = part.high_watermark();
         if from >= end {
             return Ok(Vec::new());
         }
-        let read = crate::api::storage_io(|| log.read(from, max_bytes, end, true))
+        let read = shale_common::blocking::io(|| log.read(from, max_bytes, end, true))
             .map_err(|e| topic_err(format!("{TOPIC}-{partition}: {e}")))?;
-        let mut out = Vec::new();
-        for batch in batches(read.records) {
-            let batch = batch.map_err(|e| topic_err(e.to_string()))?;
-            let base = batch.base_offset();
-            batch
-                .for_each_record(|r| {
-                    let offset = base + i64::from(r.offset_delta);
-                    if offset >= from_offset {
-                        out.push((offset, r.value.clone().unwrap_or_default()));
-                    }
-                    Ok(())
-                })
-                .map_err(|e| topic_err(e.to_string()))?;
-        }
-        Ok(out)
+        values_from(read.records, from_offset)
     }
 
     fn end_offset(&self, partition: i32) -> Result<i64, RlmmError> {
-        Ok(self.partition(partition)?.log.log_end_offset())
+        if let Some(part) = self.local(partition) {
+            return Ok(part.high_watermark());
+        }
+        self.remote(partition, async |leader, conn| {
+            let latest = leader.list_offset(conn, -1, -1).await;
+            latest
+                .map(|(offset, _)| offset)
+                .map_err(|e| topic_err(e.to_string()))
+        })
     }
 }

@@ -11,27 +11,31 @@
 //! Shale is object-storage-first: `remote.log.storage.system.enable` defaults to true, and with no
 //! S3 settings the remote tier is a directory beside the first log directory.
 
+mod follower;
 pub mod metadata_topic;
 mod metrics;
 mod partition;
 mod remote_read;
 
+pub use follower::RemoteStart;
 pub use partition::TopicPolicy;
 pub use remote_read::RemoteReadError;
 
 use crate::config::BrokerConfig;
 use crate::replica::ReplicaManager;
 use anyhow::Context;
-use metadata_topic::LocalMetadataTopic;
+use metadata_topic::BrokerMetadataTopic;
 use shale_common::{Clock, Rng};
-use shale_raft::Controller;
+use shale_raft::{Controller, CreateTopicSpec};
 use shale_remote_log::tasks::{RateLimiter, RemoteLogManager, TaskPools, TieredPartition};
 use shale_remote_log::{
     InstrumentedStore, ObjectRsm, RemoteLogReader, RemoteStorageConfig, StoreStats,
 };
 use shale_rlmm::manager::{RlmmConfig, TopicBasedRemoteLogMetadataManager};
 use shale_rlmm::TopicIdPartition;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,26 +60,25 @@ pub struct TieringSettings {
     pub rsm: Vec<(String, String)>,
     /// `rlmm.config.remote.log.metadata.topic.num.partitions`.
     pub metadata_partitions: i32,
+    /// `rlmm.config.remote.log.metadata.topic.replication.factor`.
+    pub metadata_replication_factor: i16,
+    /// `inter.broker.listener.name`: where other brokers' metadata partitions are reached.
+    pub inter_broker_listener: String,
     /// The file remote tier's default root: beside the first log directory.
     pub default_remote_root: PathBuf,
 }
 
-/// `remote.log.storage.system.enable`. A node of a multi-node cluster runs without tiered
-/// storage until partitions replicate (their remote metadata topic is written locally), and
-/// refuses an explicit `true` rather than tier a partition other brokers cannot follow.
-fn enabled(config: &BrokerConfig) -> anyhow::Result<bool> {
+/// `remote.log.storage.system.enable`: on by default on a single node (its remote tier is a
+/// local directory); a node of a multi-node cluster tiers only when told to, since every broker
+/// of the cluster must then share one remote store (`rsm.config.*`).
+fn enabled(config: &BrokerConfig) -> bool {
     const KEY: &str = "remote.log.storage.system.enable";
     let on = config.value_of(KEY).as_deref() == Some("true");
-    if !config.is_multi_node() {
-        return Ok(on);
-    }
-    anyhow::ensure!(
-        !(on && config.explicit.contains_key(KEY)),
-        "{KEY}=true: tiered storage in a multi-node cluster is not supported yet (it comes with \
-         partition replication); set it to false"
-    );
-    Ok(false)
+    on && (!config.is_multi_node() || config.explicit.contains_key(KEY))
 }
+
+/// `rlmm.config.remote.log.metadata.topic.replication.factor` (Kafka's default 3).
+const METADATA_REPLICATION_FACTOR: &str = "remote.log.metadata.topic.replication.factor";
 
 impl TieringSettings {
     /// Reads the tiering keys of a validated broker configuration.
@@ -95,10 +98,21 @@ impl TieringSettings {
                 .collect()
         };
         let rlmm = prefixed("rlmm.config.");
-        let metadata_partitions = match rlmm.iter().find(|(k, _)| k == "remote.log.metadata.topic.num.partitions") {
-            Some((_, v)) => v.parse().context("invalid value for configuration rlmm.config.remote.log.metadata.topic.num.partitions")?,
-            None => 50,
+        let rlmm_key = |key: &str, default: i64| -> anyhow::Result<i64> {
+            match rlmm.iter().find(|(k, _)| k == key) {
+                Some((_, v)) => v
+                    .parse()
+                    .with_context(|| format!("invalid value for configuration rlmm.config.{key}")),
+                None => Ok(default),
+            }
         };
+        let metadata_partitions = rlmm_key("remote.log.metadata.topic.num.partitions", 50)? as i32;
+        let metadata_replication_factor = rlmm_key(METADATA_REPLICATION_FACTOR, 3)?;
+        anyhow::ensure!(
+            (1..=i64::from(i16::MAX)).contains(&metadata_replication_factor),
+            "invalid value {metadata_replication_factor} for configuration \
+             rlmm.config.{METADATA_REPLICATION_FACTOR}: must be >= 1"
+        );
         let positive = |key: &str| -> anyhow::Result<u64> {
             let v = num(key)?;
             anyhow::ensure!(
@@ -108,7 +122,7 @@ impl TieringSettings {
             Ok(v as u64)
         };
         Ok(TieringSettings {
-            enabled: enabled(config)?,
+            enabled: enabled(config),
             task_interval: Duration::from_millis(positive("remote.log.manager.task.interval.ms")?),
             fetch_max_wait: Duration::from_millis(positive("remote.fetch.max.wait.ms")?),
             copy_bytes_per_second: positive("remote.log.manager.copy.max.bytes.per.second")?,
@@ -117,6 +131,8 @@ impl TieringSettings {
             expirers: positive("remote.log.manager.expiration.thread.pool.size")? as usize,
             rsm: prefixed("rsm.config."),
             metadata_partitions,
+            metadata_replication_factor: metadata_replication_factor as i16,
+            inter_broker_listener: config.replication.inter_broker_listener.clone(),
             default_remote_root: remote_root_beside(&config.log_dirs[0]),
         })
     }
@@ -165,6 +181,7 @@ pub struct Tiering {
     snapshot_dir: PathBuf,
     controller: Arc<Controller>,
     replicas: Arc<ReplicaManager>,
+    topics: Arc<dyn TopicCreator>,
     active: tokio::sync::OnceCell<Active>,
     fetch_quota: RateLimiter,
     fetch_stats: remote_read::FetchStats,
@@ -177,6 +194,18 @@ pub struct TieringParts {
     pub controller: Arc<Controller>,
     pub replicas: Arc<ReplicaManager>,
     pub topic_metrics: Arc<crate::topic_metrics::TopicMetrics>,
+    pub topics: Arc<dyn TopicCreator>,
+}
+
+/// How tiering creates `__remote_log_metadata`: the broker's path for internal topics (the
+/// local controller, or a CreateTopics forwarded to the active one), returning once the topic
+/// is in this broker's metadata.
+pub trait TopicCreator: Send + Sync + std::fmt::Debug {
+    /// Creates the topic; an existing one is not an error.
+    fn create(
+        &self,
+        spec: CreateTopicSpec,
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + '_>>;
 }
 
 impl Tiering {
@@ -213,17 +242,16 @@ impl Tiering {
             snapshot_dir: config.log_dirs[0].clone(),
             controller: parts.controller.clone(),
             replicas: parts.replicas,
+            topics: parts.topics,
             active: tokio::sync::OnceCell::new(),
             settings,
             storage,
             store_stats,
         });
-        if parts
-            .controller
-            .image()
-            .topic(metadata_topic::TOPIC)
-            .is_some()
-        {
+        // In a cluster the metadata partitions are read from their leaders once this broker has
+        // joined: the first round (or the first follower that needs the remote tier) does it.
+        let image = parts.controller.image();
+        if !config.is_multi_node() && image.topic(metadata_topic::TOPIC).is_some() {
             tiering.activate().await?;
         }
         tracing::info!(backend = ?tiering.storage.backend, "tiered storage enabled");
@@ -240,14 +268,15 @@ impl Tiering {
     pub async fn activate(&self) -> anyhow::Result<&Active> {
         self.active
             .get_or_try_init(|| async {
+                self.create_metadata_topic().await?;
                 let config = RlmmConfig {
                     num_partitions: self.settings.metadata_partitions,
                     snapshot_path: Some(self.snapshot_dir.join(RlmmConfig::SNAPSHOT_FILE_NAME)),
                 };
-                let topic = Arc::new(LocalMetadataTopic::new(
-                    self.controller.clone(),
+                let topic = Arc::new(BrokerMetadataTopic::new(
                     self.replicas.clone(),
                     self.clock.clone(),
+                    self.settings.inter_broker_listener.clone(),
                 ));
                 let clock = self.clock.clone();
                 let rlmm = shale_common::blocking::spawn(move || {
@@ -275,21 +304,48 @@ impl Tiering {
             .await
     }
 
-    /// One round: starts the copy and expiration of every tiered partition this broker leads
-    /// (each partition's tasks run concurrently in the pools; one still running from an earlier
-    /// round is not started again), deletes remote data whose topic is gone, and snapshots the
-    /// metadata if it changed.
+    /// Creates `__remote_log_metadata` unless it exists: retention -1, cleanup delete, the
+    /// configured replication factor capped by the registered brokers (a single node runs with
+    /// one; Kafka would refuse and retry until enough brokers register).
+    async fn create_metadata_topic(&self) -> anyhow::Result<()> {
+        let image = self.controller.image();
+        if image.topic(metadata_topic::TOPIC).is_some() {
+            return Ok(());
+        }
+        let brokers = image.brokers.len().clamp(1, i16::MAX as usize) as i16;
+        let spec = CreateTopicSpec {
+            name: metadata_topic::TOPIC.to_string(),
+            num_partitions: self.settings.metadata_partitions,
+            replication_factor: self.settings.metadata_replication_factor.min(brokers),
+            assignments: vec![],
+            configs: vec![
+                ("retention.ms".into(), "-1".into()),
+                ("retention.bytes".into(), "-1".into()),
+                ("cleanup.policy".into(), "delete".into()),
+            ],
+        };
+        self.topics
+            .create(spec)
+            .await
+            .with_context(|| format!("creating {}", metadata_topic::TOPIC))
+    }
+
+    /// One round. It reads forward the metadata of every tiered partition hosted here (what
+    /// other leaders published), starts the copy and expiration of those this broker leads (each
+    /// partition's tasks run concurrently in the pools; one still running from an earlier round
+    /// is not started again), tells followers how far their lineage is in remote storage (so
+    /// local retention never deletes an un-uploaded segment: Kafka's `RLMFollowerTask`), deletes
+    /// remote data whose topic is gone, and snapshots the metadata if it changed.
     pub async fn run_round(&self) {
-        let partitions: Vec<Arc<dyn TieredPartition>> = self
+        let hosted: Vec<Arc<crate::replica::Partition>> = self
             .replicas
-            .leaders()
+            .all()
             .into_iter()
             .filter(|p| p.log.is_tiered())
-            .map(|p| Arc::new(partition::TieredLog::new(p)) as Arc<dyn TieredPartition>)
             .collect();
         let active = match self.active() {
             Some(a) => a,
-            None if partitions.is_empty() && !self.deletions_pending().await => return,
+            None if hosted.is_empty() && !self.deletions_pending().await => return,
             None => match self.activate().await {
                 Ok(a) => a,
                 Err(e) => {
@@ -298,7 +354,59 @@ impl Tiering {
                 }
             },
         };
-        active.pools.schedule(&active.rlm, &partitions);
+        let sweeper = self.sweeps_deleted_topics();
+        let ids = hosted.iter().map(|p| Self::topic_id_partition(p)).collect();
+        self.catch_up(active, ids, sweeper).await;
+        let mut leaders: Vec<Arc<dyn TieredPartition>> = Vec::new();
+        for p in hosted {
+            let log = partition::TieredLog::new(p.clone());
+            if p.is_leader() {
+                leaders.push(Arc::new(log));
+            } else {
+                let copied = active.rlm.highest_copied(&log);
+                p.log.set_highest_offset_in_remote_storage(copied);
+            }
+        }
+        active.pools.schedule(&active.rlm, &leaders);
+        if sweeper {
+            self.delete_remote_data_of_deleted_topics(active).await;
+        }
+        self.snapshot().await;
+    }
+
+    /// Reads forward the metadata of `partitions` (of every metadata partition for the sweeper),
+    /// on the blocking pool: partitions led elsewhere are read over the network.
+    async fn catch_up(&self, active: &Active, partitions: Vec<TopicIdPartition>, all: bool) {
+        let rlmm = active.rlmm.clone();
+        let result = shale_common::blocking::spawn(move || match all {
+            true => rlmm.catch_up_all(),
+            false => rlmm.catch_up(&partitions),
+        })
+        .await;
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read remote log metadata forward; will retry")
+            }
+            Err(e) => tracing::error!(error = %e, "reading remote log metadata forward panicked"),
+        }
+    }
+
+    /// Whether this broker deletes the remote data of deleted topics: every broker on a single
+    /// node; in a cluster one broker (the lowest unfenced id), so brokers do not race to delete
+    /// the same objects and metadata.
+    fn sweeps_deleted_topics(&self) -> bool {
+        let image = self.replicas.image();
+        let first = image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.id)
+            .min();
+        first.is_none_or(|id| id == self.node_id)
+    }
+
+    async fn delete_remote_data_of_deleted_topics(&self, active: &Active) {
         let image = self.controller.image();
         for tp in active.rlmm.remote_partitions() {
             let alive = image
@@ -310,7 +418,6 @@ impl Tiering {
                 }
             }
         }
-        self.snapshot().await;
     }
 
     /// Writes the metadata snapshot that bounds the replay at the next start (on the blocking

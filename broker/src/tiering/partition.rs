@@ -10,7 +10,7 @@ use shale_rlmm::TopicIdPartition;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// A tiered partition this broker leads.
+/// A tiered partition hosted here (copied and expired while this broker leads it).
 #[derive(Debug)]
 pub struct TieredLog {
     partition: Arc<Partition>,
@@ -103,6 +103,14 @@ impl TieredPartition for TieredLog {
             retention_bytes: c.retention_bytes,
             copy_disabled: c.remote_log_copy_disable,
         }
+    }
+
+    fn leader_epochs(&self) -> Vec<(i32, i64)> {
+        self.partition.log.epoch_entries()
+    }
+
+    fn log_end_offset(&self) -> i64 {
+        self.partition.log.log_end_offset()
     }
 }
 

@@ -60,6 +60,23 @@ impl Tiering {
         segments
     }
 
+    /// Reads `tp`'s metadata forward (starting the metadata manager if it is not yet).
+    async fn catch_up_partition(&self, tp: &TopicIdPartition) {
+        let rlmm = match self.activate().await {
+            Ok(active) => active.rlmm.clone(),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "remote log metadata not loaded");
+                return;
+            }
+        };
+        let tp = tp.clone();
+        match shale_common::blocking::spawn(move || rlmm.catch_up(&[tp])).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot read remote log metadata forward"),
+            Err(e) => tracing::error!(error = %e, "reading remote log metadata forward panicked"),
+        }
+    }
+
     /// The highest offset in remote storage (-1 when nothing is copied), for ListOffsets -5.
     pub fn highest_remote_offset(&self, tp: &TopicIdPartition) -> i64 {
         self.finished_segments(tp)
@@ -84,11 +101,18 @@ impl Tiering {
         let topic = self.topic_metrics.topic(&tp.topic);
         let count = |meter, n| self.topic_metrics.record(topic.as_deref(), meter, n);
         count(Meter::RemoteFetchRequests, 1);
-        let segments = self.finished_segments(tp);
-        let mut i = segments
-            .iter()
-            .position(|m| m.start_offset <= offset && offset <= m.end_offset)
-            .ok_or(RemoteReadError::NotFound(offset))?;
+        let holding = |segments: &[RemoteLogSegmentMetadata]| {
+            segments
+                .iter()
+                .position(|m| m.start_offset <= offset && offset <= m.end_offset)
+        };
+        let mut segments = self.finished_segments(tp);
+        if holding(&segments).is_none() {
+            // A leader since moments ago may not have read what its predecessor published.
+            self.catch_up_partition(tp).await;
+            segments = self.finished_segments(tp);
+        }
+        let mut i = holding(&segments).ok_or(RemoteReadError::NotFound(offset))?;
         let (mut chunks, mut total, mut next_offset) = (Vec::new(), 0usize, offset);
         while i < segments.len() && total < max_bytes {
             let meta = &segments[i];

@@ -29,7 +29,7 @@ impl RemoteLogManager {
             self.clean_dangling(&tp).await?;
             self.set_state(&tp, |s| s.cleaned_up = true);
         }
-        let copied = self.highest_copied(&tp);
+        let copied = self.highest_copied(p);
         p.set_highest_offset_in_remote_storage(copied);
         let lso = p.last_stable_offset();
         if lso <= 0 || copied >= lso {
@@ -61,15 +61,28 @@ impl RemoteLogManager {
         Ok(count)
     }
 
-    /// The highest end offset over COPY_SEGMENT_FINISHED segments, or -1.
-    pub fn highest_copied(&self, tp: &shale_rlmm::TopicIdPartition) -> i64 {
-        self.metadata
-            .segments(tp)
-            .iter()
+    /// The highest offset in remote storage on this replica's own lineage, or -1 (Kafka's
+    /// `findHighestRemoteOffset`): walk the local epoch cache from the newest epoch down; at the
+    /// first epoch some COPY_SEGMENT_FINISHED segment carries, take the highest offset copied
+    /// under it, but never past that epoch's local end (after an unclean election the remote
+    /// tier may hold offsets this log never had). Segments uploaded by another lineage are
+    /// thereby never taken as copied here.
+    pub fn highest_copied(&self, p: &dyn TieredPartition) -> i64 {
+        let segments: Vec<RemoteLogSegmentMetadata> = self
+            .metadata
+            .segments(&p.topic_id_partition())
+            .into_iter()
             .filter(|m| m.state == CopySegmentFinished)
-            .map(|m| m.end_offset)
-            .max()
-            .unwrap_or(-1)
+            .collect();
+        let epochs = p.leader_epochs();
+        let leo = p.log_end_offset();
+        for (i, &(epoch, _)) in epochs.iter().enumerate().rev() {
+            let local_end = epochs.get(i + 1).map_or(leo, |next| next.1);
+            if let Some(h) = highest_offset_for_epoch(&segments, epoch) {
+                return if local_end <= h { local_end - 1 } else { h };
+            }
+        }
+        -1
     }
 
     async fn copy_segment(
@@ -174,4 +187,17 @@ fn set_lag(stats: &TaskStats, waiting: &[LocalSegment]) {
     stats
         .copy_lag_segments
         .store(waiting.len() as u64, Ordering::Relaxed);
+}
+
+/// The highest offset written under `epoch` over `segments` (in a segment, an epoch runs until
+/// the next epoch's start or the segment's end).
+fn highest_offset_for_epoch(segments: &[RemoteLogSegmentMetadata], epoch: i32) -> Option<i64> {
+    segments
+        .iter()
+        .filter_map(|m| {
+            m.segment_leader_epochs.get(&epoch)?;
+            let next = m.segment_leader_epochs.range(epoch + 1..).next();
+            Some(next.map_or(m.end_offset, |(_, &start)| start - 1))
+        })
+        .max()
 }

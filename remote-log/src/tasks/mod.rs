@@ -68,7 +68,8 @@ pub struct Retention {
     pub copy_disabled: bool,
 }
 
-/// A tiered leader partition's local log, as the tasks need it.
+/// A tiered partition's local log, as the tasks need it (the leader's copy and expiration; a
+/// follower only asks how far its lineage is in remote storage).
 pub trait TieredPartition: Send + Sync + std::fmt::Debug {
     /// Identity.
     fn topic_id_partition(&self) -> TopicIdPartition;
@@ -86,6 +87,10 @@ pub trait TieredPartition: Send + Sync + std::fmt::Debug {
     fn advance_log_start_offset(&self, offset: i64) -> Result<(), LocalLogError>;
     /// Current retention settings.
     fn retention(&self) -> Retention;
+    /// The local leader-epoch cache: `(epoch, start offset)`, oldest first.
+    fn leader_epochs(&self) -> Vec<(i32, i64)>;
+    /// The next offset to be written locally.
+    fn log_end_offset(&self) -> i64;
 }
 
 /// The metadata manager as the tasks need it (the broker adapts rlmm's manager).

@@ -24,6 +24,9 @@ struct FakePartition {
     highest_remote: AtomicI64,
     lso: AtomicI64,
     retention: Mutex<Retention>,
+    /// The local epoch cache and log end offset (one epoch over all segments unless a test
+    /// gives it another lineage).
+    lineage: Mutex<(Vec<(i32, i64)>, i64)>,
 }
 
 impl FakePartition {
@@ -50,6 +53,7 @@ impl FakePartition {
             log_start: AtomicI64::new(0),
             highest_remote: AtomicI64::new(-1),
             lso: AtomicI64::new(60),
+            lineage: Mutex::new((vec![(0, 0)], 60)),
             retention: Mutex::new(Retention {
                 retention_ms: -1,
                 retention_bytes: -1,
@@ -99,6 +103,12 @@ impl TieredPartition for FakePartition {
     }
     fn retention(&self) -> Retention {
         *self.retention.lock()
+    }
+    fn leader_epochs(&self) -> Vec<(i32, i64)> {
+        self.lineage.lock().0.clone()
+    }
+    fn log_end_offset(&self) -> i64 {
+        self.lineage.lock().1
     }
 }
 
@@ -213,6 +223,21 @@ async fn copies_rolled_segments_below_the_last_stable_offset_in_order() {
         h.rlm.stats.copy_bytes.load(Ordering::SeqCst),
         (0..3).map(|i| p.size(i)).sum::<u64>()
     );
+}
+
+#[tokio::test]
+async fn the_highest_copied_offset_follows_the_local_lineage() {
+    let h = harness();
+    let p = FakePartition::new();
+    assert_eq!(h.rlm.copy_round(&p).await.unwrap(), 3);
+    assert_eq!(h.rlm.highest_copied(&p), 59);
+    // A leader whose log left epoch 0 at offset 30 (epoch 3 from there, nothing of it copied):
+    // what epoch 0 copied beyond 29 is not its history.
+    *p.lineage.lock() = (vec![(0, 0), (3, 30)], 45);
+    assert_eq!(h.rlm.highest_copied(&p), 29);
+    // A log that never had epoch 0 shares nothing with the remote tier.
+    *p.lineage.lock() = (vec![(5, 0)], 45);
+    assert_eq!(h.rlm.highest_copied(&p), -1);
 }
 
 #[tokio::test]
