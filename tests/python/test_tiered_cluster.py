@@ -9,10 +9,14 @@ broker-only nodes (2-4) sharing one bucket on a real S3 server (s3s-fs).
   tier (the leader-epoch cache and a local log starting above 0) and copies less than half the
   partition from the leader; for "plain" it copies the whole log. The rebuild times and byte counts
   are printed as `REBUILD topic=… seconds=… copied_bytes=… total_bytes=…` lines.
-* The other two brokers are stopped (controlled shutdown): the rebuilt broker leads "tiered" alone
+* A fifth node (broker-only) joins and one replica of each topic moves to it
+  (AlterPartitionReassignments, kafka-python): for "tiered" it too copies only the local tail. The
+  times and byte counts are printed as `REASSIGN …` lines.
+* The other brokers are stopped (controlled shutdown): the rebuilt broker leads "tiered" alone
   and a real client reads every record back from offset 0, in order, through the remote tier.
 """
 
+import os
 import shutil
 import subprocess
 import time
@@ -22,13 +26,14 @@ import pytest
 
 import kafka_helpers as kh
 from conftest import free_port
-from test_cluster import CLUSTER_ID, Node, live_brokers, run_cluster, voters_of
+from test_cluster import CLUSTER_ID, Node, live_brokers, stop_all, voters_of
 from test_replication import EXTRA, create, partition_state, segment_bytes_of
 from test_tiering import local_segments, produce, segment_objects, tier_config, wait_tiered
 
 BUCKET = "shale-cluster"
 SEGMENT_BYTES = 65536
-RECORDS = 16000
+# The bench (bench/scripts/tiered-cluster-figures.sh) runs this test on a larger partition.
+RECORDS = int(os.environ.get("SHALE_TIERED_RECORDS", "16000"))
 VALUE_SIZE = 250
 TOPICS = ("tiered", "plain")
 TIERING = {
@@ -50,7 +55,17 @@ def cluster(shale_bin, tmp_path, s3_server):
     voters = voters_of([controller_port])
     controller = Node(shale_bin, tmp_path, 1, None, controller_port, voters)
     brokers = [Node(shale_bin, tmp_path, i, free_port(), None, voters, extra) for i in (2, 3, 4)]
-    yield from run_cluster([controller] + brokers, brokers=brokers)
+    nodes = [controller] + brokers
+    for n in nodes:
+        n.start()
+    kh.wait_until(lambda: live_brokers(brokers[0]) == {2, 3, 4}, 30, what="unfenced brokers")
+    new_broker = lambda: Node(shale_bin, tmp_path, 5, free_port(), None, voters, extra)  # noqa: E731
+    yield nodes, new_broker
+    kh.close_all_clients()
+    stop_all(nodes[1:])  # brokers first: the controller confirms their controlled shutdown
+    stop_all(nodes[:1])
+    for n in nodes:
+        print(f"--- node {n.node_id} log tail ---\n" + "\n".join(n.log.read_text().splitlines()[-40:]))
 
 
 def value_of(i: int) -> bytes:
@@ -105,6 +120,30 @@ def wait_back_in_isr(others: list, node: Node, since: float, timeout: float = 12
     return took
 
 
+def move_one_replica_to(node: Node, brokers: list, keep: Node) -> dict:
+    """Moves one replica of each topic (neither the leader's nor `keep`'s) to `node` and returns
+    the seconds until each move is complete (listed no more, `node` in the ISR)."""
+    from kafka import KafkaAdminClient, TopicPartition
+    admin = kh._track(KafkaAdminClient(bootstrap_servers=brokers[0].bootstrap))
+    targets = {}
+    for t in TOPICS:
+        leader, _, replicas = partition_state(brokers, t, replicas=True)
+        leaving = next(r for r in replicas if r not in (leader, keep.node_id))
+        targets[TopicPartition(t, 0)] = [node.node_id if r == leaving else r for r in replicas]
+    started, took = time.monotonic(), {}
+    assert admin.alter_partition_reassignments(targets) == {tp: None for tp in targets}
+
+    def done():
+        ongoing = admin.list_partition_reassignments()
+        for tp in targets:
+            if tp.topic not in took and tp not in ongoing and in_isr(brokers, tp.topic, node.node_id):
+                took[tp.topic] = time.monotonic() - started
+        return len(took) == len(targets)
+
+    kh.wait_until(done, 120, what=f"replicas moved to broker {node.node_id} (so far {took})")
+    return took
+
+
 def epoch_checkpoint_entries(node: Node, topic: str) -> list:
     """The entry lines of the partition's leader-epoch-checkpoint (after version and count)."""
     path = node.dir / f"{topic}-0" / "leader-epoch-checkpoint"
@@ -122,7 +161,8 @@ def assert_reads_back_in_order(msgs: list):
 @pytest.mark.timeout(480)
 def test_a_wiped_follower_rebuilds_from_the_remote_tier_and_serves_cold_reads_alone(cluster,
                                                                                      s3_server):
-    brokers = cluster[1:]
+    nodes, new_broker = cluster
+    brokers = nodes[1:]
     create(brokers[0], "tiered", 1, **tier_config(SEGMENT_BYTES, min_insync_replicas=2))
     create(brokers[0], "plain", 1, segment_bytes=SEGMENT_BYTES, min_insync_replicas=2)
     everyone = ",".join(b.bootstrap for b in brokers)
@@ -169,7 +209,19 @@ def test_a_wiped_follower_rebuilds_from_the_remote_tier_and_serves_cold_reads_al
     first = local_segments(tiering_view(victim), "tiered")[0]
     assert first > 0, f"the rebuilt local log of tiered-0 starts at {first}: copied from offset 0"
 
-    for b in others:  # SIGTERM: controlled shutdown moves leadership to the rebuilt broker
+    # A fifth broker joins; one replica of each topic moves to it.
+    fifth = new_broker()
+    nodes.append(fifth)
+    fifth.start()
+    kh.wait_until(lambda: live_brokers(victim) == {2, 3, 4, 5}, 30, what="a fifth broker")
+    moved = move_one_replica_to(fifth, brokers + [fifth], keep=victim)
+    for t in TOPICS:
+        print(f"REASSIGN topic={t} seconds={moved[t]:.2f} copied_bytes={log_bytes(fifth, t)} "
+              f"total_bytes={totals[t]}")
+    assert log_bytes(fifth, "tiered") < totals["tiered"] / 2
+    assert log_bytes(fifth, "plain") >= 0.9 * totals["plain"]
+
+    for b in others + [fifth]:  # SIGTERM: controlled shutdown moves leadership to the rebuilt one
         b.stop()
     kh.wait_until(lambda: partition_state([victim], "tiered")[0] == victim.node_id, 60,
                   what=f"broker {victim.node_id} leading tiered-0")

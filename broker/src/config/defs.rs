@@ -463,7 +463,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "remote.log.storage.system.enable",
         Some("true"),
         Bool,
-        "Tiered storage master switch. Shale defaults to on (Kafka: off); with no S3 configured the remote tier is a local directory."
+        "Tiered storage master switch. Shale defaults to on for a single node (Kafka: off), whose remote tier is a local directory when no S3 is configured; a node of a cluster tiers only when it is set explicitly."
     ),
     def!(
         "remote.log.storage.manager.impl.prefix",

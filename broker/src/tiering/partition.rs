@@ -112,6 +112,10 @@ impl TieredPartition for TieredLog {
     fn log_end_offset(&self) -> i64 {
         self.partition.log.log_end_offset()
     }
+
+    fn is_leader(&self) -> bool {
+        self.partition.is_leader()
+    }
 }
 
 /// Kafka's rules for a topic's merged config (broker defaults, dynamic defaults, overrides):

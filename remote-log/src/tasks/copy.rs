@@ -41,7 +41,7 @@ impl RemoteLogManager {
         set_lag(&stats, &candidates);
         let mut count = 0;
         for (i, segment) in candidates.iter().enumerate() {
-            if !self.copy_quota.try_acquire(segment.size_bytes) {
+            if !p.is_leader() || !self.copy_quota.try_acquire(segment.size_bytes) {
                 break;
             }
             match self.copy_segment(&tp, segment).await {

@@ -25,7 +25,7 @@ impl RemoteLogManager {
             .collect();
         segments.sort_by_key(|m| m.start_offset);
         let doomed = self.expired(p, &segments);
-        if doomed.is_empty() {
+        if doomed.is_empty() || !p.is_leader() {
             return Ok(0);
         }
         let new_start = doomed

@@ -91,6 +91,9 @@ pub trait TieredPartition: Send + Sync + std::fmt::Debug {
     fn leader_epochs(&self) -> Vec<(i32, i64)>;
     /// The next offset to be written locally.
     fn log_end_offset(&self) -> i64;
+    /// Whether this broker still leads the partition: a copy or expiration round stops between
+    /// segments once it does not (Kafka cancels the leader's tasks on a leadership change).
+    fn is_leader(&self) -> bool;
 }
 
 /// The metadata manager as the tasks need it (the broker adapts rlmm's manager).

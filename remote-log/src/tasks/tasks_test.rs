@@ -27,6 +27,7 @@ struct FakePartition {
     /// The local epoch cache and log end offset (one epoch over all segments unless a test
     /// gives it another lineage).
     lineage: Mutex<(Vec<(i32, i64)>, i64)>,
+    leader: std::sync::atomic::AtomicBool,
 }
 
 impl FakePartition {
@@ -54,6 +55,7 @@ impl FakePartition {
             highest_remote: AtomicI64::new(-1),
             lso: AtomicI64::new(60),
             lineage: Mutex::new((vec![(0, 0)], 60)),
+            leader: std::sync::atomic::AtomicBool::new(true),
             retention: Mutex::new(Retention {
                 retention_ms: -1,
                 retention_bytes: -1,
@@ -109,6 +111,9 @@ impl TieredPartition for FakePartition {
     }
     fn log_end_offset(&self) -> i64 {
         self.lineage.lock().1
+    }
+    fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::SeqCst)
     }
 }
 
@@ -238,6 +243,24 @@ async fn the_highest_copied_offset_follows_the_local_lineage() {
     // A log that never had epoch 0 shares nothing with the remote tier.
     *p.lineage.lock() = (vec![(5, 0)], 45);
     assert_eq!(h.rlm.highest_copied(&p), -1);
+}
+
+#[tokio::test]
+async fn a_replica_that_no_longer_leads_copies_and_expires_nothing() {
+    let h = harness();
+    let p = FakePartition::new();
+    p.leader.store(false, Ordering::SeqCst);
+    assert_eq!(h.rlm.copy_round(&p).await.unwrap(), 0);
+    p.leader.store(true, Ordering::SeqCst);
+    assert_eq!(h.rlm.copy_round(&p).await.unwrap(), 3);
+    *p.retention.lock() = Retention {
+        retention_ms: -1,
+        retention_bytes: 0,
+        copy_disabled: false,
+    };
+    p.leader.store(false, Ordering::SeqCst);
+    assert_eq!(h.rlm.expire_round(&p).await.unwrap(), 0);
+    assert_eq!(h.finished(&p).len(), 3);
 }
 
 #[tokio::test]
