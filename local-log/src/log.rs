@@ -341,6 +341,20 @@ impl Log {
         self.epochs.lock().entries().to_vec()
     }
 
+    /// A replica that becomes leader in `epoch` starts that epoch at its log end offset, before
+    /// it has written anything in it (Kafka's `maybeAssignEpochStartOffset` in `makeLeader`):
+    /// a follower that asks where an older epoch ends then learns it even while the partition
+    /// is idle. No-op when the cache already knows `epoch` or a later one. Persists the cache.
+    pub fn assign_leader_epoch(&self, epoch: i32) -> Result<()> {
+        shale_common::blocking::check("Log::assign_leader_epoch");
+        let _appends = self.lock_open()?;
+        let mut epochs = self.epochs.lock();
+        if epochs.latest_epoch().is_some_and(|latest| latest >= epoch) {
+            return Ok(());
+        }
+        epochs.assign(epoch, self.log_end_offset())
+    }
+
     pub(crate) fn segments_snapshot(&self) -> Arc<Vec<Arc<Segment>>> {
         self.segments.read().clone()
     }

@@ -231,12 +231,15 @@ impl Log {
         Ok(())
     }
 
-    /// Drops everything at and above `offset` (follower truncation). No-op if `offset >= LEO`.
+    /// Drops everything at and above `offset` (follower truncation). At or past the log end
+    /// only the epoch cache is trimmed: an epoch this replica started as leader at its log end,
+    /// with nothing written in it before another leader took over, must go (as in Kafka's
+    /// `truncateTo`), or its next fetch would name that epoch again and never converge.
     pub fn truncate_to(&self, offset: i64) -> Result<()> {
         shale_common::blocking::check("Log::truncate_to");
         let mut inner = self.lock_open()?;
         if offset >= self.log_end_offset() {
-            return Ok(());
+            return self.epochs.lock().truncate_from_end(self.log_end_offset());
         }
         let config = self.config_arc();
         let segs = self.segments_snapshot();

@@ -228,3 +228,20 @@ fn start_from_remote_keeps_the_leaders_log_start_epochs_and_producers() {
     let next = follower.append(pbatch(7, 0, 10, 5, T0), client()).unwrap();
     assert_eq!(next.first_offset, 10);
 }
+
+#[test]
+fn an_epoch_started_at_the_end_without_records_goes_on_truncation_to_the_end() {
+    let d = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let log = open(d.path(), cfg(&[]), &clock, true);
+    fill(&log, 2, T0); // epoch 3 (the client origin's) from offset 0
+    log.assign_leader_epoch(5).unwrap(); // leader in epoch 5, nothing written in it
+    log.assign_leader_epoch(4).unwrap(); // an older epoch: ignored
+    assert_eq!(log.epoch_entries(), vec![(3, 0), (5, 2)]);
+    // Another leader took over; truncating to the log end keeps the records, drops epoch 5.
+    log.truncate_to(2).unwrap();
+    assert_eq!(
+        (log.log_end_offset(), log.epoch_entries()),
+        (2, vec![(3, 0)])
+    );
+}

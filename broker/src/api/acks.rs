@@ -38,7 +38,7 @@ impl Pending {
     }
 
     /// The answer once the wait is over, `None` while it goes on.
-    fn outcome(&self) -> Option<i16> {
+    pub(crate) fn outcome(&self) -> Option<i16> {
         let p = &self.partition;
         if !p.is_leader() || p.leader_epoch() != self.leader_epoch || p.progress().current().closed
         {

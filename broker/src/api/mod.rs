@@ -27,7 +27,7 @@ mod producers;
 mod quorum;
 mod read_replica;
 mod reassign;
-mod replica_fetch;
+pub(crate) mod replica_fetch;
 mod trace;
 
 use crate::state::Broker;

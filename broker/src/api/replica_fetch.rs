@@ -15,7 +15,7 @@ use shale_protocol::fetch_writer::FetchPartitionData;
 
 /// Why a follower's fetch gets no records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Refusal {
+pub(crate) enum Refusal {
     /// Its log diverges from the leader's after `end_offset` of `epoch`.
     Diverging {
         /// The largest leader epoch at or below the follower's last fetched epoch.
@@ -39,6 +39,25 @@ impl Refusal {
     }
 }
 
+/// Whether a follower whose last batch is of `last_fetched_epoch` and whose log ends at
+/// `fetch_offset` has a log that parts from the leader's (`None`: it is a prefix).
+pub(crate) fn divergence(
+    partition: &Partition,
+    last_fetched_epoch: i32,
+    fetch_offset: i64,
+) -> Option<Refusal> {
+    if last_fetched_epoch < 0 {
+        return None;
+    }
+    match partition.log.end_offset_for_epoch(last_fetched_epoch) {
+        None => Some(Refusal::OutOfRange),
+        Some((epoch, end_offset)) if epoch < last_fetched_epoch || end_offset < fetch_offset => {
+            Some(Refusal::Diverging { epoch, end_offset })
+        }
+        Some(_) => None,
+    }
+}
+
 /// Checks a fetch from follower `replica` of `partition` (led here) and records its progress.
 pub(super) fn check(
     broker: &Broker,
@@ -46,16 +65,8 @@ pub(super) fn check(
     t: &FetchTarget,
     replica: i32,
 ) -> Option<Refusal> {
-    if t.last_fetched_epoch >= 0 {
-        match partition.log.end_offset_for_epoch(t.last_fetched_epoch) {
-            None => return Some(Refusal::OutOfRange),
-            Some((epoch, end_offset))
-                if epoch < t.last_fetched_epoch || end_offset < t.fetch_offset =>
-            {
-                return Some(Refusal::Diverging { epoch, end_offset });
-            }
-            Some(_) => {}
-        }
+    if let Some(refusal) = divergence(partition, t.last_fetched_epoch, t.fetch_offset) {
+        return Some(refusal);
     }
     let image = broker.replicas().image();
     let eligible = |r: i32| {

@@ -212,7 +212,7 @@ fn partition_outcome(
 }
 
 /// Kafka's error code for a refused ISR change (AlterPartition v2+).
-fn isr_error_code(e: IsrError) -> i16 {
+pub(crate) fn isr_error_code(e: IsrError) -> i16 {
     let kafka = match e {
         IsrError::UnknownTopicId => ResponseError::UnknownTopicId,
         IsrError::UnknownPartition => ResponseError::UnknownTopicOrPartition,

@@ -4,12 +4,16 @@
 //! their own, and each answer is handed back to its partition.
 //!
 //! At most one change per partition is in flight: a partition marks its change pending when
-//! it is sent and proposes nothing more until the answer (or new metadata) arrives. As in
-//! Kafka's `handleAlterPartitionError`: INELIGIBLE_REPLICA or OPERATION_NOT_ATTEMPTED (and a
-//! lost request or NOT_CONTROLLER) clear the pending mark, and the leader proposes again when
-//! its followers' progress calls for it (the next fetch, the next shrink check); the other
+//! it is proposed and proposes nothing more until the answer (or new metadata) arrives. As in
+//! Kafka's `handleAlterPartitionError`: INELIGIBLE_REPLICA, OPERATION_NOT_ATTEMPTED and
+//! NOT_CONTROLLER (or a refused request) clear the pending mark, and the leader proposes again
+//! when its followers' progress calls for it (the next fetch, the next shrink check); the other
 //! refusals (stale epochs, unknown partition, NEW_LEADER_ELECTED …) mean this leader's state is
-//! behind, so the change stays pending until new metadata replaces it.
+//! behind, so the change stays pending until new metadata replaces it. A request with no answer
+//! may have been committed: the change stays pending and is sent again after
+//! [`RESEND_BACKOFF`] (Kafka's AlterPartitionManager resends it too). Clearing it instead would
+//! let the high watermark pass a joining follower the controller may already have put in the
+//! ISR, and then elect (found by the replication simulation).
 //! Every `replica.lag.time.max.ms / 2` the led partitions are checked for members to drop.
 
 use std::sync::Arc;
@@ -29,6 +33,8 @@ use crate::state::Broker;
 
 /// The AlterPartition version sent.
 const VERSION: i16 = 3;
+/// Wait before sending again a change whose request got no answer.
+const RESEND_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Sends the ISR changes `broker`'s leaders propose until `stop`, and checks for lagging
 /// members every `lag / 2`.
@@ -60,7 +66,7 @@ async fn send(
 ) {
     let image = broker.replicas().image();
     let me = broker.config.node_id;
-    let mut sent: Vec<Arc<Partition>> = Vec::new();
+    let mut sent: Vec<(Arc<Partition>, Vec<i32>)> = Vec::new();
     let mut topics: Vec<TopicData> = Vec::new();
     for (tp, isr) in proposals {
         let Some(p) = broker.replicas().get(&tp).filter(|p| p.is_leader()) else {
@@ -89,8 +95,8 @@ async fn send(
             ),
         }
         tracing::info!(partition = %tp, ?isr, "asking the controller to change the ISR");
-        p.isr_change_sent(isr);
-        sent.push(p);
+        p.isr_change_sent(isr.clone());
+        sent.push((p, isr));
     }
     if sent.is_empty() {
         return;
@@ -101,20 +107,36 @@ async fn send(
         .with_broker_epoch(epoch)
         .with_topics(topics);
     let answered = call(channel, &req).await;
-    for p in sent {
+    let mut resend = Vec::new();
+    for (p, isr) in sent {
         let answer = match &answered {
+            Ok(resp) if resp.error_code != 0 => Answer::Retry,
             Ok(resp) => outcome(resp, &p),
             Err(e) => {
-                tracing::warn!(partition = %p.tp, error = %e, "ISR change not answered");
-                Answer::Retry
+                tracing::warn!(partition = %p.tp, error = %e, "ISR change not answered; sending it again");
+                Answer::Unknown
             }
         };
-        match answer {
-            Answer::Committed(isr, epoch) => p.isr_change_answered(Some((isr, epoch))),
-            Answer::Retry => p.isr_change_answered(None),
-            Answer::AwaitMetadata => {}
+        resend.extend(conclude(&p, isr, answer).map(|isr| (p.tp.clone(), isr)));
+    }
+    if !resend.is_empty() {
+        tokio::time::sleep(RESEND_BACKOFF).await;
+        for (tp, isr) in resend {
+            broker.replicas().propose_isr(&tp, isr);
         }
     }
+}
+
+/// Hands the answer about `p`'s pending change to `isr` to the partition; returns the change
+/// when it must be sent again (no answer).
+pub(crate) fn conclude(p: &Partition, isr: Vec<i32>, answer: Answer) -> Option<Vec<i32>> {
+    match answer {
+        Answer::Committed(isr, epoch) => p.isr_change_answered(Some((isr, epoch))),
+        Answer::Retry => p.isr_change_answered(None),
+        Answer::AwaitMetadata => {}
+        Answer::Unknown => return Some(isr),
+    }
+    None
 }
 
 async fn call(
@@ -125,22 +147,25 @@ async fn call(
     req.encode(&mut body, VERSION)?;
     let mut resp = channel.send(ApiKey::AlterPartition, VERSION, &body).await?;
     let resp = AlterPartitionResponse::decode(&mut resp, VERSION)?;
-    anyhow::ensure!(
-        resp.error_code == 0,
-        "AlterPartition error {}",
-        resp.error_code
-    );
+    if resp.error_code != 0 {
+        tracing::warn!(
+            code = resp.error_code,
+            "the controller refused AlterPartition"
+        );
+    }
     Ok(resp)
 }
 
 /// What the controller's answer means for a partition's pending change.
-enum Answer {
+pub(crate) enum Answer {
     /// Committed: this ISR at this partition epoch.
     Committed(Vec<i32>, i32),
     /// Refused for now: back to the committed ISR, propose again when progress calls for it.
     Retry,
     /// Refused because this leader's state is behind: stay pending until new metadata.
     AwaitMetadata,
+    /// No answer: the change may have been committed; it stays pending and is sent again.
+    Unknown,
 }
 
 /// The controller's answer for `p`.
@@ -158,11 +183,18 @@ fn outcome(resp: &AlterPartitionResponse, p: &Partition) -> Answer {
         return Answer::Retry;
     };
     let code = d.error_code;
-    if code == 0 {
-        let isr = d.isr.iter().map(|b| b.0).collect();
-        return Answer::Committed(isr, d.partition_epoch);
+    if code != 0 {
+        tracing::info!(partition = %p.tp, code, "the controller refused the ISR change");
     }
-    tracing::info!(partition = %p.tp, code, "the controller refused the ISR change");
+    answer(code, d.isr.iter().map(|b| b.0).collect(), d.partition_epoch)
+}
+
+/// What a partition's AlterPartition answer (`code`; on success the committed ISR and partition
+/// epoch) means for its pending change: Kafka's `handleAlterPartitionError`.
+pub(crate) fn answer(code: i16, isr: Vec<i32>, partition_epoch: i32) -> Answer {
+    if code == 0 {
+        return Answer::Committed(isr, partition_epoch);
+    }
     let retry = [
         ResponseError::IneligibleReplica,
         ResponseError::OperationNotAttempted,

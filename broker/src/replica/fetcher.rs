@@ -121,7 +121,7 @@ struct Sent {
 }
 
 /// What to do with a partition after its answer.
-enum Next {
+pub(super) enum Next {
     FetchAgain,
     BackOff,
     /// The leader has tiered the offsets asked for: start from the remote tier.
@@ -316,7 +316,7 @@ impl Fetcher {
 }
 
 /// Applies one partition's answer to the follower's log.
-fn apply_partition(p: &Partition, data: &PartitionData) -> Result<Next, LogError> {
+pub(super) fn apply_partition(p: &Partition, data: &PartitionData) -> Result<Next, LogError> {
     match data.error_code {
         0 if data.diverging_epoch.epoch >= 0 => {
             let (epoch, end) = (data.diverging_epoch.epoch, data.diverging_epoch.end_offset);

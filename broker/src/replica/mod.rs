@@ -21,6 +21,8 @@ pub mod isr;
 pub mod leader_calls;
 mod partition;
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;
 mod tiered_start;
 
@@ -178,12 +180,17 @@ impl ReplicaManager {
     /// Waits until an ISR change is proposed, then takes every proposal.
     pub async fn take_isr_proposals(&self) -> Vec<(TopicPartition, Vec<i32>)> {
         loop {
-            let taken: Vec<_> = self.isr_proposals.lock().drain().collect();
+            let taken = self.drain_isr_proposals();
             if !taken.is_empty() {
                 return taken;
             }
             self.isr_wake.notified().await;
         }
+    }
+
+    /// Takes the ISR changes proposed so far.
+    pub(crate) fn drain_isr_proposals(&self) -> Vec<(TopicPartition, Vec<i32>)> {
+        self.isr_proposals.lock().drain().collect()
     }
 
     /// Deletes logs found at start-up whose topic the metadata does not know.

@@ -139,8 +139,8 @@ impl Partition {
     /// than the one the role came from is ignored; an equal one is taken (Kafka's
     /// `makeLeader`/`makeFollower`: the controller's AlterPartition answer may have given that
     /// epoch already). A new leader epoch starts a new [`LeaderView`]; the same epoch only
-    /// updates its ISR. Returns whether the role changed; waiting requests are woken then, so
-    /// they re-check the role.
+    /// updates its ISR. A new leader epoch starts in the epoch cache at the log end. Returns
+    /// whether the role changed; waiting requests are woken then, so they re-check the role.
     pub(crate) fn set_role(
         &self,
         role: Role,
@@ -174,6 +174,12 @@ impl Partition {
         state.role = role;
         drop(state);
         if changed {
+            if let Role::Leader { leader_epoch } = role {
+                // Outside the state lock: it writes the leader-epoch checkpoint.
+                if let Err(e) = self.log.assign_leader_epoch(leader_epoch) {
+                    tracing::error!(partition = %self.tp, leader_epoch, error = %e, "cannot start the leader epoch in the epoch cache");
+                }
+            }
             self.publish_progress();
             self.progress.wake();
         }
@@ -216,7 +222,10 @@ impl Partition {
     /// A follower's fetch at `fetch_offset` (its log end offset). Returns `None` for a broker
     /// that is not a follower of this partition (or when this broker does not lead it), else
     /// the ISR to ask the controller for when the follower has caught up enough to join;
-    /// `eligible` says whether a broker may join.
+    /// `eligible` says whether a broker may join. The expansion is pending from this moment
+    /// (Kafka's `prepareIsrExpand`): the high watermark waits for the joining follower before
+    /// the request even leaves, or the controller could add a follower that lacks committed
+    /// records — and elect it.
     pub fn record_follower_fetch(
         &self,
         follower: i32,
@@ -231,7 +240,11 @@ impl Partition {
             if !view.record_fetch(follower, fetch_offset, leo, now) {
                 return None;
             }
-            view.expansion(self.high_watermark(), eligible)
+            let expansion = view.expansion(self.high_watermark(), eligible);
+            if let Some(isr) = &expansion {
+                view.set_pending(isr.clone());
+            }
+            expansion
         };
         if self.advance_high_watermark() {
             self.publish_progress();

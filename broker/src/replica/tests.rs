@@ -18,7 +18,7 @@ struct Fixture {
     rm: ReplicaManager,
 }
 
-fn metrics() -> HostedMetrics {
+pub(super) fn metrics() -> HostedMetrics {
     HostedMetrics {
         topics: Arc::new(TopicMetrics::new(10)),
         leaders: IntGauge::new("leaders", "leaders").unwrap(),

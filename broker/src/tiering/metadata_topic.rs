@@ -136,7 +136,7 @@ fn topic_err(reason: impl Into<String>) -> RlmmError {
 }
 
 /// `(offset, value)` of every record at or after `from` in `records`.
-fn values_from(records: Bytes, from: i64) -> Result<Vec<(i64, Bytes)>, RlmmError> {
+pub(crate) fn values_from(records: Bytes, from: i64) -> Result<Vec<(i64, Bytes)>, RlmmError> {
     let mut out = Vec::new();
     for batch in batches(records) {
         let batch = batch.map_err(|e| topic_err(e.to_string()))?;
