@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command. Run from anywhere: ./scripts/test.sh
 #
-#   1. kcat (Debian, librdkafka 2.0.2)          apt-get, only if missing
+#   1. kcat (Debian, librdkafka 2.0.2), iptables (the leader-partition test)   apt-get, if missing
 #   2. Python venv .venv with pinned clients     pip, only when requirements change
 #   3. .rdk/librdkafka.so.1 -> the wheel's librdkafka (kcat on librdkafka 2.16)
 #   3b. s3s-fs 0.14.1 in .tools (S3-compatible test server)   cargo install, only if missing
@@ -53,11 +53,15 @@ apt_install() {
 }
 
 # ---------------------------------------------------------------------------
-step "1/6 kcat"
+step "1/6 kcat, iptables"
 if ! command -v kcat >/dev/null 2>&1; then
     apt_install kcat
 fi
 kcat -V 2>&1 | grep -i 'version' | head -n 1
+# test_replication.py cuts a broker off inside a network namespace of its own with iptables.
+if ! PATH="$PATH:/usr/sbin:/sbin" command -v iptables >/dev/null 2>&1; then
+    apt_install iptables iproute2
+fi
 
 # ---------------------------------------------------------------------------
 step "2/6 python venv (.venv)"

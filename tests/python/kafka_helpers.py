@@ -15,6 +15,7 @@ copied from Kafka.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import struct
 import time
@@ -691,14 +692,18 @@ RDKAFKA_LOGGER = logging.getLogger("rdkafka")
 
 
 def ck_common(bootstrap: str) -> dict:
-    return {
+    conf = {
         "logger": RDKAFKA_LOGGER,
         "bootstrap.servers": bootstrap,
         "socket.timeout.ms": 10000,
         "socket.connection.setup.timeout.ms": 10000,
         "topic.metadata.refresh.interval.ms": 5000,
-        "broker.address.family": "v4",
     }
+    # In a network namespace with only a loopback interface, librdkafka's v4-only lookup
+    # (getaddrinfo with AI_ADDRCONFIG) finds no address at all, even for 127.0.0.1.
+    if "SHALE_IN_NETNS" not in os.environ:
+        conf["broker.address.family"] = "v4"
+    return conf
 
 
 def ck_admin(bootstrap: str, **extra):

@@ -14,6 +14,7 @@ per node) form one cluster on loopback, driven by real clients.
   seconds and no acknowledged topic lost.
 """
 
+import os
 import signal
 import subprocess
 import time
@@ -78,7 +79,10 @@ class Node:
         return f"127.0.0.1:{self.port}"
 
     def start(self):
+        # A group of its own lets a test drop everything this node sends (iptables' owner match).
+        gid = getattr(self, "gid", None)
         self.proc = subprocess.Popen([str(self.binary), "--config", str(self.config)],
+                                     preexec_fn=(lambda: os.setgid(gid)) if gid else None,
                                      stdout=self.log.open("a"), stderr=subprocess.STDOUT)
 
     def alive(self) -> bool:

@@ -4,11 +4,12 @@
   records (followers fetch from the leader), acks=all producers are acknowledged once the ISR
   has them, and the ISR is visible to kcat.
 * Leader failover: the partition leader is killed with SIGKILL and restarted (or frozen with
-  SIGSTOP until a new leader acknowledges, then thawed), again and again, while an idempotent
-  acks=all producer (confluent-kafka) and a consumer group (kafka-python) run: no acknowledged
-  record is lost, none is duplicated, and the consumer carries on. Each returning broker
-  truncates what it had beyond the new leader's log and rejoins the ISR; at the end every
-  replica holds the same log.
+  SIGSTOP until a new leader acknowledges, then thawed, or cut off from every other process by
+  iptables inside a network namespace of the test's own until a new leader acknowledges, then
+  reconnected), again and again, while an idempotent acks=all producer (confluent-kafka) and a
+  consumer group (kafka-python) run: no acknowledged record is lost, none is duplicated, and the
+  consumer carries on. Each returning broker truncates what it had beyond the new leader's log
+  and rejoins the ISR; at the end every replica holds the same log.
 * min.insync.replicas: with one of three brokers down the ISR shrinks to two; a topic needing
   three refuses acks=all with NOT_ENOUGH_REPLICAS while acks=1 still works.
 * Reassignment (kafka-python's AlterPartitionReassignments / ListPartitionReassignments): a
@@ -24,8 +25,10 @@
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -35,18 +38,26 @@ from test_cluster import Node, live_brokers, stop_all, voters_of
 
 KILL_ROUNDS = int(os.environ.get("SHALE_KILL_ROUNDS", "20"))
 FREEZE_ROUNDS = int(os.environ.get("SHALE_FREEZE_ROUNDS", "5"))
+PARTITION_ROUNDS = int(os.environ.get("SHALE_PARTITION_ROUNDS", "5"))
+# Set (to the namespace's name) in the pytest run the partition test starts inside a network
+# namespace of its own.
+IN_NETNS = "SHALE_IN_NETNS"
+ROOT = [] if os.geteuid() == 0 else ["sudo"]
 NOT_ENOUGH_REPLICAS = 19
 
 
 EXTRA = "replica.lag.time.max.ms=6000\nreplica.fetch.backoff.ms=200\n"
 
 
-def start_cluster(shale_bin, tmp_path, extra: str = EXTRA) -> list:
-    """Three combined nodes (racks rack-1 … rack-3), every broker unfenced."""
+def start_cluster(shale_bin, tmp_path, extra: str = EXTRA, gids: bool = False) -> list:
+    """Three combined nodes (racks rack-1 … rack-3), every broker unfenced; with `gids`, node
+    `i` runs in group 40000 + i."""
     controller_ports = [free_port() for _ in range(3)]
     voters = voters_of(controller_ports)
     nodes = [Node(shale_bin, tmp_path, i + 1, free_port(), controller_ports[i], voters, extra)
              for i in range(3)]
+    for n in nodes:
+        n.gid = 40000 + n.node_id if gids else None
     for n in nodes:
         n.start()
     kh.wait_until(lambda: live_brokers(nodes[0]) == {1, 2, 3}, 30, what="three unfenced brokers")
@@ -209,6 +220,63 @@ def test_losing_the_leader_loses_and_duplicates_no_acked_record(cluster, fault):
     """`kill`: SIGKILL of the leader, then a restart. `freeze`: SIGSTOP of the leader until a
     new one acknowledges, then SIGCONT — the old leader wakes up believing it still leads, with
     client requests queued on its sockets, as after a network partition heals."""
+    lose_the_leader(cluster, fault, KILL_ROUNDS if fault == "kill" else FREEZE_ROUNDS)
+
+
+@pytest.mark.timeout(900)
+def test_a_partitioned_leader_loses_and_duplicates_no_acked_record(request, shale_bin, tmp_path):
+    """The leader is cut off from every other process (brokers, controllers, clients) while it
+    keeps running, until a new leader acknowledges; then the network heals. The test runs itself
+    again inside a network namespace of its own, where each node runs in a group of its own and
+    iptables drops whatever the victim sends and whatever is sent to its ports."""
+    if IN_NETNS not in os.environ:
+        run_in_a_network_namespace(request.node.name)
+        return
+    nodes = start_cluster(shale_bin, tmp_path, gids=True)
+    try:
+        lose_the_leader(nodes, "partition", PARTITION_ROUNDS)
+    finally:
+        kh.close_all_clients()
+        stop_all(nodes)
+        for n in nodes:
+            tail = "\n".join(n.log.read_text().splitlines()[-30:])
+            print(f"--- node {n.node_id} log tail ---\n{tail}")
+
+
+def run_in_a_network_namespace(test: str):
+    """Runs `test` of this file again in a new network namespace (its own loopback, its own
+    iptables) and fails if it fails there."""
+    ns = f"shale-test-{os.getpid()}"
+    subprocess.run(ROOT + ["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(ROOT + ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
+                       check=True)
+        cmd = ROOT + ["ip", "netns", "exec", ns, "env", f"{IN_NETNS}={ns}", sys.executable,
+                      "-m", "pytest", "-q", "-p", "no:cacheprovider", "-s",
+                      f"{Path(__file__).name}::{test}"]
+        run = subprocess.run(cmd, cwd=Path(__file__).parent, capture_output=True, text=True,
+                             timeout=840)
+        print(run.stdout[-30000:], run.stderr[-5000:])
+        assert run.returncode == 0, f"the run inside {ns} failed (exit {run.returncode})"
+    finally:
+        subprocess.run(ROOT + ["ip", "netns", "del", ns], check=False)
+
+
+def cut_off(node, on: bool):
+    """Drops (on) or stops dropping every packet `node` sends and every packet sent to its
+    ports; only ever run inside the test's own network namespace."""
+    assert IN_NETNS in os.environ
+    rules = [["-m", "owner", "--gid-owner", str(node.gid)]]
+    rules += [["-p", "tcp", "--dport", str(p)] for p in (node.port, node.controller_port)]
+    for match in rules:
+        subprocess.run(ROOT + ["iptables", "-I" if on else "-D", "OUTPUT", "-o", "lo"] + match
+                       + ["-j", "DROP"], check=True)
+
+
+def lose_the_leader(cluster: list, fault: str, rounds: int):
+    """`rounds` times: loses the leader of a fresh topic to `fault` under an idempotent acks=all
+    producer and a group consumer, and brings it back; then checks nothing acked was lost or
+    duplicated and every replica holds the same log."""
     topic = f"lose-{fault}"
     create(cluster[0], topic, 1, min_insync_replicas=2)
     producer = Producer(",".join(n.bootstrap for n in cluster), topic)
@@ -216,32 +284,40 @@ def test_losing_the_leader_loses_and_duplicates_no_acked_record(cluster, fault):
     producer.start()
     consumer.start()
     failover = []
-    rounds = KILL_ROUNDS if fault == "kill" else FREEZE_ROUNDS
     try:
         for round_ in range(rounds):
             kh.wait_until(lambda: len(producer.acked) > 0, 30, what="acks")
             leader, isr = kh.wait_until(lambda: agreed_state(cluster, topic), 60,
                                         what="a leader and a full ISR every broker agrees on")
             victim = cluster[leader - 1]
-            lost_at = time.monotonic()
             if fault == "kill":
                 victim.kill()
             else:
-                victim.frozen = True
-                victim.proc.send_signal(signal.SIGSTOP)
+                victim.frozen = True  # partition_state() asks no frozen node
+                if fault == "freeze":
+                    victim.proc.send_signal(signal.SIGSTOP)
+                else:
+                    cut_off(victim, True)
+            lost_at = time.monotonic()  # once the fault is in place (iptables takes a while)
             failover.append(kh.wait_until(lambda: producer.failover_after(lost_at), 90,
                                           what=f"an ack of a record produced after the {fault}"))
             if fault == "kill":
                 victim.start()
             else:
-                victim.proc.send_signal(signal.SIGCONT)
+                if fault == "freeze":
+                    victim.proc.send_signal(signal.SIGCONT)
+                else:
+                    cut_off(victim, False)
                 victim.frozen = False
             print(f"round {round_}: {fault} of leader {leader}, next ack after "
                   f"{failover[-1]:.2f} s, {len(producer.acked)} acked")
     finally:
         for n in cluster:
             if getattr(n, "frozen", False):
-                n.proc.send_signal(signal.SIGCONT)
+                if fault == "freeze":
+                    n.proc.send_signal(signal.SIGCONT)
+                else:
+                    cut_off(n, False)
                 n.frozen = False
         producer.stopping.set()
         producer.join(150)
