@@ -20,7 +20,7 @@ use kafka_protocol::messages::{
     OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ProduceRequest, ProduceResponse,
     TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use shale_raft::MetadataImage;
 
 /// Fetch v12: the last version with topic names.
@@ -105,12 +105,36 @@ impl LeaderOf {
         TopicName(StrBytes::from_string(self.topic.clone()))
     }
 
-    fn missing(&self) -> LeaderCallError {
-        LeaderCallError::Io(anyhow::anyhow!(
-            "the answer leaves out {}-{}",
-            self.topic,
-            self.partition
-        ))
+    /// Sends `req` to the leader and decodes its answer.
+    async fn exchange<Q: Encodable, R: Decodable>(
+        &self,
+        conn: &mut BrokerConnection,
+        (api_key, version): (ApiKey, i16),
+        req: &Q,
+    ) -> Result<R, LeaderCallError> {
+        let addr = (self.addr.0.as_str(), self.addr.1);
+        Ok(conn.call(addr, api_key, version, req).await?)
+    }
+
+    /// This partition's entry among an answer's `entries` (`index` names each one's partition),
+    /// or its error.
+    fn pick<'a, P>(
+        &self,
+        mut entries: impl Iterator<Item = &'a P>,
+        index: impl Fn(&P) -> i32,
+        code: impl Fn(&P) -> i16,
+    ) -> Result<&'a P, LeaderCallError> {
+        let p = entries
+            .find(|p| index(p) == self.partition)
+            .ok_or_else(|| {
+                LeaderCallError::Io(anyhow::anyhow!(
+                    "the answer leaves out {}-{}",
+                    self.topic,
+                    self.partition
+                ))
+            })?;
+        self.refused(code(p))?;
+        Ok(p)
     }
 
     /// Appends `records` (one batch) with acks=all; the base offset it got.
@@ -128,17 +152,11 @@ impl LeaderOf {
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(self.partition)
                     .with_records(Some(records))])]);
-        let addr = (self.addr.0.as_str(), self.addr.1);
-        let resp: ProduceResponse = conn
-            .call(addr, ApiKey::Produce, PRODUCE_VERSION, &req)
+        let resp: ProduceResponse = self
+            .exchange(conn, (ApiKey::Produce, PRODUCE_VERSION), &req)
             .await?;
-        let p = resp
-            .responses
-            .iter()
-            .flat_map(|t| &t.partition_responses)
-            .find(|p| p.index == self.partition)
-            .ok_or_else(|| self.missing())?;
-        self.refused(p.error_code)?;
+        let entries = resp.responses.iter().flat_map(|t| &t.partition_responses);
+        let p = self.pick(entries, |p| p.index, |p| p.error_code)?;
         Ok(p.base_offset)
     }
 
@@ -164,16 +182,12 @@ impl LeaderOf {
                     .with_fetch_offset(offset)
                     .with_log_start_offset(-1)
                     .with_partition_max_bytes(max_bytes)])]);
-        let addr = (self.addr.0.as_str(), self.addr.1);
-        let resp: FetchResponse = conn.call(addr, ApiKey::Fetch, FETCH_VERSION, &req).await?;
+        let resp: FetchResponse = self
+            .exchange(conn, (ApiKey::Fetch, FETCH_VERSION), &req)
+            .await?;
         self.refused(resp.error_code)?;
-        let p = resp
-            .responses
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .find(|p| p.partition_index == self.partition)
-            .ok_or_else(|| self.missing())?;
-        self.refused(p.error_code)?;
+        let entries = resp.responses.iter().flat_map(|t| &t.partitions);
+        let p = self.pick(entries, |p| p.partition_index, |p| p.error_code)?;
         Ok((p.records.clone().unwrap_or_default(), p.high_watermark))
     }
 
@@ -193,17 +207,11 @@ impl LeaderOf {
                     .with_partition_index(self.partition)
                     .with_current_leader_epoch(-1)
                     .with_timestamp(timestamp)])]);
-        let addr = (self.addr.0.as_str(), self.addr.1);
-        let resp: ListOffsetsResponse = conn
-            .call(addr, ApiKey::ListOffsets, LIST_OFFSETS_VERSION, &req)
+        let resp: ListOffsetsResponse = self
+            .exchange(conn, (ApiKey::ListOffsets, LIST_OFFSETS_VERSION), &req)
             .await?;
-        let p = resp
-            .topics
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .find(|p| p.partition_index == self.partition)
-            .ok_or_else(|| self.missing())?;
-        self.refused(p.error_code)?;
+        let entries = resp.topics.iter().flat_map(|t| &t.partitions);
+        let p = self.pick(entries, |p| p.partition_index, |p| p.error_code)?;
         Ok((p.offset, p.leader_epoch))
     }
 
@@ -223,17 +231,11 @@ impl LeaderOf {
                     .with_partition(self.partition)
                     .with_current_leader_epoch(-1)
                     .with_leader_epoch(epoch)])]);
-        let addr = (self.addr.0.as_str(), self.addr.1);
-        let resp: OffsetForLeaderEpochResponse = conn
-            .call(addr, ApiKey::OffsetForLeaderEpoch, EPOCH_VERSION, &req)
+        let resp: OffsetForLeaderEpochResponse = self
+            .exchange(conn, (ApiKey::OffsetForLeaderEpoch, EPOCH_VERSION), &req)
             .await?;
-        let p = resp
-            .topics
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .find(|p| p.partition == self.partition)
-            .ok_or_else(|| self.missing())?;
-        self.refused(p.error_code)?;
+        let entries = resp.topics.iter().flat_map(|t| &t.partitions);
+        let p = self.pick(entries, |p| p.partition, |p| p.error_code)?;
         Ok((p.leader_epoch, p.end_offset))
     }
 }
