@@ -71,7 +71,8 @@ def kafka4_quickstart(tmp_path, port, controller_port, extra="", name="server.pr
         f"advertised.listeners=PLAINTEXT://localhost:{port},CONTROLLER://localhost:{controller_port}\n"
         "controller.listener.names=CONTROLLER\ninter.broker.listener.name=PLAINTEXT\n"
         "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n"
-        f"log.dirs={tmp_path / 'data'}\nshale.metrics.address=\n{extra}")
+        f"log.dirs={tmp_path / 'data'}\nshale.metrics.address=\n"
+        f"offsets.topic.replication.factor=1\n{extra}")
     return props
 
 

@@ -117,12 +117,14 @@ def cluster(shale_bin, tmp_path):
 
 @pytest.fixture
 def split_cluster(shale_bin, tmp_path):
-    """Three controller-only nodes (1-3) and two broker-only nodes (4, 5)."""
+    """Three controller-only nodes (1-3) and two broker-only nodes (4, 5); with two brokers,
+    `__consumer_offsets` gets two replicas (Kafka, too, waits for three brokers otherwise)."""
     controller_ports = [free_port() for _ in range(3)]
     voters = voters_of(controller_ports)
     controllers = [Node(shale_bin, tmp_path, i + 1, None, controller_ports[i], voters)
                    for i in range(3)]
-    brokers = [Node(shale_bin, tmp_path, i, free_port(), None, voters) for i in (4, 5)]
+    two = "offsets.topic.replication.factor=2\n"
+    brokers = [Node(shale_bin, tmp_path, i, free_port(), None, voters, two) for i in (4, 5)]
     yield from run_cluster(controllers + brokers, brokers=brokers)
 
 

@@ -116,12 +116,15 @@ def test_cluster_compose_file_matches_the_compose_spec_schema():
 
 def test_cluster_nodes_agree_and_the_broker_accepts_their_settings(shale_bin, tmp_path):
     """Each service mounts its node's properties; the voters are the services on their
-    controller port; every node's external listener is published; and the real binary
-    formats each node's directory with those settings (twice: the second start skips it)."""
+    controller port; every node's external listener is published; every node tiers into the
+    one bucket the compose file creates on MinIO; and the real binary formats each node's
+    directory with those settings (twice: the second start skips it)."""
     doc = YAML(typ="safe").load(CLUSTER.read_text())
     services = doc["services"]
-    assert set(services) == {"shale-1", "shale-2", "shale-3"}
-    voters = set()
+    assert set(services) == {"minio", "create-bucket", "shale-1", "shale-2", "shale-3"}
+    minio = services["minio"]["environment"]
+    mb = " ".join(services["create-bucket"]["command"])
+    voters, remote = set(), set()
     for n in (1, 2, 3):
         svc = services[f"shale-{n}"]
         assert svc["hostname"] == f"shale-{n}"
@@ -132,6 +135,13 @@ def test_cluster_nodes_agree_and_the_broker_accepts_their_settings(shale_bin, tm
         path = (CLUSTER.parent / source).resolve()
         props = read_properties(path)
         assert props["node.id"] == str(n)
+        # Every node tiers into the bucket the compose file creates, with MinIO's credentials.
+        assert props["remote.log.storage.system.enable"] == "true"
+        assert props["rsm.config.s3.endpoint"] == "http://minio:9000"
+        assert props["rsm.config.s3.access.key.id"] == minio["MINIO_ROOT_USER"]
+        assert props["rsm.config.s3.secret.access.key"] == minio["MINIO_ROOT_PASSWORD"]
+        assert f"local/{props['rsm.config.s3.bucket']}" in mb
+        remote.add(tuple(sorted((k, v) for k, v in props.items() if k.startswith("rsm.config."))))
         voters.add(props["controller.quorum.voters"])
         for entry in props["controller.quorum.voters"].split(","):
             host, port = entry.split("@")[1].split(":")
@@ -149,5 +159,6 @@ def test_cluster_nodes_agree_and_the_broker_accepts_their_settings(shale_bin, tm
         again = subprocess.run(args, capture_output=True, text=True, timeout=60)
         assert again.returncode == 0 and "already formatted" in again.stdout, again.stderr
     assert len(voters) == 1, voters
+    assert len(remote) == 1, "the nodes must share one remote store"
     build = services["shale-1"]["build"]
     assert (CLUSTER.parent / build["context"] / build["dockerfile"]).resolve().is_file()

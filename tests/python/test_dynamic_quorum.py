@@ -40,8 +40,10 @@ class Node:
                      "broker": f"PLAINTEXT://127.0.0.1:{port}",
                      "broker,controller": f"PLAINTEXT://127.0.0.1:{self.broker_port},"
                                           f"CONTROLLER://127.0.0.1:{port}"}[roles]
+        # One broker may serve groups alone (Kafka's quickstart sets the offsets topic's
+        # replication factor to one the same way).
         session = ("broker.heartbeat.interval.ms=500\nbroker.session.timeout.ms=3000\n"
-                   if "broker" in roles else "")
+                   "offsets.topic.replication.factor=1\n" if "broker" in roles else "")
         self.config.write_text(
             f"process.roles={roles}\nnode.id={node_id}\n"
             f"controller.quorum.bootstrap.servers={servers}\n"

@@ -57,7 +57,7 @@ fn moved(image: &MetadataImage, topic: &str, leader: i32, leader_epoch: i32) -> 
 
 async fn apply(broker: &shale_broker::RunningBroker, img: MetadataImage) {
     let b = broker.broker().clone();
-    tokio::task::spawn_blocking(move || b.replicas().apply(Arc::new(img)).unwrap())
+    shale_common::blocking::spawn(move || b.replicas().apply(Arc::new(img)).unwrap())
         .await
         .unwrap();
 }

@@ -577,7 +577,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "offsets.topic.replication.factor",
         Some("3"),
         Int,
-        "Replication factor of __consumer_offsets, capped by the number of brokers."
+        "Replication factor of __consumer_offsets (one on a single node; in a cluster it is created once that many brokers are registered)."
     ),
     def!(
         "offsets.commit.timeout.ms",

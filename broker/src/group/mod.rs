@@ -39,7 +39,7 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 pub struct GroupConfig {
     /// `offsets.topic.num.partitions`.
     pub offsets_partitions: i32,
-    /// `offsets.topic.replication.factor` (capped by the broker count at creation).
+    /// `offsets.topic.replication.factor` (one on a single node).
     pub offsets_replication_factor: i16,
     /// `offsets.topic.segment.bytes`.
     pub offsets_segment_bytes: i64,

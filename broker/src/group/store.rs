@@ -47,11 +47,13 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), i16> {
         return Ok(());
     }
     let cfg = broker.groups.with(|g| g.config().clone());
-    let brokers = image.brokers.len().max(1) as i16;
     let spec = CreateTopicSpec {
         name: OFFSETS_TOPIC.to_string(),
         num_partitions: cfg.offsets_partitions,
-        replication_factor: cfg.offsets_replication_factor.min(brokers).max(1),
+        replication_factor: internal_replication_factor(
+            &broker.config,
+            cfg.offsets_replication_factor,
+        ),
         assignments: vec![],
         configs: vec![
             ("cleanup.policy".into(), "compact".into()),
@@ -79,6 +81,18 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), i16> {
     broker.groups.with(|g| g.set_partitions(n));
     crate::api::blocking(broker, sync_partitions).await;
     Ok(())
+}
+
+/// The replication factor of an internal topic whose configured one is `configured`: in a
+/// cluster exactly that, as Kafka (creation fails until enough brokers are registered, and
+/// clients retry); a single node has one broker, so one (Kafka's single-node quickstart sets it
+/// to one for the same reason).
+pub fn internal_replication_factor(config: &crate::config::BrokerConfig, configured: i16) -> i16 {
+    if config.is_multi_node() {
+        configured
+    } else {
+        1
+    }
 }
 
 /// Where the coordinator's records go: `__consumer_offsets` in the broker ([`BrokerLog`]), a

@@ -131,7 +131,10 @@ impl TieringSettings {
             expirers: positive("remote.log.manager.expiration.thread.pool.size")? as usize,
             rsm: prefixed("rsm.config."),
             metadata_partitions,
-            metadata_replication_factor: metadata_replication_factor as i16,
+            metadata_replication_factor: crate::group::store::internal_replication_factor(
+                config,
+                metadata_replication_factor as i16,
+            ),
             inter_broker_listener: config.replication.inter_broker_listener.clone(),
             default_remote_root: remote_root_beside(&config.log_dirs[0]),
         })
@@ -305,18 +308,21 @@ impl Tiering {
     }
 
     /// Creates `__remote_log_metadata` unless it exists: retention -1, cleanup delete, the
-    /// configured replication factor capped by the registered brokers (a single node runs with
-    /// one; Kafka would refuse and retry until enough brokers register).
+    /// configured replication factor (one on a single node). In a cluster creation fails until
+    /// enough brokers are registered, as in Kafka, and the next round tries again.
     async fn create_metadata_topic(&self) -> anyhow::Result<()> {
-        let image = self.controller.image();
-        if image.topic(metadata_topic::TOPIC).is_some() {
+        if self
+            .controller
+            .image()
+            .topic(metadata_topic::TOPIC)
+            .is_some()
+        {
             return Ok(());
         }
-        let brokers = image.brokers.len().clamp(1, i16::MAX as usize) as i16;
         let spec = CreateTopicSpec {
             name: metadata_topic::TOPIC.to_string(),
             num_partitions: self.settings.metadata_partitions,
-            replication_factor: self.settings.metadata_replication_factor.min(brokers),
+            replication_factor: self.settings.metadata_replication_factor,
             assignments: vec![],
             configs: vec![
                 ("retention.ms".into(), "-1".into()),
