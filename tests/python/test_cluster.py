@@ -141,14 +141,18 @@ def run_cluster(nodes: list, brokers: list):
 
 
 def stop_all(nodes: list):
-    """SIGTERM to every node at once, then wait: stopped one by one, the last ones would wait
-    out their controlled shutdown with no quorum left to confirm it."""
-    for n in nodes:
-        if n.alive():
-            n.proc.terminate()
-    for n in nodes:
-        if n.proc is not None:
-            n.proc.wait(timeout=30)
+    """SIGTERM to the broker-only nodes (their controlled shutdown is confirmed by a controller
+    still running), then to every other node at once: stopped one by one, the last ones would
+    wait out their controlled shutdown with no quorum left to confirm it."""
+    broker_only = [n for n in nodes if getattr(n, "roles", None) == "broker"
+                   or getattr(n, "controller_port", 0) is None]
+    for group in (broker_only, [n for n in nodes if n not in broker_only]):
+        for n in group:
+            if n.alive():
+                n.proc.terminate()
+        for n in group:
+            if n.proc is not None:
+                n.proc.wait(timeout=30)
 
 
 def live_brokers(node: Node) -> set:

@@ -29,7 +29,7 @@ class Node:
     """A controller-only or broker-only node of a dynamic quorum, formatted with `flags`."""
 
     def __init__(self, binary, root, node_id, port, controller_ports, roles, flags=()):
-        self.binary, self.node_id, self.port = binary, node_id, port
+        self.binary, self.node_id, self.port, self.roles = binary, node_id, port, roles
         name = f"{roles.replace(',', '-')}{node_id}"
         self.dir, self.log = root / name, root / f"{name}.log"
         self.config = root / f"{name}.properties"

@@ -37,7 +37,7 @@ from conftest import free_port
 from test_cluster import Node, live_brokers, stop_all, voters_of
 
 KILL_ROUNDS = int(os.environ.get("SHALE_KILL_ROUNDS", "20"))
-FREEZE_ROUNDS = int(os.environ.get("SHALE_FREEZE_ROUNDS", "5"))
+FREEZE_ROUNDS = int(os.environ.get("SHALE_FREEZE_ROUNDS", "3"))
 PARTITION_ROUNDS = int(os.environ.get("SHALE_PARTITION_ROUNDS", "5"))
 # Set (to the namespace's name) in the pytest run the partition test starts inside a network
 # namespace of its own.

@@ -62,8 +62,7 @@ def cluster(shale_bin, tmp_path, s3_server):
     new_broker = lambda: Node(shale_bin, tmp_path, 5, free_port(), None, voters, extra)  # noqa: E731
     yield nodes, new_broker
     kh.close_all_clients()
-    stop_all(nodes[1:])  # brokers first: the controller confirms their controlled shutdown
-    stop_all(nodes[:1])
+    stop_all(nodes)
     for n in nodes:
         print(f"--- node {n.node_id} log tail ---\n" + "\n".join(n.log.read_text().splitlines()[-40:]))
 
