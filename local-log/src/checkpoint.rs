@@ -62,13 +62,17 @@ pub(crate) fn write_lines(path: &Path, version: i32, lines: &[String]) -> Result
 /// Reads a checkpoint file: `Ok(None)` if missing, no entries if empty; a version other than
 /// `version`, a bad count or a line-count mismatch -> [`LogError::Corrupt`].
 pub(crate) fn read_lines(path: &Path, version: i32) -> Result<Option<Vec<String>>> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(LogError::io(path, e)),
-    };
+    match fs::read_to_string(path) {
+        Ok(text) => parse_lines(path, &text, version).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LogError::io(path, e)),
+    }
+}
+
+/// [`read_lines`] on a checkpoint's `text` (`path` only names it in errors).
+pub(crate) fn parse_lines(path: &Path, text: &str, version: i32) -> Result<Vec<String>> {
     if text.trim().is_empty() {
-        return Ok(Some(Vec::new()));
+        return Ok(Vec::new());
     }
     let mut lines = text.lines();
     let v: i32 = lines
@@ -92,7 +96,7 @@ pub(crate) fn read_lines(path: &Path, version: i32) -> Result<Option<Vec<String>
             format!("expected {count} entries, found {}", entries.len()),
         ));
     }
-    Ok(Some(entries))
+    Ok(entries)
 }
 
 /// Reads a `topic partition offset` checkpoint (version 0). A missing file yields no entries.

@@ -10,6 +10,28 @@ use crate::error::{LogError, Result};
 /// File name inside the partition dir.
 pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 
+/// The `(epoch, start offset)` entries of a leader-epoch checkpoint's `bytes` (e.g. the one a
+/// tiered segment carries), checked as the file is when a log loads.
+pub fn parse_leader_epoch_checkpoint(bytes: &[u8]) -> Result<Vec<(i32, i64)>> {
+    let path = Path::new(LEADER_EPOCH_CHECKPOINT);
+    let text = std::str::from_utf8(bytes).map_err(|e| LogError::corrupt(path, e.to_string()))?;
+    parse_entries(path, &crate::checkpoint::parse_lines(path, text, 0)?)
+}
+
+fn parse_entries(path: &Path, lines: &[String]) -> Result<Vec<(i32, i64)>> {
+    lines
+        .iter()
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let e = match f.as_slice() {
+                [e, o] => e.parse::<i32>().ok().zip(o.parse::<i64>().ok()),
+                _ => None,
+            };
+            e.ok_or_else(|| LogError::corrupt(path, format!("malformed entry line {line:?}")))
+        })
+        .collect()
+}
+
 /// In-memory epoch entries backed by the checkpoint file.
 #[derive(Debug)]
 pub(crate) struct EpochCache {
@@ -21,18 +43,8 @@ impl EpochCache {
     /// Loads `<dir>/leader-epoch-checkpoint` (missing = empty).
     pub(crate) fn load(dir: &Path) -> Result<EpochCache> {
         let path = dir.join(LEADER_EPOCH_CHECKPOINT);
-        let mut entries = Vec::new();
-        for line in read_lines(&path, 0)?.unwrap_or_default() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let e = match f.as_slice() {
-                [e, o] => e.parse::<i32>().ok().zip(o.parse::<i64>().ok()),
-                _ => None,
-            };
-            let e = e.ok_or_else(|| {
-                LogError::corrupt(&path, format!("malformed entry line {line:?}"))
-            })?;
-            entries.push(e);
-        }
+        let lines = read_lines(&path, 0)?.unwrap_or_default();
+        let entries = parse_entries(&path, &lines)?;
         Ok(EpochCache { path, entries })
     }
 
@@ -147,6 +159,18 @@ impl EpochCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_kafka_leader_epoch_checkpoints() {
+        assert_eq!(
+            parse_leader_epoch_checkpoint(b"0\n2\n0 0\n3 120\n").unwrap(),
+            vec![(0, 0), (3, 120)]
+        );
+        assert_eq!(parse_leader_epoch_checkpoint(b"0\n0\n").unwrap(), vec![]);
+        assert!(parse_leader_epoch_checkpoint(b"1\n0\n").is_err());
+        assert!(parse_leader_epoch_checkpoint(b"0\n2\n0 0\n").is_err());
+        assert!(parse_leader_epoch_checkpoint(b"0\n1\n0 x\n").is_err());
+    }
 
     #[test]
     fn assign_truncate_and_lookup() {

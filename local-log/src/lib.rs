@@ -50,6 +50,7 @@ pub use config::{
     ConfigKind, LogConfig, TopicConfigDef, TOPIC_CONFIGS,
 };
 pub use dump::dump_file;
+pub use epoch_cache::parse_leader_epoch_checkpoint;
 pub use error::{ErrorKind, LogError, Result};
 pub use files::{FileReservation, OpenFiles};
 pub use log::{AppendInfo, AppendOrigin, Log, LogOpenOptions, ReadInfo, TimestampOffset};

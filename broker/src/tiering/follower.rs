@@ -46,7 +46,8 @@ impl Tiering {
             .fetch_index(&meta, IndexType::LeaderEpoch)
             .await
             .context("fetching the remote leader-epoch checkpoint")?;
-        let epochs = parse_epoch_checkpoint(&checkpoint)?;
+        let epochs = shale_local_log::parse_leader_epoch_checkpoint(&checkpoint)
+            .context("reading the remote leader-epoch checkpoint")?;
         let producer_snapshot = match self
             .rsm
             .fetch_index(&meta, IndexType::ProducerSnapshot)
@@ -61,39 +62,5 @@ impl Tiering {
             epochs,
             producer_snapshot,
         })
-    }
-}
-
-/// A leader-epoch checkpoint file (version 0, a count, then `epoch offset` lines).
-fn parse_epoch_checkpoint(bytes: &[u8]) -> anyhow::Result<Vec<(i32, i64)>> {
-    let text = std::str::from_utf8(bytes).context("leader-epoch checkpoint is not text")?;
-    let mut lines = text.lines();
-    anyhow::ensure!(lines.next() == Some("0"), "leader-epoch checkpoint version");
-    let count: usize = lines.next().unwrap_or_default().parse()?;
-    let entries = lines
-        .map(|line| {
-            let (e, o) = line.split_once(' ').context("malformed entry")?;
-            Ok((e.parse()?, o.parse()?))
-        })
-        .collect::<anyhow::Result<Vec<(i32, i64)>>>()
-        .context("leader-epoch checkpoint entry")?;
-    anyhow::ensure!(entries.len() == count, "leader-epoch checkpoint count");
-    Ok(entries)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_epoch_checkpoint;
-
-    #[test]
-    fn reads_kafka_leader_epoch_checkpoints() {
-        assert_eq!(
-            parse_epoch_checkpoint(b"0\n2\n0 0\n3 120\n").unwrap(),
-            vec![(0, 0), (3, 120)]
-        );
-        assert_eq!(parse_epoch_checkpoint(b"0\n0\n").unwrap(), vec![]);
-        assert!(parse_epoch_checkpoint(b"1\n0\n").is_err());
-        assert!(parse_epoch_checkpoint(b"0\n2\n0 0\n").is_err());
-        assert!(parse_epoch_checkpoint(b"0\n1\n0 x\n").is_err());
     }
 }

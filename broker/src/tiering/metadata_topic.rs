@@ -85,18 +85,24 @@ impl BrokerMetadataTopic {
         })
     }
 
-    fn append_local(&self, part: &Arc<Partition>, value: Bytes) -> Result<i64, RlmmError> {
-        let partition = part.tp.partition;
+    /// One record (null key, `value`) as a batch.
+    fn batch(&self, value: Bytes) -> Result<Bytes, RlmmError> {
         let now = self.clock.now_ms();
         let mut builder = BatchBuilder::new(now);
         builder.push(now, None, Some(value), vec![]);
         let batch = builder.build().map_err(|e| topic_err(e.to_string()))?;
+        Ok(batch.into_bytes())
+    }
+
+    fn append_local(&self, part: &Arc<Partition>, value: Bytes) -> Result<i64, RlmmError> {
+        let partition = part.tp.partition;
+        let batch = self.batch(value)?;
         let log = &part.log;
         let origin = AppendOrigin::Client {
             leader_epoch: part.leader_epoch(),
         };
         let info = shale_common::blocking::io(|| {
-            let info = log.append(batch.into_bytes(), origin)?;
+            let info = log.append(batch, origin)?;
             log.flush().map(|()| info)
         })
         .map_err(|e| topic_err(format!("{TOPIC}-{partition}: {e}")))?;
@@ -174,14 +180,11 @@ impl MetadataTopic for BrokerMetadataTopic {
         if let Some(part) = self.local(partition) {
             return self.append_local(&part, value);
         }
-        let now = self.clock.now_ms();
-        let mut builder = BatchBuilder::new(now);
-        builder.push(now, None, Some(value), vec![]);
-        let batch = builder.build().map_err(|e| topic_err(e.to_string()))?;
+        let batch = self.batch(value)?;
         let timeout = APPEND_TIMEOUT.as_millis() as i32;
         self.remote(partition, async |leader, conn| {
             leader
-                .produce(conn, batch.into_bytes(), timeout)
+                .produce(conn, batch, timeout)
                 .await
                 .map_err(|e| topic_err(e.to_string()))
         })
