@@ -6,10 +6,12 @@
 //! * [`codec`]: the one place that turns frames into typed requests and typed responses into
 //!   frames, using the `kafka-protocol` crate for every message except the Fetch response.
 //! * [`fetch_writer`]: our own Fetch response encoder that chains record `Bytes` without copying.
+//! * [`control`]: transaction markers and control-record parsing (re-exported from [`record`]).
 //! * [`rebuild`]: the broker's rewrite of a client batch with another codec (`compression.type`).
 
 pub mod codec;
 pub mod compression;
+pub mod control;
 pub mod fetch_writer;
 pub mod rebuild;
 pub mod record;

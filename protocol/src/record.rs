@@ -605,6 +605,11 @@ impl BatchBuilder {
     }
 }
 
+pub use crate::control::{
+    control_record, control_record_type, end_txn_marker, ControlRecord, CONTROL_TYPE_ABORT,
+    CONTROL_TYPE_COMMIT,
+};
+
 #[cfg(test)]
 #[path = "record_test.rs"]
 mod tests;

@@ -477,6 +477,12 @@ impl RecordBatch {
         Ok(RecordBatch { bytes })
     }
 
+    /// Wraps bytes this crate framed itself (one whole v2 batch by construction); no checks.
+    pub(crate) fn from_own_frame(bytes: Bytes) -> Self {
+        debug_assert!(check_frame(&bytes).is_ok());
+        RecordBatch { bytes }
+    }
+
     /// Builds a batch from a header and a body (one copy). The header's `batch_length` is set to
     /// match the body; the CRC is left as given (call [`BatchHeader::set_crc`] first if needed).
     pub fn from_parts(header: &BatchHeader, body: &[u8]) -> Result<Self, BatchError> {
