@@ -48,6 +48,8 @@ pub fn log_error(e: &LogError) -> E {
         LogError::InvalidTimestamp { .. } => E::InvalidTimestamp,
         LogError::OutOfOrderSequence { .. } => E::OutOfOrderSequenceNumber,
         LogError::InvalidProducerEpoch { .. } => E::InvalidProducerEpoch,
+        LogError::TransactionCoordinatorFenced { .. } => E::TransactionCoordinatorFenced,
+        LogError::InvalidTxnState { .. } => E::InvalidTxnState,
         LogError::OffsetOutOfRange { .. } => E::OffsetOutOfRange,
         LogError::OffsetMovedToTieredStorage { .. } => E::OffsetMovedToTieredStorage,
         LogError::InvalidConfig { .. } => E::InvalidConfig,

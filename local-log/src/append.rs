@@ -11,19 +11,25 @@
 //! wrong max timestamp the timestamp fields + CRC) and written together with the untouched body
 //! `Bytes` in one vectored write. Uncompressed batches are validated in place (borrowed record
 //! views: no per-record allocation or refcounting).
+//!
+//! Transaction markers (`AppendOrigin::Coordinator`) are validated as one ABORT/COMMIT control
+//! batch before the lock and checked against the producer state under it; every origin's
+//! markers then end the producer's transaction, and an aborted one with data gets a
+//! `.txnindex` entry in the segment that receives the marker (`transactions.rs`).
 
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use shale_protocol::compression::{Compression, DEFAULT_MAX_DECOMPRESSED};
 use shale_protocol::rebuild::{must_rebuild, rebuild, RebuildTarget};
-use shale_protocol::record::for_each_view_in_payload;
+use shale_protocol::record::{for_each_view_in_payload, ControlRecord};
 use shale_protocol::record_batch::{batches, BatchError, BatchHeader, RecordBatch, TimestampType};
 
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 use crate::log::{AppendInfo, AppendOrigin, Inner, Log};
 use crate::producer_state::ProducerCheck;
+use crate::transactions::{end_txn_marker_in, end_txn_marker_of};
 
 /// One batch ready to be written: patched header + original body.
 struct Prepared {
@@ -49,6 +55,8 @@ struct Checked {
     max_ts: i64,
     /// The batch as rebuilt for `compression.type` (module docs), when it had to be.
     rebuilt: Option<RecordBatch>,
+    /// The marker of a coordinator batch.
+    marker: Option<ControlRecord>,
 }
 
 /// Kafka's `BrokerCompressionType.targetCompression`: the codec a client batch written with
@@ -245,7 +253,41 @@ impl Log {
             .map_err(|e| self.corrupt(&e))?;
         let (max_ts, sequential) = self.validate_client_records(b, &payload, config, now)?;
         let rebuilt = self.rebuild_for_topic(b, &payload, sequential, config, now)?;
-        Ok(Checked { max_ts, rebuilt })
+        Ok(Checked {
+            max_ts,
+            rebuilt,
+            marker: None,
+        })
+    }
+
+    /// A coordinator append: exactly one control batch of a producer holding one ABORT/COMMIT
+    /// marker record.
+    fn validate_marker_batch(&self, input: &[RecordBatch]) -> Result<Checked> {
+        let [b] = input else {
+            return Err(self.invalid(format!(
+                "expected exactly one transaction marker batch, found {}",
+                input.len()
+            )));
+        };
+        if !b.is_control() || b.producer_id() < 0 {
+            return Err(
+                self.invalid("a transaction marker must be a control batch with a producer id")
+            );
+        }
+        if b.record_count() != 1 || b.last_offset_delta() != 0 {
+            return Err(self.invalid(format!(
+                "a transaction marker batch holds one record, found {}",
+                b.record_count()
+            )));
+        }
+        let Some(marker) = end_txn_marker_of(b) else {
+            return Err(self.invalid("control batch without an ABORT or COMMIT marker"));
+        };
+        Ok(Checked {
+            max_ts: b.max_timestamp(),
+            rebuilt: None,
+            marker: Some(marker),
+        })
     }
 
     /// Record-level checks (keys of a compacted topic, timestamps) over the batch's decompressed
@@ -360,6 +402,7 @@ impl Log {
         let unchecked = Checked {
             max_ts: -1,
             rebuilt: None,
+            marker: None,
         };
         match origin {
             AppendOrigin::Client { .. } if input.is_empty() => Ok(unchecked),
@@ -372,6 +415,8 @@ impl Log {
                 }
                 self.validate_client_batch(&input[0], config, now)
             }
+            AppendOrigin::Coordinator { .. } if input.is_empty() => Ok(unchecked),
+            AppendOrigin::Coordinator { .. } => self.validate_marker_batch(input),
             AppendOrigin::RaftLeader | AppendOrigin::Replication => {
                 if let Some(b) = input.iter().find(|b| b.last_offset_delta() < 0) {
                     return Err(self.invalid(format!(
@@ -446,6 +491,15 @@ impl Log {
                 let b = checked.rebuilt.as_ref().unwrap_or(&input[0]);
                 if let Some(dup) = self.check_producer(&inner, b, &config)? {
                     return Ok(dup);
+                }
+                plan_client(b, leader_epoch, leo, &config, now, checked.max_ts)
+            }
+            AppendOrigin::Coordinator { leader_epoch } => {
+                let b = &input[0];
+                if let Some(marker) = &checked.marker {
+                    inner
+                        .producers
+                        .check_marker(&self.tp, &b.header(), marker)?;
                 }
                 plan_client(b, leader_epoch, leo, &config, now, checked.max_ts)
             }
@@ -569,7 +623,13 @@ impl Log {
         )?;
         let mut epochs = self.epochs.lock();
         for p in prepared {
-            inner.producers.update(&p.header, p.header.base_offset());
+            let marker = end_txn_marker_in(&p.header, &p.body);
+            let done = inner
+                .producers
+                .update(&p.header, p.header.base_offset(), marker.as_ref());
+            if let Some(t) = done.filter(|t| t.aborted) {
+                active.append_aborted_txn(t.aborted_txn())?;
+            }
             let e = p.header.partition_leader_epoch();
             if e >= 0 {
                 epochs.assign(e, p.header.base_offset())?;

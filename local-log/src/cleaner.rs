@@ -104,7 +104,7 @@ impl Log {
         }
         let mut inner = self.lock_open()?;
         let now = self.clock.now_ms();
-        let c = self.cleanable(&inner, &config, now);
+        let c = self.cleanable(&config, now);
         let horizon = self.delete_horizon.load(Ordering::Acquire);
         let due = force
             || (c.cleanable_bytes > 0
@@ -116,7 +116,7 @@ impl Log {
         self.run_pass(&mut inner, &config, c, now).map(Some)
     }
 
-    fn cleanable(&self, inner: &Inner, config: &LogConfig, now: i64) -> Cleanable {
+    fn cleanable(&self, config: &LogConfig, now: i64) -> Cleanable {
         let segs = self.segments_snapshot();
         let (log_start, leo) = (self.log_start_offset(), self.log_end_offset());
         let mut first_dirty = self.cleaner_checkpoint();
@@ -124,14 +124,8 @@ impl Log {
             first_dirty = log_start;
         }
         let active_base = segs.last().map_or(leo, |s| s.base_offset);
-        let unstable = inner
-            .producers
-            .entries()
-            .iter()
-            .filter(|e| e.current_txn_start_offset >= 0)
-            .map(|e| e.current_txn_start_offset)
-            .min()
-            .unwrap_or(i64::MAX);
+        // Open transactions, and completed ones whose marker is not yet below the high watermark.
+        let unstable = self.first_unstable_offset().unwrap_or(i64::MAX);
         let mut uncleanable = active_base.min(unstable);
         let dirty_from = segs
             .partition_point(|s| s.base_offset <= first_dirty)
@@ -274,6 +268,9 @@ impl Log {
                 )?;
             }
         }
+        // Markers are kept as they are, so their aborted-transaction entries are too.
+        let aborted: Vec<_> = group.iter().flat_map(|s| s.aborted_txns()).collect();
+        cleaned.adopt_aborted_txns(&aborted)?;
         cleaned.on_become_inactive()?;
         if let Some(last) = group.last() {
             cleaned.set_modified(last.modified()?)?;

@@ -88,6 +88,30 @@ pub enum LogError {
         /// Epoch in the batch.
         found: i16,
     },
+    /// A transaction marker from a coordinator older than the one that last wrote a marker for
+    /// this producer (Kafka's TRANSACTION_COORDINATOR_FENCED, 52).
+    #[error("transaction marker for producer {producer_id} on {tp} has coordinator epoch {found}, older than {current}")]
+    TransactionCoordinatorFenced {
+        /// Partition being appended to.
+        tp: TopicPartition,
+        /// Producer id.
+        producer_id: i64,
+        /// Coordinator epoch the log knows.
+        current: i32,
+        /// Coordinator epoch in the marker.
+        found: i32,
+    },
+    /// A batch that does not fit the producer's transaction state, e.g. a non-transactional batch
+    /// while the producer has an ongoing transaction (Kafka's INVALID_TXN_STATE, 48).
+    #[error("invalid transaction state for producer {producer_id} on {tp}: {reason}")]
+    InvalidTxnState {
+        /// Partition being appended to.
+        tp: TopicPartition,
+        /// Producer id.
+        producer_id: i64,
+        /// What was wrong.
+        reason: String,
+    },
     /// Offset outside `[log_start, log_end]`.
     #[error("offset {offset} out of range for {tp}: log start {log_start}, log end {log_end}")]
     OffsetOutOfRange {
@@ -170,9 +194,10 @@ impl LogError {
             LogError::Corrupt { .. } => ErrorKind::Corrupt,
             LogError::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
             LogError::OffsetMovedToTieredStorage { .. } => ErrorKind::NotFound,
-            LogError::OutOfOrderSequence { .. } | LogError::InvalidProducerEpoch { .. } => {
-                ErrorKind::Fenced
-            }
+            LogError::OutOfOrderSequence { .. }
+            | LogError::InvalidProducerEpoch { .. }
+            | LogError::TransactionCoordinatorFenced { .. } => ErrorKind::Fenced,
+            LogError::InvalidTxnState { .. } => ErrorKind::Invalid,
             LogError::CorruptRecord { .. }
             | LogError::InvalidRecord { .. }
             | LogError::RecordTooLarge { .. }

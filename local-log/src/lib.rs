@@ -5,7 +5,8 @@
 //! Layout: `config` (topic configs), `error`, `log` (one partition: offsets, reads, roll, flush,
 //! close), `append.rs` (validation and the append path), `retention.rs` (retention, DeleteRecords,
 //! truncation, housekeeping), `recovery.rs` (load and crash recovery), `segment.rs`,
-//! `offset_index.rs`, `time_index.rs`, `producer_state.rs`, `epoch_cache.rs`, `checkpoint`,
+//! `offset_index.rs`, `time_index.rs`, `txn_index.rs` (aborted transactions), `producer_state.rs`,
+//! `transactions.rs` (open transactions, LSO, aborted-transaction lookup), `epoch_cache.rs`, `checkpoint`,
 //! `segment_scan.rs` (batch walks, segment recovery), `index_file.rs` (what both indexes share),
 //! `files` (the open-files budget and its LRU), `deleter.rs` (background unlinking of leftovers),
 //! `tiering.rs` (tiered-storage hooks), `cleaner` + `offset_map.rs` (compaction), `swap.rs`
@@ -42,6 +43,8 @@ mod segment_scan;
 mod swap;
 mod tiering;
 mod time_index;
+mod transactions;
+mod txn_index;
 
 pub use checkpoint::{read_offset_checkpoint, write_offset_checkpoint};
 pub use cleaner::CleanStats;
@@ -59,3 +62,4 @@ pub use meta_properties::MetaProperties;
 pub use producer_state::ProducerStateEntry;
 pub use shale_common::TopicPartition;
 pub use tiering::{SegmentForCopy, NEVER_TIERED_TOPICS};
+pub use txn_index::AbortedTxn;

@@ -24,6 +24,7 @@ use crate::flusher::{FlushJob, RecoveryPoint};
 use crate::meta_properties::write_partition_metadata;
 use crate::producer_state::{ProducerStateEntry, ProducerStateManager};
 use crate::segment::Segment;
+use crate::transactions::TxnTracker;
 
 /// Who is appending.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +38,15 @@ pub enum AppendOrigin {
     /// The KRaft leader's own metadata batches: offsets assigned by the log, batch leader epoch
     /// kept as written, only CRC/size checks.
     RaftLeader,
+    /// Transaction markers the broker writes for WriteTxnMarkers: exactly one ABORT/COMMIT
+    /// control batch with a producer id, offsets assigned by the log and the leader epoch stamped
+    /// (as for `Client`); the producer epoch must not be older than the producer's
+    /// (INVALID_PRODUCER_EPOCH) nor the coordinator epoch older than the last marker's
+    /// (TRANSACTION_COORDINATOR_FENCED).
+    Coordinator {
+        /// Leader epoch stamped into the batch.
+        leader_epoch: i32,
+    },
     /// A follower copying its leader's batches: offsets, epochs and timestamps kept as written
     /// (the first offset must not be below the log end offset), CRC/size checks only; producer
     /// state and the epoch cache follow the batches as on the leader.
@@ -122,6 +132,9 @@ pub struct Log {
     pub(crate) topic_id: Option<Uuid>,
     pub(crate) segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     pub(crate) inner: Mutex<Inner>,
+    /// Open and unreplicated transactions (shared with the producer state in `inner`): the LSO
+    /// is computed from it without the append lock.
+    pub(crate) txns: Arc<Mutex<TxnTracker>>,
     pub(crate) epochs: Mutex<EpochCache>,
     pub(crate) log_start_offset: AtomicI64,
     /// Last offset known to be copied to remote storage (-1 = none); in memory only.
@@ -179,6 +192,7 @@ impl Log {
         };
         let loaded = crate::recovery::load(files, &dir, &tp, &config, &opts, clock.now_ms())?;
         let now = clock.now_ms();
+        let txns = loaded.producers.txns();
         Ok(Log {
             tp,
             dir: RwLock::new(dir),
@@ -193,6 +207,7 @@ impl Log {
                 unflushed_messages: 0,
                 last_flush_ms: now,
             }),
+            txns,
             epochs: Mutex::new(loaded.epochs),
             log_start_offset: AtomicI64::new(loaded.log_start_offset),
             highest_remote_offset: AtomicI64::new(-1),

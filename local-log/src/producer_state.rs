@@ -2,19 +2,26 @@
 //! (Kafka's ProducerSnapshot v1 with CRC-32C, §4.1).
 //!
 //! Per producer the last five batches `(last_seq, last_offset, offset_delta, timestamp)` are kept
-//! for duplicate detection; the snapshot persists only the last one, like Kafka. Transactions are
-//! tracked only as far as `current_txn_start_offset` (set by the first transactional batch,
-//! cleared by a control batch); marker validation belongs to a later transaction layer.
+//! for duplicate detection; the snapshot persists only the last one, like Kafka. Transactions:
+//! each producer's `current_txn_start_offset` (set by its first transactional batch, cleared by
+//! an ABORT/COMMIT marker, which also records the coordinator epoch), the transaction checks of
+//! §4.4 (a non-transactional batch inside an open transaction, fenced producer or coordinator
+//! epochs on markers), and the partition's open/unreplicated transactions in the shared
+//! [`TxnTracker`] (`transactions.rs`), kept in step with every change of the map.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use parking_lot::Mutex;
 use shale_common::TopicPartition;
+use shale_protocol::record::ControlRecord;
 use shale_protocol::record_batch::{increment_sequence, BatchHeader};
 
 use crate::checkpoint::replace_file;
 use crate::error::{IoContext, LogError, Result};
+use crate::transactions::{CompletedTxn, TxnTracker};
 
 /// How many batches per producer are remembered for duplicate detection.
 pub const MAX_CACHED_BATCHES: usize = 5;
@@ -112,6 +119,8 @@ pub(crate) struct ProducerStateManager {
     /// Exclusive end offset of what the map reflects.
     map_end_offset: i64,
     snapshots: BTreeMap<i64, PathBuf>,
+    /// Open and unreplicated transactions, shared with the `Log` (read without the append lock).
+    txns: Arc<Mutex<TxnTracker>>,
 }
 
 /// `<20-digit offset>.snapshot`.
@@ -138,7 +147,13 @@ impl ProducerStateManager {
             producers: HashMap::new(),
             map_end_offset: 0,
             snapshots,
+            txns: Arc::default(),
         })
+    }
+
+    /// The transaction tracker this map keeps up to date.
+    pub(crate) fn txns(&self) -> Arc<Mutex<TxnTracker>> {
+        self.txns.clone()
     }
 
     #[cfg(test)]
@@ -196,17 +211,72 @@ impl ProducerStateManager {
                 });
             }
         }
+        if p.txn_first_offset >= 0 && !h.is_transactional() {
+            return Err(LogError::InvalidTxnState {
+                tp: tp.clone(),
+                producer_id: pid,
+                reason: format!(
+                    "non-transactional batch while a transaction is open since offset {}",
+                    p.txn_first_offset
+                ),
+            });
+        }
         Ok(ProducerCheck::Ok)
     }
 
-    /// Records an appended batch (`base_offset` is its assigned first offset). Batches without a
-    /// producer id only advance the map end offset.
-    pub(crate) fn update(&mut self, h: &BatchHeader, base_offset: i64) {
+    /// Coordinator-origin check of an ABORT/COMMIT marker (§4.4): an older producer epoch is
+    /// INVALID_PRODUCER_EPOCH, an older coordinator epoch TRANSACTION_COORDINATOR_FENCED.
+    pub(crate) fn check_marker(
+        &self,
+        tp: &TopicPartition,
+        h: &BatchHeader,
+        marker: &ControlRecord,
+    ) -> Result<()> {
+        let pid = h.producer_id();
+        let Some(p) = self.producers.get(&pid) else {
+            return Ok(());
+        };
+        if h.producer_epoch() < p.epoch {
+            return Err(LogError::InvalidProducerEpoch {
+                tp: tp.clone(),
+                producer_id: pid,
+                current: p.epoch,
+                found: h.producer_epoch(),
+            });
+        }
+        let found = marker.coordinator_epoch.unwrap_or(-1);
+        if found < p.coordinator_epoch {
+            return Err(LogError::TransactionCoordinatorFenced {
+                tp: tp.clone(),
+                producer_id: pid,
+                current: p.coordinator_epoch,
+                found,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records an appended batch (`base_offset` is its assigned first offset; `marker` the
+    /// ABORT/COMMIT record of a control batch). Batches without a producer id only advance the
+    /// map end offset; a control batch without a marker (emptied by the cleaner, or of another
+    /// type) changes nothing else, as in Kafka. Returns the transaction a marker ended, if it had
+    /// data.
+    pub(crate) fn update(
+        &mut self,
+        h: &BatchHeader,
+        base_offset: i64,
+        marker: Option<&ControlRecord>,
+    ) -> Option<CompletedTxn> {
         let last_offset = base_offset.wrapping_add(i64::from(h.last_offset_delta()));
         self.map_end_offset = self.map_end_offset.max(last_offset.wrapping_add(1));
         let pid = h.producer_id();
         if pid < 0 {
-            return;
+            return None;
+        }
+        if h.is_control() {
+            let coordinator_epoch = marker?.coordinator_epoch?;
+            let aborted = marker.is_some_and(ControlRecord::is_abort);
+            return self.end_txn(h, base_offset, coordinator_epoch, aborted);
         }
         let p = self.producers.entry(pid).or_insert_with(Producer::new);
         if h.producer_epoch() != p.epoch {
@@ -214,12 +284,9 @@ impl ProducerStateManager {
             p.epoch = h.producer_epoch();
         }
         p.last_timestamp = h.max_timestamp();
-        if h.is_control() {
-            p.txn_first_offset = -1;
-            return;
-        }
         if h.is_transactional() && p.txn_first_offset < 0 {
             p.txn_first_offset = base_offset;
+            self.txns.lock().begin(pid, base_offset);
         }
         if h.base_sequence() >= 0 {
             p.batches.push_back(BatchMeta {
@@ -232,6 +299,40 @@ impl ProducerStateManager {
                 p.batches.pop_front();
             }
         }
+        None
+    }
+
+    /// Applies an ABORT/COMMIT marker at `offset`: the producer's open transaction (if any) ends,
+    /// its coordinator epoch and last timestamp are recorded.
+    fn end_txn(
+        &mut self,
+        h: &BatchHeader,
+        offset: i64,
+        coordinator_epoch: i32,
+        aborted: bool,
+    ) -> Option<CompletedTxn> {
+        let pid = h.producer_id();
+        let p = self.producers.entry(pid).or_insert_with(Producer::new);
+        if h.producer_epoch() != p.epoch {
+            p.batches.clear();
+            p.epoch = h.producer_epoch();
+        }
+        let first = p.txn_first_offset;
+        p.txn_first_offset = -1;
+        p.coordinator_epoch = coordinator_epoch;
+        p.last_timestamp = h.max_timestamp();
+        if first < 0 {
+            return None;
+        }
+        let mut txns = self.txns.lock();
+        txns.complete(first, offset);
+        Some(CompletedTxn {
+            producer_id: pid,
+            first_offset: first,
+            last_offset: offset,
+            aborted,
+            last_stable_offset: txns.first_ongoing().unwrap_or(offset + 1),
+        })
     }
 
     /// Sets the map end offset (e.g. after loading an empty log at its start offset).
@@ -269,6 +370,7 @@ impl ProducerStateManager {
     /// Drops all state (map end offset set to `offset`).
     pub(crate) fn reset(&mut self, offset: i64) {
         self.producers.clear();
+        self.txns.lock().reset_to([]);
         self.map_end_offset = offset;
     }
 
@@ -360,6 +462,12 @@ impl ProducerStateManager {
                         }
                         self.producers.insert(e.producer_id, p);
                     }
+                    self.txns.lock().reset_to(
+                        self.producers
+                            .iter()
+                            .filter(|(_, p)| p.txn_first_offset >= 0)
+                            .map(|(id, p)| (*id, p.txn_first_offset)),
+                    );
                     self.map_end_offset = off;
                     return Ok(Some(off));
                 }
@@ -406,6 +514,7 @@ impl ProducerStateManager {
                 .range(..=max_offset)
                 .map(|(o, p)| (*o, p.clone()))
                 .collect(),
+            txns: Arc::default(),
         }
     }
 

@@ -37,7 +37,7 @@ fn sequence_rules() {
     // Unknown producer: any sequence accepted.
     let h = hdr(7, 0, 0, 3, 100);
     assert_eq!(m.check(&tp(), &h).unwrap(), ProducerCheck::Ok);
-    m.update(&h, 10);
+    m.update(&h, 10, None);
     // Duplicate of the cached batch.
     match m.check(&tp(), &h).unwrap() {
         ProducerCheck::Duplicate(b) => {
@@ -58,7 +58,7 @@ fn sequence_rules() {
     // Next in sequence.
     let next = hdr(7, 0, 3, 2, 101);
     assert_eq!(m.check(&tp(), &next).unwrap(), ProducerCheck::Ok);
-    m.update(&next, 13);
+    m.update(&next, 13, None);
     // Epoch bump must restart at 0.
     assert!(matches!(
         m.check(&tp(), &hdr(7, 1, 5, 1, 0)),
@@ -66,7 +66,7 @@ fn sequence_rules() {
     ));
     let bumped = hdr(7, 1, 0, 1, 102);
     assert_eq!(m.check(&tp(), &bumped).unwrap(), ProducerCheck::Ok);
-    m.update(&bumped, 15);
+    m.update(&bumped, 15, None);
     // Old epoch is fenced (even for what used to be a duplicate).
     assert!(matches!(
         m.check(&tp(), &h),
@@ -90,7 +90,7 @@ fn only_five_batches_are_cached() {
     let d = tempfile::tempdir().unwrap();
     let mut m = ProducerStateManager::new(d.path()).unwrap();
     for i in 0..6 {
-        m.update(&hdr(1, 0, i, 1, 0), i64::from(i));
+        m.update(&hdr(1, 0, i, 1, 0), i64::from(i), None);
     }
     assert!(matches!(
         m.check(&tp(), &hdr(1, 0, 0, 1, 0)),
@@ -107,7 +107,7 @@ fn snapshot_round_trip_and_corruption() {
     let d = tempfile::tempdir().unwrap();
     let now = 1_000_000;
     let mut m = ProducerStateManager::new(d.path()).unwrap();
-    m.update(&hdr(9, 2, 0, 4, now), 0);
+    m.update(&hdr(9, 2, 0, 4, now), 0, None);
     m.take_snapshot().unwrap();
     let bytes = fs::read(d.path().join(snapshot_file_name(4))).unwrap();
     assert_eq!(bytes.len(), 10 + 46);

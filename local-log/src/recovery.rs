@@ -1,7 +1,13 @@
 //! Loading a partition directory (formats.md §5.1): cleanup of temporary files, opening segments,
 //! crash recovery from the recovery point after an unclean stop (re-validation, truncation of a
-//! torn tail, deletion of later segments, index rebuild, leader-epoch rebuild), and rebuilding the
-//! producer state from the newest snapshot plus a replay of the batches after it.
+//! torn tail, deletion of later segments, index rebuild, leader-epoch rebuild, `.txnindex` rebuild),
+//! and rebuilding the producer state (with the open transactions) from the newest snapshot plus a
+//! replay of the batches after it.
+//!
+//! A recovered segment's `.txnindex` needs the producer state at each ABORT marker (its entry's
+//! last stable offset is the earliest other open transaction), so, as Kafka's `recoverSegment`,
+//! each recovered segment is replayed through a producer state rebuilt up to its base offset
+//! (a fork that only reads snapshots: it never writes one).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -18,6 +24,7 @@ use crate::files::OpenFiles;
 use crate::log::{LogOpenOptions, TimestampOffset};
 use crate::producer_state::ProducerStateManager;
 use crate::segment::{file_name, Segment};
+use crate::transactions::end_txn_marker_of;
 
 /// What `load` produces for `Log::open`.
 #[derive(Debug)]
@@ -107,12 +114,14 @@ pub(crate) fn load(
     let mut epochs = EpochCache::load(dir)?;
     epochs.ensure_file()?;
     recover_segments(
+        dir,
         tp,
         config,
         opts,
         &mut segments,
         &needs_recovery,
         &mut epochs,
+        now_ms,
     )?;
     let mut log_end = segments
         .last()
@@ -176,14 +185,18 @@ fn settle(segments: &[Arc<Segment>], config: &LogConfig) -> Result<()> {
 
 /// Re-validates the segments from the recovery point on (all of them after an unclean stop's
 /// recovery point, only `needs_recovery` ones after a clean stop), rebuilding their indexes and
-/// the leader-epoch cache; a truncated corrupt tail deletes every later segment.
+/// the leader-epoch cache and the `.txnindex`; a truncated corrupt tail deletes every later
+/// segment.
+#[allow(clippy::too_many_arguments)]
 fn recover_segments(
+    dir: &Path,
     tp: &TopicPartition,
     config: &LogConfig,
     opts: &LogOpenOptions,
     segments: &mut Vec<Arc<Segment>>,
     needs_recovery: &[bool],
     epochs: &mut EpochCache,
+    now_ms: i64,
 ) -> Result<()> {
     let recover_from = if opts.had_clean_shutdown {
         segments.len()
@@ -196,10 +209,16 @@ fn recover_segments(
     while i < segments.len() {
         if i >= recover_from || needs_recovery[i] {
             let seg = &segments[i];
+            let mut pm = producer_state_at(dir, &segments[..i], seg.base_offset, now_ms)?;
             let mut on_batch = |b: &RecordBatch| -> Result<()> {
                 let e = b.partition_leader_epoch();
                 if e >= 0 && epochs.latest_epoch().is_none_or(|l| e > l) {
                     epochs.assign(e, b.base_offset())?;
+                }
+                let marker = end_txn_marker_of(b);
+                let done = pm.update(&b.header(), b.base_offset(), marker.as_ref());
+                if let Some(t) = done.filter(|t| t.aborted) {
+                    seg.append_aborted_txn(t.aborted_txn())?;
                 }
                 Ok(())
             };
@@ -271,20 +290,51 @@ pub(crate) fn rebuild_producer_state(
             pm.set_map_end_offset(seg.base_offset);
             pm.take_snapshot()?;
         }
-        let (_, pos) = seg.offset_lookup(from)?;
-        let mut it = seg.batches_from(u64::from(pos));
-        while let Some((_, item)) = it.next_batch()? {
-            let Ok(batch) = item else { break };
-            if batch.last_offset() < from {
-                continue;
-            }
-            if batch.base_offset() >= log_end {
-                break;
-            }
-            pm.update(&batch.header(), batch.base_offset());
-        }
+        replay_segment(pm, seg, from, log_end)?;
     }
     Ok(())
+}
+
+/// Applies the batches of `seg` with offsets in `[from, to)` to `pm` (stopping at an invalid
+/// one, which recovery has cut off).
+fn replay_segment(pm: &mut ProducerStateManager, seg: &Segment, from: i64, to: i64) -> Result<()> {
+    let (_, pos) = seg.offset_lookup(from)?;
+    let mut it = seg.batches_from(u64::from(pos));
+    while let Some((_, item)) = it.next_batch()? {
+        let Ok(batch) = item else { break };
+        if batch.last_offset() < from {
+            continue;
+        }
+        if batch.base_offset() >= to {
+            break;
+        }
+        let marker = end_txn_marker_of(&batch);
+        pm.update(&batch.header(), batch.base_offset(), marker.as_ref());
+    }
+    Ok(())
+}
+
+/// The producer state just below `offset`, for recovering the segment based there: the newest
+/// snapshot at or below it plus a replay of `earlier` (the segments before). Writes no file.
+fn producer_state_at(
+    dir: &Path,
+    earlier: &[Arc<Segment>],
+    offset: i64,
+    now_ms: i64,
+) -> Result<ProducerStateManager> {
+    let mut pm = ProducerStateManager::new(dir)?.fork_below(offset);
+    let start = earlier.first().map_or(offset, |s| s.base_offset);
+    let from = match pm.load_latest(offset, now_ms)? {
+        Some(o) => o,
+        None => {
+            pm.reset(start);
+            start
+        }
+    };
+    for seg in earlier.iter().filter(|s| s.next_offset() > from) {
+        replay_segment(&mut pm, seg, from, offset)?;
+    }
+    Ok(pm)
 }
 
 /// Scans batches of `seg` from `pos` for the first record (offset in `[log_start, leo)`) whose

@@ -111,6 +111,7 @@ impl Segment {
             let mut st = self.state.lock();
             st.offset_index.reset();
             st.time_index.reset();
+            st.txn_index.reset()?;
             st.max_timestamp = -1;
             st.offset_of_max_timestamp = self.base_offset;
             st.first_batch_timestamp = None;

@@ -127,7 +127,8 @@ impl Log {
     }
 
     /// Rolled segments (never the active one) whose next segment's base is <= `last_stable_offset`
-    /// and whose end offset is >= `from_offset`, oldest first (kip-405 §4.2). A missing producer
+    /// and <= the log's own [`Log::last_stable_offset`] (so no offered segment reaches the LSO:
+    /// the broker must keep [`Log::set_high_watermark`] current), and whose end offset is >= `from_offset`, oldest first (kip-405 §4.2). A missing producer
     /// snapshot at the next base is rebuilt and written first, without holding the append lock.
     /// Blocking (file I/O): call it off the async runtime.
     pub fn segments_to_copy(
@@ -140,6 +141,9 @@ impl Log {
         let segs = self.segments_snapshot();
         let entries = self.epoch_entries();
         let dir = self.dir();
+        // Never past the log's own last stable offset: no open or unreplicated transaction and
+        // nothing above the high watermark goes to the remote tier.
+        let last_stable_offset = last_stable_offset.min(self.last_stable_offset());
         let mut out = Vec::new();
         for pair in segs.windows(2) {
             let (seg, next) = (&pair[0], &pair[1]);
@@ -210,7 +214,8 @@ impl Log {
                     break;
                 }
                 if batch.last_offset() >= from {
-                    fork.update(&batch.header(), batch.base_offset());
+                    let marker = crate::transactions::end_txn_marker_of(&batch);
+                    fork.update(&batch.header(), batch.base_offset(), marker.as_ref());
                 }
             }
         }

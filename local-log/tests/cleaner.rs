@@ -234,6 +234,10 @@ fn aborted_transactions_are_dropped() {
     put(&log, "t", Some("kept")); // 2 (non-transactional, earlier value must not shadow)
     put(&log, "u", Some("u")); // 3
     log.roll().unwrap();
+    // The aborted transaction stays unstable until the high watermark passes its marker.
+    assert_eq!(log.first_unstable_offset(), Some(0));
+    log.set_high_watermark(log.log_end_offset());
+    assert_eq!(log.first_unstable_offset(), None);
     log.clean(true).unwrap().unwrap();
     let got = contents(&log);
     assert!(

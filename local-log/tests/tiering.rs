@@ -38,6 +38,11 @@ fn copy_candidates_respect_lso_from_offset_and_skip_the_active_segment() {
     assert!(log.is_tiered());
     fill(&log, 5, T0);
     assert_eq!(log.segment_base_offsets(), vec![0, 2, 4]);
+    // Nothing above the log's own LSO (here its high watermark) is offered.
+    assert!(log.segments_to_copy(0, 5).unwrap().is_empty());
+    log.set_high_watermark(3);
+    assert_eq!(log.segments_to_copy(0, 5).unwrap().len(), 1);
+    log.set_high_watermark(log.log_end_offset());
     let all = log.segments_to_copy(0, log.log_end_offset()).unwrap();
     let bases: Vec<(i64, i64)> = all.iter().map(|s| (s.base_offset, s.end_offset)).collect();
     assert_eq!(bases, vec![(0, 1), (2, 3)]);
@@ -81,6 +86,7 @@ fn missing_producer_snapshot_is_rebuilt_for_copy() {
     let snap = d.path().join("00000000000000000002.snapshot");
     let original = fs::read(&snap).unwrap();
     fs::remove_file(&snap).unwrap();
+    log.set_high_watermark(log.log_end_offset());
     let c = log.segments_to_copy(0, 3).unwrap();
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].producer_snapshot_path.as_deref(), Some(snap.as_path()));
@@ -130,6 +136,7 @@ fn local_retention_deletes_only_copied_segments_and_rolls_the_active_one() {
     log.set_highest_offset_in_remote_storage(3);
     assert_eq!(log.enforce_retention().unwrap(), 1);
     assert_eq!(log.segment_base_offsets(), vec![4, 5]);
+    log.set_high_watermark(log.log_end_offset());
     let c = log.segments_to_copy(4, 5).unwrap();
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].end_offset, 4);

@@ -96,7 +96,14 @@ impl Segment {
     /// fsync of the `.log`, then the write-back (with fsync) of both indexes.
     pub(crate) fn flush(&self) -> Result<()> {
         self.sync_log()?;
-        self.write_indexes(Fsync::Now)
+        self.write_indexes(Fsync::Now)?;
+        self.sync_txn_index()
+    }
+
+    /// fsync of the `.txnindex`, if the segment has one (its entries are written through).
+    fn sync_txn_index(&self) -> Result<()> {
+        let path = self.state.lock().txn_index.path().to_path_buf();
+        crate::txn_index::sync_file(self.slot.files(), &path)
     }
 
     /// fsync of the `.log` and of both index files as they are (the background flusher's half of
@@ -116,7 +123,7 @@ impl Segment {
             let f = self.slot.files().open_file(&p, &read).ctx(&p)?;
             f.sync_all().ctx(&p)?;
         }
-        Ok(())
+        self.sync_txn_index()
     }
 
     fn sync_log(&self) -> Result<()> {

@@ -1,4 +1,5 @@
-//! One log segment: `<base>.log` plus its `.index` and `.timeindex` (formats.md §2).
+//! One log segment: `<base>.log` plus its `.index`, `.timeindex` and, once an aborted
+//! transaction ends in it, `.txnindex` (formats.md §2; the last in `txn_index.rs`).
 //!
 //! Appends come from the owning `Log` under its append lock; readers use positional reads
 //! (`FileExt::read_at`) bounded by `size`, an atomic published after each write, so they never
@@ -30,6 +31,7 @@ use crate::files::{FileSlot, OpenFiles, PooledFile};
 use crate::index_file::{IndexFile, IndexKind};
 use crate::offset_index::OffsetIndex;
 use crate::time_index::TimeIndex;
+use crate::txn_index::TxnIndex;
 
 mod durability;
 
@@ -48,6 +50,8 @@ pub(crate) struct SegState {
     pub(crate) log_path: PathBuf,
     pub(crate) offset_index: OffsetIndex,
     pub(crate) time_index: TimeIndex,
+    /// Aborted transactions whose marker is in this segment (cached `.txnindex`).
+    pub(crate) txn_index: TxnIndex,
     pub(crate) bytes_since_last_index_entry: u64,
     /// Largest batch max-timestamp seen (-1 if none).
     pub(crate) max_timestamp: i64,
@@ -193,8 +197,11 @@ impl Segment {
         let ti = TimeIndex::load(files, dir.join(file_name(base, ".timeindex")), base, max, 0)?;
         let (ts, off) = ti.last_entry();
         let (_, pos) = oi.last_entry();
+        let (txn, txn_sane) = TxnIndex::load(dir.join(file_name(base, ".txnindex")), base)?;
+        needs_recovery |= !txn_sane;
         {
             let mut st = seg.state.lock();
+            st.txn_index = txn;
             if ts >= 0 {
                 st.max_timestamp = ts;
                 st.offset_of_max_timestamp = off;
@@ -245,6 +252,7 @@ impl Segment {
                 log_path: path(".log"),
                 offset_index: IndexFile::empty(files, path(".index"), base, max),
                 time_index: IndexFile::empty(files, path(".timeindex"), base, max),
+                txn_index: TxnIndex::empty(path(".txnindex")),
                 bytes_since_last_index_entry: 0,
                 max_timestamp: -1,
                 offset_of_max_timestamp: base,
@@ -286,6 +294,11 @@ impl Segment {
         st.time_index.ensure_loaded()?;
         st.time_index.set_max_bytes(index_bytes);
         Ok(())
+    }
+
+    /// The open-files budget this segment counts against.
+    pub(crate) fn files(&self) -> &OpenFiles {
+        self.slot.files()
     }
 
     /// Gives the `.log` back to the LRU (no longer active, or out of the log).
@@ -602,6 +615,7 @@ impl Segment {
         h.log.set_len(pos).ctx(&st.log_path)?;
         st.offset_index.truncate_to_offset(next_offset)?;
         st.time_index.truncate_to_offset(next_offset)?;
+        st.txn_index.truncate_to(self.slot.files(), next_offset)?;
         let (t, o) = st.time_index.last_entry();
         st.max_timestamp = t;
         st.offset_of_max_timestamp = o;
@@ -689,6 +703,13 @@ impl Segment {
                 st.offset_index.set_path(n);
             }
         }
+        let old = st.txn_index.path().to_path_buf();
+        let n = add(&old);
+        if old.exists() {
+            fs::rename(&old, &n).ctx(&old)?;
+            out.push(n.clone());
+        }
+        st.txn_index.set_path(n);
         Ok(out)
     }
 
@@ -704,6 +725,8 @@ impl Segment {
         st.offset_index.set_path(oi);
         let ti = re(st.time_index.path());
         st.time_index.set_path(ti);
+        let xi = re(st.txn_index.path());
+        st.txn_index.set_path(xi);
     }
 
     /// Removes all files (the segment must already be out of the log).
@@ -714,6 +737,7 @@ impl Segment {
             st.log_path.as_path(),
             st.offset_index.path(),
             st.time_index.path(),
+            st.txn_index.path(),
         ] {
             match fs::remove_file(p) {
                 Ok(()) => {}
