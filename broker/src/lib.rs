@@ -14,6 +14,7 @@
 //! * [`metrics`] — Prometheus registry and the `/metrics` HTTP endpoint.
 //! * [`topic_metrics`] — per-topic BrokerTopicMetrics and per-partition Log gauges, bounded.
 //! * [`tiering`] — KIP-405 tiered storage: remote storage, metadata, reads and tasks.
+//! * [`txn`] — the transaction coordinator and `__transaction_state`.
 //! * [`telemetry`] — the `tracing` subscriber: logs, and OpenTelemetry traces over OTLP.
 
 pub mod api;
@@ -32,6 +33,7 @@ pub mod state;
 pub mod telemetry;
 pub mod tiering;
 pub mod topic_metrics;
+pub mod txn;
 
 pub use config::BrokerConfig;
 pub use server::{run, start, RunningBroker};

@@ -126,6 +126,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         c.attach(&broker);
     }
     shale_common::blocking::io(|| crate::group::store::sync_partitions(&broker));
+    shale_common::blocking::io(|| crate::txn::timers::sync(&broker));
     let addrs = listeners
         .iter()
         .map(|(name, l)| Ok((name.clone(), l.local_addr()?)))
@@ -277,6 +278,7 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let housekeeping = tokio::spawn(housekeeping(broker.clone(), stop.clone()));
     let group_timers = tokio::spawn(group_timers(broker.clone(), stop.clone()));
+    let txn_timers = tokio::spawn(txn_timers(broker.clone(), stop.clone()));
     let tiering = tokio::spawn(tiering_tasks(broker.clone(), stop.clone()));
     let (tx, mut accepted) = mpsc::channel::<Accepted>(64);
     let mut acceptors = JoinSet::new();
@@ -315,6 +317,7 @@ async fn serve(
     tracing::debug!("connections closed");
     let _ = housekeeping.await;
     let _ = group_timers.await;
+    let _ = txn_timers.await;
     let _ = tiering.await;
     if let Some(t) = broker.tiering() {
         t.stop_tasks().await;
@@ -418,6 +421,28 @@ async fn group_timers(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
                 tracing::error!(error = %e, "group coordinator timers panicked");
             }
         }
+    })
+    .await;
+}
+
+/// The transaction coordinator's timers: timed-out transactions are aborted every
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms`, expired ids removed every
+/// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+async fn txn_timers(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
+    let cfg = broker.txns.with(|c| c.config().clone());
+    let period = cfg
+        .abort_interval_ms
+        .min(cfg.remove_expired_interval_ms)
+        .max(1);
+    let mut next_expiry = broker.clock.now_ms() + cfg.remove_expired_interval_ms;
+    every(Duration::from_millis(period as u64), stop, || {
+        let b = broker.clone();
+        let now = b.clock.now_ms();
+        let expire = now >= next_expiry;
+        if expire {
+            next_expiry = now + cfg.remove_expired_interval_ms;
+        }
+        async move { crate::txn::timers::tick(&b, true, expire).await }
     })
     .await;
 }

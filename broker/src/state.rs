@@ -34,6 +34,8 @@ pub struct Broker {
     pub fetch_sessions: FetchSessions,
     /// The classic group coordinator.
     pub groups: crate::group::GroupCoordinator,
+    /// The transaction coordinator.
+    pub txns: crate::txn::TxnCoordinator,
     /// Tiered storage, once started (absent when `remote.log.storage.system.enable=false`).
     tiering: std::sync::OnceLock<Arc<crate::tiering::Tiering>>,
     /// The way to the active controller, in a cluster.
@@ -55,6 +57,7 @@ impl Broker {
             config.groups.clone(),
             clock.now_ms() as u64 ^ (u64::from(config.node_id as u32) << 48),
         );
+        let txns = crate::txn::TxnCoordinator::new(config.txns.clone());
         let topic_metrics = Arc::new(TopicMetrics::new(config.metrics_topic_labels_max));
         let metrics = Metrics::new();
         let hosted = HostedMetrics {
@@ -71,6 +74,7 @@ impl Broker {
             topic_metrics,
             fetch_sessions,
             groups,
+            txns,
             tiering: std::sync::OnceLock::new(),
             forwarder: std::sync::OnceLock::new(),
             producer_ids: Mutex::new((0, 0)),
@@ -81,6 +85,12 @@ impl Broker {
             tracing::error!(error = %e, "some partition logs could not be created at start-up");
         }
         Ok(broker)
+    }
+
+    /// The `__transaction_state` value version written: 1 (flexible) once `transaction.version`
+    /// 1 or more is finalized, else 0.
+    pub fn txn_log_value_version(&self) -> i16 {
+        0
     }
 
     /// Tiered storage, if enabled and started.

@@ -12,8 +12,9 @@
 //! `Bytes` in one vectored write. Uncompressed batches are validated in place (borrowed record
 //! views: no per-record allocation or refcounting).
 //!
-//! Transaction markers (`AppendOrigin::Coordinator`) are validated as one ABORT/COMMIT control
-//! batch before the lock and checked against the producer state under it; every origin's
+//! Coordinator batches (`AppendOrigin::Coordinator`) are transaction markers — one ABORT/COMMIT
+//! control batch — or the group coordinator's transactional offset commits (producer epoch
+//! fenced, no sequence check). Markers are validated before the lock and checked against the producer state under it; every origin's
 //! markers then end the producer's transaction, and an aborted one with data gets a
 //! `.txnindex` entry in the segment that receives the marker (`transactions.rs`).
 
@@ -269,10 +270,18 @@ impl Log {
                 input.len()
             )));
         };
-        if !b.is_control() || b.producer_id() < 0 {
+        if b.producer_id() < 0 || !b.is_transactional() {
             return Err(
-                self.invalid("a transaction marker must be a control batch with a producer id")
+                self.invalid("a coordinator batch must be transactional and carry a producer id")
             );
+        }
+        if !b.is_control() {
+            // The group coordinator's transactional offset commits (TxnOffsetCommit).
+            return Ok(Checked {
+                max_ts: b.max_timestamp(),
+                rebuilt: None,
+                marker: None,
+            });
         }
         if b.record_count() != 1 || b.last_offset_delta() != 0 {
             return Err(self.invalid(format!(
@@ -496,10 +505,11 @@ impl Log {
             }
             AppendOrigin::Coordinator { leader_epoch } => {
                 let b = &input[0];
-                if let Some(marker) = &checked.marker {
-                    inner
+                match &checked.marker {
+                    Some(marker) => inner
                         .producers
-                        .check_marker(&self.tp, &b.header(), marker)?;
+                        .check_marker(&self.tp, &b.header(), marker)?,
+                    None => inner.producers.check_epoch(&self.tp, &b.header())?,
                 }
                 plan_client(b, leader_epoch, leo, &config, now, checked.max_ts)
             }

@@ -226,6 +226,19 @@ impl ProducerStateManager {
 
     /// Coordinator-origin check of an ABORT/COMMIT marker (§4.4): an older producer epoch is
     /// INVALID_PRODUCER_EPOCH, an older coordinator epoch TRANSACTION_COORDINATOR_FENCED.
+    /// A coordinator's transactional data batch: only an older producer epoch is refused.
+    pub(crate) fn check_epoch(&self, tp: &TopicPartition, h: &BatchHeader) -> Result<()> {
+        match self.producers.get(&h.producer_id()) {
+            Some(p) if h.producer_epoch() < p.epoch => Err(LogError::InvalidProducerEpoch {
+                tp: tp.clone(),
+                producer_id: h.producer_id(),
+                current: p.epoch,
+                found: h.producer_epoch(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn check_marker(
         &self,
         tp: &TopicPartition,

@@ -141,6 +141,13 @@ requests! {
     DeleteGroups => DeleteGroupsRequest,
     OffsetDelete => OffsetDeleteRequest,
     SaslHandshake => SaslHandshakeRequest,
+    AddPartitionsToTxn => AddPartitionsToTxnRequest,
+    AddOffsetsToTxn => AddOffsetsToTxnRequest,
+    EndTxn => EndTxnRequest,
+    WriteTxnMarkers => WriteTxnMarkersRequest,
+    TxnOffsetCommit => TxnOffsetCommitRequest,
+    DescribeTransactions => DescribeTransactionsRequest,
+    ListTransactions => ListTransactionsRequest,
 }
 
 /// Reads only api_key/version/correlation_id (first 8 bytes) — enough to answer errors even when

@@ -306,7 +306,12 @@ fn read_all(
         .iter()
         .enumerate()
         .map(|(index, (t, _))| {
-            let (out, tiered) = read_one(broker, t, budget, !any, (replica, client_rack));
+            let reader = Reader {
+                replica,
+                client_rack,
+                read_committed: req.isolation_level == 1,
+            };
+            let (out, tiered) = read_one(broker, t, budget, !any, reader);
             if let Some(tp) = tiered {
                 let max_bytes = t.max_bytes.max(0) as usize;
                 remote.push(RemotePending {
@@ -325,17 +330,32 @@ fn read_all(
     (results, remote)
 }
 
-/// A local read for `reader` (the fetching replica, -1 for a consumer, and the consumer's
-/// rack when it sent client metadata); the second value names the partition when its data is
-/// in the remote tier.
+/// Who reads a partition.
+#[derive(Clone, Copy, Debug)]
+struct Reader<'a> {
+    /// The fetching replica, -1 for a consumer.
+    replica: i32,
+    /// The consumer's rack when it sent client metadata.
+    client_rack: Option<&'a str>,
+    /// A read_committed consumer: records up to the last stable offset, with the aborted
+    /// transactions among them.
+    read_committed: bool,
+}
+
+/// A local read for `reader`; the second value names the partition when its data is in the
+/// remote tier.
 fn read_one(
     broker: &Broker,
     t: &FetchTarget,
     budget: usize,
     min_one: bool,
-    reader: (i32, Option<&str>),
+    reader: Reader<'_>,
 ) -> (FetchPartitionData, Option<TopicIdPartition>) {
-    let (replica, client_rack) = reader;
+    let Reader {
+        replica,
+        client_rack,
+        read_committed,
+    } = reader;
     let mut out = FetchPartitionData {
         partition_index: t.partition,
         high_watermark: -1,
@@ -363,16 +383,18 @@ fn read_one(
         return (out, None);
     }
     let hw = partition.high_watermark();
+    let lso = partition.log.last_stable_offset();
     out.high_watermark = hw;
-    out.last_stable_offset = hw;
+    out.last_stable_offset = lso;
     out.log_start_offset = partition.log.log_start_offset();
     if let Some(id) = client_rack.and_then(|rack| read_replica::preferred(broker, &partition, rack))
     {
         out.preferred_read_replica = id;
         return (out, None);
     }
-    // Consumers read committed records only; followers everything the leader has.
-    let mut max_offset = hw;
+    // Consumers read replicated records only (read_committed: below the LSO); followers
+    // everything the leader has.
+    let mut max_offset = if read_committed { lso } else { hw };
     if replica >= 0 {
         if let Some(refusal) = super::replica_fetch::check(broker, &partition, t, replica) {
             refusal.apply(&mut out);
@@ -385,6 +407,9 @@ fn read_one(
     match partition.log.read(t.fetch_offset, max, max_offset, min_one) {
         Ok(info) => {
             out.log_start_offset = info.log_start_offset;
+            if read_committed {
+                out.aborted_transactions = Some(aborted(&partition, t.fetch_offset, &info.records));
+            }
             if !info.records.is_empty() {
                 out.records = vec![info.records];
             }
@@ -407,4 +432,31 @@ fn read_one(
         }
     }
     (out, None)
+}
+
+/// The aborted transactions a read_committed consumer needs for `records` read from
+/// `fetch_offset`: `(producer id, first offset)` of each one overlapping them.
+fn aborted(
+    partition: &crate::state::Partition,
+    fetch_offset: i64,
+    records: &bytes::Bytes,
+) -> Vec<(i64, i64)> {
+    let end = shale_protocol::record_batch::batches(records.clone())
+        .map_while(Result::ok)
+        .last()
+        .map(|b| b.next_offset());
+    let Some(end) = end else {
+        return Vec::new();
+    };
+    match partition.log.collect_aborted_txns(fetch_offset, end) {
+        Ok(found) => found
+            .into_iter()
+            .map(|a| (a.producer_id, a.first_offset))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(partition = %partition.log.topic_partition(), error = %e,
+                "aborted transactions unreadable");
+            Vec::new()
+        }
+    }
 }

@@ -49,6 +49,7 @@ pub async fn handle(
                         p.timestamp,
                         p.current_leader_epoch,
                         version,
+                        req.isolation_level == 1,
                         &mut r,
                     )
                     .await
@@ -70,8 +71,14 @@ async fn lookup(
     ts: i64,
     client_epoch: i32,
     version: i16,
+    read_committed: bool,
     r: &mut ListOffsetsPartitionResponse,
 ) {
+    // READ_COMMITTED (v2+) sees the log up to the last stable offset.
+    let visible = match read_committed {
+        true => part.log.last_stable_offset(),
+        false => part.high_watermark(),
+    };
     let epoch = part.leader_epoch();
     if client_epoch >= 0 && client_epoch != epoch {
         r.error_code = if client_epoch < epoch {
@@ -96,7 +103,7 @@ async fn lookup(
     let tiering = broker.tiering().filter(|_| log.is_tiered());
     match ts {
         LATEST => {
-            r.offset = part.high_watermark();
+            r.offset = visible;
             r.leader_epoch = log.latest_epoch().unwrap_or(-1);
         }
         EARLIEST => {
@@ -116,7 +123,7 @@ async fn lookup(
             }
         }
         _ => match by_time(part, tiering, ts).await {
-            Ok(Some((offset, timestamp))) if offset < part.high_watermark() => {
+            Ok(Some((offset, timestamp))) if offset < visible => {
                 r.offset = offset;
                 r.timestamp = timestamp;
                 r.leader_epoch = epoch_of(offset);

@@ -29,6 +29,9 @@ mod read_replica;
 mod reassign;
 pub(crate) mod replica_fetch;
 mod trace;
+mod txn;
+mod txn_admin;
+mod txn_markers;
 
 use crate::state::Broker;
 use bytes::Bytes;
@@ -88,6 +91,13 @@ pub const SUPPORTED: &[ApiKey] = &[
     ApiKey::DescribeGroups,
     ApiKey::DeleteGroups,
     ApiKey::OffsetDelete,
+    ApiKey::TxnOffsetCommit,
+    ApiKey::AddPartitionsToTxn,
+    ApiKey::AddOffsetsToTxn,
+    ApiKey::EndTxn,
+    ApiKey::WriteTxnMarkers,
+    ApiKey::DescribeTransactions,
+    ApiKey::ListTransactions,
 ];
 
 /// `(api_key, min, max)` for ApiVersions.
@@ -97,7 +107,13 @@ pub fn supported_versions() -> Vec<(i16, i16, i16)> {
         .map(|k| {
             let v = Request::supported_versions(*k).unwrap_or_else(|| k.valid_versions());
             let min = if *k == ApiKey::Produce { 0 } else { v.min };
-            (*k as i16, min, v.max)
+            // EndTxn v5 belongs to transaction version 2 (KIP-890 part 2), not finalized here.
+            let max = if *k == ApiKey::EndTxn {
+                v.max.min(4)
+            } else {
+                v.max
+            };
+            (*k as i16, min, max)
         })
         .collect()
 }
@@ -230,7 +246,7 @@ async fn dispatch(
         Request::InitProducerId(r) => {
             reply!(
                 InitProducerId,
-                producers::init_producer_id(broker, &r).await
+                producers::init_producer_id(broker, &r, v).await
             )
         }
         Request::DescribeProducers(r) => {
@@ -249,6 +265,22 @@ async fn dispatch(
             OffsetForLeaderEpoch,
             list_offsets::offset_for_leader_epoch(broker, &r)
         ),
+        Request::AddPartitionsToTxn(r) => {
+            reply!(AddPartitionsToTxn, txn::add_partitions(broker, &r, v).await)
+        }
+        Request::AddOffsetsToTxn(r) => {
+            reply!(AddOffsetsToTxn, txn::add_offsets(broker, &r, v).await)
+        }
+        Request::EndTxn(r) => reply!(EndTxn, txn::end(broker, &r, v).await),
+        Request::WriteTxnMarkers(r) => {
+            reply!(WriteTxnMarkers, txn_markers::handle(broker, &r).await)
+        }
+        Request::DescribeTransactions(r) => {
+            reply!(DescribeTransactions, txn_admin::describe(broker, &r).await)
+        }
+        Request::ListTransactions(r) => {
+            reply!(ListTransactions, txn_admin::list(broker, &r).await)
+        }
         other => Err(CloseReason::UnsupportedApi(other.api_key() as i16)),
     }
 }
@@ -266,6 +298,7 @@ const GROUP_APIS: &[ApiKey] = &[
     ApiKey::DescribeGroups,
     ApiKey::DeleteGroups,
     ApiKey::OffsetDelete,
+    ApiKey::TxnOffsetCommit,
 ];
 
 /// The group APIs' part of [`dispatch`].
@@ -316,6 +349,10 @@ async fn dispatch_groups(
         Request::OffsetDelete(r) => reply!(
             OffsetDelete,
             groups::offset_delete::handle(broker, &r).await
+        ),
+        Request::TxnOffsetCommit(r) => reply!(
+            TxnOffsetCommit,
+            groups::txn_offset_commit::handle(broker, &r, v).await
         ),
         other => Err(CloseReason::UnsupportedApi(other.api_key() as i16)),
     }

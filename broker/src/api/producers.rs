@@ -1,8 +1,5 @@
-//! InitProducerId (idempotent producers) and DescribeProducers.
-//!
-//! Transactions are not served yet: a request with a transactional id is refused with
-//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED, a non-retriable error, so a transactional client fails
-//! fast instead of retrying forever (documented in docs/compatibility.md).
+//! InitProducerId (idempotent producers; a transactional id goes to [`super::txn`]) and
+//! DescribeProducers.
 
 use crate::errors::controller_error;
 use crate::state::Broker;
@@ -20,15 +17,15 @@ use std::sync::Arc;
 pub async fn init_producer_id(
     broker: &Arc<Broker>,
     req: &InitProducerIdRequest,
+    version: i16,
 ) -> InitProducerIdResponse {
     let mut resp = InitProducerIdResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
     resp.ongoing_txn_producer_id = ProducerId(-1);
     resp.ongoing_txn_producer_epoch = -1;
-    if req.transactional_id.is_some() {
-        resp.error_code = E::TransactionalIdAuthorizationFailed.code();
-        return resp;
+    if let Some(id) = &req.transactional_id {
+        return super::txn::init_producer_id(broker, req, version, id.as_str()).await;
     }
     match next_producer_id(broker).await {
         Ok(id) => {
@@ -44,7 +41,7 @@ pub async fn init_producer_id(
 /// this node's own controller when it leads, else by AllocateProducerIds over the controller
 /// channel. The error is a Kafka error code; a block the controller did not give answers
 /// COORDINATOR_LOAD_IN_PROGRESS (retriable), as Kafka's brokers do while they wait for one.
-async fn next_producer_id(broker: &Arc<Broker>) -> Result<i64, i16> {
+pub(crate) async fn next_producer_id(broker: &Arc<Broker>) -> Result<i64, i16> {
     if let Some(id) = broker.take_producer_id() {
         return Ok(id);
     }

@@ -134,11 +134,13 @@ macro_rules! per_partition {
 
 flat! {
     top: ApiVersionsResponse, InitProducerIdResponse, DescribeClusterResponse, HeartbeatResponse,
-        JoinGroupResponse, SyncGroupResponse, ListGroupsResponse, ListPartitionReassignmentsResponse;
+        JoinGroupResponse, SyncGroupResponse, ListGroupsResponse, ListPartitionReassignmentsResponse,
+        AddOffsetsToTxnResponse, EndTxnResponse, ListTransactionsResponse;
     items: CreateTopicsResponse => topics, DeleteTopicsResponse => responses,
         CreatePartitionsResponse => results, DescribeConfigsResponse => results,
         AlterConfigsResponse => responses, IncrementalAlterConfigsResponse => responses,
-        DescribeGroupsResponse => groups, DeleteGroupsResponse => results;
+        DescribeGroupsResponse => groups, DeleteGroupsResponse => results,
+        DescribeTransactionsResponse => transaction_states;
 }
 
 per_partition! {
@@ -147,7 +149,8 @@ per_partition! {
     DeleteRecordsResponse => topics.partitions,
     OffsetForLeaderEpochResponse => topics.partitions,
     OffsetCommitResponse => topics.partitions,
-    DescribeProducersResponse => topics.partitions
+    DescribeProducersResponse => topics.partitions,
+    TxnOffsetCommitResponse => topics.partitions
 }
 
 first_error! {
@@ -187,6 +190,16 @@ first_error! {
     OffsetDeleteResponse => |r| {
         let partitions = r.topics.iter().flat_map(|t| t.partitions.iter());
         [r.error_code].into_iter().chain(partitions.map(|p| p.error_code))
+    };
+    AddPartitionsToTxnResponse => |r| {
+        let old = r.results_by_topic_v3_and_below.iter();
+        let new = r.results_by_transaction.iter().flat_map(|t| t.topic_results.iter());
+        let partitions = old.chain(new).flat_map(|t| t.results_by_partition.iter());
+        [r.error_code].into_iter().chain(partitions.map(|p| p.partition_error_code))
+    };
+    WriteTxnMarkersResponse => |r| {
+        let topics = r.markers.iter().flat_map(|m| m.topics.iter());
+        topics.flat_map(|t| t.partitions.iter().map(|p| p.error_code))
     };
     OffsetFetchResponse => |r| {
         // Up to v7 one group's topics; from v8 a list of groups, each with its own code.

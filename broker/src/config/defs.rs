@@ -568,6 +568,54 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Budget of file descriptors for partition logs; unset = 75% of the soft RLIMIT_NOFILE (ulimit -n) at start-up. Each partition's active segment holds one; older segments' files are opened on demand and closed least recently used first; CreateTopics/CreatePartitions beyond what the budget can hold (minus 1/16 headroom, at most 1024) fail with POLICY_VIOLATION."
     ),
     def!(
+        "transaction.state.log.num.partitions",
+        Some("50"),
+        Int,
+        "Partitions of __transaction_state when it is created."
+    ),
+    def!(
+        "transaction.state.log.replication.factor",
+        Some("3"),
+        Int,
+        "Replication factor of __transaction_state (one on a single node; in a cluster it is created once that many brokers are registered)."
+    ),
+    def!(
+        "transaction.state.log.min.isr",
+        Some("2"),
+        Int,
+        "min.insync.replicas of __transaction_state (capped at its replication factor)."
+    ),
+    def!(
+        "transaction.state.log.segment.bytes",
+        Some("104857600"),
+        Int,
+        "segment.bytes of __transaction_state."
+    ),
+    def!(
+        "transaction.max.timeout.ms",
+        Some("900000"),
+        Int,
+        "Largest transaction.timeout.ms a producer may ask for (InitProducerId answers INVALID_TRANSACTION_TIMEOUT above it)."
+    ),
+    def!(
+        "transactional.id.expiration.ms",
+        Some("604800000"),
+        Int,
+        "A transactional id without a transaction for this long is forgotten (a tombstone in __transaction_state)."
+    ),
+    def!(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        Some("10000"),
+        Int,
+        "How often the coordinator aborts transactions open longer than their timeout (their producer is fenced)."
+    ),
+    def!(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        Some("3600000"),
+        Int,
+        "How often the coordinator looks for expired transactional ids."
+    ),
+    def!(
         "offsets.topic.num.partitions",
         Some("50"),
         Int,

@@ -137,6 +137,8 @@ pub struct BrokerConfig {
     pub log_config: LogConfig,
     /// The group coordinator's keys (`group.*`, `offsets.*`).
     pub groups: crate::group::GroupConfig,
+    /// The transaction coordinator's settings.
+    pub txns: crate::txn::TxnConfig,
 }
 
 impl BrokerConfig {
@@ -274,6 +276,7 @@ impl BrokerConfig {
             },
             log_config,
             groups: group_config(&int, &positive)?,
+            txns: txn_config(&positive)?,
             replication,
             explicit: props,
             ignored,
@@ -336,6 +339,24 @@ fn group_config(
         min_session_timeout_ms: int("group.min.session.timeout.ms"),
         max_session_timeout_ms: int("group.max.session.timeout.ms"),
         max_size: positive("group.max.size")? as usize,
+    })
+}
+
+fn txn_config(
+    positive: &dyn Fn(&str) -> Result<i64, ConfigError>,
+) -> Result<crate::txn::TxnConfig, ConfigError> {
+    Ok(crate::txn::TxnConfig {
+        partitions: positive("transaction.state.log.num.partitions")? as i32,
+        replication_factor: positive("transaction.state.log.replication.factor")? as i16,
+        min_isr: positive("transaction.state.log.min.isr")? as i32,
+        segment_bytes: positive("transaction.state.log.segment.bytes")?,
+        max_timeout_ms: positive("transaction.max.timeout.ms")?.min(i64::from(i32::MAX)) as i32,
+        id_expiration_ms: positive("transactional.id.expiration.ms")?,
+        abort_interval_ms: positive("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
+        remove_expired_interval_ms: positive(
+            "transaction.remove.expired.transaction.cleanup.interval.ms",
+        )?,
+        write_timeout_ms: positive("request.timeout.ms").unwrap_or(30_000),
     })
 }
 

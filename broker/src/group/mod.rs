@@ -18,6 +18,7 @@ pub mod offsets;
 pub mod pending;
 pub mod records;
 pub mod store;
+pub mod txn_offsets;
 
 pub use membership::{JoinParams, LeavingMember};
 pub use model::{GroupState, JoinMember, JoinResult, Reply, SyncResult};
@@ -170,6 +171,8 @@ pub struct Groups {
     id_nonce: u64,
     id_counter: u64,
     next_expiry_check: i64,
+    /// Transactional offsets not yet committed, by (`__consumer_offsets` partition, producer id).
+    txn_offsets: BTreeMap<(i32, i64), Vec<txn_offsets::PendingOffset>>,
 }
 
 impl Groups {
@@ -184,6 +187,7 @@ impl Groups {
             id_nonce,
             id_counter: 0,
             next_expiry_check: 0,
+            txn_offsets: BTreeMap::new(),
         }
     }
 
@@ -236,6 +240,7 @@ impl Groups {
             }
         }
         self.pending.retain(|w| w.partition != p);
+        self.drop_txn_offsets(p);
     }
 
     fn next_member_suffix(&mut self) -> String {

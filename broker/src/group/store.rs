@@ -295,8 +295,10 @@ fn replay_partition(broker: &Broker, log: &shale_local_log::Log, now: i64) -> u6
             let Ok(batch) = batch else { break };
             offset = batch.next_offset();
             if batch.is_control() {
+                replay_marker(broker, &tp, &batch);
                 continue;
             }
+            let txn_producer = batch.is_transactional().then(|| batch.producer_id());
             let base = batch.base_offset();
             let Ok(recs) = batch.records() else {
                 tracing::warn!(partition = %tp, offset = base, "unreadable batch skipped");
@@ -311,7 +313,9 @@ fn replay_partition(broker: &Broker, log: &shale_local_log::Log, now: i64) -> u6
                 };
                 match records::decode(key, r.value.as_deref()) {
                     Ok(d) => {
-                        broker.groups.with(|g| g.replay(d, now));
+                        broker
+                            .groups
+                            .with(|g| replay_record(g, d, txn_producer, now));
                         count += 1;
                     }
                     Err(e) => tracing::warn!(partition = %tp, error = %e, "record skipped"),
@@ -323,6 +327,42 @@ fn replay_partition(broker: &Broker, log: &shale_local_log::Log, now: i64) -> u6
         }
     }
     count
+}
+
+/// A replayed record: applied, or held until its transaction's marker when it was written by
+/// TxnOffsetCommit (a transactional batch).
+fn replay_record(g: &mut super::Groups, d: records::Decoded, txn: Option<i64>, now: i64) {
+    match (d, txn) {
+        (
+            records::Decoded::Offset {
+                group,
+                topic,
+                partition,
+                value: Some(v),
+            },
+            Some(producer_id),
+        ) => g.stage_txn_offsets(producer_id, &group, vec![((topic, partition), v)]),
+        (d, _) => g.replay(d, now),
+    }
+}
+
+/// A replayed COMMIT/ABORT marker completes the producer's held offsets.
+fn replay_marker(
+    broker: &Broker,
+    tp: &TopicPartition,
+    batch: &shale_protocol::record_batch::RecordBatch,
+) {
+    use shale_protocol::record::{control_record_type, CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT};
+    match control_record_type(batch) {
+        Some((t, _)) if t == CONTROL_TYPE_COMMIT || t == CONTROL_TYPE_ABORT => {
+            let commit = t == CONTROL_TYPE_COMMIT;
+            let pid = batch.producer_id();
+            broker
+                .groups
+                .with(|g| g.complete_txn_offsets(pid, tp.partition, commit));
+        }
+        _ => {}
+    }
 }
 
 /// Runs the coordinator's timers and persists what they changed (on a thread that may block).

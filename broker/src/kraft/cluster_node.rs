@@ -234,6 +234,7 @@ async fn follow(
         let result = shale_common::blocking::spawn(move || {
             let reconciled = b.reconcile();
             crate::group::store::sync_partitions(&b);
+            crate::txn::timers::sync(&b);
             reconciled
         })
         .await;

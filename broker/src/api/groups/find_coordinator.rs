@@ -1,10 +1,10 @@
-//! FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets` partition
-//! (on a single node, this broker; the topic is created on first use); transaction
-//! coordinators do not exist, so key type 1 is COORDINATOR_NOT_AVAILABLE. v4+ answers a batch
-//! of keys.
+//! FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets` partition,
+//! a transactional id's (key type 1) the leader of its `__transaction_state` partition (on a
+//! single node, this broker; each topic is created on first use). v4+ answers a batch of keys.
 
 use crate::group::OFFSETS_TOPIC;
 use crate::state::Broker;
+use crate::txn::TXN_TOPIC;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -26,12 +26,18 @@ pub async fn handle(
         0 => super::ready(broker)
             .await
             .map_err(|_| E::CoordinatorNotAvailable.code()),
-        1 => Err(E::CoordinatorNotAvailable.code()),
+        1 => crate::api::txn::ready(broker)
+            .await
+            .map_err(|_| E::CoordinatorNotAvailable.code()),
         _ => Err(E::InvalidRequest.code()),
     };
     let answer = |key: &str| -> Answer {
         ready?;
-        coordinator(broker, key, listener)
+        let (topic, partition) = match req.key_type {
+            1 => (TXN_TOPIC, broker.txns.with(|c| c.partition_for(key))),
+            _ => (OFFSETS_TOPIC, broker.groups.with(|g| g.partition_for(key))),
+        };
+        coordinator(broker, topic, partition, listener)
     };
     let mut resp = FindCoordinatorResponse::default();
     if version >= 4 {
@@ -82,13 +88,12 @@ fn fields(answer: Answer) -> (i32, String, i32, i16, Option<StrBytes>) {
     }
 }
 
-/// The coordinator of group `key`: the leader of its `__consumer_offsets` partition (this
-/// broker on a single node), at its endpoint on the request's listener.
-fn coordinator(broker: &Broker, key: &str, listener: &str) -> Answer {
+/// The coordinator owning `topic`-`partition`: its leader (this broker on a single node), at
+/// its endpoint on the request's listener.
+fn coordinator(broker: &Broker, topic: &str, partition: i32, listener: &str) -> Answer {
     let image = broker.image();
-    let partition = broker.groups.with(|g| g.partition_for(key));
     let leader = image
-        .topic(OFFSETS_TOPIC)
+        .topic(topic)
         .and_then(|t| t.partitions.get(&partition))
         .map_or(-1, |p| p.leader);
     if leader == broker.config.node_id {

@@ -14,6 +14,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod sync;
+pub mod txn_offset_commit;
 
 use crate::group::store::{self, Persisted};
 use crate::group::Groups;

@@ -3,6 +3,7 @@
 
 use crate::group::records::OffsetValue;
 use crate::state::Broker;
+use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
@@ -35,6 +36,17 @@ pub async fn handle(
                 Ok(()) => {
                     let fetched = fetch(broker, g.group_id.as_str(), topics.as_deref());
                     out.topics = fetched.into_iter().map(topic_v8).collect();
+                    if req.require_stable {
+                        for t in &mut out.topics {
+                            for p in &mut t.partitions {
+                                let (name, i) = (t.name.as_str(), p.partition_index);
+                                if unstable(broker, g.group_id.as_str(), name, i) {
+                                    p.error_code = E::UnstableOffsetCommit.code();
+                                    p.committed_offset = -1;
+                                }
+                            }
+                        }
+                    }
                 }
             }
             resp.groups.push(out);
@@ -65,9 +77,27 @@ pub async fn handle(
                 .into_iter()
                 .map(|t| topic_v1(t, version, 0))
                 .collect();
+            if version >= 7 && req.require_stable {
+                for t in &mut resp.topics {
+                    for p in &mut t.partitions {
+                        let (name, i) = (t.name.as_str(), p.partition_index);
+                        if unstable(broker, req.group_id.as_str(), name, i) {
+                            p.error_code = E::UnstableOffsetCommit.code();
+                            p.committed_offset = -1;
+                        }
+                    }
+                }
+            }
         }
     }
     resp
+}
+
+/// A transaction holds an offset of the partition not committed yet (KIP-447 `require_stable`).
+fn unstable(broker: &Broker, group: &str, topic: &str, partition: i32) -> bool {
+    broker
+        .groups
+        .with(|g| g.has_pending_txn_offset(group, topic, partition))
 }
 
 fn fetch(broker: &Broker, group: &str, topics: Option<&[(String, Vec<i32>)]>) -> Fetched {

@@ -1,0 +1,159 @@
+//! TxnOffsetCommit: a transactional producer commits a consumer group's offsets inside its
+//! transaction. The offset records go to the group's `__consumer_offsets` partition in one
+//! transactional batch carrying the producer's id and epoch (so the log fences an old epoch and
+//! tracks the open transaction), wait for the ISR, and are held by the coordinator until the
+//! transaction's marker commits or aborts them ([`crate::group::txn_offsets`]).
+
+use crate::api::acks::{wait_for_isr, Pending};
+use crate::group::records::OffsetValue;
+use crate::group::{Write, OFFSETS_TOPIC};
+use crate::state::Broker;
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use shale_common::TopicPartition;
+use shale_local_log::AppendOrigin;
+use shale_protocol::record::BatchBuilder;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Answers TxnOffsetCommit.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    req: &TxnOffsetCommitRequest,
+    version: i16,
+) -> TxnOffsetCommitResponse {
+    let image = broker.image();
+    let now = super::now(broker);
+    let max_meta = broker.groups.with(|g| g.config().offset_metadata_max_bytes);
+    let mut codes: Vec<Vec<i16>> = Vec::new();
+    let mut offsets = Vec::new();
+    for t in &req.topics {
+        let topic = image.topic(t.name.as_str());
+        let mut tc = Vec::new();
+        for p in &t.partitions {
+            let meta = p.committed_metadata.as_ref().map_or("", |m| m.as_str());
+            let code = if !topic.is_some_and(|x| x.partitions.contains_key(&p.partition_index)) {
+                E::UnknownTopicOrPartition.code()
+            } else if meta.len() > max_meta {
+                E::OffsetMetadataTooLarge.code()
+            } else {
+                let v = OffsetValue {
+                    offset: p.committed_offset,
+                    leader_epoch: if version >= 2 {
+                        p.committed_leader_epoch
+                    } else {
+                        -1
+                    },
+                    metadata: meta.to_string(),
+                    commit_ts: now,
+                    expire_ts: None,
+                };
+                offsets.push(((t.name.to_string(), p.partition_index), v));
+                0
+            };
+            tc.push(code);
+        }
+        codes.push(tc);
+    }
+    let outcome = match offsets.is_empty() {
+        true => Ok(()),
+        false => commit(broker, req, offsets).await,
+    };
+    let mut resp = TxnOffsetCommitResponse::default();
+    for (t, tc) in req.topics.iter().zip(codes) {
+        let mut out = TxnOffsetCommitResponseTopic::default();
+        out.name = t.name.clone();
+        for (p, c) in t.partitions.iter().zip(tc) {
+            let code = match (&outcome, c) {
+                (Err(e), 0) => fenced_for(*e, version).code(),
+                (_, c) => c,
+            };
+            out.partitions.push(
+                TxnOffsetCommitResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(code),
+            );
+        }
+        resp.topics.push(out);
+    }
+    resp
+}
+
+fn fenced_for(e: E, version: i16) -> E {
+    match (e, version >= 3) {
+        (E::ProducerFenced, false) => E::InvalidProducerEpoch,
+        (e, _) => e,
+    }
+}
+
+/// Writes the offsets in the producer's transaction and holds them until its marker.
+async fn commit(
+    broker: &Arc<Broker>,
+    req: &TxnOffsetCommitRequest,
+    offsets: Vec<((String, i32), OffsetValue)>,
+) -> Result<(), E> {
+    let group = req.group_id.as_str();
+    super::ready_for(broker, group)
+        .await
+        .map_err(|c| E::try_from_code(c).unwrap_or(E::CoordinatorNotAvailable))?;
+    let pid = req.producer_id.0;
+    broker
+        .groups
+        .with(|g| g.check_txn_committer(group, req.member_id.as_str(), req.generation_id, pid))?;
+    let partition = broker.groups.with(|g| g.partition_for(group));
+    let writes: Vec<Write> = offsets
+        .iter()
+        .map(|((t, p), v)| Write::offset(partition, group, t, *p, Some(v)))
+        .collect();
+    let pending = append(broker, partition, &writes, pid, req.producer_epoch)?;
+    let timeout = broker.groups.with(|g| g.config().commit_timeout_ms);
+    let timeout = Duration::from_millis(timeout.max(1) as u64);
+    match wait_for_isr(vec![((), pending)], timeout).await[0].1 {
+        0 => {}
+        code => {
+            let e = E::try_from_code(code).unwrap_or(E::UnknownServerError);
+            return Err(crate::errors::coordinator_append_error(e));
+        }
+    }
+    broker
+        .groups
+        .with(|g| g.stage_txn_offsets(pid, group, offsets));
+    Ok(())
+}
+
+fn append(
+    broker: &Broker,
+    partition: i32,
+    writes: &[Write],
+    producer_id: i64,
+    producer_epoch: i16,
+) -> Result<Pending, E> {
+    let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+    let part = broker
+        .replicas()
+        .get_leader(&tp)
+        .map_err(|_| E::NotCoordinator)?;
+    let now = broker.clock.now_ms();
+    let mut b = BatchBuilder::new(now);
+    b.producer_id = producer_id;
+    b.producer_epoch = producer_epoch;
+    b.base_sequence = 0;
+    b.is_transactional = true;
+    for w in writes {
+        b.push(now, Some(w.key.clone()), w.value.clone(), Vec::new());
+    }
+    let batch = b.build().map_err(|_| E::UnknownServerError)?;
+    let origin = AppendOrigin::Coordinator {
+        leader_epoch: part.leader_epoch(),
+    };
+    let info =
+        crate::api::storage_io(|| part.log.append(batch.into_bytes(), origin)).map_err(|e| {
+            tracing::info!(partition = %tp, error = %e, "transactional offsets refused");
+            crate::errors::coordinator_append_error(crate::errors::log_error(&e))
+        })?;
+    part.publish_progress();
+    Ok(Pending::new(part, info.last_offset + 1))
+}

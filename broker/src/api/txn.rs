@@ -1,0 +1,319 @@
+//! The transaction coordinator's client APIs: InitProducerId with a transactional id,
+//! AddPartitionsToTxn, AddOffsetsToTxn and EndTxn (transaction version 0/1, as librdkafka,
+//! kafka-python and Java clients without `transaction.version` 2 speak them).
+//!
+//! Every state change runs as a detached task ([`run`]): it writes its `__transaction_state`
+//! record, waits for the ISR and applies the change, even when the client goes away meanwhile,
+//! so an id is never left with a write in flight. PRODUCER_FENCED becomes INVALID_PRODUCER_EPOCH
+//! for clients older than KIP-588 (InitProducerId < v4, the others < v2), as Kafka answers them.
+
+use crate::state::Broker;
+use crate::txn::state::{self, EndStep, InitStep, TxnValue};
+use crate::txn::{markers, store, Ticket};
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::*;
+use std::sync::Arc;
+
+/// Ready to coordinate transactions: loaded, and `__transaction_state` exists.
+pub(crate) async fn ready(broker: &Arc<Broker>) -> Result<(), E> {
+    if !broker.txns.is_loaded() {
+        return Err(E::CoordinatorLoadInProgress);
+    }
+    store::ensure_topic(broker).await
+}
+
+/// Writes the ticket's record and applies it, as a task of its own (see the module doc).
+async fn run(broker: &Arc<Broker>, ticket: Ticket) -> Result<(), E> {
+    let b = broker.clone();
+    let task = tokio::spawn(async move {
+        let written = store::write(&b, &ticket).await;
+        let applied = b.txns.with(|c| c.finish(&ticket, written));
+        if applied.is_ok() {
+            if let Some(v) = ticket.value.as_ref().filter(|v| v.state.is_prepare()) {
+                let (b2, id, v) = (b.clone(), ticket.id.clone(), v.clone());
+                tokio::spawn(markers::complete(b2, id, v, ticket.coordinator_epoch));
+            }
+        }
+        applied
+    });
+    task.await.unwrap_or(Err(E::UnknownServerError))
+}
+
+fn fenced_for(e: E, kip588: bool) -> E {
+    match (e, kip588) {
+        (E::ProducerFenced, false) => E::InvalidProducerEpoch,
+        (e, _) => e,
+    }
+}
+
+/// InitProducerId for a transactional id: the id's producer id with its epoch bumped, or a
+/// new one; an open transaction of the id is aborted first (CONCURRENT_TRANSACTIONS meanwhile).
+pub async fn init_producer_id(
+    broker: &Arc<Broker>,
+    req: &InitProducerIdRequest,
+    version: i16,
+    id: &str,
+) -> InitProducerIdResponse {
+    let mut resp = InitProducerIdResponse::default();
+    resp.producer_id = ProducerId(-1);
+    resp.producer_epoch = -1;
+    resp.ongoing_txn_producer_id = ProducerId(-1);
+    resp.ongoing_txn_producer_epoch = -1;
+    match init(broker, req, id).await {
+        Ok((pid, epoch)) => {
+            resp.producer_id = ProducerId(pid);
+            resp.producer_epoch = epoch;
+        }
+        Err(e) => resp.error_code = fenced_for(e, version >= 4).code(),
+    }
+    resp
+}
+
+async fn init(
+    broker: &Arc<Broker>,
+    req: &InitProducerIdRequest,
+    id: &str,
+) -> Result<(i64, i16), E> {
+    if id.is_empty() {
+        return Err(E::InvalidRequest);
+    }
+    let max = broker.txns.with(|c| c.config().max_timeout_ms);
+    let timeout = req.transaction_timeout_ms;
+    if timeout <= 0 || timeout > max {
+        return Err(E::InvalidTransactionTimeout);
+    }
+    ready(broker).await?;
+    broker.txns.with(|c| c.locate(id))?;
+    let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
+    let needs_id = broker
+        .txns
+        .with(|c| state::needs_new_id(c.get(id).map(|e| &e.value)));
+    let new_id = match needs_id {
+        true => super::producers::next_producer_id(broker)
+            .await
+            .map_err(|code| E::try_from_code(code).unwrap_or(E::CoordinatorNotAvailable))?,
+        false => -1,
+    };
+    let now = broker.clock.now_ms();
+    let plan = broker.txns.with(|c| -> Result<InitStep, E> {
+        let step = match c.get(id) {
+            Some(e) if e.pending => return Err(E::ConcurrentTransactions),
+            Some(e) => state::init(&e.value, e.last_epoch, timeout, expected, new_id, now)?,
+            None if new_id < 0 => return Err(E::ConcurrentTransactions),
+            None => {
+                let mut v = TxnValue::new(new_id, timeout, now);
+                v.producer_epoch = 0;
+                InitStep::Write(v)
+            }
+        };
+        Ok(step)
+    })?;
+    match plan {
+        InitStep::Current => {
+            let e = broker.txns.with(|c| c.get(id).map(|e| e.value.clone()));
+            let v = e.ok_or(E::ConcurrentTransactions)?;
+            Ok((v.producer_id, v.producer_epoch))
+        }
+        InitStep::Write(v) => {
+            let (pid, epoch) = (v.producer_id, v.producer_epoch);
+            let ticket = broker.txns.with(|c| c.begin(id, Some(v)))?;
+            run(broker, ticket).await?;
+            Ok((pid, epoch))
+        }
+        InitStep::FenceAndAbort(v) => {
+            tracing::info!(
+                id,
+                producer_id = v.producer_id,
+                epoch = v.producer_epoch,
+                "fencing the producer of an open transaction and aborting it"
+            );
+            let ticket = broker.txns.with(|c| c.begin(id, Some(v)))?;
+            run(broker, ticket).await?;
+            Err(E::ConcurrentTransactions)
+        }
+    }
+}
+
+/// Adds `partitions` to `id`'s transaction; one error for all of them.
+pub(crate) async fn add(
+    broker: &Arc<Broker>,
+    id: &str,
+    producer_id: i64,
+    epoch: i16,
+    partitions: &[(String, i32)],
+) -> Result<(), E> {
+    ready(broker).await?;
+    let now = broker.clock.now_ms();
+    let ticket = broker.txns.with(|c| -> Result<Option<Ticket>, E> {
+        c.locate(id)?;
+        let e = c.get(id).ok_or(E::InvalidProducerIdMapping)?;
+        if e.pending {
+            return Err(E::ConcurrentTransactions);
+        }
+        match state::add_partitions(&e.value, producer_id, epoch, partitions, now)? {
+            None => Ok(None),
+            Some(v) => c.begin(id, Some(v)).map(Some),
+        }
+    })?;
+    match ticket {
+        None => Ok(()),
+        Some(t) => run(broker, t).await,
+    }
+}
+
+/// AddPartitionsToTxn v0–3 (clients); v4+ batches from brokers are answered per transaction.
+pub async fn add_partitions(
+    broker: &Arc<Broker>,
+    req: &AddPartitionsToTxnRequest,
+    version: i16,
+) -> AddPartitionsToTxnResponse {
+    let mut resp = AddPartitionsToTxnResponse::default();
+    if version <= 3 {
+        resp.results_by_topic_v3_and_below = add_one(
+            broker,
+            req.v3_and_below_transactional_id.as_str(),
+            req.v3_and_below_producer_id.0,
+            req.v3_and_below_producer_epoch,
+            &req.v3_and_below_topics,
+            version >= 2,
+        )
+        .await;
+        return resp;
+    }
+    for t in &req.transactions {
+        let mut r = AddPartitionsToTxnResult::default();
+        r.transactional_id = t.transactional_id.clone();
+        r.topic_results = add_one(
+            broker,
+            t.transactional_id.as_str(),
+            t.producer_id.0,
+            t.producer_epoch,
+            &t.topics,
+            true,
+        )
+        .await;
+        resp.results_by_transaction.push(r);
+    }
+    resp
+}
+
+async fn add_one(
+    broker: &Arc<Broker>,
+    id: &str,
+    producer_id: i64,
+    epoch: i16,
+    topics: &[add_partitions_to_txn_request::AddPartitionsToTxnTopic],
+    kip588: bool,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let image = broker.image();
+    let known = |t: &str, p: i32| {
+        image
+            .topic(t)
+            .is_some_and(|x| x.partitions.contains_key(&p))
+    };
+    let all: Vec<(String, i32)> = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |&p| (t.name.to_string(), p)))
+        .collect();
+    let unknown = all.iter().any(|(t, p)| !known(t, *p));
+    let outcome = match unknown {
+        true => Err(E::OperationNotAttempted),
+        false => add(broker, id, producer_id, epoch, &all).await,
+    };
+    topics
+        .iter()
+        .map(|t| {
+            let mut r = AddPartitionsToTxnTopicResult::default();
+            r.name = t.name.clone();
+            r.results_by_partition = t
+                .partitions
+                .iter()
+                .map(|&p| {
+                    let code = match &outcome {
+                        Ok(()) => 0,
+                        Err(_) if !known(t.name.as_str(), p) => E::UnknownTopicOrPartition.code(),
+                        Err(e) => fenced_for(*e, kip588).code(),
+                    };
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(p)
+                        .with_partition_error_code(code)
+                })
+                .collect();
+            r
+        })
+        .collect()
+}
+
+/// AddOffsetsToTxn: adds the group's `__consumer_offsets` partition to the transaction.
+pub async fn add_offsets(
+    broker: &Arc<Broker>,
+    req: &AddOffsetsToTxnRequest,
+    version: i16,
+) -> AddOffsetsToTxnResponse {
+    let mut resp = AddOffsetsToTxnResponse::default();
+    let outcome = async {
+        super::groups::ready(broker)
+            .await
+            .map_err(|c| E::try_from_code(c).unwrap_or(E::CoordinatorNotAvailable))?;
+        let p = broker
+            .groups
+            .with(|g| g.partition_for(req.group_id.as_str()));
+        let tp = (crate::group::OFFSETS_TOPIC.to_string(), p);
+        add(
+            broker,
+            req.transactional_id.as_str(),
+            req.producer_id.0,
+            req.producer_epoch,
+            &[tp],
+        )
+        .await
+    }
+    .await;
+    if let Err(e) = outcome {
+        resp.error_code = fenced_for(e, version >= 2).code();
+    }
+    resp
+}
+
+/// EndTxn: writes PrepareCommit/PrepareAbort, answers, and completes the transaction with its
+/// markers in the background.
+pub async fn end(broker: &Arc<Broker>, req: &EndTxnRequest, version: i16) -> EndTxnResponse {
+    let mut resp = EndTxnResponse::default();
+    resp.producer_id = ProducerId(-1);
+    resp.producer_epoch = -1;
+    if let Err(e) = end_txn(broker, req).await {
+        resp.error_code = fenced_for(e, version >= 2).code();
+    }
+    resp
+}
+
+async fn end_txn(broker: &Arc<Broker>, req: &EndTxnRequest) -> Result<(), E> {
+    ready(broker).await?;
+    let id = req.transactional_id.as_str();
+    let now = broker.clock.now_ms();
+    let ticket = broker.txns.with(|c| -> Result<Option<Ticket>, E> {
+        c.locate(id)?;
+        let e = c.get(id).ok_or(E::InvalidProducerIdMapping)?;
+        if e.pending {
+            return Err(E::ConcurrentTransactions);
+        }
+        let step = state::end(
+            &e.value,
+            req.producer_id.0,
+            req.producer_epoch,
+            req.committed,
+            now,
+        )?;
+        match step {
+            EndStep::AlreadyDone => Ok(None),
+            EndStep::Prepare(v) => c.begin(id, Some(v)).map(Some),
+        }
+    })?;
+    match ticket {
+        None => Ok(()),
+        Some(t) => run(broker, t).await,
+    }
+}
