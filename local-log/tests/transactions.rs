@@ -100,6 +100,16 @@ fn interleaved_transactions_move_the_lso_and_index_the_abort() {
         want.extend_from_slice(&v.to_be_bytes());
     }
     assert_eq!(txnindex(d.path(), 0), Some(want));
+    let mut dump = Vec::new();
+    let path = d.path().join("00000000000000000000.txnindex");
+    shale_local_log::dump_file(&path, false, &mut dump).unwrap();
+    let dump = String::from_utf8(dump).unwrap();
+    assert!(
+        dump.ends_with(
+            "version: 0 producerId: 1 firstOffset: 0 lastOffset: 4 lastStableOffset: 1\n"
+        ),
+        "{dump}"
+    );
     let states = log.producer_states();
     assert!(states.iter().all(|p| p.coordinator_epoch == 5));
     // The markers carry the leader epoch and their assigned offsets.
