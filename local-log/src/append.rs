@@ -479,6 +479,42 @@ impl Log {
         }))
     }
 
+    /// What `origin`'s append will write (under the append lock, after the producer-state
+    /// checks), or `Err(answer)` for an idempotent client retry, which writes nothing.
+    #[allow(clippy::too_many_arguments)]
+    fn plan(
+        &self,
+        inner: &Inner,
+        input: &[RecordBatch],
+        checked: &Checked,
+        origin: AppendOrigin,
+        leo: i64,
+        config: &LogConfig,
+        now: i64,
+    ) -> Result<std::result::Result<Plan, AppendInfo>> {
+        Ok(Ok(match origin {
+            AppendOrigin::Client { leader_epoch } => {
+                let b = checked.rebuilt.as_ref().unwrap_or(&input[0]);
+                if let Some(dup) = self.check_producer(inner, b, config)? {
+                    return Ok(Err(dup));
+                }
+                plan_client(b, leader_epoch, leo, config, now, checked.max_ts)
+            }
+            AppendOrigin::Coordinator { leader_epoch } => {
+                let b = &input[0];
+                match &checked.marker {
+                    Some(marker) => inner
+                        .producers
+                        .check_marker(&self.tp, &b.header(), marker)?,
+                    None => inner.producers.check_epoch(&self.tp, &b.header())?,
+                }
+                plan_client(b, leader_epoch, leo, config, now, checked.max_ts)
+            }
+            AppendOrigin::RaftLeader => plan_raft(input, leo),
+            AppendOrigin::Replication => self.plan_replica(input, leo)?,
+        }))
+    }
+
     /// Validates, assigns offsets in the header only, appends, indexes, rolls and flushes.
     /// `records` may hold several batches (RaftLeader); a truncated trailing batch is ignored.
     pub fn append(&self, records: Bytes, origin: AppendOrigin) -> Result<AppendInfo> {
@@ -495,26 +531,9 @@ impl Log {
         if input.is_empty() {
             return Ok(self.nothing_appended());
         }
-        let plan = match origin {
-            AppendOrigin::Client { leader_epoch } => {
-                let b = checked.rebuilt.as_ref().unwrap_or(&input[0]);
-                if let Some(dup) = self.check_producer(&inner, b, &config)? {
-                    return Ok(dup);
-                }
-                plan_client(b, leader_epoch, leo, &config, now, checked.max_ts)
-            }
-            AppendOrigin::Coordinator { leader_epoch } => {
-                let b = &input[0];
-                match &checked.marker {
-                    Some(marker) => inner
-                        .producers
-                        .check_marker(&self.tp, &b.header(), marker)?,
-                    None => inner.producers.check_epoch(&self.tp, &b.header())?,
-                }
-                plan_client(b, leader_epoch, leo, &config, now, checked.max_ts)
-            }
-            AppendOrigin::RaftLeader => plan_raft(&input, leo),
-            AppendOrigin::Replication => self.plan_replica(&input, leo)?,
+        let plan = match self.plan(&inner, &input, &checked, origin, leo, &config, now)? {
+            Ok(plan) => plan,
+            Err(dup) => return Ok(dup),
         };
         let Plan {
             prepared,

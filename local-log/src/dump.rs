@@ -1,5 +1,5 @@
 //! Human-readable dumps of log-dir files for `shale dump-log`, in the style of Kafka's
-//! `kafka-dump-log.sh`: `.log` (batches, optionally records), `.index`, `.timeindex`,
+//! `kafka-dump-log.sh`: `.log` (batches, optionally records), `.index`, `.timeindex`, `.txnindex`,
 //! `.snapshot` and text checkpoints / metadata files.
 
 use std::fs;
@@ -42,26 +42,9 @@ pub fn dump_file(path: &Path, print_records: bool, out: &mut dyn Write) -> Resul
     } else if name.ends_with(".log") {
         dump_log(path, Bytes::from(data), base, print_records, out)
     } else if name.ends_with(".index") {
-        if data.len() < 8 {
-            return w(out, format!("{} is empty.", path.display()));
-        }
-        for (i, c) in data.chunks_exact(8).enumerate() {
-            let rel = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
-            let pos = u32::from_be_bytes([c[4], c[5], c[6], c[7]]);
-            // A crash can leave a zero-filled preallocated tail: stop at the first such entry.
-            if i > 0 && rel == 0 {
-                break;
-            }
-            w(
-                out,
-                format!(
-                    "offset: {} position: {}",
-                    base.wrapping_add(i64::from(rel)),
-                    pos
-                ),
-            )?;
-        }
-        Ok(())
+        dump_offset_index(path, &data, base, out)
+    } else if name.ends_with(".txnindex") {
+        dump_txn_index(path, &data, out)
     } else if name.ends_with(".timeindex") {
         for (i, c) in data.chunks_exact(12).enumerate() {
             let mut t = [0u8; 8];
@@ -106,6 +89,53 @@ pub fn dump_file(path: &Path, print_records: bool, out: &mut dyn Write) -> Resul
     } else {
         out.write_all(&data).map_err(|e| out_err(path, e))
     }
+}
+
+/// `.index` entries as `offset: <o> position: <p>`.
+fn dump_offset_index(path: &Path, data: &[u8], base: i64, out: &mut dyn Write) -> Result<()> {
+    let w = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| out_err(path, e));
+    if data.len() < 8 {
+        return w(out, format!("{} is empty.", path.display()));
+    }
+    for (i, c) in data.chunks_exact(8).enumerate() {
+        let rel = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+        let pos = u32::from_be_bytes([c[4], c[5], c[6], c[7]]);
+        // A crash can leave a zero-filled preallocated tail: stop at the first such entry.
+        if i > 0 && rel == 0 {
+            break;
+        }
+        w(
+            out,
+            format!(
+                "offset: {} position: {}",
+                base.wrapping_add(i64::from(rel)),
+                pos
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// `.txnindex` entries in the style of Kafka's dump of aborted transactions.
+fn dump_txn_index(path: &Path, data: &[u8], out: &mut dyn Write) -> Result<()> {
+    for c in data.chunks_exact(crate::txn_index::ENTRY_SIZE) {
+        let at = |o: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&c[o..o + 8]);
+            i64::from_be_bytes(a)
+        };
+        writeln!(
+            out,
+            "version: {} producerId: {} firstOffset: {} lastOffset: {} lastStableOffset: {}",
+            i16::from_be_bytes([c[0], c[1]]),
+            at(2),
+            at(10),
+            at(18),
+            at(26)
+        )
+        .map_err(|e| out_err(path, e))?;
+    }
+    Ok(())
 }
 
 /// `bootstrap.checkpoint`, or `<20 digits>-<10 digits>.checkpoint` (a metadata snapshot).

@@ -147,3 +147,56 @@ fn snapshot_round_trip_and_corruption() {
     assert_eq!(m5.load_latest(100, now).unwrap(), Some(2));
     assert!(!d.path().join(snapshot_file_name(4)).exists());
 }
+
+fn commit(coordinator_epoch: i32) -> ControlRecord {
+    ControlRecord {
+        version: 0,
+        record_type: shale_protocol::record::CONTROL_TYPE_COMMIT,
+        coordinator_epoch: Some(coordinator_epoch),
+    }
+}
+
+#[test]
+fn snapshot_with_an_open_transaction_is_byte_exact_and_round_trips() {
+    let d = tempfile::tempdir().unwrap();
+    let mut m = ProducerStateManager::new(d.path()).unwrap();
+    let ts = 1_700_000_000_000i64;
+    // A committed transaction (coordinator epoch 7), then a new one opened at offset 13.
+    let mut first = hdr(1000, 2, 0, 2, ts);
+    first.set_transactional(true);
+    m.update(&first, 10, None);
+    let mut marker = hdr(1000, 2, -1, 1, ts + 1);
+    marker.set_transactional(true);
+    marker.set_control(true);
+    let done = m.update(&marker, 12, Some(&commit(7))).unwrap();
+    assert_eq!(
+        (done.first_offset, done.last_offset, done.aborted),
+        (10, 12, false)
+    );
+    let mut open = hdr(1000, 2, 2, 1, ts + 2);
+    open.set_transactional(true);
+    assert!(m.update(&open, 13, None).is_none());
+    assert_eq!(m.entries()[0].current_txn_start_offset, 13);
+    assert_eq!(m.entries()[0].coordinator_epoch, 7);
+    let mut body = vec![0, 0, 0, 1]; // one entry
+    body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0x03, 0xE8]); // producer id 1000
+    body.extend_from_slice(&[0, 2]); // epoch
+    body.extend_from_slice(&[0, 0, 0, 2]); // last sequence
+    body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 13]); // last offset
+    body.extend_from_slice(&[0, 0, 0, 0]); // offset delta
+    body.extend_from_slice(&(ts + 2).to_be_bytes()); // timestamp
+    body.extend_from_slice(&[0, 0, 0, 7]); // coordinator epoch
+    body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 13]); // current txn first offset
+    assert_eq!(body.len(), 4 + ENTRY_SIZE);
+    let mut want = vec![0, 1];
+    want.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+    want.extend_from_slice(&body);
+    assert_eq!(m.encode(), want);
+    m.set_map_end_offset(14);
+    m.take_snapshot().unwrap();
+    let mut loaded = ProducerStateManager::new(d.path()).unwrap();
+    assert_eq!(loaded.load_latest(14, ts).unwrap(), Some(14));
+    assert_eq!(loaded.entries(), m.entries());
+    assert_eq!(loaded.txns().lock().ongoing(), vec![(1000, 13)]);
+    assert_eq!(loaded.encode(), want);
+}

@@ -205,24 +205,19 @@ fn recover_segments(
             .partition_point(|s| s.base_offset <= opts.recovery_point)
             .saturating_sub(1)
     };
+    // The producer state after the previously recovered segment: where the next one starts
+    // when it follows directly (recovery usually covers a run of trailing segments).
+    let mut carried: Option<(usize, ProducerStateManager)> = None;
     let mut i = 0;
     while i < segments.len() {
         if i >= recover_from || needs_recovery[i] {
             let seg = &segments[i];
-            let mut pm = producer_state_at(dir, &segments[..i], seg.base_offset, now_ms)?;
-            let mut on_batch = |b: &RecordBatch| -> Result<()> {
-                let e = b.partition_leader_epoch();
-                if e >= 0 && epochs.latest_epoch().is_none_or(|l| e > l) {
-                    epochs.assign(e, b.base_offset())?;
-                }
-                let marker = end_txn_marker_of(b);
-                let done = pm.update(&b.header(), b.base_offset(), marker.as_ref());
-                if let Some(t) = done.filter(|t| t.aborted) {
-                    seg.append_aborted_txn(t.aborted_txn())?;
-                }
-                Ok(())
+            let mut pm = match carried.take() {
+                Some((prev, pm)) if prev + 1 == i => pm,
+                _ => producer_state_at(dir, &segments[..i], seg.base_offset, now_ms)?,
             };
-            let truncated = seg.recover(config.index_interval_bytes, &mut on_batch)?;
+            let truncated = recover_segment(seg, config, epochs, &mut pm)?;
+            carried = Some((i, pm));
             if truncated > 0 {
                 tracing::warn!(%tp, base = seg.base_offset, truncated, "truncated corrupt log tail");
                 for later in segments.drain(i + 1..) {
@@ -233,6 +228,29 @@ fn recover_segments(
         i += 1;
     }
     Ok(())
+}
+
+/// Recovers one segment, replaying its batches through the leader-epoch cache and `pm` (the
+/// producer state at its base offset), which rebuilds its `.txnindex`. Returns the bytes cut.
+fn recover_segment(
+    seg: &Segment,
+    config: &LogConfig,
+    epochs: &mut EpochCache,
+    pm: &mut ProducerStateManager,
+) -> Result<u64> {
+    let mut on_batch = |b: &RecordBatch| -> Result<()> {
+        let e = b.partition_leader_epoch();
+        if e >= 0 && epochs.latest_epoch().is_none_or(|l| e > l) {
+            epochs.assign(e, b.base_offset())?;
+        }
+        let marker = end_txn_marker_of(b);
+        let done = pm.update(&b.header(), b.base_offset(), marker.as_ref());
+        if let Some(t) = done.filter(|t| t.aborted) {
+            seg.append_aborted_txn(t.aborted_txn())?;
+        }
+        Ok(())
+    };
+    seg.recover(config.index_interval_bytes, &mut on_batch)
 }
 
 /// §5.1 step 7: snapshot + replay, ending with a snapshot at LEO.
@@ -315,7 +333,8 @@ fn replay_segment(pm: &mut ProducerStateManager, seg: &Segment, from: i64, to: i
 }
 
 /// The producer state just below `offset`, for recovering the segment based there: the newest
-/// snapshot at or below it plus a replay of `earlier` (the segments before). Writes no file.
+/// snapshot at or below it plus a replay of `earlier` (the segments before). It never writes a
+/// snapshot (an unreadable one is deleted, as by any load).
 fn producer_state_at(
     dir: &Path,
     earlier: &[Arc<Segment>],

@@ -238,7 +238,17 @@ fn aborted_transactions_are_dropped() {
     assert_eq!(log.first_unstable_offset(), Some(0));
     log.set_high_watermark(log.log_end_offset());
     assert_eq!(log.first_unstable_offset(), None);
+    let entry = shale_local_log::AbortedTxn {
+        producer_id: 7,
+        first_offset: 0,
+        last_offset: 1,
+        last_stable_offset: 2,
+    };
+    assert_eq!(log.collect_aborted_txns(0, 4).unwrap(), vec![entry]);
     log.clean(true).unwrap().unwrap();
+    // The marker is kept, and so is its .txnindex entry in the rewritten segment.
+    assert_eq!(log.collect_aborted_txns(0, 4).unwrap(), vec![entry]);
+    assert!(d.path().join("00000000000000000000.txnindex").exists());
     let got = contents(&log);
     assert!(
         got.iter().all(|(_, _, v)| v.as_deref() != Some("aborted")),

@@ -166,6 +166,8 @@ impl Segment {
             st.offset_index = IndexFile::create(files, p, base, max)?;
             let p = st.time_index.path().to_path_buf();
             st.time_index = IndexFile::create(files, p, base, max)?;
+            // No `.txnindex` until an aborted transaction ends here (a stale one goes).
+            st.txn_index.reset()?;
         }
         let log_path = seg.log_path();
         seg.slot.pin::<LogError>(|| {
