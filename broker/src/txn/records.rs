@@ -123,7 +123,7 @@ pub fn decode_value(mut b: &[u8]) -> R<TxnValue> {
     let producer_id = get_i64(&mut b)?;
     let producer_epoch = get_i16(&mut b)?;
     let timeout_ms = get_i32(&mut b)?;
-    need(&b, 1)?;
+    need(b, 1)?;
     let state = TxnState::from_i8(b.get_i8()).ok_or(RecordError::Malformed("state"))?;
     let partitions = get_partitions(&mut b, flexible)?;
     let update_ts = get_i64(&mut b)?;
@@ -145,7 +145,7 @@ pub fn decode_value(mut b: &[u8]) -> R<TxnValue> {
         for _ in 0..count {
             let tag = get_uvarint(&mut b)?;
             let len = get_uvarint(&mut b)? as usize;
-            need(&b, len)?;
+            need(b, len)?;
             let mut data = &b[..len];
             match (tag, len) {
                 (0, 8) => v.prev_producer_id = data.get_i64(),

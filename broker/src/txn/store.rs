@@ -151,6 +151,7 @@ pub fn sync_partitions(broker: &Broker) -> Vec<(String, super::state::TxnValue, 
         }
     }
     let mut to_complete = Vec::new();
+    let (mut loaded, mut records) = (0usize, 0u64);
     for (&p, &epoch) in &led {
         if owned.get(&p) == Some(&epoch) {
             continue;
@@ -162,14 +163,17 @@ pub fn sync_partitions(broker: &Broker) -> Vec<(String, super::state::TxnValue, 
         broker.txns.with(|c| c.start_loading(p));
         let count = replay(broker, &part.log);
         let open = broker.txns.with(|c| c.own(p, epoch));
-        tracing::info!(
-            partition = p,
-            records = count,
-            coordinator_epoch = epoch,
-            completing = open.len(),
-            "loaded {TXN_TOPIC}-{p}"
-        );
+        loaded += 1;
+        records += count;
         to_complete.extend(open.into_iter().map(|(id, v)| (id, v, epoch)));
+    }
+    if loaded > 0 {
+        tracing::info!(
+            partitions = loaded,
+            records,
+            completing = to_complete.len(),
+            "loaded transaction state from {TXN_TOPIC}"
+        );
     }
     broker.txns.set_loaded();
     to_complete
