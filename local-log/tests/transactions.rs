@@ -153,13 +153,42 @@ fn transaction_rules_on_produce_and_markers() {
     ));
     log.append(marker(1, 1, 6, true), COORDINATOR).unwrap();
     assert_eq!(txn_start(&log, 1), -1);
-    // Clients cannot write markers; the coordinator writes nothing but markers.
+    // Clients cannot write markers.
     assert!(matches!(
         log.append(marker(1, 1, 6, true), client()),
         Err(LogError::InvalidRecord { .. })
     ));
+    // Besides markers, the coordinator writes the group coordinator's transactional offsets: a
+    // transactional batch of the producer, fenced by its epoch only. The broker writes them with
+    // sequence 0 every time, which the client path would answer as a duplicate.
+    let first = log.append(txn(1, 1, 0, 1), COORDINATOR).unwrap();
+    assert_eq!((first.first_offset, first.last_offset), (6, 6));
+    assert!(!first.duplicate);
+    assert_eq!(txn_start(&log, 1), 6);
+    let second = log.append(txn(1, 1, 0, 2), COORDINATOR).unwrap();
+    assert_eq!((second.first_offset, second.last_offset), (7, 8));
+    assert!(!second.duplicate);
+    assert_eq!(txn_start(&log, 1), 6);
     assert!(matches!(
-        log.append(txn(1, 1, 1, 1), COORDINATOR),
+        log.append(txn(1, 0, 0, 1), COORDINATOR),
+        Err(LogError::InvalidProducerEpoch {
+            producer_id: 1,
+            current: 1,
+            found: 0,
+            ..
+        })
+    ));
+    // A coordinator data batch must be transactional and carry a producer id.
+    assert!(matches!(
+        log.append(pbatch(1, 1, 1, 1, T0), COORDINATOR),
+        Err(LogError::InvalidRecord { .. })
+    ));
+    assert!(matches!(
+        log.append(txn(-1, -1, -1, 1), COORDINATOR),
+        Err(LogError::InvalidRecord { .. })
+    ));
+    assert!(matches!(
+        log.append(pbatch(-1, -1, -1, 1, T0), COORDINATOR),
         Err(LogError::InvalidRecord { .. })
     ));
     let mut leader_change = BatchBuilder::new(T0);
@@ -170,8 +199,17 @@ fn transaction_rules_on_produce_and_markers() {
         log.append(leader_change.build().unwrap().into_bytes(), COORDINATOR),
         Err(LogError::InvalidRecord { .. })
     ));
-    // One abort ended a transaction with data (offset 0); the rejected markers wrote nothing.
-    assert_eq!(log.collect_aborted_txns(0, 100).unwrap().len(), 1);
+    assert_eq!(log.log_end_offset(), 9);
+    assert_eq!(txn_start(&log, 1), 6);
+    // Aborting the transaction the coordinator's batches opened covers them; with the first
+    // abort (offset 0), these are the only two aborted transactions: the rejected batches wrote
+    // nothing.
+    log.append(marker(1, 1, 6, false), COORDINATOR).unwrap();
+    assert_eq!(txn_start(&log, 1), -1);
+    let aborted_txns = log.collect_aborted_txns(0, 100).unwrap();
+    assert_eq!(aborted_txns.len(), 2, "{aborted_txns:?}");
+    assert_eq!(aborted_txns[0].first_offset, 0);
+    assert_eq!(aborted_txns[1], aborted(1, 6, 9, 10));
 }
 
 /// Producer 1 at 0 and producer 2 at 1 open, roll at 2, producer 1 aborted at 2, producer 2

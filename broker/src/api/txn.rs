@@ -8,8 +8,9 @@
 //! for clients older than KIP-588 (InitProducerId < v4, the others < v2), as Kafka answers them.
 
 use crate::state::Broker;
+use crate::txn::markers::{self, Completion};
 use crate::txn::state::{self, EndStep, InitStep, TxnValue};
-use crate::txn::{markers, store, Ticket};
+use crate::txn::{store, Ticket};
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
@@ -33,8 +34,10 @@ async fn run(broker: &Arc<Broker>, ticket: Ticket) -> Result<(), E> {
         let applied = b.txns.with(|c| c.finish(&ticket, written));
         if applied.is_ok() {
             if let Some(v) = ticket.value.as_ref().filter(|v| v.state.is_prepare()) {
+                markers::crash_point(&b, "txn.prepared");
                 let (b2, id, v) = (b.clone(), ticket.id.clone(), v.clone());
-                tokio::spawn(markers::complete(b2, id, v, ticket.coordinator_epoch));
+                let epoch = ticket.coordinator_epoch;
+                tokio::spawn(markers::complete(b2, id, v, epoch, Completion::Ended));
             }
         }
         applied

@@ -53,6 +53,7 @@ pub async fn handle(broker: &Arc<Broker>, req: &WriteTxnMarkersRequest) -> Write
     for ((mi, ti, pi), code) in wait_for_isr(waits, ISR_TIMEOUT).await {
         codes[mi][ti][pi] = code;
     }
+    crate::txn::markers::crash_point(broker, "txn.marker-received");
     for (mi, m) in req.markers.iter().enumerate() {
         let mut r = WritableTxnMarkerResult::default();
         r.producer_id = m.producer_id;

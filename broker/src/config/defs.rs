@@ -562,6 +562,12 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Log filter (tracing syntax); RUST_LOG overrides it."
     ),
     def!(
+        "shale.debug.crash.file",
+        None,
+        Str,
+        "Testing only: a file naming a crash point. The first process that reaches that point removes the file and aborts (as kill -9 would), so one crash happens even when several nodes share the file. Points, in a transaction the process ends itself: txn.prepared (the commit or abort is decided and replicated, no marker written), txn.between-markers (the first partition's marker written, others not), txn.markers-written (every marker written, no Complete record), txn.marker-received (a partition leader appended the markers of a WriteTxnMarkers and has not answered)."
+    ),
+    def!(
         "shale.log.open.files.max",
         None,
         Int,

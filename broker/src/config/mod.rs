@@ -131,6 +131,8 @@ pub struct BrokerConfig {
     pub metrics_topic_labels_max: usize,
     /// Log filter.
     pub log_level: String,
+    /// `shale.debug.crash.file`: the file naming where the process aborts, for crash tests.
+    pub crash_file: Option<std::path::PathBuf>,
     /// `shale.log.open.files.max` (`None`: derived from the process limit).
     pub log_open_files_max: Option<usize>,
     /// Topic defaults derived from the `log.*` keys.
@@ -270,6 +272,9 @@ impl BrokerConfig {
             metrics_address,
             metrics_topic_labels_max: int("shale.metrics.topic.labels.max").max(0) as usize,
             log_level: get("shale.log.level").unwrap_or_else(|| "info".into()),
+            crash_file: get("shale.debug.crash.file")
+                .filter(|p| !p.is_empty())
+                .map(std::path::PathBuf::from),
             log_open_files_max: match props.get("shale.log.open.files.max") {
                 Some(_) => Some(positive("shale.log.open.files.max")? as usize),
                 None => None,

@@ -75,10 +75,46 @@ pub fn write_local(broker: &Broker, tp: &TopicPartition, marker: Marker) -> Resu
     Ok(Pending::new(part, info.last_offset + 1))
 }
 
+/// Aborts the process at crash point `name` when the `shale.debug.crash.file` names it and
+/// this process is the first to remove the file: crash tests get one real crash at an exact
+/// step of a commit, wherever it runs.
+pub fn crash_point(broker: &Broker, name: &str) {
+    let Some(file) = &broker.config.crash_file else {
+        return;
+    };
+    let won = shale_common::blocking::io(|| {
+        let named = std::fs::read_to_string(file).is_ok_and(|s| s.trim() == name);
+        named && std::fs::remove_file(file).is_ok()
+    });
+    if won {
+        tracing::error!(
+            point = name,
+            "shale.debug.crash.file: crash point reached, aborting"
+        );
+        std::process::abort();
+    }
+}
+
+/// Who completes a transaction: the coordinator that ended it (crash points apply), or one
+/// that found it prepared in the log (they do not, so a crash test's next coordinator finishes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// Right after EndTxn, a fence or a timeout on this broker.
+    Ended,
+    /// Resumed after loading `__transaction_state`.
+    Resumed,
+}
+
 /// Writes the markers of `prepared` (a PrepareCommit/PrepareAbort of `id`, written under
 /// `coordinator_epoch`) and then its Complete* record. Runs until done or until this broker no
 /// longer coordinates `id` under that epoch.
-pub async fn complete(broker: Arc<Broker>, id: String, prepared: TxnValue, coordinator_epoch: i32) {
+pub async fn complete(
+    broker: Arc<Broker>,
+    id: String,
+    prepared: TxnValue,
+    coordinator_epoch: i32,
+    how: Completion,
+) {
     let marker = Marker {
         producer_id: prepared.producer_id,
         producer_epoch: prepared.producer_epoch,
@@ -92,10 +128,14 @@ pub async fn complete(broker: Arc<Broker>, id: String, prepared: TxnValue, coord
             tracing::info!(%id, "coordinator moved; the next one completes the transaction");
             return;
         }
-        remaining = write_round(&broker, &mut conn, &remaining, marker).await;
+        let crash = how == Completion::Ended;
+        remaining = write_round(&broker, &mut conn, &remaining, marker, crash).await;
         if !remaining.is_empty() {
             tokio::time::sleep(RETRY_BACKOFF).await;
         }
+    }
+    if how == Completion::Ended {
+        crash_point(&broker, "txn.markers-written");
     }
     loop {
         let now = broker.clock.now_ms();
@@ -135,6 +175,7 @@ async fn write_round(
     conn: &mut BrokerConnection,
     partitions: &[(String, i32)],
     marker: Marker,
+    crash: bool,
 ) -> Vec<(String, i32)> {
     let image = broker.image();
     let me = broker.config.node_id;
@@ -154,21 +195,33 @@ async fn write_round(
             None => tracing::info!(topic, partition = p, "partition gone; marker dropped"),
         }
     }
-    for (leader, tps) in by_leader {
+    let groups = by_leader.len();
+    for (i, (leader, tps)) in by_leader.into_iter().enumerate() {
         let refused = match leader == me {
-            true => write_here(broker, &tps, marker).await,
+            true => write_here(broker, &tps, marker, crash).await,
             false => write_remote(broker, conn, leader, &tps, marker).await,
         };
         retry.extend(refused);
+        if crash && i == 0 && groups > 1 {
+            crash_point(broker, "txn.between-markers");
+        }
     }
     retry
 }
 
 /// Markers to partitions led here; returns those that refused.
-async fn write_here(broker: &Broker, tps: &[(String, i32)], marker: Marker) -> Vec<(String, i32)> {
+async fn write_here(
+    broker: &Broker,
+    tps: &[(String, i32)],
+    marker: Marker,
+    crash: bool,
+) -> Vec<(String, i32)> {
     let mut waits = Vec::new();
     let mut refused = Vec::new();
     for (i, (topic, p)) in tps.iter().enumerate() {
+        if crash && i == 1 {
+            crash_point(broker, "txn.between-markers");
+        }
         match write_local(broker, &TopicPartition::new(topic.as_str(), *p), marker) {
             Ok(w) => waits.push((i, w)),
             Err(e) => {

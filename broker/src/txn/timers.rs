@@ -19,7 +19,8 @@ pub fn sync(broker: &Arc<Broker>) {
     };
     for (id, value, epoch) in resumed {
         tracing::info!(%id, state = value.state.name(), "completing a transaction left by the previous coordinator");
-        handle.spawn(markers::complete(broker.clone(), id, value, epoch));
+        let resumed = markers::Completion::Resumed;
+        handle.spawn(markers::complete(broker.clone(), id, value, epoch, resumed));
     }
 }
 
@@ -68,7 +69,14 @@ async fn abort_timed_out(broker: &Arc<Broker>, id: &str, now: i64) {
     if broker.txns.with(|c| c.finish(&ticket, written)).is_ok() {
         if let Some(v) = ticket.value.clone() {
             let epoch = ticket.coordinator_epoch;
-            tokio::spawn(markers::complete(broker.clone(), id.to_string(), v, epoch));
+            let ended = markers::Completion::Ended;
+            tokio::spawn(markers::complete(
+                broker.clone(),
+                id.to_string(),
+                v,
+                epoch,
+                ended,
+            ));
         }
     }
 }

@@ -175,6 +175,11 @@ pub fn seeds_for(key: ApiKey) -> Vec<Vec<u8>> {
         OffsetCommit => OffsetCommitRequest, OffsetFetch => OffsetFetchRequest,
         ListGroups => ListGroupsRequest, DescribeGroups => DescribeGroupsRequest,
         DeleteGroups => DeleteGroupsRequest,
+        AddPartitionsToTxn => AddPartitionsToTxnRequest,
+        AddOffsetsToTxn => AddOffsetsToTxnRequest, EndTxn => EndTxnRequest,
+        WriteTxnMarkers => WriteTxnMarkersRequest, TxnOffsetCommit => TxnOffsetCommitRequest,
+        DescribeTransactions => DescribeTransactionsRequest,
+        ListTransactions => ListTransactionsRequest,
     }
     // The two APIs without a flexible version (no tagged fields).
     match key {

@@ -199,6 +199,152 @@ fn find_coordinator(batched: bool) -> km::FindCoordinatorRequest {
     }
 }
 
+fn txn_id(text: &'static str) -> km::TransactionalId {
+    km::TransactionalId(s(text))
+}
+
+/// The producer of the transaction seeds: what InitProducerId handed out after a few bumps.
+const PRODUCER_ID: i64 = 4_000;
+const PRODUCER_EPOCH: i16 = 3;
+
+/// AddPartitionsToTxn v0-3 (one transaction, top-level fields) or v4-5 (batched, as the
+/// coordinator's brokers send it, one transaction verify-only).
+fn add_partitions_to_txn(batched: bool) -> km::AddPartitionsToTxnRequest {
+    use km::add_partitions_to_txn_request::{
+        AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+    };
+    let topics = || {
+        vec![
+            AddPartitionsToTxnTopic::default()
+                .with_name(topic("events"))
+                .with_partitions(vec![0, 1]),
+            AddPartitionsToTxnTopic::default()
+                .with_name(topic("orders"))
+                .with_partitions(vec![3]),
+        ]
+    };
+    let r = km::AddPartitionsToTxnRequest::default();
+    if batched {
+        r.with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(txn_id("app-txn-1"))
+                .with_producer_id(km::ProducerId(PRODUCER_ID))
+                .with_producer_epoch(PRODUCER_EPOCH)
+                .with_topics(topics()),
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(txn_id("app-txn-2"))
+                .with_producer_id(km::ProducerId(PRODUCER_ID + 1))
+                .with_producer_epoch(0)
+                .with_verify_only(true)
+                .with_topics(topics()),
+        ])
+    } else {
+        r.with_v3_and_below_transactional_id(txn_id("app-txn-1"))
+            .with_v3_and_below_producer_id(km::ProducerId(PRODUCER_ID))
+            .with_v3_and_below_producer_epoch(PRODUCER_EPOCH)
+            .with_v3_and_below_topics(topics())
+    }
+}
+
+fn add_offsets_to_txn() -> km::AddOffsetsToTxnRequest {
+    km::AddOffsetsToTxnRequest::default()
+        .with_transactional_id(txn_id("app-txn-1"))
+        .with_producer_id(km::ProducerId(PRODUCER_ID))
+        .with_producer_epoch(PRODUCER_EPOCH)
+        .with_group_id(km::GroupId(s("group-1")))
+}
+
+fn end_txn(committed: bool) -> km::EndTxnRequest {
+    km::EndTxnRequest::default()
+        .with_transactional_id(txn_id("app-txn-1"))
+        .with_producer_id(km::ProducerId(PRODUCER_ID))
+        .with_producer_epoch(PRODUCER_EPOCH)
+        .with_committed(committed)
+}
+
+/// WriteTxnMarkers v1: a commit over two topics and an abort of another producer.
+fn write_txn_markers() -> km::WriteTxnMarkersRequest {
+    use km::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+    km::WriteTxnMarkersRequest::default().with_markers(vec![
+        WritableTxnMarker::default()
+            .with_producer_id(km::ProducerId(PRODUCER_ID))
+            .with_producer_epoch(PRODUCER_EPOCH)
+            .with_transaction_result(true)
+            .with_coordinator_epoch(2)
+            .with_topics(vec![
+                WritableTxnMarkerTopic::default()
+                    .with_name(topic("events"))
+                    .with_partition_indexes(vec![0, 1]),
+                WritableTxnMarkerTopic::default()
+                    .with_name(topic("__consumer_offsets"))
+                    .with_partition_indexes(vec![17]),
+            ]),
+        WritableTxnMarker::default()
+            .with_producer_id(km::ProducerId(PRODUCER_ID + 1))
+            .with_producer_epoch(0)
+            .with_transaction_result(false)
+            .with_coordinator_epoch(2)
+            .with_topics(vec![WritableTxnMarkerTopic::default()
+                .with_name(topic("orders"))
+                .with_partition_indexes(vec![3])]),
+    ])
+}
+
+/// TxnOffsetCommit as each version can carry it: `leader_epoch` is written from v2 (older
+/// versions drop it), `group_metadata` (the consumer group generation and member, KIP-447) needs
+/// v3.
+fn txn_offset_commit(leader_epoch: bool, group_metadata: bool) -> km::TxnOffsetCommitRequest {
+    use km::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    let partition = |index, offset| {
+        let p = TxnOffsetCommitRequestPartition::default()
+            .with_partition_index(index)
+            .with_committed_offset(offset)
+            .with_committed_metadata(Some(s("")));
+        if leader_epoch {
+            p.with_committed_leader_epoch(5)
+        } else {
+            p
+        }
+    };
+    let r = km::TxnOffsetCommitRequest::default()
+        .with_transactional_id(txn_id("app-txn-1"))
+        .with_group_id(km::GroupId(s("group-1")))
+        .with_producer_id(km::ProducerId(PRODUCER_ID))
+        .with_producer_epoch(PRODUCER_EPOCH)
+        .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+            .with_name(topic("events"))
+            .with_partitions(vec![partition(0, 118), partition(1, 42)])]);
+    if group_metadata {
+        r.with_generation_id(4)
+            .with_member_id(s("rdkafka-1234"))
+            .with_group_instance_id(Some(s("static-1")))
+    } else {
+        r
+    }
+}
+
+fn describe_transactions() -> km::DescribeTransactionsRequest {
+    km::DescribeTransactionsRequest::default()
+        .with_transactional_ids(vec![txn_id("app-txn-1"), txn_id("app-txn-2")])
+}
+
+/// ListTransactions with the filters `version` can carry: states and producer ids (v0), a
+/// minimum duration (v1), a transactional id pattern (v2).
+fn list_transactions(version: i16) -> km::ListTransactionsRequest {
+    let mut r = km::ListTransactionsRequest::default()
+        .with_state_filters(vec![s("Ongoing"), s("PrepareCommit"), s("PrepareAbort")])
+        .with_producer_id_filters(vec![km::ProducerId(PRODUCER_ID)]);
+    if version >= 1 {
+        r = r.with_duration_filter(60_000);
+    }
+    if version >= 2 {
+        r = r.with_transactional_id_pattern(Some(s("app-txn-.*")));
+    }
+    r
+}
+
 fn with_tags<M>(mut m: M, tags: impl FnOnce(&mut M)) -> M {
     tags(&mut m);
     m
@@ -230,6 +376,37 @@ pub fn push_populated(out: &mut Vec<Vec<u8>>, key: ApiKey) {
         ApiKey::DescribeConfigs => push_all(out, key, &[describe_configs()]),
         ApiKey::FindCoordinator => {
             push_all(out, key, &[find_coordinator(false), find_coordinator(true)])
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let tagged = with_tags(add_partitions_to_txn(true), |m| {
+                m.transactions[0].unknown_tagged_fields = unknown_tag();
+            });
+            let bodies = [
+                add_partitions_to_txn(false),
+                add_partitions_to_txn(true),
+                tagged,
+            ];
+            push_all(out, key, &bodies);
+        }
+        ApiKey::AddOffsetsToTxn => push_all(out, key, &[add_offsets_to_txn()]),
+        ApiKey::EndTxn => push_all(out, key, &[end_txn(true), end_txn(false)]),
+        ApiKey::WriteTxnMarkers => {
+            let tagged = with_tags(write_txn_markers(), |m| {
+                m.markers[0].unknown_tagged_fields = unknown_tag();
+            });
+            push_all(out, key, &[write_txn_markers(), tagged]);
+        }
+        ApiKey::TxnOffsetCommit => {
+            let bodies = [
+                txn_offset_commit(false, false),
+                txn_offset_commit(true, false),
+                txn_offset_commit(true, true),
+            ];
+            push_all(out, key, &bodies);
+        }
+        ApiKey::DescribeTransactions => push_all(out, key, &[describe_transactions()]),
+        ApiKey::ListTransactions => {
+            push_all(out, key, &[0, 1, 2].map(list_transactions));
         }
         _ => {}
     }
