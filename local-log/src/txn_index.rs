@@ -68,6 +68,15 @@ impl AbortedTxn {
     }
 }
 
+/// The entries of a `.txnindex` file's bytes (e.g. a remote segment's transaction index); a
+/// trailing partial or malformed entry ends the list, as Kafka's reader stops there.
+pub fn parse_txn_index(bytes: &[u8]) -> Vec<AbortedTxn> {
+    bytes
+        .chunks_exact(ENTRY_SIZE)
+        .map_while(AbortedTxn::decode)
+        .collect()
+}
+
 /// The in-memory copy of one segment's `.txnindex` and its path.
 #[derive(Debug)]
 pub(crate) struct TxnIndex {

@@ -218,3 +218,30 @@ def test_coordinator_state_survives_a_restart_and_kafka_python_reads_committed(b
     c.close()
     expected = sorted([f"c{i}" for i in range(10)] + [f"k{i}" for i in range(4)] + ["after-restart"])
     assert values == expected
+
+
+def test_read_committed_from_the_remote_tier(s3_server, broker_factory):
+    """Transactions tiered to a real S3 server (s3s-fs): each remote segment carries its
+    transaction index, and a read_committed consumer reading the tiered offsets gets the
+    aborted transactions from it (none of the aborted records shows)."""
+    from test_tiering import tier_config, tiered_broker, wait_tiered
+    b = tiered_broker(s3_server, broker_factory, bucket="txn", extra=TXN)
+    kh.ck_create_topic(b.bootstrap, "cold", partitions=1, config=tier_config(segment_bytes=4096))
+    p = txn_producer(b.bootstrap, "tx-cold")
+    committed = []
+    for round_ in range(12):
+        p.begin_transaction()
+        values = [f"r{round_}-{i}-" + "x" * 200 for i in range(10)]
+        for v in values:
+            p.produce("cold", value=v.encode(), partition=0)
+        assert p.flush(30) == 0
+        if round_ % 3 == 1:
+            p.abort_transaction(30)
+        else:
+            p.commit_transaction(30)
+            committed += values
+    o = wait_tiered(b, "cold", min_local=60)
+    assert o["start"] == 0
+    got = read_all(b.bootstrap, "cold", 1, "read_committed", len(committed))
+    assert [v for _, _, v in got] == committed
+    assert len(read_all(b.bootstrap, "cold", 1, "read_uncommitted", 120)) == 120

@@ -78,6 +78,15 @@ pub(super) async fn fill(
             Ok(Ok(Ok(chunks))) => {
                 let n: usize = chunks.iter().map(|c| c.len()).sum();
                 if n > 0 && (n <= remaining || !any) {
+                    if req.isolation_level == 1 {
+                        match aborted(broker, &tiering, p, &chunks).await {
+                            Ok(list) => out.aborted_transactions = Some(list),
+                            Err(code) => {
+                                out.error_code = code;
+                                continue;
+                            }
+                        }
+                    }
                     out.records = chunks;
                     remaining = remaining.saturating_sub(n);
                     any = true;
@@ -98,6 +107,40 @@ pub(super) async fn fill(
             }
         }
     }
+}
+
+/// The aborted transactions among remote records a read_committed consumer gets: from the
+/// remote segments' transaction indexes, and the local log's for a transaction whose ABORT
+/// marker landed after the tiered range.
+async fn aborted(
+    broker: &Broker,
+    tiering: &crate::tiering::Tiering,
+    p: &RemotePending,
+    chunks: &[bytes::Bytes],
+) -> Result<Vec<(i64, i64)>, i16> {
+    let upper = chunks
+        .iter()
+        .flat_map(|c| shale_protocol::record_batch::batches(c.clone()).map_while(Result::ok))
+        .last()
+        .map_or(p.offset, |b| b.next_offset());
+    let mut found = tiering
+        .aborted_transactions(&p.tp, p.offset, upper)
+        .await
+        .map_err(|e| {
+            tracing::warn!(partition = %p.tp, error = %e, "remote transaction index unreadable");
+            remote_read_error_code(&e).unwrap_or(E::KafkaStorageError.code())
+        })?;
+    let tp = shale_common::TopicPartition::new(&*p.tp.topic, p.tp.partition);
+    if let Some(part) = broker.replicas().get(&tp) {
+        let local = crate::api::storage_io(|| part.log.collect_aborted_txns(p.offset, upper));
+        found.extend(local.unwrap_or_default());
+    }
+    found.sort_by_key(|a| (a.first_offset, a.producer_id));
+    found.dedup();
+    Ok(found
+        .into_iter()
+        .map(|a| (a.producer_id, a.first_offset))
+        .collect())
 }
 
 fn records_len(p: &FetchPartitionData) -> usize {

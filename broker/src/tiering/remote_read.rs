@@ -159,6 +159,43 @@ impl Tiering {
         Ok(chunks)
     }
 
+    /// The aborted transactions a read_committed consumer needs for remote records
+    /// `[start, upper)` of `tp`: the transaction indexes of the remote segments those records
+    /// span (cached with the other indexes; a segment uploaded without one has none), as
+    /// Kafka's remote fetch collects them. An index that cannot be read is an error: serving the
+    /// records without it would show aborted data.
+    pub async fn aborted_transactions(
+        &self,
+        tp: &TopicIdPartition,
+        start: i64,
+        upper: i64,
+    ) -> Result<Vec<shale_local_log::AbortedTxn>, RemoteReadError> {
+        let mut out = Vec::new();
+        let segments = self.finished_segments(tp);
+        for meta in segments
+            .iter()
+            .filter(|m| m.end_offset >= start && m.start_offset < upper)
+        {
+            let cache = self.reader.index_cache();
+            let kind = shale_remote_log::IndexType::Transaction;
+            let bytes = match cache.get(meta, kind).await {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => {
+                    // No aborted transaction in the segment: remember that, no GET next time.
+                    cache.insert(meta.id.id, kind, Bytes::new()).await;
+                    continue;
+                }
+                Err(e) => return Err(RemoteReadError::Storage(e)),
+            };
+            out.extend(
+                shale_local_log::parse_txn_index(&bytes)
+                    .into_iter()
+                    .filter(|a| a.last_offset >= start && a.first_offset < upper),
+            );
+        }
+        Ok(out)
+    }
+
     /// The first remote record with timestamp ≥ `ts` at or after `log_start`: (offset, timestamp).
     pub async fn offset_for_timestamp(
         &self,
