@@ -519,7 +519,181 @@ async fn every_advertised_version_is_served() {
     )
     .await;
 
+    txn_apis(&mut c).await;
+
     broker.shutdown().await.unwrap();
+}
+
+/// A new transactional id `id` with its producer id and epoch.
+async fn init_txn(c: &mut Client, id: &str) -> (ProducerId, i16) {
+    let mut r = InitProducerIdRequest::default();
+    r.transactional_id = Some(TransactionalId(s(id)));
+    r.transaction_timeout_ms = 60_000;
+    r.producer_id = ProducerId(-1);
+    r.producer_epoch = -1;
+    for _ in 0..100 {
+        let resp = c.send(&r, 4).await.unwrap();
+        // The coordinator loads `__transaction_state` on first use.
+        if resp.error_code == 0 {
+            return (resp.producer_id, resp.producer_epoch);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no producer id for {id}");
+}
+
+fn add_topic() -> add_partitions_to_txn_request::AddPartitionsToTxnTopic {
+    add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+        .with_name(name("txn-topic"))
+        .with_partitions(vec![0])
+}
+
+/// The transaction APIs, each version on a transactional id of its own.
+async fn txn_apis(c: &mut Client) {
+    let mut t = create_topics_request::CreatableTopic::default();
+    t.name = name("txn-topic");
+    t.num_partitions = 1;
+    t.replication_factor = 1;
+    let mut create = CreateTopicsRequest::default();
+    create.topics = vec![t];
+    create.timeout_ms = 10_000;
+    let created = c.send(&create, 7).await.unwrap();
+    assert_eq!(created.topics[0].error_code, 0);
+    init_txn(c, "warm-up").await;
+    for v in advertised(ApiKey::InitProducerId) {
+        let mut r = InitProducerIdRequest::default();
+        r.transactional_id = Some(TransactionalId(s(&format!("init-{v}"))));
+        r.transaction_timeout_ms = 60_000;
+        r.producer_id = ProducerId(-1);
+        r.producer_epoch = -1;
+        let resp = c.send(&r, v).await.unwrap();
+        assert_eq!(resp.error_code, 0, "transactional InitProducerId v{v}");
+        assert_eq!(resp.producer_epoch, 0, "v{v}");
+    }
+    for v in advertised(ApiKey::AddPartitionsToTxn) {
+        let id = format!("add-{v}");
+        let (pid, epoch) = init_txn(c, &id).await;
+        let mut r = AddPartitionsToTxnRequest::default();
+        if v <= 3 {
+            r.v3_and_below_transactional_id = TransactionalId(s(&id));
+            r.v3_and_below_producer_id = pid;
+            r.v3_and_below_producer_epoch = epoch;
+            r.v3_and_below_topics = vec![add_topic()];
+        } else {
+            r.transactions = vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                    .with_transactional_id(TransactionalId(s(&id)))
+                    .with_producer_id(pid)
+                    .with_producer_epoch(epoch)
+                    .with_topics(vec![add_topic()]),
+            ];
+        }
+        let resp = c.send(&r, v).await.unwrap();
+        let results = match v <= 3 {
+            true => resp.results_by_topic_v3_and_below,
+            false => resp.results_by_transaction[0].topic_results.clone(),
+        };
+        let code = results[0].results_by_partition[0].partition_error_code;
+        assert_eq!((resp.error_code, code), (0, 0), "AddPartitionsToTxn v{v}");
+    }
+    for v in advertised(ApiKey::AddOffsetsToTxn) {
+        let id = format!("offsets-{v}");
+        let (pid, epoch) = init_txn(c, &id).await;
+        let r = AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(s(&id)))
+            .with_producer_id(pid)
+            .with_producer_epoch(epoch)
+            .with_group_id(GroupId(s("txn-group")));
+        let resp = c.send(&r, v).await.unwrap();
+        assert_eq!(resp.error_code, 0, "AddOffsetsToTxn v{v}");
+        let p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+            .with_partition_index(0)
+            .with_committed_offset(1);
+        let t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+            .with_name(name("txn-topic"))
+            .with_partitions(vec![p]);
+        let commit = TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(s(&id)))
+            .with_group_id(GroupId(s("txn-group")))
+            .with_producer_id(pid)
+            .with_producer_epoch(epoch)
+            .with_generation_id(-1)
+            .with_topics(vec![t]);
+        for tv in advertised(ApiKey::TxnOffsetCommit) {
+            let resp = c.send(&commit, tv).await.unwrap();
+            let code = resp.topics[0].partitions[0].error_code;
+            assert_eq!(code, 0, "TxnOffsetCommit v{tv}");
+        }
+    }
+    for v in advertised(ApiKey::EndTxn) {
+        let id = format!("end-{v}");
+        let (pid, epoch) = init_txn(c, &id).await;
+        let mut add = AddPartitionsToTxnRequest::default();
+        add.v3_and_below_transactional_id = TransactionalId(s(&id));
+        add.v3_and_below_producer_id = pid;
+        add.v3_and_below_producer_epoch = epoch;
+        add.v3_and_below_topics = vec![add_topic()];
+        c.send(&add, 3).await.unwrap();
+        let r = EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(s(&id)))
+            .with_producer_id(pid)
+            .with_producer_epoch(epoch)
+            .with_committed(v % 2 == 0);
+        let resp = c.send(&r, v).await.unwrap();
+        assert_eq!(resp.error_code, 0, "EndTxn v{v}");
+    }
+    for v in advertised(ApiKey::WriteTxnMarkers) {
+        let marker = write_txn_markers_request::WritableTxnMarker::default()
+            .with_producer_id(ProducerId(987_654))
+            .with_producer_epoch(0)
+            .with_transaction_result(false)
+            .with_coordinator_epoch(0)
+            .with_topics(vec![
+                write_txn_markers_request::WritableTxnMarkerTopic::default()
+                    .with_name(name("txn-topic"))
+                    .with_partition_indexes(vec![0]),
+            ]);
+        let r = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
+        let resp = c.send(&r, v).await.unwrap();
+        let code = resp.markers[0].topics[0].partitions[0].error_code;
+        assert_eq!(code, 0, "WriteTxnMarkers v{v}");
+    }
+    each(
+        c,
+        ApiKey::DescribeTransactions,
+        |_| {
+            DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![TransactionalId(s("add-0"))])
+        },
+        |v, r| {
+            let t = &r.transaction_states[0];
+            assert_eq!(t.error_code, 0, "DescribeTransactions v{v}");
+            assert_eq!(t.transaction_state.as_str(), "Ongoing", "v{v}");
+        },
+    )
+    .await;
+    each(
+        c,
+        ApiKey::ListTransactions,
+        |v| {
+            let r = ListTransactionsRequest::default().with_state_filters(vec![s("Ongoing")]);
+            match v >= 2 {
+                true => r.with_transactional_id_pattern(Some(s("add-.*"))),
+                false => r,
+            }
+        },
+        |v, r| {
+            assert_eq!(r.error_code, 0, "ListTransactions v{v}");
+            let ids: Vec<&str> = r
+                .transaction_states
+                .iter()
+                .map(|t| t.transactional_id.as_str())
+                .collect();
+            assert!(ids.contains(&"add-0"), "v{v}: {ids:?}");
+            assert!(!ids.iter().any(|i| i.starts_with("end-")), "v{v}: {ids:?}");
+        },
+    )
+    .await;
 }
 
 /// Joins `group` as a new single member at JoinGroup `version` (with the KIP-394 round trip
