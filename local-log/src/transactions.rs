@@ -67,6 +67,11 @@ impl TxnTracker {
         self.unreplicated.insert(first_offset, marker_offset);
     }
 
+    /// Whether `producer_id` has an open transaction.
+    pub(crate) fn is_open(&self, producer_id: i64) -> bool {
+        self.ongoing.values().any(|&p| p == producer_id)
+    }
+
     /// First offset of the earliest open transaction.
     pub(crate) fn first_ongoing(&self) -> Option<i64> {
         self.ongoing.keys().next().copied()
@@ -132,6 +137,12 @@ impl Log {
         let hw = self.high_watermark();
         let first = self.txns.lock().first_unstable(hw)?;
         Some(first.max(self.log_start_offset()))
+    }
+
+    /// Whether `producer_id` has an open transaction in this log (KIP-890 verification is needed
+    /// only for a producer's first batch of a transaction). Does not take the append lock.
+    pub fn has_open_txn(&self, producer_id: i64) -> bool {
+        self.txns.lock().is_open(producer_id)
     }
 
     /// The last stable offset: `min(first unstable offset, high watermark)` (Fetch at

@@ -14,6 +14,23 @@ use kafka_protocol::messages::*;
 use shale_protocol::record::BatchBuilder;
 use shale_tests::{create_topic, fetch_request, now_ms, produce, start_broker, topic_name, Client};
 
+/// A Produce (acks=-1) of one batch in transaction `id`; the partition's error code.
+async fn produce_txn(c: &mut Client, id: &str, records: Bytes) -> i16 {
+    let p = produce_request::PartitionProduceData::default()
+        .with_index(0)
+        .with_records(Some(records));
+    let t = produce_request::TopicProduceData::default()
+        .with_name(topic_name(TOPIC))
+        .with_partition_data(vec![p]);
+    let req = ProduceRequest::default()
+        .with_transactional_id(Some(TransactionalId(id.to_string().into())))
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![t]);
+    let resp = c.send(&req, 9).await.unwrap();
+    resp.responses[0].partition_responses[0].error_code
+}
+
 const TOPIC: &str = "hanging";
 
 fn txn_batch(producer_id: i64, epoch: i16, sequence: i32, n: usize) -> Bytes {
@@ -88,7 +105,10 @@ fn abort_marker(producer_id: i64, epoch: i16, coordinator_epoch: i32) -> WriteTx
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_transaction_is_found_and_aborted() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = start_broker(dir.path(), &[]).await.unwrap();
+    // Verification would refuse the stray batch that makes the transaction hang (KIP-890), as
+    // it would in Kafka: the tool's users meet hanging transactions from older brokers.
+    let verification = ("transaction.partition.verification.enable", "false");
+    let broker = start_broker(dir.path(), &[verification]).await.unwrap();
     let mut c = Client::connect(broker.addr).await.unwrap();
     create_topic(&mut c, TOPIC, 1).await;
     let init = c
@@ -107,8 +127,10 @@ async fn a_hanging_transaction_is_found_and_aborted() {
     assert!(pid >= 0);
     let r = produce(&mut c, TOPIC, 0, plain_batch(3)).await;
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
-    let r = produce(&mut c, TOPIC, 0, txn_batch(pid, epoch, 0, 4)).await;
-    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(
+        produce_txn(&mut c, "stray", txn_batch(pid, epoch, 0, 4)).await,
+        0
+    );
     let r = produce(&mut c, TOPIC, 0, plain_batch(2)).await;
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
 
@@ -155,5 +177,70 @@ async fn a_hanging_transaction_is_found_and_aborted() {
         (aborted[0].producer_id.0, aborted[0].first_offset),
         (pid, 3)
     );
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_batch_outside_its_transaction_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path(), &[]).await.unwrap();
+    let mut c = Client::connect(broker.addr).await.unwrap();
+    create_topic(&mut c, TOPIC, 1).await;
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId("verified".to_string().into())))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let resp = loop {
+        let resp = c.send(&init, 4).await.unwrap();
+        if resp.error_code == 0 {
+            break resp;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let (pid, epoch) = (resp.producer_id.0, resp.producer_epoch);
+    // Not added to the transaction: refused, nothing written.
+    let refused = produce_txn(&mut c, "verified", txn_batch(pid, epoch, 0, 2)).await;
+    assert_eq!(refused, 48, "INVALID_TXN_STATE");
+    // No transactional id in the request: refused as Kafka does.
+    let r = produce(&mut c, TOPIC, 0, txn_batch(pid, epoch, 0, 2)).await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 53);
+    let mut add = AddPartitionsToTxnRequest::default();
+    add.v3_and_below_transactional_id = TransactionalId("verified".to_string().into());
+    add.v3_and_below_producer_id = ProducerId(pid);
+    add.v3_and_below_producer_epoch = epoch;
+    add.v3_and_below_topics = vec![
+        add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+            .with_name(topic_name(TOPIC))
+            .with_partitions(vec![0]),
+    ];
+    let added = c.send(&add, 3).await.unwrap();
+    let code = added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code;
+    assert_eq!(code, 0);
+    assert_eq!(
+        produce_txn(&mut c, "verified", txn_batch(pid, epoch, 0, 2)).await,
+        0
+    );
+    // A verify-only AddPartitionsToTxn (what another leader sends) agrees.
+    let verify = AddPartitionsToTxnRequest::default().with_transactions(vec![
+        add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(TransactionalId("verified".to_string().into()))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_verify_only(true)
+            .with_topics(vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                    .with_name(topic_name(TOPIC))
+                    .with_partitions(vec![0, 7]),
+            ]),
+    ]);
+    let resp = c.send(&verify, 4).await.unwrap();
+    let codes: Vec<i16> = resp.results_by_transaction[0].topic_results[0]
+        .results_by_partition
+        .iter()
+        .map(|p| p.partition_error_code)
+        .collect();
+    assert_eq!(codes, vec![0, 48]);
+    assert_eq!(latest(&mut c, 0).await, 2);
     broker.shutdown().await.unwrap();
 }

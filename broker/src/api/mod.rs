@@ -32,6 +32,7 @@ mod trace;
 mod txn;
 mod txn_admin;
 mod txn_markers;
+mod txn_verify;
 
 use crate::state::Broker;
 use bytes::Bytes;

@@ -9,6 +9,7 @@ use crate::state::Broker;
 use crate::topic_metrics::{Meter, TopicMetrics, TopicStats};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -49,7 +50,7 @@ pub async fn handle(
             let mut r = match (&name, acks_valid) {
                 (_, false) => error(p.index, E::InvalidRequiredAcks.code(), None),
                 (None, _) => error(p.index, E::UnknownTopicId.code(), None),
-                (Some(name), true) => match validate_records(version, p.records.as_ref()) {
+                (Some(name), true) => match checked(broker, req, name, p, version).await {
                     Ok(records) => {
                         let (r, wait) = super::storage_io(|| {
                             append(broker, stats, name, p.index, records, req.acks)
@@ -114,6 +115,21 @@ fn add_leader_endpoints(
                 .with_rack(rack)
         })
         .collect();
+}
+
+/// The partition's records once [`validate_records`] and, for a transactional batch, the
+/// coordinator ([`super::txn_verify`]) accept them.
+async fn checked(
+    broker: &Broker,
+    req: &ProduceRequest,
+    topic: &str,
+    p: &PartitionProduceData,
+    version: i16,
+) -> Result<Bytes, (i16, String)> {
+    let records = validate_records(version, p.records.as_ref())?;
+    let id = req.transactional_id.as_ref().map(|t| t.as_str());
+    super::txn_verify::check(broker, id, topic, p.index, &records).await?;
+    Ok(records)
 }
 
 /// Kafka's request-level rule (ProduceRequest.validateRecords): from v3 a partition carries

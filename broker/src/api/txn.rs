@@ -189,6 +189,11 @@ pub async fn add_partitions(
     for t in &req.transactions {
         let mut r = AddPartitionsToTxnResult::default();
         r.transactional_id = t.transactional_id.clone();
+        if t.verify_only {
+            r.topic_results = verify_one(broker, t).await;
+            resp.results_by_transaction.push(r);
+            continue;
+        }
         r.topic_results = add_one(
             broker,
             t.transactional_id.as_str(),
@@ -243,6 +248,44 @@ async fn add_one(
                     AddPartitionsToTxnPartitionResult::default()
                         .with_partition_index(p)
                         .with_partition_error_code(code)
+                })
+                .collect();
+            r
+        })
+        .collect()
+}
+
+/// A partition leader's KIP-890 verification: per partition, whether it is in the ongoing
+/// transaction (INVALID_TXN_STATE when not); nothing is written.
+async fn verify_one(
+    broker: &Arc<Broker>,
+    t: &add_partitions_to_txn_request::AddPartitionsToTxnTransaction,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let ready = ready(broker).await;
+    let id = t.transactional_id.as_str();
+    t.topics
+        .iter()
+        .map(|topic| {
+            let mut r = AddPartitionsToTxnTopicResult::default();
+            r.name = topic.name.clone();
+            r.results_by_partition = topic
+                .partitions
+                .iter()
+                .map(|&p| {
+                    let verdict = ready.and_then(|()| {
+                        broker.txns.with(|c| {
+                            c.verify(
+                                id,
+                                t.producer_id.0,
+                                t.producer_epoch,
+                                topic.name.as_str(),
+                                p,
+                            )
+                        })
+                    });
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(p)
+                        .with_partition_error_code(verdict.err().map_or(0, |e| e.code()))
                 })
                 .collect();
             r

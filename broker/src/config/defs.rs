@@ -598,6 +598,12 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "segment.bytes of __transaction_state."
     ),
     def!(
+        "transaction.partition.verification.enable",
+        Some("true"),
+        Bool,
+        "KIP-890 part 1: before a producer's first transactional batch of a transaction is appended to a partition, its leader asks the coordinator whether the partition is in that transaction (refused with INVALID_TXN_STATE when not), so a late or stray batch cannot open a transaction nobody will end."
+    ),
+    def!(
         "transaction.max.timeout.ms",
         Some("900000"),
         Int,

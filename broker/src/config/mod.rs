@@ -281,7 +281,7 @@ impl BrokerConfig {
             },
             log_config,
             groups: group_config(&int, &positive)?,
-            txns: txn_config(&positive)?,
+            txns: txn_config(&get, &positive)?,
             replication,
             explicit: props,
             ignored,
@@ -348,6 +348,7 @@ fn group_config(
 }
 
 fn txn_config(
+    get: &dyn Fn(&str) -> Option<String>,
     positive: &dyn Fn(&str) -> Result<i64, ConfigError>,
 ) -> Result<crate::txn::TxnConfig, ConfigError> {
     Ok(crate::txn::TxnConfig {
@@ -362,6 +363,8 @@ fn txn_config(
             "transaction.remove.expired.transaction.cleanup.interval.ms",
         )?,
         write_timeout_ms: positive("request.timeout.ms").unwrap_or(30_000),
+        verify_partitions: get("transaction.partition.verification.enable").as_deref()
+            != Some("false"),
     })
 }
 

@@ -47,6 +47,8 @@ pub struct TxnConfig {
     pub remove_expired_interval_ms: i64,
     /// How long a write to `__transaction_state` waits for the ISR (`request.timeout.ms`).
     pub write_timeout_ms: i64,
+    /// `transaction.partition.verification.enable` (KIP-890 part 1).
+    pub verify_partitions: bool,
 }
 
 impl Default for TxnConfig {
@@ -61,6 +63,7 @@ impl Default for TxnConfig {
             abort_interval_ms: 10_000,
             remove_expired_interval_ms: 3_600_000,
             write_timeout_ms: 30_000,
+            verify_partitions: true,
         }
     }
 }
@@ -150,6 +153,30 @@ impl Transactions {
     /// Every known id (DescribeTransactions/ListTransactions, timers).
     pub fn entries(&self) -> impl Iterator<Item = (&String, &Entry)> {
         self.txns.iter()
+    }
+
+    /// KIP-890 part 1: whether `topic`-`partition` is in the ongoing transaction of `id` with
+    /// this producer id and epoch (INVALID_TXN_STATE when it is not).
+    pub fn verify(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), E> {
+        self.locate(id)?;
+        let e = self.get(id).ok_or(E::InvalidProducerIdMapping)?;
+        if e.value.producer_id != producer_id {
+            return Err(E::InvalidProducerIdMapping);
+        }
+        if e.value.producer_epoch != epoch {
+            return Err(E::ProducerFenced);
+        }
+        match e.value.state == state::TxnState::Ongoing && e.value.contains(topic, partition) {
+            true => Ok(()),
+            false => Err(E::InvalidTxnState),
+        }
     }
 
     /// Starts writing `value` for `id`: CONCURRENT_TRANSACTIONS when a write is in flight.
