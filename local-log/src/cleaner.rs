@@ -18,14 +18,23 @@
 //! its key (or lies beyond the map); tombstones survive until the batch's delete horizon (attribute
 //! bit 6, base timestamp = cleaning time + `delete.retention.ms`, stamped on the first pass);
 //! aborted transactional data is dropped; the batch holding a producer's last offset and the last
-//! batch of the pass are kept, header-only if emptied. Transaction markers are kept as they are.
+//! batch of the pass are kept, header-only if emptied.
+//!
+//! Marker rules (formats.md §5.2 point 6): while rewriting, the pass tracks per producer whether a
+//! data batch of its current transaction was written to the output. An ABORT/COMMIT marker whose
+//! transaction has no retained data batch left (an ABORT's data is always dropped unless kept
+//! header-only as a producer's last batch) is removable: the first pass stamps it with a delete
+//! horizon, the same way as a batch holding tombstones, and a pass at or after the horizon drops
+//! it. A marker that is an active producer's last batch (the producer has no data offset and the
+//! marker carries its current epoch) or the pass's last batch is kept whole. The `.txnindex` of a
+//! rewritten segment keeps only the entries whose ABORT marker is still in it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use shale_protocol::record::{BatchBuilder, Record};
-use shale_protocol::record_batch::{RecordBatch, NO_TIMESTAMP};
+use shale_protocol::record::{control_record, BatchBuilder, Record};
+use shale_protocol::record_batch::{BatchError, RecordBatch, NO_TIMESTAMP};
 
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
@@ -70,13 +79,32 @@ struct Pass<'a> {
     map: &'a OffsetMap,
     map_end: i64,
     aborted: &'a HashSet<i64>,
-    producer_last: HashMap<i64, i64>,
+    /// Active producers: id → (last data offset or -1, current epoch).
+    producer_last: HashMap<i64, (i64, i16)>,
+    txns: TxnTracking,
     last_batch_base: i64,
     now: i64,
     delete_retention_ms: i64,
     stats: CleanStats,
-    /// Earliest delete horizon of a retained batch that still holds tombstones.
+    /// Earliest delete horizon of a retained batch that still holds tombstones (or a removable
+    /// marker).
     next_horizon: Option<i64>,
+}
+
+impl Pass<'_> {
+    fn note_horizon(&mut self, h: i64) {
+        self.next_horizon = Some(self.next_horizon.map_or(h, |n| n.min(h)));
+    }
+}
+
+/// Transaction state of one pass (the role of Kafka's `CleanedTransactionMetadata`).
+#[derive(Debug, Default)]
+struct TxnTracking {
+    /// Producer id → whether a data batch of its current transaction (since its last marker in
+    /// this pass) was written to the output.
+    retained: HashMap<i64, bool>,
+    /// Offsets of the ABORT markers written to the output: their `.txnindex` entries stay.
+    kept_aborts: HashSet<i64>,
 }
 
 fn corrupt(seg: &Segment, e: impl std::fmt::Display) -> LogError {
@@ -207,8 +235,9 @@ impl Log {
                 .producers
                 .entries()
                 .iter()
-                .map(|e| (e.producer_id, e.last_offset))
+                .map(|e| (e.producer_id, (e.last_offset, e.producer_epoch)))
                 .collect(),
+            txns: TxnTracking::default(),
             last_batch_base,
             now,
             delete_retention_ms: config.delete_retention_ms,
@@ -268,8 +297,12 @@ impl Log {
                 )?;
             }
         }
-        // Markers are kept as they are, so their aborted-transaction entries are too.
-        let aborted: Vec<_> = group.iter().flat_map(|s| s.aborted_txns()).collect();
+        // Only the entries whose ABORT marker is still in the rewritten segment.
+        let aborted: Vec<_> = group
+            .iter()
+            .flat_map(|s| s.aborted_txns())
+            .filter(|e| pass.txns.kept_aborts.contains(&e.last_offset))
+            .collect();
         cleaned.adopt_aborted_txns(&aborted)?;
         cleaned.on_become_inactive()?;
         if let Some(last) = group.last() {
@@ -424,13 +457,82 @@ fn last_batch_base(seg: &Segment) -> Result<i64> {
 fn filter_batch(
     batch: &RecordBatch,
     pass: &mut Pass<'_>,
-) -> std::result::Result<Option<RecordBatch>, shale_protocol::record_batch::BatchError> {
-    let keep_empty = (batch.has_producer_id()
-        && pass.producer_last.get(&batch.producer_id()) == Some(&batch.last_offset()))
-        || batch.base_offset() == pass.last_batch_base;
+) -> std::result::Result<Option<RecordBatch>, BatchError> {
+    let keep_empty =
+        is_last_of_producer(batch, pass) || batch.base_offset() == pass.last_batch_base;
     if batch.is_control() {
+        return filter_marker(batch, keep_empty, pass);
+    }
+    let out = filter_data(batch, keep_empty, pass)?;
+    if batch.is_transactional() {
+        *pass.txns.retained.entry(batch.producer_id()).or_default() |= out.is_some();
+    }
+    Ok(out)
+}
+
+/// Whether `batch` preserves an active producer's state: the batch holding its last data
+/// offset, or, when it has none (its last write was a marker), a marker of its current epoch.
+fn is_last_of_producer(batch: &RecordBatch, pass: &Pass<'_>) -> bool {
+    if !batch.has_producer_id() {
+        return false;
+    }
+    match pass.producer_last.get(&batch.producer_id()) {
+        Some(&(last, _)) if last >= 0 => batch.last_offset() == last,
+        Some(&(_, epoch)) => batch.is_control() && batch.producer_epoch() == epoch,
+        None => false,
+    }
+}
+
+/// The retained form of a control batch. A transaction marker is removable when no data batch of
+/// its transaction was retained in this pass (an emptied control batch always is); a removable
+/// marker gets a delete horizon on first sight and is dropped once the horizon has passed,
+/// unless `keep` (a producer's or the pass's last batch) holds it. Other control batches stay.
+fn filter_marker(
+    batch: &RecordBatch,
+    keep: bool,
+    pass: &mut Pass<'_>,
+) -> std::result::Result<Option<RecordBatch>, BatchError> {
+    let (removable, is_abort) = match control_record(batch) {
+        Ok(Some(c)) if c.is_end_txn_marker() => {
+            let had_data = pass.txns.retained.remove(&batch.producer_id());
+            (!had_data.unwrap_or(false), c.is_abort())
+        }
+        Ok(None) => (batch.record_count() == 0, false),
+        // Another control type, or one this cleaner cannot read: left as it is.
+        _ => (false, false),
+    };
+    let horizon = batch.delete_horizon_ms();
+    if removable && !keep && horizon.is_some_and(|h| pass.now >= h) {
+        pass.stats.records_removed += u64::try_from(batch.record_count()).unwrap_or(0);
+        return Ok(None);
+    }
+    if is_abort {
+        pass.txns.kept_aborts.insert(batch.base_offset());
+    }
+    if !removable {
         return Ok(Some(batch.clone()));
     }
+    match horizon {
+        Some(h) => {
+            if h > pass.now {
+                pass.note_horizon(h);
+            }
+            Ok(Some(batch.clone()))
+        }
+        None => {
+            let h = pass.now.saturating_add(pass.delete_retention_ms);
+            pass.note_horizon(h);
+            rebuild(batch, batch.records()?, Some(h)).map(Some)
+        }
+    }
+}
+
+/// The retained form of a data batch (see [`filter_batch`]).
+fn filter_data(
+    batch: &RecordBatch,
+    keep_empty: bool,
+    pass: &mut Pass<'_>,
+) -> std::result::Result<Option<RecordBatch>, BatchError> {
     let empty = |pass: &mut Pass<'_>, n: usize| {
         pass.stats.records_removed += n as u64;
         if keep_empty {
@@ -460,8 +562,7 @@ fn filter_batch(
     let new_horizon = (tombstones && horizon.is_none())
         .then(|| pass.now.saturating_add(pass.delete_retention_ms));
     if tombstones {
-        let h = new_horizon.or(horizon).unwrap_or(i64::MAX);
-        pass.next_horizon = Some(pass.next_horizon.map_or(h, |n| n.min(h)));
+        pass.note_horizon(new_horizon.or(horizon).unwrap_or(i64::MAX));
     }
     if kept.len() == total && new_horizon.is_none() {
         return Ok(Some(batch.clone()));
@@ -488,7 +589,7 @@ fn rebuild(
     batch: &RecordBatch,
     kept: Vec<Record>,
     new_horizon: Option<i64>,
-) -> std::result::Result<RecordBatch, shale_protocol::record_batch::BatchError> {
+) -> std::result::Result<RecordBatch, BatchError> {
     let base_ts = new_horizon.unwrap_or(batch.base_timestamp());
     let mut b = BatchBuilder::new(base_ts);
     b.base_offset = batch.base_offset();
@@ -499,6 +600,7 @@ fn rebuild(
     b.producer_epoch = batch.producer_epoch();
     b.base_sequence = batch.base_sequence();
     b.is_transactional = batch.is_transactional();
+    b.is_control = batch.is_control();
     b.max_timestamp = Some(batch.max_timestamp());
     for mut r in kept {
         if new_horizon.is_some() {
@@ -518,9 +620,7 @@ fn rebuild(
 }
 
 /// Header-only batch keeping `batch`'s offsets, producer fields, epoch and max timestamp.
-fn empty_batch(
-    batch: &RecordBatch,
-) -> std::result::Result<RecordBatch, shale_protocol::record_batch::BatchError> {
+fn empty_batch(batch: &RecordBatch) -> std::result::Result<RecordBatch, BatchError> {
     let mut b = BatchBuilder::new(NO_TIMESTAMP);
     b.base_offset = batch.base_offset();
     b.partition_leader_epoch = batch.partition_leader_epoch();

@@ -270,7 +270,7 @@ impl Segment {
     }
 
     /// Gives this (new, empty-indexed) segment the entries of `from` and writes its `.txnindex`
-    /// (the cleaner keeps every marker, so the rewritten segment keeps their entries).
+    /// (the cleaner passes the entries whose ABORT marker it kept in the rewritten segment).
     pub(crate) fn adopt_aborted_txns(&self, from: &[AbortedTxn]) -> Result<()> {
         if from.is_empty() {
             return Ok(());

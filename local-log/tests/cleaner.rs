@@ -246,7 +246,8 @@ fn aborted_transactions_are_dropped() {
     };
     assert_eq!(log.collect_aborted_txns(0, 4).unwrap(), vec![entry]);
     log.clean(true).unwrap().unwrap();
-    // The marker is kept, and so is its .txnindex entry in the rewritten segment.
+    // The aborted batch stays header-only as producer 7's last, so its ABORT marker is not
+    // removable: the marker is kept, and so is its .txnindex entry in the rewritten segment.
     assert_eq!(log.collect_aborted_txns(0, 4).unwrap(), vec![entry]);
     assert!(d.path().join("00000000000000000000.txnindex").exists());
     let got = contents(&log);
