@@ -19,11 +19,7 @@ pub async fn init_producer_id(
     req: &InitProducerIdRequest,
     version: i16,
 ) -> InitProducerIdResponse {
-    let mut resp = InitProducerIdResponse::default();
-    resp.producer_id = ProducerId(-1);
-    resp.producer_epoch = -1;
-    resp.ongoing_txn_producer_id = ProducerId(-1);
-    resp.ongoing_txn_producer_epoch = -1;
+    let mut resp = no_producer_id();
     if let Some(id) = &req.transactional_id {
         return super::txn::init_producer_id(broker, req, version, id.as_str()).await;
     }
@@ -34,6 +30,16 @@ pub async fn init_producer_id(
         }
         Err(code) => resp.error_code = code,
     }
+    resp
+}
+
+/// An InitProducerId answer without a producer id yet (every id and epoch -1).
+pub(crate) fn no_producer_id() -> InitProducerIdResponse {
+    let mut resp = InitProducerIdResponse::default();
+    resp.producer_id = ProducerId(-1);
+    resp.producer_epoch = -1;
+    resp.ongoing_txn_producer_id = ProducerId(-1);
+    resp.ongoing_txn_producer_epoch = -1;
     resp
 }
 

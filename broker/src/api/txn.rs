@@ -60,11 +60,7 @@ pub async fn init_producer_id(
     version: i16,
     id: &str,
 ) -> InitProducerIdResponse {
-    let mut resp = InitProducerIdResponse::default();
-    resp.producer_id = ProducerId(-1);
-    resp.producer_epoch = -1;
-    resp.ongoing_txn_producer_id = ProducerId(-1);
-    resp.ongoing_txn_producer_epoch = -1;
+    let mut resp = super::producers::no_producer_id();
     match init(broker, req, id).await {
         Ok((pid, epoch)) => {
             resp.producer_id = ProducerId(pid);
@@ -231,6 +227,18 @@ async fn add_one(
         true => Err(E::OperationNotAttempted),
         false => add(broker, id, producer_id, epoch, &all).await,
     };
+    topic_results(topics, |topic, p| match &outcome {
+        Ok(()) => 0,
+        Err(_) if !known(topic, p) => E::UnknownTopicOrPartition.code(),
+        Err(e) => fenced_for(*e, kip588).code(),
+    })
+}
+
+/// One result per requested partition, with the code `code_of(topic, partition)` gives.
+fn topic_results(
+    topics: &[add_partitions_to_txn_request::AddPartitionsToTxnTopic],
+    code_of: impl Fn(&str, i32) -> i16,
+) -> Vec<AddPartitionsToTxnTopicResult> {
     topics
         .iter()
         .map(|t| {
@@ -240,14 +248,9 @@ async fn add_one(
                 .partitions
                 .iter()
                 .map(|&p| {
-                    let code = match &outcome {
-                        Ok(()) => 0,
-                        Err(_) if !known(t.name.as_str(), p) => E::UnknownTopicOrPartition.code(),
-                        Err(e) => fenced_for(*e, kip588).code(),
-                    };
                     AddPartitionsToTxnPartitionResult::default()
                         .with_partition_index(p)
-                        .with_partition_error_code(code)
+                        .with_partition_error_code(code_of(t.name.as_str(), p))
                 })
                 .collect();
             r
@@ -262,35 +265,15 @@ async fn verify_one(
     t: &add_partitions_to_txn_request::AddPartitionsToTxnTransaction,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     let ready = ready(broker).await;
-    let id = t.transactional_id.as_str();
-    t.topics
-        .iter()
-        .map(|topic| {
-            let mut r = AddPartitionsToTxnTopicResult::default();
-            r.name = topic.name.clone();
-            r.results_by_partition = topic
-                .partitions
-                .iter()
-                .map(|&p| {
-                    let verdict = ready.and_then(|()| {
-                        broker.txns.with(|c| {
-                            c.verify(
-                                id,
-                                t.producer_id.0,
-                                t.producer_epoch,
-                                topic.name.as_str(),
-                                p,
-                            )
-                        })
-                    });
-                    AddPartitionsToTxnPartitionResult::default()
-                        .with_partition_index(p)
-                        .with_partition_error_code(verdict.err().map_or(0, |e| e.code()))
-                })
-                .collect();
-            r
-        })
-        .collect()
+    let (id, pid, epoch) = (
+        t.transactional_id.as_str(),
+        t.producer_id.0,
+        t.producer_epoch,
+    );
+    topic_results(&t.topics, |topic, p| {
+        let verdict = ready.and_then(|()| broker.txns.with(|c| c.verify(id, pid, epoch, topic, p)));
+        verdict.err().map_or(0, |e| e.code())
+    })
 }
 
 /// AddOffsetsToTxn: adds the group's `__consumer_offsets` partition to the transaction.

@@ -23,22 +23,7 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), i16> {
     if let Some(t) = image.topic(OFFSETS_TOPIC) {
         let n = t.partitions.len() as i32;
         broker.groups.with(|g| g.set_partitions(n));
-        // Another request may have created the topic and not reconciled its logs yet:
-        // reconciling again waits for it (the reconcile lock) and is a no-op otherwise.
-        let missing = t.partitions.iter().any(|(&p, part)| {
-            part.replicas.contains(&broker.config.node_id)
-                && broker
-                    .replicas()
-                    .get(&TopicPartition::new(OFFSETS_TOPIC, p))
-                    .is_none()
-        });
-        if missing {
-            let done = crate::api::blocking(broker, |b| b.reconcile()).await;
-            if let Err(e) = done {
-                tracing::warn!(error = %e, "creating the logs of __consumer_offsets failed");
-                return Err(E::CoordinatorNotAvailable.code());
-            }
-        }
+        local_logs(broker, t).await.map_err(|e| e.code())?;
         // Metadata the coordinator has not followed yet (leadership may have moved): the
         // metadata follower syncs too, this covers a request that arrives first.
         if image.last_offset != broker.groups.synced_metadata() {
@@ -80,6 +65,27 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), i16> {
         .unwrap_or(cfg.offsets_partitions);
     broker.groups.with(|g| g.set_partitions(n));
     crate::api::blocking(broker, sync_partitions).await;
+    Ok(())
+}
+
+/// The logs of internal topic `t` that this broker hosts exist: another request may have
+/// created the topic and not reconciled its logs yet, so reconciling again waits for it (the
+/// reconcile lock) and is a no-op otherwise. COORDINATOR_NOT_AVAILABLE when they cannot be
+/// created.
+pub async fn local_logs(broker: &Arc<Broker>, t: &shale_raft::TopicImage) -> Result<(), E> {
+    let missing = t.partitions.iter().any(|(&p, part)| {
+        part.replicas.contains(&broker.config.node_id)
+            && broker
+                .replicas()
+                .get(&TopicPartition::new(t.name.as_str(), p))
+                .is_none()
+    });
+    if missing {
+        if let Err(e) = crate::api::blocking(broker, |b| b.reconcile()).await {
+            tracing::warn!(topic = %t.name, error = %e, "creating the topic's logs failed");
+            return Err(E::CoordinatorNotAvailable);
+        }
+    }
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use kafka_protocol::error::ResponseError as E;
 use shale_common::TopicPartition;
 use shale_local_log::AppendOrigin;
 use shale_protocol::record::BatchBuilder;
-use shale_protocol::record_batch::batches;
+use shale_protocol::record_batch::{batches, RecordBatch};
 use shale_raft::CreateTopicSpec;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,20 +24,7 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), E> {
     if let Some(t) = image.topic(TXN_TOPIC) {
         let n = t.partitions.len() as i32;
         broker.txns.with(|c| c.set_partitions(n));
-        let missing = t.partitions.iter().any(|(&p, part)| {
-            part.replicas.contains(&broker.config.node_id)
-                && broker
-                    .replicas()
-                    .get(&TopicPartition::new(TXN_TOPIC, p))
-                    .is_none()
-        });
-        if missing {
-            if let Err(e) = crate::api::blocking(broker, |b| b.reconcile()).await {
-                tracing::warn!(error = %e, "creating the logs of {TXN_TOPIC} failed");
-                return Err(E::CoordinatorNotAvailable);
-            }
-        }
-        return Ok(());
+        return crate::group::store::local_logs(broker, t).await;
     }
     let cfg = broker.txns.with(|c| c.config().clone());
     let rf =
@@ -99,25 +86,44 @@ fn append(
     key: bytes::Bytes,
     value: Option<bytes::Bytes>,
 ) -> Result<Pending, E> {
-    let tp = TopicPartition::new(TXN_TOPIC, partition);
-    let part = broker
-        .replicas()
-        .get_leader(&tp)
-        .map_err(|_| E::NotCoordinator)?;
     let now = broker.clock.now_ms();
     let mut b = BatchBuilder::new(now);
     b.push(now, Some(key), value, Vec::new());
     let batch = b.build().map_err(|e| {
-        tracing::warn!(partition = %tp, error = %e, "cannot build a transaction state record");
+        tracing::warn!(partition, error = %e, "cannot build a transaction state record");
         E::UnknownServerError
     })?;
-    let origin = AppendOrigin::Client {
-        leader_epoch: part.leader_epoch(),
+    append_led(
+        broker,
+        &TopicPartition::new(TXN_TOPIC, partition),
+        batch,
+        false,
+    )
+}
+
+/// Appends `batch` to `tp`, which this broker must lead (NOT_COORDINATOR otherwise), as a
+/// coordinator writes: a plain append, or with the log's coordinator origin for a transactional
+/// batch (producer-epoch fencing, no sequence check); returns the wait for its ISR. The error
+/// is what a coordinator answers.
+pub(crate) fn append_led(
+    broker: &Broker,
+    tp: &TopicPartition,
+    batch: RecordBatch,
+    transactional: bool,
+) -> Result<Pending, E> {
+    let part = broker
+        .replicas()
+        .get_leader(tp)
+        .map_err(|_| E::NotCoordinator)?;
+    let leader_epoch = part.leader_epoch();
+    let origin = match transactional {
+        true => AppendOrigin::Coordinator { leader_epoch },
+        false => AppendOrigin::Client { leader_epoch },
     };
     let info =
         crate::api::storage_io(|| part.log.append(batch.into_bytes(), origin)).map_err(|e| {
             let answer = crate::errors::coordinator_append_error(crate::errors::log_error(&e));
-            tracing::warn!(partition = %tp, error = %e, ?answer, "cannot write transaction state");
+            tracing::info!(partition = %tp, error = %e, ?answer, "coordinator write refused");
             answer
         })?;
     part.publish_progress();

@@ -14,7 +14,6 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use shale_common::TopicPartition;
-use shale_local_log::AppendOrigin;
 use shale_protocol::record::BatchBuilder;
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,11 +130,6 @@ fn append(
     producer_id: i64,
     producer_epoch: i16,
 ) -> Result<Pending, E> {
-    let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
-    let part = broker
-        .replicas()
-        .get_leader(&tp)
-        .map_err(|_| E::NotCoordinator)?;
     let now = broker.clock.now_ms();
     let mut b = BatchBuilder::new(now);
     b.producer_id = producer_id;
@@ -146,14 +140,6 @@ fn append(
         b.push(now, Some(w.key.clone()), w.value.clone(), Vec::new());
     }
     let batch = b.build().map_err(|_| E::UnknownServerError)?;
-    let origin = AppendOrigin::Coordinator {
-        leader_epoch: part.leader_epoch(),
-    };
-    let info =
-        crate::api::storage_io(|| part.log.append(batch.into_bytes(), origin)).map_err(|e| {
-            tracing::info!(partition = %tp, error = %e, "transactional offsets refused");
-            crate::errors::coordinator_append_error(crate::errors::log_error(&e))
-        })?;
-    part.publish_progress();
-    Ok(Pending::new(part, info.last_offset + 1))
+    let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+    crate::txn::store::append_led(broker, &tp, batch, true)
 }
