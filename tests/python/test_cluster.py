@@ -400,14 +400,17 @@ def test_controller_failover_under_topic_creation_loses_no_topic(cluster):
     from confluent_kafka.admin import NewTopic
     admin = kh.ck_admin(entry.bootstrap)
     deadline = time.monotonic() + 60
-    i = 0
-    while time.monotonic() < deadline and (first_after is None or i < len(created) + 5):
+    i, created_by_first_after = 0, 0
+    # Until five more topics are acknowledged after the first one the new controller created.
+    while time.monotonic() < deadline and (first_after is None
+                                           or len(created) < created_by_first_after + 5):
         name = f"loop-{i}"
         try:
             admin.create_topics([NewTopic(name, 1, 1)], request_timeout=10)[name].result(timeout=15)
             created.append(name)
             if killed_at is not None and first_after is None:
                 first_after = time.monotonic() - killed_at
+                created_by_first_after = len(created)
         except Exception as e:  # noqa: BLE001 - retriable while there is no controller
             if "already exists" in str(e):
                 created.append(name)

@@ -327,10 +327,16 @@ def test_bad_group_requests_keep_coordinator_healthy(broker_factory):
     b = broker_factory(FAST)
     kh.ck_create_topic(b.bootstrap, "bad-t", 1)
     with kh.RawConnection(b.host, b.port) as c:
-        # FindCoordinator v1 for a transaction: no transaction coordinator.
+        # FindCoordinator v1 for a transactional id: this broker coordinates it.
         r = c.recv_response(c.send_request(kh.API_FIND_COORDINATOR, 1, kh.string("tx") + kh.i8(1)))
         r.i32()
-        assert r.i16() == COORDINATOR_NOT_AVAILABLE
+        assert r.i16() == 0
+        r.string()
+        assert (r.i32(), r.string(), r.i32()) == (1, b.host, b.port)
+        # An unknown key type is an invalid request.
+        r = c.recv_response(c.send_request(kh.API_FIND_COORDINATOR, 1, kh.string("x") + kh.i8(2)))
+        r.i32()
+        assert r.i16() == kh.INVALID_REQUEST
         err, _, member = join_v5(c, "bad", "", "consumer")
         assert err == MEMBER_ID_REQUIRED
         err, gen, member2 = join_v5(c, "bad", member, "consumer")
