@@ -404,34 +404,47 @@ fn read_one(
         out.high_watermark = partition.high_watermark();
     }
     let max = (t.max_bytes.max(0) as usize).min(budget);
-    match partition.log.read(t.fetch_offset, max, max_offset, min_one) {
+    let read = partition.log.read(t.fetch_offset, max, max_offset, min_one);
+    let tiered = fill(&mut out, &partition, t.fetch_offset, read, reader);
+    (out, tiered)
+}
+
+/// A local read's outcome into the partition's answer: records (with their aborted
+/// transactions for read_committed), or the error; the partition id when the offset is in the
+/// remote tier and a consumer reads it from there.
+fn fill(
+    out: &mut FetchPartitionData,
+    partition: &crate::state::Partition,
+    fetch_offset: i64,
+    read: Result<shale_local_log::ReadInfo, LogError>,
+    reader: Reader<'_>,
+) -> Option<TopicIdPartition> {
+    match read {
         Ok(info) => {
             out.log_start_offset = info.log_start_offset;
-            if read_committed {
-                out.aborted_transactions = Some(aborted(&partition, t.fetch_offset, &info.records));
+            if reader.read_committed {
+                out.aborted_transactions = Some(aborted(partition, fetch_offset, &info.records));
             }
             if !info.records.is_empty() {
                 out.records = vec![info.records];
             }
         }
-        Err(LogError::OffsetMovedToTieredStorage { .. }) if replica >= 0 => {
+        Err(LogError::OffsetMovedToTieredStorage { .. }) if reader.replica >= 0 => {
             // A follower rebuilds what is tiered from the remote tier itself (KIP-405).
             out.error_code = E::OffsetMovedToTieredStorage.code();
         }
         Err(LogError::OffsetMovedToTieredStorage { .. }) => {
-            return (
-                out,
-                Some(crate::tiering::Tiering::topic_id_partition(&partition)),
-            );
+            return Some(crate::tiering::Tiering::topic_id_partition(partition));
         }
         Err(e) => {
             out.error_code = log_error_code(&e);
             if out.error_code == E::KafkaStorageError.code() {
+                let tp = partition.log.topic_partition();
                 tracing::error!(partition = %tp, error = %e, "fetch read failed");
             }
         }
     }
-    (out, None)
+    None
 }
 
 /// The aborted transactions a read_committed consumer needs for `records` read from

@@ -146,13 +146,27 @@ pub(crate) async fn add(
 ) -> Result<(), E> {
     ready(broker).await?;
     let now = broker.clock.now_ms();
+    change(broker, id, |cur| {
+        state::add_partitions(cur, producer_id, epoch, partitions, now)
+    })
+    .await
+}
+
+/// Runs `step` on the state of a known id coordinated here (INVALID_PRODUCER_ID_MAPPING for an
+/// unknown one, CONCURRENT_TRANSACTIONS while a write is in flight) and writes the value it
+/// returns, if any.
+async fn change(
+    broker: &Arc<Broker>,
+    id: &str,
+    step: impl FnOnce(&TxnValue) -> Result<Option<TxnValue>, E>,
+) -> Result<(), E> {
     let ticket = broker.txns.with(|c| -> Result<Option<Ticket>, E> {
         c.locate(id)?;
         let e = c.get(id).ok_or(E::InvalidProducerIdMapping)?;
         if e.pending {
             return Err(E::ConcurrentTransactions);
         }
-        match state::add_partitions(&e.value, producer_id, epoch, partitions, now)? {
+        match step(&e.value)? {
             None => Ok(None),
             Some(v) => c.begin(id, Some(v)).map(Some),
         }
@@ -323,26 +337,12 @@ async fn end_txn(broker: &Arc<Broker>, req: &EndTxnRequest) -> Result<(), E> {
     ready(broker).await?;
     let id = req.transactional_id.as_str();
     let now = broker.clock.now_ms();
-    let ticket = broker.txns.with(|c| -> Result<Option<Ticket>, E> {
-        c.locate(id)?;
-        let e = c.get(id).ok_or(E::InvalidProducerIdMapping)?;
-        if e.pending {
-            return Err(E::ConcurrentTransactions);
-        }
-        let step = state::end(
-            &e.value,
-            req.producer_id.0,
-            req.producer_epoch,
-            req.committed,
-            now,
-        )?;
-        match step {
-            EndStep::AlreadyDone => Ok(None),
-            EndStep::Prepare(v) => c.begin(id, Some(v)).map(Some),
-        }
-    })?;
-    match ticket {
-        None => Ok(()),
-        Some(t) => run(broker, t).await,
-    }
+    let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
+    change(broker, id, |cur| {
+        Ok(match state::end(cur, pid, epoch, req.committed, now)? {
+            EndStep::AlreadyDone => None,
+            EndStep::Prepare(v) => Some(v),
+        })
+    })
+    .await
 }

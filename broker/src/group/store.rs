@@ -12,7 +12,7 @@ use kafka_protocol::error::ResponseError as E;
 use shale_common::TopicPartition;
 use shale_local_log::AppendOrigin;
 use shale_protocol::record::BatchBuilder;
-use shale_protocol::record_batch::{batches, BatchError};
+use shale_protocol::record_batch::{batches, BatchError, RecordBatch};
 use shale_raft::CreateTopicSpec;
 use std::sync::Arc;
 
@@ -282,57 +282,67 @@ pub fn sync_partitions(broker: &Broker) {
 
 fn replay_partition(broker: &Broker, log: &shale_local_log::Log, now: i64) -> u64 {
     let tp = log.topic_partition().clone();
+    let start = log.log_start_offset();
+    let mut count = 0;
+    replay_batches(log, |batch| {
+        if batch.is_control() {
+            replay_marker(broker, &tp, batch);
+            return;
+        }
+        let txn_producer = batch.is_transactional().then(|| batch.producer_id());
+        let base = batch.base_offset();
+        let Ok(recs) = batch.records() else {
+            tracing::warn!(partition = %tp, offset = base, "unreadable batch skipped");
+            return;
+        };
+        // The log may start inside its first batch (DeleteRecords).
+        let live = recs
+            .into_iter()
+            .filter(|r| base + i64::from(r.offset_delta) >= start);
+        for r in live {
+            let Some(key) = r.key.as_deref() else {
+                continue;
+            };
+            match records::decode(key, r.value.as_deref()) {
+                Ok(d) => {
+                    broker
+                        .groups
+                        .with(|g| replay_record(g, d, txn_producer, now));
+                    count += 1;
+                }
+                Err(e) => tracing::warn!(partition = %tp, error = %e, "record skipped"),
+            }
+        }
+    });
+    count
+}
+
+/// Calls `f` with every batch of a coordinator's partition `log`, from its log start to its
+/// end, in order (both coordinators rebuild their state this way when they gain a partition);
+/// a read error or an undecodable batch ends the replay, logged.
+pub fn replay_batches(log: &shale_local_log::Log, mut f: impl FnMut(&RecordBatch)) {
     let mut offset = log.log_start_offset();
     let end = log.log_end_offset();
-    let mut count = 0;
     while offset < end {
         let read = match log.read(offset, 1 << 20, end, true) {
-            Ok(r) => r,
+            Ok(r) if !r.records.is_empty() => r,
+            Ok(_) => break,
             Err(e) => {
+                let tp = log.topic_partition();
                 tracing::warn!(partition = %tp, offset, error = %e, "replay stopped");
                 break;
             }
         };
-        if read.records.is_empty() {
-            break;
-        }
         let before = offset;
         for batch in batches(read.records) {
             let Ok(batch) = batch else { break };
             offset = batch.next_offset();
-            if batch.is_control() {
-                replay_marker(broker, &tp, &batch);
-                continue;
-            }
-            let txn_producer = batch.is_transactional().then(|| batch.producer_id());
-            let base = batch.base_offset();
-            let Ok(recs) = batch.records() else {
-                tracing::warn!(partition = %tp, offset = base, "unreadable batch skipped");
-                continue;
-            };
-            for r in recs {
-                if base + i64::from(r.offset_delta) < before {
-                    continue;
-                }
-                let Some(key) = r.key.as_deref() else {
-                    continue;
-                };
-                match records::decode(key, r.value.as_deref()) {
-                    Ok(d) => {
-                        broker
-                            .groups
-                            .with(|g| replay_record(g, d, txn_producer, now));
-                        count += 1;
-                    }
-                    Err(e) => tracing::warn!(partition = %tp, error = %e, "record skipped"),
-                }
-            }
+            f(&batch);
         }
         if offset <= before {
             break;
         }
     }
-    count
 }
 
 /// A replayed record: applied, or held until its transaction's marker when it was written by

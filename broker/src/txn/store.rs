@@ -13,7 +13,7 @@ use kafka_protocol::error::ResponseError as E;
 use shale_common::TopicPartition;
 use shale_local_log::AppendOrigin;
 use shale_protocol::record::BatchBuilder;
-use shale_protocol::record_batch::{batches, RecordBatch};
+use shale_protocol::record_batch::RecordBatch;
 use shale_raft::CreateTopicSpec;
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,49 +188,32 @@ pub fn sync_partitions(broker: &Broker) -> Vec<(String, super::state::TxnValue, 
 /// Replays a partition's records into the core; returns how many were applied.
 fn replay(broker: &Broker, log: &shale_local_log::Log) -> u64 {
     let tp = log.topic_partition().clone();
-    let mut offset = log.log_start_offset();
-    let end = log.log_end_offset();
     let mut count = 0;
-    while offset < end {
-        let read = match log.read(offset, 1 << 20, end, true) {
-            Ok(r) if !r.records.is_empty() => r,
-            Ok(_) => break,
-            Err(e) => {
-                tracing::warn!(partition = %tp, offset, error = %e, "replay stopped");
-                break;
-            }
+    crate::group::store::replay_batches(log, |batch| {
+        if batch.is_control() {
+            return;
+        }
+        let Ok(recs) = batch.records() else {
+            let offset = batch.base_offset();
+            tracing::warn!(partition = %tp, offset, "unreadable batch skipped");
+            return;
         };
-        let before = offset;
-        for batch in batches(read.records) {
-            let Ok(batch) = batch else { break };
-            offset = batch.next_offset();
-            if batch.is_control() {
-                continue;
-            }
-            let Ok(recs) = batch.records() else {
-                tracing::warn!(partition = %tp, offset, "unreadable batch skipped");
+        for r in recs {
+            let Some(key) = r.key.as_deref() else {
                 continue;
             };
-            for r in recs {
-                let Some(key) = r.key.as_deref() else {
-                    continue;
-                };
-                let decoded = records::decode_key(key).and_then(|id| {
-                    let value = r.value.as_deref().map(records::decode_value).transpose()?;
-                    Ok((id, value))
-                });
-                match decoded {
-                    Ok((id, value)) => {
-                        broker.txns.with(|c| c.replay(id, value));
-                        count += 1;
-                    }
-                    Err(e) => tracing::warn!(partition = %tp, error = %e, "record skipped"),
+            let decoded = records::decode_key(key).and_then(|id| {
+                let value = r.value.as_deref().map(records::decode_value).transpose()?;
+                Ok((id, value))
+            });
+            match decoded {
+                Ok((id, value)) => {
+                    broker.txns.with(|c| c.replay(id, value));
+                    count += 1;
                 }
+                Err(e) => tracing::warn!(partition = %tp, error = %e, "record skipped"),
             }
         }
-        if offset <= before {
-            break;
-        }
-    }
+    });
     count
 }
