@@ -111,8 +111,14 @@ fn index_lookup(c: &mut Criterion) {
     .unwrap_or_else(|e| panic!("open log: {e}"));
     let b = batch(10, 1024).into_bytes();
     for _ in 0..2_000 {
-        log.append(b.clone(), AppendOrigin::Client { leader_epoch: 0 })
-            .unwrap_or_else(|e| panic!("append: {e}"));
+        log.append(
+            b.clone(),
+            AppendOrigin::Client {
+                leader_epoch: 0,
+                verification: None,
+            },
+        )
+        .unwrap_or_else(|e| panic!("append: {e}"));
     }
     log.roll().unwrap_or_else(|e| panic!("roll: {e}"));
     let leo = log.log_end_offset();

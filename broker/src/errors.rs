@@ -113,6 +113,7 @@ pub fn controller_error(e: &ControllerError) -> (i16, String) {
         ControllerError::InvalidReplicaAssignment(_) => E::InvalidReplicaAssignment,
         ControllerError::InvalidConfig { .. } => E::InvalidConfig,
         ControllerError::InvalidRequest(_) => E::InvalidRequest,
+        ControllerError::InvalidUpdateVersion(_) => E::InvalidUpdateVersion,
         ControllerError::NotController { .. } => E::NotController,
         ControllerError::Timeout(_) => E::RequestTimedOut,
         ControllerError::BrokerIdNotRegistered(_) => E::BrokerIdNotRegistered,

@@ -87,10 +87,21 @@ impl Broker {
         Ok(broker)
     }
 
-    /// The `__transaction_state` value version written: 1 (flexible) once `transaction.version`
-    /// 1 or more is finalized, else 0.
+    /// The finalized `transaction.version` (0 when the cluster has none).
+    pub fn transaction_version(&self) -> i16 {
+        let image = self.image();
+        image
+            .features
+            .get("transaction.version")
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The `__transaction_state` value version written: 1 (flexible, with the previous / next
+    /// producer ids and the client's transaction version) once `transaction.version` 1 or more
+    /// is finalized, else 0, as Kafka writes it.
     pub fn txn_log_value_version(&self) -> i16 {
-        0
+        i16::from(self.transaction_version() >= 1)
     }
 
     /// Tiered storage, if enabled and started.

@@ -479,6 +479,24 @@ impl Log {
         }))
     }
 
+    /// KIP-890's guard: a transactional batch that would open a transaction needs its
+    /// verification to still hold (no marker of its producer appended since it began).
+    fn check_verified(&self, b: &RecordBatch, token: u64) -> Result<()> {
+        let pid = b.producer_id();
+        if !b.is_transactional() || pid < 0 {
+            return Ok(());
+        }
+        let txns = self.txns.lock();
+        if txns.is_open(pid, b.producer_epoch()) || txns.is_verified(pid, token) {
+            return Ok(());
+        }
+        Err(LogError::InvalidTxnState {
+            tp: self.tp.clone(),
+            producer_id: pid,
+            reason: "its transaction ended between verification and append".into(),
+        })
+    }
+
     /// What `origin`'s append will write (under the append lock, after the producer-state
     /// checks), or `Err(answer)` for an idempotent client retry, which writes nothing.
     #[allow(clippy::too_many_arguments)]
@@ -493,10 +511,16 @@ impl Log {
         now: i64,
     ) -> Result<std::result::Result<Plan, AppendInfo>> {
         Ok(Ok(match origin {
-            AppendOrigin::Client { leader_epoch } => {
+            AppendOrigin::Client {
+                leader_epoch,
+                verification,
+            } => {
                 let b = checked.rebuilt.as_ref().unwrap_or(&input[0]);
                 if let Some(dup) = self.check_producer(inner, b, config)? {
                     return Ok(Err(dup));
+                }
+                if let Some(token) = verification {
+                    self.check_verified(b, token)?;
                 }
                 plan_client(b, leader_epoch, leo, config, now, checked.max_ts)
             }

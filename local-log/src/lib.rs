@@ -62,4 +62,5 @@ pub use meta_properties::MetaProperties;
 pub use producer_state::ProducerStateEntry;
 pub use shale_common::TopicPartition;
 pub use tiering::{SegmentForCopy, NEVER_TIERED_TOPICS};
+pub use transactions::VerificationGuard;
 pub use txn_index::{parse_txn_index, AbortedTxn};

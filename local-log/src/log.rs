@@ -34,6 +34,11 @@ pub enum AppendOrigin {
     Client {
         /// Leader epoch stamped into every batch.
         leader_epoch: i32,
+        /// The token of the batch's KIP-890 verification
+        /// ([`crate::VerificationGuard::token`]), when the broker verifies transactional
+        /// batches: a transactional batch that would open a transaction is refused
+        /// (INVALID_TXN_STATE) unless the verification still holds. `None`: not checked.
+        verification: Option<u64>,
     },
     /// The KRaft leader's own metadata batches: offsets assigned by the log, batch leader epoch
     /// kept as written, only CRC/size checks.

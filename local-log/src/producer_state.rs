@@ -299,7 +299,7 @@ impl ProducerStateManager {
         p.last_timestamp = h.max_timestamp();
         if h.is_transactional() && p.txn_first_offset < 0 {
             p.txn_first_offset = base_offset;
-            self.txns.lock().begin(pid, base_offset);
+            self.txns.lock().begin(pid, p.epoch, base_offset);
         }
         if h.base_sequence() >= 0 {
             p.batches.push_back(BatchMeta {
@@ -325,6 +325,7 @@ impl ProducerStateManager {
         aborted: bool,
     ) -> Option<CompletedTxn> {
         let pid = h.producer_id();
+        self.txns.lock().void_verifications(pid);
         let p = self.producers.entry(pid).or_insert_with(Producer::new);
         if h.producer_epoch() != p.epoch {
             p.batches.clear();
@@ -479,7 +480,7 @@ impl ProducerStateManager {
                         self.producers
                             .iter()
                             .filter(|(_, p)| p.txn_first_offset >= 0)
-                            .map(|(id, p)| (*id, p.txn_first_offset)),
+                            .map(|(id, p)| (*id, p.epoch, p.txn_first_offset)),
                     );
                     self.map_end_offset = off;
                     return Ok(Some(off));

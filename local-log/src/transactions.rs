@@ -9,8 +9,16 @@
 //! readers computing the LSO never wait for an append's file write. A completed transaction stays
 //! unstable until the high watermark passes its marker; those entries are pruned lazily, each
 //! time the first unstable offset is computed against the current high watermark.
+//!
+//! It also holds the KIP-890 verifications in flight ([`VerificationGuard`], Kafka's guard of
+//! the same name): a producer's first batch of a transaction is checked with the coordinator
+//! before the append, and a marker of that producer appended in between voids the check, so the
+//! late batch of a transaction that just ended cannot open one nobody will end.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use shale_protocol::record::{control_record, ControlRecord};
 use shale_protocol::record_batch::{BatchHeader, RecordBatch};
@@ -49,16 +57,20 @@ impl CompletedTxn {
 /// keyed by the transaction's first offset.
 #[derive(Debug, Default)]
 pub(crate) struct TxnTracker {
-    /// First offset → producer id.
-    ongoing: BTreeMap<i64, i64>,
+    /// First offset → producer id and the epoch that opened the transaction.
+    ongoing: BTreeMap<i64, (i64, i16)>,
     /// First offset → marker offset.
     unreplicated: BTreeMap<i64, i64>,
+    /// Producer id → tokens of its verifications in flight (one per request being verified:
+    /// bounded by the requests in flight, each removed when its guard drops).
+    verifying: HashMap<i64, Vec<u64>>,
+    next_token: u64,
 }
 
 impl TxnTracker {
-    /// A transaction of `producer_id` starts at `first_offset`.
-    pub(crate) fn begin(&mut self, producer_id: i64, first_offset: i64) {
-        self.ongoing.insert(first_offset, producer_id);
+    /// A transaction of `producer_id` at `epoch` starts at `first_offset`.
+    pub(crate) fn begin(&mut self, producer_id: i64, epoch: i16, first_offset: i64) {
+        self.ongoing.insert(first_offset, (producer_id, epoch));
     }
 
     /// The transaction that started at `first_offset` ended with the marker at `marker_offset`.
@@ -67,9 +79,38 @@ impl TxnTracker {
         self.unreplicated.insert(first_offset, marker_offset);
     }
 
-    /// Whether `producer_id` has an open transaction.
-    pub(crate) fn is_open(&self, producer_id: i64) -> bool {
-        self.ongoing.values().any(|&p| p == producer_id)
+    /// Whether `producer_id` has a transaction open that `epoch` opened.
+    pub(crate) fn is_open(&self, producer_id: i64, epoch: i16) -> bool {
+        self.ongoing.values().any(|&p| p == (producer_id, epoch))
+    }
+
+    /// A verification of `producer_id`'s next batch starts; its token.
+    fn start_verification(&mut self, producer_id: i64) -> u64 {
+        self.next_token += 1;
+        let token = self.next_token;
+        self.verifying.entry(producer_id).or_default().push(token);
+        token
+    }
+
+    fn end_verification(&mut self, producer_id: i64, token: u64) {
+        if let Some(tokens) = self.verifying.get_mut(&producer_id) {
+            tokens.retain(|&t| t != token);
+            if tokens.is_empty() {
+                self.verifying.remove(&producer_id);
+            }
+        }
+    }
+
+    /// A marker of `producer_id` was appended: its verifications in flight no longer hold.
+    pub(crate) fn void_verifications(&mut self, producer_id: i64) {
+        self.verifying.remove(&producer_id);
+    }
+
+    /// Whether the verification `token` of `producer_id` still holds.
+    pub(crate) fn is_verified(&self, producer_id: i64, token: u64) -> bool {
+        self.verifying
+            .get(&producer_id)
+            .is_some_and(|t| t.contains(&token))
     }
 
     /// First offset of the earliest open transaction.
@@ -89,20 +130,46 @@ impl TxnTracker {
         }
     }
 
-    /// Starts over with exactly the open transactions `(producer id, first offset)` (a snapshot
-    /// load); nothing is unreplicated.
-    pub(crate) fn reset_to(&mut self, ongoing: impl IntoIterator<Item = (i64, i64)>) {
+    /// Starts over with exactly the open transactions `(producer id, epoch, first offset)` (a
+    /// snapshot load); nothing is unreplicated.
+    pub(crate) fn reset_to(&mut self, ongoing: impl IntoIterator<Item = (i64, i16, i64)>) {
         self.unreplicated.clear();
         self.ongoing = ongoing
             .into_iter()
-            .map(|(pid, first)| (first, pid))
+            .map(|(pid, epoch, first)| (first, (pid, epoch)))
             .collect();
     }
 
     /// Open transactions as `(producer id, first offset)`, by first offset.
     #[cfg(test)]
     pub(crate) fn ongoing(&self) -> Vec<(i64, i64)> {
-        self.ongoing.iter().map(|(f, p)| (*p, *f)).collect()
+        self.ongoing.iter().map(|(f, (p, _))| (*p, *f)).collect()
+    }
+}
+
+/// A KIP-890 verification in flight for one producer's batch on one partition: taken before the
+/// coordinator is asked, handed to the append (`AppendOrigin::Client::verification`), and
+/// released when dropped. A marker of the producer appended meanwhile voids it, and the append
+/// of a batch that would open a transaction is then refused with INVALID_TXN_STATE.
+#[derive(Debug)]
+pub struct VerificationGuard {
+    txns: Arc<Mutex<TxnTracker>>,
+    producer_id: i64,
+    token: u64,
+}
+
+impl VerificationGuard {
+    /// The token the append checks.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+}
+
+impl Drop for VerificationGuard {
+    fn drop(&mut self) {
+        self.txns
+            .lock()
+            .end_verification(self.producer_id, self.token);
     }
 }
 
@@ -139,10 +206,24 @@ impl Log {
         Some(first.max(self.log_start_offset()))
     }
 
-    /// Whether `producer_id` has an open transaction in this log (KIP-890 verification is needed
-    /// only for a producer's first batch of a transaction). Does not take the append lock.
-    pub fn has_open_txn(&self, producer_id: i64) -> bool {
-        self.txns.lock().is_open(producer_id)
+    /// Starts a KIP-890 verification of `producer_id`'s next transactional batch (see
+    /// [`VerificationGuard`]); take it before asking the coordinator. Does not take the append
+    /// lock.
+    pub fn start_verification(&self, producer_id: i64) -> VerificationGuard {
+        let token = self.txns.lock().start_verification(producer_id);
+        VerificationGuard {
+            txns: self.txns.clone(),
+            producer_id,
+            token,
+        }
+    }
+
+    /// Whether `producer_id` has a transaction open in this log that `epoch` opened (KIP-890:
+    /// only a producer's first batch of a transaction is verified or added; under transaction
+    /// version 2 a batch of the next epoch starts the next transaction, as Kafka's
+    /// `hasOngoingTransaction(producerId, producerEpoch)`). Does not take the append lock.
+    pub fn has_open_txn(&self, producer_id: i64, epoch: i16) -> bool {
+        self.txns.lock().is_open(producer_id, epoch)
     }
 
     /// The last stable offset: `min(first unstable offset, high watermark)` (Fetch at
@@ -185,8 +266,9 @@ mod tests {
     fn tracker_first_unstable_follows_the_high_watermark() {
         let mut t = TxnTracker::default();
         assert_eq!(t.first_unstable(0), None);
-        t.begin(1, 5);
-        t.begin(2, 7);
+        t.begin(1, 0, 5);
+        t.begin(2, 0, 7);
+        assert!(t.is_open(1, 0) && !t.is_open(1, 1));
         assert_eq!(t.first_unstable(0), Some(5));
         t.complete(5, 9);
         assert_eq!(t.first_ongoing(), Some(7));
@@ -196,7 +278,7 @@ mod tests {
         t.complete(7, 11);
         assert_eq!(t.first_unstable(10), Some(7));
         assert_eq!(t.first_unstable(12), None);
-        t.reset_to([(3, 20)]);
+        t.reset_to([(3, 0, 20)]);
         assert_eq!(t.ongoing(), vec![(3, 20)]);
         assert_eq!(t.first_unstable(100), Some(20));
     }

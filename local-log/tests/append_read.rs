@@ -395,13 +395,19 @@ fn formats_md_vector_is_stored_verbatim() {
     let log = open(d.path(), LogConfig::default(), &clock, true);
     log.append(
         Bytes::from(v.clone()),
-        AppendOrigin::Client { leader_epoch: -1 },
+        AppendOrigin::Client {
+            leader_epoch: -1,
+            verification: None,
+        },
     )
     .unwrap();
     // Second copy lands at offset 1: only the base offset differs.
     log.append(
         Bytes::from(v.clone()),
-        AppendOrigin::Client { leader_epoch: -1 },
+        AppendOrigin::Client {
+            leader_epoch: -1,
+            verification: None,
+        },
     )
     .unwrap();
     let disk = fs::read(d.path().join("00000000000000000000.log")).unwrap();

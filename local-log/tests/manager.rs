@@ -36,8 +36,14 @@ fn create_shutdown_reopen() {
         let log = m
             .get_or_create(&TopicPartition::new("topic", p), id, LogConfig::default())
             .unwrap();
-        log.append(batch(2, T0, 5), AppendOrigin::Client { leader_epoch: 0 })
-            .unwrap();
+        log.append(
+            batch(2, T0, 5),
+            AppendOrigin::Client {
+                leader_epoch: 0,
+                verification: None,
+            },
+        )
+        .unwrap();
     }
     // Spread evenly over the two dirs.
     let in_a = m

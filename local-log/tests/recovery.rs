@@ -290,6 +290,7 @@ fn leader_epoch_cache_is_rebuilt_from_batches() {
             batch(2, T0 + i as i64, 40),
             shale_local_log::AppendOrigin::Client {
                 leader_epoch: epoch,
+                verification: None,
             },
         )
         .unwrap();

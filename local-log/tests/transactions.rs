@@ -118,6 +118,52 @@ fn interleaved_transactions_move_the_lso_and_index_the_abort() {
     assert_eq!(batches[5].base_offset(), 5);
 }
 
+fn verified(token: u64) -> AppendOrigin {
+    AppendOrigin::Client {
+        leader_epoch: 3,
+        verification: Some(token),
+    }
+}
+
+#[test]
+fn a_marker_between_verification_and_append_voids_the_verification() {
+    let d = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let log = open(d.path(), LogConfig::default(), &clock, true);
+    // Verified, nothing in between: the batch opens its transaction.
+    let guard = log.start_verification(1);
+    log.append(txn(1, 0, 0, 1), verified(guard.token()))
+        .unwrap();
+    drop(guard);
+    let guard = log.start_verification(1);
+    log.append(marker(1, 0, 5, true), COORDINATOR).unwrap();
+    // The transaction ended while the next batch was being verified: refused, not appended.
+    let late = log.append(txn(1, 0, 1, 1), verified(guard.token()));
+    assert!(
+        matches!(late, Err(LogError::InvalidTxnState { producer_id: 1, .. })),
+        "{late:?}"
+    );
+    assert_eq!(log.log_end_offset(), 2);
+    assert_eq!(log.last_stable_offset(), log.high_watermark());
+    drop(guard);
+    // Another producer's marker does not void producer 1's verification.
+    let guard = log.start_verification(1);
+    log.append(marker(2, 0, 5, false), COORDINATOR).unwrap();
+    log.append(txn(1, 0, 1, 1), verified(guard.token()))
+        .unwrap();
+    drop(guard);
+    // A released guard no longer verifies anything.
+    log.append(marker(1, 0, 5, false), COORDINATOR).unwrap();
+    let token = log.start_verification(1).token();
+    let stale = log.append(txn(1, 0, 2, 1), verified(token));
+    assert!(
+        matches!(stale, Err(LogError::InvalidTxnState { .. })),
+        "{stale:?}"
+    );
+    // Without a verification (the broker does not verify) nothing is checked.
+    log.append(txn(1, 0, 2, 1), client()).unwrap();
+}
+
 #[test]
 fn transaction_rules_on_produce_and_markers() {
     let d = tempfile::tempdir().unwrap();

@@ -126,6 +126,7 @@ requests! {
     OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
     DescribeQuorum => DescribeQuorumRequest,
     ElectLeaders => ElectLeadersRequest,
+    UpdateFeatures => UpdateFeaturesRequest,
     AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
     ListPartitionReassignments => ListPartitionReassignmentsRequest,
     DescribeLogDirs => DescribeLogDirsRequest,

@@ -103,7 +103,7 @@ fn every_served_api_round_trips_at_every_version() {
         DescribeProducers => DescribeProducersRequest,
         OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
         DescribeQuorum => DescribeQuorumRequest,
-        ElectLeaders => ElectLeadersRequest,
+        ElectLeaders => ElectLeadersRequest, UpdateFeatures => UpdateFeaturesRequest,
         AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
         ListPartitionReassignments => ListPartitionReassignmentsRequest,
         DescribeLogDirs => DescribeLogDirsRequest, FindCoordinator => FindCoordinatorRequest,
@@ -119,7 +119,7 @@ fn every_served_api_round_trips_at_every_version() {
         DescribeTransactions => DescribeTransactionsRequest,
         ListTransactions => ListTransactionsRequest,
     }
-    assert_eq!(Request::SERVED_API_KEYS.len(), 41);
+    assert_eq!(Request::SERVED_API_KEYS.len(), 42);
 }
 
 fn produce(version: i16, records: &Bytes) -> km::ProduceRequest {

@@ -93,11 +93,12 @@ fn fresh_open_writes_leader_change_bootstrap_and_registration() {
     assert_eq!(img.cluster_id, CLUSTER);
     assert_eq!(img.metadata_version(), 22);
     assert_eq!(img.features["group.version"], 1);
+    assert_eq!(img.features["transaction.version"], 2);
     let b = &img.brokers[&1];
     assert!(!b.fenced);
-    assert_eq!(b.epoch, 3);
+    assert_eq!(b.epoch, 4);
     assert_eq!(b.endpoints[0].port, 9092);
-    assert_eq!((img.last_offset, img.epoch), (3, 1));
+    assert_eq!((img.last_offset, img.epoch), (4, 1));
     assert_eq!(c.epoch(), 1);
     let all = log_batches(dir.path());
     assert_eq!(all.len(), 3);
@@ -108,13 +109,13 @@ fn fresh_open_writes_leader_change_bootstrap_and_registration() {
         &all[1],
         MetadataBatch::Data {
             base_offset: 1,
-            last_offset: 2,
+            last_offset: 3,
             ..
         }
     ));
     assert!(
-        matches!(&all[2], MetadataBatch::Data { base_offset: 3, records, .. }
-        if matches!(&records[0], MetadataRecord::RegisterBroker(r) if r.broker_epoch == 3 && r.version == 3))
+        matches!(&all[2], MetadataBatch::Data { base_offset: 4, records, .. }
+        if matches!(&records[0], MetadataRecord::RegisterBroker(r) if r.broker_epoch == 4 && r.version == 3))
     );
     let qs =
         fs::read_to_string(dir.path().join(METADATA_PARTITION_DIR).join("quorum-state")).unwrap();

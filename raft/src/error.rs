@@ -111,6 +111,10 @@ pub enum ControllerError {
     InvalidConfig { key: String, reason: String },
     #[error("{0}")]
     InvalidRequest(String),
+    /// An UpdateFeatures level or upgrade type the controller refuses (INVALID_UPDATE_VERSION,
+    /// 95).
+    #[error("{0}")]
+    InvalidUpdateVersion(String),
     /// This node is not the active controller (NOT_CONTROLLER, 41); `leader` is the one it
     /// knows of, if any.
     #[error("This node is not the active controller (the active controller is {})", leader.map_or("unknown".to_owned(), |l| l.to_string()))]

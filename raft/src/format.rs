@@ -48,18 +48,22 @@ pub fn random_uuid(rng: &dyn Rng) -> String {
     kafka_uuid::encode(&random_uuid_value(rng))
 }
 
+/// `transaction.version` of a fresh cluster: 2 (KIP-890 part 2), as Kafka 4.0 formats.
+pub const BOOTSTRAP_TRANSACTION_VERSION: i16 = 2;
+
 /// The records a default format bootstraps: metadata.version first, then the other features
-/// with a non-zero level sorted by name (group.version 1).
+/// with a non-zero level sorted by name (group.version 1, transaction.version 2).
 pub fn default_bootstrap_records() -> Vec<MetadataRecord> {
+    let feature = |name: &str, feature_level| {
+        MetadataRecord::FeatureLevel(FeatureLevelRecord {
+            name: name.into(),
+            feature_level,
+        })
+    };
     vec![
-        MetadataRecord::FeatureLevel(FeatureLevelRecord {
-            name: METADATA_VERSION_FEATURE.into(),
-            feature_level: BOOTSTRAP_METADATA_VERSION,
-        }),
-        MetadataRecord::FeatureLevel(FeatureLevelRecord {
-            name: "group.version".into(),
-            feature_level: 1,
-        }),
+        feature(METADATA_VERSION_FEATURE, BOOTSTRAP_METADATA_VERSION),
+        feature("group.version", 1),
+        feature("transaction.version", BOOTSTRAP_TRANSACTION_VERSION),
     ]
 }
 

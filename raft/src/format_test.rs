@@ -37,7 +37,7 @@ fn format_writes_meta_properties_and_bootstrap() {
         dir_ids.push(meta.directory_id);
         let text = fs::read_to_string(d.join("meta.properties")).unwrap();
         assert!(text.contains("version=1\n"));
-        // bootstrap.checkpoint: header at 0, data at 1..=2, footer at 3, epoch 0.
+        // bootstrap.checkpoint: header at 0, data at 1..=3, footer at 4, epoch 0.
         let bytes = fs::read(d.join(BOOTSTRAP_FILE)).unwrap();
         let all: Vec<_> = batches(bytes.into()).map(|b| b.unwrap()).collect();
         assert_eq!(all.len(), 3);
@@ -45,7 +45,7 @@ fn format_writes_meta_properties_and_bootstrap() {
             all.iter()
                 .map(|b| (b.base_offset(), b.is_control(), b.partition_leader_epoch()))
                 .collect::<Vec<_>>(),
-            vec![(0, true, 0), (1, false, 0), (3, true, 0)]
+            vec![(0, true, 0), (1, false, 0), (4, true, 0)]
         );
         assert_eq!(bootstrap_records(d).unwrap(), default_bootstrap_records());
         assert!(!d.join(format!("{BOOTSTRAP_FILE}.tmp")).exists());

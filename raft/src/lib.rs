@@ -21,6 +21,7 @@ pub mod batch;
 pub mod broker_liveness;
 pub mod controller;
 mod controller_brokers;
+pub mod controller_features;
 pub mod controller_isr;
 pub mod controller_leaders;
 mod controller_ops;

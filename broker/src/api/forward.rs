@@ -2,8 +2,8 @@
 //! admin requests to the active controller.
 //!
 //! * The receiving broker ([`forward`]): a CreateTopics, DeleteTopics, CreatePartitions,
-//!   AlterConfigs, IncrementalAlterConfigs, ElectLeaders, AlterPartitionReassignments or
-//!   ListPartitionReassignments from a client, on a node that is not the active controller, is relayed whole over the [`ControllerChannel`]; the controller's answer goes
+//!   AlterConfigs, IncrementalAlterConfigs, ElectLeaders, AlterPartitionReassignments,
+//!   ListPartitionReassignments or UpdateFeatures from a client, on a node that is not the active controller, is relayed whole over the [`ControllerChannel`]; the controller's answer goes
 //!   back to the client as it came. DescribeQuorum is always relayed: only the quorum leader's
 //!   controller listener can answer it. When the relay fails (no controller known, connection lost)
 //!   the request is handled locally, where the controller's NOT_CONTROLLER (retriable) answers.
@@ -42,7 +42,7 @@ use crate::state::Broker;
 const TOPIC_VISIBLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The client requests only the active controller can carry out.
-pub const FORWARDED_APIS: [ApiKey; 8] = [
+pub const FORWARDED_APIS: [ApiKey; 9] = [
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
@@ -51,6 +51,7 @@ pub const FORWARDED_APIS: [ApiKey; 8] = [
     ApiKey::ElectLeaders,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
+    ApiKey::UpdateFeatures,
 ];
 
 /// The client requests the active controller's listener answers itself: relayed even by the

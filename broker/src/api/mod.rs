@@ -15,6 +15,7 @@ mod close;
 mod cluster;
 mod context;
 mod elect;
+mod features;
 mod fetch;
 mod fetch_remote;
 pub mod forward;
@@ -80,6 +81,7 @@ pub const SUPPORTED: &[ApiKey] = &[
     ApiKey::DescribeTopicPartitions,
     ApiKey::DescribeQuorum,
     ApiKey::ElectLeaders,
+    ApiKey::UpdateFeatures,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
     ApiKey::JoinGroup,
@@ -108,13 +110,7 @@ pub fn supported_versions() -> Vec<(i16, i16, i16)> {
         .map(|k| {
             let v = Request::supported_versions(*k).unwrap_or_else(|| k.valid_versions());
             let min = if *k == ApiKey::Produce { 0 } else { v.min };
-            // EndTxn v5 belongs to transaction version 2 (KIP-890 part 2), not finalized here.
-            let max = if *k == ApiKey::EndTxn {
-                v.max.min(4)
-            } else {
-                v.max
-            };
-            (*k as i16, min, max)
+            (*k as i16, min, v.max)
         })
         .collect()
 }
@@ -254,6 +250,9 @@ async fn dispatch(
             reply!(DescribeProducers, producers::describe_producers(broker, &r))
         }
         Request::ElectLeaders(r) => reply!(ElectLeaders, elect::handle(broker, &r, v).await),
+        Request::UpdateFeatures(r) => {
+            reply!(UpdateFeatures, features::update(broker, &r, v).await)
+        }
         Request::AlterPartitionReassignments(r) => reply!(
             AlterPartitionReassignments,
             reassign::alter(broker, &r).await

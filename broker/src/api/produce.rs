@@ -16,7 +16,7 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use shale_common::TopicPartition;
-use shale_local_log::AppendOrigin;
+use shale_local_log::{AppendOrigin, VerificationGuard};
 use shale_protocol::compression::Compression;
 use shale_protocol::record_batch::{batches, BatchError};
 use std::sync::Arc;
@@ -51,10 +51,13 @@ pub async fn handle(
                 (_, false) => error(p.index, E::InvalidRequiredAcks.code(), None),
                 (None, _) => error(p.index, E::UnknownTopicId.code(), None),
                 (Some(name), true) => match checked(broker, req, name, p, version).await {
-                    Ok(records) => {
+                    Ok((records, guard)) => {
+                        let verified = guard.as_ref().map(VerificationGuard::token);
                         let (r, wait) = super::storage_io(|| {
-                            append(broker, stats, name, p.index, records, req.acks)
+                            let to = (name.as_str(), p.index, verified);
+                            append(broker, stats, to, records, req.acks)
                         });
+                        drop(guard);
                         if let Some(wait) = wait {
                             let at = (resp.responses.len(), out.partition_responses.len());
                             waits.push((at, wait));
@@ -118,18 +121,18 @@ fn add_leader_endpoints(
 }
 
 /// The partition's records once [`validate_records`] and, for a transactional batch, the
-/// coordinator ([`super::txn_verify`]) accept them.
+/// coordinator ([`super::txn_verify`]) accept them, with the verification's guard for the append.
 async fn checked(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     req: &ProduceRequest,
     topic: &str,
     p: &PartitionProduceData,
     version: i16,
-) -> Result<Bytes, (i16, String)> {
+) -> Result<(Bytes, Option<VerificationGuard>), (i16, String)> {
     let records = validate_records(version, p.records.as_ref())?;
     let id = req.transactional_id.as_ref().map(|t| t.as_str());
-    super::txn_verify::check(broker, id, topic, p.index, &records).await?;
-    Ok(records)
+    let guard = super::txn_verify::check(broker, id, topic, p.index, &records, version).await?;
+    Ok((records, guard))
 }
 
 /// Kafka's request-level rule (ProduceRequest.validateRecords): from v3 a partition carries
@@ -191,12 +194,12 @@ fn count_request(metrics: &TopicMetrics, stats: Option<&TopicStats>, code: i16, 
     }
 }
 
-/// Appends one partition's batch; with acks=all, also what to wait for.
+/// Appends one partition's batch (`verification`: the token of its KIP-890 guard); with
+/// acks=all, also what to wait for.
 fn append(
     broker: &Broker,
     stats: Option<&TopicStats>,
-    topic: &str,
-    index: i32,
+    (topic, index, verification): (&str, i32, Option<u64>),
     records: Bytes,
     acks: i16,
 ) -> (PartitionProduceResponse, Option<acks::Pending>) {
@@ -221,6 +224,7 @@ fn append(
     let size = records.len() as u64;
     let origin = AppendOrigin::Client {
         leader_epoch: partition.leader_epoch(),
+        verification,
     };
     let span = tracing::info_span!(
         target: shale_common::TRACE_TARGET,

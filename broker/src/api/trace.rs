@@ -135,7 +135,7 @@ macro_rules! per_partition {
 flat! {
     top: ApiVersionsResponse, InitProducerIdResponse, DescribeClusterResponse, HeartbeatResponse,
         JoinGroupResponse, SyncGroupResponse, ListGroupsResponse, ListPartitionReassignmentsResponse,
-        AddOffsetsToTxnResponse, EndTxnResponse, ListTransactionsResponse;
+        AddOffsetsToTxnResponse, EndTxnResponse, ListTransactionsResponse, UpdateFeaturesResponse;
     items: CreateTopicsResponse => topics, DeleteTopicsResponse => responses,
         CreatePartitionsResponse => results, DescribeConfigsResponse => results,
         AlterConfigsResponse => responses, IncrementalAlterConfigsResponse => responses,

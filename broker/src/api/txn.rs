@@ -1,6 +1,8 @@
 //! The transaction coordinator's client APIs: InitProducerId with a transactional id,
-//! AddPartitionsToTxn, AddOffsetsToTxn and EndTxn (transaction version 0/1, as librdkafka,
-//! kafka-python and Java clients without `transaction.version` 2 speak them).
+//! AddPartitionsToTxn, AddOffsetsToTxn and EndTxn. Transaction version 2 is per request, as in
+//! Kafka: EndTxn v5 bumps the epoch and answers the producer id and epoch to continue with, and
+//! AddPartitionsToTxn v4+ without `verify_only` (a partition leader adding a partition for a
+//! client's Produce v12 / TxnOffsetCommit v5) opens or extends a version-2 transaction.
 //!
 //! Every state change runs as a detached task ([`run`]): it writes its `__transaction_state`
 //! record, waits for the ISR and applies the change, even when the client goes away meanwhile,
@@ -136,45 +138,51 @@ async fn init(
     }
 }
 
-/// Adds `partitions` to `id`'s transaction; one error for all of them.
+/// Adds `partitions` to `id`'s transaction (of transaction version `client_version`); one
+/// error for all of them.
 pub(crate) async fn add(
     broker: &Arc<Broker>,
     id: &str,
     producer_id: i64,
     epoch: i16,
     partitions: &[(String, i32)],
+    client_version: i16,
 ) -> Result<(), E> {
     ready(broker).await?;
     let now = broker.clock.now_ms();
     change(broker, id, |cur| {
-        state::add_partitions(cur, producer_id, epoch, partitions, now)
+        state::add_partitions(cur, producer_id, epoch, partitions, client_version, now)
     })
     .await
+    .map(drop)
 }
 
 /// Runs `step` on the state of a known id coordinated here (INVALID_PRODUCER_ID_MAPPING for an
 /// unknown one, CONCURRENT_TRANSACTIONS while a write is in flight) and writes the value it
-/// returns, if any.
+/// returns, if any. Returns the id's state afterwards.
 async fn change(
     broker: &Arc<Broker>,
     id: &str,
     step: impl FnOnce(&TxnValue) -> Result<Option<TxnValue>, E>,
-) -> Result<(), E> {
-    let ticket = broker.txns.with(|c| -> Result<Option<Ticket>, E> {
-        c.locate(id)?;
-        let e = c.get(id).ok_or(E::InvalidProducerIdMapping)?;
-        if e.pending {
-            return Err(E::ConcurrentTransactions);
-        }
-        match step(&e.value)? {
-            None => Ok(None),
-            Some(v) => c.begin(id, Some(v)).map(Some),
-        }
-    })?;
-    match ticket {
-        None => Ok(()),
-        Some(t) => run(broker, t).await,
+) -> Result<TxnValue, E> {
+    let (ticket, cur) = broker
+        .txns
+        .with(|c| -> Result<(Option<Ticket>, TxnValue), E> {
+            c.locate(id)?;
+            let e = c.get(id).ok_or(E::InvalidProducerIdMapping)?;
+            if e.pending {
+                return Err(E::ConcurrentTransactions);
+            }
+            let cur = e.value.clone();
+            match step(&cur)? {
+                None => Ok((None, cur)),
+                Some(v) => Ok((Some(c.begin(id, Some(v.clone()))?), v)),
+            }
+        })?;
+    if let Some(t) = ticket {
+        run(broker, t).await?;
     }
+    Ok(cur)
 }
 
 /// AddPartitionsToTxn v0–3 (clients); v4+ batches from brokers are answered per transaction.
@@ -192,6 +200,7 @@ pub async fn add_partitions(
             req.v3_and_below_producer_epoch,
             &req.v3_and_below_topics,
             version >= 2,
+            0,
         )
         .await;
         return resp;
@@ -211,6 +220,7 @@ pub async fn add_partitions(
             t.producer_epoch,
             &t.topics,
             true,
+            state::TV2,
         )
         .await;
         resp.results_by_transaction.push(r);
@@ -225,6 +235,7 @@ async fn add_one(
     epoch: i16,
     topics: &[add_partitions_to_txn_request::AddPartitionsToTxnTopic],
     kip588: bool,
+    client_version: i16,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     let image = broker.image();
     let known = |t: &str, p: i32| {
@@ -239,7 +250,7 @@ async fn add_one(
     let unknown = all.iter().any(|(t, p)| !known(t, *p));
     let outcome = match unknown {
         true => Err(E::OperationNotAttempted),
-        false => add(broker, id, producer_id, epoch, &all).await,
+        false => add(broker, id, producer_id, epoch, &all, client_version).await,
     };
     topic_results(topics, |topic, p| match &outcome {
         Ok(()) => 0,
@@ -311,6 +322,7 @@ pub async fn add_offsets(
             req.producer_id.0,
             req.producer_epoch,
             &[tp],
+            0,
         )
         .await
     }
@@ -322,27 +334,45 @@ pub async fn add_offsets(
 }
 
 /// EndTxn: writes PrepareCommit/PrepareAbort, answers, and completes the transaction with its
-/// markers in the background.
+/// markers in the background. From v5 (transaction version 2) the epoch is bumped and the
+/// answer carries the producer id and epoch of the client's next transaction.
 pub async fn end(broker: &Arc<Broker>, req: &EndTxnRequest, version: i16) -> EndTxnResponse {
     let mut resp = EndTxnResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
-    if let Err(e) = end_txn(broker, req).await {
-        resp.error_code = fenced_for(e, version >= 2).code();
+    match end_txn(broker, req, version >= 5).await {
+        Ok(v) if version >= 5 => {
+            let (pid, epoch) = state::client_ids(&v);
+            resp.producer_id = ProducerId(pid);
+            resp.producer_epoch = epoch;
+        }
+        Ok(_) => {}
+        Err(e) => resp.error_code = fenced_for(e, version >= 2).code(),
     }
     resp
 }
 
-async fn end_txn(broker: &Arc<Broker>, req: &EndTxnRequest) -> Result<(), E> {
+async fn end_txn(broker: &Arc<Broker>, req: &EndTxnRequest, tv2: bool) -> Result<TxnValue, E> {
     ready(broker).await?;
     let id = req.transactional_id.as_str();
+    let exhausted = broker
+        .txns
+        .with(|c| c.get(id).is_some_and(|e| state::end_needs_new_id(&e.value)));
+    let new_id = match tv2 && exhausted {
+        true => super::producers::next_producer_id(broker)
+            .await
+            .map_err(|code| E::try_from_code(code).unwrap_or(E::CoordinatorNotAvailable))?,
+        false => -1,
+    };
     let now = broker.clock.now_ms();
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
     change(broker, id, |cur| {
-        Ok(match state::end(cur, pid, epoch, req.committed, now)? {
-            EndStep::AlreadyDone => None,
-            EndStep::Prepare(v) => Some(v),
-        })
+        Ok(
+            match state::end(cur, pid, epoch, req.committed, tv2, new_id, now)? {
+                EndStep::AlreadyDone => None,
+                EndStep::Prepare(v) => Some(v),
+            },
+        )
     })
     .await
 }

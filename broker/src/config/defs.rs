@@ -601,7 +601,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "transaction.partition.verification.enable",
         Some("true"),
         Bool,
-        "KIP-890 part 1: before a producer's first transactional batch of a transaction is appended to a partition, its leader asks the coordinator whether the partition is in that transaction (refused with INVALID_TXN_STATE when not), so a late or stray batch cannot open a transaction nobody will end."
+        "KIP-890 part 1: before a producer's first transactional batch of a transaction is appended to a partition (Produce v3-11), its leader asks the coordinator whether the partition is in that transaction (refused with INVALID_TXN_STATE when not), so a late or stray batch cannot open a transaction nobody will end. Transaction version 2's partition adds (Produce v12+) happen regardless."
     ),
     def!(
         "transaction.max.timeout.ms",

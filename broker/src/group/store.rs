@@ -226,6 +226,7 @@ impl OffsetsLog for BrokerLog<'_> {
         })?;
         let origin = AppendOrigin::Client {
             leader_epoch: part.leader_epoch(),
+            verification: None,
         };
         let info = crate::api::storage_io(|| part.log.append(batch.into_bytes(), origin))
             .map_err(|e| fail(crate::errors::log_error(&e), format!("{tp}: {e}")))?;

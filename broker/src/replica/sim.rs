@@ -303,6 +303,7 @@ impl World {
         batch.push(now, None, Some(value.clone()), vec![]);
         let origin = AppendOrigin::Client {
             leader_epoch: p.leader_epoch(),
+            verification: None,
         };
         let info = p
             .log

@@ -80,6 +80,7 @@ fn produce(p: &Partition, n: usize) {
         let batch = b.build().unwrap().into_bytes();
         let origin = AppendOrigin::Client {
             leader_epoch: p.leader_epoch(),
+            verification: None,
         };
         p.log.append(batch, origin).unwrap();
     }

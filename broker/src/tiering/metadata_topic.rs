@@ -100,6 +100,7 @@ impl BrokerMetadataTopic {
         let log = &part.log;
         let origin = AppendOrigin::Client {
             leader_epoch: part.leader_epoch(),
+            verification: None,
         };
         let info = shale_common::blocking::io(|| {
             let info = log.append(batch, origin)?;

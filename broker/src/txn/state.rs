@@ -1,9 +1,14 @@
-//! The transaction state machine of one transactional id, as Kafka's coordinator runs it
-//! (transaction version 0/1): the persisted [`TxnValue`], and the pure transitions of
-//! InitProducerId, AddPartitionsToTxn/AddOffsetsToTxn, EndTxn, the coordinator's own abort of a
-//! timed-out transaction, and the completion after the markers are written. A transition only
-//! computes the next value; it is applied once its record is in `__transaction_state` (see
-//! [`super::Transactions`]).
+//! The transaction state machine of one transactional id, as Kafka's coordinator runs it: the
+//! persisted [`TxnValue`], and the pure transitions of InitProducerId, AddPartitionsToTxn /
+//! AddOffsetsToTxn, EndTxn, the coordinator's own abort of a timed-out transaction, and the
+//! completion after the markers are written. A transition only computes the next value; it is
+//! applied once its record is in `__transaction_state` (see [`super::Transactions`]).
+//!
+//! Transaction version 2 (KIP-890 part 2, a client's EndTxn v5 and the partitions its Produce
+//! v12 / TxnOffsetCommit v5 add) bumps the producer epoch at every EndTxn; the markers carry
+//! the bumped epoch, so a late batch of the ended transaction is fenced at the partition. An
+//! exhausted epoch moves the id to the next producer id (epoch 0) once the markers are
+//! written. A retried EndTxn is recognised by its epoch being one below the stored one.
 
 use kafka_protocol::error::ResponseError as E;
 use std::collections::BTreeMap;
@@ -138,6 +143,23 @@ pub type Step<T> = Result<T, E>;
 /// The epoch at which a producer id is exhausted and a new id is needed.
 const EPOCH_EXHAUSTED: i16 = i16::MAX - 1;
 
+/// Transaction version 2: the epoch is bumped at every EndTxn.
+pub const TV2: i16 = 2;
+
+/// Whether an EndTxn of transaction version 2 on `cur` needs the next producer id.
+pub fn end_needs_new_id(cur: &TxnValue) -> bool {
+    cur.producer_epoch >= EPOCH_EXHAUSTED
+}
+
+/// The producer id and epoch a client continues with after `v` (EndTxn v5's answer): the next
+/// producer id at epoch 0 when the epoch overflowed, else the value's own.
+pub fn client_ids(v: &TxnValue) -> (i64, i16) {
+    match v.next_producer_id >= 0 {
+        true => (v.next_producer_id, 0),
+        false => (v.producer_id, v.producer_epoch),
+    }
+}
+
 /// Whether InitProducerId needs a fresh producer id: a new transactional id, or an exhausted
 /// epoch.
 pub fn needs_new_id(cur: Option<&TxnValue>) -> bool {
@@ -208,6 +230,9 @@ pub fn abort_fenced(cur: &TxnValue, now: i64) -> TxnValue {
         next.producer_epoch = cur.producer_epoch + 1;
     }
     next.state = TxnState::PrepareAbort;
+    next.next_producer_id = -1;
+    // A fence is not a client's epoch bump: no retry of the old epoch is recognised after it.
+    next.client_version = 0;
     next.update_ts = now;
     next
 }
@@ -223,16 +248,23 @@ fn check_producer(cur: &TxnValue, producer_id: i64, epoch: i16) -> Step<()> {
     Ok(())
 }
 
-/// AddPartitionsToTxn / AddOffsetsToTxn: `None` when every partition is already in the ongoing
-/// transaction (nothing to write).
+/// AddPartitionsToTxn / AddOffsetsToTxn, or a partition added for a client of transaction
+/// version `client_version` 2 by its Produce / TxnOffsetCommit: `None` when every partition is
+/// already in the ongoing transaction (nothing to write).
 pub fn add_partitions(
     cur: &TxnValue,
     producer_id: i64,
     epoch: i16,
     partitions: &[(String, i32)],
+    client_version: i16,
     now: i64,
 ) -> Step<Option<TxnValue>> {
     use TxnState::*;
+    // The next transaction of a client whose last EndTxn overflowed its epoch starts with the
+    // next producer id before the markers are written: it waits, it is not fenced.
+    if cur.state.is_prepare() && (producer_id, epoch) == (cur.next_producer_id, 0) {
+        return Err(E::ConcurrentTransactions);
+    }
     check_producer(cur, producer_id, epoch)?;
     match cur.state {
         PrepareCommit | PrepareAbort | PrepareEpochFence => Err(E::ConcurrentTransactions),
@@ -252,6 +284,7 @@ pub fn add_partitions(
                 }
             }
             next.state = Ongoing;
+            next.client_version = client_version;
             next.update_ts = now;
             Ok(Some(next))
         }
@@ -267,14 +300,35 @@ pub enum EndStep {
     AlreadyDone,
 }
 
-/// EndTxn from the client.
-pub fn end(cur: &TxnValue, producer_id: i64, epoch: i16, commit: bool, now: i64) -> Step<EndStep> {
+/// EndTxn from the client; `tv2` for EndTxn v5+ (transaction version 2), whose prepare bumps
+/// the epoch and, when it is exhausted, names `new_id` as the next producer id.
+pub fn end(
+    cur: &TxnValue,
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    tv2: bool,
+    new_id: i64,
+    now: i64,
+) -> Step<EndStep> {
     use TxnState::*;
-    check_producer(cur, producer_id, epoch)?;
+    match cur.client_version >= TV2 {
+        true => check_end_v2(cur, producer_id, epoch)?,
+        false => check_producer(cur, producer_id, epoch)?,
+    }
     match (cur.state, commit) {
         (Ongoing, _) => {
             let mut next = cur.clone();
             next.state = if commit { PrepareCommit } else { PrepareAbort };
+            next.client_version = 0;
+            next.next_producer_id = -1;
+            if tv2 {
+                next.client_version = TV2;
+                next.producer_epoch = cur.producer_epoch.saturating_add(1);
+                if end_needs_new_id(cur) {
+                    next.next_producer_id = new_id;
+                }
+            }
             next.update_ts = now;
             Ok(EndStep::Prepare(next))
         }
@@ -285,13 +339,44 @@ pub fn end(cur: &TxnValue, producer_id: i64, epoch: i16, commit: bool, now: i64)
     }
 }
 
-/// The Complete* value once every marker of a Prepare* value is written.
+/// Kafka's epoch rule for an EndTxn on a transaction of version 2: the stored epoch while the
+/// transaction is open; one above the request's for a retry of an end already prepared or
+/// completed (or, after an overflow, the previous producer id at the exhausted epoch).
+fn check_end_v2(cur: &TxnValue, producer_id: i64, epoch: i16) -> Step<()> {
+    use TxnState::*;
+    let retry_on_overflow =
+        cur.prev_producer_id == producer_id && epoch == EPOCH_EXHAUSTED && cur.producer_epoch == 0;
+    let retry_on_bump = i32::from(cur.producer_epoch) == i32::from(epoch) + 1;
+    if cur.producer_id != producer_id && !retry_on_overflow {
+        return Err(E::InvalidProducerIdMapping);
+    }
+    let valid = match cur.state {
+        Ongoing | Empty | Dead | PrepareEpochFence => epoch == cur.producer_epoch,
+        PrepareCommit | PrepareAbort => retry_on_bump,
+        CompleteCommit | CompleteAbort => retry_on_bump || retry_on_overflow,
+    };
+    match valid {
+        true => Ok(()),
+        false => Err(E::ProducerFenced),
+    }
+}
+
+/// The Complete* value once every marker of a Prepare* value is written; under transaction
+/// version 2 an overflowed id moves to the next producer id at epoch 0.
 pub fn complete(prepared: &TxnValue, now: i64) -> TxnValue {
     let mut next = prepared.clone();
     next.state = match prepared.state {
         TxnState::PrepareCommit => TxnState::CompleteCommit,
         _ => TxnState::CompleteAbort,
     };
+    if prepared.client_version >= TV2 {
+        next.prev_producer_id = prepared.producer_id;
+        if prepared.next_producer_id >= 0 {
+            next.producer_id = prepared.next_producer_id;
+            next.producer_epoch = 0;
+            next.next_producer_id = -1;
+        }
+    }
     next.partitions.clear();
     next.update_ts = now;
     next

@@ -118,7 +118,10 @@ pub(crate) fn append_led(
     let leader_epoch = part.leader_epoch();
     let origin = match transactional {
         true => AppendOrigin::Coordinator { leader_epoch },
-        false => AppendOrigin::Client { leader_epoch },
+        false => AppendOrigin::Client {
+            leader_epoch,
+            verification: None,
+        },
     };
     let info =
         crate::api::storage_io(|| part.log.append(batch.into_bytes(), origin)).map_err(|e| {

@@ -186,6 +186,7 @@ impl PartitionTemplate {
         for (i, b) in input.into_iter().enumerate() {
             let origin = AppendOrigin::Client {
                 leader_epoch: 1 + i as i32 / 4,
+                verification: None,
             };
             let _ = log.append(Bytes::from(b), origin);
         }
@@ -391,6 +392,7 @@ impl Target for AppendTarget {
         } else {
             AppendOrigin::Client {
                 leader_epoch: i32::from(selector >> 4),
+                verification: None,
             }
         };
         let Ok(info) = log.append(Bytes::copy_from_slice(body), origin) else {

@@ -166,7 +166,7 @@ pub fn seeds_for(key: ApiKey) -> Vec<Vec<u8>> {
         DescribeProducers => DescribeProducersRequest,
         OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
         DescribeQuorum => DescribeQuorumRequest,
-        ElectLeaders => ElectLeadersRequest,
+        ElectLeaders => ElectLeadersRequest, UpdateFeatures => UpdateFeaturesRequest,
         AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
         ListPartitionReassignments => ListPartitionReassignmentsRequest,
         DescribeLogDirs => DescribeLogDirsRequest, FindCoordinator => FindCoordinatorRequest,

@@ -17,7 +17,10 @@ pub fn tp() -> TopicPartition {
 }
 
 pub fn client() -> AppendOrigin {
-    AppendOrigin::Client { leader_epoch: 3 }
+    AppendOrigin::Client {
+        leader_epoch: 3,
+        verification: None,
+    }
 }
 
 /// A client batch of `n` records (key "k<i>", value of `value_len` bytes) at timestamp `ts`.

@@ -2,7 +2,9 @@
 //! transaction. The offset records go to the group's `__consumer_offsets` partition in one
 //! transactional batch carrying the producer's id and epoch (so the log fences an old epoch and
 //! tracks the open transaction), wait for the ISR, and are held by the coordinator until the
-//! transaction's marker commits or aborts them ([`crate::group::txn_offsets`]).
+//! transaction's marker commits or aborts them ([`crate::group::txn_offsets`]). A client of
+//! transaction version 2 (v5+) sent no AddOffsetsToTxn: the group's partition is added to its
+//! transaction here first (KIP-890 part 2).
 
 use crate::api::acks::{wait_for_isr, Pending};
 use crate::group::records::OffsetValue;
@@ -59,7 +61,7 @@ pub async fn handle(
     }
     let outcome = match offsets.is_empty() {
         true => Ok(()),
-        false => commit(broker, req, offsets).await,
+        false => commit(broker, req, offsets, version).await,
     };
     let mut resp = TxnOffsetCommitResponse::default();
     for (t, tc) in req.topics.iter().zip(codes) {
@@ -93,6 +95,7 @@ async fn commit(
     broker: &Arc<Broker>,
     req: &TxnOffsetCommitRequest,
     offsets: Vec<((String, i32), OffsetValue)>,
+    version: i16,
 ) -> Result<(), E> {
     let group = req.group_id.as_str();
     super::ready_for(broker, group)
@@ -103,6 +106,9 @@ async fn commit(
         .groups
         .with(|g| g.check_txn_committer(group, req.member_id.as_str(), req.generation_id, pid))?;
     let partition = broker.groups.with(|g| g.partition_for(group));
+    if version >= 5 {
+        add_to_txn(broker, req, partition).await?;
+    }
     let writes: Vec<Write> = offsets
         .iter()
         .map(|((t, p), v)| Write::offset(partition, group, t, *p, Some(v)))
@@ -121,6 +127,28 @@ async fn commit(
         .groups
         .with(|g| g.stage_txn_offsets(pid, group, offsets));
     Ok(())
+}
+
+/// Adds the group's partition to the producer's transaction (transaction version 2). The
+/// transaction coordinator's transient answers become COORDINATOR_LOAD_IN_PROGRESS, which the
+/// client retries without looking the group coordinator up again.
+async fn add_to_txn(
+    broker: &Arc<Broker>,
+    req: &TxnOffsetCommitRequest,
+    partition: i32,
+) -> Result<(), E> {
+    let id = req.transactional_id.as_str();
+    let producer = (req.producer_id.0, req.producer_epoch);
+    let tp = (OFFSETS_TOPIC, partition);
+    crate::api::txn_verify::enlist(broker, id, producer, tp, true)
+        .await
+        .map_err(|e| match e {
+            E::ConcurrentTransactions
+            | E::NotCoordinator
+            | E::CoordinatorNotAvailable
+            | E::CoordinatorLoadInProgress => E::CoordinatorLoadInProgress,
+            e => e,
+        })
 }
 
 fn append(
