@@ -8,7 +8,8 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, FetchRequest, ProduceRequest, ProduceResponse, TopicName,
+    BrokerId, CreateTopicsRequest, FetchRequest, InitProducerIdRequest, ProduceRequest,
+    ProduceResponse, ProducerId, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use shale_broker::{BrokerConfig, RunningBroker};
@@ -163,6 +164,43 @@ pub fn batch(n: usize, ts: i64) -> RecordBatch {
         );
     }
     b.build().expect("batch")
+}
+
+/// A transactional batch of `n` records ("txn-0", ...) from producer `producer_id`.
+pub fn txn_batch(producer_id: i64, epoch: i16, sequence: i32, n: usize) -> Bytes {
+    let ts = now_ms();
+    let mut b = BatchBuilder::new(ts);
+    b.producer_id = producer_id;
+    b.producer_epoch = epoch;
+    b.base_sequence = sequence;
+    b.is_transactional = true;
+    for i in 0..n {
+        b.push(ts, None, Some(Bytes::from(format!("txn-{i}"))), vec![]);
+    }
+    b.build().expect("batch").into_bytes()
+}
+
+/// InitProducerId (v`version`) for transactional id `id`, retried while the coordinator loads:
+/// the producer id and epoch.
+pub async fn init_transactional(c: &mut Client, id: &str, version: i16) -> (i64, i16) {
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(id.to_string().into())))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let resp = c.send(&init, version).await.expect("init producer id");
+        if resp.error_code == 0 {
+            return (resp.producer_id.0, resp.producer_epoch);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}",
+            resp.error_code
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 pub async fn create_topic(c: &mut Client, name: &str, partitions: i32) {

@@ -12,7 +12,10 @@ use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::*;
 use shale_protocol::record::BatchBuilder;
-use shale_tests::{create_topic, fetch_request, now_ms, produce, start_broker, topic_name, Client};
+use shale_tests::{
+    create_topic, fetch_request, init_transactional, now_ms, produce, start_broker, topic_name,
+    txn_batch, Client,
+};
 
 /// A Produce (acks=-1) of one batch in transaction `id`; the partition's error code.
 async fn produce_txn(c: &mut Client, id: &str, records: Bytes) -> i16 {
@@ -32,19 +35,6 @@ async fn produce_txn(c: &mut Client, id: &str, records: Bytes) -> i16 {
 }
 
 const TOPIC: &str = "hanging";
-
-fn txn_batch(producer_id: i64, epoch: i16, sequence: i32, n: usize) -> Bytes {
-    let ts = now_ms();
-    let mut b = BatchBuilder::new(ts);
-    b.producer_id = producer_id;
-    b.producer_epoch = epoch;
-    b.base_sequence = sequence;
-    b.is_transactional = true;
-    for i in 0..n {
-        b.push(ts, None, Some(Bytes::from(format!("txn-{i}"))), vec![]);
-    }
-    b.build().unwrap().into_bytes()
-}
 
 fn plain_batch(n: usize) -> Bytes {
     let ts = now_ms();
@@ -186,19 +176,7 @@ async fn a_transactional_batch_outside_its_transaction_is_refused() {
     let broker = start_broker(dir.path(), &[]).await.unwrap();
     let mut c = Client::connect(broker.addr).await.unwrap();
     create_topic(&mut c, TOPIC, 1).await;
-    let init = InitProducerIdRequest::default()
-        .with_transactional_id(Some(TransactionalId("verified".to_string().into())))
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    let resp = loop {
-        let resp = c.send(&init, 4).await.unwrap();
-        if resp.error_code == 0 {
-            break resp;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
-    let (pid, epoch) = (resp.producer_id.0, resp.producer_epoch);
+    let (pid, epoch) = init_transactional(&mut c, "verified", 4).await;
     // Not added to the transaction: refused, nothing written.
     let refused = produce_txn(&mut c, "verified", txn_batch(pid, epoch, 0, 2)).await;
     assert_eq!(refused, 48, "INVALID_TXN_STATE");

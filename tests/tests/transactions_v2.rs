@@ -8,26 +8,14 @@
 use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use shale_protocol::record::BatchBuilder;
-use shale_tests::{create_topic, fetch_request, now_ms, start_broker, topic_name, Client};
+use shale_tests::{
+    create_topic, fetch_request, init_transactional, start_broker, topic_name, txn_batch, Client,
+};
 use std::time::Duration;
 
 const TOPIC: &str = "tv2";
 const ID: &str = "tv2-producer";
 const GROUP: &str = "tv2-group";
-
-fn txn_batch(producer_id: i64, epoch: i16, sequence: i32, n: usize) -> Bytes {
-    let ts = now_ms();
-    let mut b = BatchBuilder::new(ts);
-    b.producer_id = producer_id;
-    b.producer_epoch = epoch;
-    b.base_sequence = sequence;
-    b.is_transactional = true;
-    for i in 0..n {
-        b.push(ts, None, Some(Bytes::from(format!("v2-{i}"))), vec![]);
-    }
-    b.build().unwrap().into_bytes()
-}
 
 /// Produce v12 of one transactional batch to `partition`; its error code.
 async fn produce_v12(c: &mut Client, partition: i32, records: Bytes) -> i16 {
@@ -149,15 +137,7 @@ async fn a_version_2_producer_commits_aborts_and_is_fenced_by_its_own_epoch_bump
         let r = c.send(&find, 4).await.unwrap();
         (r.coordinators[0].error_code, ())
     });
-    let init = InitProducerIdRequest::default()
-        .with_transactional_id(Some(TransactionalId(ID.to_string().into())))
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    let (pid, e0) = until_ok!({
-        let r = c.send(&init, 5).await.unwrap();
-        (r.error_code, (r.producer_id.0, r.producer_epoch))
-    });
+    let (pid, e0) = init_transactional(&mut c, ID, 5).await;
 
     // Transaction 1: two partitions and offsets, added by Produce v12 / TxnOffsetCommit v5.
     assert_eq!(produce_v12(&mut c, 0, txn_batch(pid, e0, 0, 3)).await, 0);
@@ -210,15 +190,7 @@ async fn a_leader_adds_a_partition_for_a_version_2_client() {
     let broker = start_broker(dir.path(), &[]).await.unwrap();
     let mut c = Client::connect(broker.addr).await.unwrap();
     create_topic(&mut c, TOPIC, 2).await;
-    let init = InitProducerIdRequest::default()
-        .with_transactional_id(Some(TransactionalId(ID.to_string().into())))
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    let (pid, epoch) = until_ok!({
-        let r = c.send(&init, 5).await.unwrap();
-        (r.error_code, (r.producer_id.0, r.producer_epoch))
-    });
+    let (pid, epoch) = init_transactional(&mut c, ID, 5).await;
     // What a partition leader on another broker sends for Produce v12: v5, not verify-only.
     let add = |verify_only: bool, epoch: i16| {
         AddPartitionsToTxnRequest::default().with_transactions(vec![
