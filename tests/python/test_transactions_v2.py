@@ -8,13 +8,17 @@ consumers: confluent-kafka and kafka-python at read_committed see exactly the co
 in order, and the group's committed offset is the last committed transaction's.
 
 On three nodes the partitions' leaders and the coordinator are different brokers, so the
-leaders add the partitions with AddPartitionsToTxn v5 to the coordinator on another node.
+leaders add the partitions with AddPartitionsToTxn v5 to the coordinator on another node; and the
+coordinator crashes at each step of a commit: the next one completes it from the replicated
+state (the bumped epoch and the client's transaction version are in the version-1 value) and
+answers the producer's retried EndTxn as a retry, not as a zombie.
 
 `transaction.version` itself is managed as `kafka-features.sh` does, with kafka-python's admin
 client (DescribeFeatures = ApiVersions, UpdateFeatures)."""
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -25,7 +29,12 @@ from test_transactions import read_all
 NOT_ENOUGH_REPLICAS = 19
 COORDINATOR_LOAD_IN_PROGRESS = 14
 CONCURRENT_TRANSACTIONS = 51
-RETRIABLE = {NOT_ENOUGH_REPLICAS, COORDINATOR_LOAD_IN_PROGRESS, CONCURRENT_TRANSACTIONS, 15, 16}
+NOT_LEADER = 6
+COORDINATOR_NOT_AVAILABLE = 15
+NOT_COORDINATOR = 16
+UNREACHABLE = -1  # no answer: the connection broke or the request timed out
+RETRIABLE = {NOT_ENOUGH_REPLICAS, COORDINATOR_LOAD_IN_PROGRESS, CONCURRENT_TRANSACTIONS,
+             COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, NOT_LEADER, UNREACHABLE}
 
 
 class V2Producer:
@@ -36,17 +45,21 @@ class V2Producer:
         from kafka.net.compat import KafkaNetClient
         self.client = KafkaNetClient(bootstrap_servers=bootstrap.split(","), client_id="tv2")
         self.client.check_version()
-        self.txn_id, self.group, self.leaders = txn_id, group, leaders
+        self.bootstrap, self.txn_id, self.group, self.leaders = bootstrap, txn_id, group, leaders
         self.txn_node = self.coordinator(1, txn_id)
         self.group_node = self.coordinator(0, group)
         self.seq: dict = {}
         self.pid, self.epoch = self.retry(self.init_producer_id)
 
     def call(self, node: int, request):
-        return self.client.send_and_receive(node, request, timeout_ms=30000)
+        """The response, or None when the node did not answer (it may have just crashed)."""
+        try:
+            return self.client.send_and_receive(node, request, timeout_ms=10000)
+        except Exception:  # noqa: BLE001 - a lost or timed-out request is retried by the caller
+            return None
 
     @staticmethod
-    def retry(attempt, timeout: float = 30):
+    def retry(attempt, timeout: float = 60):
         """Runs `attempt` (answering (error code, value)) until a non-retriable answer."""
         deadline = time.monotonic() + timeout
         while True:
@@ -62,7 +75,10 @@ class V2Producer:
         def attempt():
             req = FindCoordinatorRequest(key=key, key_type=key_type, coordinator_keys=[key],
                                          min_version=4, max_version=4)
-            c = self.call(self.client.least_loaded_node(), req).coordinators[0]
+            r = self.call(self.client.least_loaded_node(), req)
+            if r is None:
+                return UNREACHABLE, None
+            c = r.coordinators[0]
             return c.error_code, c.node_id
         return self.retry(attempt)
 
@@ -71,6 +87,8 @@ class V2Producer:
         req = InitProducerIdRequest(transactional_id=self.txn_id, transaction_timeout_ms=60000,
                                     producer_id=-1, producer_epoch=-1, max_version=5)
         r = self.call(self.txn_node, req)
+        if r is None:
+            return UNREACHABLE, None
         return r.error_code, (r.producer_id, r.producer_epoch)
 
     def produce(self, topic: str, partition: int, values: list) -> int:
@@ -94,7 +112,10 @@ class V2Producer:
 
         def attempt():
             r = self.call(self.leaders[(topic, partition)], req)
-            return r.responses[0].partition_responses[0].error_code, None
+            code = UNREACHABLE if r is None else r.responses[0].partition_responses[0].error_code
+            if code in (NOT_LEADER, UNREACHABLE):
+                self.leaders.update(leaders_of(self.bootstrap, topic))
+            return code, None
         self.retry(attempt)
         self.seq[(topic, partition)] = seq + len(values)
         return 0
@@ -112,7 +133,10 @@ class V2Producer:
 
         def attempt():
             r = self.call(self.group_node, req)
-            return r.topics[0].partitions[0].error_code, None
+            code = UNREACHABLE if r is None else r.topics[0].partitions[0].error_code
+            if code in (NOT_COORDINATOR, UNREACHABLE):
+                self.group_node = self.coordinator(0, self.group)
+            return code, None
         self.retry(attempt)
 
     def end(self, commit: bool):
@@ -124,7 +148,10 @@ class V2Producer:
 
         def attempt():
             r = self.call(self.txn_node, req)
-            return r.error_code, (r.producer_id, r.producer_epoch)
+            code = UNREACHABLE if r is None else r.error_code
+            if code in (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, UNREACHABLE):
+                self.txn_node = self.coordinator(1, self.txn_id)
+            return code, None if r is None else (r.producer_id, r.producer_epoch)
         pid, epoch = self.retry(attempt)
         assert (pid, epoch) == (self.pid, self.epoch + 1), (pid, epoch, self.pid, self.epoch)
         self.pid, self.epoch = pid, epoch
@@ -164,14 +191,17 @@ def run_transactions(p: V2Producer, topic: str, partitions: int, rounds: int) ->
     return committed
 
 
-def check_read_committed(bootstrap: str, topic: str, partitions: int, committed: list):
+def check_read_committed(bootstrap: str, topic: str, partitions: int, committed: list,
+                         aborted: bool = True):
     got = read_all(bootstrap, topic, partitions, "read_committed", len(committed), timeout=60)
     assert sorted(v for _, _, v in got) == sorted(committed)
     for part in range(partitions):
         mine = [v for q, _, v in got if q == part]
         assert mine == [v for v in committed if f"-p{part}-" in v], f"partition {part} order"
-    everything = read_all(bootstrap, topic, partitions, "read_uncommitted", 2 * len(committed))
-    assert len(everything) > len(committed), "aborted records are in the log"
+    if aborted:
+        everything = read_all(bootstrap, topic, partitions, "read_uncommitted",
+                              2 * len(committed))
+        assert len(everything) > len(committed), "aborted records are in the log"
 
 
 def test_version_2_transactions_on_one_node(broker):
@@ -258,6 +288,41 @@ def test_version_2_transactions_across_three_nodes(shale_bin, tmp_path):
             assert up == {"transaction.version": "OK"}, up
             kh.wait_until(lambda: all(finalized(n.bootstrap).get("transaction.version") == (2, 2)
                                       for n in nodes), 20, what="transaction.version 2 everywhere")
+    finally:
+        kh.close_all_clients()
+        stop_all(nodes)
+
+
+def test_version_2_commits_survive_coordinator_crashes(shale_bin, tmp_path):
+    from test_cluster import live_brokers, stop_all
+    from test_replication import EXTRA, create, start_cluster
+    from test_transactions_crash import POINTS, arm
+    crash_file = tmp_path / "crash-point"
+    nodes = start_cluster(shale_bin, tmp_path, EXTRA + f"shale.debug.crash.file={crash_file}\n")
+    try:
+        create(nodes[0], "tv2k", 3)
+        everyone = ",".join(n.bootstrap for n in nodes)
+        p = V2Producer(everyone, "tv2-crash", "tv2k-group", leaders_of(everyone, "tv2k"))
+        committed = []
+        try:
+            for point in POINTS:
+                values = [f"{point}-p{part}-{i}" for part in range(3) for i in range(3)]
+                for part in range(3):
+                    p.produce("tv2k", part, [v for v in values if f"-p{part}-" in v])
+                arm(crash_file, point)
+                p.end(True)  # retried against the next coordinator when the answer is lost
+                committed += values
+                kh.wait_until(lambda: any(not n.alive() for n in nodes), 30,
+                              what=f"the coordinator crashing at {point}")
+                dead = next(n for n in nodes if not n.alive())
+                assert dead.proc.returncode == -signal.SIGABRT, dead.proc.returncode
+                dead.start()
+                kh.wait_until(lambda: live_brokers(nodes[0] if nodes[0] is not dead
+                                                   else nodes[1]) == {1, 2, 3}, 60,
+                              what=f"node {dead.node_id} back")
+        finally:
+            p.close()
+        check_read_committed(everyone, "tv2k", 3, committed, aborted=False)
     finally:
         kh.close_all_clients()
         stop_all(nodes)
