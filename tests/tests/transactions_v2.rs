@@ -271,3 +271,47 @@ async fn update_features_moves_transaction_version_at_every_request_version() {
     assert_eq!(transaction_version(&mut c).await, Some(2));
     broker.shutdown().await.unwrap();
 }
+
+/// ApiVersions through `pool` to `addr`.
+async fn versions_via(
+    pool: &shale_broker::replica::peer_pool::PeerPool,
+    addr: (&str, u16),
+) -> anyhow::Result<ApiVersionsResponse> {
+    let req = ApiVersionsRequest::default();
+    pool.call(addr, ApiKey::ApiVersions, 3, &req).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_calls_to_other_brokers_reuse_their_connections() {
+    use shale_broker::replica::peer_pool::{PeerPool, IDLE_PER_PEER};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path(), &[]).await.unwrap();
+    let (host, port) = (broker.addr.ip().to_string(), broker.addr.port());
+    let pool = std::sync::Arc::new(PeerPool::new("pool-test", Duration::from_secs(5)));
+    for _ in 0..3 {
+        assert_eq!(
+            versions_via(&pool, (&host, port)).await.unwrap().error_code,
+            0
+        );
+    }
+    assert_eq!(pool.idle_to((&host, port)), 1, "one connection, reused");
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..IDLE_PER_PEER + 2 {
+        let (pool, host) = (pool.clone(), host.clone());
+        calls.spawn(async move { versions_via(&pool, (&host, port)).await.is_ok() });
+    }
+    while let Some(ok) = calls.join_next().await {
+        assert!(ok.unwrap());
+    }
+    assert!(
+        pool.idle_to((&host, port)) <= IDLE_PER_PEER,
+        "at most this many kept"
+    );
+    // A call that fails keeps nothing.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gone = closed.local_addr().unwrap().port();
+    drop(closed);
+    assert!(versions_via(&pool, ("127.0.0.1", gone)).await.is_err());
+    assert_eq!(pool.idle_to(("127.0.0.1", gone)), 0);
+    broker.shutdown().await.unwrap();
+}

@@ -18,7 +18,6 @@
 //! handed to the append: a marker of the producer appended in between voids it, and the batch,
 //! which would then open a transaction of its own, is refused with INVALID_TXN_STATE.
 
-use crate::replica::connection::BrokerConnection;
 use crate::state::Broker;
 use crate::txn::state::TV2;
 use crate::txn::TXN_TOPIC;
@@ -36,10 +35,6 @@ use shale_common::TopicPartition;
 use shale_local_log::VerificationGuard;
 use shale_protocol::record_batch::batches;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// How long a remote verification may take.
-const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Checks a partition's records before they are appended (adding the partition to the
 /// transaction for Produce `version` 12+): `Err((code, message))` refuses them. A checked
@@ -147,14 +142,11 @@ async fn ask_coordinator(
                 .with_name(TopicName(StrBytes::from_string(topic.to_string())))
                 .with_partitions(vec![partition])]),
     ]);
-    let mut conn = BrokerConnection::new("shale-txn-verify".into(), VERIFY_TIMEOUT);
-    let resp: AddPartitionsToTxnResponse = conn
-        .call(
-            (&addr.0, addr.1),
-            ApiKey::AddPartitionsToTxn,
-            4 + i16::from(add),
-            &req,
-        )
+    let version = 4 + i16::from(add);
+    let resp: AddPartitionsToTxnResponse = broker
+        .txns
+        .verify_peers
+        .call((&addr.0, addr.1), ApiKey::AddPartitionsToTxn, version, &req)
         .await
         .map_err(|e| {
             tracing::debug!(error = %e, "transaction coordinator unreachable for verification");

@@ -20,6 +20,7 @@ mod fetcher;
 pub mod isr;
 pub mod leader_calls;
 mod partition;
+pub mod peer_pool;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]

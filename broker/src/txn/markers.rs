@@ -12,7 +12,6 @@
 use super::state::{self, TxnValue};
 use super::Ticket;
 use crate::api::acks::{wait_for_isr, Pending};
-use crate::replica::connection::BrokerConnection;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::write_txn_markers_request::{
@@ -28,8 +27,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a marker waits for its ISR before the partition is retried.
-const MARKER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a marker waits for its ISR before the partition is retried (a remote leader
+/// answers WriteTxnMarkers once its ISR has the marker).
+pub(crate) const MARKER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause before partitions that refused are tried again.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -122,14 +122,13 @@ pub async fn complete(
         commit: prepared.state == state::TxnState::PrepareCommit,
     };
     let mut remaining = prepared.partition_list();
-    let mut conn = BrokerConnection::new("shale-txn-markers".into(), MARKER_TIMEOUT);
     while !remaining.is_empty() {
         if !still_coordinating(&broker, &id, coordinator_epoch) {
             tracing::info!(%id, "coordinator moved; the next one completes the transaction");
             return;
         }
         let crash = how == Completion::Ended;
-        remaining = write_round(&broker, &mut conn, &remaining, marker, crash).await;
+        remaining = write_round(&broker, &remaining, marker, crash).await;
         if !remaining.is_empty() {
             tokio::time::sleep(RETRY_BACKOFF).await;
         }
@@ -172,7 +171,6 @@ fn still_coordinating(broker: &Broker, id: &str, coordinator_epoch: i32) -> bool
 /// again.
 async fn write_round(
     broker: &Broker,
-    conn: &mut BrokerConnection,
     partitions: &[(String, i32)],
     marker: Marker,
     crash: bool,
@@ -199,7 +197,7 @@ async fn write_round(
     for (i, (leader, tps)) in by_leader.into_iter().enumerate() {
         let refused = match leader == me {
             true => write_here(broker, &tps, marker, crash).await,
-            false => write_remote(broker, conn, leader, &tps, marker).await,
+            false => write_remote(broker, leader, &tps, marker).await,
         };
         retry.extend(refused);
         if crash && i == 0 && groups > 1 {
@@ -242,7 +240,6 @@ async fn write_here(
 /// refused (all of them when the call failed).
 async fn write_remote(
     broker: &Broker,
-    conn: &mut BrokerConnection,
     leader: i32,
     tps: &[(String, i32)],
     marker: Marker,
@@ -277,7 +274,9 @@ async fn write_remote(
                 })
                 .collect(),
         )]);
-    let resp: anyhow::Result<WriteTxnMarkersResponse> = conn
+    let resp: anyhow::Result<WriteTxnMarkersResponse> = broker
+        .txns
+        .marker_peers
         .call((&addr.0, addr.1), ApiKey::WriteTxnMarkers, 1, &req)
         .await;
     let resp = match resp {

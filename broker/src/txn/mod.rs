@@ -17,6 +17,7 @@ pub mod state;
 pub mod store;
 pub mod timers;
 
+use crate::replica::peer_pool::PeerPool;
 use kafka_protocol::error::ResponseError as E;
 use parking_lot::Mutex;
 use state::TxnValue;
@@ -297,6 +298,10 @@ impl Transactions {
     }
 }
 
+/// How long a partition leader's AddPartitionsToTxn at another broker may take (a Produce
+/// waits for it).
+const VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The coordinator as the broker holds it.
 #[derive(Debug)]
 pub struct TxnCoordinator {
@@ -304,6 +309,11 @@ pub struct TxnCoordinator {
     loaded: AtomicBool,
     /// Serializes [`store::sync_partitions`] runs.
     sync: Mutex<()>,
+    /// Connections to other brokers for markers to partition leaders.
+    pub marker_peers: PeerPool,
+    /// Connections to other brokers' coordinators for a partition leader's verifications and
+    /// adds (KIP-890).
+    pub verify_peers: PeerPool,
 }
 
 impl TxnCoordinator {
@@ -313,6 +323,8 @@ impl TxnCoordinator {
             core: Mutex::new(Transactions::new(config)),
             loaded: AtomicBool::new(false),
             sync: Mutex::new(()),
+            marker_peers: PeerPool::new("shale-txn-markers", markers::MARKER_TIMEOUT),
+            verify_peers: PeerPool::new("shale-txn-verify", VERIFY_TIMEOUT),
         }
     }
 
