@@ -313,5 +313,17 @@ async fn coordinator_calls_to_other_brokers_reuse_their_connections() {
     drop(closed);
     assert!(versions_via(&pool, ("127.0.0.1", gone)).await.is_err());
     assert_eq!(pool.idle_to(("127.0.0.1", gone)), 0);
+    // Idle connections the peer has closed (here: it restarted) are replaced, not failed.
+    broker.shutdown().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let listener = format!("PLAINTEXT://{host}:{port}");
+    let broker = start_broker(dir.path(), &[("listeners", listener.as_str())])
+        .await
+        .unwrap();
+    assert!(pool.idle_to((&host, port)) > 0);
+    assert_eq!(
+        versions_via(&pool, (&host, port)).await.unwrap().error_code,
+        0
+    );
     broker.shutdown().await.unwrap();
 }

@@ -2,7 +2,8 @@
 //! WriteTxnMarkers and a partition leader's AddPartitionsToTxn): a connection is taken for one
 //! call and put back after a success, so a busy coordinator does not open a TCP connection per
 //! transaction. Addresses come from the metadata image (so they are bounded by the cluster) and
-//! each keeps at most [`IDLE_PER_PEER`] idle connections; a failed call drops its connection.
+//! each keeps at most [`IDLE_PER_PEER`] idle connections; a failed call drops its connection
+//! (after one more try on a new connection when the failed one was reused).
 
 use super::connection::BrokerConnection;
 use kafka_protocol::messages::ApiKey;
@@ -32,7 +33,10 @@ impl PeerPool {
         }
     }
 
-    /// Sends `req` to `addr` on an idle connection (a new one when none is idle).
+    /// Sends `req` to `addr` on an idle connection, or a new one when none is idle. A reused
+    /// connection that fails (the peer closes idle connections after its
+    /// `connections.max.idle.ms`) is dropped and the call made once more on a new one: every call
+    /// made through a pool may be repeated.
     pub async fn call<Q: Encodable, R: Decodable>(
         &self,
         addr: (&str, u16),
@@ -41,10 +45,15 @@ impl PeerPool {
         req: &Q,
     ) -> anyhow::Result<R> {
         let key = (addr.0.to_string(), addr.1);
+        let fresh = || BrokerConnection::new(self.client_id.into(), self.timeout);
         let idle = self.idle.lock().get_mut(&key).and_then(Vec::pop);
-        let mut conn =
-            idle.unwrap_or_else(|| BrokerConnection::new(self.client_id.into(), self.timeout));
-        let out = conn.call(addr, api_key, version, req).await;
+        let reused = idle.is_some();
+        let mut conn = idle.unwrap_or_else(fresh);
+        let mut out = conn.call(addr, api_key, version, req).await;
+        if out.is_err() && reused {
+            conn = fresh();
+            out = conn.call(addr, api_key, version, req).await;
+        }
         if out.is_ok() {
             let mut idle = self.idle.lock();
             let spare = idle.entry(key).or_default();
