@@ -96,6 +96,13 @@ pub struct Args {
     /// Print the topic's offsets (earliest | latest | earliest-local) as JSON and exit.
     #[arg(long)]
     list_offsets: Option<String>,
+    /// Connect over TLS, trusting the CA certificates in this PEM file (an SSL listener).
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Only measure TLS handshakes: open this many connections one after another (with
+    /// --tls-ca; without it, TCP connections) and print the rate.
+    #[arg(long, default_value_t = 0)]
+    handshakes: u32,
 }
 
 fn parse_acks(s: &str) -> anyhow::Result<i16> {
@@ -109,7 +116,18 @@ fn parse_acks(s: &str) -> anyhow::Result<i16> {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let result = if args.probe {
+    if let Some(ca) = &args.tls_ca {
+        if let Err(e) = wire::use_tls(ca) {
+            println!(
+                "{}",
+                json!({"label": args.label, "fatal": format!("{e:#}"), "errors": 1})
+            );
+            std::process::exit(1);
+        }
+    }
+    let result = if args.handshakes > 0 {
+        handshakes(&args).await
+    } else if args.probe {
         probe(&args).await
     } else if let Some(which) = &args.list_offsets {
         offsets(&args, which).await
@@ -126,6 +144,25 @@ async fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// Connections opened one after another (each a TCP connect and, over TLS, a full handshake
+/// completed by an ApiVersions round trip), per second.
+async fn handshakes(args: &Args) -> anyhow::Result<serde_json::Value> {
+    let start = std::time::Instant::now();
+    for _ in 0..args.handshakes {
+        let mut conn = wire::Conn::connect(&args.bootstrap).await?;
+        conn.call(&kafka_protocol::messages::ApiVersionsRequest::default(), 0)
+            .await?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(json!({
+        "label": args.label,
+        "tls": args.tls_ca.is_some(),
+        "connections": args.handshakes,
+        "seconds": secs,
+        "per_second": f64::from(args.handshakes) / secs,
+    }))
 }
 
 /// The offsets of every partition of the topic at `which`.

@@ -7,11 +7,37 @@ use anyhow::{anyhow, bail, Context};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+
+/// The TLS connector every connection uses, when `--tls-ca` is given.
+static TLS: OnceLock<tokio_rustls::TlsConnector> = OnceLock::new();
+
+/// Makes every connection TLS, trusting the CA certificates in `ca` (PEM). Host names are
+/// checked as usual: connect by a name or address the broker's certificate carries.
+pub fn use_tls(ca: &std::path::Path) -> anyhow::Result<()> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca)? {
+        roots.add(cert?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let _ = TLS.set(tokio_rustls::TlsConnector::from(Arc::new(config)));
+    Ok(())
+}
+
+/// A connection's write half: plain TCP or TLS.
+pub trait WriteHalf: AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncWrite + Unpin + Send + std::fmt::Debug> WriteHalf for T {}
+type Writer = Box<dyn WriteHalf>;
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
 
 /// A response frame (header and body, size prefix removed) and when it arrived.
 pub type Arrived = anyhow::Result<(Bytes, Instant)>;
@@ -46,7 +72,7 @@ impl Pending {
 /// One pipelined connection.
 #[derive(Debug)]
 pub struct Conn {
-    writer: OwnedWriteHalf,
+    writer: Writer,
     waiting: mpsc::UnboundedSender<oneshot::Sender<Arrived>>,
     correlation_id: i32,
     buf: BytesMut,
@@ -59,7 +85,18 @@ impl Conn {
             .await
             .with_context(|| format!("connect {addr}"))?;
         stream.set_nodelay(true)?;
-        let (read, writer) = stream.into_split();
+        let (read, writer): (Reader, Writer) = match TLS.get() {
+            None => {
+                let (r, w) = stream.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            Some(tls) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let name = rustls_pki_types::ServerName::try_from(host.to_string())?;
+                let (r, w) = tokio::io::split(tls.connect(name, stream).await?);
+                (Box::new(r), Box::new(w))
+            }
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(read_loop(BufReader::with_capacity(256 * 1024, read), rx));
         Ok(Conn {
@@ -93,6 +130,8 @@ impl Conn {
             .write_all(&self.buf)
             .await
             .context("write request")?;
+        // TLS may hold the tail of a write until flushed.
+        self.writer.flush().await.context("write request")?;
         Ok(Pending {
             rx,
             correlation_id: self.correlation_id,
@@ -106,7 +145,7 @@ impl Conn {
 }
 
 async fn read_loop(
-    mut read: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    mut read: BufReader<Reader>,
     mut waiting: mpsc::UnboundedReceiver<oneshot::Sender<Arrived>>,
 ) {
     while let Some(tx) = waiting.recv().await {

@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod config;
+pub mod connection;
 pub mod connection_limits;
 pub mod errors;
 pub mod fetch_session;
@@ -32,6 +33,7 @@ pub mod server;
 pub mod state;
 pub mod telemetry;
 pub mod tiering;
+pub mod tls;
 pub mod topic_metrics;
 pub mod txn;
 

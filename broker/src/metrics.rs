@@ -33,6 +33,8 @@ pub struct Metrics {
     pub connections_rejected: IntCounter,
     /// Connections closed after `connections.max.idle.ms` without activity.
     pub connections_idle_closed: IntCounter,
+    /// Connections whose TLS handshake (or principal mapping) failed.
+    pub failed_authentication: IntCounter,
     /// Partitions led by this broker.
     pub partitions: IntGauge,
     /// Total size of all local logs.
@@ -89,6 +91,10 @@ impl Metrics {
                 "shale_connections_idle_closed_total",
                 "Connections closed after connections.max.idle.ms without activity",
             ),
+            failed_authentication: counter(
+                "shale_failed_authentication_total",
+                "Connections closed because their TLS handshake or principal mapping failed",
+            ),
             partitions: gauge("shale_partitions", "Partitions led by this broker"),
             log_size_bytes: gauge("shale_log_size_bytes", "Total size of the local logs"),
             log_open_files: gauge(
@@ -118,6 +124,7 @@ impl Metrics {
             Box::new(m.connections.clone()),
             Box::new(m.connections_rejected.clone()),
             Box::new(m.connections_idle_closed.clone()),
+            Box::new(m.failed_authentication.clone()),
             Box::new(m.partitions.clone()),
             Box::new(m.log_size_bytes.clone()),
             Box::new(m.log_open_files.clone()),

@@ -1,4 +1,4 @@
-//! Start-up, the accept loops, connections and graceful shutdown.
+//! Start-up, the accept loops and graceful shutdown.
 //!
 //! ```text
 //!  start ─ format-if-empty ─ Controller::open ─ LogManager::open ─ Broker::new (reconcile)
@@ -9,36 +9,30 @@
 //!        LogManager::shutdown (snapshots, checkpoints, clean marker) ─ Controller::shutdown
 //! ```
 //!
-//! A connection has a reader task that frames requests (rejecting a size prefix above
-//! `socket.request.max.bytes` before allocating) into a bounded queue, and a processing loop that
-//! handles them one at a time, in order, as Kafka does: responses leave in request order and a
-//! client may pipeline up to `queued.max.requests` requests.
+//! Each accepted connection is served by its own task ([`crate::connection`]: the TLS handshake
+//! on a TLS listener, then its requests in order).
 //!
 //! Connection limits ([`crate::connection_limits`]): an accept loop waits while the broker holds
 //! `max.connections` (as Kafka's acceptor blocks) and closes at once a connection whose address
-//! is at `max.connections.per.ip`. A connection with no bytes read, no request in progress and no
-//! response written for `connections.max.idle.ms` is closed.
+//! is at `max.connections.per.ip`.
 
-use crate::api::{self, CloseReason, ConnectionInfo, Response};
+use crate::api::ConnectionInfo;
 use crate::config::{BrokerConfig, Listener};
-use crate::connection_limits::{ConnectionLimits, Permit, Refused};
+use crate::connection_limits::{ConnectionLimits, Refused};
 use crate::kraft::cluster_node::ClusterNode;
 use crate::kraft::driver::QuorumView;
 use crate::state::Broker;
 use crate::tiering::{Tiering, TieringParts, TieringSettings, TopicPolicy};
+use crate::tls::ServerTls;
 use anyhow::Context;
-use bytes::{Bytes, BytesMut};
 use shale_common::{Clock, SeededRng, SystemClock};
 use shale_local_log::{LogManager, LogManagerOptions};
 use shale_raft::{Controller, ControllerOptions};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -109,9 +103,15 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     // before the data directories are touched.
     let limits = ConnectionLimits::from_config(&config.connection_limits).await?;
     let listeners = bind_listeners(&client_listeners(&config)).await?;
+    let tls = {
+        let config = config.clone();
+        Arc::new(shale_common::blocking::io(move || {
+            crate::tls::Contexts::load(&config)
+        })?)
+    };
     let clock = SystemClock::new();
     let cluster = match config.is_multi_node() {
-        true => Some(ClusterNode::join(&config, clock.clone()).await?),
+        true => Some(ClusterNode::join(&config, &tls, clock.clone()).await?),
         false => None,
     };
     let controller = cluster.as_ref().map(ClusterNode::controller);
@@ -119,6 +119,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     let broker = Arc::new(shale_common::blocking::io(|| {
         open_broker(config, clock.clone(), controller)
     })?);
+    broker.set_tls(tls.clone());
     // Tiering before the cluster attaches: a follower's first fetch may need the remote tier.
     start_tiering(&broker, clock).await?;
     if let Some(c) = &cluster {
@@ -149,6 +150,13 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         None => None,
     };
     let (stop, stop_rx) = watch::channel(false);
+    let listeners = listeners
+        .into_iter()
+        .map(|(name, l)| {
+            let server = tls.server(&name);
+            (name, l, server)
+        })
+        .collect();
     let done = tokio::spawn(serve(broker.clone(), listeners, Arc::new(limits), stop_rx));
     Ok(RunningBroker {
         addr: addrs[0].1,
@@ -263,16 +271,12 @@ async fn bind_listeners(listeners: &[Listener]) -> anyhow::Result<Vec<(String, T
     Ok(bound)
 }
 
-/// A connection that passed the limits, on its way to its task.
-struct Accepted {
-    stream: TcpStream,
-    connection: ConnectionInfo,
-    permit: Permit,
-}
+/// A bound listener and its TLS side.
+type Bound = (String, TcpListener, Option<Arc<ServerTls>>);
 
 async fn serve(
     broker: Arc<Broker>,
-    listeners: Vec<(String, TcpListener)>,
+    listeners: Vec<Bound>,
     limits: Arc<ConnectionLimits>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -280,13 +284,12 @@ async fn serve(
     let group_timers = tokio::spawn(group_timers(broker.clone(), stop.clone()));
     let txn_timers = tokio::spawn(txn_timers(broker.clone(), stop.clone()));
     let tiering = tokio::spawn(tiering_tasks(broker.clone(), stop.clone()));
-    let (tx, mut accepted) = mpsc::channel::<Accepted>(64);
+    let (tx, mut accepted) = mpsc::channel::<crate::connection::Accepted>(64);
     let mut acceptors = JoinSet::new();
-    for (name, listener) in listeners {
+    for bound in listeners {
         acceptors.spawn(accept_loop(
             broker.clone(),
-            name,
-            listener,
+            bound,
             limits.clone(),
             tx.clone(),
         ));
@@ -296,7 +299,7 @@ async fn serve(
     loop {
         tokio::select! {
             Some(a) = accepted.recv() => {
-                connections.spawn(connection(broker.clone(), a, stop.clone()));
+                connections.spawn(crate::connection::serve(broker.clone(), a, stop.clone()));
             }
             _ = stop.changed() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -346,6 +349,7 @@ async fn start_tiering(broker: &Arc<Broker>, clock: Arc<dyn Clock>) -> anyhow::R
         replicas: broker.replicas().clone(),
         topic_metrics: broker.topic_metrics.clone(),
         topics: Arc::new(InternalTopics(Arc::downgrade(broker))),
+        dialer: broker.inter_broker_dialer(),
     };
     let rng = SeededRng::from_entropy();
     if let Some(tiering) = Tiering::start(&broker.config, parts, clock, rng).await? {
@@ -447,7 +451,7 @@ async fn txn_timers(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
     .await;
 }
 
-/// Periodic retention, checkpoints and gauges.
+/// Periodic retention, checkpoints, gauges and the check for renewed TLS store files.
 async fn housekeeping(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
     let every_ms = broker
         .config
@@ -462,6 +466,7 @@ async fn housekeeping(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
                 b.logs().write_checkpoints()?;
                 let size: u64 = b.logs().all_logs().iter().map(|l| l.size_in_bytes()).sum();
                 b.metrics.log_size_bytes.set(size as i64);
+                b.refresh_tls();
                 Ok::<_, shale_local_log::LogError>(())
             })
             .await;
@@ -478,10 +483,9 @@ async fn housekeeping(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
 /// Accepts connections on one listener until aborted, within the connection limits.
 async fn accept_loop(
     broker: Arc<Broker>,
-    name: String,
-    listener: TcpListener,
+    (name, listener, tls): Bound,
     limits: Arc<ConnectionLimits>,
-    tx: mpsc::Sender<Accepted>,
+    tx: mpsc::Sender<crate::connection::Accepted>,
 ) {
     let mut refusals = RefusalLog::default();
     let shared_name: Arc<str> = Arc::from(name.as_str());
@@ -519,14 +523,16 @@ async fn accept_loop(
             continue; // dropping the stream closes the connection
         };
         let _ = stream.set_nodelay(true);
-        let accepted = Accepted {
+        let accepted = crate::connection::Accepted {
             stream,
             connection: ConnectionInfo {
                 peer,
                 listener: shared_name.clone(),
                 forwarded: false,
+                principal: Arc::from(crate::tls::ANONYMOUS),
             },
             permit,
+            tls: tls.clone(),
         };
         if tx.send(accepted).await.is_err() {
             return;
@@ -562,182 +568,4 @@ impl RefusalLog {
         self.last = Some(tokio::time::Instant::now());
         self.since_last = 0;
     }
-}
-
-/// When a connection last did something, for `connections.max.idle.ms`.
-#[derive(Debug)]
-struct Activity {
-    since: tokio::time::Instant,
-    last_ms: AtomicU64,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Activity {
-            since: tokio::time::Instant::now(),
-            last_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn touch(&self) {
-        let ms = self.since.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// Completes once nothing has happened for `limit` (never when `None`).
-    async fn idle_for(&self, limit: Option<Duration>) {
-        let Some(limit) = limit else {
-            return std::future::pending().await;
-        };
-        loop {
-            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let deadline = self.since + last + limit;
-            if tokio::time::Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep_until(deadline).await;
-        }
-    }
-}
-
-async fn connection(broker: Arc<Broker>, accepted: Accepted, mut stop: watch::Receiver<bool>) {
-    let Accepted {
-        stream,
-        connection: conn,
-        permit,
-    } = accepted;
-    let peer = conn.peer;
-    broker.metrics.connections.inc();
-    let activity = Arc::new(Activity::new());
-    let idle_limit = broker.config.connection_limits.idle_timeout;
-    let (mut rd, mut wr) = stream.into_split();
-    // The reader's last item is the reason it stopped, if it was not a clean end of stream.
-    let (tx, mut rx) = mpsc::channel::<Result<Bytes, CloseReason>>(
-        broker.config.queued_max_requests.clamp(1, 1024),
-    );
-    let max = broker.config.socket_request_max_bytes;
-    let reader_activity = activity.clone();
-    let reader = tokio::spawn(async move {
-        loop {
-            let Some(item) = read_frame(&mut rd, max, &reader_activity).await.transpose() else {
-                break;
-            };
-            let last = item.is_err();
-            if tx.send(item).await.is_err() || last {
-                break;
-            }
-        }
-    });
-    loop {
-        let next = tokio::select! {
-            f = rx.recv() => match f { Some(f) => f, None => break },
-            _ = activity.idle_for(idle_limit) => {
-                broker.metrics.connections_idle_closed.inc();
-                tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)");
-                break;
-            }
-            _ = stop.changed() => break,
-        };
-        let handled = match next {
-            Ok(frame) => api::handle(&broker, &conn, frame).await,
-            Err(reason) => Err(reason),
-        };
-        match handled {
-            Ok(Response::None) => {}
-            Ok(Response::Frame(bytes)) => {
-                if wr.write_all(&bytes).await.is_err() {
-                    break;
-                }
-            }
-            Ok(Response::Chunks(chunks)) => {
-                if write_chunks(&mut wr, chunks).await.is_err() {
-                    break;
-                }
-            }
-            Err(reason) => {
-                log_close(&conn, &reason);
-                break;
-            }
-        }
-        activity.touch();
-    }
-    reader.abort();
-    let _ = wr.shutdown().await;
-    broker.metrics.connections.dec();
-    drop(permit);
-}
-
-/// Logs, once, why a connection is being closed.
-fn log_close(conn: &ConnectionInfo, reason: &CloseReason) {
-    let (peer, listener) = (conn.peer, &*conn.listener);
-    if reason.is_bad_request() {
-        tracing::warn!(%peer, %listener, %reason, "closing connection after a bad request");
-    } else {
-        tracing::warn!(%peer, %listener, %reason, "closing connection");
-    }
-}
-
-/// Reads one size-prefixed frame; `Ok(None)` on a clean end of stream.
-async fn read_frame(
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
-    max: usize,
-    activity: &Activity,
-) -> Result<Option<Bytes>, CloseReason> {
-    let mut prefix = [0u8; 4];
-    match rd.read_exact(&mut prefix).await {
-        Ok(_) => activity.touch(),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(CloseReason::Read(e)),
-    }
-    let size = i32::from_be_bytes(prefix);
-    if size < 0 || size as usize > max {
-        return Err(CloseReason::RequestTooLarge { size, max });
-    }
-    // Filled in place without zeroing it first (memset was 3.6% of a 1 KiB produce profile);
-    // `take` keeps a read from running into the next frame.
-    let size = size as usize;
-    let mut buf = BytesMut::with_capacity(size);
-    while buf.len() < size {
-        let want = (size - buf.len()) as u64;
-        match (&mut *rd).take(want).read_buf(&mut buf).await {
-            Ok(0) => {
-                return Err(CloseReason::Truncated {
-                    read: buf.len(),
-                    size,
-                })
-            }
-            Ok(_) => activity.touch(),
-            Err(e) => return Err(CloseReason::Read(e)),
-        }
-    }
-    Ok(Some(buf.freeze()))
-}
-
-/// Writes response chunks with vectored writes; record chunks are never copied.
-async fn write_chunks(wr: &mut OwnedWriteHalf, chunks: Vec<Bytes>) -> std::io::Result<()> {
-    let mut chunks: std::collections::VecDeque<Bytes> = chunks.into();
-    while !chunks.is_empty() {
-        let slices: Vec<std::io::IoSlice<'_>> = chunks
-            .iter()
-            .take(64)
-            .map(|c| std::io::IoSlice::new(c))
-            .collect();
-        let mut written = wr.write_vectored(&slices).await?;
-        if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while written > 0 {
-            let Some(front) = chunks.front_mut() else {
-                break;
-            };
-            if written >= front.len() {
-                written -= front.len();
-                chunks.pop_front();
-            } else {
-                let _ = front.split_to(written);
-                written = 0;
-            }
-        }
-    }
-    Ok(())
 }

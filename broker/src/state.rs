@@ -40,6 +40,8 @@ pub struct Broker {
     tiering: std::sync::OnceLock<Arc<crate::tiering::Tiering>>,
     /// The way to the active controller, in a cluster.
     forwarder: std::sync::OnceLock<crate::api::forward::Forwarder>,
+    /// TLS contexts, once loaded (none: every listener is plain TCP).
+    tls: std::sync::OnceLock<Arc<crate::tls::Contexts>>,
     replicas: Arc<ReplicaManager>,
     producer_ids: Mutex<(i64, i64)>,
 }
@@ -77,6 +79,7 @@ impl Broker {
             txns,
             tiering: std::sync::OnceLock::new(),
             forwarder: std::sync::OnceLock::new(),
+            tls: std::sync::OnceLock::new(),
             producer_ids: Mutex::new((0, 0)),
         };
         broker.replicas.delete_strays()?;
@@ -122,6 +125,45 @@ impl Broker {
     /// Installs the way to the active controller (once).
     pub fn set_forwarder(&self, forwarder: crate::api::forward::Forwarder) {
         let _ = self.forwarder.set(forwarder);
+    }
+
+    /// Installs the TLS contexts (once, at start-up).
+    pub fn set_tls(&self, contexts: Arc<crate::tls::Contexts>) {
+        let _ = self.tls.set(contexts);
+    }
+
+    /// How this broker connects to `listener` on other nodes (plain TCP unless it speaks TLS).
+    pub fn dialer(&self, listener: &str) -> crate::tls::Dialer {
+        self.tls
+            .get()
+            .map(|t| t.dialer(listener))
+            .unwrap_or_default()
+    }
+
+    /// Brings the TLS listeners up to date with the dynamic `ssl.*` configs and the store
+    /// files (blocking; see [`crate::tls::Contexts::refresh`]).
+    pub fn refresh_tls(&self) {
+        let Some(tls) = self.tls.get() else { return };
+        let image = self.image();
+        let is_ssl =
+            |k: &str| k.starts_with("ssl.") || crate::config::ssl::listener_ssl_key(k).is_some();
+        let mut dynamic = std::collections::BTreeMap::new();
+        for scope in ["".to_string(), self.config.node_id.to_string()] {
+            if let Some(configs) = image.broker_configs.get(&scope) {
+                dynamic.extend(
+                    configs
+                        .iter()
+                        .filter(|(k, _)| is_ssl(k))
+                        .map(|(k, v)| (k.clone(), v.clone())),
+                );
+            }
+        }
+        tls.refresh(&self.config, &dynamic);
+    }
+
+    /// How this broker connects to other brokers (`inter.broker.listener.name`).
+    pub fn inter_broker_dialer(&self) -> crate::tls::Dialer {
+        self.dialer(&self.config.replication.inter_broker_listener)
     }
 
     /// Every metric in Prometheus text form.

@@ -65,6 +65,8 @@ async fn start(member: &mut Member, ports: &[u16], listener: TcpListener) {
         clock: clock.clone(),
         rng: SeededRng::new(id as u64),
         machine: Box::new(machine),
+        dialer: shale_broker::tls::Dialer::plaintext(),
+        tls: None,
     };
     let node = QuorumNode::start(cfg, Some(listener)).await.unwrap();
     let quorum = Arc::new(

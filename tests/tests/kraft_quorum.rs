@@ -81,6 +81,8 @@ async fn start(
         clock: SystemClock::new(),
         rng: SeededRng::new(id as u64),
         machine: Box::new(applied.clone()),
+        dialer: shale_broker::tls::Dialer::plaintext(),
+        tls: None,
     };
     (
         QuorumNode::start(cfg, Some(listener)).await.unwrap(),

@@ -278,7 +278,8 @@ async fn versions_via(
     addr: (&str, u16),
 ) -> anyhow::Result<ApiVersionsResponse> {
     let req = ApiVersionsRequest::default();
-    pool.call(addr, ApiKey::ApiVersions, 3, &req).await
+    let dialer = shale_broker::tls::Dialer::plaintext();
+    pool.call(&dialer, addr, ApiKey::ApiVersions, 3, &req).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@
 //! DescribeConfigs lists as synonyms.
 
 use super::blocking;
-use crate::config::{Kind, BROKER_CONFIGS};
+use crate::config::{all_broker_configs, Kind};
 use crate::errors::controller_error;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
@@ -43,6 +43,8 @@ pub struct Entry {
     pub kind: i8,
     /// Documentation.
     pub doc: &'static str,
+    /// A secret: described as null and sensitive, as Kafka describes passwords.
+    pub sensitive: bool,
 }
 
 /// Every topic config of a topic with the given overrides.
@@ -84,6 +86,7 @@ pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String
                 synonyms,
                 kind: topic_kind(def.kind),
                 doc: def.doc,
+                sensitive: false,
             }
         })
         .collect()
@@ -94,8 +97,7 @@ fn broker_config_entries(
     dynamic: &BTreeMap<String, String>,
     dynamic_default: &BTreeMap<String, String>,
 ) -> Vec<Entry> {
-    BROKER_CONFIGS
-        .iter()
+    all_broker_configs()
         .map(|def| {
             let mut synonyms = Vec::new();
             if let Some(v) = dynamic.get(def.name) {
@@ -123,8 +125,10 @@ fn broker_config_entries(
                     Kind::Int => 3,
                     Kind::Long => 5,
                     Kind::List => 7,
+                    Kind::Password => 9,
                 },
                 doc: def.doc,
+                sensitive: def.kind == Kind::Password,
             }
         })
         .collect()
@@ -199,7 +203,9 @@ pub fn describe(
 fn result(e: Entry, synonyms: bool, docs: bool, version: i16) -> DescribeConfigsResourceResult {
     let mut c = DescribeConfigsResourceResult::default();
     c.name = StrBytes::from_string(e.name);
-    c.value = e.value.map(StrBytes::from_string);
+    let secret = e.sensitive;
+    c.value = e.value.filter(|_| !secret).map(StrBytes::from_string);
+    c.is_sensitive = secret;
     c.config_source = e.source;
     c.config_type = if version >= 3 { e.kind } else { 0 };
     if synonyms {
@@ -209,7 +215,7 @@ fn result(e: Entry, synonyms: bool, docs: bool, version: i16) -> DescribeConfigs
             .map(|(n, v, s)| {
                 let mut syn = DescribeConfigsSynonym::default();
                 syn.name = StrBytes::from_string(n);
-                syn.value = v.map(StrBytes::from_string);
+                syn.value = v.filter(|_| !secret).map(StrBytes::from_string);
                 syn.source = s;
                 syn
             })
@@ -360,6 +366,7 @@ async fn apply(
             if let Err(e) = b.reconcile() {
                 tracing::error!(error = %e, "applying new configs to logs failed");
             }
+            b.refresh_tls();
         }
         r
     })
@@ -367,9 +374,15 @@ async fn apply(
     result.map_err(|e| controller_error(&e))
 }
 
-/// Broker keys that may change at runtime: the topic defaults (`log.retention.ms`, …).
+/// Broker keys that may change at runtime: the topic defaults (`log.retention.ms`, …) and the
+/// TLS settings, bare or for one listener (`listener.name.<listener>.ssl.keystore.location`),
+/// which rebuild the listeners' TLS contexts.
 fn is_dynamic_broker_key(key: &str) -> bool {
     TOPIC_CONFIGS
         .iter()
         .any(|d| d.broker_synonyms.contains(&key))
+        || crate::config::ssl::SSL_CONFIGS
+            .iter()
+            .any(|d| d.name == key)
+        || crate::config::ssl::listener_ssl_key(key).is_some()
 }

@@ -16,6 +16,12 @@ pub enum CloseReason {
         /// `socket.request.max.bytes`.
         max: usize,
     },
+    /// The first bytes are a TLS handshake record on a listener that speaks plain Kafka.
+    #[error(
+        "a TLS handshake on a plaintext listener: the client uses SSL (security.protocol) but \
+         this listener's protocol is PLAINTEXT"
+    )]
+    TlsOnPlaintext,
     /// The stream ended in the middle of a frame.
     #[error("truncated request: {read} of {size} bytes")]
     Truncated {
@@ -93,6 +99,7 @@ impl CloseReason {
     pub fn is_bad_request(&self) -> bool {
         match self {
             CloseReason::RequestTooLarge { .. }
+            | CloseReason::TlsOnPlaintext
             | CloseReason::MalformedHeader(_)
             | CloseReason::UnsupportedApi(_)
             | CloseReason::UnsupportedVersion { .. }

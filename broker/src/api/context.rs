@@ -14,6 +14,9 @@ pub struct ConnectionInfo {
     pub listener: Arc<str>,
     /// Forwarded by another broker to this active controller (never forwarded again).
     pub forwarded: bool,
+    /// The client's principal name (type `User`): the mapped subject of its TLS certificate,
+    /// else `ANONYMOUS`.
+    pub principal: Arc<str>,
 }
 
 /// One request's context.
@@ -76,6 +79,7 @@ mod tests {
             peer: "192.168.1.7:40000".parse().unwrap(),
             listener: Arc::from("PLAINTEXT"),
             forwarded: false,
+            principal: Arc::from("ANONYMOUS"),
         };
         let ctx = RequestContext {
             connection: &conn,

@@ -239,6 +239,7 @@ impl LocalAdmin {
                 peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
                 listener: Arc::from(listener),
                 forwarded: true,
+                principal: Arc::from(crate::tls::ANONYMOUS),
             },
         }
     }

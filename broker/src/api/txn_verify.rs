@@ -146,7 +146,13 @@ async fn ask_coordinator(
     let resp: AddPartitionsToTxnResponse = broker
         .txns
         .verify_peers
-        .call((&addr.0, addr.1), ApiKey::AddPartitionsToTxn, version, &req)
+        .call(
+            &broker.inter_broker_dialer(),
+            (&addr.0, addr.1),
+            ApiKey::AddPartitionsToTxn,
+            version,
+            &req,
+        )
         .await
         .map_err(|e| {
             tracing::debug!(error = %e, "transaction coordinator unreachable for verification");

@@ -16,6 +16,8 @@ pub enum Kind {
     Str,
     /// Comma-separated list.
     List,
+    /// A secret: never logged, and DescribeConfigs returns it as null and sensitive.
+    Password,
 }
 
 /// One broker configuration key.
@@ -695,6 +697,16 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     ),
 ];
 
+/// Every broker key: [`BROKER_CONFIGS`], then the TLS keys.
+pub fn all_broker_configs() -> impl Iterator<Item = &'static ConfigDef> {
+    BROKER_CONFIGS.iter().chain(super::ssl::SSL_CONFIGS.iter())
+}
+
+/// The broker key named `name`.
+pub fn broker_def(name: &str) -> Option<&'static ConfigDef> {
+    all_broker_configs().find(|d| d.name == name)
+}
+
 /// The text of `docs/configuration.md`, generated from [`BROKER_CONFIGS`] and the topic configs,
 /// so the document cannot drift from the code (a test compares them).
 pub fn configuration_markdown() -> String {
@@ -710,7 +722,7 @@ pub fn configuration_markdown() -> String {
          on first start.\n\n\
          ## Broker\n\n| key | default | meaning |\n|---|---|---|\n",
     );
-    for d in BROKER_CONFIGS {
+    for d in all_broker_configs() {
         out.push_str(&format!(
             "| `{}` | {} | {} |\n",
             d.name,
@@ -759,8 +771,9 @@ const CONNECTIONS_DOC: &str = "
 ## Listeners and connections
 
 Every listener in `listeners` is bound, or start-up fails naming the one that could not be. Each
-listener's security protocol is looked up by its name in `listener.security.protocol.map`; only
-PLAINTEXT is served. On a single node, a controller listener (named in
+listener's security protocol is looked up by its name in `listener.security.protocol.map`;
+PLAINTEXT and SSL are served (TLS settings: the `ssl.*` keys above, each also settable for one
+listener as `listener.name.<listener>.ssl.*`; see docs/security.md). On a single node, a controller listener (named in
 `controller.listener.names`, as Kafka's single-node KRaft configuration has it) is bound and
 answers the same Kafka API as the others — its quorum of one runs in-process — but it is never
 given to clients in Metadata, DescribeCluster or FindCoordinator responses. Those responses give
@@ -794,7 +807,9 @@ const FAIL_CLOSED_DOC: &str = "
 Shale refuses to start, listing every offending setting, rather than run without a feature the
 configuration asks for:
 
-- a listener whose security protocol is not PLAINTEXT, and `inter.broker.listener.name` naming one;
+- a SASL listener (SASL_PLAINTEXT, SASL_SSL), and `inter.broker.listener.name` naming one;
+- a TLS listener whose key or trust store is not PEM (`ssl.keystore.type`, `ssl.truststore.type`
+  default to Kafka's JKS), or whose private key is encrypted (`ssl.key.password`);
 - `controller.quorum.bootstrap.servers` naming another node (an address that is not one of this
   node's listeners: another port, or a host that is not this machine) together with
   `controller.quorum.voters`: a static and a dynamic (KIP-853) quorum at once;

@@ -4,7 +4,7 @@
 //! A listener's security protocol comes from the protocol map (listener name → protocol). Without
 //! an explicit map, Kafka's default maps the four protocol names to themselves and, in KRaft mode,
 //! maps the controller listener names to PLAINTEXT unless an SSL or SASL name is in use. Shale
-//! serves PLAINTEXT only, so any other protocol is reported as unsupported and stops start-up.
+//! serves PLAINTEXT and SSL; a SASL protocol is reported as unsupported and stops start-up.
 //!
 //! Every listener is bound. Controller listeners (named in `controller.listener.names`) are bound
 //! and served like the others — Shale's quorum is in-process, so there is no separate controller
@@ -22,6 +22,49 @@ pub struct Listener {
     pub host: String,
     /// Port (0 = any free port).
     pub port: u16,
+    /// Its security protocol (`listener.security.protocol.map`).
+    pub protocol: SecurityProtocol,
+}
+
+/// Kafka's security protocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SecurityProtocol {
+    /// Plain TCP.
+    #[default]
+    Plaintext,
+    /// TLS.
+    Ssl,
+    /// SASL over plain TCP.
+    SaslPlaintext,
+    /// SASL over TLS.
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    fn parse(name: &str) -> Option<SecurityProtocol> {
+        Some(match name {
+            "PLAINTEXT" => SecurityProtocol::Plaintext,
+            "SSL" => SecurityProtocol::Ssl,
+            "SASL_PLAINTEXT" => SecurityProtocol::SaslPlaintext,
+            "SASL_SSL" => SecurityProtocol::SaslSsl,
+            _ => return None,
+        })
+    }
+
+    /// Whether the connection is TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// Kafka's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
 }
 
 impl std::fmt::Display for Listener {
@@ -49,9 +92,11 @@ pub struct Listeners {
     pub advertised_all: Vec<Listener>,
     /// `controller.listener.names`, upper-cased.
     pub controller_names: Vec<String>,
+    /// The security protocol of every listener name in use (bound and controller listeners).
+    pub protocols: BTreeMap<String, SecurityProtocol>,
 }
 
-/// Resolves the listener keys. Malformed values are errors; a listener that is not PLAINTEXT is
+/// Resolves the listener keys. Malformed values are errors; a SASL listener is
 /// pushed to `unsupported` (so every such setting is reported at once). A controller-only node
 /// (`controller_only`) needs no listener for clients.
 pub fn resolve(
@@ -59,7 +104,7 @@ pub fn resolve(
     controller_only: bool,
     unsupported: &mut Vec<String>,
 ) -> Result<Listeners, ConfigError> {
-    let bind = parse_listeners("listeners", listeners_value(props))?;
+    let mut bind = parse_listeners("listeners", listeners_value(props))?;
     if bind.is_empty() {
         return Err(invalid(
             "listeners",
@@ -96,23 +141,38 @@ pub fn resolve(
         }
     }
     let map = protocol_map(props, &bind, &controller_names)?;
-    for l in &bind {
-        let protocol = protocol_of(&map, "listeners", l)?;
-        if protocol != "PLAINTEXT" {
+    let mut protocols = BTreeMap::new();
+    for l in &mut bind {
+        l.protocol = protocol_of(&map, "listeners", l)?;
+        protocols.insert(l.name.clone(), l.protocol);
+        if !matches!(
+            l.protocol,
+            SecurityProtocol::Plaintext | SecurityProtocol::Ssl
+        ) {
             unsupported.push(format!(
-                "listeners: {l} uses security protocol {protocol}; only PLAINTEXT listeners are \
-                 supported (no TLS or SASL yet)"
+                "listeners: {l} uses security protocol {}; SASL is not supported yet (PLAINTEXT \
+                 and SSL listeners are)",
+                l.protocol.name()
             ));
         }
     }
-    let (advertised, advertised_all) =
+    for name in &controller_names {
+        if let Some(p) = map.get(name).and_then(|p| SecurityProtocol::parse(p)) {
+            protocols.entry(name.clone()).or_insert(p);
+        }
+    }
+    let (mut advertised, mut advertised_all) =
         advertised(props, &bind, &controller_names, controller_only)?;
+    for l in advertised.iter_mut().chain(advertised_all.iter_mut()) {
+        l.protocol = protocols.get(&l.name).copied().unwrap_or_default();
+    }
     check_inter_broker(props, &bind, &map, unsupported)?;
     Ok(Listeners {
         bind,
         advertised,
         advertised_all,
         controller_names,
+        protocols,
     })
 }
 
@@ -160,7 +220,7 @@ fn advertised(
     Ok((advertised, advertised_all))
 }
 
-/// `inter.broker.listener.name` must name a listener, and only PLAINTEXT is supported.
+/// `inter.broker.listener.name` must name a listener, and SASL is not supported yet.
 fn check_inter_broker(
     props: &BTreeMap<String, String>,
     bind: &[Listener],
@@ -177,9 +237,13 @@ fn check_inter_broker(
             ));
         };
         let protocol = protocol_of(map, "inter.broker.listener.name", l)?;
-        if protocol != "PLAINTEXT" {
+        if !matches!(
+            protocol,
+            SecurityProtocol::Plaintext | SecurityProtocol::Ssl
+        ) {
             unsupported.push(format!(
-                "inter.broker.listener.name: {name} uses {protocol}; only PLAINTEXT is supported"
+                "inter.broker.listener.name: {name} uses {}; SASL is not supported yet",
+                protocol.name()
             ));
         }
     }
@@ -191,17 +255,19 @@ fn protocol_of(
     map: &BTreeMap<String, String>,
     key: &str,
     l: &Listener,
-) -> Result<String, ConfigError> {
-    map.get(&l.name).cloned().ok_or_else(|| {
-        invalid(
-            key,
-            &l.to_string(),
-            &format!(
-                "no security protocol for listener name {} in listener.security.protocol.map",
-                l.name
-            ),
-        )
-    })
+) -> Result<SecurityProtocol, ConfigError> {
+    map.get(&l.name)
+        .and_then(|p| SecurityProtocol::parse(p))
+        .ok_or_else(|| {
+            invalid(
+                key,
+                &l.to_string(),
+                &format!(
+                    "no security protocol for listener name {} in listener.security.protocol.map",
+                    l.name
+                ),
+            )
+        })
 }
 
 /// `listener.security.protocol.map` as Kafka computes its effective value.
@@ -276,6 +342,7 @@ pub fn parse_listeners(key: &str, v: &str) -> Result<Vec<Listener>, ConfigError>
                 name: name.to_uppercase(),
                 host,
                 port,
+                protocol: SecurityProtocol::Plaintext,
             })
         })
         .collect()
@@ -299,13 +366,16 @@ mod tests {
     }
 
     #[test]
-    fn secure_listeners_are_unsupported() {
-        let (_, u) = resolve_ok(&[(
+    fn sasl_listeners_are_unsupported_ssl_is_served() {
+        let (l, u) = resolve_ok(&[(
             "listeners",
-            "SASL_SSL://127.0.0.1:9092,SSL://127.0.0.1:9094",
+            "SASL_SSL://127.0.0.1:9092,SSL://127.0.0.1:9094,SASL_PLAINTEXT://127.0.0.1:9095",
         )]);
         assert_eq!(u.len(), 2, "{u:?}");
-        assert!(u[0].contains("SASL_SSL") && u[1].contains("SSL://127.0.0.1:9094"));
+        assert!(u[0].contains("SASL_SSL") && u[1].contains("SASL_PLAINTEXT"));
+        assert_eq!(l.bind[1].protocol, SecurityProtocol::Ssl);
+        assert_eq!(l.advertised[1].protocol, SecurityProtocol::Ssl);
+        assert_eq!(l.protocols["SSL"], SecurityProtocol::Ssl);
     }
 
     #[test]
@@ -383,10 +453,15 @@ mod tests {
     }
 
     #[test]
-    fn inter_broker_listener_must_be_plaintext() {
+    fn inter_broker_listener_must_not_be_sasl() {
         let (_, u) = resolve_ok(&[
             ("listeners", "PLAINTEXT://:1,SSL://:2"),
             ("inter.broker.listener.name", "SSL"),
+        ]);
+        assert!(u.is_empty(), "{u:?}");
+        let (_, u) = resolve_ok(&[
+            ("listeners", "PLAINTEXT://:1,SASL_SSL://:2"),
+            ("inter.broker.listener.name", "SASL_SSL"),
         ]);
         assert_eq!(u.len(), 2, "{u:?}");
         let (_, u) = resolve_ok(&[("inter.broker.listener.name", "plaintext")]);

@@ -4,7 +4,7 @@
 //! Every key Shale understands is declared once in [`BROKER_CONFIGS`] (`defs`) with its default,
 //! type and doc; an invalid value stops start-up with an error that names the key. Unknown keys
 //! are logged and ignored, as Kafka does — except keys that ask for a feature Shale lacks
-//! (`unsupported`: TLS, SASL, ACLs, …), non-PLAINTEXT listeners (`listeners`) and multi-node
+//! (`unsupported`: SASL, ACLs, …), SASL listeners (`listeners`) and multi-node
 //! quorums (`cluster`): those stop start-up, all reported together, rather than run unsafely.
 //! Topic-level defaults (`log.retention.hours`, `log.segment.bytes`, …) are folded into a
 //! [`LogConfig`] through the broker synonyms declared by `shale_local_log`.
@@ -13,9 +13,12 @@ pub mod cluster;
 mod defs;
 mod listeners;
 mod replication;
+pub mod ssl;
 pub mod unsupported;
 
-pub use defs::{configuration_markdown, ConfigDef, Kind, BROKER_CONFIGS};
+pub use defs::{
+    all_broker_configs, broker_def, configuration_markdown, ConfigDef, Kind, BROKER_CONFIGS,
+};
 pub use listeners::Listener;
 pub use replication::ReplicationConfig;
 
@@ -84,6 +87,9 @@ pub struct BrokerConfig {
     pub advertised_listeners: Vec<Listener>,
     /// `controller.listener.names` (upper-cased).
     pub controller_listener_names: Vec<String>,
+    /// TLS settings of every listener name that speaks TLS (bound here, or a controller
+    /// listener this broker-only node connects to).
+    pub ssl: BTreeMap<String, ssl::SslConfig>,
     /// `max.connections`, `max.connections.per.ip[.overrides]`, `connections.max.idle.ms`.
     pub connection_limits: LimitsConfig,
     /// How partitions replicate (`replica.*`).
@@ -187,12 +193,10 @@ impl BrokerConfig {
     pub fn from_props(props: BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let (ignored, mut unsupported_settings) = classify_keys(&props)?;
         let get = |k: &str| -> Option<String> {
-            props.get(k).cloned().or_else(|| {
-                BROKER_CONFIGS
-                    .iter()
-                    .find(|d| d.name == k)
-                    .and_then(|d| d.default.map(str::to_string))
-            })
+            props
+                .get(k)
+                .cloned()
+                .or_else(|| broker_def(k).and_then(|d| d.default.map(str::to_string)))
         };
         let int = |k: &str| -> i64 { get(k).and_then(|v| v.parse().ok()).unwrap_or(0) };
         let node_id = int("node.id");
@@ -208,6 +212,7 @@ impl BrokerConfig {
             &listeners,
             &mut unsupported_settings,
         )?;
+        let ssl = ssl_settings(&props, &listeners, &mut unsupported_settings)?;
         if !unsupported_settings.is_empty() {
             return Err(ConfigError::Unsupported {
                 problems: unsupported_settings,
@@ -237,6 +242,14 @@ impl BrokerConfig {
             .first()
             .map_or("PLAINTEXT", |l| &l.name);
         let replication = replication::replication_config(&get, &positive, first_listener)?;
+        let inter = &replication.inter_broker_listener;
+        if !controller_only && !listeners.bind.iter().any(|l| &l.name == inter) {
+            return Err(invalid(
+                "security.inter.broker.protocol",
+                inter,
+                "the inter-broker listener must be one of listeners",
+            ));
+        }
         Ok(BrokerConfig {
             node_id: node_id as i32,
             roles,
@@ -245,6 +258,7 @@ impl BrokerConfig {
             listeners: listeners.bind,
             advertised_listeners: listeners.advertised,
             controller_listener_names: listeners.controller_names,
+            ssl,
             connection_limits: connection_limits(&get)?,
             log_dirs,
             metadata_log_dir,
@@ -290,13 +304,27 @@ impl BrokerConfig {
 
     /// The effective value of a broker key (explicit, else default), as DescribeConfigs shows it.
     pub fn value_of(&self, key: &str) -> Option<String> {
-        self.explicit.get(key).cloned().or_else(|| {
-            BROKER_CONFIGS
-                .iter()
-                .find(|d| d.name == key)
-                .and_then(|d| d.default.map(str::to_string))
-        })
+        self.explicit
+            .get(key)
+            .cloned()
+            .or_else(|| broker_def(key).and_then(|d| d.default.map(str::to_string)))
     }
+}
+
+/// The TLS settings of every TLS listener name in use.
+fn ssl_settings(
+    props: &BTreeMap<String, String>,
+    listeners: &listeners::Listeners,
+    unsupported: &mut Vec<String>,
+) -> Result<BTreeMap<String, ssl::SslConfig>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, protocol) in &listeners.protocols {
+        if protocol.is_tls() {
+            let bound = listeners.bind.iter().any(|l| &l.name == name);
+            out.insert(name.clone(), ssl::resolve(props, name, bound, unsupported)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Checks the type of every known key and sorts the others: ignored (logged), or asking for an
@@ -307,7 +335,7 @@ fn classify_keys(
     let mut ignored = Vec::new();
     let mut unsupported_settings = Vec::new();
     for (k, v) in props {
-        match BROKER_CONFIGS.iter().find(|d| d.name == k) {
+        match broker_def(k).or_else(|| ssl::listener_ssl_key(k)) {
             Some(def) => check_kind(def, v)?,
             None if k.starts_with("rsm.config.") || k.starts_with("rlmm.config.") => {}
             None => match unsupported::check(k, v) {
@@ -456,7 +484,7 @@ fn check_kind(def: &ConfigDef, v: &str) -> Result<(), ConfigError> {
         Kind::Bool => v == "true" || v == "false",
         Kind::Int => v.parse::<i32>().is_ok(),
         Kind::Long => v.parse::<i64>().is_ok(),
-        Kind::Str | Kind::List => true,
+        Kind::Str | Kind::List | Kind::Password => true,
     };
     if ok {
         Ok(())
@@ -564,13 +592,13 @@ mod tests {
         let ConfigError::Unsupported { problems } = &err else {
             panic!("{err}");
         };
-        assert_eq!(problems.len(), 9, "{problems:#?}");
+        // SSL is served, from PEM stores: the JKS store is reported for both TLS listeners.
+        assert_eq!(problems.len(), 8, "{problems:#?}");
         let text = err.to_string();
         for needle in [
             "SASL_SSL://127.0.0.1:9092",
-            "SSL://127.0.0.1:9094",
-            "ssl.keystore.location",
-            "ssl.keystore.password",
+            "ssl.keystore.type=JKS (listener SSL)",
+            "ssl.keystore.type=JKS (listener SASL_SSL)",
             "sasl.enabled.mechanisms",
             "jaas.config",
             "authorizer.class.name",
@@ -580,6 +608,7 @@ mod tests {
             assert!(text.contains(needle), "{needle} missing from: {text}");
         }
         assert!(!text.contains("no.such.key"));
+        assert!(!text.contains("pw"), "no password in the report");
     }
 
     #[test]

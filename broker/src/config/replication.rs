@@ -7,8 +7,9 @@ use std::time::Duration;
 /// How partitions replicate between brokers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicationConfig {
-    /// The broker listener followers fetch from (`inter.broker.listener.name`, else the first
-    /// broker listener).
+    /// The broker listener followers fetch from (`inter.broker.listener.name`, else the listener
+    /// named like `security.inter.broker.protocol` when that is set, else the first broker
+    /// listener).
     pub inter_broker_listener: String,
     /// `replica.lag.time.max.ms`.
     pub lag_time_max: Duration,
@@ -69,6 +70,7 @@ pub(super) fn replication_config(
     };
     let config = ReplicationConfig {
         inter_broker_listener: get("inter.broker.listener.name")
+            .or_else(|| get("security.inter.broker.protocol"))
             .map(|n| n.trim().to_uppercase())
             .unwrap_or_else(|| first_broker_listener.to_string()),
         lag_time_max: ms("replica.lag.time.max.ms")?,

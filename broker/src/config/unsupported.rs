@@ -1,4 +1,4 @@
-//! Keys that must never be ignored: they ask for a feature Shale does not implement (TLS, SASL,
+//! Keys that must never be ignored: they ask for a feature Shale does not implement (SASL,
 //! authorization, quotas, …), so running without it would be silently unsafe. Kafka tolerates
 //! unknown keys and Shale keeps that tolerance for keys that change nothing about safety; a key
 //! matching a rule in [`UNSUPPORTED`] with a value that would ask for the feature stops start-up.
@@ -40,23 +40,37 @@ pub struct Rule {
     pub feature: &'static str,
 }
 
-const TLS: &str = "TLS (SSL) is not supported yet";
+const TLS: &str =
+    "a JSSE engine or provider is not supported: Shale's TLS is rustls, set by the ssl.* keys";
 const SASL: &str = "SASL authentication is not supported yet";
 const AUTHZ: &str = "authorization (ACLs) is not supported yet";
 
 /// Every fail-closed rule; docs/configuration.md lists them from here.
 pub static UNSUPPORTED: &[Rule] = &[
-    rule(Pattern::Prefix("ssl."), Harmless::Empty, TLS),
-    rule(Pattern::PerListener("ssl."), Harmless::Empty, TLS),
+    rule(
+        Pattern::Exact("ssl.engine.factory.class"),
+        Harmless::Empty,
+        TLS,
+    ),
+    rule(Pattern::Exact("ssl.provider"), Harmless::Empty, TLS),
+    rule(
+        Pattern::PerListener("ssl.engine.factory.class"),
+        Harmless::Empty,
+        TLS,
+    ),
     rule(Pattern::Prefix("sasl."), Harmless::Empty, SASL),
     rule(Pattern::PerListener("sasl."), Harmless::Empty, SASL),
     rule(Pattern::Suffix(".jaas.config"), Harmless::Empty, SASL),
     rule(
         Pattern::Exact("security.inter.broker.protocol"),
-        Harmless::Values(&["PLAINTEXT"]),
-        "only PLAINTEXT is supported (TLS and SASL are not supported yet)",
+        Harmless::Values(&["PLAINTEXT", "SSL"]),
+        "SASL is not supported yet (PLAINTEXT and SSL are)",
     ),
-    rule(Pattern::Exact("security.providers"), Harmless::Empty, TLS),
+    rule(
+        Pattern::Exact("security.providers"),
+        Harmless::Empty,
+        "JCA security providers are not supported (TLS is rustls)",
+    ),
     rule(
         Pattern::Exact("authorizer.class.name"),
         Harmless::Empty,
@@ -187,19 +201,13 @@ pub fn check(key: &str, value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::BROKER_CONFIGS;
+    use crate::config::all_broker_configs;
 
     /// Keys from real Kafka security set-ups; each must be refused.
     const REFUSED: &[(&str, &str)] = &[
-        ("ssl.keystore.location", "/etc/kafka/server.keystore.jks"),
-        ("ssl.keystore.password", "secret"),
-        ("ssl.key.password", "secret"),
-        ("ssl.truststore.location", "/etc/kafka/truststore.jks"),
-        ("ssl.client.auth", "required"),
-        ("ssl.endpoint.identification.algorithm", "https"),
-        ("ssl.principal.mapping.rules", "DEFAULT"),
-        ("listener.name.ssl.ssl.keystore.location", "/k.jks"),
-        ("listener.name.internal.ssl.client.auth", "required"),
+        ("ssl.engine.factory.class", "com.example.Engine"),
+        ("ssl.provider", "SunJSSE"),
+        ("listener.name.internal.ssl.engine.factory.class", "a.B"),
         ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-256"),
         ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
         (
@@ -225,7 +233,6 @@ mod tests {
             "x required;",
         ),
         ("security.inter.broker.protocol", "SASL_SSL"),
-        ("security.inter.broker.protocol", "SSL"),
         (
             "authorizer.class.name",
             "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
@@ -246,10 +253,12 @@ mod tests {
     const ACCEPTED: &[(&str, &str)] = &[
         ("security.inter.broker.protocol", "PLAINTEXT"),
         ("security.inter.broker.protocol", "plaintext"),
+        ("security.inter.broker.protocol", "SSL"),
         ("authorizer.class.name", ""),
         ("super.users", " "),
         ("allow.everyone.if.no.acl.found", "true"),
-        ("ssl.keystore.location", ""),
+        ("ssl.provider", ""),
+        ("ssl.keymanager.algorithm", "SunX509"),
         ("max.connection.creation.rate", "2147483647"),
         // Not security settings at all.
         ("listener.name.internal.connections.max.idle.ms", "1000"),
@@ -285,7 +294,7 @@ mod tests {
 
     #[test]
     fn no_served_key_is_refused() {
-        for d in BROKER_CONFIGS {
+        for d in all_broker_configs() {
             assert!(
                 rule_for(d.name).is_none(),
                 "{} is served and refused",

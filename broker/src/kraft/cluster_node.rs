@@ -65,12 +65,20 @@ pub struct ClusterNode {
 impl ClusterNode {
     /// Joins the quorum, registers this broker and waits until its metadata has caught up with
     /// its own registration.
-    pub async fn join(config: &BrokerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<ClusterNode> {
-        join(config, clock).await
+    pub async fn join(
+        config: &BrokerConfig,
+        tls: &crate::tls::Contexts,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<ClusterNode> {
+        join(config, tls, clock).await
     }
 }
 
-async fn join(config: &BrokerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<ClusterNode> {
+async fn join(
+    config: &BrokerConfig,
+    tls: &crate::tls::Contexts,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<ClusterNode> {
     let meta = controller_node::read_meta(config).await?;
     // A combined node serves the quorum on its controller listener; a broker-only node is an
     // observer and only connects to the controllers' listeners.
@@ -88,15 +96,16 @@ async fn join(config: &BrokerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Cl
     let (node, applied) = controller_node::join_quorum(
         config,
         &meta.cluster_id,
-        listener_name.clone(),
-        socket,
+        (listener_name.clone(), socket),
+        tls,
         clock.clone(),
     )
     .await?;
     let controller =
         controller_node::start_controller(config, &node, applied.clone(), clock.clone()).await?;
     let channel = |name: &str| {
-        let ctx = WireContext::new(meta.cluster_id.clone(), config.node_id, name);
+        let mut ctx = WireContext::new(meta.cluster_id.clone(), config.node_id, name);
+        ctx.dialer = tls.dialer(name);
         Arc::new(ControllerChannel::new(
             &voters,
             node.view(),
@@ -233,6 +242,7 @@ async fn follow(
         let reconciled = b.clone();
         let result = shale_common::blocking::spawn(move || {
             let reconciled = b.reconcile();
+            b.refresh_tls();
             crate::group::store::sync_partitions(&b);
             crate::txn::timers::sync(&b);
             reconciled

@@ -12,11 +12,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::tls::Stream;
 use bytes::{Bytes, BytesMut};
 use shale_protocol::kafka_protocol::messages::ApiKey;
 use shale_raft::kraft::NodeId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{watch, Mutex};
 
 use super::driver::QuorumView;
@@ -38,7 +38,7 @@ pub struct ControllerChannel {
 
 #[derive(Debug, Default)]
 struct Connection {
-    to: Option<(NodeId, TcpStream)>,
+    to: Option<(NodeId, Box<dyn Stream>)>,
     correlation: i32,
 }
 
@@ -75,6 +75,7 @@ impl ControllerChannel {
             let frame = request_frame(api_key, version, correlation, &self.ctx, body)?;
             let stream = stream_of(&mut conn)?;
             stream.write_all(&frame).await?;
+            stream.flush().await?; // a TLS stream may hold the tail of a write
             read_response(stream, api_key, version, correlation).await
         };
         self.bounded(call).await
@@ -97,6 +98,7 @@ impl ControllerChannel {
             out.extend_from_slice(&frame[8..]);
             let stream = stream_of(&mut conn)?;
             stream.write_all(&out).await?;
+            stream.flush().await?;
             let mut response = read_frame(stream).await?;
             anyhow::ensure!(
                 response.get(..4) == Some(&correlation.to_be_bytes()[..]),
@@ -157,8 +159,7 @@ impl ControllerChannel {
                 None => learned
                     .ok_or_else(|| anyhow::anyhow!("controller {leader} has no known address"))?,
             };
-            let stream = TcpStream::connect((host.as_str(), port)).await?;
-            stream.set_nodelay(true)?;
+            let stream = self.ctx.dialer.connect(&host, port).await?;
             conn.to = Some((leader, stream));
         }
         Ok(())
@@ -179,7 +180,7 @@ impl ControllerChannel {
     }
 }
 
-fn stream_of(conn: &mut Connection) -> anyhow::Result<&mut TcpStream> {
+fn stream_of(conn: &mut Connection) -> anyhow::Result<&mut Box<dyn Stream>> {
     conn.to
         .as_mut()
         .map(|(_, s)| s)
@@ -187,7 +188,7 @@ fn stream_of(conn: &mut Connection) -> anyhow::Result<&mut TcpStream> {
 }
 
 /// One size-prefixed frame, returned without its prefix.
-async fn read_frame(stream: &mut TcpStream) -> anyhow::Result<BytesMut> {
+async fn read_frame(stream: &mut Box<dyn Stream>) -> anyhow::Result<BytesMut> {
     let size = stream.read_i32().await?;
     if size < 4 || size as usize > MAX_RESPONSE {
         anyhow::bail!("response frame of {size} bytes");

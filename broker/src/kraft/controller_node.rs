@@ -93,12 +93,16 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningController> {
     let meta = read_meta(&config).await?;
     let (listener, socket) = bind_controller_listener(&config).await?;
     let addr = socket.local_addr()?;
+    let tls = {
+        let config = config.clone();
+        shale_common::blocking::io(move || crate::tls::Contexts::load(&config))?
+    };
     let clock: Arc<dyn Clock> = SystemClock::new();
     let (node, applied) = join_quorum(
         &config,
         &meta.cluster_id,
-        listener.name,
-        Some(socket),
+        (listener.name, Some(socket)),
+        &tls,
         clock.clone(),
     )
     .await?;
@@ -148,8 +152,8 @@ pub(super) async fn bind_controller_listener(
 pub(super) async fn join_quorum(
     config: &BrokerConfig,
     cluster_id: &str,
-    listener_name: String,
-    socket: Option<TcpListener>,
+    (listener_name, socket): (String, Option<TcpListener>),
+    tls: &crate::tls::Contexts,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(QuorumNode, Arc<Applied>)> {
     let mut voters = peers(config);
@@ -183,6 +187,8 @@ pub(super) async fn join_quorum(
         max_interval_ms: config.metadata_snapshot_max_interval_ms,
     });
     let node_config = QuorumNodeConfig {
+        dialer: tls.dialer(&listener_name),
+        tls: tls.server(&listener_name),
         node_id: config.node_id,
         cluster_id: cluster_id.to_owned(),
         voters,

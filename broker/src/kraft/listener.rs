@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::tls::ServerTls;
 use bytes::{BufMut, Bytes, BytesMut};
 use shale_common::Clock;
 use shale_protocol::codec::split_request_header;
@@ -23,8 +24,8 @@ use shale_protocol::kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 use shale_protocol::kafka_protocol::protocol::Encodable;
 use shale_raft::kraft::Message;
 use shale_raft::Controller;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
 use super::broker_lifecycle;
@@ -62,16 +63,36 @@ pub struct Shared {
     pub forwarded: OnceLock<Arc<dyn ForwardedRequests>>,
 }
 
-/// Serves quorum requests on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// Serves quorum requests on `listener` (over TLS when `tls` is set) until `stop` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let conn = connection(stream, shared.clone(), stop.clone());
+                    let (tls, shared, stop) = (tls.clone(), shared.clone(), stop.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = conn.await {
+                        let served = match tls {
+                            None => connection(stream, shared, stop).await,
+                            Some(tls) => match tokio::time::timeout(
+                                crate::connection::HANDSHAKE_TIMEOUT,
+                                tls.accept(stream),
+                            )
+                            .await
+                            {
+                                Ok(Ok((stream, _principal))) => {
+                                    connection(stream, shared, stop).await
+                                }
+                                Ok(Err(e)) => Err(e.context("TLS handshake failed")),
+                                Err(_) => Err(anyhow::anyhow!("no TLS handshake in time")),
+                            },
+                        };
+                        if let Err(e) = served {
                             tracing::info!(%peer, error = %e, "closing a controller-listener connection");
                         }
                     });
@@ -93,7 +114,7 @@ struct Call {
 }
 
 async fn connection(
-    mut stream: TcpStream,
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -124,6 +145,7 @@ async fn connection(
                 .await
                 .ok_or_else(|| anyhow::anyhow!("forwarded {api_key:?} request refused"))?;
             stream.write_all(&response).await?;
+            stream.flush().await?; // a TLS stream may hold the tail of a write
             continue;
         }
         let call = Call {
@@ -134,6 +156,7 @@ async fn connection(
         let response = answer(call, body, &shared).await?;
         let frame = response_frame(call, header.correlation_id, &response);
         stream.write_all(&frame).await?;
+        stream.flush().await?;
     }
 }
 

@@ -39,6 +39,10 @@ pub struct QuorumNodeConfig {
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Rng>,
     pub machine: Box<dyn StateMachine>,
+    /// How the other controllers' listeners are reached.
+    pub dialer: crate::tls::Dialer,
+    /// The controller listener's TLS side, when it speaks TLS.
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
 }
 
 /// A running quorum member.
@@ -82,12 +86,15 @@ impl QuorumNode {
             clock,
             rng,
             machine,
+            dialer,
+            tls,
         } = cfg;
         raft.bootstrap = bootstrap.iter().map(|p| p.id).collect();
         let store_clock = clock.clone();
         let (store, recovered) =
             shale_common::blocking::spawn(move || KRaftStore::open(&dir, store_clock)).await??;
         let mut ctx = WireContext::new(cluster_id, node_id, listener_name);
+        ctx.dialer = dialer;
         for p in &voters {
             let endpoint = Endpoint {
                 host: p.host.clone(),
@@ -130,7 +137,7 @@ impl QuorumNode {
             forwarded: std::sync::OnceLock::new(),
         });
         if let Some(listener) = listener {
-            tokio::spawn(listener::serve(listener, shared.clone(), stop_rx));
+            tokio::spawn(listener::serve(listener, tls, shared.clone(), stop_rx));
         }
         Ok(QuorumNode {
             handle,

@@ -9,12 +9,12 @@ use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::tls::Stream;
 use bytes::{BufMut, Bytes, BytesMut};
 use shale_protocol::kafka_protocol::messages::{ApiKey, RequestHeader};
 use shale_protocol::kafka_protocol::protocol::{Encodable, StrBytes};
 use shale_raft::kraft::{Message, NodeId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::driver::Input;
@@ -52,7 +52,7 @@ async fn peer_loop(
     mut rx: mpsc::Receiver<Message>,
     timeout: Duration,
 ) {
-    let mut conn: Option<TcpStream> = None;
+    let mut conn: Option<Box<dyn Stream>> = None;
     let mut correlation = 0i32;
     while let Some(msg) = rx.recv().await {
         correlation = correlation.wrapping_add(1);
@@ -100,7 +100,7 @@ type Learned = Vec<(NodeId, String, u16)>;
 async fn exchange(
     peer: &Peer,
     ctx: &WireContext,
-    conn: &mut Option<TcpStream>,
+    conn: &mut Option<Box<dyn Stream>>,
     correlation: i32,
     msg: &Message,
 ) -> anyhow::Result<(Option<Message>, Learned)> {
@@ -113,14 +113,13 @@ async fn exchange(
         &request.body,
     )?;
     if conn.is_none() {
-        let stream = TcpStream::connect((peer.host.as_str(), peer.port)).await?;
-        stream.set_nodelay(true)?;
-        *conn = Some(stream);
+        *conn = Some(ctx.dialer.connect(&peer.host, peer.port).await?);
     }
     let Some(stream) = conn.as_mut() else {
         anyhow::bail!("no connection");
     };
     stream.write_all(&frame).await?;
+    stream.flush().await?; // a TLS stream may hold the tail of a write
     let body = read_response(stream, request.api_key, request.version, correlation).await?;
     let learned = match msg {
         Message::Fetch(_) if peer.id < 0 => wire::node_endpoints(request.version, body.clone()),
@@ -157,7 +156,7 @@ pub fn request_frame(
 
 /// Reads one response frame and returns its body after checking the correlation id.
 pub async fn read_response(
-    stream: &mut TcpStream,
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
     api_key: ApiKey,
     version: i16,
     correlation: i32,

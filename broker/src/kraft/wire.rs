@@ -108,6 +108,8 @@ pub struct WireContext {
     pub endpoints: BTreeMap<NodeId, Endpoint>,
     /// MaxWaitMs of our Fetch requests.
     pub fetch_max_wait_ms: i32,
+    /// How other nodes' controller listeners are reached (plain TCP or TLS).
+    pub dialer: crate::tls::Dialer,
 }
 
 impl WireContext {
@@ -123,6 +125,7 @@ impl WireContext {
             listener_name: listener.into(),
             endpoints: BTreeMap::new(),
             fetch_max_wait_ms: DEFAULT_FETCH_MAX_WAIT_MS,
+            dialer: crate::tls::Dialer::plaintext(),
         }
     }
 

@@ -1,14 +1,14 @@
 //! One broker-to-broker connection for control-plane style calls (a follower's Fetch): encode
 //! a kafka-protocol request with its header, send it, read the one response frame and decode
 //! it, all under one timeout. A failed or timed-out call drops the connection; the next call
-//! reconnects.
+//! reconnects, through the [`Dialer`] of the inter-broker listener (plain TCP or TLS).
 
+use crate::tls::{Dialer, Stream};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Largest response frame accepted (a fetch response is bounded by its MaxBytes plus one
 /// batch of at most `message.max.bytes`).
@@ -19,18 +19,20 @@ const MAX_RESPONSE: usize = 128 << 20;
 pub struct BrokerConnection {
     client_id: String,
     timeout: Duration,
-    to: Option<((String, u16), TcpStream)>,
+    to: Option<((String, u16), Box<dyn Stream>)>,
     correlation: i32,
+    dialer: Dialer,
 }
 
 impl BrokerConnection {
     /// A connection whose requests carry `client_id` and take at most `timeout` each.
-    pub fn new(client_id: String, timeout: Duration) -> BrokerConnection {
+    pub fn new(client_id: String, timeout: Duration, dialer: Dialer) -> BrokerConnection {
         BrokerConnection {
             client_id,
             timeout,
             to: None,
             correlation: 0,
+            dialer,
         }
     }
 
@@ -81,14 +83,14 @@ impl BrokerConnection {
             .as_ref()
             .is_some_and(|((h, p), _)| h != host || *p != port);
         if stale || self.to.is_none() {
-            let stream = TcpStream::connect((host, port)).await?;
-            stream.set_nodelay(true)?;
+            let stream = self.dialer.connect(host, port).await?;
             self.to = Some(((host.to_string(), port), stream));
         }
         let Some((_, stream)) = self.to.as_mut() else {
             anyhow::bail!("not connected");
         };
         stream.write_all(&buf).await?;
+        stream.flush().await?; // a TLS stream may hold the tail of a write
         let size = stream.read_i32().await?;
         if size < 4 || size as usize > MAX_RESPONSE {
             anyhow::bail!("response frame of {size} bytes");

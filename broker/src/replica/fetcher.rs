@@ -94,6 +94,7 @@ impl ReplicaFetchers {
                 conn: BrokerConnection::new(
                     format!("broker-{}-fetcher-{index}", self.me),
                     self.config.socket_timeout,
+                    broker.inter_broker_dialer(),
                 ),
                 delayed: HashMap::new(),
             };

@@ -6,6 +6,7 @@
 //! (after one more try on a new connection when the failed one was reused).
 
 use super::connection::BrokerConnection;
+use crate::tls::Dialer;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable};
 use parking_lot::Mutex;
@@ -39,13 +40,14 @@ impl PeerPool {
     /// made through a pool may be repeated.
     pub async fn call<Q: Encodable, R: Decodable>(
         &self,
+        dialer: &Dialer,
         addr: (&str, u16),
         api_key: ApiKey,
         version: i16,
         req: &Q,
     ) -> anyhow::Result<R> {
         let key = (addr.0.to_string(), addr.1);
-        let fresh = || BrokerConnection::new(self.client_id.into(), self.timeout);
+        let fresh = || BrokerConnection::new(self.client_id.into(), self.timeout, dialer.clone());
         let idle = self.idle.lock().get_mut(&key).and_then(Vec::pop);
         let reused = idle.is_some();
         let mut conn = idle.unwrap_or_else(fresh);

@@ -50,8 +50,13 @@ pub struct BrokerMetadataTopic {
 
 impl BrokerMetadataTopic {
     /// The topic on `replicas`' logs, and on the brokers named by their metadata.
-    pub fn new(replicas: Arc<ReplicaManager>, clock: Arc<dyn Clock>, listener: String) -> Self {
-        let conn = BrokerConnection::new("shale-rlmm".into(), APPEND_TIMEOUT);
+    pub fn new(
+        replicas: Arc<ReplicaManager>,
+        clock: Arc<dyn Clock>,
+        listener: String,
+        dialer: crate::tls::Dialer,
+    ) -> Self {
+        let conn = BrokerConnection::new("shale-rlmm".into(), APPEND_TIMEOUT, dialer);
         BrokerMetadataTopic {
             replicas,
             clock,

@@ -185,6 +185,7 @@ pub struct Tiering {
     controller: Arc<Controller>,
     replicas: Arc<ReplicaManager>,
     topics: Arc<dyn TopicCreator>,
+    dialer: crate::tls::Dialer,
     active: tokio::sync::OnceCell<Active>,
     fetch_quota: RateLimiter,
     fetch_stats: remote_read::FetchStats,
@@ -198,6 +199,8 @@ pub struct TieringParts {
     pub replicas: Arc<ReplicaManager>,
     pub topic_metrics: Arc<crate::topic_metrics::TopicMetrics>,
     pub topics: Arc<dyn TopicCreator>,
+    /// How other brokers are reached (the inter-broker listener's protocol).
+    pub dialer: crate::tls::Dialer,
 }
 
 /// How tiering creates `__remote_log_metadata`: the broker's path for internal topics (the
@@ -246,6 +249,7 @@ impl Tiering {
             controller: parts.controller.clone(),
             replicas: parts.replicas,
             topics: parts.topics,
+            dialer: parts.dialer,
             active: tokio::sync::OnceCell::new(),
             settings,
             storage,
@@ -280,6 +284,7 @@ impl Tiering {
                     self.replicas.clone(),
                     self.clock.clone(),
                     self.settings.inter_broker_listener.clone(),
+                    self.dialer.clone(),
                 ));
                 let clock = self.clock.clone();
                 let rlmm = shale_common::blocking::spawn(move || {

@@ -277,7 +277,13 @@ async fn write_remote(
     let resp: anyhow::Result<WriteTxnMarkersResponse> = broker
         .txns
         .marker_peers
-        .call((&addr.0, addr.1), ApiKey::WriteTxnMarkers, 1, &req)
+        .call(
+            &broker.inter_broker_dialer(),
+            (&addr.0, addr.1),
+            ApiKey::WriteTxnMarkers,
+            1,
+            &req,
+        )
         .await;
     let resp = match resp {
         Ok(r) => r,
