@@ -33,17 +33,6 @@ pub struct ConfigDef {
     pub doc: &'static str,
 }
 
-macro_rules! def {
-    ($name:expr, $default:expr, $kind:ident, $doc:expr) => {
-        ConfigDef {
-            name: $name,
-            default: $default,
-            kind: Kind::$kind,
-            doc: $doc,
-        }
-    };
-}
-
 /// Every broker key Shale reads (topic defaults included). Order is the docs' order.
 pub static BROKER_CONFIGS: &[ConfigDef] = &[
     def!("node.id", Some("1"), Int, "This node's id in the cluster."),

@@ -9,6 +9,18 @@
 //! Topic-level defaults (`log.retention.hours`, `log.segment.bytes`, …) are folded into a
 //! [`LogConfig`] through the broker synonyms declared by `shale_local_log`.
 
+/// One [`ConfigDef`] table row: `def!(name, default, Kind variant, doc)`.
+macro_rules! def {
+    ($name:expr, $default:expr, $kind:ident, $doc:expr) => {
+        ConfigDef {
+            name: $name,
+            default: $default,
+            kind: Kind::$kind,
+            doc: $doc,
+        }
+    };
+}
+
 pub mod cluster;
 mod defs;
 mod listeners;

@@ -8,110 +8,99 @@ use crate::tls::principal::PrincipalRules;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-macro_rules! ssl_def {
-    ($name:expr, $default:expr, $kind:ident, $doc:expr) => {
-        ConfigDef {
-            name: $name,
-            default: $default,
-            kind: Kind::$kind,
-            doc: $doc,
-        }
-    };
-}
-
 /// The `ssl.*` keys Shale reads. Order is the docs' order.
 pub static SSL_CONFIGS: &[ConfigDef] = &[
-    ssl_def!(
+    def!(
         "ssl.keystore.type",
         Some("JKS"),
         Str,
         "Format of the key store. Shale reads PEM; Kafka's default JKS (and PKCS12) stop start-up with a hint to convert the store to PEM."
     ),
-    ssl_def!(
+    def!(
         "ssl.keystore.location",
         None,
         Str,
         "PEM file holding this server's private key (PKCS#8, PKCS#1 or SEC1, unencrypted) and its certificate chain, leaf first."
     ),
-    ssl_def!(
+    def!(
         "ssl.keystore.certificate.chain",
         None,
         Password,
         "The certificate chain in PEM, inline (instead of ssl.keystore.location)."
     ),
-    ssl_def!(
+    def!(
         "ssl.keystore.key",
         None,
         Password,
         "The private key in PEM, inline (instead of ssl.keystore.location)."
     ),
-    ssl_def!(
+    def!(
         "ssl.keystore.password",
         None,
         Password,
         "Not used by PEM key stores (accepted and never shown)."
     ),
-    ssl_def!(
+    def!(
         "ssl.key.password",
         None,
         Password,
         "Password of an encrypted private key. Encrypted PEM keys are not read yet: setting it stops start-up."
     ),
-    ssl_def!(
+    def!(
         "ssl.truststore.type",
         Some("JKS"),
         Str,
         "Format of the trust store: PEM."
     ),
-    ssl_def!(
+    def!(
         "ssl.truststore.location",
         None,
         Str,
         "PEM file of the certificate authorities trusted to sign client certificates (and, for a broker's own connections, the other nodes' certificates)."
     ),
-    ssl_def!(
+    def!(
         "ssl.truststore.certificates",
         None,
         Password,
         "The trusted certificates in PEM, inline (instead of ssl.truststore.location)."
     ),
-    ssl_def!(
+    def!(
         "ssl.truststore.password",
         None,
         Password,
         "Not used by PEM trust stores (accepted and never shown)."
     ),
-    ssl_def!(
+    def!(
         "ssl.client.auth",
         Some("none"),
         Str,
         "Client certificates: none, requested (checked when sent) or required. A client's certificate subject, through ssl.principal.mapping.rules, is its principal."
     ),
-    ssl_def!(
+    def!(
         "ssl.enabled.protocols",
         Some("TLSv1.2,TLSv1.3"),
         List,
         "TLS versions offered: TLSv1.2 and/or TLSv1.3 (older versions are not offered by rustls and are ignored)."
     ),
-    ssl_def!(
+    def!(
         "ssl.protocol",
         Some("TLSv1.3"),
         Str,
         "Kafka's SSLContext protocol; with rustls ssl.enabled.protocols alone decides."
     ),
-    ssl_def!(
+    def!(
         "ssl.cipher.suites",
         Some(""),
         List,
         "Cipher suites allowed, by IANA name (TLS_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, …); empty means every suite rustls offers. A name rustls does not know stops start-up."
     ),
-    ssl_def!(
+    def!(
         "ssl.principal.mapping.rules",
         Some("DEFAULT"),
         Str,
         "Rules turning a client certificate's subject (RFC 2253, as Java prints it) into a principal name: RULE:pattern/replacement/[L|U], comma-separated, first match wins; DEFAULT keeps the subject."
     ),
-    ssl_def!(
+    def!(
         "ssl.endpoint.identification.algorithm",
         Some("https"),
         Str,

@@ -82,114 +82,95 @@ async fn echo(dialer: &Dialer, host: &str, port: u16) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A server for `localhost` with `auth`.
+fn server(pki: &Pki, auth: ClientAuth) -> SslConfig {
+    settings(pki, pki.issue("broker", &["localhost"]), auth)
+}
+
+/// A client with a certificate for CN=`cn` (none when `None`), trusting `pki`'s CA.
+fn client(pki: &Pki, cn: Option<&str>) -> SslConfig {
+    let mut c = settings(pki, pki.issue(cn.unwrap_or("x"), &[]), ClientAuth::None);
+    if cn.is_none() {
+        c.keystore = None;
+    }
+    c
+}
+
+/// One connection of `client` to `server` at `host`: the client's outcome and the server's
+/// (the principal, or the handshake error).
+async fn exchange(
+    server: SslConfig,
+    client: &SslConfig,
+    host: &str,
+) -> (std::io::Result<()>, Result<String, String>) {
+    let (port, task) = serve_one(ServerTls::load(server).unwrap()).await;
+    let client_side = echo(&Dialer::tls(client).unwrap(), host, port).await;
+    (client_side, task.await.unwrap())
+}
+
 #[tokio::test]
 async fn mutual_tls_names_the_client_by_its_mapped_subject() {
     let pki = Pki::new();
-    let server = settings(
-        &pki,
-        pki.issue("broker", &["localhost"]),
-        ClientAuth::Required,
-    );
-    let (port, task) = serve_one(ServerTls::load(server).unwrap()).await;
-    let client = settings(&pki, pki.issue("alice", &[]), ClientAuth::None);
-    echo(&Dialer::tls(&client).unwrap(), "localhost", port)
-        .await
-        .unwrap();
-    assert_eq!(task.await.unwrap().unwrap(), "ALICE");
+    let c = client(&pki, Some("alice"));
+    let (sent, principal) = exchange(server(&pki, ClientAuth::Required), &c, "localhost").await;
+    sent.unwrap();
+    assert_eq!(principal.unwrap(), "ALICE");
 }
 
 #[tokio::test]
 async fn required_client_auth_refuses_a_client_without_a_certificate() {
     let pki = Pki::new();
-    let server = settings(
-        &pki,
-        pki.issue("broker", &["localhost"]),
-        ClientAuth::Required,
-    );
-    let (port, task) = serve_one(ServerTls::load(server).unwrap()).await;
-    let mut client = settings(&pki, pki.issue("x", &[]), ClientAuth::None);
-    client.keystore = None;
-    let _ = echo(&Dialer::tls(&client).unwrap(), "localhost", port).await;
-    let err = task.await.unwrap().unwrap_err();
+    let c = client(&pki, None);
+    let (_, principal) = exchange(server(&pki, ClientAuth::Required), &c, "localhost").await;
+    let err = principal.unwrap_err();
     assert!(err.contains("certificate"), "{err}");
 }
 
 #[tokio::test]
 async fn requested_client_auth_serves_anonymous_clients() {
     let pki = Pki::new();
-    let server = settings(
-        &pki,
-        pki.issue("broker", &["localhost"]),
-        ClientAuth::Requested,
-    );
-    let (port, task) = serve_one(ServerTls::load(server).unwrap()).await;
-    let mut client = settings(&pki, pki.issue("x", &[]), ClientAuth::None);
-    client.keystore = None;
-    echo(&Dialer::tls(&client).unwrap(), "localhost", port)
-        .await
-        .unwrap();
-    assert_eq!(task.await.unwrap().unwrap(), ANONYMOUS);
+    let c = client(&pki, None);
+    let (sent, principal) = exchange(server(&pki, ClientAuth::Requested), &c, "localhost").await;
+    sent.unwrap();
+    assert_eq!(principal.unwrap(), ANONYMOUS);
 }
 
 #[tokio::test]
 async fn a_certificate_from_another_ca_is_refused() {
-    let pki = Pki::new();
-    let other = Pki::new();
-    let server = settings(
-        &pki,
-        pki.issue("broker", &["localhost"]),
-        ClientAuth::Required,
-    );
-    let (port, task) = serve_one(ServerTls::load(server).unwrap()).await;
-    let mut client = settings(&pki, other.issue("mallory", &[]), ClientAuth::None);
-    client.truststore = Some(Pem::Inline(pki.ca_pem.clone()));
-    let _ = echo(&Dialer::tls(&client).unwrap(), "localhost", port).await;
-    assert!(task.await.unwrap().is_err());
+    let (pki, other) = (Pki::new(), Pki::new());
+    let mut c = client(&other, Some("mallory"));
+    c.truststore = Some(Pem::Inline(pki.ca_pem.clone()));
+    let (_, principal) = exchange(server(&pki, ClientAuth::Required), &c, "localhost").await;
+    assert!(principal.is_err());
 }
 
 #[tokio::test]
 async fn host_names_are_checked_unless_identification_is_off() {
     let pki = Pki::new();
-    let server = settings(
-        &pki,
-        pki.issue("broker", &["broker.example"]),
-        ClientAuth::None,
-    );
-    let server = ServerTls::load(server).unwrap();
-    let (port, _task) = serve_one(server).await;
-    let mut client = settings(&pki, pki.issue("c", &[]), ClientAuth::None);
-    client.keystore = None;
-    let err = echo(&Dialer::tls(&client).unwrap(), "127.0.0.1", port)
-        .await
-        .unwrap_err();
+    let named = || {
+        settings(
+            &pki,
+            pki.issue("broker", &["broker.example"]),
+            ClientAuth::None,
+        )
+    };
+    let mut c = client(&pki, None);
+    let (sent, _) = exchange(named(), &c, "127.0.0.1").await;
+    let err = sent.unwrap_err();
     assert!(err.to_string().contains("not valid for name"), "{err}");
-
-    let server = settings(
-        &pki,
-        pki.issue("broker", &["broker.example"]),
-        ClientAuth::None,
-    );
-    let (port, task) = serve_one(ServerTls::load(server).unwrap()).await;
-    client.verify_hostname = false;
-    echo(&Dialer::tls(&client).unwrap(), "127.0.0.1", port)
-        .await
-        .unwrap();
-    task.await.unwrap().unwrap();
+    c.verify_hostname = false;
+    let (sent, principal) = exchange(named(), &c, "127.0.0.1").await;
+    sent.unwrap();
+    principal.unwrap();
 }
 
 #[tokio::test]
 async fn a_subject_no_rule_maps_is_refused() {
     let pki = Pki::new();
-    let mut server = settings(
-        &pki,
-        pki.issue("broker", &["localhost"]),
-        ClientAuth::Required,
-    );
-    server.principal_rules = principal::PrincipalRules::parse("RULE:^CN=admin,.*$/admin/").unwrap();
-    let (port, task) = serve_one(ServerTls::load(server).unwrap()).await;
-    let client = settings(&pki, pki.issue("bob", &[]), ClientAuth::None);
-    let _ = echo(&Dialer::tls(&client).unwrap(), "localhost", port).await;
-    let err = task.await.unwrap().unwrap_err();
+    let mut s = server(&pki, ClientAuth::Required);
+    s.principal_rules = principal::PrincipalRules::parse("RULE:^CN=admin,.*$/admin/").unwrap();
+    let (_, principal) = exchange(s, &client(&pki, Some("bob")), "localhost").await;
+    let err = principal.unwrap_err();
     assert!(
         err.contains("no ssl.principal.mapping.rules rule applies to CN=bob,O=Shale"),
         "{err}"
