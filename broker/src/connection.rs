@@ -8,10 +8,12 @@
 
 use crate::api::{self, CloseReason, ConnectionInfo, Response};
 use crate::connection_limits::Permit;
+use crate::sasl::{Gate, Session};
 use crate::state::Broker;
 use crate::tls::ServerTls;
 use bytes::{Bytes, BytesMut};
-use std::sync::atomic::{AtomicU64, Ordering};
+use kafka_protocol::messages::ApiKey;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -83,7 +85,7 @@ pub async fn serve(broker: Arc<Broker>, accepted: Accepted, stop: watch::Receive
     match tls {
         None => {
             let (rd, wr) = stream.into_split();
-            requests(&broker, &conn, rd, wr, stop).await;
+            requests(&broker, conn, rd, wr, stop).await;
         }
         Some(tls) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
             Ok(Ok((stream, principal))) => {
@@ -91,7 +93,7 @@ pub async fn serve(broker: Arc<Broker>, accepted: Accepted, stop: watch::Receive
                 tracing::debug!(peer = %conn.peer, listener = %conn.listener,
                     principal = %conn.principal, "TLS connection");
                 let (rd, wr) = tokio::io::split(stream);
-                requests(&broker, &conn, rd, wr, stop).await;
+                requests(&broker, conn, rd, wr, stop).await;
             }
             failed => {
                 let reason = match failed {
@@ -108,11 +110,28 @@ pub async fn serve(broker: Arc<Broker>, accepted: Accepted, stop: watch::Receive
     drop(permit);
 }
 
+/// What one request comes to.
+enum Step {
+    /// Answer it (or not, for acks=0).
+    Respond(Response),
+    /// SASL refused the client: send the error response when there is one, then close.
+    Refuse(Option<Bytes>, String),
+    /// Close at once.
+    Close(CloseReason),
+}
+
+/// The SASL state of a connection on a SASL listener, and the request size limit it sets.
+struct Auth {
+    session: Option<Session>,
+    max: Arc<AtomicUsize>,
+    full: usize,
+}
+
 /// Reads, handles and answers one connection's requests until it closes.
 async fn requests<R, W>(
     broker: &Arc<Broker>,
-    conn: &ConnectionInfo,
-    mut rd: R,
+    mut conn: ConnectionInfo,
+    rd: R,
     mut wr: W,
     mut stop: watch::Receiver<bool>,
 ) where
@@ -126,19 +145,18 @@ async fn requests<R, W>(
     let (tx, mut rx) = mpsc::channel::<Result<Bytes, CloseReason>>(
         broker.config.queued_max_requests.clamp(1, 1024),
     );
-    let max = broker.config.socket_request_max_bytes;
-    let reader_activity = activity.clone();
-    let reader = tokio::spawn(async move {
-        loop {
-            let Some(item) = read_frame(&mut rd, max, &reader_activity).await.transpose() else {
-                break;
-            };
-            let last = item.is_err();
-            if tx.send(item).await.is_err() || last {
-                break;
-            }
-        }
+    let session = broker.config.sasl.get(&*conn.listener).map(|config| {
+        let scram = Arc::new(crate::sasl::ImageScram(broker.controller.clone()));
+        Session::new(config.clone(), scram)
     });
+    let full = broker.config.socket_request_max_bytes;
+    let max = session.as_ref().map_or(full, |s| s.max_frame(full));
+    let mut auth = Auth {
+        session,
+        max: Arc::new(AtomicUsize::new(max)),
+        full,
+    };
+    let reader = tokio::spawn(read_frames(rd, tx, auth.max.clone(), activity.clone()));
     loop {
         let next = tokio::select! {
             f = rx.recv() => match f { Some(f) => f, None => break },
@@ -149,28 +167,104 @@ async fn requests<R, W>(
             }
             _ = stop.changed() => break,
         };
-        let handled = match next {
-            Ok(frame) => api::handle(broker, conn, frame).await,
-            Err(reason) => Err(reason),
-        };
         // A TLS stream may keep the tail of a write buffered when the socket is full; the flush
         // sends it (on plain TCP it does nothing).
-        let written = match handled {
-            Ok(Response::None) => Ok(()),
-            Ok(Response::Frame(bytes)) => wr.write_all(&bytes).await,
-            Ok(Response::Chunks(chunks)) => write_chunks(&mut wr, chunks).await,
-            Err(reason) => {
-                log_close(conn, &reason);
+        let (written, refused) = match step(broker, &mut conn, &mut auth, next).await {
+            Step::Respond(Response::None) => (Ok(()), None),
+            Step::Respond(Response::Frame(bytes)) => (wr.write_all(&bytes).await, None),
+            Step::Respond(Response::Chunks(chunks)) => (write_chunks(&mut wr, chunks).await, None),
+            Step::Refuse(answer, reason) => {
+                // Kafka's connection.failed.authentication.delay.ms: slows password guessing.
+                if let Some(session) = &auth.session {
+                    tokio::time::sleep(session.failure_delay()).await;
+                }
+                match answer {
+                    Some(bytes) => (wr.write_all(&bytes).await, Some(reason)),
+                    None => (Ok(()), Some(reason)),
+                }
+            }
+            Step::Close(reason) => {
+                if auth
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.principal().is_none())
+                {
+                    broker.metrics.failed_authentication.inc(); // closed before authenticating
+                }
+                log_close(&conn, &reason);
                 break;
             }
         };
         if written.is_err() || wr.flush().await.is_err() {
             break;
         }
+        if let Some(reason) = refused {
+            broker.metrics.failed_authentication.inc();
+            tracing::info!(%peer, listener = %conn.listener, %reason,
+                "closing connection: SASL authentication failed");
+            break;
+        }
         activity.touch();
     }
     reader.abort();
     let _ = wr.shutdown().await;
+}
+
+/// The reader task: frames requests into `tx` until the stream ends; its last item is the
+/// reason it stopped, if it was not a clean end of stream.
+async fn read_frames(
+    mut rd: impl AsyncRead + Unpin,
+    tx: mpsc::Sender<Result<Bytes, CloseReason>>,
+    max: Arc<AtomicUsize>,
+    activity: Arc<Activity>,
+) {
+    loop {
+        let limit = max.load(Ordering::Relaxed);
+        let Some(item) = read_frame(&mut rd, limit, &activity).await.transpose() else {
+            break;
+        };
+        let last = item.is_err();
+        if tx.send(item).await.is_err() || last {
+            break;
+        }
+    }
+}
+
+/// Handles one request, through the SASL session when the listener has one.
+async fn step(
+    broker: &Arc<Broker>,
+    conn: &mut ConnectionInfo,
+    auth: &mut Auth,
+    next: Result<Bytes, CloseReason>,
+) -> Step {
+    let frame = match next {
+        Ok(frame) => frame,
+        Err(reason) => return Step::Close(reason),
+    };
+    let gate = match auth.session.as_mut() {
+        Some(session) => session.check(&frame, broker.clock.now_ms()),
+        None => Gate::Pass,
+    };
+    match gate {
+        Gate::Pass => match api::handle(broker, conn, frame).await {
+            Ok(response) => Step::Respond(response),
+            Err(reason) => Step::Close(reason),
+        },
+        Gate::Answer(bytes) => {
+            let authenticated = shale_protocol::codec::peek_header(&frame)
+                .is_ok_and(|(key, _, _)| key == ApiKey::SaslAuthenticate as i16);
+            if let Some(user) = auth.session.as_ref().and_then(|s| s.principal()) {
+                if authenticated {
+                    conn.principal = Arc::from(user);
+                    tracing::debug!(peer = %conn.peer, listener = %conn.listener,
+                        principal = %conn.principal, "SASL authenticated");
+                }
+                auth.max.store(auth.full, Ordering::Relaxed);
+            }
+            Step::Respond(Response::Frame(bytes))
+        }
+        Gate::Fail { answer, reason } => Step::Refuse(answer, reason),
+    }
 }
 
 /// Logs, once, why a connection is being closed.

@@ -11,12 +11,79 @@ use shale_raft::format::InitialVoters;
 use shale_raft::format::{format_dirs, format_dirs_dynamic, parse_initial_controllers};
 
 use crate::config::cluster::Roles;
+use crate::sasl::scram::{ScramCredential, ScramMechanism};
 use crate::BrokerConfig;
+use shale_raft::records::{MetadataRecord, UserScramCredentialRecord};
+
+/// `--add-scram 'SCRAM-SHA-256=[name=alice,password=alice-secret]'` (optionally
+/// `iterations=8192`) as UserScramCredentialRecords with a fresh random salt: bootstrap users,
+/// as `kafka-storage.sh format --add-scram`. Errors never quote the password.
+pub fn scram_records(args: &[String]) -> anyhow::Result<Vec<MetadataRecord>> {
+    use ring::rand::SecureRandom;
+    let mut out = Vec::new();
+    for arg in args {
+        let bad = |why: &str| anyhow::anyhow!("--add-scram: {why}");
+        let (mechanism, rest) = arg
+            .split_once('=')
+            .ok_or_else(|| bad("expected MECHANISM=[name=…,password=…]"))?;
+        let mechanism = match mechanism.trim() {
+            "SCRAM-SHA-256" => ScramMechanism::Sha256,
+            "SCRAM-SHA-512" => ScramMechanism::Sha512,
+            other => return Err(bad(&format!("unknown SCRAM mechanism {other}"))),
+        };
+        let body = rest
+            .trim()
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .ok_or_else(|| bad("the credential must be in [ ]"))?;
+        let mut fields = std::collections::BTreeMap::new();
+        for kv in body.split(',') {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| bad("expected key=value entries"))?;
+            fields.insert(k.trim().to_string(), v.trim().trim_matches('"').to_string());
+        }
+        let name = fields
+            .remove("name")
+            .ok_or_else(|| bad("name= is required"))?;
+        let password = fields
+            .remove("password")
+            .ok_or_else(|| bad("password= is required (salt/saltedpassword are not read)"))?;
+        let iterations: i32 = match fields.remove("iterations") {
+            Some(i) => i.parse().map_err(|_| bad("iterations must be a number"))?,
+            None => 4096,
+        };
+        if let Some(k) = fields.keys().next() {
+            return Err(bad(&format!("unknown key {k}")));
+        }
+        if !shale_raft::controller_scram::SCRAM_ITERATIONS.contains(&iterations) {
+            return Err(bad("iterations must be between 4096 and 16384"));
+        }
+        let mut salt = [0u8; 32];
+        ring::rand::SystemRandom::new()
+            .fill(&mut salt)
+            .map_err(|_| bad("no random salt available"))?;
+        let c = ScramCredential::derive(mechanism, password.as_bytes(), &salt, iterations as u32);
+        out.push(MetadataRecord::UserScramCredential(
+            UserScramCredentialRecord {
+                name,
+                mechanism: mechanism.kafka_type(),
+                salt: c.salt,
+                stored_key: c.stored_key,
+                server_key: c.server_key,
+                iterations,
+            },
+        ));
+    }
+    Ok(out)
+}
 
 /// How a node takes part in a dynamic quorum (`--standalone`, `--initial-controllers`,
 /// `--no-initial-controllers`), if at all.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QuorumFlags {
+    /// `--add-scram` credentials for the bootstrap records.
+    pub add_scram: Vec<String>,
     pub standalone: bool,
     pub initial_controllers: Option<String>,
     pub no_initial_controllers: bool,
@@ -31,6 +98,7 @@ pub fn run(
     flags: &QuorumFlags,
 ) -> anyhow::Result<usize> {
     let initial = initial_voters(cfg, flags)?;
+    let scram = scram_records(&flags.add_scram)?;
     let mut dirs = cfg.log_dirs.clone();
     dirs.push(cfg.metadata_log_dir.clone());
     dirs.dedup();
@@ -47,6 +115,9 @@ pub fn run(
             format_dirs_dynamic(&dirs, metadata_dir, cluster_id, cfg.node_id, &*rng, initial)?
         }
         None => format_dirs(&dirs, cluster_id, cfg.node_id, &*rng)?,
+    }
+    if !scram.is_empty() {
+        shale_raft::format::append_bootstrap_records(&dirs, &scram)?;
     }
     Ok(dirs.len())
 }

@@ -29,6 +29,7 @@ pub mod kraft;
 pub mod metrics;
 pub mod purgatory;
 pub mod replica;
+pub mod sasl;
 pub mod server;
 pub mod state;
 pub mod telemetry;

@@ -49,6 +49,10 @@ enum Command {
         /// The initial voters of a dynamic quorum: id@host:port:directory-id,...
         #[arg(long, short = 'I', value_name = "VOTERS")]
         initial_controllers: Option<String>,
+        /// A SCRAM user for the bootstrap metadata: 'SCRAM-SHA-256=[name=alice,password=…]'
+        /// (repeatable), as kafka-storage.sh format --add-scram.
+        #[arg(long = "add-scram", short = 'S', value_name = "CREDENTIAL")]
+        add_scram: Vec<String>,
         /// This controller joins a dynamic quorum later (refused: not supported yet).
         #[arg(long, short = 'N')]
         no_initial_controllers: bool,
@@ -76,10 +80,12 @@ fn main() -> anyhow::Result<()> {
             standalone,
             initial_controllers,
             no_initial_controllers,
+            add_scram,
             config,
         } => {
             let cfg = load(&config)?;
             let flags = shale_broker::format::QuorumFlags {
+                add_scram,
                 standalone,
                 initial_controllers,
                 no_initial_controllers,

@@ -112,14 +112,16 @@ fn every_served_api_round_trips_at_every_version() {
         OffsetCommit => OffsetCommitRequest, OffsetFetch => OffsetFetchRequest,
         ListGroups => ListGroupsRequest, DescribeGroups => DescribeGroupsRequest,
         DeleteGroups => DeleteGroupsRequest, OffsetDelete => OffsetDeleteRequest,
-        SaslHandshake => SaslHandshakeRequest,
+        SaslHandshake => SaslHandshakeRequest, SaslAuthenticate => SaslAuthenticateRequest,
+        DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
+        AlterUserScramCredentials => AlterUserScramCredentialsRequest,
         AddPartitionsToTxn => AddPartitionsToTxnRequest,
         AddOffsetsToTxn => AddOffsetsToTxnRequest, EndTxn => EndTxnRequest,
         WriteTxnMarkers => WriteTxnMarkersRequest, TxnOffsetCommit => TxnOffsetCommitRequest,
         DescribeTransactions => DescribeTransactionsRequest,
         ListTransactions => ListTransactionsRequest,
     }
-    assert_eq!(Request::SERVED_API_KEYS.len(), 42);
+    assert_eq!(Request::SERVED_API_KEYS.len(), 45);
 }
 
 fn produce(version: i16, records: &Bytes) -> km::ProduceRequest {

@@ -69,6 +69,11 @@ impl FlexWriter {
         self.buf.put_slice(s.as_bytes());
     }
 
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
+        self.compact_len(Some(b.len()));
+        self.buf.put_slice(b);
+    }
+
     pub(crate) fn nullable_string(&mut self, s: Option<&str>) {
         match s {
             Some(s) => self.string(s),
@@ -222,6 +227,13 @@ impl<'a> FlexReader<'a> {
                 let s = std::str::from_utf8(raw).map_err(|e| self.err(e))?;
                 Ok(Some(s.to_owned()))
             }
+        }
+    }
+
+    pub(crate) fn bytes(&mut self) -> Result<Vec<u8>, RaftError> {
+        match self.compact_len()? {
+            None => Err(self.err("null value for non-nullable bytes")),
+            Some(len) => Ok(self.take(len)?.to_vec()),
         }
     }
 

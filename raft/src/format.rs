@@ -77,6 +77,22 @@ pub fn bootstrap_records(dir: &Path) -> Result<Vec<MetadataRecord>, RaftError> {
     Ok(read_batch_file(&path)?.records)
 }
 
+/// Appends `records` to the bootstrap records of each formatted dir (`shale format
+/// --add-scram`): the cluster applies them with the features when its metadata log starts.
+pub fn append_bootstrap_records(
+    dirs: &[PathBuf],
+    records: &[MetadataRecord],
+) -> Result<(), RaftError> {
+    for dir in dirs {
+        let mut all = bootstrap_records(dir)?;
+        all.extend(records.iter().cloned());
+        let bytes = encode_batch_file(0, 0, 0, &all)?;
+        let path = dir.join(BOOTSTRAP_FILE);
+        write_atomic(&path, &dir.join(format!("{BOOTSTRAP_FILE}.tmp")), &bytes)?;
+    }
+    Ok(())
+}
+
 fn check_cluster_id(cluster_id: &str) -> Result<(), RaftError> {
     if kafka_uuid::decode(cluster_id).is_none() {
         return Err(RaftError::InvalidArgument(format!(

@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use crate::records::{
     BrokerEndpoint, ConfigRecord, FeatureLevelRecord, MetadataRecord, PartitionChangeRecord,
-    PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, TopicRecord, CONFIG_RESOURCE_BROKER,
-    CONFIG_RESOURCE_TOPIC, NO_LEADER_CHANGE,
+    PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, TopicRecord,
+    UserScramCredentialRecord, CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC, NO_LEADER_CHANGE,
 };
 
 /// The feature that selects record versions.
@@ -43,6 +43,8 @@ pub struct MetadataImage {
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// First producer id not yet handed out.
     pub next_producer_id: i64,
+    /// SCRAM credentials by (user, mechanism number).
+    pub scram: BTreeMap<(String, i8), UserScramCredentialRecord>,
 }
 
 /// One topic.
@@ -171,6 +173,12 @@ impl MetadataImage {
                 }
             }
             MetadataRecord::ProducerIds(r) => self.next_producer_id = r.next_producer_id,
+            MetadataRecord::UserScramCredential(r) => {
+                self.scram.insert((r.name.clone(), r.mechanism), r.clone());
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                self.scram.remove(&(name.clone(), *mechanism));
+            }
             MetadataRecord::NoOp
             | MetadataRecord::ZkMigrationState { .. }
             | MetadataRecord::BeginTransaction { .. }
@@ -342,6 +350,11 @@ impl MetadataImage {
         for t in self.topics.values() {
             out.extend(config_records(CONFIG_RESOURCE_TOPIC, &t.name, &t.configs));
         }
+        out.extend(
+            self.scram
+                .values()
+                .map(|r| MetadataRecord::UserScramCredential(r.clone())),
+        );
         if self.next_producer_id > 0 {
             out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
                 broker_id: -1,

@@ -157,7 +157,24 @@ fn to_records_rebuilds_the_same_image() {
         broker_epoch: 3,
         next_producer_id: 3000,
     }));
+    let scram = |name: &str, mechanism| {
+        MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+            name: name.into(),
+            mechanism,
+            salt: vec![1],
+            stored_key: vec![2],
+            server_key: vec![3],
+            iterations: 4096,
+        })
+    };
+    recs.extend([scram("alice", 1), scram("alice", 2), scram("bob", 1)]);
+    recs.push(MetadataRecord::RemoveUserScramCredential {
+        name: "alice".into(),
+        mechanism: 2,
+    });
     let img = MetadataImage::empty("c").apply(&recs);
+    assert_eq!(img.scram.len(), 2);
+    assert!(img.scram.contains_key(&("alice".to_string(), 1)));
     let snap = img.to_records();
     assert_eq!(snap[0], feature("metadata.version", 22));
     assert_eq!(snap[1], feature("group.version", 1));

@@ -26,6 +26,7 @@ pub mod controller_isr;
 pub mod controller_leaders;
 mod controller_ops;
 pub mod controller_reassign;
+pub mod controller_scram;
 pub mod error;
 mod flex;
 pub mod format;

@@ -160,6 +160,18 @@ pub struct BrokerIdEpoch {
     pub epoch: i64,
 }
 
+/// UserScramCredentialRecord (api key 11): a user's SCRAM credential for one mechanism (1 =
+/// SCRAM-SHA-256, 2 = SCRAM-SHA-512), never the password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserScramCredentialRecord {
+    pub name: String,
+    pub mechanism: i8,
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
 /// FeatureLevelRecord (api key 12).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FeatureLevelRecord {
@@ -205,12 +217,17 @@ pub enum MetadataRecord {
     RemoveTopic {
         topic_id: Uuid,
     },
+    UserScramCredential(UserScramCredentialRecord),
     FeatureLevel(FeatureLevelRecord),
     ProducerIds(ProducerIdsRecord),
     BrokerRegistrationChange(BrokerRegistrationChangeRecord),
     NoOp,
     ZkMigrationState {
         state: i8,
+    },
+    RemoveUserScramCredential {
+        name: String,
+        mechanism: i8,
     },
     /// Tag 0 = name.
     BeginTransaction {
@@ -237,11 +254,13 @@ impl MetadataRecord {
             FenceBroker(_) => 7,
             UnfenceBroker(_) => 8,
             RemoveTopic { .. } => 9,
+            UserScramCredential(_) => 11,
             FeatureLevel(_) => 12,
             ProducerIds(_) => 15,
             BrokerRegistrationChange(_) => 17,
             NoOp => 20,
             ZkMigrationState { .. } => 21,
+            RemoveUserScramCredential { .. } => 22,
             BeginTransaction { .. } => 23,
             EndTransaction => 24,
             AbortTransaction { .. } => 25,
@@ -328,6 +347,20 @@ impl MetadataRecord {
                 w.uuid(topic_id);
                 w.no_tags();
             }
+            UserScramCredential(r) => {
+                w.string(&r.name);
+                w.i8(r.mechanism);
+                w.bytes(&r.salt);
+                w.bytes(&r.stored_key);
+                w.bytes(&r.server_key);
+                w.i32(r.iterations);
+                w.no_tags();
+            }
+            RemoveUserScramCredential { name, mechanism } => {
+                w.string(name);
+                w.i8(*mechanism);
+                w.no_tags();
+            }
             FeatureLevel(r) => {
                 w.string(&r.name);
                 w.i16(r.feature_level);
@@ -359,7 +392,7 @@ fn max_version(api_key: u32) -> Option<i16> {
     Some(match api_key {
         0 => 3,
         3 | 5 | 17 => 2,
-        1 | 2 | 4 | 7 | 8 | 9 | 12 | 15 | 20 | 21 | 23 | 24 | 25 => 0,
+        1 | 2 | 4 | 7 | 8 | 9 | 11 | 12 | 15 | 20 | 21 | 22 | 23 | 24 | 25 => 0,
         _ => return None,
     })
 }
@@ -418,6 +451,22 @@ fn read_body(
         9 => M::RemoveTopic {
             topic_id: plain(r, |r| r.uuid())?,
         },
+        11 => M::UserScramCredential(plain(r, |r| {
+            Ok(UserScramCredentialRecord {
+                name: r.string()?,
+                mechanism: r.i8()?,
+                salt: r.bytes()?,
+                stored_key: r.bytes()?,
+                server_key: r.bytes()?,
+                iterations: r.i32()?,
+            })
+        })?),
+        22 => plain(r, |r| {
+            Ok(M::RemoveUserScramCredential {
+                name: r.string()?,
+                mechanism: r.i8()?,
+            })
+        })?,
         12 => M::FeatureLevel(plain(r, |r| {
             Ok(FeatureLevelRecord {
                 name: r.string()?,

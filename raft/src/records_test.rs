@@ -299,3 +299,28 @@ fn unknown_tags_are_skipped() {
     // Out-of-order tags are rejected.
     assert!(MetadataRecord::decode(&[0x01, 0x14, 0x00, 0x02, 5, 0, 4, 0]).is_err());
 }
+
+#[test]
+fn scram_credential_records_bytes() {
+    let rec = MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+        name: "alice".into(),
+        mechanism: 1,
+        salt: vec![1, 2],
+        stored_key: vec![3],
+        server_key: vec![4],
+        iterations: 4096,
+    });
+    // frame version 1, api key 11, version 0; compact string, i8, three compact bytes, i32, tags.
+    let mut expected = vec![0x01, 0x0B, 0x00, 0x06];
+    expected.extend_from_slice(b"alice");
+    expected.extend_from_slice(&[1, 0x03, 1, 2, 0x02, 3, 0x02, 4, 0, 0, 0x10, 0, 0]);
+    assert_eq!(&round_trip(rec)[..], &expected[..]);
+    let remove = MetadataRecord::RemoveUserScramCredential {
+        name: "alice".into(),
+        mechanism: 2,
+    };
+    let mut expected = vec![0x01, 0x16, 0x00, 0x06];
+    expected.extend_from_slice(b"alice");
+    expected.extend_from_slice(&[2, 0]);
+    assert_eq!(&round_trip(remove)[..], &expected[..]);
+}

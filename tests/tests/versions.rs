@@ -72,6 +72,48 @@ async fn every_advertised_version_is_served() {
     )
     .await;
 
+    // On a listener without SASL, as Kafka answers: ILLEGAL_SASL_STATE.
+    each(
+        &mut c,
+        ApiKey::SaslHandshake,
+        |_| SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+        |v, r| assert_eq!(r.error_code, 34, "v{v}"),
+    )
+    .await;
+    each(
+        &mut c,
+        ApiKey::SaslAuthenticate,
+        |_| SaslAuthenticateRequest::default(),
+        |v, r| assert_eq!(r.error_code, 34, "v{v}"),
+    )
+    .await;
+
+    each(
+        &mut c,
+        ApiKey::AlterUserScramCredentials,
+        |v| {
+            let mut u = alter_user_scram_credentials_request::ScramCredentialUpsertion::default();
+            u.name = s(&format!("user{v}"));
+            u.mechanism = 1;
+            u.iterations = 4096;
+            u.salt = Bytes::from_static(b"salt");
+            u.salted_password = Bytes::from_static(&[7; 32]);
+            AlterUserScramCredentialsRequest::default().with_upsertions(vec![u])
+        },
+        |v, r| assert_eq!(r.results[0].error_code, 0, "v{v}: {:?}", r.results[0]),
+    )
+    .await;
+    each(
+        &mut c,
+        ApiKey::DescribeUserScramCredentials,
+        |_| DescribeUserScramCredentialsRequest::default(),
+        |v, r| {
+            assert_eq!(r.error_code, 0, "v{v}");
+            assert!(r.results.iter().any(|u| u.user.as_str() == "user0"), "v{v}");
+        },
+    )
+    .await;
+
     // CreateTopics at each version creates its own topic.
     each(
         &mut c,

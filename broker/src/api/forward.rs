@@ -42,7 +42,7 @@ use crate::state::Broker;
 const TOPIC_VISIBLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The client requests only the active controller can carry out.
-pub const FORWARDED_APIS: [ApiKey; 9] = [
+pub const FORWARDED_APIS: [ApiKey; 10] = [
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
@@ -52,6 +52,7 @@ pub const FORWARDED_APIS: [ApiKey; 9] = [
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
     ApiKey::UpdateFeatures,
+    ApiKey::AlterUserScramCredentials,
 ];
 
 /// The client requests the active controller's listener answers itself: relayed even by the

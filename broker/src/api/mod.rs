@@ -29,6 +29,7 @@ mod quorum;
 mod read_replica;
 mod reassign;
 pub(crate) mod replica_fetch;
+mod scram;
 mod trace;
 mod txn;
 mod txn_admin;
@@ -82,6 +83,10 @@ pub const SUPPORTED: &[ApiKey] = &[
     ApiKey::DescribeQuorum,
     ApiKey::ElectLeaders,
     ApiKey::UpdateFeatures,
+    ApiKey::SaslHandshake,
+    ApiKey::SaslAuthenticate,
+    ApiKey::DescribeUserScramCredentials,
+    ApiKey::AlterUserScramCredentials,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
     ApiKey::JoinGroup,
@@ -280,6 +285,19 @@ async fn dispatch(
         }
         Request::ListTransactions(r) => {
             reply!(ListTransactions, txn_admin::list(broker, &r).await)
+        }
+        Request::DescribeUserScramCredentials(r) => {
+            reply!(DescribeUserScramCredentials, scram::describe(broker, &r))
+        }
+        Request::AlterUserScramCredentials(r) => {
+            reply!(AlterUserScramCredentials, scram::alter(broker, &r).await)
+        }
+        // A SASL listener's connection answers these itself (crate::sasl); here the listener
+        // has no SASL, as Kafka answers.
+        Request::SaslHandshake(_) | Request::SaslAuthenticate(_) => {
+            crate::sasl::illegal_state(request.api_key(), v, c)
+                .map(Response::Frame)
+                .ok_or(CloseReason::UnsupportedApi(request.api_key() as i16))
         }
         other => Err(CloseReason::UnsupportedApi(other.api_key() as i16)),
     }

@@ -140,7 +140,8 @@ flat! {
         CreatePartitionsResponse => results, DescribeConfigsResponse => results,
         AlterConfigsResponse => responses, IncrementalAlterConfigsResponse => responses,
         DescribeGroupsResponse => groups, DeleteGroupsResponse => results,
-        DescribeTransactionsResponse => transaction_states;
+        DescribeTransactionsResponse => transaction_states,
+        AlterUserScramCredentialsResponse => results;
 }
 
 per_partition! {
@@ -154,6 +155,10 @@ per_partition! {
 }
 
 first_error! {
+    DescribeUserScramCredentialsResponse => |r| {
+        let each = r.results.iter().map(|u| u.error_code);
+        [r.error_code].into_iter().chain(each)
+    };
     LeaveGroupResponse => |r| {
         let each = r.members.iter().map(|m| m.error_code);
         [r.error_code].into_iter().chain(each)

@@ -70,7 +70,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "listener.security.protocol.map",
         Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
         Str,
-        "Listener name to security protocol. Unset, controller listener names map to PLAINTEXT (as in Kafka). Only PLAINTEXT is served; a listener resolving to anything else stops start-up."
+        "Listener name to security protocol. Unset, controller listener names map to PLAINTEXT (as in Kafka). PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL are served (SASL on client listeners only)."
     ),
     def!(
         "broker.heartbeat.interval.ms",
@@ -686,9 +686,12 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     ),
 ];
 
-/// Every broker key: [`BROKER_CONFIGS`], then the TLS keys.
+/// Every broker key: [`BROKER_CONFIGS`], then the TLS and SASL keys.
 pub fn all_broker_configs() -> impl Iterator<Item = &'static ConfigDef> {
-    BROKER_CONFIGS.iter().chain(super::ssl::SSL_CONFIGS.iter())
+    BROKER_CONFIGS
+        .iter()
+        .chain(super::ssl::SSL_CONFIGS.iter())
+        .chain(super::sasl::SASL_CONFIGS.iter())
 }
 
 /// The broker key named `name`.
@@ -761,8 +764,9 @@ const CONNECTIONS_DOC: &str = "
 
 Every listener in `listeners` is bound, or start-up fails naming the one that could not be. Each
 listener's security protocol is looked up by its name in `listener.security.protocol.map`;
-PLAINTEXT and SSL are served (TLS settings: the `ssl.*` keys above, each also settable for one
-listener as `listener.name.<listener>.ssl.*`; see docs/security.md). On a single node, a controller listener (named in
+all four protocols are served (TLS settings: the `ssl.*` keys above, each also settable for one
+listener as `listener.name.<listener>.ssl.*`; SASL: `sasl.enabled.mechanisms` and the PLAIN users
+of `listener.name.<listener>.plain.sasl.jaas.config`; see docs/security.md). On a single node, a controller listener (named in
 `controller.listener.names`, as Kafka's single-node KRaft configuration has it) is bound and
 answers the same Kafka API as the others — its quorum of one runs in-process — but it is never
 given to clients in Metadata, DescribeCluster or FindCoordinator responses. Those responses give
@@ -796,7 +800,9 @@ const FAIL_CLOSED_DOC: &str = "
 Shale refuses to start, listing every offending setting, rather than run without a feature the
 configuration asks for:
 
-- a SASL listener (SASL_PLAINTEXT, SASL_SSL), and `inter.broker.listener.name` naming one;
+- a SASL mechanism other than PLAIN on a SASL listener (Kafka's default `sasl.enabled.mechanisms`
+  is GSSAPI), and a SASL listener named by `inter.broker.listener.name` or
+  `controller.listener.names`;
 - a TLS listener whose key or trust store is not PEM (`ssl.keystore.type`, `ssl.truststore.type`
   default to Kafka's JKS), or whose private key is encrypted (`ssl.key.password`);
 - `controller.quorum.bootstrap.servers` naming another node (an address that is not one of this

@@ -51,6 +51,14 @@ impl SecurityProtocol {
         })
     }
 
+    /// Whether clients authenticate with SASL.
+    pub fn is_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+
     /// Whether the connection is TLS.
     pub fn is_tls(self) -> bool {
         matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
@@ -145,14 +153,12 @@ pub fn resolve(
     for l in &mut bind {
         l.protocol = protocol_of(&map, "listeners", l)?;
         protocols.insert(l.name.clone(), l.protocol);
-        if !matches!(
-            l.protocol,
-            SecurityProtocol::Plaintext | SecurityProtocol::Ssl
-        ) {
+    }
+    for name in &controller_names {
+        if map.get(name).is_some_and(|p| p.starts_with("SASL")) {
             unsupported.push(format!(
-                "listeners: {l} uses security protocol {}; SASL is not supported yet (PLAINTEXT \
-                 and SSL listeners are)",
-                l.protocol.name()
+                "controller.listener.names: {name} uses SASL; SASL between controllers and \
+                 brokers is not supported yet (SSL is)"
             ));
         }
     }
@@ -237,12 +243,10 @@ fn check_inter_broker(
             ));
         };
         let protocol = protocol_of(map, "inter.broker.listener.name", l)?;
-        if !matches!(
-            protocol,
-            SecurityProtocol::Plaintext | SecurityProtocol::Ssl
-        ) {
+        if protocol.is_sasl() {
             unsupported.push(format!(
-                "inter.broker.listener.name: {name} uses {}; SASL is not supported yet",
+                "inter.broker.listener.name: {name} uses {}; SASL between brokers is not \
+                 supported yet (SSL is)",
                 protocol.name()
             ));
         }
@@ -366,15 +370,15 @@ mod tests {
     }
 
     #[test]
-    fn sasl_listeners_are_unsupported_ssl_is_served() {
+    fn every_protocol_is_served_on_client_listeners() {
         let (l, u) = resolve_ok(&[(
             "listeners",
             "SASL_SSL://127.0.0.1:9092,SSL://127.0.0.1:9094,SASL_PLAINTEXT://127.0.0.1:9095",
         )]);
-        assert_eq!(u.len(), 2, "{u:?}");
-        assert!(u[0].contains("SASL_SSL") && u[1].contains("SASL_PLAINTEXT"));
+        assert!(u.is_empty(), "{u:?}");
+        assert_eq!(l.bind[0].protocol, SecurityProtocol::SaslSsl);
         assert_eq!(l.bind[1].protocol, SecurityProtocol::Ssl);
-        assert_eq!(l.advertised[1].protocol, SecurityProtocol::Ssl);
+        assert_eq!(l.advertised[2].protocol, SecurityProtocol::SaslPlaintext);
         assert_eq!(l.protocols["SSL"], SecurityProtocol::Ssl);
     }
 
@@ -389,8 +393,8 @@ mod tests {
         ];
         let (l, u) = resolve_ok(&pairs);
         assert_eq!(l.bind[1].name, "EXTERNAL");
-        assert_eq!(u.len(), 1, "{u:?}");
-        assert!(u[0].contains("EXTERNAL") && u[0].contains("SASL_SSL"));
+        assert!(u.is_empty(), "{u:?}");
+        assert_eq!(l.bind[1].protocol, SecurityProtocol::SaslSsl);
         let (_, u) = resolve_ok(&[
             ("listeners", "A://127.0.0.1:1,B://127.0.0.1:2"),
             ("listener.security.protocol.map", "A:PLAINTEXT,B:plaintext"),
@@ -463,7 +467,7 @@ mod tests {
             ("listeners", "PLAINTEXT://:1,SASL_SSL://:2"),
             ("inter.broker.listener.name", "SASL_SSL"),
         ]);
-        assert_eq!(u.len(), 2, "{u:?}");
+        assert_eq!(u.len(), 1, "{u:?}");
         let (_, u) = resolve_ok(&[("inter.broker.listener.name", "plaintext")]);
         assert!(u.is_empty());
     }

@@ -178,6 +178,9 @@ pub fn seeds_for(key: ApiKey) -> Vec<Vec<u8>> {
         AddPartitionsToTxn => AddPartitionsToTxnRequest,
         AddOffsetsToTxn => AddOffsetsToTxnRequest, EndTxn => EndTxnRequest,
         WriteTxnMarkers => WriteTxnMarkersRequest, TxnOffsetCommit => TxnOffsetCommitRequest,
+        SaslAuthenticate => SaslAuthenticateRequest,
+        DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
+        AlterUserScramCredentials => AlterUserScramCredentialsRequest,
         DescribeTransactions => DescribeTransactionsRequest,
         ListTransactions => ListTransactionsRequest,
     }
