@@ -20,13 +20,12 @@ import socket
 import ssl
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
 import kafka_helpers as kh
 from conftest import free_port
-from tls_pki import Pki
+from security_helpers import Pki, failed_authentications, produce_ck
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
         'username="admin" password="admin-pw-9f3" user_admin="admin-pw-9f3" '
@@ -65,19 +64,6 @@ def ck_sasl(user: str, password: str, pki: Pki | None = None) -> dict:
     if pki:
         conf["ssl.ca.location"] = str(pki.ca_pem)
     return conf
-
-
-def produce_ck(bootstrap: str, topic: str, values: list, **conf):
-    p = kh.ck_producer(bootstrap, **conf)
-    errors = []
-    for v in values:
-        p.produce(topic, v, callback=lambda err, _m: err and errors.append(err))
-    assert p.flush(30) == 0 and not errors, errors
-
-
-def failed_authentications(b) -> int:
-    text = urllib.request.urlopen(b.metrics_url, timeout=10).read().decode()
-    return int(re.search(r"^shale_failed_authentication_total (\d+)", text, re.M).group(1))
 
 
 def secret_free_log(b) -> str:

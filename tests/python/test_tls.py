@@ -20,19 +20,16 @@ from __future__ import annotations
 
 import datetime
 import os
-import re
 import socket
 import ssl
 import subprocess
-import urllib.request
-from pathlib import Path
 
 import pytest
 import trustme
 
 import kafka_helpers as kh
 from conftest import free_port
-from tls_pki import Pki
+from security_helpers import Pki, failed_authentications, produce_ck
 
 
 @pytest.fixture
@@ -81,21 +78,6 @@ def kcat_ssl_args(b, pki: Pki, cert: tuple[str, str] | None = None) -> list:
     if cert:
         args += ["-X", f"ssl.certificate.location={cert[0]}", "-X", f"ssl.key.location={cert[1]}"]
     return args
-
-
-def produce_ck(bootstrap: str, topic: str, values: list, **conf):
-    p = kh.ck_producer(bootstrap, **conf)
-    errors = []
-    for v in values:
-        p.produce(topic, v, callback=lambda err, _m: err and errors.append(err))
-    assert p.flush(30) == 0 and not errors, errors
-
-
-def failed_authentications(b) -> int:
-    text = urllib.request.urlopen(b.metrics_url, timeout=10).read().decode()
-    m = re.search(r"^shale_failed_authentication_total (\d+)", text, re.M)
-    assert m, "shale_failed_authentication_total missing"
-    return int(m.group(1))
 
 
 def handshake_fails(port: int, context: ssl.SSLContext) -> str:

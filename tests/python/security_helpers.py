@@ -1,11 +1,16 @@
-"""A CA and certificates for the TLS and SASL_SSL tests, generated per test with trustme and
-written as PEM files (never committed keys)."""
+"""Helpers of the TLS and SASL tests: a CA and certificates generated per test with trustme and
+written as PEM files (never committed keys), a producer that must succeed, and the broker's
+failed-authentication count."""
 
 from __future__ import annotations
 
+import re
+import urllib.request
 from pathlib import Path
 
 import trustme
+
+import kafka_helpers as kh
 
 MAPPING = "RULE:^CN=([^,]+),.*$/$1/L,DEFAULT"
 
@@ -42,3 +47,20 @@ class Pki:
             "ssl.client.auth": client_auth,
             "ssl.principal.mapping.rules": MAPPING,
         }
+
+
+def produce_ck(bootstrap: str, topic: str, values: list, **conf):
+    """Produces `values` with confluent-kafka and `conf`; every one must be acknowledged."""
+    p = kh.ck_producer(bootstrap, **conf)
+    errors = []
+    for v in values:
+        p.produce(topic, v, callback=lambda err, _m: err and errors.append(err))
+    assert p.flush(30) == 0 and not errors, errors
+
+
+def failed_authentications(b) -> int:
+    """The broker's shale_failed_authentication_total."""
+    text = urllib.request.urlopen(b.metrics_url, timeout=10).read().decode()
+    m = re.search(r"^shale_failed_authentication_total (\d+)", text, re.M)
+    assert m, "shale_failed_authentication_total missing"
+    return int(m.group(1))
