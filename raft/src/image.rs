@@ -15,8 +15,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::records::{
-    BrokerEndpoint, ConfigRecord, FeatureLevelRecord, MetadataRecord, PartitionChangeRecord,
-    PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, TopicRecord,
+    AccessControlEntryRecord, BrokerEndpoint, ConfigRecord, FeatureLevelRecord, MetadataRecord,
+    PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, TopicRecord,
     UserScramCredentialRecord, CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC, NO_LEADER_CHANGE,
 };
 
@@ -45,6 +45,8 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// SCRAM credentials by (user, mechanism number).
     pub scram: BTreeMap<(String, i8), UserScramCredentialRecord>,
+    /// ACL bindings by id (AccessControlEntryRecords).
+    pub acls: BTreeMap<Uuid, AccessControlEntryRecord>,
 }
 
 /// One topic.
@@ -178,6 +180,12 @@ impl MetadataImage {
             }
             MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
                 self.scram.remove(&(name.clone(), *mechanism));
+            }
+            MetadataRecord::AccessControlEntry(r) => {
+                self.acls.insert(r.id, r.clone());
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                self.acls.remove(id);
             }
             MetadataRecord::NoOp
             | MetadataRecord::ZkMigrationState { .. }
@@ -354,6 +362,11 @@ impl MetadataImage {
             self.scram
                 .values()
                 .map(|r| MetadataRecord::UserScramCredential(r.clone())),
+        );
+        out.extend(
+            self.acls
+                .values()
+                .map(|r| MetadataRecord::AccessControlEntry(r.clone())),
         );
         if self.next_producer_id > 0 {
             out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {

@@ -172,7 +172,24 @@ fn to_records_rebuilds_the_same_image() {
         name: "alice".into(),
         mechanism: 2,
     });
+    let acl = |n: u128| {
+        MetadataRecord::AccessControlEntry(AccessControlEntryRecord {
+            id: Uuid::from_u128(n),
+            resource_type: 2,
+            resource_name: "x".into(),
+            pattern_type: 3,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: 3,
+            permission_type: 3,
+        })
+    };
+    recs.extend([acl(1), acl(2)]);
+    recs.push(MetadataRecord::RemoveAccessControlEntry {
+        id: Uuid::from_u128(1),
+    });
     let img = MetadataImage::empty("c").apply(&recs);
+    assert_eq!(img.acls.len(), 1);
     assert_eq!(img.scram.len(), 2);
     assert!(img.scram.contains_key(&("alice".to_string(), 1)));
     let snap = img.to_records();

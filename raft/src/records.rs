@@ -172,6 +172,20 @@ pub struct UserScramCredentialRecord {
     pub iterations: i32,
 }
 
+/// AccessControlEntryRecord (api key 18): one ACL binding, with Kafka's numeric codes for the
+/// resource type, pattern type, operation and permission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessControlEntryRecord {
+    pub id: Uuid,
+    pub resource_type: i8,
+    pub resource_name: String,
+    pub pattern_type: i8,
+    pub principal: String,
+    pub host: String,
+    pub operation: i8,
+    pub permission_type: i8,
+}
+
 /// FeatureLevelRecord (api key 12).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FeatureLevelRecord {
@@ -221,6 +235,10 @@ pub enum MetadataRecord {
     FeatureLevel(FeatureLevelRecord),
     ProducerIds(ProducerIdsRecord),
     BrokerRegistrationChange(BrokerRegistrationChangeRecord),
+    AccessControlEntry(AccessControlEntryRecord),
+    RemoveAccessControlEntry {
+        id: Uuid,
+    },
     NoOp,
     ZkMigrationState {
         state: i8,
@@ -258,6 +276,8 @@ impl MetadataRecord {
             FeatureLevel(_) => 12,
             ProducerIds(_) => 15,
             BrokerRegistrationChange(_) => 17,
+            AccessControlEntry(_) => 18,
+            RemoveAccessControlEntry { .. } => 19,
             NoOp => 20,
             ZkMigrationState { .. } => 21,
             RemoveUserScramCredential { .. } => 22,
@@ -373,6 +393,21 @@ impl MetadataRecord {
                 w.no_tags();
             }
             BrokerRegistrationChange(r) => r.write(w),
+            AccessControlEntry(r) => {
+                w.uuid(&r.id);
+                w.i8(r.resource_type);
+                w.string(&r.resource_name);
+                w.i8(r.pattern_type);
+                w.string(&r.principal);
+                w.string(&r.host);
+                w.i8(r.operation);
+                w.i8(r.permission_type);
+                w.no_tags();
+            }
+            RemoveAccessControlEntry { id } => {
+                w.uuid(id);
+                w.no_tags();
+            }
             NoOp | EndTransaction => w.no_tags(),
             ZkMigrationState { state } => {
                 w.i8(*state);
@@ -392,7 +427,7 @@ fn max_version(api_key: u32) -> Option<i16> {
     Some(match api_key {
         0 => 3,
         3 | 5 | 17 => 2,
-        1 | 2 | 4 | 7 | 8 | 9 | 11 | 12 | 15 | 20 | 21 | 22 | 23 | 24 | 25 => 0,
+        1 | 2 | 4 | 7 | 8 | 9 | 11 | 12 | 15 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25 => 0,
         _ => return None,
     })
 }
@@ -481,6 +516,21 @@ fn read_body(
             })
         })?),
         17 => M::BrokerRegistrationChange(BrokerRegistrationChangeRecord::read(r, version)?),
+        18 => M::AccessControlEntry(plain(r, |r| {
+            Ok(AccessControlEntryRecord {
+                id: r.uuid()?,
+                resource_type: r.i8()?,
+                resource_name: r.string()?,
+                pattern_type: r.i8()?,
+                principal: r.string()?,
+                host: r.string()?,
+                operation: r.i8()?,
+                permission_type: r.i8()?,
+            })
+        })?),
+        19 => M::RemoveAccessControlEntry {
+            id: plain(r, |r| r.uuid())?,
+        },
         20 => plain(r, |_| Ok(M::NoOp))?,
         21 => M::ZkMigrationState {
             state: plain(r, |r| r.i8())?,

@@ -324,3 +324,29 @@ fn scram_credential_records_bytes() {
     expected.extend_from_slice(&[2, 0]);
     assert_eq!(&round_trip(remove)[..], &expected[..]);
 }
+
+#[test]
+fn acl_records_bytes() {
+    let rec = MetadataRecord::AccessControlEntry(AccessControlEntryRecord {
+        id: uuid(1),
+        resource_type: 2,
+        resource_name: "t".into(),
+        pattern_type: 3,
+        principal: "User:a".into(),
+        host: "*".into(),
+        operation: 3,
+        permission_type: 3,
+    });
+    // frame 1, api key 18, version 0; uuid, i8, string, i8, string, string, i8, i8, tags.
+    let mut expected = vec![0x01, 0x12, 0x00];
+    expected.extend_from_slice(&[0; 15]);
+    expected.extend_from_slice(&[1, 2, 0x02, b't', 3, 0x07]);
+    expected.extend_from_slice(b"User:a");
+    expected.extend_from_slice(&[0x02, b'*', 3, 3, 0]);
+    assert_eq!(&round_trip(rec)[..], &expected[..]);
+    let remove = MetadataRecord::RemoveAccessControlEntry { id: uuid(1) };
+    let mut expected = vec![0x01, 0x13, 0x00];
+    expected.extend_from_slice(&[0; 15]);
+    expected.extend_from_slice(&[1, 0]);
+    assert_eq!(&round_trip(remove)[..], &expected[..]);
+}
