@@ -5,6 +5,7 @@
 //! `sasl.server.max.receive.size`, resolved into one [`SaslConfig`] per SASL listener. SCRAM
 //! users are not configuration: they live in the metadata log (`crate::api::scram`).
 
+use super::ssl::{listener_prefixed, listener_value};
 use super::{invalid, split_list, ConfigDef, ConfigError, Kind};
 use crate::sasl::jaas;
 use crate::sasl::scram::ScramMechanism;
@@ -99,24 +100,8 @@ pub fn resolve(
     unsupported: &mut Vec<String>,
 ) -> Result<SaslConfig, ConfigError> {
     let lower = listener.to_lowercase();
-    let prefixed = |key: &str| {
-        let want = format!("listener.name.{lower}.{key}");
-        props
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(&want))
-            .map(|(_, v)| v.clone())
-    };
-    let get = |key: &str| {
-        prefixed(key)
-            .or_else(|| props.get(key).cloned())
-            .or_else(|| {
-                SASL_CONFIGS
-                    .iter()
-                    .find(|d| d.name == key)
-                    .and_then(|d| d.default.map(str::to_string))
-            })
-            .unwrap_or_default()
-    };
+    let prefixed = |key: &str| listener_prefixed(props, listener, key);
+    let get = |key: &str| listener_value(props, listener, key).unwrap_or_default();
     let mut mechanisms = Vec::new();
     for m in split_list(&get("sasl.enabled.mechanisms")) {
         match m.to_uppercase().as_str() {

@@ -173,8 +173,20 @@ pub struct SslConfig {
 }
 
 /// The value of `key` for `listener`: `listener.name.<listener>.<key>` first (the listener name in
-/// any case), then `key`, then its default.
+/// any case), then `key`, then its default; an empty value is none.
 pub fn listener_value(
+    props: &BTreeMap<String, String>,
+    listener: &str,
+    key: &str,
+) -> Option<String> {
+    listener_prefixed(props, listener, key)
+        .or_else(|| props.get(key).cloned())
+        .or_else(|| super::broker_def(key).and_then(|d| d.default.map(str::to_string)))
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// `listener.name.<listener>.<key>` alone (the listener name in any case).
+pub fn listener_prefixed(
     props: &BTreeMap<String, String>,
     listener: &str,
     key: &str,
@@ -184,14 +196,6 @@ pub fn listener_value(
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(&prefixed))
         .map(|(_, v)| v.clone())
-        .or_else(|| props.get(key).cloned())
-        .or_else(|| {
-            SSL_CONFIGS
-                .iter()
-                .find(|d| d.name == key)
-                .and_then(|d| d.default.map(str::to_string))
-        })
-        .filter(|v| !v.trim().is_empty())
 }
 
 /// The `ssl.*` key a listener-prefixed key sets, if it is one (`listener.name.x.ssl.client.auth`

@@ -5,6 +5,7 @@
 //! Hashes, HMAC and PBKDF2 come from ring, which rustls already brings. The server nonce is given
 //! by the caller (from the injected RNG), so an exchange replays exactly in tests.
 
+use super::same;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ring::{digest, hmac, pbkdf2};
@@ -296,10 +297,6 @@ fn unescape_user(name: &str) -> Result<String, ScramError> {
         return Err("Authentication failed: username not specified");
     }
     Ok(out)
-}
-
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
