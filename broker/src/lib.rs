@@ -17,6 +17,7 @@
 //! * [`txn`] — the transaction coordinator and `__transaction_state`.
 //! * [`telemetry`] — the `tracing` subscriber: logs, and OpenTelemetry traces over OTLP.
 
+pub mod acl;
 pub mod api;
 pub mod config;
 pub mod connection;

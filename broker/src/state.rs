@@ -36,6 +36,8 @@ pub struct Broker {
     pub groups: crate::group::GroupCoordinator,
     /// The transaction coordinator.
     pub txns: crate::txn::TxnCoordinator,
+    /// ACL enforcement (`authorizer.class.name`).
+    pub authorizer: crate::acl::Authorizer,
     /// Tiered storage, once started (absent when `remote.log.storage.system.enable=false`).
     tiering: std::sync::OnceLock<Arc<crate::tiering::Tiering>>,
     /// The way to the active controller, in a cluster.
@@ -67,7 +69,9 @@ impl Broker {
             leaders: metrics.partitions.clone(),
         };
         let replicas = ReplicaManager::new(config.node_id, logs, config.log_config.clone(), hosted);
+        let authorizer = crate::acl::Authorizer::new(config.authz.clone());
         let broker = Broker {
+            authorizer,
             config,
             clock,
             controller,

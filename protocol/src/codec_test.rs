@@ -57,8 +57,8 @@ fn supported_versions_are_the_decodable_ranges() {
         assert_eq!(ours.max + i16::from(wider), table.max, "{key:?}");
     }
     // Known to kafka-protocol but not served.
-    assert!(Request::supported_versions(ApiKey::DescribeAcls).is_none());
-    assert!(!Request::SERVED_API_KEYS.contains(&ApiKey::DescribeAcls));
+    assert!(Request::supported_versions(ApiKey::DescribeDelegationToken).is_none());
+    assert!(!Request::SERVED_API_KEYS.contains(&ApiKey::DescribeDelegationToken));
     // One past the decodable range is UNSUPPORTED_VERSION, not a malformed frame.
     let frame = request_frame(
         ApiKey::OffsetCommit,
@@ -115,13 +115,15 @@ fn every_served_api_round_trips_at_every_version() {
         SaslHandshake => SaslHandshakeRequest, SaslAuthenticate => SaslAuthenticateRequest,
         DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
         AlterUserScramCredentials => AlterUserScramCredentialsRequest,
+        CreateAcls => CreateAclsRequest, DescribeAcls => DescribeAclsRequest,
+        DeleteAcls => DeleteAclsRequest,
         AddPartitionsToTxn => AddPartitionsToTxnRequest,
         AddOffsetsToTxn => AddOffsetsToTxnRequest, EndTxn => EndTxnRequest,
         WriteTxnMarkers => WriteTxnMarkersRequest, TxnOffsetCommit => TxnOffsetCommitRequest,
         DescribeTransactions => DescribeTransactionsRequest,
         ListTransactions => ListTransactionsRequest,
     }
-    assert_eq!(Request::SERVED_API_KEYS.len(), 45);
+    assert_eq!(Request::SERVED_API_KEYS.len(), 48);
 }
 
 fn produce(version: i16, records: &Bytes) -> km::ProduceRequest {
@@ -321,10 +323,10 @@ fn unsupported_and_unknown_requests() {
         decode_request(frame(-1, 0)),
         Err(CodecError::UnknownApiKey(-1))
     ));
-    // Known to kafka-protocol but not served (DescribeAcls).
+    // Known to kafka-protocol but not served (DescribeDelegationToken).
     assert!(matches!(
-        decode_request(frame(29, 3)),
-        Err(CodecError::UnknownApiKey(29))
+        decode_request(frame(41, 3)),
+        Err(CodecError::UnknownApiKey(41))
     ));
     assert!(matches!(
         decode_request(Bytes::from_static(&[0, 18])),

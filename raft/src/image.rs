@@ -45,8 +45,9 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// SCRAM credentials by (user, mechanism number).
     pub scram: BTreeMap<(String, i8), UserScramCredentialRecord>,
-    /// ACL bindings by id (AccessControlEntryRecords).
-    pub acls: BTreeMap<Uuid, AccessControlEntryRecord>,
+    /// ACL bindings by id (AccessControlEntryRecords), shared between images until one
+    /// changes them (the broker rebuilds its authorizer index when the pointer changes).
+    pub acls: Arc<BTreeMap<Uuid, AccessControlEntryRecord>>,
 }
 
 /// One topic.
@@ -182,10 +183,10 @@ impl MetadataImage {
                 self.scram.remove(&(name.clone(), *mechanism));
             }
             MetadataRecord::AccessControlEntry(r) => {
-                self.acls.insert(r.id, r.clone());
+                Arc::make_mut(&mut self.acls).insert(r.id, r.clone());
             }
             MetadataRecord::RemoveAccessControlEntry { id } => {
-                self.acls.remove(id);
+                Arc::make_mut(&mut self.acls).remove(id);
             }
             MetadataRecord::NoOp
             | MetadataRecord::ZkMigrationState { .. }

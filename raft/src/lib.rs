@@ -17,9 +17,11 @@
 //!        └──► image ◄── records ◄── flex (flexible encoding)
 //! ```
 
+pub mod acl;
 pub mod batch;
 pub mod broker_liveness;
 pub mod controller;
+pub mod controller_acls;
 mod controller_brokers;
 pub mod controller_features;
 pub mod controller_isr;

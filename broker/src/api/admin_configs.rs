@@ -5,7 +5,7 @@
 //! `server.properties` (STATIC_BROKER_CONFIG), Kafka's default (DEFAULT_CONFIG) — the same order
 //! DescribeConfigs lists as synonyms.
 
-use super::blocking;
+use super::{blocking, RequestContext};
 use crate::config::{all_broker_configs, Kind};
 use crate::errors::controller_error;
 use crate::state::Broker;
@@ -16,12 +16,14 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use shale_local_log::{ConfigKind, TOPIC_CONFIGS};
+use shale_raft::acl::op;
 use shale_raft::{AlterConfigOp, ConfigOpType, ConfigResource};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
+const GROUP: i8 = 32;
 const SRC_TOPIC: i8 = 1;
 const SRC_DYNAMIC_BROKER: i8 = 2;
 const SRC_DYNAMIC_DEFAULT: i8 = 3;
@@ -151,6 +153,7 @@ fn topic_kind(kind: ConfigKind) -> i8 {
 /// DescribeConfigs for topics and brokers.
 pub fn describe(
     broker: &Broker,
+    ctx: &RequestContext<'_>,
     req: &DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
@@ -161,6 +164,12 @@ pub fn describe(
         out.resource_type = r.resource_type;
         out.resource_name = r.resource_name.clone();
         let name = r.resource_name.as_str();
+        if let Some((code, _)) = denied(ctx, r.resource_type, name, op::DESCRIBE_CONFIGS) {
+            out.error_code = code;
+            out.error_message = None;
+            resp.results.push(out);
+            continue;
+        }
         let entries = match r.resource_type {
             TOPIC => match image.topic(name) {
                 Some(t) => Ok(topic_config_entries(broker, &t.configs)),
@@ -230,6 +239,28 @@ fn result(e: Entry, synonyms: bool, docs: bool, version: i16) -> DescribeConfigs
     c
 }
 
+/// The error when the principal may not perform `operation` on a config resource: a topic's
+/// configs need it on the topic, a broker's on the cluster (Kafka's ConfigHelper rules).
+fn denied(
+    ctx: &RequestContext<'_>,
+    resource_type: i8,
+    name: &str,
+    operation: i8,
+) -> Option<(i16, String)> {
+    let (allowed, code) = match resource_type {
+        TOPIC => (
+            ctx.authz.topic(operation, name),
+            E::TopicAuthorizationFailed,
+        ),
+        GROUP => (
+            ctx.authz.group(operation, name),
+            E::GroupAuthorizationFailed,
+        ),
+        _ => (ctx.authz.cluster(operation), E::ClusterAuthorizationFailed),
+    };
+    (!allowed).then(|| (code.code(), String::new()))
+}
+
 fn resource(
     broker: &Broker,
     resource_type: i8,
@@ -249,9 +280,22 @@ fn resource(
 }
 
 /// Legacy AlterConfigs: replaces the whole set of dynamic configs of each resource.
-pub async fn alter(broker: &Arc<Broker>, req: &AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    req: &AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let mut resp = AlterConfigsResponse::default();
     for r in &req.resources {
+        let name = r.resource_name.as_str();
+        if let Some(refused) = denied(ctx, r.resource_type, name, op::ALTER_CONFIGS) {
+            let mut out = alter_configs_response::AlterConfigsResourceResponse::default();
+            out.resource_type = r.resource_type;
+            out.resource_name = r.resource_name.clone();
+            (out.error_code, out.error_message) = (refused.0, None);
+            resp.responses.push(out);
+            continue;
+        }
         let configs: Vec<(String, String)> = r
             .configs
             .iter()
@@ -280,10 +324,12 @@ pub async fn alter(broker: &Arc<Broker>, req: &AlterConfigsRequest) -> AlterConf
 /// IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT per key.
 pub async fn incremental_alter(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut resp = IncrementalAlterConfigsResponse::default();
     for r in &req.resources {
+        let refused = denied(ctx, r.resource_type, &r.resource_name, op::ALTER_CONFIGS);
         let ops: Result<Vec<AlterConfigOp>, (i16, String)> = r
             .configs
             .iter()
@@ -307,8 +353,9 @@ pub async fn incremental_alter(
                 })
             })
             .collect();
-        let outcome = match ops {
-            Ok(ops) => {
+        let outcome = match (refused, ops) {
+            (Some(refused), _) => Err(refused),
+            (None, Ok(ops)) => {
                 apply(
                     broker,
                     r.resource_type,
@@ -318,7 +365,7 @@ pub async fn incremental_alter(
                 )
                 .await
             }
-            Err(e) => Err(e),
+            (None, Err(e)) => Err(e),
         };
         let mut out = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
         out.resource_type = r.resource_type;

@@ -7,7 +7,7 @@
 //! any metadata is written.
 
 use super::admin_configs::topic_config_entries;
-use super::blocking;
+use super::{blocking, RequestContext};
 use crate::errors::{controller_error, log_error_code};
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
@@ -23,6 +23,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use shale_common::TopicPartition;
 use shale_local_log::{FileReservation, LogError};
+use shale_raft::acl::op;
 use shale_raft::{ControllerError, CreateTopicSpec, CreatedTopic};
 use std::sync::Arc;
 
@@ -139,12 +140,18 @@ fn create_partitions_with_logs(
 /// Creates (or, with `validate_only`, checks) each topic.
 pub async fn create_topics(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
     let mut resp = CreateTopicsResponse::default();
     let validate_only = req.validate_only;
+    let cluster_create = ctx.authz.cluster(op::CREATE);
     for t in &req.topics {
+        if !cluster_create && !ctx.authz.topic(op::CREATE, &t.name) {
+            resp.topics.push(create_denied(t.name.clone(), version));
+            continue;
+        }
         let spec = CreateTopicSpec {
             name: t.name.0.to_string(),
             num_partitions: t.num_partitions,
@@ -177,7 +184,12 @@ pub async fn create_topics(
                 out.topic_id = created.topic_id;
                 out.num_partitions = created.num_partitions;
                 out.replication_factor = created.replication_factor;
-                if version >= 5 {
+                if version >= 5 && !ctx.authz.topic(op::DESCRIBE_CONFIGS, &t.name) {
+                    // Created, but the creator may not read its configuration.
+                    out.topic_config_error_code = E::TopicAuthorizationFailed.code();
+                    out.num_partitions = -1;
+                    out.replication_factor = -1;
+                } else if version >= 5 {
                     let entries = topic_config_entries(broker, &created.configs);
                     out.configs = Some(
                         entries
@@ -216,12 +228,26 @@ pub async fn create_topics(
     resp
 }
 
-/// Deletes topics by name (all versions) or id (v6+).
+/// A topic the principal may not create (CREATE on neither the cluster nor the topic).
+fn create_denied(name: TopicName, version: i16) -> CreatableTopicResult {
+    let mut out = CreatableTopicResult::default();
+    out.name = name;
+    out.error_code = E::TopicAuthorizationFailed.code();
+    out.error_message = (version >= 1).then(|| StrBytes::from_static_str("Authorization failed."));
+    out.num_partitions = -1;
+    out.replication_factor = -1;
+    out
+}
+
+/// Deletes topics by name (all versions) or id (v6+). A topic the principal may not describe
+/// is TOPIC_AUTHORIZATION_FAILED whether it exists or not, as in Kafka.
 pub async fn delete_topics(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
+    let cluster_delete = ctx.authz.cluster(op::DELETE);
     let mut resp = DeleteTopicsResponse::default();
     let image = broker.image();
     let mut targets: Vec<(Option<TopicName>, uuid::Uuid)> = req
@@ -245,6 +271,14 @@ pub async fn delete_topics(
         };
         if !broker.config.delete_topic_enable {
             out.error_code = E::TopicDeletionDisabled.code();
+            resp.responses.push(out);
+            continue;
+        }
+        if !cluster_delete && !ctx.authz.topic(op::DELETE, &topic) {
+            if ctx.authz.topic(op::DESCRIBE, &topic) {
+                out.name = Some(TopicName(StrBytes::from_string(topic.clone())));
+            }
+            out.error_code = E::TopicAuthorizationFailed.code();
             resp.responses.push(out);
             continue;
         }
@@ -287,11 +321,20 @@ pub async fn delete_topics(
 /// Raises a topic's partition count.
 pub async fn create_partitions(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut resp = CreatePartitionsResponse::default();
     let validate_only = req.validate_only;
     for t in &req.topics {
+        if !ctx.authz.topic(op::ALTER, &t.name) {
+            let mut out = CreatePartitionsTopicResult::default();
+            out.name = t.name.clone();
+            out.error_code = E::TopicAuthorizationFailed.code();
+            out.error_message = None;
+            resp.results.push(out);
+            continue;
+        }
         let (name, count) = (t.name.0.to_string(), t.count);
         let result = blocking(broker, move |b| {
             create_partitions_with_logs(b, &name, count, validate_only)
@@ -310,17 +353,23 @@ pub async fn create_partitions(
 }
 
 /// Raises log start offsets (offset -1 means the high watermark).
-pub fn delete_records(broker: &Broker, req: &DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub fn delete_records(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    req: &DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let mut resp = DeleteRecordsResponse::default();
     for t in &req.topics {
         let mut out = DeleteRecordsTopicResult::default();
         out.name = t.name.clone();
+        let allowed = ctx.authz.topic(op::DELETE, &t.name);
         for p in &t.partitions {
             let mut r = DeleteRecordsPartitionResult::default();
             r.partition_index = p.partition_index;
             r.low_watermark = -1;
             let tp = TopicPartition::new(t.name.0.as_str(), p.partition_index);
             match broker.replicas().get_leader(&tp) {
+                _ if !allowed => r.error_code = E::TopicAuthorizationFailed.code(),
                 Err(e) => r.error_code = crate::errors::replica_error(&e).code(),
                 Ok(part) => {
                     let target = if p.offset == -1 {

@@ -2,6 +2,8 @@
 //! image and the local logs.
 
 use super::metadata::is_internal;
+use super::RequestContext;
+use crate::acl::OPERATIONS_NOT_REQUESTED;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -13,6 +15,7 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use shale_raft::acl::{op, resource};
 use std::collections::BTreeMap;
 
 /// Cluster id, controller and brokers.
@@ -20,10 +23,11 @@ use std::collections::BTreeMap;
 /// on that listener, as Metadata does).
 pub fn describe_cluster(
     broker: &Broker,
+    ctx: &RequestContext<'_>,
     req: &DescribeClusterRequest,
     version: i16,
-    listener: &str,
 ) -> DescribeClusterResponse {
+    let listener: &str = &ctx.connection.listener;
     use crate::kraft::controller_apis::{endpoint_type_refusal, ENDPOINT_BROKER};
     let listener = super::metadata::client_listener(broker, listener);
     let image = broker.image();
@@ -35,7 +39,15 @@ pub fn describe_cluster(
     }
     resp.cluster_id = StrBytes::from_string(image.cluster_id.clone());
     resp.controller_id = BrokerId(broker.config.node_id);
-    resp.cluster_authorized_operations = i32::MIN;
+    resp.cluster_authorized_operations = OPERATIONS_NOT_REQUESTED;
+    if req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = match ctx.authz.cluster(op::DESCRIBE) {
+            true => ctx
+                .authz
+                .operations(resource::CLUSTER, resource::CLUSTER_NAME),
+            false => 0,
+        };
+    }
     resp.brokers = image
         .brokers
         .values()
@@ -54,13 +66,18 @@ pub fn describe_cluster(
 /// Topic partitions with a partition limit and a resume cursor (KIP-966).
 pub fn describe_topic_partitions(
     broker: &Broker,
+    ctx: &RequestContext<'_>,
     req: &DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
     let image = broker.image();
     let mut resp = DescribeTopicPartitionsResponse::default();
     let mut budget = req.response_partition_limit.max(1) as usize;
     let mut names: Vec<String> = if req.topics.is_empty() {
-        image.topics.keys().cloned().collect()
+        let visible = image
+            .topics
+            .keys()
+            .filter(|n| ctx.authz.topic(op::DESCRIBE, n));
+        visible.cloned().collect()
     } else {
         req.topics.iter().map(|t| t.name.0.to_string()).collect()
     };
@@ -75,7 +92,13 @@ pub fn describe_topic_partitions(
         }
         let mut out = DescribeTopicPartitionsResponseTopic::default();
         out.name = Some(TopicName(StrBytes::from_string(name.clone())));
-        out.topic_authorized_operations = i32::MIN;
+        out.topic_authorized_operations = OPERATIONS_NOT_REQUESTED;
+        if !ctx.authz.topic(op::DESCRIBE, &name) {
+            out.error_code = E::TopicAuthorizationFailed.code();
+            resp.topics.push(out);
+            continue;
+        }
+        out.topic_authorized_operations = ctx.authz.operations(resource::TOPIC, &name);
         let Some(t) = image.topic(&name) else {
             out.error_code = E::UnknownTopicOrPartition.code();
             resp.topics.push(out);
@@ -114,8 +137,16 @@ pub fn describe_topic_partitions(
 }
 
 /// Log directories with the size of each partition they hold.
-pub fn describe_log_dirs(broker: &Broker, req: &DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+pub fn describe_log_dirs(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    req: &DescribeLogDirsRequest,
+) -> DescribeLogDirsResponse {
     let mut resp = DescribeLogDirsResponse::default();
+    if !ctx.authz.cluster(op::DESCRIBE) {
+        resp.error_code = E::ClusterAuthorizationFailed.code();
+        return resp;
+    }
     let wanted = |topic: &str, p: i32| match &req.topics {
         None => true,
         Some(ts) => ts

@@ -1,7 +1,9 @@
 //! Who sent a request: the connection it arrived on ([`ConnectionInfo`], one per connection) and
 //! the client id of its header, together the [`RequestContext`] handlers receive (the client
-//! host of group members today; quotas and ACLs need the same).
+//! host of group members, the [`Authz`] of its principal; quotas need the same).
 
+use crate::acl::Authz;
+use crate::state::Broker;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -20,15 +22,32 @@ pub struct ConnectionInfo {
 }
 
 /// One request's context.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct RequestContext<'a> {
     /// The connection.
     pub connection: &'a ConnectionInfo,
     /// The header's client id ("" when null).
     pub client_id: &'a str,
+    /// What the connection's principal may do.
+    pub authz: Authz,
 }
 
-impl RequestContext<'_> {
+impl<'a> RequestContext<'a> {
+    /// The context of a request from `client_id` on `connection`, authorized against the
+    /// broker's current ACLs.
+    pub fn new(broker: &Broker, connection: &'a ConnectionInfo, client_id: &'a str) -> Self {
+        let authz = broker.authorizer.for_request(
+            &broker.image(),
+            &connection.principal,
+            connection.peer.ip().to_canonical().to_string(),
+        );
+        RequestContext {
+            connection,
+            client_id,
+            authz,
+        }
+    }
+
     /// The client host as Kafka reports it (DescribeGroups, group metadata records).
     pub fn client_host(&self) -> String {
         client_host(self.connection.peer)
@@ -84,6 +103,7 @@ mod tests {
         let ctx = RequestContext {
             connection: &conn,
             client_id: "c",
+            authz: Authz::allow_all(),
         };
         assert_eq!(ctx.client_host(), "/192.168.1.7");
     }

@@ -11,7 +11,8 @@
 use super::fetch_remote::{self, RemotePending};
 use super::leader_hint;
 use super::read_replica;
-use super::{CloseReason, Response};
+use super::{CloseReason, RequestContext, Response};
+use crate::acl::Authz;
 use crate::errors::{log_error_code, replica_error};
 use crate::fetch_session::{FetchTarget, Reported, SessionError, SessionPlan};
 use crate::purgatory::Waiter;
@@ -25,6 +26,7 @@ use shale_local_log::LogError;
 use shale_protocol::fetch_writer::{
     encode_fetch_response, FetchPartitionData, FetchResponseData, FetchTopicData, NodeEndpoint,
 };
+use shale_raft::acl::op;
 use shale_raft::MetadataImage;
 use shale_rlmm::TopicIdPartition;
 use std::sync::Arc;
@@ -93,11 +95,12 @@ fn replica_of(req: &FetchRequest, version: i16) -> i32 {
 /// Serves one Fetch request that arrived on `listener`.
 pub async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &FetchRequest,
     version: i16,
     correlation_id: i32,
-    listener: &str,
 ) -> Result<Response, CloseReason> {
+    let listener: &str = &ctx.connection.listener;
     let image = broker.image();
     let (requested, unknown, forgotten) = resolve(&image, req, version);
     let mut data = FetchResponseData::default();
@@ -113,8 +116,13 @@ pub async fn handle(
         }
     };
     // Client metadata (v11+): the consumer may read from a follower (KIP-392).
-    let client_rack = (version >= 11).then_some(req.rack_id.as_str());
-    let read = read_with_wait(broker, req, &plan, replica_of(req, version), client_rack).await;
+    let reader = Reader {
+        replica: replica_of(req, version),
+        client_rack: (version >= 11).then_some(req.rack_id.as_str()),
+        read_committed: req.isolation_level == 1,
+        authz: &ctx.authz,
+    };
+    let read = read_with_wait(broker, req, &plan, reader).await;
     count_reads(broker, &read);
     data.session_id = plan.session_id;
     let mut reports = Vec::new();
@@ -208,9 +216,13 @@ async fn read_with_wait(
     broker: &Arc<Broker>,
     req: &FetchRequest,
     plan: &SessionPlan,
-    replica: i32,
-    client_rack: Option<&str>,
+    reader: Reader<'_>,
 ) -> Vec<(FetchTarget, FetchPartitionData)> {
+    let Reader {
+        replica,
+        client_rack,
+        ..
+    } = reader;
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + wait;
     // Dropped when this fetch completes: waiting leaves nothing behind on the partitions.
@@ -224,8 +236,7 @@ async fn read_with_wait(
     loop {
         // Seen before reading, so an append between the read and the wait still wakes us.
         waiter.mark_seen();
-        let (mut results, remote) =
-            super::storage_io(|| read_all(broker, req, plan, replica, client_rack));
+        let (mut results, remote) = super::storage_io(|| read_all(broker, req, plan, reader));
         if !remote.is_empty() {
             // Remote data is historical: it is there now, so there is nothing to wait for.
             fetch_remote::fill(broker, req, &mut results, remote).await;
@@ -243,8 +254,7 @@ async fn read_with_wait(
             return results;
         }
         if tokio::time::Instant::now() >= deadline {
-            let (mut results, remote) =
-                super::storage_io(|| read_all(broker, req, plan, replica, client_rack));
+            let (mut results, remote) = super::storage_io(|| read_all(broker, req, plan, reader));
             fetch_remote::fill(broker, req, &mut results, remote).await;
             return results;
         }
@@ -291,8 +301,7 @@ fn read_all(
     broker: &Broker,
     req: &FetchRequest,
     plan: &SessionPlan,
-    replica: i32,
-    client_rack: Option<&str>,
+    reader: Reader<'_>,
 ) -> (Vec<(FetchTarget, FetchPartitionData)>, Vec<RemotePending>) {
     let mut budget = if req.max_bytes <= 0 {
         i32::MAX as usize
@@ -306,11 +315,6 @@ fn read_all(
         .iter()
         .enumerate()
         .map(|(index, (t, _))| {
-            let reader = Reader {
-                replica,
-                client_rack,
-                read_committed: req.isolation_level == 1,
-            };
             let (out, tiered) = read_one(broker, t, budget, !any, reader);
             if let Some(tp) = tiered {
                 let max_bytes = t.max_bytes.max(0) as usize;
@@ -340,6 +344,8 @@ struct Reader<'a> {
     /// A read_committed consumer: records up to the last stable offset, with the aborted
     /// transactions among them.
     read_committed: bool,
+    /// What the fetcher may read: a follower needs CLUSTER_ACTION, a consumer READ on the topic.
+    authz: &'a Authz,
 }
 
 /// A local read for `reader`; the second value names the partition when its data is in the
@@ -355,6 +361,7 @@ fn read_one(
         replica,
         client_rack,
         read_committed,
+        authz,
     } = reader;
     let mut out = FetchPartitionData {
         partition_index: t.partition,
@@ -364,6 +371,14 @@ fn read_one(
         preferred_read_replica: -1,
         ..Default::default()
     };
+    let allowed = match replica {
+        -1 => authz.topic(op::READ, &t.topic),
+        _ => authz.cluster(op::CLUSTER_ACTION),
+    };
+    if !allowed {
+        out.error_code = E::TopicAuthorizationFailed.code();
+        return (out, None);
+    }
     let tp = TopicPartition::new(t.topic.as_str(), t.partition);
     let partition = match read_replica::partition(broker, &tp, replica, client_rack) {
         Ok(p) => p,

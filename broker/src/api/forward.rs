@@ -1,22 +1,27 @@
 //! Forwarding controller-bound requests in a cluster, both ends, as Kafka's brokers forward
 //! admin requests to the active controller.
 //!
-//! * The receiving broker ([`forward`]): a CreateTopics, DeleteTopics, CreatePartitions,
-//!   AlterConfigs, IncrementalAlterConfigs, ElectLeaders, AlterPartitionReassignments,
-//!   ListPartitionReassignments or UpdateFeatures from a client, on a node that is not the active controller, is relayed whole over the [`ControllerChannel`]; the controller's answer goes
-//!   back to the client as it came. DescribeQuorum is always relayed: only the quorum leader's
-//!   controller listener can answer it. When the relay fails (no controller known, connection lost)
-//!   the request is handled locally, where the controller's NOT_CONTROLLER (retriable) answers.
-//! * The active controller ([`LocalAdmin`]): forwarded frames arriving on its controller
-//!   listener run through this broker's own handlers, never forwarded again.
+//! * The receiving broker ([`forward`]): a request of [`FORWARDED_APIS`] (topic, config, ACL,
+//!   SCRAM, feature, election and reassignment changes) from a client, on a node that is not
+//!   the active controller, goes in an Envelope ([`super::envelope`]) with the client's
+//!   principal and address over the [`ControllerChannel`]; the controller's answer goes back to
+//!   the client as it came. DescribeQuorum is always relayed, whole, once this broker has
+//!   authorized it: only the quorum leader's controller listener can answer it. When the relay
+//!   fails (no controller known, connection lost) the request is handled locally, where the
+//!   controller's NOT_CONTROLLER (retriable) answers.
+//! * The active controller ([`LocalAdmin`]): an Envelope from a broker holding CLUSTER_ACTION
+//!   runs through this broker's own handlers as the client it carries (authorized there, never
+//!   forwarded again); an admin request sent to the controller listener directly runs as the
+//!   connection's own principal.
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use shale_protocol::codec::decode_message;
+use shale_protocol::codec::split_request_header;
 use shale_protocol::kafka_protocol::error::ResponseError as E;
 use shale_protocol::kafka_protocol::messages::create_topics_request::{
     CreatableTopic, CreatableTopicConfig,
@@ -26,23 +31,24 @@ use shale_protocol::kafka_protocol::messages::{
     CreateTopicsResponse, TopicName,
 };
 use shale_protocol::kafka_protocol::protocol::{Encodable, StrBytes};
+use shale_raft::acl::op as acl_op;
 use shale_raft::kraft::RoleKind;
 use shale_raft::CreateTopicSpec;
 use tokio::sync::watch;
 
 use super::admin_topics::CreateError;
-use super::{ConnectionInfo, Response};
+use super::{envelope, ConnectionInfo, Response};
 use crate::kraft::controller_channel::ControllerChannel;
 use crate::kraft::driver::QuorumView;
 use crate::kraft::lifecycle_manager::LifecycleState;
-use crate::kraft::listener::ForwardedRequests;
+use crate::kraft::listener::{ForwardedRequests, Peer};
 use crate::state::Broker;
 
 /// How long a topic the broker creates for itself may take to reach its own image.
 const TOPIC_VISIBLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The client requests only the active controller can carry out.
-pub const FORWARDED_APIS: [ApiKey; 10] = [
+pub const FORWARDED_APIS: [ApiKey; 12] = [
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
@@ -53,6 +59,8 @@ pub const FORWARDED_APIS: [ApiKey; 10] = [
     ApiKey::ListPartitionReassignments,
     ApiKey::UpdateFeatures,
     ApiKey::AlterUserScramCredentials,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
 ];
 
 /// The client requests the active controller's listener answers itself: relayed even by the
@@ -206,8 +214,29 @@ pub async fn forward(
     if connection.forwarded || !relayed {
         return None;
     }
-    match forwarder.channel.forward(frame).await {
-        Ok(response) => {
+    let relayed = async {
+        if CONTROLLER_APIS.contains(&key) {
+            // The controller's listener answers it itself, so it is authorized here.
+            let ctx = super::RequestContext::new(broker, connection, "");
+            if !ctx.authz.cluster(acl_op::DESCRIBE) {
+                return Ok(None);
+            }
+            return forwarder.channel.forward(frame).await.map(Some);
+        }
+        let client = envelope::Client {
+            principal: connection.principal.to_string(),
+            address: connection.peer.ip(),
+        };
+        let body = envelope::request(frame, &client)?;
+        let answer = forwarder
+            .channel
+            .send(ApiKey::Envelope, envelope::VERSION, &body)
+            .await?;
+        envelope::unwrap_response(answer).map(Some)
+    };
+    match relayed.await {
+        Ok(None) => None,
+        Ok(Some(response)) => {
             let mut out = bytes::BytesMut::with_capacity(4 + response.len());
             out.extend_from_slice(&(response.len() as i32).to_be_bytes());
             out.extend_from_slice(&response);
@@ -220,11 +249,13 @@ pub async fn forward(
     }
 }
 
-/// The active controller's end: forwarded frames through this broker's handlers.
+/// The active controller's end: forwarded frames through this broker's handlers, as the
+/// client that sent them.
 #[derive(Debug)]
 pub struct LocalAdmin {
     broker: Weak<Broker>,
-    connection: ConnectionInfo,
+    /// The listener whose endpoints answers describe brokers by.
+    listener: Arc<str>,
 }
 
 impl LocalAdmin {
@@ -236,33 +267,103 @@ impl LocalAdmin {
             .map_or("PLAINTEXT", |l| l.name.as_str());
         LocalAdmin {
             broker: Arc::downgrade(broker),
-            connection: ConnectionInfo {
-                peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-                listener: Arc::from(listener),
-                forwarded: true,
-                principal: Arc::from(crate::tls::ANONYMOUS),
-            },
+            listener: Arc::from(listener),
         }
+    }
+
+    /// Runs one client request frame as `principal` from `address`; the response frame
+    /// without its size prefix.
+    async fn run(
+        &self,
+        broker: &Arc<Broker>,
+        frame: Bytes,
+        principal: Arc<str>,
+        address: IpAddr,
+    ) -> Option<Bytes> {
+        let connection = ConnectionInfo {
+            peer: SocketAddr::new(address, 0),
+            listener: self.listener.clone(),
+            forwarded: true,
+            principal,
+        };
+        let framed = match super::handle(broker, &connection, frame).await {
+            Ok(Response::Frame(f)) => f,
+            Ok(Response::Chunks(chunks)) => chunks.concat().into(),
+            Ok(Response::None) => return None,
+            Err(reason) => {
+                tracing::info!(?reason, "refusing a forwarded request");
+                return None;
+            }
+        };
+        Some(framed.slice(4.min(framed.len())..))
+    }
+
+    /// An Envelope from a broker: its sender needs CLUSTER_ACTION; the inner request runs as
+    /// the client it names. The size-prefixed Envelope response frame.
+    async fn open_envelope(
+        &self,
+        broker: &Arc<Broker>,
+        frame: Bytes,
+        peer: &Peer,
+    ) -> Option<Bytes> {
+        let (header, body) = split_request_header(&frame).ok()?;
+        let sender = broker.authorizer.for_request(
+            &broker.image(),
+            &peer.principal,
+            peer.addr.ip().to_canonical().to_string(),
+        );
+        let inner = match sender.cluster(acl_op::CLUSTER_ACTION) {
+            false => {
+                tracing::warn!(principal = %peer.principal, "an envelope from a principal without CLUSTER_ACTION");
+                Err(E::ClusterAuthorizationFailed.code())
+            }
+            true => match envelope::open(body) {
+                Ok((inner, client)) => {
+                    let principal = Arc::from(client.principal);
+                    self.run(broker, inner, principal, client.address)
+                        .await
+                        .ok_or(E::UnknownServerError.code())
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "a malformed envelope");
+                    Err(E::InvalidRequest.code())
+                }
+            },
+        };
+        let body = envelope::response(inner).ok()?;
+        // Envelope responses have the flexible header: correlation id, no tagged fields.
+        let mut out = BytesMut::with_capacity(9 + body.len());
+        out.put_i32(5 + body.len() as i32);
+        out.put_i32(header.correlation_id);
+        out.put_u8(0);
+        out.extend_from_slice(&body);
+        Some(out.freeze())
     }
 }
 
 impl ForwardedRequests for LocalAdmin {
     fn handles(&self, api_key: ApiKey) -> bool {
-        FORWARDED_APIS.contains(&api_key)
+        api_key == ApiKey::Envelope || FORWARDED_APIS.contains(&api_key)
     }
 
-    fn answer(&self, frame: Bytes) -> Pin<Box<dyn Future<Output = Option<Bytes>> + Send + '_>> {
+    fn answer<'a>(
+        &'a self,
+        frame: Bytes,
+        peer: &'a Peer,
+    ) -> Pin<Box<dyn Future<Output = Option<Bytes>> + Send + 'a>> {
         Box::pin(async move {
             let broker = self.broker.upgrade()?;
-            match super::handle(&broker, &self.connection, frame).await {
-                Ok(Response::Frame(f)) => Some(f),
-                Ok(Response::Chunks(chunks)) => Some(chunks.concat().into()),
-                Ok(Response::None) => None,
-                Err(reason) => {
-                    tracing::info!(?reason, "refusing a forwarded request");
-                    None
-                }
+            if frame.get(..2) == Some(&(ApiKey::Envelope as i16).to_be_bytes()[..]) {
+                return self.open_envelope(&broker, frame, peer).await;
             }
+            // Sent to the controller listener directly: as the connection's own principal.
+            let inner = self
+                .run(&broker, frame, peer.principal.clone(), peer.addr.ip())
+                .await?;
+            let mut out = BytesMut::with_capacity(4 + inner.len());
+            out.put_i32(inner.len() as i32);
+            out.extend_from_slice(&inner);
+            Some(out.freeze())
         })
     }
 }

@@ -1,5 +1,6 @@
 //! ListOffsets (by special timestamp or by time) and OffsetForLeaderEpoch.
 
+use super::RequestContext;
 use crate::errors::log_error_code;
 use crate::state::{Broker, Partition};
 use crate::tiering::Tiering;
@@ -15,6 +16,7 @@ use kafka_protocol::messages::{
     OffsetForLeaderEpochResponse,
 };
 use shale_common::TopicPartition;
+use shale_raft::acl::op;
 use std::sync::Arc;
 
 const LATEST: i64 = -1;
@@ -26,6 +28,7 @@ const LATEST_TIERED: i64 = -5;
 /// Answers each partition's offset query.
 pub async fn handle(
     broker: &Broker,
+    ctx: &RequestContext<'_>,
     req: &ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
@@ -33,6 +36,7 @@ pub async fn handle(
     for t in &req.topics {
         let mut out = ListOffsetsTopicResponse::default();
         out.name = t.name.clone();
+        let allowed = ctx.authz.topic(op::DESCRIBE, &t.name);
         for p in &t.partitions {
             let tp = TopicPartition::new(t.name.0.as_str(), p.partition_index);
             let mut r = ListOffsetsPartitionResponse::default();
@@ -41,6 +45,7 @@ pub async fn handle(
             r.offset = -1;
             r.leader_epoch = -1;
             match broker.replicas().get_leader(&tp) {
+                _ if !allowed => r.error_code = E::TopicAuthorizationFailed.code(),
                 Err(e) => r.error_code = crate::errors::replica_error(&e).code(),
                 Ok(part) => {
                     lookup(
@@ -177,12 +182,15 @@ async fn by_time(
 /// log divergence.
 pub fn offset_for_leader_epoch(
     broker: &Broker,
+    ctx: &RequestContext<'_>,
     req: &OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let mut resp = OffsetForLeaderEpochResponse::default();
+    let replica = ctx.authz.cluster(op::CLUSTER_ACTION);
     for t in &req.topics {
         let mut out = OffsetForLeaderTopicResult::default();
         out.topic = t.topic.clone();
+        let allowed = replica || ctx.authz.topic(op::DESCRIBE, &t.topic);
         for p in &t.partitions {
             let mut r = EpochEndOffset::default();
             r.partition = p.partition;
@@ -190,6 +198,7 @@ pub fn offset_for_leader_epoch(
             r.end_offset = -1;
             let tp = TopicPartition::new(t.topic.0.as_str(), p.partition);
             match broker.replicas().get_leader(&tp) {
+                _ if !allowed => r.error_code = E::TopicAuthorizationFailed.code(),
                 Err(e) => r.error_code = crate::errors::replica_error(&e).code(),
                 Ok(part) => {
                     let current = part.leader_epoch();

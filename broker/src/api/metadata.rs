@@ -1,6 +1,8 @@
 //! Metadata: brokers, topics and partitions from the metadata image, with auto-creation of
 //! requested topics when `auto.create.topics.enable` and the request allow it.
 
+use super::RequestContext;
+use crate::acl::OPERATIONS_NOT_REQUESTED;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::metadata_response::{
@@ -8,6 +10,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use shale_raft::acl::{op, resource};
 use shale_raft::{BrokerRegistration, CreateTopicSpec, MetadataImage, TopicImage};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -21,10 +24,12 @@ pub fn is_internal(topic: &str) -> bool {
 /// first when allowed.
 pub async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &MetadataRequest,
     version: i16,
-    listener: &str,
 ) -> MetadataResponse {
+    let listener: &str = &ctx.connection.listener;
+    let authz = &ctx.authz;
     let all = match &req.topics {
         None => true,
         Some(t) => t.is_empty() && version == 0,
@@ -36,8 +41,14 @@ pub async fn handle(
         let image = broker.image();
         for t in req.topics.iter().flatten() {
             let Some(name) = &t.name else { continue };
-            if image.topic(name.as_str()).is_none() {
-                if let Err(code) = auto_create(broker, name.as_str()).await {
+            if image.topic(name.as_str()).is_none() && authz.topic(op::DESCRIBE, name) {
+                let may_create =
+                    authz.cluster(op::CREATE) || authz.topic(op::CREATE, name.as_str());
+                let created = match may_create {
+                    true => auto_create(broker, name.as_str()).await,
+                    false => Err(E::TopicAuthorizationFailed.code()),
+                };
+                if let Err(code) = created {
                     create_errors.push((name.clone(), code));
                 }
             }
@@ -52,12 +63,25 @@ pub async fn handle(
     if version >= 1 {
         resp.controller_id = BrokerId(broker.config.node_id);
     }
-    resp.cluster_authorized_operations = i32::MIN;
+    resp.cluster_authorized_operations = OPERATIONS_NOT_REQUESTED;
+    if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = match authz.cluster(op::DESCRIBE) {
+            true => authz.operations(resource::CLUSTER, resource::CLUSTER_NAME),
+            false => 0,
+        };
+    }
+    let with_operations = |mut m: MetadataResponseTopic, name: &str| {
+        if version >= 8 && req.include_topic_authorized_operations {
+            m.topic_authorized_operations = authz.operations(resource::TOPIC, name);
+        }
+        m
+    };
     if all {
         resp.topics = image
             .topics
             .values()
-            .map(|t| topic(&image, t, version))
+            .filter(|t| authz.topic(op::DESCRIBE, &t.name))
+            .map(|t| with_operations(topic(&image, t, version), &t.name))
             .collect();
         return resp;
     }
@@ -66,8 +90,19 @@ pub async fn handle(
             Some(name) => image.topic(name.as_str()),
             None => image.topic_by_id(&t.topic_id),
         };
+        let name = t
+            .name
+            .as_ref()
+            .map(|n| n.as_str())
+            .or(found.map(|f| f.name.as_str()));
+        if name.is_some_and(|n| !authz.topic(op::DESCRIBE, n)) {
+            let denied = E::TopicAuthorizationFailed.code();
+            resp.topics
+                .push(error_topic(t.name.clone(), t.topic_id, denied));
+            continue;
+        }
         let entry = match (found, &t.name) {
-            (Some(ti), _) => topic(&image, ti, version),
+            (Some(ti), _) => with_operations(topic(&image, ti, version), &ti.name),
             (None, Some(name)) => {
                 let code = create_errors
                     .iter()

@@ -8,13 +8,16 @@
 //! exception and returns chunks from our own writer so record bytes are never copied.
 
 pub(crate) mod acks;
+mod acls;
 mod admin_configs;
 pub(crate) mod admin_topics;
 mod api_versions;
 mod close;
 mod cluster;
+mod cluster_gate;
 mod context;
 mod elect;
+pub mod envelope;
 mod features;
 mod fetch;
 mod fetch_remote;
@@ -87,6 +90,9 @@ pub const SUPPORTED: &[ApiKey] = &[
     ApiKey::SaslAuthenticate,
     ApiKey::DescribeUserScramCredentials,
     ApiKey::AlterUserScramCredentials,
+    ApiKey::CreateAcls,
+    ApiKey::DescribeAcls,
+    ApiKey::DeleteAcls,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
     ApiKey::JoinGroup,
@@ -181,11 +187,16 @@ async fn dispatch(
     header: RequestHeader,
     request: Request,
 ) -> Result<Response, CloseReason> {
+    let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
+    let ctx = &RequestContext::new(broker, connection, client_id);
     if GROUP_APIS.contains(&request.api_key()) {
-        return dispatch_groups(broker, connection, &header, request).await;
+        return dispatch_groups(broker, ctx, &header, request).await;
     }
     let v = header.api_version;
     let c = header.correlation_id;
+    if let Some(refused) = cluster_gate::refusal(&request, ctx, v, c) {
+        return refused;
+    }
     macro_rules! reply {
         ($key:ident, $body:expr) => {
             encode(ApiKey::$key, v, c, &$body)
@@ -193,66 +204,70 @@ async fn dispatch(
     }
     match request {
         Request::ApiVersions(r) => reply!(ApiVersions, api_versions::handle(broker, &r, v)),
-        Request::Metadata(r) => reply!(
-            Metadata,
-            metadata::handle(broker, &r, v, &connection.listener).await
-        ),
-        Request::Produce(r) => match produce::handle(broker, &r, v, &connection.listener).await {
+        Request::Metadata(r) => reply!(Metadata, metadata::handle(broker, ctx, &r, v).await),
+        Request::Produce(r) => match produce::handle(broker, ctx, &r, v).await {
             Some(resp) => reply!(Produce, resp),
             None => Ok(Response::None),
         },
-        Request::Fetch(r) => fetch::handle(broker, &r, v, c, &connection.listener).await,
-        Request::ListOffsets(r) => reply!(ListOffsets, list_offsets::handle(broker, &r, v).await),
+        Request::Fetch(r) => fetch::handle(broker, ctx, &r, v, c).await,
+        Request::ListOffsets(r) => {
+            reply!(ListOffsets, list_offsets::handle(broker, ctx, &r, v).await)
+        }
         Request::CreateTopics(r) => {
             reply!(
                 CreateTopics,
-                admin_topics::create_topics(broker, &r, v).await
+                admin_topics::create_topics(broker, ctx, &r, v).await
             )
         }
         Request::DeleteTopics(r) => {
             reply!(
                 DeleteTopics,
-                admin_topics::delete_topics(broker, &r, v).await
+                admin_topics::delete_topics(broker, ctx, &r, v).await
             )
         }
         Request::CreatePartitions(r) => {
             reply!(
                 CreatePartitions,
-                admin_topics::create_partitions(broker, &r).await
+                admin_topics::create_partitions(broker, ctx, &r).await
             )
         }
         Request::DeleteRecords(r) => {
-            reply!(DeleteRecords, admin_topics::delete_records(broker, &r))
+            reply!(DeleteRecords, admin_topics::delete_records(broker, ctx, &r))
         }
         Request::DescribeConfigs(r) => {
-            reply!(DescribeConfigs, admin_configs::describe(broker, &r, v))
+            reply!(DescribeConfigs, admin_configs::describe(broker, ctx, &r, v))
         }
-        Request::AlterConfigs(r) => reply!(AlterConfigs, admin_configs::alter(broker, &r).await),
+        Request::AlterConfigs(r) => {
+            reply!(AlterConfigs, admin_configs::alter(broker, ctx, &r).await)
+        }
         Request::IncrementalAlterConfigs(r) => reply!(
             IncrementalAlterConfigs,
-            admin_configs::incremental_alter(broker, &r).await
+            admin_configs::incremental_alter(broker, ctx, &r).await
         ),
         Request::DescribeCluster(r) => {
             reply!(
                 DescribeCluster,
-                cluster::describe_cluster(broker, &r, v, &connection.listener)
+                cluster::describe_cluster(broker, ctx, &r, v)
             )
         }
         Request::DescribeTopicPartitions(r) => reply!(
             DescribeTopicPartitions,
-            cluster::describe_topic_partitions(broker, &r)
+            cluster::describe_topic_partitions(broker, ctx, &r)
         ),
         Request::DescribeLogDirs(r) => {
-            reply!(DescribeLogDirs, cluster::describe_log_dirs(broker, &r))
+            reply!(DescribeLogDirs, cluster::describe_log_dirs(broker, ctx, &r))
         }
         Request::InitProducerId(r) => {
             reply!(
                 InitProducerId,
-                producers::init_producer_id(broker, &r, v).await
+                producers::init_producer_id(broker, ctx, &r, v).await
             )
         }
         Request::DescribeProducers(r) => {
-            reply!(DescribeProducers, producers::describe_producers(broker, &r))
+            reply!(
+                DescribeProducers,
+                producers::describe_producers(broker, ctx, &r)
+            )
         }
         Request::ElectLeaders(r) => reply!(ElectLeaders, elect::handle(broker, &r, v).await),
         Request::UpdateFeatures(r) => {
@@ -268,23 +283,29 @@ async fn dispatch(
         Request::DescribeQuorum(r) => reply!(DescribeQuorum, quorum::describe(broker, &r, v)),
         Request::OffsetForLeaderEpoch(r) => reply!(
             OffsetForLeaderEpoch,
-            list_offsets::offset_for_leader_epoch(broker, &r)
+            list_offsets::offset_for_leader_epoch(broker, ctx, &r)
         ),
         Request::AddPartitionsToTxn(r) => {
-            reply!(AddPartitionsToTxn, txn::add_partitions(broker, &r, v).await)
+            reply!(
+                AddPartitionsToTxn,
+                txn::add_partitions(broker, ctx, &r, v).await
+            )
         }
         Request::AddOffsetsToTxn(r) => {
-            reply!(AddOffsetsToTxn, txn::add_offsets(broker, &r, v).await)
+            reply!(AddOffsetsToTxn, txn::add_offsets(broker, ctx, &r, v).await)
         }
-        Request::EndTxn(r) => reply!(EndTxn, txn::end(broker, &r, v).await),
+        Request::EndTxn(r) => reply!(EndTxn, txn::end(broker, ctx, &r, v).await),
         Request::WriteTxnMarkers(r) => {
             reply!(WriteTxnMarkers, txn_markers::handle(broker, &r).await)
         }
         Request::DescribeTransactions(r) => {
-            reply!(DescribeTransactions, txn_admin::describe(broker, &r).await)
+            reply!(
+                DescribeTransactions,
+                txn_admin::describe(broker, ctx, &r).await
+            )
         }
         Request::ListTransactions(r) => {
-            reply!(ListTransactions, txn_admin::list(broker, &r).await)
+            reply!(ListTransactions, txn_admin::list(broker, ctx, &r).await)
         }
         Request::DescribeUserScramCredentials(r) => {
             reply!(DescribeUserScramCredentials, scram::describe(broker, &r))
@@ -292,6 +313,9 @@ async fn dispatch(
         Request::AlterUserScramCredentials(r) => {
             reply!(AlterUserScramCredentials, scram::alter(broker, &r).await)
         }
+        Request::CreateAcls(r) => reply!(CreateAcls, acls::create(broker, ctx, &r).await),
+        Request::DescribeAcls(r) => reply!(DescribeAcls, acls::describe(broker, ctx, &r)),
+        Request::DeleteAcls(r) => reply!(DeleteAcls, acls::delete(broker, ctx, &r).await),
         // A SASL listener's connection answers these itself (crate::sasl); here the listener
         // has no SASL, as Kafka answers.
         Request::SaslHandshake(_) | Request::SaslAuthenticate(_) => {
@@ -322,15 +346,11 @@ const GROUP_APIS: &[ApiKey] = &[
 /// The group APIs' part of [`dispatch`].
 async fn dispatch_groups(
     broker: &Arc<Broker>,
-    connection: &ConnectionInfo,
+    ctx: &RequestContext<'_>,
     header: &RequestHeader,
     request: Request,
 ) -> Result<Response, CloseReason> {
     let (v, c) = (header.api_version, header.correlation_id);
-    let ctx = &RequestContext {
-        connection,
-        client_id: header.client_id.as_ref().map_or("", |c| c.as_str()),
-    };
     macro_rules! reply {
         ($key:ident, $body:expr) => {
             encode(ApiKey::$key, v, c, &$body)
@@ -339,38 +359,45 @@ async fn dispatch_groups(
     match request {
         Request::FindCoordinator(r) => reply!(
             FindCoordinator,
-            groups::find_coordinator::handle(broker, &r, v, &connection.listener).await
+            groups::find_coordinator::handle(broker, ctx, &r, v).await
         ),
         Request::JoinGroup(r) => reply!(JoinGroup, groups::join::handle(broker, &r, v, ctx).await),
-        Request::SyncGroup(r) => reply!(SyncGroup, groups::sync::handle(broker, &r, v).await),
-        Request::Heartbeat(r) => reply!(Heartbeat, groups::heartbeat::handle(broker, &r).await),
-        Request::LeaveGroup(r) => reply!(LeaveGroup, groups::leave::handle(broker, &r, v).await),
+        Request::SyncGroup(r) => reply!(SyncGroup, groups::sync::handle(broker, ctx, &r, v).await),
+        Request::Heartbeat(r) => {
+            reply!(Heartbeat, groups::heartbeat::handle(broker, ctx, &r).await)
+        }
+        Request::LeaveGroup(r) => {
+            reply!(LeaveGroup, groups::leave::handle(broker, ctx, &r, v).await)
+        }
         Request::OffsetCommit(r) => reply!(
             OffsetCommit,
-            groups::offset_commit::handle(broker, &r, v).await
+            groups::offset_commit::handle(broker, ctx, &r, v).await
         ),
         Request::OffsetFetch(r) => reply!(
             OffsetFetch,
-            groups::offset_fetch::handle(broker, &r, v).await
+            groups::offset_fetch::handle(broker, ctx, &r, v).await
         ),
         Request::ListGroups(r) => {
-            reply!(ListGroups, groups::list_groups::handle(broker, &r, v).await)
+            reply!(
+                ListGroups,
+                groups::list_groups::handle(broker, ctx, &r, v).await
+            )
         }
         Request::DescribeGroups(r) => reply!(
             DescribeGroups,
-            groups::describe_groups::handle(broker, &r, v).await
+            groups::describe_groups::handle(broker, ctx, &r, v).await
         ),
         Request::DeleteGroups(r) => reply!(
             DeleteGroups,
-            groups::delete_groups::handle(broker, &r).await
+            groups::delete_groups::handle(broker, ctx, &r).await
         ),
         Request::OffsetDelete(r) => reply!(
             OffsetDelete,
-            groups::offset_delete::handle(broker, &r).await
+            groups::offset_delete::handle(broker, ctx, &r).await
         ),
         Request::TxnOffsetCommit(r) => reply!(
             TxnOffsetCommit,
-            groups::txn_offset_commit::handle(broker, &r, v).await
+            groups::txn_offset_commit::handle(broker, ctx, &r, v).await
         ),
         other => Err(CloseReason::UnsupportedApi(other.api_key() as i16)),
     }

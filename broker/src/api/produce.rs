@@ -3,7 +3,7 @@
 //! this broker does not lead is refused with NOT_LEADER_OR_FOLLOWER and, from v10, the current
 //! leader and its endpoint (KIP-951).
 
-use super::{acks, leader_hint};
+use super::{acks, leader_hint, RequestContext};
 use crate::errors::{log_error_code, replica_error};
 use crate::state::Broker;
 use crate::topic_metrics::{Meter, TopicMetrics, TopicStats};
@@ -19,6 +19,7 @@ use shale_common::TopicPartition;
 use shale_local_log::{AppendOrigin, VerificationGuard};
 use shale_protocol::compression::Compression;
 use shale_protocol::record_batch::{batches, BatchError};
+use shale_raft::acl::op;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,11 +28,17 @@ use std::time::Duration;
 /// endpoints are given on it).
 pub async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &ProduceRequest,
     version: i16,
-    listener: &str,
 ) -> Option<ProduceResponse> {
+    let listener: &str = &ctx.connection.listener;
     let acks_valid = matches!(req.acks, -1..=1);
+    // Kafka's order: the transactional id first (every partition), then each topic.
+    let txn_denied = req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !ctx.authz.transactional_id(op::WRITE, id));
     let image = broker.image();
     let mut resp = ProduceResponse::default();
     let mut waits = Vec::new();
@@ -46,8 +53,14 @@ pub async fn handle(
         out.topic_id = topic.topic_id;
         let stats = name.as_deref().and_then(|n| broker.topic_metrics.topic(n));
         let stats = stats.as_deref();
+        let denied = match &name {
+            _ if txn_denied => Some(E::TransactionalIdAuthorizationFailed.code()),
+            Some(n) if !ctx.authz.topic(op::WRITE, n) => Some(E::TopicAuthorizationFailed.code()),
+            _ => None,
+        };
         for p in &topic.partition_data {
             let mut r = match (&name, acks_valid) {
+                _ if denied.is_some() => error(p.index, denied.unwrap_or_default(), None),
                 (_, false) => error(p.index, E::InvalidRequiredAcks.code(), None),
                 (None, _) => error(p.index, E::UnknownTopicId.code(), None),
                 (Some(name), true) => match checked(broker, req, name, p, version).await {

@@ -1,6 +1,7 @@
 //! InitProducerId (idempotent producers; a transactional id goes to [`super::txn`]) and
 //! DescribeProducers.
 
+use super::RequestContext;
 use crate::errors::controller_error;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
@@ -10,18 +11,30 @@ use kafka_protocol::messages::describe_producers_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use shale_common::TopicPartition;
+use shale_raft::acl::{op, resource};
 use std::sync::Arc;
 
 /// A fresh producer id with epoch 0 for every idempotent producer, as Kafka does for producers
 /// without a transactional id (an epoch-bump request also gets a new id).
 pub async fn init_producer_id(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &InitProducerIdRequest,
     version: i16,
 ) -> InitProducerIdResponse {
     let mut resp = no_producer_id();
     if let Some(id) = &req.transactional_id {
+        if !ctx.authz.transactional_id(op::WRITE, id) {
+            resp.error_code = E::TransactionalIdAuthorizationFailed.code();
+            return resp;
+        }
         return super::txn::init_producer_id(broker, req, version, id.as_str()).await;
+    }
+    // An idempotent producer: IDEMPOTENT_WRITE on the cluster or WRITE on some topic.
+    if !ctx.authz.cluster(op::IDEMPOTENT_WRITE) && !ctx.authz.allows_any(op::WRITE, resource::TOPIC)
+    {
+        resp.error_code = E::ClusterAuthorizationFailed.code();
+        return resp;
     }
     match next_producer_id(broker).await {
         Ok(id) => {
@@ -75,12 +88,14 @@ pub(crate) async fn next_producer_id(broker: &Arc<Broker>) -> Result<i64, i16> {
 /// Active producers of each requested partition.
 pub fn describe_producers(
     broker: &Broker,
+    ctx: &RequestContext<'_>,
     req: &DescribeProducersRequest,
 ) -> DescribeProducersResponse {
     let mut resp = DescribeProducersResponse::default();
     for t in &req.topics {
         let mut out = TopicResponse::default();
         out.name = t.name.clone();
+        let allowed = ctx.authz.topic(op::READ, &t.name);
         for &index in &t.partition_indexes {
             let mut p = PartitionResponse::default();
             p.partition_index = index;
@@ -88,6 +103,10 @@ pub fn describe_producers(
                 .replicas()
                 .get_leader(&TopicPartition::new(t.name.0.as_str(), index))
             {
+                _ if !allowed => {
+                    p.error_code = E::TopicAuthorizationFailed.code();
+                    p.error_message = None;
+                }
                 Err(e) => {
                     let error = crate::errors::replica_error(&e);
                     p.error_code = error.code();

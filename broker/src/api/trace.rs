@@ -135,13 +135,15 @@ macro_rules! per_partition {
 flat! {
     top: ApiVersionsResponse, InitProducerIdResponse, DescribeClusterResponse, HeartbeatResponse,
         JoinGroupResponse, SyncGroupResponse, ListGroupsResponse, ListPartitionReassignmentsResponse,
-        AddOffsetsToTxnResponse, EndTxnResponse, ListTransactionsResponse, UpdateFeaturesResponse;
+        AddOffsetsToTxnResponse, EndTxnResponse, ListTransactionsResponse, UpdateFeaturesResponse,
+        DescribeAclsResponse;
     items: CreateTopicsResponse => topics, DeleteTopicsResponse => responses,
         CreatePartitionsResponse => results, DescribeConfigsResponse => results,
         AlterConfigsResponse => responses, IncrementalAlterConfigsResponse => responses,
         DescribeGroupsResponse => groups, DeleteGroupsResponse => results,
         DescribeTransactionsResponse => transaction_states,
-        AlterUserScramCredentialsResponse => results;
+        AlterUserScramCredentialsResponse => results, CreateAclsResponse => results,
+        DeleteAclsResponse => filter_results;
 }
 
 per_partition! {

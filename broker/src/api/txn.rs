@@ -9,6 +9,7 @@
 //! so an id is never left with a write in flight. PRODUCER_FENCED becomes INVALID_PRODUCER_EPOCH
 //! for clients older than KIP-588 (InitProducerId < v4, the others < v2), as Kafka answers them.
 
+use super::RequestContext;
 use crate::state::Broker;
 use crate::txn::markers::{self, Completion};
 use crate::txn::state::{self, EndStep, InitStep, TxnValue};
@@ -18,6 +19,7 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
 use kafka_protocol::messages::*;
+use shale_raft::acl::op;
 use std::sync::Arc;
 
 /// Ready to coordinate transactions: loaded, and `__transaction_state` exists.
@@ -188,11 +190,17 @@ async fn change(
 /// AddPartitionsToTxn v0–3 (clients); v4+ batches from brokers are answered per transaction.
 pub async fn add_partitions(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &AddPartitionsToTxnRequest,
     version: i16,
 ) -> AddPartitionsToTxnResponse {
     let mut resp = AddPartitionsToTxnResponse::default();
     if version <= 3 {
+        let (id, topics) = (&req.v3_and_below_transactional_id, &req.v3_and_below_topics);
+        if let Some(denied) = client_denials(ctx, id, topics) {
+            resp.results_by_topic_v3_and_below = denied;
+            return resp;
+        }
         resp.results_by_topic_v3_and_below = add_one(
             broker,
             req.v3_and_below_transactional_id.as_str(),
@@ -203,6 +211,11 @@ pub async fn add_partitions(
             0,
         )
         .await;
+        return resp;
+    }
+    // From v4 only brokers send it (KIP-890), for their producers' partitions.
+    if !ctx.authz.cluster(op::CLUSTER_ACTION) {
+        resp.error_code = E::ClusterAuthorizationFailed.code();
         return resp;
     }
     for t in &req.transactions {
@@ -259,6 +272,29 @@ async fn add_one(
     })
 }
 
+/// A client's AddPartitionsToTxn the principal may not make, answered: without WRITE on the
+/// transactional id every partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED; else the
+/// partitions of topics it may not write (internal topics never) are TOPIC_AUTHORIZATION_FAILED
+/// and the others OPERATION_NOT_ATTEMPTED. `None`: all allowed.
+fn client_denials(
+    ctx: &RequestContext<'_>,
+    id: &str,
+    topics: &[add_partitions_to_txn_request::AddPartitionsToTxnTopic],
+) -> Option<Vec<AddPartitionsToTxnTopicResult>> {
+    if !ctx.authz.transactional_id(op::WRITE, id) {
+        let code = E::TransactionalIdAuthorizationFailed.code();
+        return Some(topic_results(topics, |_, _| code));
+    }
+    let writable = |t: &str| !super::metadata::is_internal(t) && ctx.authz.topic(op::WRITE, t);
+    if topics.iter().all(|t| writable(&t.name)) {
+        return None;
+    }
+    Some(topic_results(topics, |t, _| match writable(t) {
+        true => E::OperationNotAttempted.code(),
+        false => E::TopicAuthorizationFailed.code(),
+    }))
+}
+
 /// One result per requested partition, with the code `code_of(topic, partition)` gives.
 fn topic_results(
     topics: &[add_partitions_to_txn_request::AddPartitionsToTxnTopic],
@@ -304,10 +340,19 @@ async fn verify_one(
 /// AddOffsetsToTxn: adds the group's `__consumer_offsets` partition to the transaction.
 pub async fn add_offsets(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &AddOffsetsToTxnRequest,
     version: i16,
 ) -> AddOffsetsToTxnResponse {
     let mut resp = AddOffsetsToTxnResponse::default();
+    if !ctx.authz.transactional_id(op::WRITE, &req.transactional_id) {
+        resp.error_code = E::TransactionalIdAuthorizationFailed.code();
+        return resp;
+    }
+    if !ctx.authz.group(op::READ, &req.group_id) {
+        resp.error_code = E::GroupAuthorizationFailed.code();
+        return resp;
+    }
     let outcome = async {
         super::groups::ready(broker)
             .await
@@ -336,10 +381,19 @@ pub async fn add_offsets(
 /// EndTxn: writes PrepareCommit/PrepareAbort, answers, and completes the transaction with its
 /// markers in the background. From v5 (transaction version 2) the epoch is bumped and the
 /// answer carries the producer id and epoch of the client's next transaction.
-pub async fn end(broker: &Arc<Broker>, req: &EndTxnRequest, version: i16) -> EndTxnResponse {
+pub async fn end(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    req: &EndTxnRequest,
+    version: i16,
+) -> EndTxnResponse {
     let mut resp = EndTxnResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
+    if !ctx.authz.transactional_id(op::WRITE, &req.transactional_id) {
+        resp.error_code = E::TransactionalIdAuthorizationFailed.code();
+        return resp;
+    }
     match end_txn(broker, req, version >= 5).await {
         Ok(v) if version >= 5 => {
             let (pid, epoch) = state::client_ids(&v);

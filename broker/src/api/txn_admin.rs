@@ -1,6 +1,7 @@
 //! DescribeTransactions and ListTransactions (`kafka-transactions.sh describe` / `list`): the
 //! transactional ids this broker coordinates, as its coordinator holds them.
 
+use super::RequestContext;
 use crate::state::Broker;
 use crate::txn::Entry;
 use kafka_protocol::error::ResponseError as E;
@@ -8,6 +9,7 @@ use kafka_protocol::messages::describe_transactions_response::{self as describe,
 use kafka_protocol::messages::list_transactions_response as list;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use shale_raft::acl::op;
 use std::sync::Arc;
 
 /// The state names ListTransactions filters by.
@@ -26,6 +28,7 @@ const STATES: [&str; 8] = [
 /// TRANSACTIONAL_ID_NOT_FOUND.
 pub async fn describe(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
     let ready = super::txn::ready(broker).await;
@@ -36,6 +39,11 @@ pub async fn describe(
         s.producer_id = ProducerId(-1);
         s.producer_epoch = -1;
         s.transaction_start_time_ms = -1;
+        if !ctx.authz.transactional_id(op::DESCRIBE, id) {
+            s.error_code = E::TransactionalIdAuthorizationFailed.code();
+            resp.transaction_states.push(s);
+            continue;
+        }
         let found = ready.and_then(|()| {
             broker.txns.with(|c| {
                 c.locate(id.as_str())?;
@@ -45,7 +53,11 @@ pub async fn describe(
             })
         });
         match found {
-            Ok(e) => fill(&mut s, &e),
+            Ok(e) => {
+                fill(&mut s, &e);
+                // Topics the principal may not describe are left out, as Kafka does.
+                s.topics.retain(|t| ctx.authz.topic(op::DESCRIBE, &t.topic));
+            }
             Err(e) => s.error_code = e.code(),
         }
         resp.transaction_states.push(s);
@@ -72,7 +84,11 @@ fn fill(s: &mut describe::TransactionState, e: &Entry) {
 }
 
 /// ListTransactions with state, producer id, duration (v1) and id pattern (v2) filters.
-pub async fn list(broker: &Arc<Broker>, req: &ListTransactionsRequest) -> ListTransactionsResponse {
+pub async fn list(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    req: &ListTransactionsRequest,
+) -> ListTransactionsResponse {
     let mut resp = ListTransactionsResponse::default();
     if let Err(e) = super::txn::ready(broker).await {
         resp.error_code = e.code();
@@ -101,6 +117,7 @@ pub async fn list(broker: &Arc<Broker>, req: &ListTransactionsRequest) -> ListTr
                 || req.producer_id_filters.iter().any(|p| p.0 == v.producer_id))
             && (req.duration_filter < 0 || now.saturating_sub(v.start_ts) >= req.duration_filter)
             && pattern.as_ref().is_none_or(|r| r.is_match(id))
+            && ctx.authz.transactional_id(op::DESCRIBE, id)
     };
     resp.transaction_states = broker.txns.with(|c| {
         let owned = c.owned();

@@ -686,12 +686,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     ),
 ];
 
-/// Every broker key: [`BROKER_CONFIGS`], then the TLS and SASL keys.
+/// Every broker key: [`BROKER_CONFIGS`], then the TLS, SASL and authorization keys.
 pub fn all_broker_configs() -> impl Iterator<Item = &'static ConfigDef> {
     BROKER_CONFIGS
         .iter()
         .chain(super::ssl::SSL_CONFIGS.iter())
         .chain(super::sasl::SASL_CONFIGS.iter())
+        .chain(super::authz::AUTHZ_CONFIGS.iter())
 }
 
 /// The broker key named `name`.

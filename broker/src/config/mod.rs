@@ -21,6 +21,7 @@ macro_rules! def {
     };
 }
 
+pub mod authz;
 pub mod cluster;
 mod defs;
 mod listeners;
@@ -105,6 +106,8 @@ pub struct BrokerConfig {
     pub ssl: BTreeMap<String, ssl::SslConfig>,
     /// SASL settings of every bound SASL listener.
     pub sasl: BTreeMap<String, std::sync::Arc<sasl::SaslConfig>>,
+    /// Authorization: `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`.
+    pub authz: authz::AuthzConfig,
     /// `max.connections`, `max.connections.per.ip[.overrides]`, `connections.max.idle.ms`.
     pub connection_limits: LimitsConfig,
     /// How partitions replicate (`replica.*`).
@@ -229,6 +232,7 @@ impl BrokerConfig {
         )?;
         let ssl = ssl_settings(&props, &listeners, &mut unsupported_settings)?;
         let sasl = sasl_settings(&props, &listeners, &mut unsupported_settings)?;
+        let authz = authz::resolve(&props)?;
         if !unsupported_settings.is_empty() {
             return Err(ConfigError::Unsupported {
                 problems: unsupported_settings,
@@ -276,6 +280,7 @@ impl BrokerConfig {
             controller_listener_names: listeners.controller_names,
             ssl,
             sasl,
+            authz,
             connection_limits: connection_limits(&get)?,
             log_dirs,
             metadata_log_dir,
@@ -615,24 +620,21 @@ mod tests {
                 "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             ),
             ("super.users", "User:admin"),
-            ("allow.everyone.if.no.acl.found", "false"),
             ("no.such.key", "ignored"),
         ]);
         let err = BrokerConfig::from_props(p).unwrap_err();
         let ConfigError::Unsupported { problems } = &err else {
             panic!("{err}");
         };
-        // SSL and SASL PLAIN are served: the JKS store is reported for both TLS listeners.
-        assert_eq!(problems.len(), 6, "{problems:#?}");
+        // SSL, SASL PLAIN and ACLs are served: the JKS store is reported for both TLS
+        // listeners.
+        assert_eq!(problems.len(), 3, "{problems:#?}");
         let text = err.to_string();
         for needle in [
             "OAUTHBEARER is not supported yet",
             "ssl.keystore.type=JKS (listener SSL)",
             "ssl.keystore.type=JKS (listener SASL_SSL)",
             "sasl.enabled.mechanisms (listener SASL_SSL)",
-            "authorizer.class.name",
-            "super.users",
-            "allow.everyone.if.no.acl.found",
         ] {
             assert!(text.contains(needle), "{needle} missing from: {text}");
         }

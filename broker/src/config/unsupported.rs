@@ -1,5 +1,5 @@
 //! Keys that must never be ignored: they ask for a feature Shale does not implement (SASL,
-//! authorization, quotas, …), so running without it would be silently unsafe. Kafka tolerates
+//! delegation tokens, quotas, …), so running without it would be silently unsafe. Kafka tolerates
 //! unknown keys and Shale keeps that tolerance for keys that change nothing about safety; a key
 //! matching a rule in [`UNSUPPORTED`] with a value that would ask for the feature stops start-up.
 //!
@@ -43,7 +43,6 @@ pub struct Rule {
 const TLS: &str =
     "a JSSE engine or provider is not supported: Shale's TLS is rustls, set by the ssl.* keys";
 const SASL: &str = "this SASL setting is not supported yet (PLAIN logins on client listeners are)";
-const AUTHZ: &str = "authorization (ACLs) is not supported yet";
 
 /// Every fail-closed rule; docs/configuration.md lists them from here.
 pub static UNSUPPORTED: &[Rule] = &[
@@ -70,17 +69,6 @@ pub static UNSUPPORTED: &[Rule] = &[
         Pattern::Exact("security.providers"),
         Harmless::Empty,
         "JCA security providers are not supported (TLS is rustls)",
-    ),
-    rule(
-        Pattern::Exact("authorizer.class.name"),
-        Harmless::Empty,
-        AUTHZ,
-    ),
-    rule(Pattern::Exact("super.users"), Harmless::Empty, AUTHZ),
-    rule(
-        Pattern::Exact("allow.everyone.if.no.acl.found"),
-        Harmless::Values(&["true"]),
-        "authorization (ACLs) is not supported yet: every client may do everything",
     ),
     rule(
         Pattern::Exact("principal.builder.class"),
@@ -229,12 +217,6 @@ mod tests {
             "x required;",
         ),
         ("security.inter.broker.protocol", "SASL_SSL"),
-        (
-            "authorizer.class.name",
-            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        ),
-        ("super.users", "User:admin"),
-        ("allow.everyone.if.no.acl.found", "false"),
         ("principal.builder.class", "com.example.MyBuilder"),
         ("security.providers", "com.example.Provider"),
         ("delegation.token.secret.key", "k"),
@@ -250,9 +232,6 @@ mod tests {
         ("security.inter.broker.protocol", "PLAINTEXT"),
         ("security.inter.broker.protocol", "plaintext"),
         ("security.inter.broker.protocol", "SSL"),
-        ("authorizer.class.name", ""),
-        ("super.users", " "),
-        ("allow.everyone.if.no.acl.found", "true"),
         ("ssl.provider", ""),
         ("ssl.keymanager.algorithm", "SunX509"),
         ("max.connection.creation.rate", "2147483647"),

@@ -6,8 +6,9 @@
 //!
 //! Two kinds of traffic use it, each on its own channel so that a slow admin request never
 //! delays a heartbeat: the broker's lifecycle requests (BrokerRegistration, BrokerHeartbeat,
-//! built here from a body) and forwarded client requests (a client's whole frame with the
-//! correlation id swapped, relayed back as the controller answered it).
+//! built here from a body) and forwarded client requests: admin requests in an Envelope
+//! (`crate::api::envelope`), DescribeQuorum as the client's whole frame with the correlation id
+//! swapped, relayed back as the controller's listener answered it.
 
 use std::collections::HashMap;
 use std::time::Duration;

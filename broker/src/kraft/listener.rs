@@ -41,11 +41,16 @@ const API_VERSIONS_RANGE: (i16, i16) = (0, 4);
 
 /// Answers client requests other brokers forwarded to this (active) controller.
 pub trait ForwardedRequests: Send + Sync + std::fmt::Debug {
-    /// Whether requests of `api_key` are forwarded here.
+    /// Whether requests of `api_key` are answered by it (Envelope, and admin requests sent
+    /// to the controller directly).
     fn handles(&self, api_key: ApiKey) -> bool;
-    /// The size-prefixed response frame for one request frame (header and body, no prefix);
-    /// `None` closes the connection.
-    fn answer(&self, frame: Bytes) -> Pin<Box<dyn Future<Output = Option<Bytes>> + Send + '_>>;
+    /// The size-prefixed response frame for one request frame (header and body, no prefix)
+    /// from `peer`; `None` closes the connection.
+    fn answer<'a>(
+        &'a self,
+        frame: Bytes,
+        peer: &'a Peer,
+    ) -> Pin<Box<dyn Future<Output = Option<Bytes>> + Send + 'a>>;
 }
 
 /// What every connection of the listener shares.
@@ -78,15 +83,19 @@ pub async fn serve(
                     let (tls, shared, stop) = (tls.clone(), shared.clone(), stop.clone());
                     tokio::spawn(async move {
                         let served = match tls {
-                            None => connection(stream, shared, stop).await,
+                            None => {
+                                let who = Peer { principal: Arc::from(crate::tls::ANONYMOUS), addr: peer };
+                                connection(stream, who, shared, stop).await
+                            }
                             Some(tls) => match tokio::time::timeout(
                                 crate::connection::HANDSHAKE_TIMEOUT,
                                 tls.accept(stream),
                             )
                             .await
                             {
-                                Ok(Ok((stream, _principal))) => {
-                                    connection(stream, shared, stop).await
+                                Ok(Ok((stream, principal))) => {
+                                    let who = Peer { principal: Arc::from(principal), addr: peer };
+                                    connection(stream, who, shared, stop).await
                                 }
                                 Ok(Err(e)) => Err(e.context("TLS handshake failed")),
                                 Err(_) => Err(anyhow::anyhow!("no TLS handshake in time")),
@@ -113,8 +122,18 @@ struct Call {
     seq: u64,
 }
 
+/// Who is at the other end of a controller-listener connection.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// The principal name its TLS certificate maps to, else `ANONYMOUS`.
+    pub principal: Arc<str>,
+    /// Its address.
+    pub addr: std::net::SocketAddr,
+}
+
 async fn connection(
     mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    who: Peer,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -141,7 +160,7 @@ async fn connection(
             .map_err(|()| anyhow::anyhow!("unknown api key {}", header.api_key))?;
         if let Some(handler) = shared.forwarded.get().filter(|h| h.handles(api_key)) {
             let response = handler
-                .answer(frame)
+                .answer(frame, &who)
                 .await
                 .ok_or_else(|| anyhow::anyhow!("forwarded {api_key:?} request refused"))?;
             stream.write_all(&response).await?;

@@ -1,16 +1,20 @@
 //! DescribeGroups: state, protocol and members; an unknown group is `Dead` (v0–5) or
 //! GROUP_ID_NOT_FOUND (v6+).
 
+use crate::acl::OPERATIONS_NOT_REQUESTED;
+use crate::api::RequestContext;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
+use shale_raft::acl::{op, resource};
 use std::sync::Arc;
 
 /// Answers DescribeGroups.
 pub async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
@@ -19,8 +23,14 @@ pub async fn handle(
     for id in &req.groups {
         let mut out = DescribedGroup::default();
         out.group_id = id.clone();
-        if version < 3 {
-            out.authorized_operations = i32::MIN;
+        out.authorized_operations = OPERATIONS_NOT_REQUESTED;
+        if !ctx.authz.group(op::DESCRIBE, id) {
+            out.error_code = E::GroupAuthorizationFailed.code();
+            resp.groups.push(out);
+            continue;
+        }
+        if version >= 3 && req.include_authorized_operations {
+            out.authorized_operations = ctx.authz.operations(resource::GROUP, id);
         }
         if let Err(code) = ready.and_then(|()| super::coordinates(broker, id.as_str())) {
             out.error_code = code;

@@ -2,6 +2,7 @@
 //! a transactional id's (key type 1) the leader of its `__transaction_state` partition (on a
 //! single node, this broker; each topic is created on first use). v4+ answers a batch of keys.
 
+use crate::api::RequestContext;
 use crate::group::OFFSETS_TOPIC;
 use crate::state::Broker;
 use crate::txn::TXN_TOPIC;
@@ -9,6 +10,7 @@ use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
+use shale_raft::acl::op;
 use std::sync::Arc;
 
 /// One key's answer: the coordinator's (node, host, port), or an error code.
@@ -17,10 +19,11 @@ type Answer = Result<(i32, String, i32), i16>;
 /// Answers FindCoordinator for a request that arrived on `listener`.
 pub async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &FindCoordinatorRequest,
     version: i16,
-    listener: &str,
 ) -> FindCoordinatorResponse {
+    let listener: &str = &ctx.connection.listener;
     let ready = match req.key_type {
         // While loading Kafka answers COORDINATOR_NOT_AVAILABLE here (retriable lookup).
         0 => super::ready(broker)
@@ -32,6 +35,15 @@ pub async fn handle(
         _ => Err(E::InvalidRequest.code()),
     };
     let answer = |key: &str| -> Answer {
+        match req.key_type {
+            1 if !ctx.authz.transactional_id(op::DESCRIBE, key) => {
+                return Err(E::TransactionalIdAuthorizationFailed.code())
+            }
+            0 if !ctx.authz.group(op::DESCRIBE, key) => {
+                return Err(E::GroupAuthorizationFailed.code())
+            }
+            _ => {}
+        }
         ready?;
         let (topic, partition) = match req.key_type {
             1 => (TXN_TOPIC, broker.txns.with(|c| c.partition_for(key))),

@@ -1,13 +1,19 @@
 //! Heartbeat: keeps a member's session alive and tells it about rebalances.
 
+use crate::api::RequestContext;
 use crate::state::Broker;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+use shale_raft::acl::op;
 use std::sync::Arc;
 
 /// Answers Heartbeat.
-pub async fn handle(broker: &Arc<Broker>, req: &HeartbeatRequest) -> HeartbeatResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    req: &HeartbeatRequest,
+) -> HeartbeatResponse {
     let mut resp = HeartbeatResponse::default();
-    if let Err(code) = super::ready_for(broker, req.group_id.as_str()).await {
+    if let Err(code) = super::ready_as(broker, ctx, op::READ, req.group_id.as_str()).await {
         resp.error_code = code;
         return resp;
     }

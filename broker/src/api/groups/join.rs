@@ -8,6 +8,7 @@ use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
+use shale_raft::acl::op;
 use std::sync::Arc;
 
 /// Answers JoinGroup.
@@ -17,7 +18,7 @@ pub async fn handle(
     version: i16,
     ctx: &RequestContext<'_>,
 ) -> JoinGroupResponse {
-    if let Err(code) = super::ready_for(broker, req.group_id.as_str()).await {
+    if let Err(code) = super::ready_as(broker, ctx, op::READ, req.group_id.as_str()).await {
         return response(JoinResult::error(code, req.member_id.as_str()), version);
     }
     let params = JoinParams {

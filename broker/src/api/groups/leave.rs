@@ -1,19 +1,22 @@
 //! LeaveGroup: one member (v0–2) or a batch of members (v3+, KIP-345).
 
+use crate::api::RequestContext;
 use crate::group::LeavingMember;
 use crate::state::Broker;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+use shale_raft::acl::op;
 use std::sync::Arc;
 
 /// Answers LeaveGroup.
 pub async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
     let mut resp = LeaveGroupResponse::default();
-    if let Err(code) = super::ready_for(broker, req.group_id.as_str()).await {
+    if let Err(code) = super::ready_as(broker, ctx, op::READ, req.group_id.as_str()).await {
         resp.error_code = code;
         return resp;
     }

@@ -1,14 +1,17 @@
 //! ListGroups with the v4 state filter and the v5 type filter (only `classic` groups exist).
 
+use crate::api::RequestContext;
 use crate::state::Broker;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
+use shale_raft::acl::op;
 use std::sync::Arc;
 
 /// Answers ListGroups.
 pub async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &ListGroupsRequest,
     version: i16,
 ) -> ListGroupsResponse {
@@ -31,10 +34,13 @@ pub async fn handle(
     } else {
         Vec::new()
     };
+    let all = ctx.authz.cluster(op::DESCRIBE);
     resp.groups = broker
         .groups
         .with(|g| g.list(&states))
         .into_iter()
+        // DESCRIBE on the cluster lists every group, else the ones the principal may describe.
+        .filter(|g| all || ctx.authz.group(op::DESCRIBE, &g.group_id))
         .map(|g| {
             let mut l = ListedGroup::default();
             l.group_id = GroupId(StrBytes::from_string(g.group_id));

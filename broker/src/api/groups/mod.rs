@@ -16,6 +16,7 @@ pub mod offset_fetch;
 pub mod sync;
 pub mod txn_offset_commit;
 
+use crate::api::RequestContext;
 use crate::group::store::{self, Persisted};
 use crate::group::Groups;
 use crate::state::Broker;
@@ -35,6 +36,20 @@ pub(crate) async fn ready(broker: &Arc<Broker>) -> Result<(), i16> {
 pub(crate) async fn ready_for(broker: &Arc<Broker>, group: &str) -> Result<(), i16> {
     ready(broker).await?;
     coordinates(broker, group)
+}
+
+/// [`ready_for`], once the principal may perform `operation` on the group
+/// (GROUP_AUTHORIZATION_FAILED otherwise, before anything else, as Kafka checks).
+pub(crate) async fn ready_as(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    operation: i8,
+    group: &str,
+) -> Result<(), i16> {
+    if !ctx.authz.group(operation, group) {
+        return Err(E::GroupAuthorizationFailed.code());
+    }
+    ready_for(broker, group).await
 }
 
 /// Whether `group` is coordinated here; NOT_COORDINATOR otherwise.

@@ -1,6 +1,8 @@
 //! OffsetCommit: group members (generation checked) and simple consumers (generation −1, group
-//! without members). Unknown topics get UNKNOWN_TOPIC_OR_PARTITION as in Kafka.
+//! without members). Unknown topics get UNKNOWN_TOPIC_OR_PARTITION as in Kafka. Committing needs
+//! READ on the group and on each topic.
 
+use crate::api::RequestContext;
 use crate::group::{CommitEntry, Committer};
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
@@ -8,16 +10,18 @@ use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use shale_raft::acl::op;
 use std::sync::Arc;
 
 /// Answers OffsetCommit.
 pub async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
-    let ready = super::ready_for(broker, req.group_id.as_str()).await;
-    let (entries, codes) = entries(broker, req, version);
+    let ready = super::ready_as(broker, ctx, op::READ, req.group_id.as_str()).await;
+    let (entries, codes) = entries(broker, ctx, req, version);
     let result = match ready {
         Err(code) => Err(code),
         Ok(()) => commit(broker, req, version, &entries).await,
@@ -48,6 +52,7 @@ pub async fn handle(
 /// The entries of partitions that exist, and a code per requested partition (0 for those).
 fn entries(
     broker: &Broker,
+    ctx: &RequestContext<'_>,
     req: &OffsetCommitRequest,
     version: i16,
 ) -> (Vec<CommitEntry>, Vec<Vec<i16>>) {
@@ -56,8 +61,13 @@ fn entries(
     let mut codes: Vec<Vec<i16>> = Vec::new();
     for t in &req.topics {
         let topic = image.topic(t.name.as_str());
+        let allowed = ctx.authz.topic(op::READ, &t.name);
         let mut tc = Vec::new();
         for p in &t.partitions {
+            if !allowed {
+                tc.push(E::TopicAuthorizationFailed.code());
+                continue;
+            }
             let known = topic.is_some_and(|ti| ti.partitions.contains_key(&p.partition_index));
             if !known {
                 tc.push(E::UnknownTopicOrPartition.code());

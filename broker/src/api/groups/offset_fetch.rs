@@ -1,6 +1,8 @@
 //! OffsetFetch: one group (v1–7) or several (v8+); all of a group's offsets when no topics
 //! are given. Partitions without a commit answer offset −1.
 
+use crate::acl::Authz;
+use crate::api::RequestContext;
 use crate::group::records::OffsetValue;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
@@ -10,6 +12,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use shale_raft::acl::op;
 use std::sync::Arc;
 
 type Fetched = crate::group::offsets::TopicOffsets;
@@ -17,9 +20,15 @@ type Fetched = crate::group::offsets::TopicOffsets;
 /// Answers OffsetFetch.
 pub async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
+    let authz = &ctx.authz;
+    let group_allowed = |group: &str| match authz.group(op::DESCRIBE, group) {
+        true => Ok(()),
+        false => Err(E::GroupAuthorizationFailed.code()),
+    };
     let ready = super::ready(broker).await;
     let mut resp = OffsetFetchResponse::default();
     if version >= 8 {
@@ -31,11 +40,22 @@ pub async fn handle(
             });
             let mut out = OffsetFetchResponseGroup::default();
             out.group_id = g.group_id.clone();
-            match ready.and_then(|()| super::coordinates(broker, g.group_id.as_str())) {
+            let group = g.group_id.as_str();
+            let allowed = group_allowed(group).and(ready);
+            match allowed.and_then(|()| super::coordinates(broker, group)) {
                 Err(code) => out.error_code = code,
                 Ok(()) => {
-                    let fetched = fetch(broker, g.group_id.as_str(), topics.as_deref());
+                    let (fetched, denied) = fetch(broker, authz, group, topics.as_deref());
                     out.topics = fetched.into_iter().map(topic_v8).collect();
+                    for t in out
+                        .topics
+                        .iter_mut()
+                        .filter(|t| denied.iter().any(|d| d.as_str() == t.name.as_str()))
+                    {
+                        for p in &mut t.partitions {
+                            p.error_code = E::TopicAuthorizationFailed.code();
+                        }
+                    }
                     if req.require_stable {
                         for t in &mut out.topics {
                             for p in &mut t.partitions {
@@ -58,7 +78,9 @@ pub async fn handle(
             .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    match ready.and_then(|()| super::coordinates(broker, req.group_id.as_str())) {
+    let group = req.group_id.as_str();
+    let allowed = group_allowed(group).and(ready);
+    match allowed.and_then(|()| super::coordinates(broker, group)) {
         Err(code) if version >= 2 => resp.error_code = code,
         Err(code) => {
             let all = topics.unwrap_or_default();
@@ -72,10 +94,16 @@ pub async fn handle(
                 .collect();
         }
         Ok(()) => {
-            let fetched = fetch(broker, req.group_id.as_str(), topics.as_deref());
+            let (fetched, denied) = fetch(broker, authz, group, topics.as_deref());
             resp.topics = fetched
                 .into_iter()
-                .map(|t| topic_v1(t, version, 0))
+                .map(|t| {
+                    let code = match denied.contains(&t.0) {
+                        true => E::TopicAuthorizationFailed.code(),
+                        false => 0,
+                    };
+                    topic_v1(t, version, code)
+                })
                 .collect();
             if version >= 7 && req.require_stable {
                 for t in &mut resp.topics {
@@ -100,8 +128,32 @@ fn unstable(broker: &Broker, group: &str, topic: &str, partition: i32) -> bool {
         .with(|g| g.has_pending_txn_offset(group, topic, partition))
 }
 
-fn fetch(broker: &Broker, group: &str, topics: Option<&[(String, Vec<i32>)]>) -> Fetched {
-    broker.groups.with(|g| g.fetch_offsets(group, topics))
+/// The group's offsets of `topics` (all when `None`) that the principal may describe, and the
+/// named topics it may not (answered with offset -1 and TOPIC_AUTHORIZATION_FAILED); of all
+/// topics, the ones it may not describe are left out, as Kafka does.
+fn fetch(
+    broker: &Broker,
+    authz: &Authz,
+    group: &str,
+    topics: Option<&[(String, Vec<i32>)]>,
+) -> (Fetched, Vec<String>) {
+    let visible = |t: &str| authz.topic(op::DESCRIBE, t);
+    let Some(topics) = topics else {
+        let mut all = broker.groups.with(|g| g.fetch_offsets(group, None));
+        all.retain(|(t, _)| visible(t));
+        return (all, Vec::new());
+    };
+    let (allowed, denied): (Vec<_>, Vec<_>) = topics.iter().cloned().partition(|t| visible(&t.0));
+    let mut fetched = broker
+        .groups
+        .with(|g| g.fetch_offsets(group, Some(&allowed)));
+    let names = denied.iter().map(|(t, _)| t.clone()).collect();
+    fetched.extend(
+        denied
+            .into_iter()
+            .map(|(t, parts)| (t, parts.into_iter().map(|p| (p, None)).collect())),
+    );
+    (fetched, names)
 }
 
 fn topic_v1(

@@ -1,19 +1,22 @@
 //! SyncGroup: followers wait for the leader's assignment.
 
+use crate::api::RequestContext;
 use crate::group::{Reply, SyncResult};
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
+use shale_raft::acl::op;
 use std::sync::Arc;
 
 /// Answers SyncGroup.
 pub async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &SyncGroupRequest,
     version: i16,
 ) -> SyncGroupResponse {
-    if let Err(code) = super::ready_for(broker, req.group_id.as_str()).await {
+    if let Err(code) = super::ready_as(broker, ctx, op::READ, req.group_id.as_str()).await {
         return response(SyncResult::error(code), version);
     }
     let assignments = req

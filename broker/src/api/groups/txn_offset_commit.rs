@@ -7,6 +7,7 @@
 //! transaction here first (KIP-890 part 2).
 
 use crate::api::acks::{wait_for_isr, Pending};
+use crate::api::RequestContext;
 use crate::group::records::OffsetValue;
 use crate::group::{Write, OFFSETS_TOPIC};
 use crate::state::Broker;
@@ -17,15 +18,25 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use shale_common::TopicPartition;
 use shale_protocol::record::BatchBuilder;
+use shale_raft::acl::op;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Answers TxnOffsetCommit.
 pub async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
     req: &TxnOffsetCommitRequest,
     version: i16,
 ) -> TxnOffsetCommitResponse {
+    // Kafka's order: the transactional id, the group (both for every partition), each topic.
+    let whole = if !ctx.authz.transactional_id(op::WRITE, &req.transactional_id) {
+        Some(E::TransactionalIdAuthorizationFailed.code())
+    } else if !ctx.authz.group(op::READ, &req.group_id) {
+        Some(E::GroupAuthorizationFailed.code())
+    } else {
+        None
+    };
     let image = broker.image();
     let now = super::now(broker);
     let max_meta = broker.groups.with(|g| g.config().offset_metadata_max_bytes);
@@ -33,10 +44,16 @@ pub async fn handle(
     let mut offsets = Vec::new();
     for t in &req.topics {
         let topic = image.topic(t.name.as_str());
+        let denied = whole.or_else(|| {
+            let readable = ctx.authz.topic(op::READ, &t.name);
+            (!readable).then_some(E::TopicAuthorizationFailed.code())
+        });
         let mut tc = Vec::new();
         for p in &t.partitions {
             let meta = p.committed_metadata.as_ref().map_or("", |m| m.as_str());
-            let code = if !topic.is_some_and(|x| x.partitions.contains_key(&p.partition_index)) {
+            let code = if let Some(code) = denied {
+                code
+            } else if !topic.is_some_and(|x| x.partitions.contains_key(&p.partition_index)) {
                 E::UnknownTopicOrPartition.code()
             } else if meta.len() > max_meta {
                 E::OffsetMetadataTooLarge.code()
