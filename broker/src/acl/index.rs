@@ -60,8 +60,8 @@ impl<T: Default> Patterns<T> {
 /// The ACLs of one image, ready for decisions.
 #[derive(Debug, Default)]
 pub struct AclIndex {
-    /// Bindings by (principal, resource type).
-    by_principal: HashMap<(Box<str>, i8), Patterns<Vec<Entry>>>,
+    /// Bindings by principal, then resource type.
+    by_principal: HashMap<Box<str>, HashMap<i8, Patterns<Vec<Entry>>>>,
     /// Which patterns have any binding at all, by resource type (Kafka's "no ACL found").
     any: HashMap<i8, Patterns<()>>,
     len: usize,
@@ -86,8 +86,11 @@ impl AclIndex {
                 operation: a.operation,
                 allow: a.permission_type == permission::ALLOW,
             };
-            let key = (a.principal.as_str().into(), a.resource_type);
-            let patterns = index.by_principal.entry(key).or_default();
+            let of_principal = index.by_principal.entry(a.principal.as_str().into());
+            let patterns = of_principal
+                .or_default()
+                .entry(a.resource_type)
+                .or_default();
             let Some(slot) = patterns.slot(a.pattern_type, &a.resource_name) else {
                 continue;
             };
@@ -97,6 +100,10 @@ impl AclIndex {
             index.len += 1;
         }
         index
+    }
+
+    fn patterns(&self, principal: &str, resource_type: i8) -> Option<&Patterns<Vec<Entry>>> {
+        self.by_principal.get(principal)?.get(&resource_type)
     }
 
     /// How many bindings are indexed.
@@ -122,7 +129,7 @@ impl AclIndex {
     ) -> Verdict {
         let mut allowed = false;
         for who in [principal, "User:*"] {
-            let Some(patterns) = self.by_principal.get(&(Box::from(who), resource_type)) else {
+            let Some(patterns) = self.patterns(who, resource_type) else {
                 continue;
             };
             for entry in patterns.covering(name).flatten() {
@@ -165,7 +172,7 @@ impl AclIndex {
         let mut allowed: Vec<(bool, &str)> = Vec::new();
         let mut denied: Vec<(bool, &str)> = Vec::new();
         for who in [principal, "User:*"] {
-            let Some(patterns) = self.by_principal.get(&(Box::from(who), resource_type)) else {
+            let Some(patterns) = self.patterns(who, resource_type) else {
                 continue;
             };
             let named = patterns.literal.iter().map(|(n, e)| (false, &**n, e));
