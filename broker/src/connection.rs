@@ -198,6 +198,10 @@ async fn requests<R, W>(
         if written.is_err() || wr.flush().await.is_err() {
             break;
         }
+        // A client over its quota rests before its next request (Kafka mutes the channel).
+        if let Some(rest) = conn.mute.take() {
+            tokio::time::sleep(rest).await;
+        }
         if let Some(reason) = refused {
             broker.metrics.failed_authentication.inc();
             tracing::info!(%peer, listener = %conn.listener, %reason,

@@ -29,6 +29,7 @@ pub mod group;
 pub mod kraft;
 pub mod metrics;
 pub mod purgatory;
+pub mod quota;
 pub mod replica;
 pub mod sasl;
 pub mod server;

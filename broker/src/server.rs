@@ -530,6 +530,7 @@ async fn accept_loop(
                 listener: shared_name.clone(),
                 forwarded: false,
                 principal: Arc::from(crate::tls::ANONYMOUS),
+                mute: Default::default(),
             },
             permit,
             tls: tls.clone(),

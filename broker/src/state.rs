@@ -38,6 +38,8 @@ pub struct Broker {
     pub txns: crate::txn::TxnCoordinator,
     /// ACL enforcement (`authorizer.class.name`).
     pub authorizer: crate::acl::Authorizer,
+    /// Client quotas' rates.
+    pub quotas: crate::quota::QuotaManager,
     /// Tiered storage, once started (absent when `remote.log.storage.system.enable=false`).
     tiering: std::sync::OnceLock<Arc<crate::tiering::Tiering>>,
     /// The way to the active controller, in a cluster.
@@ -70,8 +72,12 @@ impl Broker {
         };
         let replicas = ReplicaManager::new(config.node_id, logs, config.log_config.clone(), hosted);
         let authorizer = crate::acl::Authorizer::new(config.authz.clone());
+        let (count, ms) = config.quota_windows;
+        let windows = crate::quota::Windows { count, ms };
+        let quotas = crate::quota::QuotaManager::new(clock.clone(), windows);
         let broker = Broker {
             authorizer,
+            quotas,
             config,
             clock,
             controller,

@@ -148,6 +148,8 @@ requests! {
     CreateAcls => CreateAclsRequest,
     DescribeAcls => DescribeAclsRequest,
     DeleteAcls => DeleteAclsRequest,
+    DescribeClientQuotas => DescribeClientQuotasRequest,
+    AlterClientQuotas => AlterClientQuotasRequest,
     AddPartitionsToTxn => AddPartitionsToTxnRequest,
     AddOffsetsToTxn => AddOffsetsToTxnRequest,
     EndTxn => EndTxnRequest,

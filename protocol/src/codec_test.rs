@@ -116,14 +116,15 @@ fn every_served_api_round_trips_at_every_version() {
         DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
         AlterUserScramCredentials => AlterUserScramCredentialsRequest,
         CreateAcls => CreateAclsRequest, DescribeAcls => DescribeAclsRequest,
-        DeleteAcls => DeleteAclsRequest,
+        DeleteAcls => DeleteAclsRequest, DescribeClientQuotas => DescribeClientQuotasRequest,
+        AlterClientQuotas => AlterClientQuotasRequest,
         AddPartitionsToTxn => AddPartitionsToTxnRequest,
         AddOffsetsToTxn => AddOffsetsToTxnRequest, EndTxn => EndTxnRequest,
         WriteTxnMarkers => WriteTxnMarkersRequest, TxnOffsetCommit => TxnOffsetCommitRequest,
         DescribeTransactions => DescribeTransactionsRequest,
         ListTransactions => ListTransactionsRequest,
     }
-    assert_eq!(Request::SERVED_API_KEYS.len(), 48);
+    assert_eq!(Request::SERVED_API_KEYS.len(), 50);
 }
 
 fn produce(version: i16, records: &Bytes) -> km::ProduceRequest {

@@ -60,7 +60,7 @@ pub mod op {
                 DESCRIBE_CONFIGS,
                 ALTER_CONFIGS,
             ],
-            r::GROUP => &[READ, DESCRIBE, DELETE],
+            r::GROUP => &[READ, DESCRIBE, DELETE, DESCRIBE_CONFIGS, ALTER_CONFIGS],
             r::CLUSTER => &[
                 CREATE,
                 CLUSTER_ACTION,
@@ -70,7 +70,7 @@ pub mod op {
                 ALTER,
                 DESCRIBE,
             ],
-            r::TRANSACTIONAL_ID => &[DESCRIBE, WRITE, TWO_PHASE_COMMIT],
+            r::TRANSACTIONAL_ID => &[DESCRIBE, WRITE],
             r::DELEGATION_TOKEN => &[DESCRIBE],
             r::USER => &[CREATE_TOKENS, DESCRIBE_TOKENS],
             _ => &[],

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::records::{
-    AccessControlEntryRecord, BrokerEndpoint, ConfigRecord, FeatureLevelRecord, MetadataRecord,
-    PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, TopicRecord,
-    UserScramCredentialRecord, CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC, NO_LEADER_CHANGE,
+    AccessControlEntryRecord, BrokerEndpoint, ClientQuotaRecord, ConfigRecord, FeatureLevelRecord,
+    MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, QuotaEntity,
+    RegisterBrokerRecord, TopicRecord, UserScramCredentialRecord, CONFIG_RESOURCE_BROKER,
+    CONFIG_RESOURCE_TOPIC, NO_LEADER_CHANGE,
 };
 
 /// The feature that selects record versions.
@@ -45,6 +46,9 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// SCRAM credentials by (user, mechanism number).
     pub scram: BTreeMap<(String, i8), UserScramCredentialRecord>,
+    /// Client quotas by entity, then key (ClientQuotaRecords), shared between images until one
+    /// changes them (the broker's quota manager re-reads them when the pointer changes).
+    pub quotas: Arc<BTreeMap<QuotaEntity, BTreeMap<String, f64>>>,
     /// ACL bindings by id (AccessControlEntryRecords), shared between images until one
     /// changes them (the broker rebuilds its authorizer index when the pointer changes).
     pub acls: Arc<BTreeMap<Uuid, AccessControlEntryRecord>>,
@@ -181,6 +185,23 @@ impl MetadataImage {
             }
             MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
                 self.scram.remove(&(name.clone(), *mechanism));
+            }
+            MetadataRecord::ClientQuota(r) => {
+                let quotas = Arc::make_mut(&mut self.quotas);
+                match r.remove {
+                    true => {
+                        if let Some(values) = quotas.get_mut(&r.entity) {
+                            values.remove(&r.key);
+                            if values.is_empty() {
+                                quotas.remove(&r.entity);
+                            }
+                        }
+                    }
+                    false => {
+                        let values = quotas.entry(r.entity.clone()).or_default();
+                        values.insert(r.key.clone(), r.value);
+                    }
+                }
             }
             MetadataRecord::AccessControlEntry(r) => {
                 Arc::make_mut(&mut self.acls).insert(r.id, r.clone());
@@ -364,6 +385,16 @@ impl MetadataImage {
                 .values()
                 .map(|r| MetadataRecord::UserScramCredential(r.clone())),
         );
+        for (entity, values) in self.quotas.iter() {
+            out.extend(values.iter().map(|(key, value)| {
+                MetadataRecord::ClientQuota(ClientQuotaRecord {
+                    entity: entity.clone(),
+                    key: key.clone(),
+                    value: *value,
+                    remove: false,
+                })
+            }));
+        }
         out.extend(
             self.acls
                 .values()

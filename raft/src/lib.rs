@@ -27,6 +27,7 @@ pub mod controller_features;
 pub mod controller_isr;
 pub mod controller_leaders;
 mod controller_ops;
+pub mod controller_quotas;
 pub mod controller_reassign;
 pub mod controller_scram;
 pub mod error;

@@ -186,6 +186,35 @@ pub struct AccessControlEntryRecord {
     pub permission_type: i8,
 }
 
+/// A client-quota entity: `(entity type, name)` pairs, a `None` name being the type's default
+/// (`user`, `client-id` or `ip`), sorted by type.
+pub type QuotaEntity = Vec<(String, Option<String>)>;
+
+/// ClientQuotaRecord (api key 14): one quota of an entity set or removed. Values compare by
+/// their bits (the controller never writes NaN).
+#[derive(Clone, Debug)]
+pub struct ClientQuotaRecord {
+    pub entity: QuotaEntity,
+    /// `producer_byte_rate`, `consumer_byte_rate`, `request_percentage`, …
+    pub key: String,
+    pub value: f64,
+    pub remove: bool,
+}
+
+impl PartialEq for ClientQuotaRecord {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.entity, &self.key, self.value.to_bits(), self.remove)
+            == (
+                &other.entity,
+                &other.key,
+                other.value.to_bits(),
+                other.remove,
+            )
+    }
+}
+
+impl Eq for ClientQuotaRecord {}
+
 /// FeatureLevelRecord (api key 12).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FeatureLevelRecord {
@@ -233,6 +262,7 @@ pub enum MetadataRecord {
     },
     UserScramCredential(UserScramCredentialRecord),
     FeatureLevel(FeatureLevelRecord),
+    ClientQuota(ClientQuotaRecord),
     ProducerIds(ProducerIdsRecord),
     BrokerRegistrationChange(BrokerRegistrationChangeRecord),
     AccessControlEntry(AccessControlEntryRecord),
@@ -274,6 +304,7 @@ impl MetadataRecord {
             RemoveTopic { .. } => 9,
             UserScramCredential(_) => 11,
             FeatureLevel(_) => 12,
+            ClientQuota(_) => 14,
             ProducerIds(_) => 15,
             BrokerRegistrationChange(_) => 17,
             AccessControlEntry(_) => 18,
@@ -386,6 +417,17 @@ impl MetadataRecord {
                 w.i16(r.feature_level);
                 w.no_tags();
             }
+            ClientQuota(r) => {
+                w.struct_array(&r.entity, |w, (kind, name)| {
+                    w.string(kind);
+                    w.nullable_string(name.as_deref());
+                    w.no_tags();
+                });
+                w.string(&r.key);
+                w.i64(r.value.to_bits() as i64);
+                w.bool(r.remove);
+                w.no_tags();
+            }
             ProducerIds(r) => {
                 w.i32(r.broker_id);
                 w.i64(r.broker_epoch);
@@ -427,7 +469,7 @@ fn max_version(api_key: u32) -> Option<i16> {
     Some(match api_key {
         0 => 3,
         3 | 5 | 17 => 2,
-        1 | 2 | 4 | 7 | 8 | 9 | 11 | 12 | 15 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25 => 0,
+        1 | 2 | 4 | 7 | 8 | 9 | 11 | 12 | 14 | 15 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25 => 0,
         _ => return None,
     })
 }
@@ -506,6 +548,19 @@ fn read_body(
             Ok(FeatureLevelRecord {
                 name: r.string()?,
                 feature_level: r.i16()?,
+            })
+        })?),
+        14 => M::ClientQuota(plain(r, |r| {
+            let entity = r.struct_array(|r| {
+                let pair = (r.string()?, r.nullable_string()?);
+                r.skip_tags()?;
+                Ok(pair)
+            })?;
+            Ok(ClientQuotaRecord {
+                entity,
+                key: r.string()?,
+                value: f64::from_bits(r.i64()? as u64),
+                remove: r.bool()?,
             })
         })?),
         15 => M::ProducerIds(plain(r, |r| {

@@ -350,3 +350,26 @@ fn acl_records_bytes() {
     expected.extend_from_slice(&[1, 0]);
     assert_eq!(&round_trip(remove)[..], &expected[..]);
 }
+
+#[test]
+fn client_quota_record_bytes() {
+    let rec = MetadataRecord::ClientQuota(ClientQuotaRecord {
+        entity: vec![
+            ("user".into(), Some("a".into())),
+            ("client-id".into(), None),
+        ],
+        key: "producer_byte_rate".into(),
+        value: 1024.0,
+        remove: false,
+    });
+    // frame 1, api key 14, version 0; entity array (2 entries + 1), each type, name, tags; key;
+    // float64 1024.0 = 0x4090000000000000; remove; tags.
+    let mut expected = vec![0x01, 0x0e, 0x00, 0x03, 0x05];
+    expected.extend_from_slice(b"user");
+    expected.extend_from_slice(&[0x02, b'a', 0, 0x0a]);
+    expected.extend_from_slice(b"client-id");
+    expected.extend_from_slice(&[0x00, 0, 0x13]);
+    expected.extend_from_slice(b"producer_byte_rate");
+    expected.extend_from_slice(&[0x40, 0x90, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(&round_trip(rec)[..], &expected[..]);
+}

@@ -113,6 +113,17 @@ impl Authz {
         }
     }
 
+    /// Whether `operation` on the cluster is granted outright: a super user, no authorizer, or
+    /// an ALLOW binding — never by `allow.everyone.if.no.acl.found`. What other nodes do on
+    /// the controller listener (quorum and lifecycle RPCs, Envelopes) is decided this way.
+    pub fn granted_on_cluster(&self, operation: i8) -> bool {
+        let Some(index) = &self.index else {
+            return true;
+        };
+        let (rt, name) = (resource::CLUSTER, resource::CLUSTER_NAME);
+        index.decide(&self.principal, &self.host, operation, rt, name) == Verdict::Allowed
+    }
+
     /// Whether `operation` is allowed on at least one resource of the type (Kafka's
     /// `authorizeByResourceType`; InitProducerId without a transactional id asks it of topics).
     pub fn allows_any(&self, operation: i8, resource_type: i8) -> bool {
@@ -221,6 +232,18 @@ mod tests {
     }
 
     #[test]
+    fn the_no_acl_rule_grants_nothing_on_the_cluster_outright() {
+        let image = image_with(&[]);
+        let open = Authorizer::new(config(true));
+        let anonymous = open.for_request(&image, "ANONYMOUS", "h".into());
+        assert!(anonymous.cluster(op::CLUSTER_ACTION));
+        assert!(!anonymous.granted_on_cluster(op::CLUSTER_ACTION));
+        assert!(open
+            .for_request(&image, "admin", "h".into())
+            .granted_on_cluster(op::ALTER));
+    }
+
+    #[test]
     fn the_index_is_rebuilt_only_when_acls_change() {
         let a = Authorizer::new(config(false));
         let image = image_with(&[("User:alice", op::READ)]);
@@ -240,6 +263,13 @@ mod tests {
         let bits = alice.operations(resource::TOPIC, "t");
         assert_eq!(bits, 1 << op::READ | 1 << op::DESCRIBE);
         let all = Authz::allow_all().operations(resource::GROUP, "g");
-        assert_eq!(all, 1 << op::READ | 1 << op::DESCRIBE | 1 << op::DELETE);
+        let group_ops = [
+            op::READ,
+            op::DESCRIBE,
+            op::DELETE,
+            op::DESCRIBE_CONFIGS,
+            op::ALTER_CONFIGS,
+        ];
+        assert_eq!(all, group_ops.iter().fold(0, |b, o| b | 1 << o));
     }
 }

@@ -5,6 +5,7 @@
 use crate::acl::Authz;
 use crate::state::Broker;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The connection a request arrived on.
@@ -19,7 +20,38 @@ pub struct ConnectionInfo {
     /// The client's principal name (type `User`): the mapped subject of its TLS certificate,
     /// else `ANONYMOUS`.
     pub principal: Arc<str>,
+    /// Quota throttling: how long the connection must rest before its next request.
+    pub mute: Mute,
 }
+
+/// Kafka's channel muting for client quotas: a throttled request's response goes out at once
+/// (with its `throttle_time_ms`), then the connection reads nothing more for that long.
+#[derive(Clone, Debug, Default)]
+pub struct Mute(Arc<AtomicU64>);
+
+impl Mute {
+    /// Asks for a rest of `ms` after the current response (the longest asked wins).
+    pub fn rest(&self, ms: u64) {
+        self.0.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// The rest asked for since the last call, if any.
+    pub fn take(&self) -> Option<std::time::Duration> {
+        match self.0.swap(0, Ordering::Relaxed) {
+            0 => None,
+            ms => Some(std::time::Duration::from_millis(ms)),
+        }
+    }
+}
+
+/// A connection's identity does not depend on its throttling.
+impl PartialEq for Mute {
+    fn eq(&self, _: &Mute) -> bool {
+        true
+    }
+}
+
+impl Eq for Mute {}
 
 /// One request's context.
 #[derive(Clone, Debug)]
@@ -39,7 +71,7 @@ impl<'a> RequestContext<'a> {
         let authz = broker.authorizer.for_request(
             &broker.image(),
             &connection.principal,
-            connection.peer.ip().to_canonical().to_string(),
+            acl_host(connection.peer),
         );
         RequestContext {
             connection,
@@ -52,6 +84,11 @@ impl<'a> RequestContext<'a> {
     pub fn client_host(&self) -> String {
         client_host(self.connection.peer)
     }
+}
+
+/// The client's address as ACL hosts name it (Java's `getHostAddress()`: IPv6 in full form).
+pub fn acl_host(peer: SocketAddr) -> String {
+    client_host(peer).split_off(1)
 }
 
 /// Kafka's client host: `InetAddress.toString()` of the peer address, which has no host name
@@ -99,6 +136,7 @@ mod tests {
             listener: Arc::from("PLAINTEXT"),
             forwarded: false,
             principal: Arc::from("ANONYMOUS"),
+            mute: Mute::default(),
         };
         let ctx = RequestContext {
             connection: &conn,

@@ -16,6 +16,7 @@ use crate::acl::Authz;
 use crate::errors::{log_error_code, replica_error};
 use crate::fetch_session::{FetchTarget, Reported, SessionError, SessionPlan};
 use crate::purgatory::Waiter;
+use crate::quota::Kind;
 use crate::state::Broker;
 use crate::topic_metrics::{Meter, TopicStats};
 use kafka_protocol::error::ResponseError as E;
@@ -125,6 +126,14 @@ pub async fn handle(
     let read = read_with_wait(broker, req, &plan, reader).await;
     count_reads(broker, &read);
     data.session_id = plan.session_id;
+    if reader.replica < 0 {
+        let throttle = consumer_throttle(broker, ctx, &image, &read);
+        if throttle > 0 {
+            // Kafka's throttled fetch: nothing is sent (nor counted), only the throttle time.
+            data.throttle_time_ms = throttle;
+            return chunks(version, correlation_id, &data);
+        }
+    }
     let mut reports = Vec::new();
     for (target, out) in read {
         let report = Reported {
@@ -261,6 +270,27 @@ async fn read_with_wait(
     }
 }
 
+/// `consumer_byte_rate`: records the bytes read for a consumer; over the quota they are taken
+/// back (the response goes out empty) and the connection rests for the throttle time.
+fn consumer_throttle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    image: &MetadataImage,
+    read: &[(FetchTarget, FetchPartitionData)],
+) -> i32 {
+    let bytes: usize = read
+        .iter()
+        .flat_map(|(_, p)| p.records.iter().map(|b| b.len()))
+        .sum();
+    let (quotas, user) = (&broker.quotas, &*ctx.connection.principal);
+    let ms = quotas.record(image, Kind::Fetch, user, ctx.client_id, bytes);
+    if ms > 0 {
+        quotas.unrecord(image, Kind::Fetch, user, ctx.client_id, bytes);
+        ctx.connection.mute.rest(ms);
+    }
+    ms.min(i32::MAX as u64) as i32
+}
+
 /// Counts bytes out and Kafka's per-partition fetch request meters: every partition read counts
 /// as a fetch request; one that failed for another reason than routing, a stale epoch or an
 /// offset out of range counts as failed.
@@ -372,7 +402,7 @@ fn read_one(
         ..Default::default()
     };
     let allowed = match replica {
-        -1 => authz.topic(op::READ, &t.topic),
+        r if r < 0 => authz.topic(op::READ, &t.topic),
         _ => authz.cluster(op::CLUSTER_ACTION),
     };
     if !allowed {

@@ -48,7 +48,7 @@ use crate::state::Broker;
 const TOPIC_VISIBLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The client requests only the active controller can carry out.
-pub const FORWARDED_APIS: [ApiKey; 12] = [
+pub const FORWARDED_APIS: [ApiKey; 13] = [
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
@@ -61,6 +61,7 @@ pub const FORWARDED_APIS: [ApiKey; 12] = [
     ApiKey::AlterUserScramCredentials,
     ApiKey::CreateAcls,
     ApiKey::DeleteAcls,
+    ApiKey::AlterClientQuotas,
 ];
 
 /// The client requests the active controller's listener answers itself: relayed even by the
@@ -249,6 +250,13 @@ pub async fn forward(
     }
 }
 
+/// Whether a request frame is one brokers forward (its api key is in [`FORWARDED_APIS`]).
+fn forwardable(frame: &[u8]) -> bool {
+    let key = frame.get(..2).map(|k| i16::from_be_bytes([k[0], k[1]]));
+    key.and_then(|k| ApiKey::try_from(k).ok())
+        .is_some_and(|k| FORWARDED_APIS.contains(&k))
+}
+
 /// The active controller's end: forwarded frames through this broker's handlers, as the
 /// client that sent them.
 #[derive(Debug)]
@@ -285,6 +293,7 @@ impl LocalAdmin {
             listener: self.listener.clone(),
             forwarded: true,
             principal,
+            mute: Default::default(),
         };
         let framed = match super::handle(broker, &connection, frame).await {
             Ok(Response::Frame(f)) => f,
@@ -310,14 +319,16 @@ impl LocalAdmin {
         let sender = broker.authorizer.for_request(
             &broker.image(),
             &peer.principal,
-            peer.addr.ip().to_canonical().to_string(),
+            super::context::acl_host(peer.addr),
         );
-        let inner = match sender.cluster(acl_op::CLUSTER_ACTION) {
+        let inner = match sender.granted_on_cluster(acl_op::CLUSTER_ACTION) {
             false => {
                 tracing::warn!(principal = %peer.principal, "an envelope from a principal without CLUSTER_ACTION");
                 Err(E::ClusterAuthorizationFailed.code())
             }
             true => match envelope::open(body) {
+                // Only what brokers forward may come in an Envelope.
+                Ok((inner, _)) if !forwardable(&inner) => Err(E::InvalidRequest.code()),
                 Ok((inner, client)) => {
                     let principal = Arc::from(client.principal);
                     self.run(broker, inner, principal, client.address)
@@ -344,6 +355,30 @@ impl LocalAdmin {
 impl ForwardedRequests for LocalAdmin {
     fn handles(&self, api_key: ApiKey) -> bool {
         api_key == ApiKey::Envelope || FORWARDED_APIS.contains(&api_key)
+    }
+
+    /// With ACLs on, the quorum's and the brokers' RPCs need CLUSTER_ACTION granted outright
+    /// (voter changes ALTER), describing the quorum or cluster DESCRIBE; admin requests and
+    /// Envelopes are authorized when answered.
+    fn admits(&self, peer: &Peer, api_key: ApiKey) -> bool {
+        let Some(broker) = self.broker.upgrade() else {
+            return false;
+        };
+        if !broker.authorizer.enabled() || api_key == ApiKey::ApiVersions || self.handles(api_key) {
+            return true;
+        }
+        let authz = broker.authorizer.for_request(
+            &broker.image(),
+            &peer.principal,
+            super::context::acl_host(peer.addr),
+        );
+        match api_key {
+            ApiKey::DescribeQuorum | ApiKey::DescribeCluster => authz.cluster(acl_op::DESCRIBE),
+            ApiKey::AddRaftVoter | ApiKey::RemoveRaftVoter => {
+                authz.granted_on_cluster(acl_op::ALTER)
+            }
+            _ => authz.granted_on_cluster(acl_op::CLUSTER_ACTION),
+        }
     }
 
     fn answer<'a>(

@@ -29,6 +29,7 @@ mod metadata;
 mod produce;
 mod producers;
 mod quorum;
+mod quotas;
 mod read_replica;
 mod reassign;
 pub(crate) mod replica_fetch;
@@ -48,7 +49,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 pub use close::CloseReason;
-pub use context::{client_host, ConnectionInfo, RequestContext};
+pub use context::{client_host, ConnectionInfo, Mute, RequestContext};
 
 /// What goes back on the wire for one request.
 #[derive(Debug)]
@@ -93,6 +94,8 @@ pub const SUPPORTED: &[ApiKey] = &[
     ApiKey::CreateAcls,
     ApiKey::DescribeAcls,
     ApiKey::DeleteAcls,
+    ApiKey::DescribeClientQuotas,
+    ApiKey::AlterClientQuotas,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
     ApiKey::JoinGroup,
@@ -316,6 +319,12 @@ async fn dispatch(
         Request::CreateAcls(r) => reply!(CreateAcls, acls::create(broker, ctx, &r).await),
         Request::DescribeAcls(r) => reply!(DescribeAcls, acls::describe(broker, ctx, &r)),
         Request::DeleteAcls(r) => reply!(DeleteAcls, acls::delete(broker, ctx, &r).await),
+        Request::DescribeClientQuotas(r) => {
+            reply!(DescribeClientQuotas, quotas::describe(broker, ctx, &r))
+        }
+        Request::AlterClientQuotas(r) => {
+            reply!(AlterClientQuotas, quotas::alter(broker, ctx, &r).await)
+        }
         // A SASL listener's connection answers these itself (crate::sasl); here the listener
         // has no SASL, as Kafka answers.
         Request::SaslHandshake(_) | Request::SaslAuthenticate(_) => {

@@ -5,6 +5,7 @@
 
 use super::{acks, leader_hint, RequestContext};
 use crate::errors::{log_error_code, replica_error};
+use crate::quota::Kind;
 use crate::state::Broker;
 use crate::topic_metrics::{Meter, TopicMetrics, TopicStats};
 use bytes::Bytes;
@@ -102,7 +103,28 @@ pub async fn handle(
         // The image the replica manager applied: the one the refusals' leaders came from.
         add_leader_endpoints(broker, &broker.replicas().image(), listener, &mut resp);
     }
+    resp.throttle_time_ms = throttle(broker, ctx, &image, req);
     (req.acks != 0).then_some(resp)
+}
+
+/// `producer_byte_rate`: records the request's record bytes; over the quota, the connection
+/// rests for the throttle time (even with acks=0, which has no response to carry it).
+fn throttle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    image: &shale_raft::MetadataImage,
+    req: &ProduceRequest,
+) -> i32 {
+    let partitions = req.topic_data.iter().flat_map(|t| t.partition_data.iter());
+    let bytes: usize = partitions
+        .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
+        .sum();
+    let user = &ctx.connection.principal;
+    let ms = broker
+        .quotas
+        .record(image, Kind::Produce, user, ctx.client_id, bytes);
+    ctx.connection.mute.rest(ms);
+    ms.min(i32::MAX as u64) as i32
 }
 
 /// KIP-951: the endpoints of the leaders named in refused partitions.

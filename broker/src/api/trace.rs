@@ -136,14 +136,14 @@ flat! {
     top: ApiVersionsResponse, InitProducerIdResponse, DescribeClusterResponse, HeartbeatResponse,
         JoinGroupResponse, SyncGroupResponse, ListGroupsResponse, ListPartitionReassignmentsResponse,
         AddOffsetsToTxnResponse, EndTxnResponse, ListTransactionsResponse, UpdateFeaturesResponse,
-        DescribeAclsResponse;
+        DescribeAclsResponse, DescribeClientQuotasResponse;
     items: CreateTopicsResponse => topics, DeleteTopicsResponse => responses,
         CreatePartitionsResponse => results, DescribeConfigsResponse => results,
         AlterConfigsResponse => responses, IncrementalAlterConfigsResponse => responses,
         DescribeGroupsResponse => groups, DeleteGroupsResponse => results,
         DescribeTransactionsResponse => transaction_states,
         AlterUserScramCredentialsResponse => results, CreateAclsResponse => results,
-        DeleteAclsResponse => filter_results;
+        DeleteAclsResponse => filter_results, AlterClientQuotasResponse => entries;
 }
 
 per_partition! {

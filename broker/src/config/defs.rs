@@ -684,6 +684,18 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         Int,
         "Largest number of members in one consumer group."
     ),
+    def!(
+        "quota.window.num",
+        Some("11"),
+        Int,
+        "Number of samples a client quota's rate is measured over."
+    ),
+    def!(
+        "quota.window.size.seconds",
+        Some("1"),
+        Int,
+        "Length of one client-quota sample, in seconds."
+    ),
 ];
 
 /// Every broker key: [`BROKER_CONFIGS`], then the TLS, SASL and authorization keys.

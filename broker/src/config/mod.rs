@@ -142,6 +142,8 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// `queued.max.requests` (per-connection read-ahead bound).
     pub queued_max_requests: usize,
+    /// Client quotas' rate samples: `quota.window.num` windows of `quota.window.size.seconds`.
+    pub quota_windows: (usize, u64),
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
     /// How often the offset checkpoints are written: the shorter of
@@ -300,6 +302,10 @@ impl BrokerConfig {
             delete_topic_enable: get("delete.topic.enable").as_deref() == Some("true"),
             socket_request_max_bytes: positive("socket.request.max.bytes")? as usize,
             queued_max_requests: positive("queued.max.requests")? as usize,
+            quota_windows: (
+                positive("quota.window.num")? as usize,
+                positive("quota.window.size.seconds")? as u64 * 1000,
+            ),
             retention_check_interval_ms: positive("log.retention.check.interval.ms")? as u64,
             checkpoint_interval_ms: positive("log.flush.offset.checkpoint.interval.ms")?
                 .min(positive("replica.high.watermark.checkpoint.interval.ms")?)

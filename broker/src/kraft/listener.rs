@@ -44,6 +44,9 @@ pub trait ForwardedRequests: Send + Sync + std::fmt::Debug {
     /// Whether requests of `api_key` are answered by it (Envelope, and admin requests sent
     /// to the controller directly).
     fn handles(&self, api_key: ApiKey) -> bool;
+    /// Whether `peer` may call `api_key` on this listener at all (a refusal closes the
+    /// connection).
+    fn admits(&self, peer: &Peer, api_key: ApiKey) -> bool;
     /// The size-prefixed response frame for one request frame (header and body, no prefix)
     /// from `peer`; `None` closes the connection.
     fn answer<'a>(
@@ -158,6 +161,13 @@ async fn connection(
         let (header, body) = split_request_header(&frame)?;
         let api_key = ApiKey::try_from(header.api_key)
             .map_err(|()| anyhow::anyhow!("unknown api key {}", header.api_key))?;
+        if let Some(handler) = shared.forwarded.get() {
+            anyhow::ensure!(
+                handler.admits(&who, api_key),
+                "{} may not call {api_key:?} on the controller listener",
+                who.principal
+            );
+        }
         if let Some(handler) = shared.forwarded.get().filter(|h| h.handles(api_key)) {
             let response = handler
                 .answer(frame, &who)

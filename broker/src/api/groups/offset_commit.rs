@@ -37,7 +37,9 @@ pub async fn handle(
         for (p, c) in t.partitions.iter().zip(tc) {
             let mut r = OffsetCommitResponsePartition::default();
             r.partition_index = p.partition_index;
+            let group_denied = E::GroupAuthorizationFailed.code();
             r.error_code = match (c, &result) {
+                (_, Err(code)) if *code == group_denied => group_denied,
                 (0, Err(code)) => *code,
                 (0, Ok(_)) => per_entry.next().unwrap_or(0),
                 (c, _) => c,

@@ -13,6 +13,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use shale_raft::acl::op;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 type Fetched = crate::group::offsets::TopicOffsets;
@@ -50,14 +51,15 @@ pub async fn handle(
                     for t in out
                         .topics
                         .iter_mut()
-                        .filter(|t| denied.iter().any(|d| d.as_str() == t.name.as_str()))
+                        .filter(|t| denied.contains(t.name.as_str()))
                     {
                         for p in &mut t.partitions {
                             p.error_code = E::TopicAuthorizationFailed.code();
                         }
                     }
                     if req.require_stable {
-                        for t in &mut out.topics {
+                        let visible = out.topics.iter_mut();
+                        for t in visible.filter(|t| !denied.contains(t.name.as_str())) {
                             for p in &mut t.partitions {
                                 let (name, i) = (t.name.as_str(), p.partition_index);
                                 if unstable(broker, g.group_id.as_str(), name, i) {
@@ -98,7 +100,7 @@ pub async fn handle(
             resp.topics = fetched
                 .into_iter()
                 .map(|t| {
-                    let code = match denied.contains(&t.0) {
+                    let code = match denied.contains(t.0.as_str()) {
                         true => E::TopicAuthorizationFailed.code(),
                         false => 0,
                     };
@@ -106,7 +108,8 @@ pub async fn handle(
                 })
                 .collect();
             if version >= 7 && req.require_stable {
-                for t in &mut resp.topics {
+                let visible = resp.topics.iter_mut();
+                for t in visible.filter(|t| !denied.contains(t.name.as_str())) {
                     for p in &mut t.partitions {
                         let (name, i) = (t.name.as_str(), p.partition_index);
                         if unstable(broker, req.group_id.as_str(), name, i) {
@@ -136,12 +139,12 @@ fn fetch(
     authz: &Authz,
     group: &str,
     topics: Option<&[(String, Vec<i32>)]>,
-) -> (Fetched, Vec<String>) {
+) -> (Fetched, HashSet<String>) {
     let visible = |t: &str| authz.topic(op::DESCRIBE, t);
     let Some(topics) = topics else {
         let mut all = broker.groups.with(|g| g.fetch_offsets(group, None));
         all.retain(|(t, _)| visible(t));
-        return (all, Vec::new());
+        return (all, HashSet::new());
     };
     let (allowed, denied): (Vec<_>, Vec<_>) = topics.iter().cloned().partition(|t| visible(&t.0));
     let mut fetched = broker

@@ -1,0 +1,270 @@
+//! Client quotas (Kafka's ClientQuotaManager with its default callback): produce and fetch byte
+//! rates per user, client id, or user and client id, from the metadata image's
+//! ClientQuotaRecords. A request's quota is the most specific one set, in Kafka's order
+//! (user+client-id, user+default client, user, default user+client-id, default user+default
+//! client, default user, client-id, default client-id); everyone a quota covers shares one rate
+//! — except under a default name, where each user or client id gets its own.
+//!
+//! Rates are Kafka's: `quota.window.num` windows of `quota.window.size.seconds`, the rate being
+//! the windows' total over their span (at least all but one window long). A request that takes
+//! a rate over its quota is answered with `throttle_time_ms` = how long the rate takes to come
+//! back to the quota, at most the whole span, and the connection rests that long.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use shale_common::Clock;
+use shale_raft::records::QuotaEntity;
+use shale_raft::MetadataImage;
+
+/// The quotas enforced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `producer_byte_rate`: record bytes produced per second.
+    Produce,
+    /// `consumer_byte_rate`: bytes fetched per second.
+    Fetch,
+}
+
+impl Kind {
+    fn key(self) -> &'static str {
+        match self {
+            Kind::Produce => "producer_byte_rate",
+            Kind::Fetch => "consumer_byte_rate",
+        }
+    }
+}
+
+/// Most rates kept at once; the least recently used is dropped beyond (client ids are chosen
+/// by clients).
+const MAX_SENSORS: usize = 10_000;
+
+/// How rates are sampled: `quota.window.num` windows of `quota.window.size.seconds`.
+#[derive(Clone, Copy, Debug)]
+pub struct Windows {
+    pub count: usize,
+    pub ms: u64,
+}
+
+/// One sampled rate.
+#[derive(Debug, Default)]
+struct Rate {
+    /// (window start in ms, total recorded in it), oldest first.
+    windows: VecDeque<(u64, f64)>,
+    last_used: u64,
+}
+
+impl Rate {
+    fn record(&mut self, w: Windows, now: u64, amount: f64) {
+        let start = now - now % w.ms;
+        match self.windows.back_mut() {
+            Some((s, total)) if *s == start => *total += amount,
+            _ => self.windows.push_back((start, amount)),
+        }
+        let oldest = start.saturating_sub((w.count as u64 - 1) * w.ms);
+        while self.windows.front().is_some_and(|(s, _)| *s < oldest) {
+            self.windows.pop_front();
+        }
+        self.last_used = now;
+    }
+
+    /// Per second, and the span it is measured over in ms.
+    fn per_second(&self, w: Windows, now: u64) -> (f64, f64) {
+        let total: f64 = self.windows.iter().map(|(_, v)| v).sum();
+        let first = self.windows.front().map_or(now, |(s, _)| *s);
+        let min_span = ((w.count as u64 - 1) * w.ms).max(1);
+        let span = (now - first).max(min_span) as f64;
+        (total * 1000.0 / span, span)
+    }
+}
+
+/// The broker's quota rates.
+#[derive(Debug)]
+pub struct QuotaManager {
+    clock: Arc<dyn Clock>,
+    windows: Windows,
+    rates: Mutex<HashMap<(Kind, QuotaEntity), Rate>>,
+}
+
+impl QuotaManager {
+    pub fn new(clock: Arc<dyn Clock>, windows: Windows) -> QuotaManager {
+        QuotaManager {
+            clock,
+            windows,
+            rates: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records `bytes` for the client and returns how long it must be throttled (0: not over
+    /// its quota, or it has none).
+    pub fn record(
+        &self,
+        image: &MetadataImage,
+        kind: Kind,
+        user: &str,
+        client_id: &str,
+        bytes: usize,
+    ) -> u64 {
+        self.record_value(image, kind, user, client_id, bytes as f64)
+    }
+
+    fn record_value(
+        &self,
+        image: &MetadataImage,
+        kind: Kind,
+        user: &str,
+        client_id: &str,
+        amount: f64,
+    ) -> u64 {
+        let Some((entity, quota)) = quota_of(image, kind, user, client_id) else {
+            return 0;
+        };
+        let now = self.clock.monotonic().as_millis() as u64;
+        let mut rates = self.rates.lock();
+        if rates.len() >= MAX_SENSORS && !rates.contains_key(&(kind, entity.clone())) {
+            let oldest = rates
+                .iter()
+                .min_by_key(|(_, r)| r.last_used)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                rates.remove(&k);
+            }
+        }
+        let rate = rates.entry((kind, entity)).or_default();
+        rate.record(self.windows, now, amount);
+        let (value, span) = rate.per_second(self.windows, now);
+        let most = (self.windows.count as u64 * self.windows.ms) as f64;
+        throttle_ms(value, quota, span, most)
+    }
+
+    /// Takes back bytes recorded for a response that was not sent (a throttled fetch).
+    pub fn unrecord(
+        &self,
+        image: &MetadataImage,
+        kind: Kind,
+        user: &str,
+        client_id: &str,
+        bytes: usize,
+    ) {
+        if let Some((entity, _)) = quota_of(image, kind, user, client_id) {
+            let now = self.clock.monotonic().as_millis() as u64;
+            if let Some(rate) = self.rates.lock().get_mut(&(kind, entity)) {
+                rate.record(self.windows, now, -(bytes as f64));
+            }
+        }
+    }
+}
+
+/// Kafka's throttle time: the time the rate needs to fall back to the quota, at most `most`
+/// (all the windows).
+fn throttle_ms(value: f64, quota: f64, span_ms: f64, most: f64) -> u64 {
+    if value <= quota {
+        return 0;
+    }
+    let ms = (value - quota) / quota * span_ms;
+    ms.min(most).round() as u64
+}
+
+/// The quota that applies and the entity whose rate it limits (default names replaced by the
+/// client's own, so each gets its own rate).
+fn quota_of(
+    image: &MetadataImage,
+    kind: Kind,
+    user: &str,
+    client_id: &str,
+) -> Option<(QuotaEntity, f64)> {
+    if image.quotas.is_empty() {
+        return None;
+    }
+    let (u, c) = (Some(user), Some(client_id));
+    // Kafka's order of precedence; `None` is the default name.
+    let order: [(Part<'_>, Part<'_>); 8] = [
+        (Some(u), Some(c)),
+        (Some(u), Some(None)),
+        (Some(u), None),
+        (Some(None), Some(c)),
+        (Some(None), Some(None)),
+        (Some(None), None),
+        (None, Some(c)),
+        (None, Some(None)),
+    ];
+    order.into_iter().find_map(|(user_part, client_part)| {
+        let entity = entity_of(user_part, client_part);
+        let quota = *image.quotas.get(&entity)?.get(kind.key())?;
+        let rate_of = entity_of(user_part.map(|_| u), client_part.map(|_| c));
+        Some((rate_of, quota))
+    })
+}
+
+/// One part of a quota entity: absent, the default name (`Some(None)`) or a name.
+type Part<'a> = Option<Option<&'a str>>;
+
+/// A canonical entity (sorted by type: `client-id` before `user`).
+fn entity_of(user: Part<'_>, client: Part<'_>) -> QuotaEntity {
+    let part = |kind: &str, name: Option<&str>| (kind.to_string(), name.map(String::from));
+    let client = client.map(|n| part("client-id", n));
+    let user = user.map(|n| part("user", n));
+    client.into_iter().chain(user).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shale_common::ManualClock;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    fn image(quotas: &[(QuotaEntity, f64)]) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        let map = Arc::make_mut(&mut image.quotas);
+        for (entity, v) in quotas {
+            let values = map.entry(entity.clone()).or_insert_with(BTreeMap::new);
+            values.insert("producer_byte_rate".into(), *v);
+        }
+        image
+    }
+
+    #[test]
+    fn the_most_specific_quota_applies_in_kafkas_order() {
+        let q = image(&[
+            (entity_of(Some(Some("alice")), None), 100.0),
+            (entity_of(Some(None), None), 50.0),
+            (entity_of(None, Some(Some("app"))), 10.0),
+        ]);
+        let (e, v) = quota_of(&q, Kind::Produce, "alice", "app").unwrap();
+        assert_eq!((e, v), (entity_of(Some(Some("alice")), None), 100.0));
+        // bob falls to the default user quota, under his own name.
+        let (e, v) = quota_of(&q, Kind::Produce, "bob", "app").unwrap();
+        assert_eq!((e, v), (entity_of(Some(Some("bob")), None), 50.0));
+        assert!(quota_of(&q, Kind::Fetch, "bob", "app").is_none());
+        let only_client = image(&[(entity_of(None, Some(Some("app"))), 10.0)]);
+        assert!(quota_of(&only_client, Kind::Produce, "bob", "other").is_none());
+    }
+
+    #[test]
+    fn throttle_time_brings_the_rate_back_to_the_quota() {
+        let clock = ManualClock::new(0);
+        let m = QuotaManager::new(
+            clock.clone(),
+            Windows {
+                count: 11,
+                ms: 1000,
+            },
+        );
+        let q = image(&[(entity_of(Some(Some("alice")), None), 1000.0)]);
+        // 10 s of 1,000 B/s: at the quota.
+        for _ in 0..10 {
+            assert_eq!(m.record(&q, Kind::Produce, "alice", "c", 1000), 0);
+            clock.advance(Duration::from_secs(1));
+        }
+        // 11,000 more bytes at once: 21,000 B over ~10 s is ~2,100 B/s, 1.1 times over.
+        let t = m.record(&q, Kind::Produce, "alice", "c", 11_000);
+        assert!((10_000..=11_000).contains(&t), "{t}");
+        assert_eq!(
+            m.record(&q, Kind::Produce, "bob", "c", 1 << 30),
+            0,
+            "bob has no quota"
+        );
+    }
+}

