@@ -18,11 +18,7 @@ Every result is one JSON line (OUT and stderr); a markdown summary goes to stdou
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -33,23 +29,11 @@ sys.path.insert(0, str(REPO / "tests" / "python"))
 
 import kafka_helpers as kh  # noqa: E402
 from conftest import Broker  # noqa: E402
+from figures import bench, broker_cpu, write_results  # noqa: E402
 
 ROUNDS = 3
 DURATION = 10
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-
-
-def broker_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def bench(bench_bin: Path, addr: str, *args: str) -> dict:
-    out = subprocess.run([str(bench_bin), "--bootstrap", addr, *args], capture_output=True,
-                         text=True, timeout=300)
-    line = json.loads(out.stdout.strip().splitlines()[-1])
-    assert "fatal" not in line and not line.get("errors"), line
-    return line
 
 
 def bindings() -> list:
@@ -127,12 +111,7 @@ def main() -> None:
             kh.close_all_clients()
             for b in brokers.values():
                 b.stop()
-    meta = {"host": platform.node(), "cpus": os.cpu_count(), "at": stamp, "acls": 10_000}
-    with open(out_path, "w") as f:
-        for line in results:
-            line["meta"] = meta
-            f.write(json.dumps(line) + "\n")
-            print(json.dumps(line), file=sys.stderr)
+    write_results(out_path, results, stamp, acls=10_000)
     summary(results)
 
 

@@ -19,11 +19,7 @@ Every result is one JSON line (OUT and stderr); a markdown summary goes to stdou
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -35,25 +31,11 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "python"))
 
 from conftest import Broker, free_port  # noqa: E402
+from figures import bench, broker_cpu, write_results  # noqa: E402
 
 ROUNDS = 3
 DURATION = 10
 HANDSHAKES = 2000
-
-
-def broker_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def bench(bench_bin: Path, addr: str, ca: Path | None, *args: str) -> dict:
-    cmd = [str(bench_bin), "--bootstrap", addr, *args]
-    if ca:
-        cmd += ["--tls-ca", str(ca)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    line = json.loads(out.stdout.strip().splitlines()[-1])
-    assert "fatal" not in line and not line.get("errors"), line
-    return line
 
 
 def main() -> None:
@@ -86,24 +68,20 @@ def main() -> None:
             for r in range(ROUNDS):
                 for kind, addr, cert in targets:
                     cpu0 = broker_cpu(b.pid)
-                    line = bench(bench_bin, addr, cert, "--topic", f"t-{kind}-{r}",
+                    tls = ["--tls-ca", str(cert)] if cert else []
+                    line = bench(bench_bin, addr, *tls, "--topic", f"t-{kind}-{r}",
                                  "--message-size", "1024", "--duration", str(DURATION),
                                  "--label", f"{kind}-throughput")
                     line["broker_cpu_s"] = broker_cpu(b.pid) - cpu0
                     line.update(kind=kind, what="throughput", round=r)
                     results.append(line)
-                    hs = bench(bench_bin, addr, cert, "--handshakes", str(HANDSHAKES),
+                    hs = bench(bench_bin, addr, *tls, "--handshakes", str(HANDSHAKES),
                                "--label", f"{kind}-handshakes")
                     hs.update(kind=kind, what="handshakes", round=r)
                     results.append(hs)
         finally:
             b.stop()
-    meta = {"host": platform.node(), "cpus": os.cpu_count(), "at": stamp}
-    with open(out_path, "w") as f:
-        for line in results:
-            line["meta"] = meta
-            f.write(json.dumps(line) + "\n")
-            print(json.dumps(line), file=sys.stderr)
+    write_results(out_path, results, stamp)
     summary(results)
 
 

@@ -11,7 +11,11 @@
 //! back to the quota, at most the whole span, and the connection rests that long.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use shale_common::Clock;
@@ -25,6 +29,9 @@ pub enum Kind {
     Produce,
     /// `consumer_byte_rate`: bytes fetched per second.
     Fetch,
+    /// `request_percentage`: the time this broker spends on the client's requests, in percent
+    /// of one thread — recorded in percent-seconds, as Kafka does.
+    Request,
 }
 
 impl Kind {
@@ -32,6 +39,7 @@ impl Kind {
         match self {
             Kind::Produce => "producer_byte_rate",
             Kind::Fetch => "consumer_byte_rate",
+            Kind::Request => "request_percentage",
         }
     }
 }
@@ -109,6 +117,24 @@ impl QuotaManager {
         self.record_value(image, kind, user, client_id, bytes as f64)
     }
 
+    /// Whether the client has a quota of this kind (so its requests need measuring).
+    pub fn applies(&self, image: &MetadataImage, kind: Kind, user: &str, client_id: &str) -> bool {
+        quota_of(image, kind, user, client_id).is_some()
+    }
+
+    /// Records the time a request's handling took (its own, waits excluded: [`Busy`]) for
+    /// `request_percentage`; the throttle time.
+    pub fn record_request_time(
+        &self,
+        image: &MetadataImage,
+        user: &str,
+        client_id: &str,
+        busy: Duration,
+    ) -> u64 {
+        let percent_seconds = busy.as_secs_f64() * 100.0;
+        self.record_value(image, Kind::Request, user, client_id, percent_seconds)
+    }
+
     fn record_value(
         &self,
         image: &MetadataImage,
@@ -153,6 +179,44 @@ impl QuotaManager {
                 rate.record(self.windows, now, -(bytes as f64));
             }
         }
+    }
+}
+
+/// A request's handling, timed: the time spent inside its `poll`s, so the time this broker
+/// worked on it (on a worker thread, storage I/O included) and not the time it waited
+/// (long-poll fetches, acks=all, a rebalance) — Kafka's request time excludes those too.
+pub struct Busy<F> {
+    inner: Pin<Box<F>>,
+    clock: Arc<dyn Clock>,
+    spent: Duration,
+}
+
+impl<F> std::fmt::Debug for Busy<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Busy").field("spent", &self.spent).finish()
+    }
+}
+
+impl<F: Future> Busy<F> {
+    pub fn new(clock: Arc<dyn Clock>, inner: F) -> Busy<F> {
+        Busy {
+            inner: Box::pin(inner),
+            clock,
+            spent: Duration::ZERO,
+        }
+    }
+}
+
+impl<F: Future> Future for Busy<F> {
+    type Output = (F::Output, Duration);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let started = self.clock.monotonic();
+        let polled = self.inner.as_mut().poll(cx);
+        let took = self.clock.monotonic().saturating_sub(started);
+        self.spent += took;
+        let spent = self.spent;
+        polled.map(|out| (out, spent))
     }
 }
 

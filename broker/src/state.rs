@@ -153,7 +153,21 @@ impl Broker {
     /// Brings the TLS listeners up to date with the dynamic `ssl.*` configs and the store
     /// files (blocking; see [`crate::tls::Contexts::refresh`]).
     pub fn refresh_tls(&self) {
-        let Some(tls) = self.tls.get() else { return };
+        if let Some(tls) = self.tls.get() {
+            tls.refresh(&self.config, &self.dynamic_ssl());
+        }
+    }
+
+    /// [`Broker::refresh_tls`] only when the dynamic `ssl.*` configs changed (store files are
+    /// checked by the housekeeping round): what following the metadata log calls.
+    pub fn refresh_tls_if_changed(&self) {
+        if let Some(tls) = self.tls.get() {
+            tls.refresh_if_changed(&self.config, &self.dynamic_ssl());
+        }
+    }
+
+    /// The dynamic `ssl.*` configs of this broker (cluster-wide default, then its own).
+    fn dynamic_ssl(&self) -> std::collections::BTreeMap<String, String> {
         let image = self.image();
         let is_ssl =
             |k: &str| k.starts_with("ssl.") || crate::config::ssl::listener_ssl_key(k).is_some();
@@ -168,7 +182,7 @@ impl Broker {
                 );
             }
         }
-        tls.refresh(&self.config, &dynamic);
+        dynamic
     }
 
     /// How this broker connects to other brokers (`inter.broker.listener.name`).

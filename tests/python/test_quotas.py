@@ -112,6 +112,7 @@ def acked_rate(b, client_id: str, seconds: float, warmup: float, size: int = 163
         except BufferError:
             p.poll(0.01)
         p.poll(0)
+    p.purge(in_flight=False)  # what is still queued would take a throttled producer long to send
     p.flush(30)
     in_window = [t for t in acked if warmup <= t < seconds]
     return len(in_window) * size / (seconds - warmup)
@@ -160,3 +161,28 @@ def test_a_consumer_over_its_quota_is_throttled(broker_factory):
     print(f"consumer: throttled {slow:.0f} B/s (quota {quota})")
     assert abs(slow - quota) <= 0.1 * quota, f"throttled consumer at {slow:.0f} B/s, quota {quota}"
     assert read("free-reader", 2.0, 0.0) > 4 * quota
+
+
+def test_request_time_quota_throttles_a_busy_client(broker_factory):
+    """`request_percentage`: the broker's own time on a client's requests (not their waits)."""
+    b = broker_factory({"quota.window.num": "3"})
+    kh.ck_create_topic(b.bootstrap, "quota", 1)
+    # 0.2% of one thread: 2 ms of handling per second.
+    set_quota(b, {"client-id": "busy"}, "request_percentage", 0.2)
+
+    def metadata_per_second(client_id: str, seconds: float, warmup: float) -> float:
+        done = 0
+        with kh.RawConnection("127.0.0.1", b.port) as c:
+            start = time.monotonic()
+            while time.monotonic() - start < seconds:
+                corr = c.next_correlation_id()
+                c.send_raw(kh.frame(kh.request_header(kh.API_METADATA, 1, corr, client_id)
+                                    + kh.metadata_v1_body(None)))
+                c.recv_response(corr)
+                done += time.monotonic() - start >= warmup
+        return done / (seconds - warmup)
+
+    busy = metadata_per_second("busy", 6.0, 2.0)
+    free = metadata_per_second("free", 3.0, 1.0)
+    print(f"request quota: throttled {busy:.0f} Metadata/s, unthrottled {free:.0f}/s")
+    assert busy * 4 < free, (busy, free)

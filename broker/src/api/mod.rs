@@ -40,11 +40,13 @@ mod txn_admin;
 mod txn_markers;
 mod txn_verify;
 
+use crate::quota::{Busy, Kind};
 use crate::state::Broker;
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::Encodable;
 use shale_protocol::codec::{self, CodecError, Request, RequestHeader};
+use shale_raft::acl::op;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -192,8 +194,36 @@ async fn dispatch(
 ) -> Result<Response, CloseReason> {
     let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
     let ctx = &RequestContext::new(broker, connection, client_id);
+    let (image, user) = (broker.image(), &*connection.principal);
+    // `request_percentage`; brokers (CLUSTER_ACTION granted outright) are exempt, as in Kafka.
+    let exempt = broker.authorizer.enabled() && ctx.authz.granted_on_cluster(op::CLUSTER_ACTION);
+    if exempt
+        || !broker
+            .quotas
+            .applies(&image, Kind::Request, user, client_id)
+    {
+        return dispatch_as(broker, ctx, &header, request).await;
+    }
+    let timed = Busy::new(
+        broker.clock.clone(),
+        dispatch_as(broker, ctx, &header, request),
+    );
+    let (response, busy) = timed.await;
+    let rest = broker
+        .quotas
+        .record_request_time(&image, user, client_id, busy);
+    connection.mute.rest(rest);
+    response
+}
+
+async fn dispatch_as(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    header: &RequestHeader,
+    request: Request,
+) -> Result<Response, CloseReason> {
     if GROUP_APIS.contains(&request.api_key()) {
-        return dispatch_groups(broker, ctx, &header, request).await;
+        return dispatch_groups(broker, ctx, header, request).await;
     }
     let v = header.api_version;
     let c = header.correlation_id;

@@ -242,7 +242,7 @@ async fn follow(
         let reconciled = b.clone();
         let result = shale_common::blocking::spawn(move || {
             let reconciled = b.reconcile();
-            b.refresh_tls();
+            b.refresh_tls_if_changed();
             crate::group::store::sync_partitions(&b);
             crate::txn::timers::sync(&b);
             reconciled

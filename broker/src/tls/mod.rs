@@ -42,6 +42,8 @@ pub const ANONYMOUS: &str = "ANONYMOUS";
 pub struct Contexts {
     servers: BTreeMap<String, Arc<ServerTls>>,
     dialers: BTreeMap<String, Dialer>,
+    /// The dynamic `ssl.*` configs the stores were last resolved with.
+    applied: parking_lot::Mutex<BTreeMap<String, String>>,
 }
 
 impl Contexts {
@@ -70,6 +72,7 @@ impl Contexts {
     /// dynamic `ssl.*` configs of this broker (`dynamic`: the cluster default's, then this
     /// node's, over `server.properties`) change them, or re-read when a store file changed.
     pub fn refresh(&self, config: &BrokerConfig, dynamic: &BTreeMap<String, String>) {
+        *self.applied.lock() = dynamic.clone();
         for (name, server) in &self.servers {
             let mut props = config.explicit.clone();
             props.extend(dynamic.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -87,6 +90,15 @@ impl Contexts {
                 Err(e) => tracing::error!(listener = %name, error = %format!("{e:#}"),
                     "TLS stores not reloaded; the listener keeps its current ones"),
             }
+        }
+    }
+
+    /// [`Contexts::refresh`] when the dynamic `ssl.*` configs differ from the last ones (a
+    /// node following the metadata log asks at every offset; store files are the housekeeping
+    /// round's to check).
+    pub fn refresh_if_changed(&self, config: &BrokerConfig, dynamic: &BTreeMap<String, String>) {
+        if *self.applied.lock() != *dynamic {
+            self.refresh(config, dynamic);
         }
     }
 
