@@ -16,8 +16,12 @@ use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
 use shale_protocol::codec::Request;
 use shale_raft::acl::op;
+
+/// The message of a refusal here.
+const DENIED: &str = "Cluster authorization failed.";
 
 /// A denied request's response, already encoded; `None` when the principal may go on.
 pub fn refusal(
@@ -95,13 +99,17 @@ pub fn refusal(
         ),
         Request::DescribeUserScramCredentials(r) => {
             deny!(DescribeUserScramCredentials, authz.cluster(op::DESCRIBE), {
+                // librdkafka frees an empty message it was given badly: say what failed.
+                let message = || Some(StrBytes::from_static_str(DENIED));
                 let users = r.users.iter().flatten().map(|u| {
                     DescribeUserScramCredentialsResult::default()
                         .with_user(u.name.clone())
                         .with_error_code(code)
+                        .with_error_message(message())
                 });
                 DescribeUserScramCredentialsResponse::default()
                     .with_error_code(code)
+                    .with_error_message(message())
                     .with_results(users.collect())
             })
         }
