@@ -91,9 +91,9 @@ fn authorize(c: &mut Criterion) {
     authorizer.index(&image);
     let mut g = c.benchmark_group("authorize_10k_acls");
     g.bench_function("request_setup", |b| {
-        b.iter(|| black_box(authorizer.for_request(&image, "u500", "127.0.0.1".into())))
+        b.iter(|| black_box(authorizer.for_request(&image, "u500", || "127.0.0.1".into())))
     });
-    let authz = authorizer.for_request(&image, "u500", "127.0.0.1".into());
+    let authz = authorizer.for_request(&image, "u500", || "127.0.0.1".into());
     assert!(authz.topic(op::WRITE, "team500-events"));
     g.bench_function("one_topic_decision", |b| {
         b.iter(|| black_box(authz.topic(op::WRITE, black_box("team500-events"))))

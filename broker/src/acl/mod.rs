@@ -11,7 +11,7 @@ pub mod index;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use shale_raft::acl::{op, resource};
 use shale_raft::MetadataImage;
 
@@ -32,7 +32,7 @@ type Cached = (
 pub struct Authorizer {
     config: AuthzConfig,
     super_users: HashSet<String>,
-    cached: Mutex<Option<Cached>>,
+    cached: RwLock<Option<Cached>>,
 }
 
 impl Authorizer {
@@ -41,7 +41,7 @@ impl Authorizer {
         Authorizer {
             super_users: config.super_users.iter().cloned().collect(),
             config,
-            cached: Mutex::new(None),
+            cached: RwLock::new(None),
         }
     }
 
@@ -50,32 +50,38 @@ impl Authorizer {
         self.config.enabled
     }
 
-    /// The index of `image`'s ACLs: the cached one while they are the same map.
+    /// The index of `image`'s ACLs: the cached one while they are the same map. A change is
+    /// indexed outside the lock, so requests keep deciding on the old index meanwhile.
     pub fn index(&self, image: &MetadataImage) -> Arc<AclIndex> {
-        let mut cached = self.cached.lock();
-        match &*cached {
-            Some((acls, index)) if Arc::ptr_eq(acls, &image.acls) => index.clone(),
-            _ => {
-                let index = Arc::new(AclIndex::build(image.acls.values()));
-                *cached = Some((image.acls.clone(), index.clone()));
-                index
+        if let Some((acls, index)) = &*self.cached.read() {
+            if Arc::ptr_eq(acls, &image.acls) {
+                return index.clone();
             }
         }
+        let index = Arc::new(AclIndex::build(image.acls.values()));
+        *self.cached.write() = Some((image.acls.clone(), index.clone()));
+        index
     }
 
-    /// The decisions of one request from `principal` (a name of type `User`) at `host`
-    /// (the peer's IP address as text).
-    pub fn for_request(&self, image: &MetadataImage, principal: &str, host: String) -> Authz {
+    /// The decisions of one request from `principal` (a name of type `User`) at `host` (the
+    /// peer's IP address as text, asked for only when ACLs are on: no work per request
+    /// without them).
+    pub fn for_request(
+        &self,
+        image: &MetadataImage,
+        principal: &str,
+        host: impl FnOnce() -> String,
+    ) -> Authz {
+        if !self.config.enabled {
+            return Authz::allow_all();
+        }
         let principal = format!("{USER_TYPE}:{principal}");
         let superuser = self.super_users.contains(&principal);
         Authz {
-            index: match self.config.enabled && !superuser {
-                true => Some(self.index(image)),
-                false => None,
-            },
+            index: (!superuser).then(|| self.index(image)),
             allow_if_no_acl: self.config.allow_if_no_acl,
             principal,
-            host,
+            host: host(),
         }
     }
 }
@@ -91,12 +97,12 @@ pub struct Authz {
 }
 
 impl Authz {
-    /// Allows everything (requests the broker makes of itself).
+    /// Allows everything (no authorizer).
     pub fn allow_all() -> Authz {
         Authz {
             index: None,
             allow_if_no_acl: true,
-            principal: format!("{USER_TYPE}:{}", crate::tls::ANONYMOUS),
+            principal: String::new(),
             host: String::new(),
         }
     }
@@ -166,11 +172,6 @@ impl Authz {
             .filter(|o| self.allows(**o, resource_type, name))
             .fold(0, |bits, o| bits | 1 << o)
     }
-
-    /// The principal (`User:alice`), for logs.
-    pub fn principal(&self) -> &str {
-        &self.principal
-    }
 }
 
 /// Kafka's value of an authorized-operations field that was not asked for.
@@ -216,18 +217,18 @@ mod tests {
     fn super_users_and_the_no_acl_rule() {
         let image = image_with(&[("User:alice", op::READ)]);
         let a = Authorizer::new(config(false));
-        let alice = a.for_request(&image, "alice", "127.0.0.1".into());
+        let alice = a.for_request(&image, "alice", || "127.0.0.1".into());
         assert!(alice.topic(op::READ, "t") && !alice.topic(op::WRITE, "t"));
         assert!(!alice.topic(op::READ, "other"), "no ACL: denied");
         assert!(a
-            .for_request(&image, "admin", "h".into())
+            .for_request(&image, "admin", || "h".into())
             .topic(op::WRITE, "t"));
         let open = Authorizer::new(config(true));
-        let bob = open.for_request(&image, "bob", "h".into());
+        let bob = open.for_request(&image, "bob", || "h".into());
         assert!(bob.topic(op::READ, "other") && !bob.topic(op::READ, "t"));
         let off = Authorizer::new(AuthzConfig::default());
         assert!(off
-            .for_request(&image, "bob", "h".into())
+            .for_request(&image, "bob", || "h".into())
             .topic(op::WRITE, "t"));
     }
 
@@ -235,11 +236,11 @@ mod tests {
     fn the_no_acl_rule_grants_nothing_on_the_cluster_outright() {
         let image = image_with(&[]);
         let open = Authorizer::new(config(true));
-        let anonymous = open.for_request(&image, "ANONYMOUS", "h".into());
+        let anonymous = open.for_request(&image, "ANONYMOUS", || "h".into());
         assert!(anonymous.cluster(op::CLUSTER_ACTION));
         assert!(!anonymous.granted_on_cluster(op::CLUSTER_ACTION));
         assert!(open
-            .for_request(&image, "admin", "h".into())
+            .for_request(&image, "admin", || "h".into())
             .granted_on_cluster(op::ALTER));
     }
 
@@ -259,7 +260,7 @@ mod tests {
     fn authorized_operations_bit_field() {
         let image = image_with(&[("User:alice", op::READ)]);
         let a = Authorizer::new(config(false));
-        let alice = a.for_request(&image, "alice", "h".into());
+        let alice = a.for_request(&image, "alice", || "h".into());
         let bits = alice.operations(resource::TOPIC, "t");
         assert_eq!(bits, 1 << op::READ | 1 << op::DESCRIBE);
         let all = Authz::allow_all().operations(resource::GROUP, "g");

@@ -4,6 +4,7 @@
 
 use crate::acl::Authz;
 use crate::state::Broker;
+use shale_raft::MetadataImage;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -67,12 +68,15 @@ pub struct RequestContext<'a> {
 impl<'a> RequestContext<'a> {
     /// The context of a request from `client_id` on `connection`, authorized against the
     /// broker's current ACLs.
-    pub fn new(broker: &Broker, connection: &'a ConnectionInfo, client_id: &'a str) -> Self {
-        let authz = broker.authorizer.for_request(
-            &broker.image(),
-            &connection.principal,
-            acl_host(connection.peer),
-        );
+    pub fn new(
+        broker: &Broker,
+        image: &MetadataImage,
+        connection: &'a ConnectionInfo,
+        client_id: &'a str,
+    ) -> Self {
+        let authz = broker
+            .authorizer
+            .for_request(image, &connection.principal, || acl_host(connection.peer));
         RequestContext {
             connection,
             client_id,

@@ -218,7 +218,7 @@ pub async fn forward(
     let relayed = async {
         if CONTROLLER_APIS.contains(&key) {
             // The controller's listener answers it itself, so it is authorized here.
-            let ctx = super::RequestContext::new(broker, connection, "");
+            let ctx = super::RequestContext::new(broker, &broker.image(), connection, "");
             if !ctx.authz.cluster(acl_op::DESCRIBE) {
                 return Ok(None);
             }
@@ -316,11 +316,11 @@ impl LocalAdmin {
         peer: &Peer,
     ) -> Option<Bytes> {
         let (header, body) = split_request_header(&frame).ok()?;
-        let sender = broker.authorizer.for_request(
-            &broker.image(),
-            &peer.principal,
-            super::context::acl_host(peer.addr),
-        );
+        let sender = broker
+            .authorizer
+            .for_request(&broker.image(), &peer.principal, || {
+                super::context::acl_host(peer.addr)
+            });
         let inner = match sender.granted_on_cluster(acl_op::CLUSTER_ACTION) {
             false => {
                 tracing::warn!(principal = %peer.principal, "an envelope from a principal without CLUSTER_ACTION");
@@ -367,11 +367,11 @@ impl ForwardedRequests for LocalAdmin {
         if !broker.authorizer.enabled() || api_key == ApiKey::ApiVersions || self.handles(api_key) {
             return true;
         }
-        let authz = broker.authorizer.for_request(
-            &broker.image(),
-            &peer.principal,
-            super::context::acl_host(peer.addr),
-        );
+        let authz = broker
+            .authorizer
+            .for_request(&broker.image(), &peer.principal, || {
+                super::context::acl_host(peer.addr)
+            });
         match api_key {
             ApiKey::DescribeQuorum | ApiKey::DescribeCluster => authz.cluster(acl_op::DESCRIBE),
             ApiKey::AddRaftVoter | ApiKey::RemoveRaftVoter => {

@@ -193,8 +193,8 @@ async fn dispatch(
     request: Request,
 ) -> Result<Response, CloseReason> {
     let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
-    let ctx = &RequestContext::new(broker, connection, client_id);
     let (image, user) = (broker.image(), &*connection.principal);
+    let ctx = &RequestContext::new(broker, &image, connection, client_id);
     // `request_percentage`; brokers (CLUSTER_ACTION granted outright) are exempt, as in Kafka.
     let exempt = broker.authorizer.enabled() && ctx.authz.granted_on_cluster(op::CLUSTER_ACTION);
     if exempt

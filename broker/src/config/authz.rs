@@ -79,12 +79,7 @@ pub fn resolve(props: &BTreeMap<String, String>) -> Result<AuthzConfig, ConfigEr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn props(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::props;
 
     #[test]
     fn standard_authorizer_with_super_users() {

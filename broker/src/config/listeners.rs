@@ -355,13 +355,7 @@ pub fn parse_listeners(key: &str, v: &str) -> Result<Vec<Listener>, ConfigError>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::props;
 
     fn resolve_ok(pairs: &[(&str, &str)]) -> (Listeners, Vec<String>) {
         let mut unsupported = Vec::new();

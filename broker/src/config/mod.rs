@@ -578,6 +578,15 @@ fn convert_synonym(syn: &str, value: &str) -> String {
     }
 }
 
+/// A key/value map from pairs, for the configuration tests.
+#[cfg(test)]
+pub(crate) fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -598,13 +607,6 @@ mod tests {
         p.insert("num.partitions".to_string(), "many".to_string());
         let err = BrokerConfig::from_props(p).unwrap_err().to_string();
         assert!(err.contains("num.partitions"), "{err}");
-    }
-
-    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     #[test]

@@ -160,13 +160,7 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::props;
 
     const JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
                         username=\"admin\" password=\"a-secret\" user_admin=\"a-secret\" \

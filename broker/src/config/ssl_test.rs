@@ -1,11 +1,5 @@
 use super::*;
-
-fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use crate::config::props;
 
 const PEM_FILE: &[(&str, &str)] = &[
     ("ssl.keystore.type", "PEM"),
