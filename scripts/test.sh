@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command. Run from anywhere: ./scripts/test.sh
 #
-#   1. kcat (Debian, librdkafka 2.0.2), iptables (the leader-partition test)   apt-get, if missing
+#   1. kcat (Debian, librdkafka 2.0.2), iptables (the leader-partition test),
+#      keytool (Java's, for the PKCS12/JKS store test)                         apt-get, if missing
 #   2. Python venv .venv with pinned clients     pip, only when requirements change
 #   3. .rdk/librdkafka.so.1 -> the wheel's librdkafka (kcat on librdkafka 2.16)
 #   3b. s3s-fs 0.14.1 in .tools (S3-compatible test server)   cargo install, only if missing
@@ -27,7 +28,7 @@ while [[ $# -gt 0 ]]; do
         --python-only) PYTHON_ONLY=1 ;;
         --no-build) PYTHON_ONLY=1; BUILD=0 ;;
         --) shift; PYTEST_ARGS=("$@"); break ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "scripts/test.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -53,11 +54,15 @@ apt_install() {
 }
 
 # ---------------------------------------------------------------------------
-step "1/6 kcat, iptables"
+step "1/6 kcat, iptables, keytool"
 if ! command -v kcat >/dev/null 2>&1; then
     apt_install kcat
 fi
 kcat -V 2>&1 | grep -i 'version' | head -n 1
+# test_tls.py has Java's keytool write the PKCS12 and JKS stores a Kafka operator has.
+if ! command -v keytool >/dev/null 2>&1; then
+    apt_install openjdk-17-jre-headless
+fi
 # test_replication.py cuts a broker off inside a network namespace of its own with iptables.
 if ! PATH="$PATH:/usr/sbin:/sbin" command -v iptables >/dev/null 2>&1; then
     apt_install iptables iproute2

@@ -9,6 +9,12 @@
 //! the windows' total over their span (at least all but one window long). A request that takes
 //! a rate over its quota is answered with `throttle_time_ms` = how long the rate takes to come
 //! back to the quota, at most the whole span, and the connection rests that long.
+//!
+//! `controller_mutation_rate` (KIP-599) is a token bucket instead, as in Kafka: it holds the
+//! quota times the windows' span of partitions (`controller.quota.window.num` windows of
+//! `controller.quota.window.size.seconds`), refills at the quota per second, and a topic created
+//! or deleted, or partitions added, take their partition count from it. Below zero the client
+//! waits until the bucket is back at zero.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -32,6 +38,10 @@ pub enum Kind {
     /// `request_percentage`: the time this broker spends on the client's requests, in percent
     /// of one thread — recorded in percent-seconds, as Kafka does.
     Request,
+    /// `controller_mutation_rate`: partitions created or deleted per second (a token bucket).
+    Mutation,
+    /// `connection_creation_rate`: new connections per second from one address (`ip` entities).
+    Connection,
 }
 
 impl Kind {
@@ -40,6 +50,8 @@ impl Kind {
             Kind::Produce => "producer_byte_rate",
             Kind::Fetch => "consumer_byte_rate",
             Kind::Request => "request_percentage",
+            Kind::Mutation => "controller_mutation_rate",
+            Kind::Connection => "connection_creation_rate",
         }
     }
 }
@@ -87,21 +99,81 @@ impl Rate {
     }
 }
 
+/// A `controller_mutation_rate` token bucket.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    /// When it was last refilled, in ms.
+    at: u64,
+}
+
+impl Bucket {
+    /// Refills for the time since the last call, then takes `amount`; the throttle time.
+    fn take(&mut self, quota: f64, burst: f64, now: u64, amount: f64) -> u64 {
+        let refill = quota * now.saturating_sub(self.at) as f64 / 1000.0;
+        self.tokens = (self.tokens + refill - amount).min(burst);
+        self.at = now;
+        if self.tokens < 0.0 {
+            (-self.tokens / quota * 1000.0).round() as u64
+        } else {
+            0
+        }
+    }
+}
+
 /// The broker's quota rates.
 #[derive(Debug)]
 pub struct QuotaManager {
     clock: Arc<dyn Clock>,
     windows: Windows,
     rates: Mutex<HashMap<(Kind, QuotaEntity), Rate>>,
+    /// `controller.quota.window.*`: the mutation buckets' burst is the quota over this span.
+    mutation_windows: Windows,
+    buckets: Mutex<HashMap<QuotaEntity, Bucket>>,
 }
 
 impl QuotaManager {
-    pub fn new(clock: Arc<dyn Clock>, windows: Windows) -> QuotaManager {
+    pub fn new(clock: Arc<dyn Clock>, windows: Windows, mutation_windows: Windows) -> QuotaManager {
         QuotaManager {
             clock,
             windows,
             rates: Mutex::new(HashMap::new()),
+            mutation_windows,
+            buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How long the client must wait before it may create or delete partitions again: 0 while
+    /// its `controller_mutation_rate` bucket is not empty, or it has no such quota.
+    pub fn mutation_throttle(&self, image: &MetadataImage, user: &str, client_id: &str) -> u64 {
+        self.take_mutations(image, user, client_id, 0.0)
+    }
+
+    /// Takes `partitions` from the client's mutation bucket; the throttle time after.
+    pub fn record_mutations(
+        &self,
+        image: &MetadataImage,
+        user: &str,
+        client_id: &str,
+        partitions: u32,
+    ) -> u64 {
+        self.take_mutations(image, user, client_id, f64::from(partitions))
+    }
+
+    fn take_mutations(&self, image: &MetadataImage, user: &str, client_id: &str, n: f64) -> u64 {
+        let Some((entity, quota)) = quota_of(image, Kind::Mutation, user, client_id) else {
+            return 0;
+        };
+        let now = self.clock.monotonic().as_millis() as u64;
+        let w = self.mutation_windows;
+        let burst = quota * (w.count as u64 * w.ms) as f64 / 1000.0;
+        let mut buckets = self.buckets.lock();
+        make_room(&mut buckets, &entity, |b| b.at);
+        let bucket = buckets.entry(entity).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        bucket.take(quota, burst, now, n)
     }
 
     /// Records `bytes` for the client and returns how long it must be throttled (0: not over
@@ -146,22 +218,55 @@ impl QuotaManager {
         let Some((entity, quota)) = quota_of(image, kind, user, client_id) else {
             return 0;
         };
+        self.record_rate(kind, entity, quota, amount)
+    }
+
+    /// Records `amount` on the rate of `entity`; the throttle time for `quota`.
+    fn record_rate(&self, kind: Kind, entity: QuotaEntity, quota: f64, amount: f64) -> u64 {
         let now = self.clock.monotonic().as_millis() as u64;
         let mut rates = self.rates.lock();
-        if rates.len() >= MAX_SENSORS && !rates.contains_key(&(kind, entity.clone())) {
-            let oldest = rates
-                .iter()
-                .min_by_key(|(_, r)| r.last_used)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                rates.remove(&k);
-            }
-        }
-        let rate = rates.entry((kind, entity)).or_default();
+        let key = (kind, entity);
+        make_room(&mut rates, &key, |r| r.last_used);
+        let rate = rates.entry(key).or_default();
         rate.record(self.windows, now, amount);
         let (value, span) = rate.per_second(self.windows, now);
-        let most = (self.windows.count as u64 * self.windows.ms) as f64;
-        throttle_ms(value, quota, span, most)
+        // Connections wait at most one window, as in Kafka; the others the whole span.
+        let most = match kind {
+            Kind::Connection => self.windows.ms,
+            _ => self.windows.count as u64 * self.windows.ms,
+        };
+        let wait = throttle_ms(value, quota, span, most as f64);
+        if wait > 0 && kind == Kind::Connection {
+            // A refused connection does not count, as in Kafka.
+            rate.record(self.windows, now, -amount);
+        }
+        wait
+    }
+
+    /// Records a new connection from `ip` against its `connection_creation_rate` (the `ip`
+    /// entity named by the address, else the default `ip`); how long to hold the connection
+    /// before closing it unserved, 0 to serve it.
+    pub fn record_connection(&self, image: &MetadataImage, ip: std::net::IpAddr) -> u64 {
+        if image.quotas.is_empty() {
+            return 0;
+        }
+        let ip = ip.to_canonical();
+        // The address as written by hand and in Java's form (full IPv6).
+        let java = crate::api::client_host(std::net::SocketAddr::new(ip, 0))[1..].to_string();
+        let quota_for = |name: Option<String>| {
+            let entity: QuotaEntity = vec![("ip".to_string(), name)];
+            image
+                .quotas
+                .get(&entity)?
+                .get(Kind::Connection.key())
+                .copied()
+        };
+        let named = quota_for(Some(ip.to_string())).or_else(|| quota_for(Some(java)));
+        let Some(quota) = named.or_else(|| quota_for(None)) else {
+            return 0;
+        };
+        let entity = vec![("ip".to_string(), Some(ip.to_string()))];
+        self.record_rate(Kind::Connection, entity, quota, 1.0)
     }
 
     /// Takes back bytes recorded for a response that was not sent (a throttled fetch).
@@ -178,6 +283,23 @@ impl QuotaManager {
             if let Some(rate) = self.rates.lock().get_mut(&(kind, entity)) {
                 rate.record(self.windows, now, -(bytes as f64));
             }
+        }
+    }
+}
+
+/// Drops the least recently used entry of a full map before `key` is added to it.
+fn make_room<K: Clone + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    key: &K,
+    last_used: fn(&V) -> u64,
+) {
+    if map.len() >= MAX_SENSORS && !map.contains_key(key) {
+        let oldest = map
+            .iter()
+            .min_by_key(|(_, v)| last_used(v))
+            .map(|(k, _)| k.clone());
+        if let Some(k) = oldest {
+            map.remove(&k);
         }
     }
 }
@@ -309,13 +431,11 @@ mod tests {
     #[test]
     fn throttle_time_brings_the_rate_back_to_the_quota() {
         let clock = ManualClock::new(0);
-        let m = QuotaManager::new(
-            clock.clone(),
-            Windows {
-                count: 11,
-                ms: 1000,
-            },
-        );
+        let w = Windows {
+            count: 11,
+            ms: 1000,
+        };
+        let m = QuotaManager::new(clock.clone(), w, w);
         let q = image(&[(entity_of(Some(Some("alice")), None), 1000.0)]);
         // 10 s of 1,000 B/s: at the quota.
         for _ in 0..10 {
@@ -329,6 +449,77 @@ mod tests {
             m.record(&q, Kind::Produce, "bob", "c", 1 << 30),
             0,
             "bob has no quota"
+        );
+    }
+
+    #[test]
+    fn the_mutation_bucket_allows_a_burst_then_the_rate() {
+        let clock = ManualClock::new(0);
+        let w = Windows { count: 2, ms: 1000 };
+        let m = QuotaManager::new(clock.clone(), w, w);
+        let mut q = MetadataImage::default();
+        let entity = entity_of(None, Some(Some("admin")));
+        let values = BTreeMap::from([("controller_mutation_rate".to_string(), 10.0)]);
+        Arc::make_mut(&mut q.quotas).insert(entity, values);
+        // The bucket starts full: 10/s over 2 s is 20 partitions.
+        assert_eq!(m.mutation_throttle(&q, "u", "admin"), 0);
+        assert_eq!(m.record_mutations(&q, "u", "admin", 15), 0);
+        // 30 taken in all: 10 below zero, one second at 10/s to come back.
+        assert_eq!(m.record_mutations(&q, "u", "admin", 15), 1000);
+        assert_eq!(m.mutation_throttle(&q, "u", "admin"), 1000);
+        clock.advance(Duration::from_millis(600));
+        assert_eq!(m.mutation_throttle(&q, "u", "admin"), 400);
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(
+            m.mutation_throttle(&q, "u", "admin"),
+            0,
+            "refilled, capped at the burst"
+        );
+        assert_eq!(m.record_mutations(&q, "u", "admin", 20), 0);
+        assert_eq!(m.record_mutations(&q, "u", "admin", 1), 100);
+        assert_eq!(m.record_mutations(&q, "u", "other", 1000), 0, "no quota");
+    }
+
+    #[test]
+    fn connections_over_their_address_rate_are_refused_and_not_counted() {
+        let clock = ManualClock::new(0);
+        let w = Windows { count: 2, ms: 1000 };
+        let m = QuotaManager::new(clock.clone(), w, w);
+        let mut q = MetadataImage::default();
+        let rate = |v: f64| BTreeMap::from([("connection_creation_rate".to_string(), v)]);
+        let quotas = Arc::make_mut(&mut q.quotas);
+        quotas.insert(vec![("ip".into(), Some("127.0.0.1".into()))], rate(2.0));
+        quotas.insert(
+            vec![("ip".into(), Some("0:0:0:0:0:0:0:1".into()))],
+            rate(1.0),
+        );
+        let local: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(m.record_connection(&q, local), 0);
+        assert_eq!(m.record_connection(&q, local), 0);
+        assert!(
+            m.record_connection(&q, local) > 0,
+            "a third within the second"
+        );
+        assert!(
+            m.record_connection(&q, local) > 0,
+            "refusals are not counted"
+        );
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(
+            m.record_connection(&q, local),
+            0,
+            "the old window has passed"
+        );
+        // Java's IPv6 form names ::1; an address without a quota (and no default) is free.
+        let v6: std::net::IpAddr = "::1".parse().unwrap();
+        assert_eq!(m.record_connection(&q, v6), 0);
+        assert!(m.record_connection(&q, v6) > 0);
+        let other: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        assert!((0..10).all(|_| m.record_connection(&q, other) == 0));
+        Arc::make_mut(&mut q.quotas).insert(vec![("ip".into(), None)], rate(1.0));
+        assert!(
+            (0..2).any(|_| m.record_connection(&q, other) > 0),
+            "the default ip"
         );
     }
 }

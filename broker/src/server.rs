@@ -522,6 +522,18 @@ async fn accept_loop(
         let Some(permit) = permit else {
             continue; // dropping the stream closes the connection
         };
+        // `connection_creation_rate` (ip quotas): over it, the connection is held unserved for
+        // the throttle time, then closed, as Kafka's acceptor does.
+        let wait = broker.quotas.record_connection(&broker.image(), peer.ip());
+        if wait > 0 {
+            broker.metrics.connections_rejected.inc();
+            tracing::debug!(listener = %name, %peer, wait_ms = wait, "connection over its address's connection_creation_rate: closed unserved");
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                drop((stream, permit));
+            });
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let accepted = crate::connection::Accepted {
             stream,

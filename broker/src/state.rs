@@ -74,7 +74,9 @@ impl Broker {
         let authorizer = crate::acl::Authorizer::new(config.authz.clone());
         let (count, ms) = config.quota_windows;
         let windows = crate::quota::Windows { count, ms };
-        let quotas = crate::quota::QuotaManager::new(clock.clone(), windows);
+        let (count, ms) = config.controller_quota_windows;
+        let mutation_windows = crate::quota::Windows { count, ms };
+        let quotas = crate::quota::QuotaManager::new(clock.clone(), windows, mutation_windows);
         let broker = Broker {
             authorizer,
             quotas,

@@ -38,6 +38,48 @@ class Pki:
         leaf.private_key_pem.write_to_path(str(key))
         return str(cert), str(key)
 
+    def server_pkcs12(self, password: str, legacy: bool = False) -> Path:
+        """The broker's key and chain as a PKCS12 store written by `cryptography`: AES-256 with
+        PBKDF2 (what openssl 3 writes), or `legacy` 3DES with SHA-1 (openssl -legacy, Java 8)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.serialization import pkcs12
+        key = serialization.load_pem_private_key(self.server.private_key_pem.bytes(), None)
+        certs = [x509.load_pem_x509_certificate(c.bytes()) for c in self.server.cert_chain_pems]
+        certs.append(x509.load_pem_x509_certificate(self.ca.cert_pem.bytes()))
+        if legacy:
+            enc = (serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(2048)
+                   .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
+                   .hmac_hash(hashes.SHA1()).build(password.encode()))
+        else:
+            enc = serialization.BestAvailableEncryption(password.encode())
+        path = self.root / ("server-legacy.p12" if legacy else "server.p12")
+        path.write_bytes(pkcs12.serialize_key_and_certificates(
+            b"broker", key, certs[0], certs[1:], enc))
+        return path
+
+    def ca_pkcs12(self, password: str) -> Path:
+        """The CA certificate alone in a PKCS12 store written by `cryptography` (as openssl
+        pkcs12 -export -nokeys writes it: no Java trust mark)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.serialization import pkcs12
+        ca = x509.load_pem_x509_certificate(self.ca.cert_pem.bytes())
+        path = self.root / "ca-bundle.p12"
+        path.write_bytes(pkcs12.serialize_key_and_certificates(
+            None, None, None, [ca], serialization.BestAvailableEncryption(password.encode())))
+        return path
+
+    def encrypted_server_pem(self, password: str) -> Path:
+        """The broker's chain and its key as encrypted PKCS#8 PEM (BEGIN ENCRYPTED PRIVATE KEY)."""
+        from cryptography.hazmat.primitives import serialization
+        key = serialization.load_pem_private_key(self.server.private_key_pem.bytes(), None)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.BestAvailableEncryption(password.encode()))
+        path = self.root / "server-encrypted.pem"
+        path.write_bytes(pem + b"".join(c.bytes() for c in self.server.cert_chain_pems))
+        return path
+
     def server_overrides(self, client_auth: str = "none") -> dict:
         return {
             "ssl.keystore.type": "PEM",

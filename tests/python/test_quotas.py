@@ -8,6 +8,11 @@
   quota (measured from its delivery reports) while a second producer on the same broker, with
   no quota, runs far faster; a consumer over its `consumer_byte_rate` likewise.
 * With ACLs on, Alter needs ALTER_CONFIGS and Describe DESCRIBE_CONFIGS on the cluster.
+* `controller_mutation_rate`: kafka-python (CreateTopics v7, DeleteTopics v6) gets
+  THROTTLING_QUOTA_EXCEEDED once its bucket is empty; librdkafka (CreateTopics v4) is served and
+  its connection rests for the throttle time.
+* `connection_creation_rate`: connections from an address over its quota are closed unserved;
+  another address is unaffected.
 """
 
 from __future__ import annotations
@@ -100,8 +105,11 @@ def acked_rate(b, client_id: str, seconds: float, warmup: float, size: int = 163
 
     With `pace` (bytes per second) the producer offers no more than that, so a test's disk use
     stays small (a flat-out producer writes gigabytes in ten seconds)."""
+    # One request in flight: each one queued behind a throttle would be throttled in turn
+    # (five in flight made the final flush take 20 s).
     p = kh.ck_producer(b.bootstrap, **{"client.id": client_id, "linger.ms": 1,
-                                       "acks": 1, "batch.size": 65536})
+                                       "acks": 1, "batch.size": 65536,
+                                       "max.in.flight.requests.per.connection": 1})
     acked = []
     value = b"q" * size
     start = time.monotonic()
@@ -195,3 +203,87 @@ def test_request_time_quota_throttles_a_busy_client(broker_factory):
     free = metadata_per_second("free", 3.0, 1.0)
     print(f"request quota: throttled {busy:.0f} Metadata/s, unthrottled {free:.0f}/s")
     assert busy * 4 < free, (busy, free)
+
+
+def test_controller_mutation_rate_refuses_strict_clients_and_throttles_older_ones(broker_factory):
+    # Rate 2 partitions/s over two 1-second windows: the bucket holds 4 partitions.
+    b = broker_factory({"controller.quota.window.num": "2"})
+    for client in ("strict-admin", "loose-admin"):
+        set_quota(b, {"client-id": client}, "controller_mutation_rate", 2.0)
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import NodeNotReadyError
+    admin = KafkaAdminClient(bootstrap_servers=b.bootstrap, client_id="strict-admin")
+    try:
+        # KIP-599's strict mode (kafka-python sends CreateTopics v7): the topic that empties the
+        # bucket is created, the next one in the request is refused with THROTTLING_QUOTA_EXCEEDED.
+        started = time.monotonic()
+        r = admin.create_topics({"m1": {"num_partitions": 6, "replication_factor": 1},
+                                 "m2": {"num_partitions": 1, "replication_factor": 1}},
+                                raise_errors=False)
+        codes = {t["name"]: t["error_code"] for t in r["topics"]}
+        assert codes == {"m1": 0, "m2": 89}, r
+        # 6 taken from 4: two below zero, a second at 2/s; once refilled, m2 is created.
+        deadline = time.monotonic() + 30
+        while True:
+            assert time.monotonic() < deadline, "m2 never created"
+            try:
+                r = admin.create_topics({"m2": {"num_partitions": 1, "replication_factor": 1}},
+                                        raise_errors=False)
+            except NodeNotReadyError:  # kafka-python waits out the throttle time itself
+                time.sleep(0.05)
+                continue
+            if r["topics"][0]["error_code"] == 0:
+                break
+            assert r["topics"][0]["error_code"] == 89, r
+        assert time.monotonic() - started >= 0.9, "m2 was created before the bucket refilled"
+        # Deleting is charged too: once m1 is deleted, its 6 partitions empty the bucket again.
+        def delete(name: str) -> int:
+            while True:
+                assert time.monotonic() < deadline, f"{name} never deleted"
+                try:
+                    r = admin.delete_topics([name], raise_errors=False)
+                    return r["topics"][0]["error_code"]
+                except NodeNotReadyError:
+                    time.sleep(0.05)
+        while (code := delete("m1")) != 0:
+            assert code == 89, code
+        assert delete("m2") == 89
+    finally:
+        admin.close()
+
+    # An older CreateTopics (librdkafka sends v4) is served whole and then throttled: the
+    # response's throttle_time_ms and the connection rests that long before its next request.
+    from confluent_kafka.admin import NewTopic
+    loose = kh.ck_admin(b.bootstrap, **{"client.id": "loose-admin"})
+    fs = loose.create_topics([NewTopic("l1", 12, 1), NewTopic("l2", 2, 1)], request_timeout=30)
+    for f in fs.values():
+        f.result(30)
+    started = time.monotonic()
+    loose.create_topics([NewTopic("l3", 1, 1)], request_timeout=30)["l3"].result(30)
+    waited = time.monotonic() - started
+    print(f"mutation quota: librdkafka's next CreateTopics waited {waited:.1f} s")
+    # 14 taken from 4: 10 below zero, 5 s at 2/s.
+    assert waited >= 3.0, f"the next request came after {waited:.1f} s"
+
+
+def test_connection_creation_rate_closes_connections_over_an_address_quota(broker_factory):
+    b = broker_factory({"quota.window.num": "2"})
+    set_quota(b, {"ip": "127.0.0.1"}, "connection_creation_rate", 3.0)
+    # Ten connections at once from 127.0.0.1: about three a second are served, the others are
+    # held unanswered for the throttle time and closed.
+    conns = [kh.RawConnection("127.0.0.1", b.port) for _ in range(10)]
+    pending = [(c, c.send_request(18, 0, b"")) for c in conns]
+    served = 0
+    for c, correlation in pending:
+        try:
+            c.recv_response(correlation)
+            served += 1
+        except kh.ConnectionClosed:
+            pass
+        c.close()
+    print(f"connection quota: {served} of 10 connections served")
+    assert 2 <= served <= 5, f"{served} of 10 served at 3 connections/s"
+    # Another address has no quota: all of its connections are served.
+    for _ in range(10):
+        with kh.RawConnection("127.0.0.1", b.port, source="127.0.0.2") as c:
+            c.recv_response(c.send_request(18, 0, b""))

@@ -231,6 +231,74 @@ def test_inline_key_is_a_secret(broker_factory, pki):
     assert body[:40] not in log.replace("\n", ""), "the private key reached the log"
 
 
+def keytool(*args: str) -> None:
+    p = subprocess.run(["keytool", *args], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, f"keytool {args}: {p.stdout}{p.stderr}"
+
+
+def test_pkcs12_stores_from_keytool_and_an_encrypted_pem_key(broker_factory, pki, shale_bin,
+                                                             tmp_path):
+    # Java's keytool writes the stores a Kafka operator has: a key store converted from an
+    # openssl-style PKCS12 (3DES, as Java 8 and openssl -legacy write), a trust store with the
+    # CA as a trusted entry, and a JKS store.
+    legacy = pki.server_pkcs12("srcpass", legacy=True)
+    keystore, truststore, jks = (pki.root / n for n in ("ks.p12", "ts.p12", "ks.jks"))
+    keytool("-importkeystore", "-srckeystore", str(legacy), "-srcstoretype", "PKCS12",
+            "-srcstorepass", "srcpass", "-destkeystore", str(keystore), "-deststoretype",
+            "PKCS12", "-deststorepass", "ks-secret", "-noprompt")
+    keytool("-importcert", "-noprompt", "-alias", "caroot", "-file", str(pki.ca_pem),
+            "-keystore", str(truststore), "-storetype", "PKCS12", "-storepass", "ts-secret")
+    keytool("-importkeystore", "-srckeystore", str(keystore), "-srcstoretype", "PKCS12",
+            "-srcstorepass", "ks-secret", "-destkeystore", str(jks), "-deststoretype", "JKS",
+            "-deststorepass", "ks-secret", "-noprompt")
+    b = tls_broker(broker_factory, pki, client_auth="required", **{
+        "ssl.keystore.type": "PKCS12", "ssl.keystore.location": str(keystore),
+        "ssl.keystore.password": "ks-secret", "ssl.key.password": "ks-secret",
+        "ssl.truststore.type": "PKCS12", "ssl.truststore.location": str(truststore),
+        "ssl.truststore.password": "ts-secret",
+    })
+    alice = pki.client("alice")
+    produce_ck(b.ssl_bootstrap, "p12", [b"one", b"two"], **ck_ssl(pki, alice))
+    from kafka import KafkaConsumer
+    c = KafkaConsumer("p12", bootstrap_servers=b.ssl_bootstrap, security_protocol="SSL",
+                      ssl_cafile=str(pki.ca_pem), ssl_certfile=alice[0], ssl_keyfile=alice[1],
+                      auto_offset_reset="earliest", consumer_timeout_ms=15000)
+    assert [next(c).value for _ in range(2)] == [b"one", b"two"]
+    c.close()
+    log = b.log_text().replace(" ".join(b.command()), "")
+    assert "ks-secret" not in log and "ts-secret" not in log, "a store password reached the log"
+    b.stop()
+
+    # The legacy store read directly with a CA bundle as the trust store (no trust marks, as
+    # openssl writes it), and an encrypted PEM key opened with its password.
+    for extra in ({"ssl.keystore.type": "PKCS12", "ssl.keystore.location": str(legacy),
+                   "ssl.keystore.password": "srcpass", "ssl.truststore.type": "PKCS12",
+                   "ssl.truststore.location": str(pki.ca_pkcs12("bundle-pw")),
+                   "ssl.truststore.password": "bundle-pw"},
+                  {"ssl.keystore.location": str(pki.encrypted_server_pem("pem-secret")),
+                   "ssl.key.password": "pem-secret"}):
+        b = tls_broker(broker_factory, pki, client_auth="required", **extra)
+        produce_ck(b.ssl_bootstrap, "p12", [b"three"], **ck_ssl(pki, alice))
+        b.stop()
+
+    # Refused at start-up, naming the store, never the password: a JKS store (its type, or its
+    # bytes behind a PKCS12 type) and a wrong password.
+    port = free_port()
+    base = {"listeners": f"SSL://127.0.0.1:{port}", "process.roles": "broker,controller",
+            "ssl.keystore.password": "ks-secret"}
+    for store, kind, needle in [(jks, "JKS", "ssl.keystore.type=JKS"),
+                                (jks, "PKCS12", "is a JKS store"),
+                                (legacy, "PKCS12", "does not open as a PKCS12 store")]:
+        cmd = [str(shale_bin), "--override", f"log.dirs={tmp_path / 'refused'}",
+               "--override", "shale.metrics.address="]
+        for k, v in {**base, "ssl.keystore.type": kind, "ssl.keystore.location": str(store)}.items():
+            cmd += ["--override", f"{k}={v}"]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL)
+        assert res.returncode != 0 and needle in res.stderr, (kind, res.stderr[-2000:])
+        assert "ks-secret" not in res.stderr
+
+
 def served_cn(port: int, pki: Pki) -> str:
     ctx = ssl.create_default_context(cafile=str(pki.ca_pem))
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:

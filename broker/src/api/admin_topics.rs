@@ -5,6 +5,9 @@
 //! first reserve their active segments' descriptors in the open-files budget
 //! (`shale.log.open.files.max`): what the broker cannot host fails with POLICY_VIOLATION before
 //! any metadata is written.
+//!
+//! The three mutations are charged to the client's `controller_mutation_rate` (KIP-599,
+//! [`Mutations`]), on the node that handles them — the active controller, as in Kafka.
 
 use super::admin_configs::topic_config_entries;
 use super::{blocking, RequestContext};
@@ -137,6 +140,69 @@ fn create_partitions_with_logs(
     Ok(())
 }
 
+/// A request's partition mutations against the client's `controller_mutation_rate`. Strict
+/// from CreateTopics v6, DeleteTopics v5 and CreatePartitions v3, as in Kafka: a topic asked
+/// for while the client's bucket is empty fails with THROTTLING_QUOTA_EXCEEDED (the one that
+/// empties it still passes); older versions are served and then throttled. Validate-only
+/// requests are free. The throttle goes into the response and mutes the connection.
+struct Mutations<'a> {
+    broker: &'a Broker,
+    ctx: &'a RequestContext<'a>,
+    strict: bool,
+    free: bool,
+    throttle_ms: u64,
+}
+
+impl<'a> Mutations<'a> {
+    fn new(broker: &'a Broker, ctx: &'a RequestContext<'a>, strict: bool, free: bool) -> Self {
+        Mutations {
+            broker,
+            ctx,
+            strict,
+            free,
+            throttle_ms: 0,
+        }
+    }
+
+    /// Whether the next topic must be refused (strict versions, bucket empty).
+    fn refused(&mut self) -> bool {
+        if self.free || !self.strict {
+            return false;
+        }
+        let (c, image) = (self.ctx, self.broker.image());
+        let quotas = &self.broker.quotas;
+        let wait = quotas.mutation_throttle(&image, &c.connection.principal, c.client_id);
+        self.throttle_ms = self.throttle_ms.max(wait);
+        wait > 0
+    }
+
+    /// Charges `partitions` created or deleted.
+    fn record(&mut self, partitions: usize) {
+        if self.free || partitions == 0 {
+            return;
+        }
+        let (c, image) = (self.ctx, self.broker.image());
+        let n = u32::try_from(partitions).unwrap_or(u32::MAX);
+        let quotas = &self.broker.quotas;
+        let wait = quotas.record_mutations(&image, &c.connection.principal, c.client_id, n);
+        if !self.strict {
+            self.throttle_ms = self.throttle_ms.max(wait);
+        }
+    }
+
+    /// The response's `throttle_time_ms`; the connection rests that long.
+    fn finish(self) -> i32 {
+        self.ctx.connection.mute.rest(self.throttle_ms);
+        i32::try_from(self.throttle_ms).unwrap_or(i32::MAX)
+    }
+}
+
+fn throttled_message() -> Option<StrBytes> {
+    Some(StrBytes::from_static_str(
+        "The throttling quota has been exceeded.",
+    ))
+}
+
 /// Creates (or, with `validate_only`, checks) each topic.
 pub async fn create_topics(
     broker: &Arc<Broker>,
@@ -147,9 +213,20 @@ pub async fn create_topics(
     let mut resp = CreateTopicsResponse::default();
     let validate_only = req.validate_only;
     let cluster_create = ctx.authz.cluster(op::CREATE);
+    let mut quota = Mutations::new(broker, ctx, version >= 6, validate_only);
     for t in &req.topics {
         if !cluster_create && !ctx.authz.topic(op::CREATE, &t.name) {
             resp.topics.push(create_denied(t.name.clone(), version));
+            continue;
+        }
+        if quota.refused() {
+            let mut out = CreatableTopicResult::default();
+            out.name = t.name.clone();
+            out.error_code = E::ThrottlingQuotaExceeded.code();
+            out.error_message = throttled_message();
+            out.num_partitions = -1;
+            out.replication_factor = -1;
+            resp.topics.push(out);
             continue;
         }
         let spec = CreateTopicSpec {
@@ -181,6 +258,7 @@ pub async fn create_topics(
         match result {
             Ok(created) => {
                 tracing::info!(topic = %t.name.0, partitions = created.num_partitions, validate_only, "created topic");
+                quota.record(created.num_partitions.max(0) as usize);
                 out.topic_id = created.topic_id;
                 out.num_partitions = created.num_partitions;
                 out.replication_factor = created.replication_factor;
@@ -225,6 +303,10 @@ pub async fn create_topics(
         }
         resp.topics.push(out);
     }
+    let throttle = quota.finish();
+    if version >= 2 {
+        resp.throttle_time_ms = throttle;
+    }
     resp
 }
 
@@ -250,6 +332,7 @@ pub async fn delete_topics(
     let cluster_delete = ctx.authz.cluster(op::DELETE);
     let mut resp = DeleteTopicsResponse::default();
     let image = broker.image();
+    let mut quota = Mutations::new(broker, ctx, version >= 5, false);
     let mut targets: Vec<(Option<TopicName>, uuid::Uuid)> = req
         .topic_names
         .iter()
@@ -282,6 +365,13 @@ pub async fn delete_topics(
             resp.responses.push(out);
             continue;
         }
+        if quota.refused() {
+            out.error_code = E::ThrottlingQuotaExceeded.code();
+            out.error_message = throttled_message(); // strict versions have the field
+            resp.responses.push(out);
+            continue;
+        }
+        let partitions = image.topic(&topic).map_or(0, |t| t.partitions.len());
         let result = blocking(broker, move |b| {
             let r = b.controller.delete_topic(&topic);
             if r.is_ok() {
@@ -294,6 +384,7 @@ pub async fn delete_topics(
         .await;
         match result {
             Ok(deleted_id) => {
+                quota.record(partitions);
                 out.topic_id = deleted_id;
                 if out.name.is_none() {
                     out.name = image
@@ -315,6 +406,10 @@ pub async fn delete_topics(
         }
         resp.responses.push(out);
     }
+    let throttle = quota.finish();
+    if version >= 1 {
+        resp.throttle_time_ms = throttle;
+    }
     resp
 }
 
@@ -323,9 +418,11 @@ pub async fn create_partitions(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     req: &CreatePartitionsRequest,
+    version: i16,
 ) -> CreatePartitionsResponse {
     let mut resp = CreatePartitionsResponse::default();
     let validate_only = req.validate_only;
+    let mut quota = Mutations::new(broker, ctx, version >= 3, validate_only);
     for t in &req.topics {
         if !ctx.authz.topic(op::ALTER, &t.name) {
             let mut out = CreatePartitionsTopicResult::default();
@@ -335,20 +432,34 @@ pub async fn create_partitions(
             resp.results.push(out);
             continue;
         }
+        let mut out = CreatePartitionsTopicResult::default();
+        out.name = t.name.clone();
+        if quota.refused() {
+            out.error_code = E::ThrottlingQuotaExceeded.code();
+            out.error_message = throttled_message();
+            resp.results.push(out);
+            continue;
+        }
         let (name, count) = (t.name.0.to_string(), t.count);
+        let before = broker
+            .image()
+            .topic(&name)
+            .map_or(0, |t| t.partitions.len());
         let result = blocking(broker, move |b| {
             create_partitions_with_logs(b, &name, count, validate_only)
         })
         .await;
-        let mut out = CreatePartitionsTopicResult::default();
-        out.name = t.name.clone();
-        if let Err(e) = result {
-            let (code, msg) = e.code_and_message();
-            out.error_code = code;
-            out.error_message = Some(StrBytes::from_string(msg));
+        match result {
+            Ok(()) => quota.record((count.max(0) as usize).saturating_sub(before)),
+            Err(e) => {
+                let (code, msg) = e.code_and_message();
+                out.error_code = code;
+                out.error_message = Some(StrBytes::from_string(msg));
+            }
         }
         resp.results.push(out);
     }
+    resp.throttle_time_ms = quota.finish();
     resp
 }
 

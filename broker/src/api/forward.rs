@@ -8,7 +8,9 @@
 //!   the client as it came. DescribeQuorum is always relayed, whole, once this broker has
 //!   authorized it: only the quorum leader's controller listener can answer it. When the relay
 //!   fails (no controller known, connection lost) the request is handled locally, where the
-//!   controller's NOT_CONTROLLER (retriable) answers.
+//!   controller's NOT_CONTROLLER (retriable) answers. A relayed answer's `throttle_time_ms`
+//!   (the controller's `controller_mutation_rate`) mutes the client here, as Kafka's brokers
+//!   do with forwarded responses.
 //! * The active controller ([`LocalAdmin`]): an Envelope from a broker holding CLUSTER_ACTION
 //!   runs through this broker's own handlers as the client it carries (authorized there, never
 //!   forwarded again); an admin request sent to the controller listener directly runs as the
@@ -19,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use shale_protocol::codec::decode_message;
 use shale_protocol::codec::split_request_header;
 use shale_protocol::kafka_protocol::error::ResponseError as E;
@@ -28,9 +30,9 @@ use shale_protocol::kafka_protocol::messages::create_topics_request::{
 };
 use shale_protocol::kafka_protocol::messages::{
     AllocateProducerIdsRequest, AllocateProducerIdsResponse, ApiKey, BrokerId, CreateTopicsRequest,
-    CreateTopicsResponse, TopicName,
+    CreateTopicsResponse, ResponseHeader, TopicName,
 };
-use shale_protocol::kafka_protocol::protocol::{Encodable, StrBytes};
+use shale_protocol::kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use shale_raft::acl::op as acl_op;
 use shale_raft::kraft::RoleKind;
 use shale_raft::CreateTopicSpec;
@@ -238,6 +240,12 @@ pub async fn forward(
     match relayed.await {
         Ok(None) => None,
         Ok(Some(response)) => {
+            let version = frame
+                .get(2..4)
+                .map_or(0, |v| i16::from_be_bytes([v[0], v[1]]));
+            connection
+                .mute
+                .rest(relayed_throttle_ms(key, version, &response));
             let mut out = bytes::BytesMut::with_capacity(4 + response.len());
             out.extend_from_slice(&(response.len() as i32).to_be_bytes());
             out.extend_from_slice(&response);
@@ -248,6 +256,23 @@ pub async fn forward(
             None
         }
     }
+}
+
+/// The `throttle_time_ms` of a relayed CreateTopics, DeleteTopics or CreatePartitions answer
+/// (the fields that carry the active controller's mutation quota); 0 for anything else.
+fn relayed_throttle_ms(key: ApiKey, version: i16, response: &[u8]) -> u64 {
+    let carries = match key {
+        ApiKey::CreateTopics => version >= 2,
+        ApiKey::DeleteTopics => version >= 1,
+        ApiKey::CreatePartitions => true,
+        _ => false,
+    };
+    let mut body = Bytes::copy_from_slice(response);
+    let header = ResponseHeader::decode(&mut body, key.response_header_version(version));
+    if !carries || header.is_err() || body.len() < 4 {
+        return 0;
+    }
+    u64::try_from(body.get_i32()).unwrap_or(0)
 }
 
 /// Whether a request frame is one brokers forward (its api key is in [`FORWARDED_APIS`]).
@@ -400,5 +425,50 @@ impl ForwardedRequests for LocalAdmin {
             out.extend_from_slice(&inner);
             Some(out.freeze())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shale_protocol::kafka_protocol::messages::{
+        CreatePartitionsResponse, DeleteTopicsResponse,
+    };
+
+    /// A response as relayed: its header (correlation id, tagged fields when flexible), then
+    /// the body.
+    fn relayed<M: Encodable>(key: ApiKey, version: i16, body: &M) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        let header = ResponseHeader::default().with_correlation_id(7);
+        header
+            .encode(&mut out, key.response_header_version(version))
+            .unwrap();
+        body.encode(&mut out, version).unwrap();
+        out.to_vec()
+    }
+
+    #[test]
+    fn a_relayed_mutation_answer_carries_its_throttle_time() {
+        let create = CreateTopicsResponse::default().with_throttle_time_ms(1500);
+        for v in [2, 4, 5, 7] {
+            let bytes = relayed(ApiKey::CreateTopics, v, &create);
+            assert_eq!(
+                relayed_throttle_ms(ApiKey::CreateTopics, v, &bytes),
+                1500,
+                "v{v}"
+            );
+        }
+        let delete = DeleteTopicsResponse::default().with_throttle_time_ms(20);
+        let bytes = relayed(ApiKey::DeleteTopics, 6, &delete);
+        assert_eq!(relayed_throttle_ms(ApiKey::DeleteTopics, 6, &bytes), 20);
+        let parts = CreatePartitionsResponse::default().with_throttle_time_ms(3);
+        let bytes = relayed(ApiKey::CreatePartitions, 3, &parts);
+        assert_eq!(relayed_throttle_ms(ApiKey::CreatePartitions, 3, &bytes), 3);
+        assert_eq!(
+            relayed_throttle_ms(ApiKey::CreateTopics, 7, &[0, 0]),
+            0,
+            "short"
+        );
+        assert_eq!(relayed_throttle_ms(ApiKey::AlterConfigs, 2, &bytes), 0);
     }
 }

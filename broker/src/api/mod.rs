@@ -261,7 +261,7 @@ async fn dispatch_as(
         Request::CreatePartitions(r) => {
             reply!(
                 CreatePartitions,
-                admin_topics::create_partitions(broker, ctx, &r).await
+                admin_topics::create_partitions(broker, ctx, &r, v).await
             )
         }
         Request::DeleteRecords(r) => {

@@ -696,6 +696,18 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         Int,
         "Length of one client-quota sample, in seconds."
     ),
+    def!(
+        "controller.quota.window.num",
+        Some("11"),
+        Int,
+        "Number of samples controller_mutation_rate's token bucket spans: its burst is the quota times this span."
+    ),
+    def!(
+        "controller.quota.window.size.seconds",
+        Some("1"),
+        Int,
+        "Length of one controller_mutation_rate sample, in seconds."
+    ),
 ];
 
 /// Every broker key: [`BROKER_CONFIGS`], then the TLS, SASL and authorization keys.

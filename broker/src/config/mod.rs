@@ -144,6 +144,9 @@ pub struct BrokerConfig {
     pub queued_max_requests: usize,
     /// Client quotas' rate samples: `quota.window.num` windows of `quota.window.size.seconds`.
     pub quota_windows: (usize, u64),
+    /// `controller_mutation_rate`'s span: `controller.quota.window.num` windows of
+    /// `controller.quota.window.size.seconds`.
+    pub controller_quota_windows: (usize, u64),
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
     /// How often the offset checkpoints are written: the shorter of
@@ -305,6 +308,10 @@ impl BrokerConfig {
             quota_windows: (
                 positive("quota.window.num")? as usize,
                 positive("quota.window.size.seconds")? as u64 * 1000,
+            ),
+            controller_quota_windows: (
+                positive("controller.quota.window.num")? as usize,
+                positive("controller.quota.window.size.seconds")? as u64 * 1000,
             ),
             retention_check_interval_ms: positive("log.retention.check.interval.ms")? as u64,
             checkpoint_interval_ms: positive("log.flush.offset.checkpoint.interval.ms")?

@@ -14,13 +14,13 @@ pub static SSL_CONFIGS: &[ConfigDef] = &[
         "ssl.keystore.type",
         Some("JKS"),
         Str,
-        "Format of the key store. Shale reads PEM; Kafka's default JKS (and PKCS12) stop start-up with a hint to convert the store to PEM."
+        "Format of the key store: PEM or PKCS12. Kafka's default JKS stops start-up with a hint to convert the store to PKCS12 (keytool -importkeystore -deststoretype PKCS12)."
     ),
     def!(
         "ssl.keystore.location",
         None,
         Str,
-        "PEM file holding this server's private key (PKCS#8, PKCS#1 or SEC1, unencrypted) and its certificate chain, leaf first."
+        "The key store file: for PEM, this server's private key (PKCS#8, PKCS#1 or SEC1; encrypted PKCS#8 with ssl.key.password) and its certificate chain, leaf first; for PKCS12, a store holding one private key entry with its chain."
     ),
     def!(
         "ssl.keystore.certificate.chain",
@@ -38,25 +38,25 @@ pub static SSL_CONFIGS: &[ConfigDef] = &[
         "ssl.keystore.password",
         None,
         Password,
-        "Not used by PEM key stores (accepted and never shown)."
+        "Password of a PKCS12 key store (required for one); not used by PEM key stores."
     ),
     def!(
         "ssl.key.password",
         None,
         Password,
-        "Password of an encrypted private key. Encrypted PEM keys are not read yet: setting it stops start-up."
+        "Password of an encrypted PKCS#8 PEM private key (BEGIN ENCRYPTED PRIVATE KEY). With PKCS12 it must equal ssl.keystore.password, as keytool writes stores."
     ),
     def!(
         "ssl.truststore.type",
         Some("JKS"),
         Str,
-        "Format of the trust store: PEM."
+        "Format of the trust store: PEM or PKCS12 (JKS stops start-up with a hint to convert it)."
     ),
     def!(
         "ssl.truststore.location",
         None,
         Str,
-        "PEM file of the certificate authorities trusted to sign client certificates (and, for a broker's own connections, the other nodes' certificates)."
+        "File of the certificate authorities trusted to sign client certificates (and, for a broker's own connections, the other nodes' certificates): PEM, or a PKCS12 store whose certificate entries are trusted."
     ),
     def!(
         "ssl.truststore.certificates",
@@ -68,7 +68,7 @@ pub static SSL_CONFIGS: &[ConfigDef] = &[
         "ssl.truststore.password",
         None,
         Password,
-        "Not used by PEM trust stores (accepted and never shown)."
+        "Password of a PKCS12 trust store (required for one: it checks the store's integrity); not used by PEM trust stores."
     ),
     def!(
         "ssl.client.auth",
@@ -119,13 +119,42 @@ pub enum ClientAuth {
     Required,
 }
 
-/// Where PEM text comes from.
+/// A configured secret (a key or a password): `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([hidden])")
+    }
+}
+
+/// A trust store: the certificate authorities trusted.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Pem {
-    /// A file, read at start-up and on every reload.
+pub enum TrustStore {
+    /// A PEM file, read at start-up and on every reload.
     File(PathBuf),
-    /// Inline text from the configuration.
+    /// Inline PEM text from the configuration (`ssl.truststore.certificates`).
     Inline(String),
+    /// A PKCS12 store: its certificate entries are trusted.
+    Pkcs12 {
+        /// The store file.
+        path: PathBuf,
+        /// `ssl.truststore.password`.
+        password: Secret,
+    },
 }
 
 /// A key store: private key and certificate chain.
@@ -138,7 +167,14 @@ pub enum KeyStore {
         /// The chain in PEM.
         chain: String,
         /// The key in PEM.
-        key: String,
+        key: Secret,
+    },
+    /// A PKCS12 store holding a private key entry with its chain.
+    Pkcs12 {
+        /// The store file.
+        path: PathBuf,
+        /// `ssl.keystore.password` (which also opens the key).
+        password: Secret,
     },
 }
 
@@ -158,8 +194,10 @@ pub struct SslConfig {
     pub listener: String,
     /// The key store; `None` only where no server side is needed.
     pub keystore: Option<KeyStore>,
+    /// `ssl.key.password`: opens an encrypted PKCS#8 PEM key.
+    pub key_password: Option<Secret>,
     /// The trust store.
-    pub truststore: Option<Pem>,
+    pub truststore: Option<TrustStore>,
     /// `ssl.client.auth`.
     pub client_auth: ClientAuth,
     /// `ssl.enabled.protocols` that rustls offers, in order.
@@ -215,6 +253,7 @@ pub fn resolve(
 ) -> Result<SslConfig, ConfigError> {
     let get = |key: &str| listener_value(props, listener, key);
     let keystore = keystore(&get, listener, server, unsupported)?;
+    let key_password = get("ssl.key.password").map(Secret);
     let truststore = truststore(&get, listener, unsupported)?;
     let client_auth = match get("ssl.client.auth").as_deref().map(str::trim) {
         None | Some("none") => ClientAuth::None,
@@ -256,6 +295,7 @@ pub fn resolve(
     Ok(SslConfig {
         listener: listener.to_string(),
         keystore,
+        key_password,
         truststore,
         client_auth,
         protocols,
@@ -282,28 +322,40 @@ fn keystore(
                 &format!(
                     "listener {listener} speaks TLS and needs a key store: set \
                      ssl.keystore.type=PEM and ssl.keystore.location (or \
-                     ssl.keystore.certificate.chain and ssl.keystore.key)"
+                     ssl.keystore.certificate.chain and ssl.keystore.key), or \
+                     ssl.keystore.type=PKCS12 with ssl.keystore.location and \
+                     ssl.keystore.password"
                 ),
             ));
         }
         return Ok(None);
     }
-    store_type(get, "ssl.keystore.type", listener, unsupported);
-    if get("ssl.key.password").is_some() {
-        unsupported.push(format!(
-            "ssl.key.password (listener {listener}): encrypted private keys are not supported \
-             yet; decrypt it (openssl pkey -in key.pem -out plain.pem) and protect the file"
-        ));
-    }
+    let pkcs12 = store_type(get, "ssl.keystore.type", listener, unsupported)?;
     match (location, chain, key) {
+        (Some(path), None, None) if pkcs12 => {
+            let password = required_password(get, "ssl.keystore.password", listener)?;
+            if get("ssl.key.password").is_some_and(|k| k != password.0) {
+                unsupported.push(format!(
+                    "ssl.key.password (listener {listener}) differs from ssl.keystore.password: \
+                     a PKCS12 key store is read with one password, as keytool writes it"
+                ));
+            }
+            Ok(Some(KeyStore::Pkcs12 {
+                path: path.into(),
+                password,
+            }))
+        }
         (Some(path), None, None) => Ok(Some(KeyStore::File(path.into()))),
-        (None, Some(chain), Some(key)) => Ok(Some(KeyStore::Inline { chain, key })),
+        (None, Some(chain), Some(key)) if !pkcs12 => Ok(Some(KeyStore::Inline {
+            chain,
+            key: Secret(key),
+        })),
         _ => Err(invalid(
             "ssl.keystore.location",
             "",
             &format!(
                 "listener {listener}: set either ssl.keystore.location or both \
-                 ssl.keystore.certificate.chain and ssl.keystore.key"
+                 ssl.keystore.certificate.chain and ssl.keystore.key (inline stores are PEM)"
             ),
         )),
     }
@@ -313,44 +365,70 @@ fn truststore(
     get: &dyn Fn(&str) -> Option<String>,
     listener: &str,
     unsupported: &mut Vec<String>,
-) -> Result<Option<Pem>, ConfigError> {
-    let store = match (
-        get("ssl.truststore.location"),
-        get("ssl.truststore.certificates"),
-    ) {
-        (None, None) => return Ok(None),
-        (Some(path), None) => Pem::File(path.into()),
-        (None, Some(text)) => Pem::Inline(text),
-        (Some(_), Some(_)) => {
+) -> Result<Option<TrustStore>, ConfigError> {
+    let location = get("ssl.truststore.location");
+    let inline = get("ssl.truststore.certificates");
+    if location.is_none() && inline.is_none() {
+        return Ok(None);
+    }
+    let pkcs12 = store_type(get, "ssl.truststore.type", listener, unsupported)?;
+    Ok(Some(match (location, inline) {
+        (Some(path), None) if pkcs12 => TrustStore::Pkcs12 {
+            path: path.into(),
+            password: required_password(get, "ssl.truststore.password", listener)?,
+        },
+        (Some(path), None) => TrustStore::File(path.into()),
+        (None, Some(text)) if !pkcs12 => TrustStore::Inline(text),
+        _ => {
             return Err(invalid(
                 "ssl.truststore.location",
                 "",
                 &format!(
                     "listener {listener}: set ssl.truststore.location or \
-                     ssl.truststore.certificates, not both"
+                     ssl.truststore.certificates (PEM only), not both"
                 ),
             ))
         }
-    };
-    store_type(get, "ssl.truststore.type", listener, unsupported);
-    Ok(Some(store))
+    }))
 }
 
-/// Only PEM stores are read.
+/// Whether the store `key` names is PKCS12 (else PEM). JKS, Kafka's default, is refused with a
+/// hint to convert it; any other type is invalid.
 fn store_type(
     get: &dyn Fn(&str) -> Option<String>,
     key: &str,
     listener: &str,
     unsupported: &mut Vec<String>,
-) {
+) -> Result<bool, ConfigError> {
     let kind = get(key).unwrap_or_else(|| "JKS".into());
-    if !kind.eq_ignore_ascii_case("PEM") {
-        unsupported.push(format!(
-            "{key}={kind} (listener {listener}): only PEM stores are read; convert the store \
-             (keytool -importkeystore -deststoretype PKCS12, then openssl pkcs12 -nodes) and set \
-             {key}=PEM"
-        ));
+    match kind.to_ascii_uppercase().as_str() {
+        "PEM" => Ok(false),
+        "PKCS12" => Ok(true),
+        "JKS" => {
+            unsupported.push(format!(
+                "{key}=JKS (listener {listener}): JKS stores are not read; convert the store \
+                 (keytool -importkeystore -srckeystore store.jks -destkeystore store.p12 \
+                 -deststoretype PKCS12) and set {key}=PKCS12, or use PEM"
+            ));
+            Ok(false)
+        }
+        _ => Err(invalid(key, &kind, "expected PEM or PKCS12")),
     }
+}
+
+/// The password a PKCS12 store needs to be opened (its integrity check and its encrypted bags).
+fn required_password(
+    get: &dyn Fn(&str) -> Option<String>,
+    key: &str,
+    listener: &str,
+) -> Result<Secret, ConfigError> {
+    get(key).map(Secret).ok_or_else(|| {
+        invalid(
+            key,
+            "",
+            &format!("listener {listener}: a PKCS12 store needs its password"),
+        )
+    })
 }
 
 fn protocols(v: &str) -> Result<Vec<TlsVersion>, ConfigError> {

@@ -26,7 +26,7 @@ fn listener_prefixed_keys_win_key_by_key() {
         ext.keystore,
         Some(KeyStore::File("/etc/shale/server.pem".into()))
     );
-    assert_eq!(ext.truststore, Some(Pem::File("/ca.pem".into())));
+    assert_eq!(ext.truststore, Some(TrustStore::File("/ca.pem".into())));
     assert_eq!(ext.protocols, vec![TlsVersion::V12, TlsVersion::V13]);
     assert!(ext.verify_hostname);
 }
@@ -41,7 +41,7 @@ fn a_server_needs_a_key_store_a_client_does_not() {
 }
 
 #[test]
-fn jks_and_encrypted_keys_are_reported() {
+fn jks_is_reported_and_pkcs12_is_read_with_its_password() {
     let mut u = Vec::new();
     let p = props(&[
         ("ssl.keystore.location", "/k.jks"),
@@ -49,12 +49,52 @@ fn jks_and_encrypted_keys_are_reported() {
         ("ssl.key.password", "secret"),
     ]);
     resolve(&p, "SSL", true, &mut u).unwrap();
-    assert_eq!(u.len(), 2, "{u:?}");
-    assert!(u[0].contains("ssl.keystore.type=JKS") && u[1].contains("ssl.key.password"));
+    assert_eq!(u.len(), 1, "{u:?}");
+    assert!(u[0].contains("ssl.keystore.type=JKS") && u[0].contains("PKCS12"));
+
+    let mut p = props(&[
+        ("ssl.keystore.type", "pkcs12"),
+        ("ssl.keystore.location", "/k.p12"),
+        ("ssl.keystore.password", "secret"),
+        ("ssl.truststore.type", "PKCS12"),
+        ("ssl.truststore.location", "/t.p12"),
+        ("ssl.truststore.password", "other"),
+    ]);
+    let c = resolve(&p, "SSL", true, &mut u).unwrap();
+    assert_eq!(u.len(), 1, "nothing more reported: {u:?}");
+    assert_eq!(
+        c.keystore,
+        Some(KeyStore::Pkcs12 {
+            path: "/k.p12".into(),
+            password: Secret::new("secret")
+        })
+    );
+    assert!(matches!(c.truststore, Some(TrustStore::Pkcs12 { .. })));
+    // One password opens a PKCS12 store and its key.
+    p.insert("ssl.key.password".into(), "different".into());
+    resolve(&p, "SSL", true, &mut u).unwrap();
+    assert!(u[1].contains("differs from ssl.keystore.password"), "{u:?}");
     assert!(
-        !u.iter().any(|m| m.contains("secret")),
+        !u.iter()
+            .any(|m| m.contains("secret") || m.contains("different")),
         "no secret in a message"
     );
+    // Without its password a PKCS12 store cannot be opened; inline stores are PEM.
+    p.remove("ssl.truststore.password");
+    let err = resolve(&p, "SSL", true, &mut u).unwrap_err().to_string();
+    assert!(err.contains("ssl.truststore.password"), "{err}");
+    let p = props(&[
+        ("ssl.keystore.type", "PKCS12"),
+        ("ssl.keystore.certificate.chain", "x"),
+        ("ssl.keystore.key", "y"),
+    ]);
+    assert!(resolve(&p, "SSL", true, &mut u).is_err());
+    let p = props(&[
+        ("ssl.keystore.type", "BCFKS"),
+        ("ssl.keystore.location", "/k"),
+    ]);
+    let err = resolve(&p, "SSL", true, &mut u).unwrap_err().to_string();
+    assert!(err.contains("expected PEM or PKCS12"), "{err}");
 }
 
 #[test]
@@ -101,7 +141,7 @@ fn inline_stores() {
     let c = resolve(&p, "SSL", true, &mut u).unwrap();
     assert!(u.is_empty(), "{u:?}");
     assert!(matches!(c.keystore, Some(KeyStore::Inline { .. })));
-    assert!(matches!(c.truststore, Some(Pem::Inline(_))));
+    assert!(matches!(c.truststore, Some(TrustStore::Inline(_))));
     assert_eq!(c.protocols, vec![TlsVersion::V13]);
     assert!(!c.verify_hostname);
 }

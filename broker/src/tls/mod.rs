@@ -2,7 +2,8 @@
 //! connections to other brokers and controllers ([`Dialer`]), and the principal a client
 //! certificate maps to.
 //!
-//! Contexts are built from a listener's [`SslConfig`] (Kafka's `ssl.*` keys, PEM stores). A
+//! Contexts are built from a listener's [`SslConfig`] (Kafka's `ssl.*` keys; PEM or PKCS12 stores,
+//! read by `stores`). A
 //! listener's context is rebuilt while running, as Kafka rebuilds it, when its `ssl.*` settings
 //! change through a dynamic broker config (`kafka-configs.sh --entity-type brokers --alter`), and
 //! — which Kafka does not do — when a store file it reads changes on disk, so a renewed
@@ -12,18 +13,18 @@
 //! `load` and `refresh` through `shale_common::blocking`.
 
 pub mod principal;
+mod stores;
 pub mod x500;
 
-use crate::config::ssl::{ClientAuth, KeyStore, Pem, SslConfig, TlsVersion};
+use crate::config::ssl::{ClientAuth, KeyStore, SslConfig, TlsVersion, TrustStore};
 use crate::config::BrokerConfig;
 use anyhow::{bail, Context};
 use parking_lot::RwLock;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -207,11 +208,11 @@ impl Loaded {
 /// The modification times of the store files `settings` reads.
 fn stamps(settings: &SslConfig) -> Vec<Option<std::time::SystemTime>> {
     let keystore = match &settings.keystore {
-        Some(KeyStore::File(path)) => Some(path),
+        Some(KeyStore::File(path) | KeyStore::Pkcs12 { path, .. }) => Some(path),
         _ => None,
     };
     let truststore = match &settings.truststore {
-        Some(Pem::File(path)) => Some(path),
+        Some(TrustStore::File(path) | TrustStore::Pkcs12 { path, .. }) => Some(path),
         _ => None,
     };
     [keystore, truststore]
@@ -321,7 +322,7 @@ fn server_config(settings: &SslConfig) -> anyhow::Result<ServerConfig> {
     let Some(keystore) = &settings.keystore else {
         bail!("listener {listener} has no key store");
     };
-    let (chain, key) = read_keystore(keystore)
+    let (chain, key) = stores::read_keystore(keystore, settings.key_password.as_ref())
         .with_context(|| format!("reading the key store of listener {listener}"))?;
     let provider = provider(settings)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
@@ -330,7 +331,7 @@ fn server_config(settings: &SslConfig) -> anyhow::Result<ServerConfig> {
     let builder = match settings.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
-            let roots = read_truststore(settings)?;
+            let roots = stores::read_truststore(settings)?;
             let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
             let verifier = match auth {
                 ClientAuth::Requested => verifier.allow_unauthenticated(),
@@ -350,7 +351,7 @@ fn server_config(settings: &SslConfig) -> anyhow::Result<ServerConfig> {
 fn client_config(settings: &SslConfig) -> anyhow::Result<ClientConfig> {
     let listener = &settings.listener;
     let provider = provider(settings)?;
-    let roots = read_truststore(settings)?;
+    let roots = stores::read_truststore(settings)?;
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions(settings))
         .with_context(|| format!("ssl.enabled.protocols of listener {listener}"))?;
@@ -365,68 +366,12 @@ fn client_config(settings: &SslConfig) -> anyhow::Result<ClientConfig> {
     };
     Ok(match &settings.keystore {
         Some(keystore) => {
-            let (chain, key) = read_keystore(keystore)
+            let (chain, key) = stores::read_keystore(keystore, settings.key_password.as_ref())
                 .with_context(|| format!("reading the key store of listener {listener}"))?;
             builder.with_client_auth_cert(chain, key)?
         }
         None => builder.with_no_client_auth(),
     })
-}
-
-type Chain = Vec<CertificateDer<'static>>;
-
-fn read_keystore(store: &KeyStore) -> anyhow::Result<(Chain, PrivateKeyDer<'static>)> {
-    let (chain, key) = match store {
-        KeyStore::File(path) => {
-            let text =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            (certs(&text)?, PrivateKeyDer::from_pem_slice(&text))
-        }
-        KeyStore::Inline { chain, key } => (
-            certs(chain.as_bytes())?,
-            PrivateKeyDer::from_pem_slice(key.as_bytes()),
-        ),
-    };
-    if chain.is_empty() {
-        bail!("no certificate in the key store");
-    }
-    let key = key.map_err(|e| match e {
-        rustls::pki_types::pem::Error::NoItemsFound => anyhow::anyhow!(
-            "no unencrypted private key in the key store (PKCS#8, PKCS#1 or SEC1 PEM)"
-        ),
-        e => anyhow::anyhow!("the private key does not parse: {e}"),
-    })?;
-    Ok((chain, key))
-}
-
-fn read_truststore(settings: &SslConfig) -> anyhow::Result<Arc<RootCertStore>> {
-    let listener = &settings.listener;
-    let text = match &settings.truststore {
-        None => bail!(
-            "listener {listener} needs a trust store (ssl.truststore.location or \
-             ssl.truststore.certificates)"
-        ),
-        Some(Pem::File(path)) => {
-            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
-        }
-        Some(Pem::Inline(text)) => text.clone().into_bytes(),
-    };
-    let mut roots = RootCertStore::empty();
-    for cert in certs(&text)? {
-        roots
-            .add(cert)
-            .with_context(|| format!("a certificate of listener {listener}'s trust store"))?;
-    }
-    if roots.is_empty() {
-        bail!("listener {listener}'s trust store holds no certificate");
-    }
-    Ok(Arc::new(roots))
-}
-
-fn certs(pem: &[u8]) -> anyhow::Result<Chain> {
-    CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .context("a certificate does not parse")
 }
 
 /// `ssl.endpoint.identification.algorithm=` (empty): the chain is verified against the trust

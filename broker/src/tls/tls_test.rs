@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::ssl::{ClientAuth, KeyStore, Pem, SslConfig, TlsVersion};
+use crate::config::ssl::{ClientAuth, KeyStore, Secret, SslConfig, TlsVersion, TrustStore};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -43,8 +43,12 @@ impl Pki {
 fn settings(pki: &Pki, (chain, key): (String, String), auth: ClientAuth) -> SslConfig {
     SslConfig {
         listener: "SSL".into(),
-        keystore: Some(KeyStore::Inline { chain, key }),
-        truststore: Some(Pem::Inline(pki.ca_pem.clone())),
+        keystore: Some(KeyStore::Inline {
+            chain,
+            key: Secret::new(key),
+        }),
+        key_password: None,
+        truststore: Some(TrustStore::Inline(pki.ca_pem.clone())),
         client_auth: auth,
         protocols: vec![TlsVersion::V12, TlsVersion::V13],
         cipher_suites: Vec::new(),
@@ -139,7 +143,7 @@ async fn requested_client_auth_serves_anonymous_clients() {
 async fn a_certificate_from_another_ca_is_refused() {
     let (pki, other) = (Pki::new(), Pki::new());
     let mut c = client(&other, Some("mallory"));
-    c.truststore = Some(Pem::Inline(pki.ca_pem.clone()));
+    c.truststore = Some(TrustStore::Inline(pki.ca_pem.clone()));
     let (_, principal) = exchange(server(&pki, ClientAuth::Required), &c, "localhost").await;
     assert!(principal.is_err());
 }
@@ -205,13 +209,16 @@ async fn reload_serves_the_new_certificate_to_new_connections() {
     let server = Arc::new(ServerTls::load(first.clone()).unwrap());
     let mut next = first.clone();
     let (chain, key) = pki.issue("new", &["localhost"]);
-    next.keystore = Some(KeyStore::Inline { chain, key });
+    next.keystore = Some(KeyStore::Inline {
+        chain,
+        key: Secret::new(key),
+    });
     server.reload(next).unwrap();
     let config = server.current.read().config.clone();
     let mut broken = first;
     broken.keystore = Some(KeyStore::Inline {
         chain: "nope".into(),
-        key: "nope".into(),
+        key: Secret::new("nope"),
     });
     assert!(server.reload(broken).is_err());
     assert!(
