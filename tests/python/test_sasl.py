@@ -10,6 +10,9 @@
 * KIP-368: with `connections.max.reauth.ms`, librdkafka re-authenticates on its connection and
   keeps producing past the session lifetime; a raw client that does not is closed at its next
   request.
+* OAUTHBEARER with Kafka's unsecured JWS validator: librdkafka's and kafka-python's unsecured
+  tokens log in as their subject; refused tokens get RFC 7628's JSON error, then
+  SASL_AUTHENTICATION_FAILED.
 """
 
 from __future__ import annotations
@@ -264,3 +267,88 @@ def test_scram_users_from_format_and_from_the_admin_api(broker_factory, pki, sha
     # The credentials survive a restart (metadata log).
     b.restart()
     produce_ck(sasl_ssl, "scram", [b"a3"], **scram("alice", "alice-pw-4c1", "SCRAM-SHA-256"))
+
+
+# -- OAUTHBEARER with Kafka's unsecured JWS validator --------------------------------------
+OAUTH_JAAS = ('org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required '
+              'unsecuredLoginStringClaim_sub="admin" unsecuredValidatorRequiredScope="kafka";')
+
+
+def unsecured_token(sub: str, lifetime: float = 3600, scope: str = "kafka") -> str:
+    """An unsigned JWT (`alg: none`), as Kafka's unsecured login module makes them."""
+    import base64
+    import json
+
+    def b64(d: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+    now = int(time.time())  # whole seconds, as clients write them
+    claims = {"sub": sub, "iat": now, "exp": now + lifetime, "scope": scope}
+    return f"{b64({'alg': 'none'})}.{b64(claims)}."
+
+
+def oauth_first_message(token: str) -> bytes:
+    return f"n,,\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def authenticate_bytes(c: kh.RawConnection, token: bytes) -> tuple[int, str | None, bytes, int]:
+    corr = c.send_request(API_SASL_AUTHENTICATE, 1, kh.kbytes(token))
+    r = c.recv_response(corr)
+    return r.i16(), r.string(), r.kbytes(), r.i64()
+
+
+def test_oauthbearer_with_unsecured_tokens(broker_factory, pki):
+    b = sasl_broker(broker_factory, pki, **{
+        "sasl.enabled.mechanisms": "PLAIN,OAUTHBEARER",
+        "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config": OAUTH_JAAS,
+        "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config": OAUTH_JAAS,
+        "connections.max.reauth.ms": "60000",
+    })
+    kh.ck_create_topic(b.bootstrap, "oauth", 1)
+    # librdkafka makes its own unsecured token from sasl.oauthbearer.config.
+    produce_ck(f"127.0.0.1:{b.sasl_ssl_port}", "oauth", [b"o1", b"o2"], **{
+        "security.protocol": "SASL_SSL", "ssl.ca.location": str(pki.ca_pem),
+        "sasl.mechanisms": "OAUTHBEARER", "enable.sasl.oauthbearer.unsecure.jwt": True,
+        "sasl.oauthbearer.config": "principal=carol scope=kafka lifeSeconds=600"})
+    # kafka-python with a token provider.
+    from kafka.net.sasl.oauth import AbstractTokenProvider
+
+    class Tokens(AbstractTokenProvider):
+        def token(self):
+            return unsecured_token("dave")
+    got = kh.kp_consume(f"127.0.0.1:{b.sasl_port}", "oauth", [0],
+                        security_protocol="SASL_PLAINTEXT", sasl_mechanism="OAUTHBEARER",
+                        sasl_oauth_token_provider=Tokens())
+    assert [m.value for m in got] == [b"o1", b"o2"]
+    log = b.log_text()
+    assert "principal=carol" in log and "principal=dave" in log
+
+    # On the wire: a token valid for 5 s makes a session of at most 5 s (KIP-368), not 60.
+    with kh.RawConnection("127.0.0.1", b.sasl_port) as c:
+        assert handshake(c, "OAUTHBEARER")[0] == 0
+        code, _, _, lifetime = authenticate_bytes(c, oauth_first_message(
+            unsecured_token("erin", lifetime=5)))
+        assert code == 0 and 0 < lifetime <= 5000, (code, lifetime)
+        assert metadata_ok(c)
+    # Refused tokens: RFC 7628's JSON error first, the client's \x01, then
+    # SASL_AUTHENTICATION_FAILED and a closed connection.
+    before = failed_authentications(b)
+    refused = [(unsecured_token("mallory-7x", scope="other"), "insufficient_scope"),
+               (unsecured_token("mallory-7x", lifetime=-60), "invalid_token")]
+    for token, status in refused:
+        with kh.RawConnection("127.0.0.1", b.sasl_port) as c:
+            assert handshake(c, "OAUTHBEARER")[0] == 0
+            code, _, challenge, _ = authenticate_bytes(c, oauth_first_message(token))
+            assert code == 0 and f'"status":"{status}"'.encode() in challenge.replace(b" ", b"")
+            code, message, _, _ = authenticate_bytes(c, b"\x01")
+            assert code == SASL_AUTHENTICATION_FAILED and status in message, (code, message)
+            with pytest.raises(kh.ConnectionClosed):
+                c.recv_response(c.send_request(18, 0, b""))
+    # A malformed first message fails at once.
+    with kh.RawConnection("127.0.0.1", b.sasl_port) as c:
+        assert handshake(c, "OAUTHBEARER")[0] == 0
+        assert authenticate_bytes(c, b"n,,\x01auth=Basic xyz\x01\x01")[0] == SASL_AUTHENTICATION_FAILED
+    assert failed_authentications(b) == before + 3
+    log = b.log_text()
+    assert "principal=erin" in log
+    for token, _ in refused:  # neither refused tokens nor their subjects are logged
+        assert "mallory-7x" not in log and token.split(".")[1] not in log

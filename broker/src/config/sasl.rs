@@ -4,10 +4,13 @@
 //! `PlainLoginModule` with `user_<name>="<password>"` options), `connections.max.reauth.ms` and
 //! `sasl.server.max.receive.size`, resolved into one [`SaslConfig`] per SASL listener. SCRAM
 //! users are not configuration: they live in the metadata log (`crate::api::scram`).
+//! OAUTHBEARER takes its unsecured validator's options from the listener's
+//! `oauthbearer.sasl.jaas.config` (`OAuthBearerLoginModule`, `unsecuredValidator*` options).
 
 use super::ssl::{listener_prefixed, listener_value};
 use super::{invalid, split_list, ConfigDef, ConfigError, Kind};
 use crate::sasl::jaas;
+use crate::sasl::oauth::UnsecuredValidator;
 use crate::sasl::scram::ScramMechanism;
 use std::collections::BTreeMap;
 
@@ -17,7 +20,7 @@ pub static SASL_CONFIGS: &[ConfigDef] = &[
         "sasl.enabled.mechanisms",
         Some("GSSAPI"),
         List,
-        "SASL mechanisms a SASL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512. Kafka's default GSSAPI (Kerberos) and OAUTHBEARER stop start-up for now."
+        "SASL mechanisms a SASL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (with Kafka's unsecured JWS validator). Kafka's default GSSAPI (Kerberos) stops start-up."
     ),
     def!(
         "connections.max.reauth.ms",
@@ -46,6 +49,8 @@ pub enum Mechanism {
     Plain,
     /// SCRAM-SHA-256 or SCRAM-SHA-512, against the credentials in the metadata log.
     Scram(ScramMechanism),
+    /// RFC 7628 OAUTHBEARER, tokens checked by Kafka's unsecured JWS validator.
+    OAuthBearer,
 }
 
 impl Mechanism {
@@ -54,6 +59,7 @@ impl Mechanism {
         match self {
             Mechanism::Plain => "PLAIN",
             Mechanism::Scram(m) => m.name(),
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -67,6 +73,8 @@ pub struct SaslConfig {
     pub mechanisms: Vec<Mechanism>,
     /// PLAIN users and their passwords.
     pub plain_users: BTreeMap<String, String>,
+    /// OAUTHBEARER's token checks.
+    pub oauth: UnsecuredValidator,
     /// `connections.max.reauth.ms` (0: sessions do not expire).
     pub reauth_ms: i64,
     /// `sasl.server.max.receive.size`.
@@ -78,6 +86,9 @@ pub struct SaslConfig {
 /// The PLAIN login module.
 const PLAIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
 
+/// The OAUTHBEARER login module.
+const OAUTH_MODULE: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
+
 /// `listener.name.<listener>.<mechanism>.sasl.jaas.config` for a served mechanism, or
 /// `listener.name.<listener>.sasl.enabled.mechanisms`: the key Shale reads, if `key` is one.
 pub fn is_listener_sasl_key(key: &str) -> bool {
@@ -87,7 +98,7 @@ pub fn is_listener_sasl_key(key: &str) -> bool {
     else {
         return false;
     };
-    let jaas = ["plain", "scram-sha-256", "scram-sha-512"]
+    let jaas = ["plain", "scram-sha-256", "scram-sha-512", "oauthbearer"]
         .iter()
         .any(|m| rest.eq_ignore_ascii_case(&format!("{m}.sasl.jaas.config")));
     rest == "sasl.enabled.mechanisms" || jaas
@@ -108,35 +119,39 @@ pub fn resolve(
             "PLAIN" => mechanisms.push(Mechanism::Plain),
             "SCRAM-SHA-256" => mechanisms.push(Mechanism::Scram(ScramMechanism::Sha256)),
             "SCRAM-SHA-512" => mechanisms.push(Mechanism::Scram(ScramMechanism::Sha512)),
+            "OAUTHBEARER" => mechanisms.push(Mechanism::OAuthBearer),
             other => unsupported.push(format!(
                 "sasl.enabled.mechanisms (listener {listener}): {other} is not supported yet \
-                 (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are)"
+                 (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER are)"
             )),
         }
     }
+    let jaas_entry = |mechanism: &str, module: &str, what: &str| {
+        let key = format!("listener.name.{lower}.{mechanism}.sasl.jaas.config");
+        let text = prefixed(&format!("{mechanism}.sasl.jaas.config"))
+            .ok_or_else(|| invalid(&key, "", &format!("the listener enables {what}")))?;
+        let entry = jaas::parse(&text).map_err(|e| invalid(&key, "(hidden)", &e))?;
+        if entry.module != module {
+            let found = format!("expected {module}, found {}", entry.module);
+            return Err(invalid(&key, "(hidden)", &found));
+        }
+        Ok((key, entry))
+    };
     let mut plain_users = BTreeMap::new();
     if mechanisms.contains(&Mechanism::Plain) {
-        let key = format!("listener.name.{lower}.plain.sasl.jaas.config");
-        let text = prefixed("plain.sasl.jaas.config").ok_or_else(|| {
-            invalid(
-                &key,
-                "",
-                "the listener enables PLAIN: set its users with a PlainLoginModule entry",
-            )
-        })?;
-        let entry = jaas::parse(&text).map_err(|e| invalid(&key, "(hidden)", &e))?;
-        if entry.module != PLAIN_MODULE {
-            return Err(invalid(
-                &key,
-                "(hidden)",
-                &format!("expected {PLAIN_MODULE}, found {}", entry.module),
-            ));
-        }
+        let what = "PLAIN: set its users with a PlainLoginModule entry";
+        let (_, entry) = jaas_entry("plain", PLAIN_MODULE, what)?;
         for (k, v) in &entry.options {
             if let Some(user) = k.strip_prefix("user_") {
                 plain_users.insert(user.to_string(), v.clone());
             }
         }
+    }
+    let mut oauth = UnsecuredValidator::default();
+    if mechanisms.contains(&Mechanism::OAuthBearer) {
+        let what = "OAUTHBEARER: set an OAuthBearerLoginModule entry";
+        let (key, entry) = jaas_entry("oauthbearer", OAUTH_MODULE, what)?;
+        oauth = unsecured_validator(&entry.options).map_err(|e| invalid(&key, "(hidden)", &e))?;
     }
     let number = |key: &str| -> Result<i64, ConfigError> {
         let v = get(key);
@@ -150,11 +165,45 @@ pub fn resolve(
         listener: listener.to_string(),
         mechanisms,
         plain_users,
+        oauth,
         reauth_ms: number("connections.max.reauth.ms")?,
         max_receive_size: number("sasl.server.max.receive.size")?.clamp(1, i32::MAX as i64)
             as usize,
         failure_delay_ms: number("connection.failed.authentication.delay.ms")? as u64,
     })
+}
+
+/// The unsecured validator's `unsecuredValidator*` options (blank ones keep their defaults).
+fn unsecured_validator(options: &BTreeMap<String, String>) -> Result<UnsecuredValidator, String> {
+    let option = |name: &str| {
+        options
+            .get(&format!("unsecuredValidator{name}"))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let mut v = UnsecuredValidator::default();
+    if let Some(claim) = option("PrincipalClaimName") {
+        v.principal_claim = claim;
+    }
+    if let Some(claim) = option("ScopeClaimName") {
+        v.scope_claim = claim;
+    }
+    if let Some(scope) = option("RequiredScope") {
+        v.required_scope = scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+    }
+    if let Some(skew) = option("AllowableClockSkewMs") {
+        v.clock_skew_ms = skew
+            .parse::<i32>()
+            .ok()
+            .filter(|ms| *ms >= 0)
+            .ok_or("unsecuredValidatorAllowableClockSkewMs must be a number >= 0")?
+            .into();
+    }
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -220,8 +269,39 @@ mod tests {
         assert!(is_listener_sasl_key(
             "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config"
         ));
-        assert!(!is_listener_sasl_key(
+        assert!(is_listener_sasl_key(
             "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config"
         ));
+        assert!(!is_listener_sasl_key(
+            "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class"
+        ));
+    }
+
+    #[test]
+    fn oauthbearer_reads_the_unsecured_validators_options() {
+        let jaas = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+                    unsecuredLoginStringClaim_sub=\"admin\" unsecuredValidatorRequiredScope=\"a b\" \
+                    unsecuredValidatorAllowableClockSkewMs=\"500\";";
+        let p = props(&[
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            (
+                "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config",
+                jaas,
+            ),
+        ]);
+        let mut u = Vec::new();
+        let c = resolve(&p, "SASL_PLAINTEXT", &mut u).unwrap();
+        assert!(u.is_empty(), "{u:?}");
+        assert_eq!(c.mechanisms, vec![Mechanism::OAuthBearer]);
+        assert_eq!(c.oauth.required_scope, vec!["a", "b"]);
+        assert_eq!(
+            (c.oauth.clock_skew_ms, c.oauth.principal_claim.as_str()),
+            (500, "sub")
+        );
+        let p = props(&[("sasl.enabled.mechanisms", "OAUTHBEARER")]);
+        let err = resolve(&p, "SASL_PLAINTEXT", &mut u)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("oauthbearer.sasl.jaas.config"), "{err}");
     }
 }

@@ -213,7 +213,7 @@ mod tests {
             "a.B",
         ),
         (
-            "listener.name.external.oauthbearer.sasl.jaas.config",
+            "listener.name.external.gssapi.sasl.jaas.config",
             "x required;",
         ),
         ("security.inter.broker.protocol", "SASL_SSL"),

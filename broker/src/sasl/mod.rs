@@ -13,6 +13,7 @@
 //! Tokens and passwords are never logged: failure reasons are Kafka's fixed messages.
 
 pub mod jaas;
+pub mod oauth;
 pub mod scram;
 
 use crate::config::sasl::{Mechanism, SaslConfig};
@@ -24,6 +25,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use scram::{ScramCredential, ScramMechanism, ScramServer};
 use shale_protocol::codec;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
@@ -76,6 +78,12 @@ enum State {
         server: Box<ScramServer>,
         previous: Option<String>,
     },
+    /// An OAUTHBEARER token refused with this JSON error; the client's `\x01` is next, and
+    /// the login fails.
+    OAuthRefused {
+        error: String,
+        previous: Option<String>,
+    },
     Authenticated {
         principal: String,
         expires_ms: Option<i64>,
@@ -86,9 +94,13 @@ enum State {
 enum Progress {
     /// Another round follows; these bytes answer this one.
     Continue(Vec<u8>),
-    /// Logged in as this user; these bytes are the last answer.
-    Done(String, Vec<u8>),
+    /// Logged in as this user; these bytes are the last answer; the credential expires then
+    /// (ms since the epoch), if it does.
+    Done(String, Vec<u8>, Option<i64>),
 }
+
+/// Why a login failed: Kafka's fixed messages, or an OAUTHBEARER token's JSON error.
+type Failure = Cow<'static, str>;
 
 impl Session {
     /// A session for a new connection on a listener with `config`.
@@ -104,9 +116,9 @@ impl Session {
     pub fn principal(&self) -> Option<&str> {
         match &self.state {
             State::Authenticated { principal, .. } => Some(principal),
-            State::Handshaken { previous, .. } | State::ScramFinal { previous, .. } => {
-                previous.as_deref()
-            }
+            State::Handshaken { previous, .. }
+            | State::ScramFinal { previous, .. }
+            | State::OAuthRefused { previous, .. } => previous.as_deref(),
             State::Start => None,
         }
     }
@@ -147,7 +159,7 @@ impl Session {
                 self.handshake(frame, version, correlation)
             }
             (
-                State::Handshaken { .. } | State::ScramFinal { .. },
+                State::Handshaken { .. } | State::ScramFinal { .. } | State::OAuthRefused { .. },
                 Some(ApiKey::SaslAuthenticate),
             ) => self.authenticate(frame, version, correlation, now_ms),
             (State::Authenticated { .. }, None) => Gate::Pass,
@@ -167,6 +179,7 @@ impl Session {
             State::Start => "initial",
             State::Handshaken { .. } => "handshake done",
             State::ScramFinal { .. } => "SCRAM first round done",
+            State::OAuthRefused { .. } => "OAUTHBEARER token refused",
             State::Authenticated { .. } => "authenticated",
         }
     }
@@ -231,9 +244,16 @@ impl Session {
                 mechanism: Mechanism::Plain,
                 previous,
             } => (
-                plain(token, &self.config).map(|u| Progress::Done(u, Vec::new())),
+                plain(token, &self.config)
+                    .map(|u| Progress::Done(u, Vec::new(), None))
+                    .map_err(Cow::from),
                 previous,
             ),
+            State::Handshaken {
+                mechanism: Mechanism::OAuthBearer,
+                previous,
+            } => (self.oauth(token, &previous, now), previous),
+            State::OAuthRefused { error, previous } => (Err(Cow::from(error)), previous),
             State::Handshaken {
                 mechanism: Mechanism::Scram(m),
                 previous,
@@ -249,45 +269,75 @@ impl Session {
                         previous: previous.clone(),
                     };
                 }
-                (answer.map(Progress::Continue), previous)
+                (answer.map(Progress::Continue).map_err(Cow::from), previous)
             }
             State::ScramFinal {
                 mut server,
                 previous,
             } => (
-                server.last(token).map(|(u, b)| Progress::Done(u, b)),
+                server
+                    .last(token)
+                    .map(|(u, b)| Progress::Done(u, b, None))
+                    .map_err(Cow::from),
                 previous,
             ),
             _ => return fail(None, "SaslAuthenticate out of order"),
         };
         let progress = progress.and_then(|p| match (p, &previous) {
-            (Progress::Done(user, _), Some(p)) if *p != user => {
-                Err("Authentication failed: re-authentication must be as the same user")
-            }
+            (Progress::Done(user, ..), Some(p)) if *p != user => Err(Cow::from(
+                "Authentication failed: re-authentication must be as the same user",
+            )),
             (p, _) => Ok(p),
         });
         self.answer(progress, version, correlation, now)
     }
 
+    /// OAUTHBEARER's first message: logged in, or a refused token's JSON error sent as a
+    /// challenge (RFC 7628), or a malformed message failing at once.
+    fn oauth(
+        &mut self,
+        token: &[u8],
+        previous: &Option<String>,
+        now: i64,
+    ) -> Result<Progress, Failure> {
+        match oauth::authenticate(&self.config.oauth, token, now) {
+            Ok(v) => Ok(Progress::Done(v.principal, Vec::new(), Some(v.expires_ms))),
+            Err(oauth::Refused::Message(m)) => Err(Cow::from(m)),
+            Err(oauth::Refused::Token(error)) => {
+                let challenge = error.clone().into_bytes();
+                self.state = State::OAuthRefused {
+                    error,
+                    previous: previous.clone(),
+                };
+                Ok(Progress::Continue(challenge))
+            }
+        }
+    }
+
     /// Encodes the SaslAuthenticate answer and moves to the state it leads to.
     fn answer(
         &mut self,
-        progress: Result<Progress, &'static str>,
+        progress: Result<Progress, Failure>,
         version: i16,
         correlation: i32,
         now: i64,
     ) -> Gate {
-        let lifetime = self.config.reauth_ms;
+        // KIP-368: with re-authentication on, a session also ends with its credential (an
+        // OAUTHBEARER token's expiry), as in Kafka.
+        let mut lifetime = self.config.reauth_ms;
         let mut resp = SaslAuthenticateResponse::default();
         match &progress {
             Ok(Progress::Continue(bytes)) => resp.auth_bytes = Bytes::from(bytes.clone()),
-            Ok(Progress::Done(_, bytes)) => {
+            Ok(Progress::Done(_, bytes, expires)) => {
+                if let (true, Some(expires)) = (lifetime > 0, expires) {
+                    lifetime = lifetime.min(expires.saturating_sub(now)).max(1);
+                }
                 resp.auth_bytes = Bytes::from(bytes.clone());
                 resp.session_lifetime_ms = lifetime;
             }
             Err(message) => {
                 resp.error_code = SASL_AUTHENTICATION_FAILED;
-                resp.error_message = Some(StrBytes::from_static_str(message));
+                resp.error_message = Some(StrBytes::from_string(message.to_string()));
             }
         }
         let answer = codec::encode_response(ApiKey::SaslAuthenticate, version, correlation, &resp);
@@ -296,14 +346,14 @@ impl Session {
         };
         match progress {
             Ok(Progress::Continue(_)) => Gate::Answer(answer),
-            Ok(Progress::Done(principal, _)) => {
+            Ok(Progress::Done(principal, ..)) => {
                 self.state = State::Authenticated {
                     principal,
                     expires_ms: (lifetime > 0).then(|| now.saturating_add(lifetime)),
                 };
                 Gate::Answer(answer)
             }
-            Err(message) => fail(Some(answer), message),
+            Err(message) => fail(Some(answer), &message),
         }
     }
 }

@@ -13,8 +13,13 @@ fn config(reauth_ms: i64) -> Arc<SaslConfig> {
     users.insert("alice".to_string(), "alice-secret".to_string());
     Arc::new(SaslConfig {
         listener: "SASL_PLAINTEXT".into(),
-        mechanisms: vec![Mechanism::Plain, Mechanism::Scram(ScramMechanism::Sha512)],
+        mechanisms: vec![
+            Mechanism::Plain,
+            Mechanism::Scram(ScramMechanism::Sha512),
+            Mechanism::OAuthBearer,
+        ],
         plain_users: users,
+        oauth: oauth::UnsecuredValidator::default(),
         reauth_ms,
         max_receive_size: 524_288,
         failure_delay_ms: 100,
@@ -144,7 +149,7 @@ fn a_mechanism_not_enabled_is_refused() {
     let resp = SaslHandshakeResponse::decode(&mut b, 1).unwrap();
     assert_eq!(resp.error_code, UNSUPPORTED_SASL_MECHANISM);
     let offered: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
-    assert_eq!(offered, ["PLAIN", "SCRAM-SHA-512"]);
+    assert_eq!(offered, ["PLAIN", "SCRAM-SHA-512", "OAUTHBEARER"]);
 }
 
 #[test]
@@ -291,4 +296,63 @@ fn scram_for_an_unknown_user_fails_at_the_proof() {
             ..
         }
     ));
+}
+
+/// An OAUTHBEARER first message with an unsecured token for `sub`, expiring at `exp` (s).
+fn bearer(sub: &str, exp: i64) -> Vec<u8> {
+    use base64::Engine;
+    let b64 = |j: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(j);
+    let token = format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none"}"#.into()),
+        b64(format!(r#"{{"sub":"{sub}","iat":0,"exp":{exp}}}"#))
+    );
+    format!("n,,\x01auth=Bearer {token}\x01\x01").into_bytes()
+}
+
+#[test]
+fn oauthbearer_logs_in_and_the_session_ends_with_the_token() {
+    // Re-authentication every 60 s, a token valid for 10 s more: the session lasts 10 s.
+    let mut s = session(config(60_000));
+    answered(s.check(&handshake("OAUTHBEARER"), 0));
+    let ok = auth_response(&answered(s.check(&authenticate(&bearer("dana", 10)), 0)));
+    assert_eq!((ok.error_code, ok.session_lifetime_ms), (0, 10_000));
+    assert_eq!(s.principal(), Some("dana"));
+    assert!(matches!(s.check(&metadata(), 10_000), Gate::Pass));
+    assert!(matches!(s.check(&metadata(), 10_001), Gate::Fail { .. }));
+    // Re-authentication must keep the principal.
+    let mut s = session(config(60_000));
+    answered(s.check(&handshake("OAUTHBEARER"), 0));
+    answered(s.check(&authenticate(&bearer("dana", 100)), 0));
+    answered(s.check(&handshake("OAUTHBEARER"), 1));
+    let Gate::Fail {
+        answer: Some(a), ..
+    } = s.check(&authenticate(&bearer("eve", 100)), 1)
+    else {
+        panic!("re-authenticated as another principal");
+    };
+    assert_eq!(auth_response(&a).error_code, SASL_AUTHENTICATION_FAILED);
+}
+
+#[test]
+fn a_refused_token_is_a_json_challenge_then_a_failure() {
+    let mut s = session(config(0));
+    answered(s.check(&handshake("OAUTHBEARER"), 0));
+    // Expired at 1 s, checked at 5 s: RFC 7628's error, then the client's \x01, then failure.
+    let challenge = auth_response(&answered(s.check(&authenticate(&bearer("dana", 1)), 5000)));
+    assert_eq!(challenge.error_code, 0);
+    assert_eq!(&challenge.auth_bytes[..], br#"{"status":"invalid_token"}"#);
+    assert_eq!(s.principal(), None);
+    let Gate::Fail {
+        answer: Some(a), ..
+    } = s.check(&authenticate(b"\x01"), 5000)
+    else {
+        panic!("logged in with an expired token");
+    };
+    let failed = auth_response(&a);
+    assert_eq!(failed.error_code, SASL_AUTHENTICATION_FAILED);
+    assert_eq!(
+        failed.error_message.as_deref(),
+        Some(r#"{"status":"invalid_token"}"#)
+    );
 }
