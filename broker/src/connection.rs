@@ -276,6 +276,9 @@ fn log_close(conn: &ConnectionInfo, reason: &CloseReason) {
     let (peer, listener) = (conn.peer, &*conn.listener);
     if reason.is_bad_request() {
         tracing::warn!(%peer, %listener, %reason, "closing connection after a bad request");
+    } else if matches!(reason, CloseReason::AcksZeroFailed(_)) {
+        // The client's own doing (a denied topic, a moved leader), as Kafka logs it.
+        tracing::info!(%peer, %listener, %reason, "closing connection");
     } else {
         tracing::warn!(%peer, %listener, %reason, "closing connection");
     }

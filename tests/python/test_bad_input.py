@@ -263,6 +263,16 @@ def test_produce_to_missing_topic_without_auto_create(broker_factory):
         resp = kh.produce(c, "one-part", 7, kh.record_batch([Rec(b"k", b"v")]))
         assert resp["error_code"] == kh.UNKNOWN_TOPIC_OR_PARTITION, resp
     assert kh.topic_partitions(b.host, b.port, "missing") is None
+    # acks=0 has no response to carry the error: the connection is closed (Kafka's rule), and
+    # an acks=0 request that succeeds leaves it open.
+    batch = kh.record_batch([Rec(b"k", b"v")])
+    with connect(b) as c:
+        c.send_request(kh.API_PRODUCE, 3, kh.produce_body("one-part", 0, batch, acks=0))
+        c.recv_response(c.send_request(18, 0, b""))
+        c.send_request(kh.API_PRODUCE, 3, kh.produce_body("missing", 0, batch, acks=0))
+        with pytest.raises(kh.ConnectionClosed):
+            c.recv_response(c.send_request(18, 0, b""))
+    assert "an acks=0 produce request failed (missing-0: error 3)" in b.log_text()
     assert_healthy(b, topic="one-part")
 
 

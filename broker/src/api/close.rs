@@ -57,6 +57,10 @@ pub enum CloseReason {
         /// What the decoder found.
         reason: String,
     },
+    /// An acks=0 Produce failed for these partitions; with no response to say so, the
+    /// connection is closed (Kafka's rule).
+    #[error("an acks=0 produce request failed ({0}): closing the connection to tell the producer")]
+    AcksZeroFailed(String),
     /// The response could not be encoded (a broker bug, not the client's).
     #[error("cannot encode the {api:?} v{version} response: {reason}")]
     EncodeFailed {
@@ -106,6 +110,7 @@ impl CloseReason {
             | CloseReason::MalformedRequest { .. } => true,
             CloseReason::Truncated { .. }
             | CloseReason::Read(_)
+            | CloseReason::AcksZeroFailed(_)
             | CloseReason::EncodeFailed { .. } => false,
         }
     }

@@ -238,7 +238,7 @@ async fn dispatch_as(
     match request {
         Request::ApiVersions(r) => reply!(ApiVersions, api_versions::handle(broker, &r, v)),
         Request::Metadata(r) => reply!(Metadata, metadata::handle(broker, ctx, &r, v).await),
-        Request::Produce(r) => match produce::handle(broker, ctx, &r, v).await {
+        Request::Produce(r) => match produce::handle(broker, ctx, &r, v).await? {
             Some(resp) => reply!(Produce, resp),
             None => Ok(Response::None),
         },

@@ -1,9 +1,10 @@
 //! Produce: each partition's record bytes go to its log as received; only the batch header is
-//! patched (offsets, leader epoch). acks=0 requests get no response, as in Kafka. A partition
-//! this broker does not lead is refused with NOT_LEADER_OR_FOLLOWER and, from v10, the current
-//! leader and its endpoint (KIP-951).
+//! patched (offsets, leader epoch). acks=0 requests get no response, as in Kafka, and one that
+//! fails for any partition closes the connection, as Kafka closes it. A partition this broker
+//! does not lead is refused with NOT_LEADER_OR_FOLLOWER and, from v10, the current leader and
+//! its endpoint (KIP-951).
 
-use super::{acks, leader_hint, RequestContext};
+use super::{acks, leader_hint, CloseReason, RequestContext};
 use crate::errors::{log_error_code, replica_error};
 use crate::quota::Kind;
 use crate::state::Broker;
@@ -25,14 +26,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Appends every partition's batch and, with acks=all, waits until the ISR has them; `None`
-/// when acks=0 (no response is sent). `listener` is the one the request came on (leader
+/// when acks=0 (no response is sent), or the connection to close when an acks=0 request failed. `listener` is the one the request came on (leader
 /// endpoints are given on it).
 pub async fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     req: &ProduceRequest,
     version: i16,
-) -> Option<ProduceResponse> {
+) -> Result<Option<ProduceResponse>, CloseReason> {
     let listener: &str = &ctx.connection.listener;
     let acks_valid = matches!(req.acks, -1..=1);
     // Kafka's order: the transactional id first (every partition), then each topic.
@@ -104,7 +105,24 @@ pub async fn handle(
         add_leader_endpoints(broker, &broker.replicas().image(), listener, &mut resp);
     }
     resp.throttle_time_ms = throttle(broker, ctx, &image, req);
-    (req.acks != 0).then_some(resp)
+    if req.acks != 0 {
+        return Ok(Some(resp));
+    }
+    // acks=0 has no response to carry an error: the connection is closed, as Kafka closes
+    // it, so the producer notices and refreshes its metadata.
+    let failed: Vec<String> = resp
+        .responses
+        .iter()
+        .flat_map(|t| {
+            let topic = t.name.0.as_str();
+            let failed = t.partition_responses.iter().filter(|p| p.error_code != 0);
+            failed.map(move |p| format!("{topic}-{}: error {}", p.index, p.error_code))
+        })
+        .collect();
+    match failed.is_empty() {
+        true => Ok(None),
+        false => Err(CloseReason::AcksZeroFailed(failed.join(", "))),
+    }
 }
 
 /// `producer_byte_rate`: records the request's record bytes; over the quota, the connection
