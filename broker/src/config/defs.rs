@@ -825,11 +825,12 @@ const FAIL_CLOSED_DOC: &str = "
 Shale refuses to start, listing every offending setting, rather than run without a feature the
 configuration asks for:
 
-- a SASL mechanism other than PLAIN on a SASL listener (Kafka's default `sasl.enabled.mechanisms`
-  is GSSAPI), and a SASL listener named by `inter.broker.listener.name` or
-  `controller.listener.names`;
-- a TLS listener whose key or trust store is not PEM (`ssl.keystore.type`, `ssl.truststore.type`
-  default to Kafka's JKS), or whose private key is encrypted (`ssl.key.password`);
+- a SASL mechanism other than PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER on a SASL
+  listener (Kafka's default `sasl.enabled.mechanisms` is GSSAPI), and a SASL listener named by
+  `inter.broker.listener.name` or `controller.listener.names`;
+- a TLS listener whose key or trust store is JKS (`ssl.keystore.type`, `ssl.truststore.type`
+  default to Kafka's JKS: set PEM or PKCS12), or a PKCS12 key store whose `ssl.key.password`
+  differs from its `ssl.keystore.password`;
 - `controller.quorum.bootstrap.servers` naming another node (an address that is not one of this
   node's listeners: another port, or a host that is not this machine) together with
   `controller.quorum.voters`: a static and a dynamic (KIP-853) quorum at once;
