@@ -207,7 +207,7 @@ impl Forwarder {
 pub async fn forward(
     broker: &Broker,
     connection: &ConnectionInfo,
-    api_key: i16,
+    (api_key, version): (i16, i16),
     frame: &Bytes,
 ) -> Option<Response> {
     let forwarder = broker.forwarder()?;
@@ -240,12 +240,8 @@ pub async fn forward(
     match relayed.await {
         Ok(None) => None,
         Ok(Some(response)) => {
-            let version = frame
-                .get(2..4)
-                .map_or(0, |v| i16::from_be_bytes([v[0], v[1]]));
-            connection
-                .mute
-                .rest(relayed_throttle_ms(key, version, &response));
+            let throttle = relayed_throttle_ms(key, version, response.clone());
+            connection.mute.rest(throttle);
             let mut out = bytes::BytesMut::with_capacity(4 + response.len());
             out.extend_from_slice(&(response.len() as i32).to_be_bytes());
             out.extend_from_slice(&response);
@@ -260,19 +256,20 @@ pub async fn forward(
 
 /// The `throttle_time_ms` of a relayed CreateTopics, DeleteTopics or CreatePartitions answer
 /// (the fields that carry the active controller's mutation quota); 0 for anything else.
-fn relayed_throttle_ms(key: ApiKey, version: i16, response: &[u8]) -> u64 {
+fn relayed_throttle_ms(key: ApiKey, version: i16, mut response: Bytes) -> u64 {
     let carries = match key {
         ApiKey::CreateTopics => version >= 2,
         ApiKey::DeleteTopics => version >= 1,
         ApiKey::CreatePartitions => true,
         _ => false,
     };
-    let mut body = Bytes::copy_from_slice(response);
-    let header = ResponseHeader::decode(&mut body, key.response_header_version(version));
-    if !carries || header.is_err() || body.len() < 4 {
+    if !carries
+        || ResponseHeader::decode(&mut response, key.response_header_version(version)).is_err()
+        || response.len() < 4
+    {
         return 0;
     }
-    u64::try_from(body.get_i32()).unwrap_or(0)
+    u64::try_from(response.get_i32()).unwrap_or(0)
 }
 
 /// Whether a request frame is one brokers forward (its api key is in [`FORWARDED_APIS`]).
@@ -437,14 +434,14 @@ mod tests {
 
     /// A response as relayed: its header (correlation id, tagged fields when flexible), then
     /// the body.
-    fn relayed<M: Encodable>(key: ApiKey, version: i16, body: &M) -> Vec<u8> {
+    fn relayed<M: Encodable>(key: ApiKey, version: i16, body: &M) -> Bytes {
         let mut out = BytesMut::new();
         let header = ResponseHeader::default().with_correlation_id(7);
         header
             .encode(&mut out, key.response_header_version(version))
             .unwrap();
         body.encode(&mut out, version).unwrap();
-        out.to_vec()
+        out.freeze()
     }
 
     #[test]
@@ -453,22 +450,28 @@ mod tests {
         for v in [2, 4, 5, 7] {
             let bytes = relayed(ApiKey::CreateTopics, v, &create);
             assert_eq!(
-                relayed_throttle_ms(ApiKey::CreateTopics, v, &bytes),
+                relayed_throttle_ms(ApiKey::CreateTopics, v, bytes),
                 1500,
                 "v{v}"
             );
         }
         let delete = DeleteTopicsResponse::default().with_throttle_time_ms(20);
         let bytes = relayed(ApiKey::DeleteTopics, 6, &delete);
-        assert_eq!(relayed_throttle_ms(ApiKey::DeleteTopics, 6, &bytes), 20);
+        assert_eq!(
+            relayed_throttle_ms(ApiKey::DeleteTopics, 6, bytes.clone()),
+            20
+        );
         let parts = CreatePartitionsResponse::default().with_throttle_time_ms(3);
         let bytes = relayed(ApiKey::CreatePartitions, 3, &parts);
-        assert_eq!(relayed_throttle_ms(ApiKey::CreatePartitions, 3, &bytes), 3);
         assert_eq!(
-            relayed_throttle_ms(ApiKey::CreateTopics, 7, &[0, 0]),
+            relayed_throttle_ms(ApiKey::CreatePartitions, 3, bytes.clone()),
+            3
+        );
+        assert_eq!(
+            relayed_throttle_ms(ApiKey::CreateTopics, 7, Bytes::from_static(&[0, 0])),
             0,
             "short"
         );
-        assert_eq!(relayed_throttle_ms(ApiKey::AlterConfigs, 2, &bytes), 0);
+        assert_eq!(relayed_throttle_ms(ApiKey::AlterConfigs, 2, bytes), 0);
     }
 }

@@ -145,7 +145,7 @@ pub async fn handle(
     let name = ApiKey::try_from(api_key)
         .map(|k| format!("{k:?}"))
         .unwrap_or_else(|_| api_key.to_string());
-    if let Some(response) = forward::forward(broker, connection, api_key, &frame).await {
+    if let Some(response) = forward::forward(broker, connection, (api_key, version), &frame).await {
         return Ok(response);
     }
     let span = trace::request_span(&name, api_key, version, correlation_id);
